@@ -1,0 +1,8 @@
+"""Entry point for ``python -m servicectl``.
+
+Delegates to the command-line face.
+"""
+
+from servicectl.cli import main
+
+main()

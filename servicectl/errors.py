@@ -1,0 +1,80 @@
+"""The one exception family of servicectl and the LSB exit codes it maps to.
+
+Every failure raised by the core is a ServicectlError: a message for people and an exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    """LSB exit codes for actions (SPEC §5)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    UNIMPLEMENTED = 3
+    PRIVILEGE = 4
+    NOT_INSTALLED = 5
+    NOT_CONFIGURED = 6
+    NOT_RUNNING = 7
+
+
+class StatusCode(IntEnum):
+    """LSB exit codes for ``status``."""
+
+    RUNNING = 0
+    DEAD = 1
+    STOPPED = 3
+    UNKNOWN = 4
+
+
+class ServicectlError(Exception):
+    """A failure explained for people: what happened, to which service, and what to do."""
+
+    exit_code: int = Exit.FAILURE
+
+    def __init__(self, message: str, *, exit_code: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail  # extra lines (a log tail), printed indented after the message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(ServicectlError):
+    """A service definition is broken. The message names the file and the key."""
+
+    exit_code = Exit.NOT_CONFIGURED
+
+    def __init__(self, file: str, key: str | None, problem: str) -> None:
+        where = f"{file}: {key}: " if key else f"{file}: "
+        super().__init__(where + problem)
+        self.file = file
+        self.key = key
+        self.problem = problem
+
+
+class UnknownServiceError(ServicectlError):
+    """No definition with that name."""
+
+    exit_code = Exit.NOT_INSTALLED
+
+
+class NotInstalledError(ServicectlError):
+    """The service's program is missing or not executable."""
+
+    exit_code = Exit.NOT_INSTALLED
+
+
+class PrivilegeError(ServicectlError):
+    """The action needs privileges servicectl does not have."""
+
+    exit_code = Exit.PRIVILEGE
+
+
+class EnvironmentProblem(ServicectlError):
+    """The machine is not in a state servicectl can work in (a directory, a user...)."""
+
+    exit_code = Exit.FAILURE

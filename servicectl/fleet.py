@@ -1,0 +1,221 @@
+"""The fleet: services in dependency order, each level in parallel (startall, stopall, deps).
+
+Built only from lifecycle actions; a failure skips the failed service's dependents, nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from servicectl import lifecycle
+from servicectl.config import Catalog
+from servicectl.errors import Exit, ServicectlError
+from servicectl.lifecycle import Outcome
+
+Report = Callable[[Outcome], None]
+DEFAULT_JOBS = 16
+
+
+def dependency_closure(catalog: Catalog, names: Iterable[str]) -> set[str]:
+    """``names`` and everything they depend on, transitively."""
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.add(name)
+        svc = catalog.services.get(name)
+        if svc is not None:
+            todo.extend(svc.depends)
+    return out
+
+
+def dependents_closure(catalog: Catalog, names: Iterable[str]) -> set[str]:
+    """``names`` and every service that depends on them, transitively."""
+    reverse: dict[str, set[str]] = {}
+    for svc in catalog.services.values():
+        for dep in svc.depends:
+            reverse.setdefault(dep, set()).add(svc.name)
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.add(name)
+        todo.extend(reverse.get(name, ()))
+    return out
+
+
+def levels(catalog: Catalog, names: Iterable[str]) -> list[list[str]]:
+    """``names`` grouped so that each service comes in a later level than its dependencies
+    (dependencies outside ``names`` are ignored). The catalog has no cycles."""
+    chosen = set(names)
+    depth: dict[str, int] = {}
+
+    def level_of(name: str) -> int:
+        if name not in depth:
+            svc = catalog.services.get(name)
+            deps = [d for d in (svc.depends if svc else ()) if d in chosen]
+            depth[name] = 1 + max((level_of(d) for d in deps), default=-1)
+        return depth[name]
+
+    out: list[list[str]] = []
+    for name in sorted(chosen):
+        lvl = level_of(name)
+        while len(out) <= lvl:
+            out.append([])
+        out[lvl].append(name)
+    return out
+
+
+def _run(action: Callable[[], Outcome], name: str) -> Outcome:
+    t0 = time.monotonic()
+    try:
+        outcome = action()
+    except ServicectlError as exc:
+        outcome = Outcome(
+            name,
+            exc.exit_code,
+            exc.message.removeprefix(f"{name}: "),
+            detail=exc.detail,
+            ok_line=False,
+        )
+    if not outcome.elapsed:
+        outcome.elapsed = time.monotonic() - t0
+    return outcome
+
+
+def start_ordered(
+    catalog: Catalog, names: Iterable[str], jobs: int = DEFAULT_JOBS, report: Report | None = None
+) -> list[Outcome]:
+    """Start ``names`` with their dependencies first, level by level, in parallel.
+
+    A service whose dependency failed (or is invalid, or missing) is skipped with the reason.
+    """
+    wanted = dependency_closure(catalog, names)
+    failed: dict[str, str] = {}
+    outcomes: list[Outcome] = []
+
+    def emit(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if report:
+            report(outcome)
+
+    for name in sorted(wanted):
+        if name in catalog.invalid:
+            failed[name] = "is invalid"
+            err = catalog.invalid[name].first_error
+            emit(
+                Outcome(
+                    name, Exit.NOT_CONFIGURED, f"invalid definition: {err.message}", ok_line=False
+                )
+            )
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for level in levels(catalog, [n for n in wanted if n in catalog.services]):
+            batch = []
+            for name in level:
+                svc = catalog.services[name]
+                bad = [d for d in svc.depends if d in failed or d not in catalog.services]
+                if bad:
+                    why = failed.get(bad[0], "is not defined")
+                    failed[name] = "was skipped"
+                    emit(
+                        Outcome(
+                            name,
+                            Exit.FAILURE,
+                            f"skipped: dependency {bad[0]} {_failure_phrase(why)}",
+                            ok_line=False,
+                        )
+                    )
+                    continue
+                batch.append(
+                    (name, pool.submit(_run, lambda s=svc: lifecycle.start(s, catalog.dirs), name))
+                )
+            for name, future in batch:
+                outcome = future.result()
+                if outcome.code != Exit.OK:
+                    failed[name] = "failed to start"
+                emit(outcome)
+    return outcomes
+
+
+def _failure_phrase(why: str) -> str:
+    return "failed to start" if why == "failed to start" else why
+
+
+def stop_ordered(
+    catalog: Catalog,
+    names: Iterable[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    only_running: bool = False,
+) -> list[Outcome]:
+    """Stop ``names``, dependents before their dependencies, each level in parallel."""
+    chosen = [n for n in names if n in catalog.services]
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for level in reversed(levels(catalog, chosen)):
+            futures = [
+                (
+                    n,
+                    pool.submit(
+                        _run, lambda s=catalog.services[n]: lifecycle.stop(s, catalog.dirs), n
+                    ),
+                )
+                for n in level
+            ]
+            for _name, future in futures:
+                outcome = future.result()
+                outcomes.append(outcome)
+                if report:
+                    report(outcome)
+    return outcomes
+
+
+def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` are running now (by inspection, without locks)."""
+    out = []
+    for name in names:
+        svc = catalog.services.get(name)
+        if svc is not None and lifecycle.inspect(svc, catalog.dirs).running:
+            out.append(name)
+    return out
+
+
+def stop_with_dependents(
+    catalog: Catalog, names: list[str], jobs: int = DEFAULT_JOBS, report: Report | None = None
+) -> list[Outcome]:
+    """Stop ``names``; running services that depend on them are stopped first, and say so."""
+    extra = dependents_closure(catalog, names) - set(names)
+    extra_running = set(running_names(catalog, sorted(extra)))
+    asked = set(names)
+
+    def tag(outcome: Outcome) -> None:
+        if outcome.name in extra_running and outcome.name not in asked:
+            deps = sorted(set(catalog.services[outcome.name].depends) & (asked | extra_running))
+            outcome.message += f" (it depends on {', '.join(deps)})"
+        if report:
+            report(outcome)
+
+    return stop_ordered(catalog, sorted(asked | extra_running), jobs, tag)
+
+
+def startall(
+    catalog: Catalog, jobs: int = DEFAULT_JOBS, report: Report | None = None
+) -> list[Outcome]:
+    """Start every enabled service (and what they depend on), dependencies first."""
+    enabled = [n for n, s in catalog.services.items() if s.enabled]
+    invalid = list(catalog.invalid)
+    return start_ordered(catalog, enabled + invalid, jobs, report)
+
+
+def stopall(
+    catalog: Catalog, jobs: int = DEFAULT_JOBS, report: Report | None = None
+) -> list[Outcome]:
+    """Stop every running service, enabled or not, dependents first."""
+    running = running_names(catalog, sorted(catalog.services))
+    return stop_ordered(catalog, running, jobs, report)

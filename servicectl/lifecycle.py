@@ -1,0 +1,868 @@
+"""The lifecycle of one service: inspect, start, stop, reload and status, built on the mechanisms.
+
+Each action holds the service's lock and returns an Outcome; failures raise ServicectlError.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from servicectl import proc
+from servicectl.config import Service, signal_name
+from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.lock import is_locked, service_lock
+from servicectl.paths import Dirs, ensure_run_dir
+from servicectl.pidfile import (
+    PidFileRead,
+    Record,
+    read_pidfile,
+    read_record,
+    remove_file,
+    state_path,
+    write_pidfile,
+    write_record,
+)
+from servicectl.proc import Handle, ProcInfo
+from servicectl.spawn import (
+    build_environment,
+    expected_executables,
+    resolve_account,
+    resolve_program,
+    spawn,
+)
+
+KILL_CONFIRM_TIMEOUT = (
+    5.0  # after SIGKILL, how long a process may linger (D state) before we give up
+)
+LOG_TAIL_LINES = 10
+
+
+@dataclass
+class Outcome:
+    """What an action did to one service, for one output line."""
+
+    name: str
+    code: int
+    message: str
+    pid: int | None = None
+    elapsed: float = 0.0
+    detail: str = ""
+    ok_line: bool = True  # False: print on stderr as an error
+
+
+@dataclass
+class Observation:
+    """What is true of a service right now, and the evidence."""
+
+    state: str  # running | starting | stopped | dead
+    pid: int | None = None
+    info: ProcInfo | None = None
+    record: Record | None = None
+    pid_read: PidFileRead | None = None
+    notes: list[str] = field(default_factory=list)
+    leftovers: bool = False  # files to clean when not running
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "starting")
+
+
+# ---------------------------------------------------------------------------------------------
+# Inspection: is the service running, and which process is it?
+
+
+def _forged_reason(pid: int, info: ProcInfo | None) -> str | None:
+    if pid == 1:
+        return "PID 1 (init) is never a service"
+    if pid in proc.ancestors_of_self():
+        return f"PID {pid} is servicectl itself or its caller"
+    if info is None:
+        return f"no process has PID {pid}"
+    if info.zombie:
+        return f"PID {pid} has exited (zombie)"
+    return None
+
+
+def _unrecorded_match(svc: Service, info: ProcInfo, exes: set[str], uid: int) -> str | None:
+    """Why a process servicectl has no record of is not the service, or None if it matches:
+    the same user and the same executable (FIELD-NOTES 5)."""
+    if info.uid != uid:
+        return f"PID {info.pid} belongs to uid {info.uid}, not to the service's uid {uid}"
+    exe = proc.exe_of(info.pid)
+    if exe is None or os.path.realpath(exe) not in exes and exe not in exes:
+        return f"PID {info.pid} runs {exe or info.comm}, not {svc.program}"
+    return None
+
+
+def _service_uid(svc: Service) -> int:
+    try:
+        return resolve_account(svc).uid
+    except ServicectlError:
+        return -1
+
+
+def _expected_exes(svc: Service) -> set[str]:
+    try:
+        return expected_executables(resolve_program(svc, build_env_safe(svc)))
+    except ServicectlError:
+        return set()
+
+
+def build_env_safe(svc: Service) -> dict[str, str]:
+    from servicectl.spawn import SERVICE_PATH
+
+    path = dict(svc.environment).get("PATH", SERVICE_PATH)
+    return {"PATH": path}
+
+
+def inspect(svc: Service, dirs: Dirs) -> Observation:
+    """Decide whether ``svc`` runs, and as which process, without changing anything.
+
+    A recorded (PID, start time, boot id) is trusted; a PID file alone is trusted only if its
+    process has the service's user and executable and the file itself is trustworthy.
+    """
+    record, record_note = read_record(dirs.run, svc.name)
+    notes = [record_note] if record_note else []
+    if record is not None and record.boot_id != proc.boot_id():
+        notes.append("the state record is from before the last reboot; ignored")
+        record = None
+        leftovers = True
+    else:
+        leftovers = record is not None
+    pid_path = Path(record.pid_file) if record else svc.pid_file
+    pf = read_pidfile(pid_path)
+    if pf.problem:
+        notes.append(pf.problem)
+    leftovers = leftovers or pf.exists
+
+    if record is not None:
+        info = proc.read_proc(record.pid)
+        if info is not None and not info.zombie and info.starttime == record.starttime:
+            if pf.pid is not None and pf.pid != record.pid:
+                notes.append(f"the PID file names {pf.pid}, but the service runs as {record.pid}")
+            elif not pf.exists:
+                notes.append(f"the PID file {pid_path} is missing; servicectl's record is used")
+            state = "running"
+            if record.phase == "starting" and is_locked(dirs.run, svc.name):
+                state = "starting"
+            return Observation(state, record.pid, info, record, pf, notes, leftovers)
+        if info is None or info.zombie:
+            notes.append(f"process {record.pid} has exited")
+        else:
+            notes.append(
+                f"PID {record.pid} now belongs to another process ({info.comm}); left alone"
+            )
+        # A forking daemon may have replaced itself (re-exec) and rewritten its PID file.
+        if pf.pid is not None and pf.pid != record.pid:
+            cand = proc.read_proc(pf.pid)
+            if _forged_reason(pf.pid, cand) is None and cand is not None:
+                exes = {record.exe} if record.exe else _expected_exes(svc)
+                if _unrecorded_match(svc, cand, exes, record.uid) is None:
+                    adopted = replace(
+                        record,
+                        pid=cand.pid,
+                        starttime=cand.starttime,
+                        pgid=cand.pgid if cand.pgid == cand.pid else record.pgid,
+                    )
+                    notes.append(f"the daemon now runs as PID {cand.pid} (from its PID file)")
+                    return Observation("running", cand.pid, cand, adopted, pf, notes, True)
+        return Observation("dead", None, None, record, pf, notes, True)
+
+    if pf.pid is None:
+        return Observation(
+            "dead" if pf.exists else "stopped", None, None, None, pf, notes, leftovers
+        )
+    info = proc.read_proc(pf.pid)
+    reason = _forged_reason(pf.pid, info)
+    uid = _service_uid(svc)
+    if reason is None:
+        reason = pf.trusted_by(os.geteuid(), {uid})
+    if reason is None and info is not None:
+        reason = _unrecorded_match(svc, info, _expected_exes(svc), uid)
+    if reason is not None:
+        notes.append(
+            f"the PID file {pid_path} names {pf.pid}, which is not the service: "
+            f"{reason}; left alone"
+        )
+        return Observation("dead", None, None, None, pf, notes, True)
+    assert info is not None
+    notes.append(f"PID {info.pid} has no servicectl record; identified by user and executable")
+    unrecorded = Record(
+        pid=info.pid,
+        starttime=info.starttime,
+        boot_id=proc.boot_id(),
+        uid=info.uid,
+        pgid=info.pgid if info.pgid == info.pid else 0,
+        exe=proc.exe_of(info.pid),
+        pid_file=str(pid_path),
+        type=svc.type,
+        user=svc.user,
+        command=list(svc.command),
+        stop_signal=svc.stop_signal,
+        stop_timeout=svc.stop_timeout,
+        kill_mode=svc.kill_mode,
+    )
+    return Observation("running", info.pid, info, unrecorded, pf, notes, True)
+
+
+def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
+    """Remove a stale PID file and state record of a service that is not running."""
+    assert not obs.running
+    removed = []
+    pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
+    if remove_file(pid_path):
+        removed.append("PID file")
+    if svc.pid_file != pid_path and remove_file(svc.pid_file):
+        removed.append("PID file")
+    if remove_file(state_path(dirs.run, svc.name)):
+        removed.append("state record")
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Start
+
+
+@contextmanager
+def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
+    ensure_run_dir(dirs.run)
+    with service_lock(dirs.run, svc.name):
+        yield
+
+
+def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of the service's output log, indented, or a note why there are none."""
+    paths = [p for p in dict.fromkeys([svc.stdout, svc.stderr]) if p is not None]
+    if not paths:
+        return "  (output is discarded: stdout is null)"
+    chunks = []
+    for path in paths:
+        text = tail_file(path, lines)
+        if text:
+            chunks.append(f"  last lines of {path}:\n" + "\n".join("    " + t for t in text))
+    return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
+
+
+def tail_file(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a file, read from its end."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            block = 8192
+            data = b""
+            while size > 0 and data.count(b"\n") <= lines:
+                step = min(block, size)
+                size -= step
+                fh.seek(size)
+                data = fh.read(step) + data
+                block *= 2
+    except OSError:
+        return []
+    return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+
+class StartFailed(ServicectlError):
+    """The service did not start; nothing of it was left behind."""
+
+
+def start(svc: Service, dirs: Dirs) -> Outcome:
+    """Start ``svc`` (success if it already runs). The lock is held throughout."""
+    t0 = time.monotonic()
+    with locked(svc, dirs):
+        obs = inspect(svc, dirs)
+        if obs.running:
+            return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid})", obs.pid)
+        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
+        pid = _start_locked(svc, dirs)
+    note = f"; removed a stale {' and '.join(cleaned)}" if cleaned else ""
+    return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
+
+
+def _start_locked(svc: Service, dirs: Dirs) -> int:
+    from servicectl.ready import NotifySocket, Probe, notify_address, wait_ready
+
+    account = resolve_account(svc)
+    env = build_environment(svc, account)
+    program = resolve_program(svc, env)
+    notify = None
+    pass_fds: tuple[int, ...] = ()
+    if svc.ready is not None and svc.ready.kind == "notify":
+        address = notify_address(dirs.run, svc.name)
+        try:
+            notify = NotifySocket(address)
+        except OSError as exc:
+            raise StartFailed(
+                f"{svc.name}: cannot create the notify socket {address}: {exc.strerror}"
+            ) from None
+        env["NOTIFY_SOCKET"] = address
+    else:
+        env.pop("NOTIFY_SOCKET", None)
+    try:
+        if svc.type == "forking":
+            _become_subreaper()
+        child = spawn(svc, account, env, program, pass_fds)
+        try:
+            if svc.type == "forking":
+                handle, info = _await_forking_pid(svc, child)
+            else:
+                info = proc.read_proc(child.pid)
+                if info is None:  # cannot happen: it is our unreaped child
+                    raise StartFailed(f"{svc.name}: the process vanished at once")
+                handle = Handle(child.pid, info.starttime)
+            pgid = _own_group(svc, info)
+            record = Record(
+                pid=info.pid,
+                starttime=info.starttime,
+                boot_id=proc.boot_id(),
+                uid=info.uid,
+                pgid=pgid,
+                exe=proc.exe_of(info.pid),
+                pid_file=str(svc.pid_file),
+                type=svc.type,
+                phase="starting",
+                started_at=time.time(),
+                command=list(svc.command),
+                user=svc.user,
+                stop_signal=svc.stop_signal,
+                stop_timeout=svc.stop_timeout,
+                kill_mode=svc.kill_mode,
+                notify_socket=notify.address if notify else None,
+            )
+            # Record first: if this fails, the child is killed below (FIELD-NOTES 8).
+            write_record(dirs.run, svc.name, record)
+            if svc.type == "simple":
+                write_pidfile(svc.pid_file, info.pid)
+            probe = None
+            if svc.ready is not None and svc.ready.kind != "notify":
+                probe = Probe(
+                    svc.ready,
+                    env,
+                    (account.uid, account.gid) if account.switch else None,
+                    str(svc.working_directory),
+                )
+            budget = svc.start_timeout if svc.ready is not None else svc.start_grace
+            result = wait_ready(handle, time.monotonic() + budget, probe, notify, pgid)
+            if result.outcome == "died":
+                code = proc.reap_if_child(info.pid)
+                if code is None and child.poll() is not None and child.pid == info.pid:
+                    code = child.returncode
+                raise StartFailed(
+                    f"{svc.name}: failed to start: the program {proc.describe_exit(code)} "
+                    f"{_since(record)} after starting" + _status_note(result.notes),
+                    detail=log_tail(svc),
+                )
+            if result.outcome in ("timeout", "error"):
+                what = (
+                    f"was not ready after {budget:g} s (ready: {svc.ready.describe()}"
+                    + (f"; last probe: {result.detail}" if result.detail else "")
+                    + ")"
+                    if result.outcome == "timeout" and svc.ready
+                    else result.detail
+                )
+                _kill_quietly(handle, pgid)
+                raise StartFailed(
+                    f"{svc.name}: failed to start: it {what}; it was stopped"
+                    + _status_note(result.notes),
+                    detail=log_tail(svc),
+                )
+            if result.notes.mainpid and result.notes.mainpid != info.pid:
+                handle, info, record = _adopt_mainpid(svc, record, handle, result.notes.mainpid)
+                write_pidfile(svc.pid_file, info.pid)
+            record = replace(
+                record,
+                phase="running",
+                exe=proc.exe_of(info.pid) or record.exe,
+                status_text=result.notes.status,
+            )
+            write_record(dirs.run, svc.name, record)
+            handle.close()
+            return info.pid
+        except BaseException:
+            _abort_start(svc, dirs, child)
+            raise
+    finally:
+        if notify is not None:
+            notify.close()
+
+
+def _since(record: Record) -> str:
+    return f"{max(0.0, time.time() - record.started_at):.2f} s"
+
+
+def _status_note(notes: object) -> str:
+    status = getattr(notes, "status", None)
+    return f" (its last status: {status})" if status else ""
+
+
+def _own_group(svc: Service, info: ProcInfo) -> int:
+    """The service's own process group, or 0 if it has none that is safe to signal.
+
+    A group is the service's only if its leader is the service itself, or if every member of
+    it descends from servicectl (the group a forking daemon's intermediate process created).
+    """
+    if info.pgid == info.pid:
+        return info.pgid
+    if info.pgid in (0, 1, os.getpgrp()):
+        return 0
+    me = os.getpid()
+    members = proc.group_members(info.pgid)
+    if members and all(proc.is_descendant(m.pid, me) for m in members):
+        return info.pgid
+    return 0
+
+
+def _await_forking_pid(svc: Service, launcher: object) -> tuple[Handle, ProcInfo]:
+    """Wait for a forking launcher to exit 0, then for its PID file to name a live descendant."""
+    import subprocess
+
+    assert isinstance(launcher, subprocess.Popen)
+    deadline = time.monotonic() + svc.start_timeout
+    lh = Handle(launcher.pid, proc.read_proc(launcher.pid).starttime)  # type: ignore[union-attr]
+    if proc.wait_all_exit([lh], deadline):
+        raise StartFailed(
+            f"{svc.name}: failed to start: the launcher {svc.program} (pid {launcher.pid}) did not "
+            f"exit within start_timeout {svc.start_timeout:g} s (is it really a forking daemon? "
+            f"use type: simple for programs that stay in the foreground); it was stopped",
+            detail=log_tail(svc),
+        )
+    code = launcher.wait()
+    lh.close()
+    if code != 0:
+        raise StartFailed(
+            f"{svc.name}: failed to start: the launcher {svc.program} {proc.describe_exit(code)}",
+            detail=log_tail(svc),
+        )
+    backoff = 0.001
+    last = "it was never written"
+    me = os.getpid()
+    while True:
+        pf = read_pidfile(svc.pid_file)
+        if pf.pid is not None:
+            info = proc.read_proc(pf.pid)
+            reason = _forged_reason(pf.pid, info)
+            if reason is None and info is not None and not proc.is_descendant(pf.pid, me):
+                reason = f"PID {pf.pid} was not started by this service"
+            if reason is None and info is not None:
+                handle = Handle(info.pid, info.starttime)
+                if handle.valid:
+                    return handle, info
+                handle.close()
+                reason = f"process {pf.pid} exited"
+            last = f"it names {pf.pid}, but {reason}"
+        elif pf.problem:
+            last = pf.problem
+        if time.monotonic() >= deadline:
+            raise StartFailed(
+                f"{svc.name}: failed to start: no live daemon in the PID file {svc.pid_file} "
+                f"within start_timeout {svc.start_timeout:g} s ({last})",
+                detail=log_tail(svc),
+            )
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 0.05)
+
+
+def _become_subreaper() -> None:
+    """Make orphans of our descendants (a forking daemon) re-parent to servicectl while it runs,
+    so the PID a daemon writes can be checked to be our descendant."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def _adopt_mainpid(
+    svc: Service, record: Record, handle: Handle, mainpid: int
+) -> tuple[Handle, ProcInfo, Record]:
+    """Take MAINPID= from a notify service if it passes the identity rules (same user; same
+    process group or a descendant)."""
+    info = proc.read_proc(mainpid)
+    reason = _forged_reason(mainpid, info)
+    if reason is None and info is not None and info.uid != record.uid:
+        reason = f"it belongs to uid {info.uid}"
+    if (
+        reason is None
+        and info is not None
+        and not (info.pgid == record.pgid or proc.is_descendant(mainpid, record.pid))
+    ):
+        reason = "it is neither in the service's process group nor its descendant"
+    if reason is not None or info is None:
+        raise StartFailed(
+            f"{svc.name}: failed to start: it reported MAINPID={mainpid}, which "
+            f"cannot be the service: {reason}"
+        )
+    new = Handle(info.pid, info.starttime)
+    handle.close()
+    rec = replace(record, pid=info.pid, starttime=info.starttime, exe=proc.exe_of(info.pid))
+    return new, info, rec
+
+
+def _kill_quietly(handle: Handle, pgid: int) -> None:
+    """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
+    targets = [handle] + _group_handles(pgid, exclude=handle.pid)
+    for h in targets:
+        h.send(signal.SIGKILL)
+    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+    proc.reap_if_child(handle.pid)
+    for h in targets[1:]:
+        h.close()
+
+
+def _abort_start(svc: Service, dirs: Dirs, child: object) -> None:
+    """Undo a failed or interrupted start: kill what was started, remove PID file and state."""
+    import subprocess
+
+    assert isinstance(child, subprocess.Popen)
+    targets = []
+    if child.poll() is None:
+        info = proc.read_proc(child.pid)
+        if info is not None:
+            targets.append(Handle(child.pid, info.starttime))
+    # The child's own process group (start_new_session), with anything it forked.
+    for member in proc.group_members(child.pid):
+        if member.pid != child.pid:
+            targets.append(Handle(member.pid, member.starttime))
+    if svc.type == "forking":
+        pf = read_pidfile(svc.pid_file)
+        if pf.pid is not None and proc.is_descendant(pf.pid, os.getpid()):
+            info = proc.read_proc(pf.pid)
+            if info is not None:
+                targets.append(Handle(info.pid, info.starttime))
+                targets += [
+                    Handle(m.pid, m.starttime)
+                    for m in proc.group_members(info.pgid)
+                    if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
+                ]
+    for h in targets:
+        h.send(signal.SIGKILL)
+    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+    for h in targets:
+        proc.reap_if_child(h.pid)
+        h.close()
+    if child.poll() is None:
+        try:
+            child.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+    remove_file(svc.pid_file)
+    remove_file(state_path(dirs.run, svc.name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stop
+
+
+def _group_handles(pgid: int, exclude: int) -> list[Handle]:
+    if pgid <= 1:
+        return []
+    out = []
+    for member in proc.group_members(pgid):
+        if member.pid == exclude:
+            continue
+        h = Handle(member.pid, member.starttime)
+        # Re-check membership through the pidfd-held process: no PID reuse can slip in.
+        again = proc.read_proc(member.pid)
+        if h.valid and again is not None and again.pgid == pgid:
+            out.append(h)
+        else:
+            h.close()
+    return out
+
+
+def stop(svc: Service, dirs: Dirs) -> Outcome:
+    """Stop ``svc``: stop signal (then CONT), wait up to stop_timeout, KILL, confirm, clean up.
+
+    Success if it was not running; a PID file that names another process is reported and the
+    process is left alone.
+    """
+    with locked(svc, dirs):
+        return _stop_locked(svc, dirs)
+
+
+def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
+    obs = inspect(svc, dirs)
+    if not obs.running:
+        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
+        message = "not running"
+        found = "; ".join(n for n in obs.notes if n)
+        if found:
+            message += f" ({found})"
+        if cleaned:
+            message += f"; removed the stale {' and '.join(cleaned)}"
+        return Outcome(svc.name, Exit.OK, message)
+    assert obs.record is not None and obs.pid is not None
+    record = obs.record
+    t0 = time.monotonic()
+    main = Handle(record.pid, record.starttime)
+    if not main.valid:
+        main.close()
+        cleaned = clean_leftovers(svc, dirs, replace(obs, state="dead"))
+        return Outcome(
+            svc.name,
+            Exit.OK,
+            f"not running (process {record.pid} exited just now)"
+            + ("; removed the stale " + " and ".join(cleaned) if cleaned else ""),
+        )
+    stop_signal = svc.stop_signal
+    timeout = svc.stop_timeout
+    group = record.pgid if svc.kill_mode == "group" else 0
+    if group and obs.info is not None and obs.info.pgid != group:
+        group = 0  # it left the group it started in: signal only the main process
+    handles = [main] + _group_handles(group, exclude=main.pid)
+    try:
+        for h in handles:
+            h.send(stop_signal)
+        if stop_signal not in (signal.SIGKILL, signal.SIGCONT):
+            for h in handles:
+                h.send(signal.SIGCONT)  # a stopped process cannot act on TERM (FIELD-NOTES 14)
+        deadline = t0 + timeout
+        alive = proc.wait_all_exit(handles, deadline)
+        if group and not alive:
+            # Children may have been forked meanwhile, or outlived the main process.
+            late = _group_handles(group, exclude=main.pid)
+            handles += late
+            alive = proc.wait_all_exit(late, deadline)
+        how = f"after {signal_name(stop_signal)}"
+        if alive:
+            if group:
+                late = [
+                    h
+                    for h in _group_handles(group, exclude=main.pid)
+                    if h.pid not in {a.pid for a in alive}
+                ]
+                handles += late
+                alive += late
+            for h in alive:
+                h.send(signal.SIGKILL)
+            still = proc.wait_all_exit(alive, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+            if still:
+                pids = ", ".join(str(h.pid) for h in still)
+                raise ServicectlError(
+                    f"{svc.name}: could not be stopped: process {pids} survived SIGKILL for "
+                    f"{KILL_CONFIRM_TIMEOUT:g} s (stuck in the kernel, state D?); the PID file "
+                    f"is kept. Check with: ps -o pid,stat,wchan -p {pids}"
+                )
+            how = f"killed after {timeout:g} s"
+        elapsed = time.monotonic() - t0
+    finally:
+        for h in handles:
+            proc.reap_if_child(h.pid)
+            h.close()
+    clean_leftovers(svc, dirs, replace(obs, state="stopped"))
+    if how.startswith("killed"):
+        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
+    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Restart, reload
+
+
+def restart(svc: Service, dirs: Dirs) -> Outcome:
+    """Stop if running, then start, all under one lock."""
+    t0 = time.monotonic()
+    with locked(svc, dirs):
+        stopped = _stop_locked(svc, dirs)
+        obs = inspect(svc, dirs)
+        if obs.leftovers:
+            clean_leftovers(svc, dirs, obs)
+        pid = _start_locked(svc, dirs)
+    was = f"was pid {stopped.pid}, " if stopped.pid else ""
+    return Outcome(svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0)
+
+
+def try_restart(svc: Service, dirs: Dirs) -> Outcome:
+    """Restart only if running."""
+    with locked(svc, dirs):
+        running = inspect(svc, dirs).running
+    if not running:
+        return Outcome(svc.name, Exit.OK, "not running; not started (try-restart)")
+    return restart(svc, dirs)
+
+
+def reload(svc: Service, dirs: Dirs) -> Outcome:
+    """Send reload_signal or run reload_command. 3 if reload is false, 7 if not running."""
+    if not svc.reload:
+        return Outcome(
+            svc.name,
+            Exit.UNIMPLEMENTED,
+            f"cannot be reloaded (reload: false in {svc.file}); use restart",
+            ok_line=False,
+        )
+    with locked(svc, dirs):
+        obs = inspect(svc, dirs)
+        if not obs.running or obs.record is None:
+            return Outcome(
+                svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
+            )
+        pid = obs.record.pid
+        if svc.reload_command:
+            return _reload_command(svc, pid)
+        sig = svc.reload_signal
+        caught = proc.catches_signal(pid, sig)
+        if caught is False and sig not in (
+            signal.SIGCONT,
+            signal.SIGCHLD,
+            signal.SIGURG,
+            signal.SIGWINCH,
+        ):
+            ignored = proc.ignores_signal(pid, sig)
+            if not ignored:
+                return Outcome(
+                    svc.name,
+                    Exit.FAILURE,
+                    f"not reloaded: process {pid} does not handle SIG{signal_name(sig)}, which "
+                    f"would kill it; use restart (or set reload_signal/reload_command in "
+                    f"{svc.file})",
+                    pid,
+                    ok_line=False,
+                )
+        with Handle(pid, obs.record.starttime) as h:
+            if not h.send(sig):
+                return Outcome(
+                    svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
+                )
+    return Outcome(svc.name, Exit.OK, f"reloaded (SIG{signal_name(sig)} sent to pid {pid})", pid)
+
+
+def _reload_command(svc: Service, pid: int) -> Outcome:
+    import subprocess
+
+    assert svc.reload_command is not None
+    account = resolve_account(svc)
+    env = build_environment(svc, account)
+    env["MAINPID"] = str(pid)
+    program = resolve_program(svc, env, svc.reload_command)
+    kwargs: dict[str, object] = {}
+    if account.switch:
+        kwargs.update(user=account.uid, group=account.gid)
+    try:
+        result = subprocess.run(
+            [program, *svc.reload_command[1:]],
+            env=env,
+            cwd=str(svc.working_directory),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=svc.start_timeout,
+            start_new_session=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            f"reload_command did not finish within {svc.start_timeout:g} s",
+            pid,
+            ok_line=False,
+        )
+    if result.returncode != 0:
+        out = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+        detail = "\n".join("    " + line for line in out[-LOG_TAIL_LINES:])
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            f"reload failed: {' '.join(svc.reload_command)} "
+            f"{proc.describe_exit(result.returncode)}",
+            pid,
+            detail=detail,
+            ok_line=False,
+        )
+    return Outcome(svc.name, Exit.OK, f"reloaded ({' '.join(svc.reload_command)})", pid)
+
+
+def force_reload(svc: Service, dirs: Dirs) -> Outcome:
+    """Reload if the service supports it, else restart it (only if it runs)."""
+    if svc.reload:
+        return reload(svc, dirs)
+    return try_restart(svc, dirs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Status
+
+
+@dataclass
+class Status:
+    """One row of ``status``."""
+
+    name: str
+    state: str
+    code: int
+    description: str = ""
+    pid: int | None = None
+    uptime_seconds: float | None = None
+    memory_bytes: int | None = None
+    cpu_percent: float | None = None
+    status_text: str | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "pid": self.pid,
+            "uptime_seconds": None
+            if self.uptime_seconds is None
+            else round(self.uptime_seconds, 3),
+            "exit_code": self.code,
+            "memory_bytes": self.memory_bytes,
+            "cpu_percent": self.cpu_percent,
+            "description": self.description,
+            "status_text": self.status_text,
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+STATE_CODES = {
+    "running": StatusCode.RUNNING,
+    "starting": StatusCode.RUNNING,
+    "dead": StatusCode.DEAD,
+    "stopped": StatusCode.STOPPED,
+}
+
+
+def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
+    """Observe ``svc`` without locking or changing anything."""
+    obs = inspect(svc, dirs)
+    row = Status(
+        svc.name,
+        obs.state,
+        int(STATE_CODES[obs.state]),
+        svc.description,
+        obs.pid,
+        notes=[n for n in obs.notes if n],
+    )
+    if obs.running and obs.info is not None:
+        row.uptime_seconds = proc.age_seconds(obs.info)
+        if obs.record is not None:
+            row.status_text = obs.record.status_text
+        if resources:
+            row.memory_bytes, row.cpu_percent = _resources(obs.info)
+    return row
+
+
+def _resources(info: ProcInfo) -> tuple[int | None, float | None]:
+    """Resident memory and average CPU use since start, from /proc (no sampling delay)."""
+    try:
+        with open(f"/proc/{info.pid}/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{info.pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+        ticks = int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None, None
+    age = proc.age_seconds(info)
+    cpu = round(100.0 * ticks / proc.CLK_TCK / age, 1) if age > 0 else 0.0
+    return rss, cpu

@@ -1,0 +1,106 @@
+"""Where services, PID files and logs live (SPEC §2): flag, then environment, then default.
+
+Also creates those directories on demand with safe modes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from servicectl.errors import EnvironmentProblem, PrivilegeError
+
+SYSTEM_SERVICES_DIR = Path("/etc/servicectl/services.d")
+
+
+@dataclass(frozen=True)
+class Dirs:
+    """The three directories servicectl works with, absolute, and where each came from."""
+
+    services: Path
+    run: Path
+    log: Path
+    run_given: bool = False  # given by flag or environment (init.d shims pass it on)
+    log_given: bool = False
+
+
+def resolve_dirs(
+    services: str | os.PathLike[str] | None = None,
+    run: str | os.PathLike[str] | None = None,
+    log: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    euid: int | None = None,
+) -> Dirs:
+    """Resolve the directories by flag, then SERVICECTL_* environment, then SPEC §2 defaults."""
+    env = dict(os.environ) if environ is None else environ
+    root = (os.geteuid() if euid is None else euid) == 0
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+
+    services_value = services or env.get("SERVICECTL_SERVICES_DIR")
+    if services_value:
+        services_dir = Path(services_value)
+    elif root or SYSTEM_SERVICES_DIR.is_dir():
+        services_dir = SYSTEM_SERVICES_DIR
+    else:
+        services_dir = Path("services.d")
+
+    run_value = run or env.get("SERVICECTL_RUN_DIR")
+    if run_value:
+        run_dir = Path(run_value)
+    elif root:
+        run_dir = Path("/run/servicectl")
+    elif env.get("XDG_RUNTIME_DIR"):
+        run_dir = Path(env["XDG_RUNTIME_DIR"]) / "servicectl"
+    else:
+        run_dir = home / ".local/state/servicectl/run"
+
+    log_value = log or env.get("SERVICECTL_LOG_DIR")
+    if log_value:
+        log_dir = Path(log_value)
+    elif root:
+        log_dir = Path("/var/log/servicectl")
+    else:
+        log_dir = home / ".local/state/servicectl/log"
+
+    return Dirs(
+        services=Path(os.path.abspath(services_dir)),
+        run=Path(os.path.abspath(run_dir)),
+        log=Path(os.path.abspath(log_dir)),
+        run_given=bool(run_value),
+        log_given=bool(log_value),
+    )
+
+
+def ensure_dir(path: Path, mode: int, what: str) -> Path:
+    """Create ``path`` (and parents) if missing; explain a failure in terms of ``what``."""
+    try:
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
+    except PermissionError as exc:
+        raise PrivilegeError(
+            f"cannot create the {what} {path}: permission denied "
+            f"(run as root, or choose another directory with the flag or environment variable)"
+        ) from exc
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create the {what} {path}: {exc.strerror}") from exc
+    if not path.is_dir():
+        raise EnvironmentProblem(f"the {what} {path} exists but is not a directory")
+    return path
+
+
+def ensure_run_dir(path: Path) -> Path:
+    """Create the run directory (0755) and refuse one that others could write to.
+
+    PID files and state in a directory another user can write are not evidence of anything
+    (FIELD-NOTES 6), so servicectl will not act on them.
+    """
+    ensure_dir(path, 0o755, "run directory")
+    st = os.lstat(path)
+    euid = os.geteuid()
+    if st.st_uid not in (euid, 0) or st.st_mode & 0o022:
+        raise PrivilegeError(
+            f"the run directory {path} can be written by other users (owner uid {st.st_uid}, "
+            f"mode {st.st_mode & 0o7777:04o}); PID files there cannot be trusted. "
+            f"Fix it with: chown {euid} {path} && chmod go-w {path}"
+        )
+    return path

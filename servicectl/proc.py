@@ -1,0 +1,304 @@
+"""Process identity, signals and waiting, straight from /proc and pidfds (FIELD-NOTES 1-5, 14-18).
+
+A process is identified by (PID, kernel start time, boot id); signals go through a pidfd.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    """A snapshot of one process read from /proc/PID. ``starttime`` is in clock ticks since boot."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str
+    starttime: int
+    uid: int
+    comm: str
+
+    @property
+    def zombie(self) -> bool:
+        """Exited but not yet reaped (Z) or dead (X): counts as gone (FIELD-NOTES 4)."""
+        return self.state in ("Z", "X")
+
+
+@lru_cache(maxsize=1)
+def boot_id() -> str:
+    """This boot's id; a record from another boot identifies nothing."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def read_proc(pid: int) -> ProcInfo | None:
+    """The process ``pid`` as /proc shows it now, or None if there is no such process.
+
+    Never raises for a vanished process; the comm field is parsed from the last ')' so a
+    program named ``a) b`` cannot shift the fields.
+    """
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+        st_uid = os.stat(f"/proc/{pid}").st_uid
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ESRCH, errno.ENOENT):
+            return None
+        raise
+    head, _, rest = raw.rpartition(b")")
+    fields = rest.split()
+    comm = head.partition(b"(")[2].decode("utf-8", "replace")
+    uid = _real_uid(pid, st_uid)
+    return ProcInfo(
+        pid=pid,
+        ppid=int(fields[1]),
+        pgid=int(fields[2]),
+        sid=int(fields[3]),
+        state=fields[0].decode(),
+        starttime=int(fields[19]),
+        uid=uid,
+        comm=comm,
+    )
+
+
+def _real_uid(pid: int, fallback: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return fallback
+
+
+def exe_of(pid: int) -> str | None:
+    """The executable's path (without a `` (deleted)`` suffix), or None if it cannot be read."""
+    try:
+        path = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return path.removesuffix(" (deleted)")
+
+
+def cmdline_of(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def uptime_ticks() -> int:
+    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime``."""
+    with open("/proc/uptime") as fh:
+        return int(float(fh.read().split()[0]) * CLK_TCK)
+
+
+def age_seconds(info: ProcInfo) -> float:
+    """How long the process has run; immune to wall-clock steps (unlike psutil.create_time)."""
+    return max(0.0, (uptime_ticks() - info.starttime) / CLK_TCK)
+
+
+def catches_signal(pid: int, sig: int) -> bool | None:
+    """Whether the process has a handler for ``sig`` (SigCgt), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"SigCgt:"):
+                    mask = int(line.split()[1], 16)
+                    return bool(mask & (1 << (sig - 1)))
+    except OSError:
+        return None
+    return None
+
+
+def ignores_signal(pid: int, sig: int) -> bool | None:
+    """Whether the process ignores ``sig`` (SigIgn), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"SigIgn:"):
+                    mask = int(line.split()[1], 16)
+                    return bool(mask & (1 << (sig - 1)))
+    except OSError:
+        return None
+    return None
+
+
+def all_pids() -> list[int]:
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def group_members(pgid: int) -> list[ProcInfo]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    out = []
+    for pid in all_pids():
+        info = read_proc(pid)
+        if info is not None and info.pgid == pgid and not info.zombie:
+            out.append(info)
+    return out
+
+
+def is_descendant(pid: int, ancestor: int) -> bool:
+    """Whether ``ancestor`` is on the parent chain of ``pid``."""
+    seen = 0
+    while pid > 1 and seen < 4096:
+        info = read_proc(pid)
+        if info is None:
+            return False
+        if info.ppid == ancestor:
+            return True
+        pid = info.ppid
+        seen += 1
+    return False
+
+
+def ancestors_of_self() -> set[int]:
+    """servicectl itself and every process above it: never a service."""
+    out = {os.getpid()}
+    pid = os.getpid()
+    while pid > 1:
+        info = read_proc(pid)
+        if info is None:
+            break
+        pid = info.ppid
+        out.add(pid)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pidfd-based handles
+
+
+class Handle:
+    """A verified reference to one process: a pidfd plus the (PID, start time) it must have.
+
+    Once opened and verified, signals sent through the handle can only reach that process even
+    if it exits and its PID is reused (FIELD-NOTES 3).
+    """
+
+    def __init__(self, pid: int, starttime: int) -> None:
+        self.pid = pid
+        self.starttime = starttime
+        self.fd: int | None = None
+        try:
+            self.fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self.fd = None
+        except (AttributeError, OSError):  # no pidfd (old kernel): fall back to kill()
+            self.fd = -1
+        info = read_proc(pid)
+        self.valid = (
+            self.fd is not None
+            and info is not None
+            and info.starttime == starttime
+            and not info.zombie
+        )
+
+    def close(self) -> None:
+        if self.fd is not None and self.fd >= 0:
+            os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, sig: int) -> bool:
+        """Send ``sig``; False if the process is already gone."""
+        if not self.valid or self.fd is None:
+            return False
+        try:
+            if self.fd >= 0:
+                signal.pidfd_send_signal(self.fd, sig)
+            else:
+                info = read_proc(self.pid)
+                if info is None or info.starttime != self.starttime:
+                    return False
+                os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def exited(self) -> bool:
+        """True once the process has exited (a zombie counts as exited)."""
+        if not self.valid or self.fd is None:
+            return True
+        if self.fd >= 0:
+            p = select.poll()
+            p.register(self.fd, select.POLLIN)
+            if p.poll(0):
+                return True
+        info = read_proc(self.pid)
+        return info is None or info.zombie or info.starttime != self.starttime
+
+
+def wait_all_exit(handles: Iterable[Handle], deadline: float) -> list[Handle]:
+    """Wait until every handle's process has exited or ``deadline`` (monotonic) passes.
+
+    Woken by the kernel at each exit through poll() on the pidfds: no fixed-interval sleep.
+    Returns the handles still alive at the end.
+    """
+    alive = [h for h in handles if not h.exited()]
+    while alive:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        fds = [h for h in alive if h.fd is not None and h.fd >= 0]
+        if fds:
+            p = select.poll()
+            for h in fds:
+                p.register(h.fd, select.POLLIN)
+            # Also re-check processes without pidfds at a short backoff.
+            timeout = remaining if len(fds) == len(alive) else min(remaining, 0.01)
+            p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)
+        else:
+            time.sleep(min(remaining, 0.005))
+        alive = [h for h in alive if not h.exited()]
+    return alive
+
+
+def reap_if_child(pid: int) -> int | None:
+    """Collect the exit status of ``pid`` if it is our exited child; None otherwise."""
+    try:
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if got == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit status 3`` / ``killed by signal KILL`` for a waitstatus_to_exitcode value."""
+    if code is None:
+        return "exited (status unknown: it was not servicectl's child)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name.removeprefix("SIG")
+        except ValueError:
+            name = str(-code)
+        return f"killed by signal {name}"
+    return f"exit status {code}"

@@ -1,0 +1,248 @@
+"""Readiness: wait until a started service is ready, dies, or runs out of time (SPEC §3 ready).
+
+Death and notify messages wake the wait through poll(); polling probes back off from 2 ms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import select
+import socket
+import struct
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from servicectl.config import Ready
+from servicectl.proc import Handle, is_descendant, read_proc
+
+FIRST_BACKOFF = 0.002
+MAX_BACKOFF = 0.1
+MAX_COMMAND_BACKOFF = 0.5
+
+
+@dataclass
+class Notes:
+    """What a notify service told us while starting or reloading."""
+
+    ready: bool = False
+    reloading: bool = False
+    status: str | None = None
+    mainpid: int | None = None
+    errno: int | None = None
+    extend_until: float | None = None
+    ignored: list[str] = field(default_factory=list)
+
+
+def notify_address(run_dir: Path, name: str) -> str:
+    """The service's NOTIFY_SOCKET: an abstract socket unique to this run dir and service."""
+    tag = hashlib.sha1(str(run_dir).encode()).hexdigest()[:12]
+    return f"@servicectl/{tag}/{name}"
+
+
+class NotifySocket:
+    """A datagram socket bound at the service's notify address, checking each sender's PID.
+
+    Only messages from the service's own process tree (its main PID, its process group, or a
+    descendant) count, so another local process cannot declare the service ready.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        raw = "\0" + address[1:] if address.startswith("@") else address
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.bind(raw)
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def drain(self, notes: Notes, main_pid: int, pgid: int) -> None:
+        """Read every pending message into ``notes``."""
+        creds_size = struct.calcsize("3i")
+        while True:
+            try:
+                data, anc, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(creds_size))
+            except (BlockingIOError, InterruptedError):
+                return
+            sender = None
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    sender = struct.unpack("3i", payload[:creds_size])[0]
+            if sender is None or not _belongs(sender, main_pid, pgid):
+                notes.ignored.append(f"message from PID {sender} outside the service ignored")
+                continue
+            for line in data.decode("utf-8", "replace").splitlines():
+                key, _, value = line.partition("=")
+                if key == "READY" and value == "1":
+                    notes.ready = True
+                    notes.reloading = False
+                elif key == "RELOADING" and value == "1":
+                    notes.reloading = True
+                    notes.ready = False
+                elif key == "STATUS":
+                    notes.status = value
+                elif key == "MAINPID" and value.isdigit():
+                    notes.mainpid = int(value)
+                elif key == "ERRNO" and value.isdigit():
+                    notes.errno = int(value)
+                elif key == "EXTEND_TIMEOUT_USEC" and value.isdigit():
+                    notes.extend_until = time.monotonic() + int(value) / 1e6
+
+
+def _belongs(pid: int, main_pid: int, pgid: int) -> bool:
+    if pid == main_pid:
+        return True
+    info = read_proc(pid)
+    if info is None:
+        return False  # sent and exited already: cannot be checked
+    return (pgid > 0 and info.pgid == pgid) or is_descendant(pid, main_pid)
+
+
+class Probe:
+    """One readiness check that can be retried: ``check()`` is True once ready."""
+
+    def __init__(
+        self, ready: Ready, env: dict[str, str], run_as: tuple[int, int] | None, cwd: str
+    ) -> None:
+        self.ready = ready
+        self.env = env
+        self.run_as = run_as
+        self.cwd = cwd
+        self.last_error = ""
+
+    def check(self, remaining: float) -> bool:
+        kind = self.ready.kind
+        target = self.ready.target
+        try:
+            if kind == "file":
+                return os.path.exists(str(target))
+            if kind == "tcp":
+                host, _, port = str(target).rpartition(":")
+                with socket.create_connection(
+                    (host.strip("[]"), int(port)), timeout=min(1.0, remaining)
+                ):
+                    return True
+            if kind == "unix":
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(min(1.0, remaining))
+                    s.connect(str(target))
+                    return True
+            if kind == "http":
+                return self._http(str(target), remaining)
+            if kind == "command":
+                return self._command(remaining)
+        except OSError as exc:
+            self.last_error = exc.strerror or str(exc)
+            return False
+        return False
+
+    def _http(self, url: str, remaining: float) -> bool:
+        parts = urllib.parse.urlsplit(url)
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=min(2.0, remaining))
+        try:
+            path = parts.path or "/"
+            if parts.query:
+                path += "?" + parts.query
+            conn.request("GET", path)
+            status = conn.getresponse().status
+            self.last_error = f"HTTP {status}"
+            return 200 <= status < 300
+        except http.client.HTTPException as exc:
+            self.last_error = str(exc) or type(exc).__name__
+            return False
+        finally:
+            conn.close()
+
+    def _command(self, remaining: float) -> bool:
+        assert isinstance(self.ready.target, tuple)
+        timeout = min(self.ready.timeout or 10.0, max(remaining, 0.01))
+        kwargs: dict[str, object] = {}
+        if self.run_as is not None:
+            kwargs.update(user=self.run_as[0], group=self.run_as[1])
+        try:
+            result = subprocess.run(
+                list(self.ready.target),
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+                start_new_session=True,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except subprocess.TimeoutExpired:
+            self.last_error = f"probe command timed out after {timeout:.1f} s"
+            return False
+        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        self.last_error = f"exit status {result.returncode}" + (f": {tail[0]}" if tail else "")
+        return result.returncode == 0
+
+
+@dataclass
+class WaitResult:
+    """How a wait for readiness ended: ``outcome`` is ready, died, timeout or error."""
+
+    outcome: str
+    notes: Notes
+    detail: str = ""
+
+
+def wait_ready(
+    handle: Handle,
+    deadline: float,
+    probe: Probe | None = None,
+    notify: NotifySocket | None = None,
+    pgid: int = 0,
+) -> WaitResult:
+    """Wait until ready (probe passes, or READY=1), the process dies, or ``deadline``.
+
+    Without probe and notify this is the start_grace watch: "ready" means it survived.
+    The process's death wakes the wait at once (pidfd); an EXTEND_TIMEOUT_USEC message moves
+    the deadline.
+    """
+    notes = Notes()
+    backoff = FIRST_BACKOFF
+    cap = MAX_COMMAND_BACKOFF if probe and probe.ready.kind == "command" else MAX_BACKOFF
+    poller = select.poll()
+    if handle.fd is not None and handle.fd >= 0:
+        poller.register(handle.fd, select.POLLIN)
+    if notify is not None:
+        poller.register(notify.fileno(), select.POLLIN)
+    next_probe = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if notify is not None:
+            notify.drain(notes, handle.pid, pgid)
+            if notes.errno is not None:
+                return WaitResult(
+                    "error", notes, f"reported ERRNO={notes.errno} ({os.strerror(notes.errno)})"
+                )
+            if notes.ready:
+                return WaitResult("ready", notes)
+            if notes.extend_until is not None and notes.extend_until > deadline:
+                deadline = notes.extend_until
+        if handle.exited():
+            return WaitResult("died", notes)
+        if probe is not None and now >= next_probe:
+            if probe.check(max(deadline - now, 0.01)):
+                return WaitResult("ready", notes)
+            next_probe = time.monotonic() + backoff
+            backoff = min(backoff * 2, cap)
+        now = time.monotonic()
+        if now >= deadline:
+            if probe is None and notify is None:
+                return WaitResult("ready", notes)  # survived start_grace
+            return WaitResult("timeout", notes, probe.last_error if probe else "")
+        wake = deadline if probe is None else min(deadline, next_probe)
+        poller.poll(max(0, int((wake - now) * 1000) + 1))

@@ -1,0 +1,307 @@
+"""Detached spawn: the clean environment, the user, the program, and subprocess.Popen.
+
+Popen raises exec, chdir and setuid failures in the parent (FIELD-NOTES 12); no preexec_fn.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from servicectl.config import LIMIT_NAMES, Service
+from servicectl.errors import (
+    EnvironmentProblem,
+    NotInstalledError,
+    PrivilegeError,
+    ServicectlError,
+)
+
+SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who the service runs as. ``switch`` is False when it runs as servicectl's own user."""
+
+    user: str
+    uid: int
+    gid: int
+    home: str
+    groups: tuple[int, ...]
+    switch: bool
+
+
+def resolve_account(svc: Service) -> Account:
+    """The service's user and group, or a clear error (exit 4 without root, else 1)."""
+    euid = os.geteuid()
+    if svc.user is None:
+        try:
+            pw = pwd.getpwuid(euid)
+            name, home, gid = pw.pw_name, pw.pw_dir, os.getegid()
+        except KeyError:
+            name, home, gid = str(euid), "/", os.getegid()
+        if svc.group is not None:
+            gid = _group_id(svc, svc.group)
+            if euid != 0 and gid != os.getegid() and gid not in os.getgroups():
+                raise PrivilegeError(
+                    f"{svc.name}: cannot run as group {svc.group} without root "
+                    f"(servicectl runs as {name})"
+                )
+        return Account(name, euid, gid, home, (), switch=svc.group is not None and euid == 0)
+    try:
+        pw = pwd.getpwuid(int(svc.user)) if svc.user.isdigit() else pwd.getpwnam(svc.user)
+    except KeyError:
+        raise ServicectlError(
+            f"{svc.name}: user {svc.user!r} does not exist on this machine "
+            f"(create it, or change user: in {svc.file})"
+        ) from None
+    gid = _group_id(svc, svc.group) if svc.group is not None else pw.pw_gid
+    if pw.pw_uid != euid and euid != 0:
+        raise PrivilegeError(
+            f"{svc.name}: only root can start a service as user {pw.pw_name}; "
+            f"run servicectl as root (or remove user: from {svc.file})"
+        )
+    groups = tuple(g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem and g.gr_gid != gid)
+    return Account(pw.pw_name, pw.pw_uid, gid, pw.pw_dir, groups, switch=euid == 0)
+
+
+def _group_id(svc: Service, group: str) -> int:
+    try:
+        return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ServicectlError(
+            f"{svc.name}: group {group!r} does not exist on this machine "
+            f"(create it, or change group: in {svc.file})"
+        ) from None
+
+
+def read_env_file(svc: Service) -> dict[str, str]:
+    """KEY=VALUE lines; ``#`` comments, blank lines, optional ``export`` and quotes."""
+    assert svc.env_file is not None
+    try:
+        text = svc.env_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ServicectlError(
+            f"{svc.name}: env_file {svc.env_file} cannot be read ({exc.strerror}); "
+            f"create it or fix env_file: in {svc.file}"
+        ) from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise ServicectlError(
+                f"{svc.name}: {svc.env_file} line {number}: expected KEY=VALUE, found {line!r}"
+            )
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
+def build_environment(svc: Service, account: Account) -> dict[str, str]:
+    """The clean environment of SPEC §5: like service(8), never servicectl's own."""
+    env = {"PATH": SERVICE_PATH}
+    if "LANG" in os.environ:
+        env["LANG"] = os.environ["LANG"]
+    env.update(HOME=account.home, USER=account.user, LOGNAME=account.user)
+    if svc.env_file is not None:
+        env.update(read_env_file(svc))
+    env.update(svc.environment)
+    return env
+
+
+def resolve_program(svc: Service, env: dict[str, str], argv: tuple[str, ...] | None = None) -> str:
+    """The absolute path of the program to execute, or exit 5 with what is wrong."""
+    program = (argv or svc.command)[0]
+    if "/" in program:
+        path = program
+        if not os.path.exists(path):
+            raise NotInstalledError(
+                f"{svc.name}: program {path} does not exist (is it installed? "
+                f"check command: in {svc.file})"
+            )
+    else:
+        found = shutil.which(program, path=env.get("PATH", SERVICE_PATH))
+        if found is None:
+            raise NotInstalledError(
+                f"{svc.name}: program {program!r} not found in PATH {env.get('PATH')} "
+                f"(install it, or give its absolute path in command: in {svc.file})"
+            )
+        path = found
+    if os.path.isdir(path):
+        raise NotInstalledError(f"{svc.name}: {path} is a directory, not a program")
+    if not os.access(path, os.X_OK):
+        raise NotInstalledError(
+            f"{svc.name}: {path} is not executable (chmod +x {path}, or run it through its "
+            f"interpreter in command: in {svc.file})"
+        )
+    return path
+
+
+def open_output(svc: Service, account: Account) -> tuple[int, int]:
+    """File descriptors for the service's stdout and stderr (O_APPEND; /dev/null for "null")."""
+
+    def open_one(path: Path | None) -> int:
+        if path is None:
+            return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640
+            )
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"{svc.name}: cannot open the log file {path}: {exc.strerror} "
+                f"(check the log directory's permissions, or set stdout: in {svc.file})"
+            ) from None
+        if account.switch and os.fstat(fd).st_uid == 0:
+            # Let a service that drops privileges reopen its own log (e.g. after logrotate).
+            try:
+                os.fchown(fd, account.uid, account.gid)
+            except OSError:
+                pass
+        return fd
+
+    out = open_one(svc.stdout)
+    if svc.stderr_same:
+        return out, out
+    try:
+        err = open_one(svc.stderr)
+    except BaseException:
+        os.close(out)
+        raise
+    return out, err
+
+
+SHIM = """
+import os, resource, sys, json
+spec = json.loads(sys.argv[1])
+for name, soft, hard in spec["limits"]:
+    r = getattr(resource, name)
+    inf = resource.RLIM_INFINITY
+    resource.setrlimit(r, (inf if soft < 0 else soft, inf if hard < 0 else hard))
+if spec["nice"] is not None:
+    os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
+if spec["uid"] is not None:
+    os.setgroups(spec["groups"])
+    os.setgid(spec["gid"])
+    os.setuid(spec["uid"])
+try:
+    os.execve(sys.argv[2], sys.argv[3:], os.environ)
+except OSError as e:
+    sys.stderr.write("servicectl: cannot execute %s: %s\\n" % (sys.argv[2], e.strerror))
+    os._exit(127)
+"""
+
+
+def spawn(
+    svc: Service,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    pass_fds: tuple[int, ...] = (),
+    argv: tuple[str, ...] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the program detached: own session and process group, stdin from /dev/null, output
+    to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
+
+    ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
+    (so hard limits can be raised), because preexec_fn is unsafe once threads exist.
+    """
+    argv = argv or svc.command
+    if not svc.working_directory.is_dir():
+        raise EnvironmentProblem(
+            f"{svc.name}: working directory {svc.working_directory} does not exist "
+            f"(create it, or fix working_directory: in {svc.file})"
+        )
+    out, err = open_output(svc, account)
+    uses_shim = bool(svc.limits) or svc.nice is not None
+    kwargs: dict[str, object] = {}
+    if uses_shim:
+        import json
+
+        spec = {
+            "limits": [(LIMIT_NAMES[n], s, h) for n, s, h in svc.limits],
+            "nice": svc.nice,
+            "uid": account.uid if account.switch else None,
+            "gid": account.gid,
+            "groups": list(account.groups) or [account.gid],
+        }
+        cmd = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
+        exe = sys.executable
+    else:
+        cmd = list(argv)
+        exe = program
+        if account.switch:
+            kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+    try:
+        return subprocess.Popen(
+            cmd,
+            executable=exe,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=str(svc.working_directory),
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=pass_fds,
+            umask=svc.umask,
+            restore_signals=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except FileNotFoundError as exc:
+        if exc.filename == str(svc.working_directory):
+            raise EnvironmentProblem(
+                f"{svc.name}: working directory {svc.working_directory} does not exist"
+            ) from None
+        raise NotInstalledError(
+            f"{svc.name}: cannot execute {program}: {exc.strerror} "
+            f"(a script whose interpreter is missing? check its #! line)"
+        ) from None
+    except PermissionError as exc:
+        raise NotInstalledError(
+            f"{svc.name}: cannot execute {program}: permission denied"
+            + (f" for user {account.user}" if account.switch else "")
+            + f" ({exc.filename or program})"
+        ) from None
+    except OSError as exc:
+        raise ServicectlError(f"{svc.name}: cannot start {program}: {exc.strerror}") from None
+    finally:
+        os.close(out)
+        if err != out:
+            os.close(err)
+
+
+def expected_executables(program: str) -> set[str]:
+    """Paths /proc/PID/exe may show for ``program``: itself, or its #! interpreter."""
+    out = {os.path.realpath(program)}
+    try:
+        with open(program, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return out
+    if head.startswith(b"#!"):
+        parts = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+        if parts:
+            interp = parts[0]
+            if os.path.basename(interp) == "env" and len(parts) > 1:
+                args = [p for p in parts[1:] if not p.startswith("-")]
+                found = shutil.which(args[0], path=SERVICE_PATH) if args else None
+                if found:
+                    out.add(os.path.realpath(found))
+            else:
+                out.add(os.path.realpath(interp))
+    return out

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Test daemon for servicectl: forks N idle children, lists them in $CHILDREN_FILE.
+On SIGTERM the parent exits 0 without touching its children (a manager must signal the group)."""
+
+import argparse
+import os
+import signal
+import sys
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--children", type=int, default=2, metavar="N")
+    p.add_argument("--children-ignore-term", action="store_true")
+    args = p.parse_args()
+
+    if args.children_ignore_term:  # set before fork so children never run with TERM un-ignored
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pids = []
+    for _ in range(args.children):
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                signal.pause()
+        pids.append(pid)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    path = os.environ.get("CHILDREN_FILE")
+    if path:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write("".join(f"{pid}\n" for pid in pids))
+        os.rename(tmp, path)
+    print(f"parent {os.getpid()} children {' '.join(map(str, pids))}", flush=True)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
