@@ -11,7 +11,7 @@ import os
 import re
 import shlex
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,9 +244,12 @@ def _show(value: Any) -> str:
 class _Fields:
     """Reads keys from one parsed document, collecting errors instead of stopping at the first."""
 
-    def __init__(self, data: Mapping[Any, Any], file: str) -> None:
+    def __init__(
+        self, data: Mapping[Any, Any], file: str, expand: Callable[[str], str] = lambda v: v
+    ) -> None:
         self.data = data
         self.file = file
+        self.expand = expand
         self.errors: list[ConfigError] = []
 
     def error(self, key: str | None, problem: str) -> None:
@@ -263,6 +266,7 @@ class _Fields:
             self.wrong(key, value, "a string")
             return default
         text = str(value)
+        text = self.expand(text)
         if one_line and ("\n" in text or "\r" in text):
             self.error(key, "found several lines, expected one line")
             return default
@@ -317,6 +321,7 @@ class _Fields:
         else:
             self.wrong(key, value, "a command line (a string, or a list of strings)")
             return None
+        parts = [self.expand(p) for p in parts]
         if not parts or not parts[0]:
             self.wrong(key, value, "a non-empty command line")
             return None
@@ -361,6 +366,20 @@ def signal_name(number: int) -> str:
         return signal.Signals(number).name.removeprefix("SIG")
     except ValueError:
         return str(number)
+
+
+PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
+
+
+def expand(value: str, name: str, dirs: Dirs) -> str:
+    """Replace {run_dir}, {log_dir}, {services_dir} and {name}; other braces stay as they are."""
+    values = {
+        "run_dir": str(dirs.run),
+        "log_dir": str(dirs.log),
+        "services_dir": str(dirs.services),
+        "name": name,
+    }
+    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], value)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -490,7 +509,7 @@ def _parse_ready(f: _Fields, base: Path) -> Ready | None:
             return None
         return Ready("notify")
     if kind == "command":
-        sub = _Fields({"command": target}, f.file)
+        sub = _Fields({"command": target}, f.file, f.expand)
         argv = sub.argv("command")
         for err in sub.errors:
             f.error(key, err.problem)
@@ -498,7 +517,7 @@ def _parse_ready(f: _Fields, base: Path) -> Ready | None:
     if not isinstance(target, (str, int)) or isinstance(target, bool):
         f.wrong(key, target, "a string")
         return None
-    text = str(target)
+    text = f.expand(str(target))
     if kind == "tcp":
         host, sep, port = text.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -552,7 +571,7 @@ def collect_errors_and_build(
         return [ConfigError(label, None, "the file is empty; it needs at least a command: key")]
     if not isinstance(data, dict):
         return [ConfigError(label, None, f"found {_show(data)}, expected a mapping of keys")]
-    f = _Fields(data, label)
+    f = _Fields(data, label, lambda v: expand(v, name, dirs))
     for key in data:
         if key not in KNOWN_KEYS:
             near = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1, cutoff=0.6)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from servicectl.pidfile import (
 )
 from servicectl.proc import Handle, ProcInfo
 from servicectl.spawn import (
+    Account,
     build_environment,
     expected_executables,
     resolve_account,
@@ -306,12 +309,12 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
         env.pop("NOTIFY_SOCKET", None)
     try:
         if svc.type == "forking":
-            _become_subreaper()
-        child = spawn(svc, account, env, program, pass_fds)
+            child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
+        else:
+            child = spawn(svc, account, env, program, pass_fds)
+            _SPAWNED.add(child.pid)
         try:
-            if svc.type == "forking":
-                handle, info = _await_forking_pid(svc, child)
-            else:
+            if svc.type == "simple":
                 info = proc.read_proc(child.pid)
                 if info is None:  # cannot happen: it is our unreaped child
                     raise StartFailed(f"{svc.name}: the process vanished at once")
@@ -418,11 +421,61 @@ def _own_group(svc: Service, info: ProcInfo) -> int:
     return 0
 
 
-def _await_forking_pid(svc: Service, launcher: object) -> tuple[Handle, ProcInfo]:
-    """Wait for a forking launcher to exit 0, then for its PID file to name a live descendant."""
-    import subprocess
+_FORKING_LAUNCH = threading.Lock()
+_SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
 
-    assert isinstance(launcher, subprocess.Popen)
+
+def _launch_forking(
+    svc: Service, account: Account, env: dict[str, str], program: str, pass_fds: tuple[int, ...]
+) -> tuple[subprocess.Popen[bytes], Handle, ProcInfo]:
+    """Run a forking launcher and find its daemon, one forking launch at a time.
+
+    servicectl is a child subreaper meanwhile, so the daemon and any process it orphaned
+    re-parent to it; if the launch fails, every such orphan that appeared during the launch is
+    killed: nothing is left behind even when no PID file was ever written.
+    """
+    with _FORKING_LAUNCH:
+        _become_subreaper()
+        since = proc.uptime_ticks()
+        child = spawn(svc, account, env, program, pass_fds)
+        _SPAWNED.add(child.pid)
+        try:
+            handle, info = _await_forking_pid(svc, child)
+        except BaseException:
+            _kill_orphans(since)
+            raise
+        _SPAWNED.add(info.pid)
+        return child, handle, info
+
+
+def _kill_orphans(since: int) -> None:
+    """SIGKILL processes re-parented to servicectl since ``since`` (ticks) that it did not
+    spawn itself, and reap them."""
+    me = os.getpid()
+    targets = []
+    for pid in proc.all_pids():
+        info = proc.read_proc(pid)
+        if info is None or info.ppid != me or pid in _SPAWNED or info.starttime < since:
+            continue
+        if info.zombie:
+            proc.reap_if_child(pid)
+            continue
+        targets.append(Handle(pid, info.starttime))
+        targets += [
+            Handle(m.pid, m.starttime)
+            for m in proc.group_members(info.pgid)
+            if m.pid != pid and proc.is_descendant(m.pid, pid)
+        ]
+    for h in targets:
+        h.send(signal.SIGKILL)
+    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+    for h in targets:
+        proc.reap_if_child(h.pid)
+        h.close()
+
+
+def _await_forking_pid(svc: Service, launcher: subprocess.Popen[bytes]) -> tuple[Handle, ProcInfo]:
+    """Wait for a forking launcher to exit 0, then for its PID file to name a live descendant."""
     deadline = time.monotonic() + svc.start_timeout
     lh = Handle(launcher.pid, proc.read_proc(launcher.pid).starttime)  # type: ignore[union-attr]
     if proc.wait_all_exit([lh], deadline):
@@ -518,11 +571,8 @@ def _kill_quietly(handle: Handle, pgid: int) -> None:
         h.close()
 
 
-def _abort_start(svc: Service, dirs: Dirs, child: object) -> None:
+def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
     """Undo a failed or interrupted start: kill what was started, remove PID file and state."""
-    import subprocess
-
-    assert isinstance(child, subprocess.Popen)
     targets = []
     if child.poll() is None:
         info = proc.read_proc(child.pid)
@@ -709,24 +759,17 @@ def reload(svc: Service, dirs: Dirs) -> Outcome:
         if svc.reload_command:
             return _reload_command(svc, pid)
         sig = svc.reload_signal
-        caught = proc.catches_signal(pid, sig)
-        if caught is False and sig not in (
-            signal.SIGCONT,
-            signal.SIGCHLD,
-            signal.SIGURG,
-            signal.SIGWINCH,
-        ):
-            ignored = proc.ignores_signal(pid, sig)
-            if not ignored:
-                return Outcome(
-                    svc.name,
-                    Exit.FAILURE,
-                    f"not reloaded: process {pid} does not handle SIG{signal_name(sig)}, which "
-                    f"would kill it; use restart (or set reload_signal/reload_command in "
-                    f"{svc.file})",
-                    pid,
-                    ok_line=False,
-                )
+        harmless = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
+        if proc.signal_disposition(pid, sig) == "default" and sig not in harmless:
+            return Outcome(
+                svc.name,
+                Exit.FAILURE,
+                f"not reloaded: process {pid} does not handle SIG{signal_name(sig)}, which "
+                f"would kill it; use restart (or set reload_signal/reload_command in "
+                f"{svc.file})",
+                pid,
+                ok_line=False,
+            )
         with Handle(pid, obs.record.starttime) as h:
             if not h.send(sig):
                 return Outcome(
@@ -736,8 +779,6 @@ def reload(svc: Service, dirs: Dirs) -> Outcome:
 
 
 def _reload_command(svc: Service, pid: int) -> Outcome:
-    import subprocess
-
     assert svc.reload_command is not None
     account = resolve_account(svc)
     env = build_environment(svc, account)

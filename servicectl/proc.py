@@ -119,30 +119,73 @@ def age_seconds(info: ProcInfo) -> float:
     return max(0.0, (uptime_ticks() - info.starttime) / CLK_TCK)
 
 
-def catches_signal(pid: int, sig: int) -> bool | None:
-    """Whether the process has a handler for ``sig`` (SigCgt), or None if unknown."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"SigCgt:"):
-                    mask = int(line.split()[1], 16)
-                    return bool(mask & (1 << (sig - 1)))
-    except OSError:
-        return None
-    return None
+# rt_sigtimedwait by machine: a thread waiting in it has the waited signals removed from its
+# SigBlk for the duration of the wait, yet takes them safely.
+_SIGTIMEDWAIT = {
+    "x86_64": 128,
+    "aarch64": 137,
+    "riscv64": 137,
+    "i686": 177,
+    "i386": 177,
+    "armv7l": 177,
+    "ppc64le": 176,
+    "s390x": 177,
+}
 
 
-def ignores_signal(pid: int, sig: int) -> bool | None:
-    """Whether the process ignores ``sig`` (SigIgn), or None if unknown."""
+def _status_masks(path: str) -> dict[bytes, int]:
+    masks: dict[bytes, int] = {}
+    with open(path, "rb") as fh:
+        for line in fh:
+            key = line.split(b":", 1)[0]
+            if key in (b"SigCgt", b"SigBlk", b"SigIgn"):
+                masks[key] = int(line.split()[1], 16)
+    return masks
+
+
+def _in_sigwait(task_dir: str) -> bool | None:
+    import platform
+
+    number = _SIGTIMEDWAIT.get(platform.machine())
     try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"SigIgn:"):
-                    mask = int(line.split()[1], 16)
-                    return bool(mask & (1 << (sig - 1)))
+        with open(f"{task_dir}/syscall") as fh:
+            first = fh.read().split(" ", 1)[0]
     except OSError:
         return None
-    return None
+    return number is not None and first == str(number)
+
+
+def signal_disposition(pid: int, sig: int) -> str | None:
+    """How the process would take ``sig``: ``caught`` (a handler), ``ignored``, ``blocked``
+    (blocked in every thread, or waited for with sigwait), or ``default`` (for HUP: death);
+    None if it cannot be told.
+
+    Read from SigCgt/SigIgn (process-wide) and each thread's SigBlk and current syscall.
+    """
+    bit = 1 << (sig - 1)
+    try:
+        masks = _status_masks(f"/proc/{pid}/status")
+        if masks.get(b"SigCgt", 0) & bit:
+            return "caught"
+        if masks.get(b"SigIgn", 0) & bit:
+            return "ignored"
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    unknown = False
+    for tid in tids:
+        task = f"/proc/{pid}/task/{tid}"
+        try:
+            if _status_masks(f"{task}/status").get(b"SigBlk", 0) & bit:
+                continue
+        except OSError:
+            continue  # the thread exited
+        waiting = _in_sigwait(task)
+        if waiting is None:
+            unknown = True
+        elif not waiting:
+            return "default"
+    return None if unknown else "blocked"
 
 
 def all_pids() -> list[int]:
@@ -292,13 +335,14 @@ def reap_if_child(pid: int) -> int | None:
 
 
 def describe_exit(code: int | None) -> str:
-    """``exit status 3`` / ``killed by signal KILL`` for a waitstatus_to_exitcode value."""
+    """``exited with status 3`` / ``was killed by signal KILL`` for a waitstatus_to_exitcode
+    value (None: the status could not be collected)."""
     if code is None:
-        return "exited (status unknown: it was not servicectl's child)"
+        return "exited"
     if code < 0:
         try:
             name = signal.Signals(-code).name.removeprefix("SIG")
         except ValueError:
             name = str(-code)
-        return f"killed by signal {name}"
-    return f"exit status {code}"
+        return f"was killed by signal {name}"
+    return f"exited with status {code}"

@@ -1,0 +1,240 @@
+"""Fixtures: a private services/run/log tree per test, the real CLI run as a subprocess, and a
+teardown that kills, by PID, every process the test started (tagged through its environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DAEMONS = ROOT / "tests" / "daemons"
+FORKINGD = ROOT / "services.d" / "bin" / "forkingd.py"
+PY = sys.executable
+TAG_VAR = "SERVICECTL_TEST_TAG"
+
+
+def proc_state(pid: int) -> str | None:
+    """The process's state letter, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0].decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Alive and not a zombie."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Wait for ``cond()`` to be truthy, with backoff from 2 ms, until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Every live process whose environment carries this test's tag."""
+    needle = f"{TAG_VAR}={tag}".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    out.append(int(name))
+        except OSError:
+            continue
+    return [p for p in out if alive(p)]
+
+
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL these PIDs and wait for them to be gone (zombies count as gone)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    wait_for(lambda: not any(alive(p) for p in pids), 10, "test processes to die")
+
+
+@dataclass
+class Env:
+    """One test's private servicectl world."""
+
+    root: Path
+    tag: str
+    decoys: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def services(self) -> Path:
+        return self.root / "services.d"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log"
+
+    def write(self, name: str, spec: dict[str, Any] | str, tag: bool = True) -> Path:
+        """Write services.d/NAME.yaml; a dict gets this test's tag in its environment."""
+        self.services.mkdir(parents=True, exist_ok=True)
+        path = self.services / f"{name}.yaml"
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            if tag:
+                envmap = dict(spec.get("environment") or {})
+                envmap[TAG_VAR] = self.tag
+                spec["environment"] = envmap
+            path.write_text(yaml.safe_dump(spec))
+        else:
+            path.write_text(spec)
+        return path
+
+    def sleeper(self, name: str, *args: str, **extra: Any) -> Path:
+        """A simple service running tests/daemons/sleeper.py."""
+        spec: dict[str, Any] = {
+            "description": f"test sleeper {name}",
+            "command": [PY, str(DAEMONS / "sleeper.py"), *args],
+            "start_grace": 0.2,
+        }
+        spec.update(extra)
+        return self.write(name, spec)
+
+    def forking(self, name: str, *args: str, **extra: Any) -> Path:
+        """A forking service running services.d/bin/forkingd.py (double fork, own PID file)."""
+        pid_file = self.run / f"{name}.daemon.pid"
+        spec: dict[str, Any] = {
+            "type": "forking",
+            "command": [
+                PY,
+                str(FORKINGD),
+                "--pidfile",
+                str(pid_file),
+                "--logfile",
+                str(self.log / f"{name}.daemon.log"),
+                *args,
+            ],
+            "pid_file": str(pid_file),
+            "start_grace": 0.1,
+            "start_timeout": 5,
+        }
+        spec.update(extra)
+        return self.write(name, spec)
+
+    def base_args(self) -> list[str]:
+        return [
+            PY,
+            "-m",
+            "servicectl",
+            "-d",
+            str(self.services),
+            "--run-dir",
+            str(self.run),
+            "--log-dir",
+            str(self.log),
+        ]
+
+    def sc(
+        self,
+        *args: str,
+        timeout: float = 60,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real servicectl command; returns the completed process (text)."""
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env["NO_COLOR"] = "1"
+        env.update(extra_env or {})
+        return subprocess.run(
+            [*self.base_args(), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = dict(os.environ, NO_COLOR="1")
+        return subprocess.Popen(
+            [*self.base_args(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=self.root,
+        )
+
+    def pid(self, name: str, path: Path | None = None) -> int:
+        return int((path or self.run / f"{name}.pid").read_text())
+
+    def status_json(self, *names: str) -> dict[str, dict[str, Any]]:
+        res = self.sc("status", "--json", *names)
+        return {row["name"]: row for row in json.loads(res.stdout)}
+
+    def decoy(self) -> subprocess.Popen[bytes]:
+        """An unrelated live process (a sleep) that must never be signalled."""
+        p = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **{TAG_VAR: self.tag}))
+        self.decoys.append(p)
+        return p
+
+    def files(self) -> list[str]:
+        """What is left in the run dir, lock files aside."""
+        if not self.run.exists():
+            return []
+        return sorted(p.name for p in self.run.iterdir() if not p.name.endswith(".lock"))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    e = Env(tmp_path, uuid.uuid4().hex)
+    e.services.mkdir()
+    try:
+        yield e
+    finally:
+        for d in e.decoys:
+            if d.poll() is None:
+                # A decoy must have survived the test: it was never signalled.
+                d.kill()
+            d.wait()
+        kill_pids(tagged_pids(e.tag))
+
+
+def assert_ok(
+    res: subprocess.CompletedProcess[str], code: int = 0
+) -> subprocess.CompletedProcess[str]:
+    assert res.returncode == code, (
+        f"exit {res.returncode}, expected {code}\nstdout: {res.stdout}\nstderr: {res.stderr}"
+    )
+    return res
