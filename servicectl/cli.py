@@ -595,18 +595,20 @@ def _generate(
     _finish(code)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_interrupt(signum: int, frame: object) -> None:
+    name = signal.Signals(signum).name
+    face.error(f"interrupted by {name}; undoing what was under way (a half-done start is stopped)")
     raise KeyboardInterrupt
 
 
 def main() -> None:
-    """Console entry point: run the app, turning interruptions into a clean exit code."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    """Console entry point. SIGTERM is handled like Ctrl-C: the action under way undoes what it
+    half did (a start kills what it spawned), then servicectl exits 130."""
+    signal.signal(signal.SIGTERM, _on_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         app()
-    except KeyboardInterrupt:
-        face.error("interrupted; the next command will see a consistent state")
-        sys.exit(130)
     except ServicectlError as exc:
         face.error(exc.message, exc.detail)
         sys.exit(exc.exit_code)

@@ -6,10 +6,10 @@ Built only from lifecycle actions; a failure skips the failed service's dependen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from servicectl import lifecycle
+from servicectl import lifecycle, proc
 from servicectl.config import Catalog
 from servicectl.errors import Exit, ServicectlError
 from servicectl.lifecycle import Outcome
@@ -72,6 +72,29 @@ def levels(catalog: Catalog, names: Iterable[str]) -> list[list[str]]:
     return out
 
 
+def _parallel(
+    pool: ThreadPoolExecutor, calls: list[tuple[str, Callable[[], Outcome]]]
+) -> Iterator[Outcome]:
+    """Run one level's actions: in this thread when there is one, else on the pool.
+
+    On interruption, worker threads are told to stop waiting (proc.CANCEL) so that each
+    undoes its half-done action before servicectl exits.
+    """
+    if len(calls) == 1:
+        name, action = calls[0]
+        yield _run(action, name)
+        return
+    futures = [pool.submit(_run, action, name) for name, action in calls]
+    try:
+        for future in futures:
+            yield future.result()
+    except BaseException:
+        proc.CANCEL.set()
+        for future in futures:
+            future.cancel()
+        raise
+
+
 def _run(action: Callable[[], Outcome], name: str) -> Outcome:
     t0 = time.monotonic()
     try:
@@ -116,7 +139,7 @@ def start_ordered(
             )
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for level in levels(catalog, [n for n in wanted if n in catalog.services]):
-            batch = []
+            batch: list[tuple[str, Callable[[], Outcome]]] = []
             for name in level:
                 svc = catalog.services[name]
                 bad = [d for d in svc.depends if d in failed or d not in catalog.services]
@@ -132,13 +155,10 @@ def start_ordered(
                         )
                     )
                     continue
-                batch.append(
-                    (name, pool.submit(_run, lambda s=svc: lifecycle.start(s, catalog.dirs), name))
-                )
-            for name, future in batch:
-                outcome = future.result()
+                batch.append((name, lambda s=svc: lifecycle.start(s, catalog.dirs)))
+            for outcome in _parallel(pool, batch):
                 if outcome.code != Exit.OK:
-                    failed[name] = "failed to start"
+                    failed[outcome.name] = "failed to start"
                 emit(outcome)
     return outcomes
 
@@ -152,24 +172,16 @@ def stop_ordered(
     names: Iterable[str],
     jobs: int = DEFAULT_JOBS,
     report: Report | None = None,
-    only_running: bool = False,
 ) -> list[Outcome]:
     """Stop ``names``, dependents before their dependencies, each level in parallel."""
     chosen = [n for n in names if n in catalog.services]
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for level in reversed(levels(catalog, chosen)):
-            futures = [
-                (
-                    n,
-                    pool.submit(
-                        _run, lambda s=catalog.services[n]: lifecycle.stop(s, catalog.dirs), n
-                    ),
-                )
-                for n in level
+            calls: list[tuple[str, Callable[[], Outcome]]] = [
+                (n, lambda s=catalog.services[n]: lifecycle.stop(s, catalog.dirs)) for n in level
             ]
-            for _name, future in futures:
-                outcome = future.result()
+            for outcome in _parallel(pool, calls):
                 outcomes.append(outcome)
                 if report:
                     report(outcome)

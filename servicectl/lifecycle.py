@@ -468,7 +468,7 @@ def _kill_orphans(since: int) -> None:
         ]
     for h in targets:
         h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
     for h in targets:
         proc.reap_if_child(h.pid)
         h.close()
@@ -517,6 +517,7 @@ def _await_forking_pid(svc: Service, launcher: subprocess.Popen[bytes]) -> tuple
                 f"within start_timeout {svc.start_timeout:g} s ({last})",
                 detail=log_tail(svc),
             )
+        proc.check_cancel()
         time.sleep(backoff)
         backoff = min(backoff * 2, 0.05)
 
@@ -565,7 +566,7 @@ def _kill_quietly(handle: Handle, pgid: int) -> None:
     targets = [handle] + _group_handles(pgid, exclude=handle.pid)
     for h in targets:
         h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
     proc.reap_if_child(handle.pid)
     for h in targets[1:]:
         h.close()
@@ -595,7 +596,7 @@ def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> No
                 ]
     for h in targets:
         h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
     for h in targets:
         proc.reap_if_child(h.pid)
         h.close()
@@ -694,7 +695,9 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
                 alive += late
             for h in alive:
                 h.send(signal.SIGKILL)
-            still = proc.wait_all_exit(alive, time.monotonic() + KILL_CONFIRM_TIMEOUT)
+            still = proc.wait_all_exit(
+                alive, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False
+            )
             if still:
                 pids = ", ".join(str(h.pid) for h in still)
                 raise ServicectlError(

@@ -9,6 +9,7 @@ import errno
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -298,7 +299,19 @@ class Handle:
         return info is None or info.zombie or info.starttime != self.starttime
 
 
-def wait_all_exit(handles: Iterable[Handle], deadline: float) -> list[Handle]:
+CANCEL = threading.Event()  # set when servicectl is interrupted: worker threads stop waiting
+CANCEL_SLICE = 0.1  # how often a wait looks at CANCEL (exits still wake it at once)
+
+
+def check_cancel() -> None:
+    """Raise KeyboardInterrupt in a worker thread once servicectl has been interrupted."""
+    if CANCEL.is_set():
+        raise KeyboardInterrupt
+
+
+def wait_all_exit(
+    handles: Iterable[Handle], deadline: float, cancellable: bool = True
+) -> list[Handle]:
     """Wait until every handle's process has exited or ``deadline`` (monotonic) passes.
 
     Woken by the kernel at each exit through poll() on the pidfds: no fixed-interval sleep.
@@ -306,8 +319,10 @@ def wait_all_exit(handles: Iterable[Handle], deadline: float) -> list[Handle]:
     """
     alive = [h for h in handles if not h.exited()]
     while alive:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if cancellable:
+            check_cancel()
+        remaining = min(deadline - time.monotonic(), CANCEL_SLICE)
+        if deadline - time.monotonic() <= 0:
             break
         fds = [h for h in alive if h.fd is not None and h.fd >= 0]
         if fds:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from servicectl.config import Ready
-from servicectl.proc import Handle, is_descendant, read_proc
+from servicectl.proc import CANCEL_SLICE, Handle, check_cancel, is_descendant, read_proc
 
 FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.1
@@ -221,6 +221,7 @@ def wait_ready(
         poller.register(notify.fileno(), select.POLLIN)
     next_probe = time.monotonic()
     while True:
+        check_cancel()
         now = time.monotonic()
         if notify is not None:
             notify.drain(notes, handle.pid, pgid)
@@ -245,4 +246,5 @@ def wait_ready(
                 return WaitResult("ready", notes)  # survived start_grace
             return WaitResult("timeout", notes, probe.last_error if probe else "")
         wake = deadline if probe is None else min(deadline, next_probe)
+        wake = min(wake, now + CANCEL_SLICE)
         poller.poll(max(0, int((wake - now) * 1000) + 1))

@@ -124,9 +124,20 @@ def _description(svc: Service) -> str:
 # init.d shim
 
 
+_SH_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./@%+,=:-")
+
+
 def _sh(word: str) -> str:
-    """Quote one word for POSIX sh (single quotes; ``'`` becomes ``'\\''``)."""
-    return shlex.quote(word)
+    """Quote one word for POSIX sh.
+
+    Safe words stay bare; anything else is double-quoted with ``\\``, ``$``, backquote and
+    ``"`` escaped, which sh reads back literally (newlines included) and which, unlike a
+    single-quoted ``$``, shellcheck does not flag (SC2016).
+    """
+    if word and all(c in _SH_SAFE for c in word):
+        return word
+    escaped = "".join("\\" + c if c in '\\$`"' else c for c in word)
+    return f'"{escaped}"'
 
 
 def _lsb_field(key: str, value: str) -> str:
@@ -147,10 +158,7 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     depends = " ".join(svc.depends)
     facilities = "$remote_fs $syslog" + (f" {depends}" if depends else "")
     desc = _description(svc)
-    long_desc = _one_line(
-        f"{desc}. Started, stopped and supervised by servicectl from {svc.file}; "
-        f"this script only forwards the action."
-    )
+    long_desc = _one_line(f"{desc}, managed by servicectl ({svc.file}).")
     lines = [
         "#!/bin/sh",
         f"{MARKER} Regenerate with: servicectl initd {svc.name}",
@@ -260,13 +268,20 @@ def _unit_text_value(text: str) -> str:
     return _unit_specifiers(_one_line(text)).rstrip("\\").rstrip() or "servicectl service"
 
 
-def _unit_path_value(svc: Service, key: str, path: Path) -> str:
-    """A path setting (PIDFile=) is taken literally (no quoting), so it must be one line not
-    ending in a backslash; anything else cannot be expressed and is a configuration error."""
+def _unit_path_value(svc: Service, path: Path) -> str:
+    """The PID file for PIDFile=, which systemd takes literally (no quotes, no escapes).
+
+    Raises ConfigError when the path holds a control character or ends in a backslash: a
+    unit file cannot express it.
+    """
     text = str(path)
     if _one_line(text) != text or text.endswith("\\"):
+        key = "pid_file" if svc.pid_file_given else None
         raise ConfigError(
-            str(svc.file), key, f"{text!r} cannot be written in a systemd unit file ({key}=)"
+            str(svc.file),
+            key,
+            f"the PID file path {text!r} contains a control character or ends in a backslash; "
+            "a systemd unit (PIDFile=) cannot express it: choose another pid_file or --run-dir",
         )
     return _unit_specifiers(text)
 
@@ -317,7 +332,7 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         "[Service]",
         "# servicectl start returns once the detached service runs and its PID file exists.",
         "Type=forking",
-        f"PIDFile={_unit_path_value(svc, 'pid_file', pid_file)}",
+        f"PIDFile={_unit_path_value(svc, pid_file)}",
         f"ExecStart={_unit_exec([*base, 'start', svc.name])}",
         f"ExecStop={_unit_exec([*base, 'stop', svc.name])}",
     ]
@@ -446,7 +461,7 @@ def write_files(files: list[GeneratedFile], directory: Path, force: bool) -> lis
     the servicectl marker, a symlink (never followed) or any non-regular file is refused
     unless ``force``, and with ``force`` the entry itself is replaced (not a link's target).
     """
-    directory = Path(directory)
+    directory = Path(os.path.abspath(directory))
     try:
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         if not directory.is_dir():

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Container entrypoint for servicectl: start every enabled service, wait, and on SIGTERM or
+# SIGINT (docker stop, Ctrl-C) stop them all, dependents first, then exit.
+#
+# Run it under a real init that reaps orphans and forwards signals, because the services
+# are detached and get re-parented to PID 1:
+#   ENTRYPOINT ["tini", "--", "/usr/local/bin/container-entrypoint.sh"]
+#   (or: docker run --init ...; or dumb-init)
+# Give "docker stop" enough time for stopall: docker run --stop-timeout 60, or
+# stop_grace_period in compose, at least the longest stop_timeout plus a few seconds.
+#
+# Environment: SERVICECTL (default: servicectl from PATH), SERVICECTL_SERVICES_DIR,
+# SERVICECTL_RUN_DIR, SERVICECTL_LOG_DIR (read by servicectl itself), and
+# SERVICECTL_KEEP_GOING=1 to keep the container up when some service failed to start
+# (by default the container stops them all and exits 1, so the orchestrator notices).
+
+SERVICECTL=${SERVICECTL:-servicectl}
+sleeper=
+
+shutdown() {
+    trap '' TERM INT
+    if [ -n "$sleeper" ]; then
+        kill "$sleeper" 2>/dev/null
+    fi
+    "$SERVICECTL" stopall
+    exit $?
+}
+
+trap shutdown TERM INT
+
+# A signal that arrives during startall runs the trap as soon as startall returns.
+if ! "$SERVICECTL" startall; then
+    if [ "${SERVICECTL_KEEP_GOING:-0}" != 1 ]; then
+        echo "container-entrypoint: some services failed to start; stopping all" >&2
+        "$SERVICECTL" stopall
+        exit 1
+    fi
+    echo "container-entrypoint: some services failed to start; going on" \
+        "(SERVICECTL_KEEP_GOING=1)" >&2
+fi
+
+# Wait in a way a trapped signal interrupts at once: the shell's "wait" returns when a
+# signal arrives, and the trap runs. "sleep infinity" is not POSIX, so sleep a day at a time.
+while :; do
+    sleep 86400 &
+    sleeper=$!
+    wait "$sleeper"
+done
