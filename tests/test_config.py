@@ -1,0 +1,207 @@
+"""Service definitions: every key parsed into the typed model, and every error naming the file,
+the key, what was found and what was expected (through the real `check`, `list`, `status`)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import Env, assert_ok
+
+from servicectl.config import Service, load_catalog
+from servicectl.paths import Dirs, resolve_dirs
+
+
+def dirs_for(env: Env) -> Dirs:
+    return resolve_dirs(env.services, env.run, env.log)
+
+
+def test_minimal_definition_and_defaults(env: Env) -> None:
+    env.write("web", "command: sleep 10\n")
+    cat = load_catalog(dirs_for(env))
+    svc = cat.services["web"]
+    assert svc.command == ("sleep", "10")
+    assert svc.type == "simple" and svc.kill_mode == "group" and svc.enabled
+    assert svc.stop_signal == signal.SIGTERM and svc.stop_timeout == 30.0
+    assert svc.start_grace == 0.5 and svc.ready is None and svc.reload
+    assert svc.pid_file == env.run / "web.pid"
+    assert svc.stdout == svc.stderr == env.log / "web.log"
+    assert svc.working_directory == Path("/") and svc.umask == 0o022
+    with pytest.raises(AttributeError):
+        svc.name = "x"  # type: ignore[misc]  # frozen
+
+
+def test_every_key(env: Env) -> None:
+    env.write(
+        "web",
+        """
+description: Web server
+command: [bin/web, --port, "8080"]
+type: forking
+working_directory: www
+user: root
+group: root
+umask: "027"
+environment: {A: "1", B: 2}
+env_file: web.env
+stdout: out/web.out
+stderr: "null"
+pid_file: "{run_dir}/web-daemon.pid"
+stop_signal: SIGINT
+stop_timeout: 5
+kill_mode: process
+reload_command: "bin/web --reload"
+start_timeout: 7.5
+start_grace: 0
+ready: {tcp: "127.0.0.1:8080"}
+depends: [db]
+enabled: false
+nice: 5
+limits: {nofile: 4096, core: [0, unlimited]}
+""",
+    )
+    env.write("db", "command: sleep 1\n")
+    svc: Service = load_catalog(dirs_for(env)).services["web"]
+    s = env.services
+    assert svc.command == (str(s / "bin/web"), "--port", "8080")
+    assert svc.type == "forking" and svc.working_directory == s / "www"
+    assert (svc.user, svc.group, svc.umask) == ("root", "root", 0o027)
+    assert svc.env == {"A": "1", "B": "2"} and svc.env_file == s / "web.env"
+    assert svc.stdout == s / "out/web.out" and svc.stderr is None
+    assert svc.pid_file == env.run / "web-daemon.pid"
+    assert svc.stop_signal == signal.SIGINT and svc.stop_timeout == 5.0
+    assert svc.kill_mode == "process" and svc.reload_command == (str(s / "bin/web"), "--reload")
+    assert (svc.start_timeout, svc.start_grace) == (7.5, 0.0)
+    assert svc.ready is not None and (svc.ready.kind, svc.ready.target) == ("tcp", "127.0.0.1:8080")
+    assert svc.depends == ("db",) and not svc.enabled and svc.nice == 5
+    assert svc.limits == (("nofile", 4096, 4096), ("core", 0, -1))
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "words"),
+    [
+        ("command: x\nstop_timout: 3\n", "stop_timout", "did you mean stop_timeout?"),
+        ("command: x\nstop_timeout: -1\n", "stop_timeout", "found -1, expected"),
+        ("command: x\nstop_timeout: soon\n", "stop_timeout", "found 'soon', expected a number"),
+        ("command: x\nstop_signal: FOO\n", "stop_signal", "expected a signal name"),
+        ("command: x\nkill_mode: all\n", "kill_mode", "expected group or process"),
+        ("command: x\ntype: oneshot\n", "type", "expected simple or forking"),
+        ("command: x\ntype: forking\n", "pid_file", "forking service"),
+        ("description: no command\n", "command", "missing"),
+        ("command: []\n", "command", "non-empty"),
+        ("command: x\nenabled: yes please\n", "enabled", "true or false"),
+        ("command: x\numask: 999\n", "umask", "octal"),
+        ("command: x\nnice: 40\n", "nice", "-20 to 19"),
+        ("command: x\nlimits: {nofiles: 10}\n", "limits.nofiles", "did you mean nofile?"),
+        ("command: x\nready: {tcp: nope}\n", "ready.tcp", "HOST:PORT"),
+        ("command: x\nready: {htp: x}\n", "ready", "did you mean http?"),
+        ("command: x\nenvironment: {DEBUG: true}\n", "environment.DEBUG", "quote it"),
+        ("command: x\nreload_signal: HUP\nreload_command: y\n", "reload_command", "not both"),
+        ("command: x\ndepends: [ghost]\n", "depends", "ghost: no such service"),
+        ("command: 'unclosed\n", None, "not valid YAML"),
+        ("command: x\ncommand: y\n", None, "duplicate key"),
+        ("- just\n- a list\n", None, "expected a mapping"),
+        ("", None, "empty"),
+    ],
+)
+def test_errors_name_file_key_found_expected(
+    env: Env, yaml_text: str, key: str | None, words: str
+) -> None:
+    env.write("web", yaml_text)
+    res = assert_ok(env.sc("check", "web"), 6)
+    prefix = f"servicectl: {env.services / 'web.yaml'}: " + (f"{key}: " if key else "")
+    assert prefix in res.stderr, res.stderr
+    assert words in res.stderr, res.stderr
+
+
+def test_cycle_names_the_services(env: Env) -> None:
+    env.write("a", "command: x\ndepends: [b]\n")
+    env.write("b", "command: x\ndepends: [c]\n")
+    env.write("c", "command: x\ndepends: [a]\n")
+    env.write("d", "command: x\ndepends: [a]\n")
+    res = assert_ok(env.sc("check"), 6)
+    assert "dependency cycle: a -> b -> c -> a" in res.stderr
+    assert "d: ok" in res.stdout  # depends on a broken service, but is itself valid
+
+
+def test_broken_file_does_not_block_others(env: Env) -> None:
+    env.write("bad", "command: [unclosed\n", tag=False)
+    env.write("bin", b"\xff\xfe\x00junk".decode("latin-1"), tag=False)
+    env.sleeper("good")
+    assert_ok(env.sc("start", "good"))
+    assert_ok(env.sc("status", "good"), 0)
+    rows = {r["name"]: r for r in json.loads(env.sc("status", "--json").stdout)}
+    assert rows["bad"]["state"] == "invalid" and rows["bad"]["exit_code"] == 4
+    assert "not valid YAML" in rows["bad"]["error"]
+    assert_ok(env.sc("start", "bad"), 6)
+    assert_ok(env.sc("stop", "good"))
+
+
+def test_ignored_files_and_yml(env: Env) -> None:
+    for name in (
+        ".hidden.yaml",
+        "web.yaml~",
+        "web.yaml.bak",
+        "web.yaml.dpkg-old",
+        "web.yaml.dpkg-dist",
+        "notes.txt",
+    ):
+        (env.services / name).write_text("this is: [not valid\n")
+    env.write("web", "command: x\n")
+    (env.services / "db.yml").write_text("command: y\n")
+    res = assert_ok(env.sc("check"))
+    assert res.stdout.splitlines() == [
+        f"db: ok ({env.services / 'db.yml'})",
+        f"web: ok ({env.services / 'web.yaml'})",
+    ]
+
+
+def test_list_json(env: Env) -> None:
+    env.write("web", "command: x\ndescription: The web\ndepends: [db]\n")
+    env.write("db", "command: y\nenabled: false\ntype: forking\npid_file: /tmp/db.pid\n")
+    items = json.loads(assert_ok(env.sc("list", "--json")).stdout)
+    assert [
+        (i["name"], i["type"], i["enabled"], i["depends"], i["description"]) for i in items
+    ] == [("db", "forking", False, [], ""), ("web", "simple", True, ["db"], "The web")]
+    text = assert_ok(env.sc("list")).stdout
+    assert "web" in text and "The web" in text
+
+
+def test_unknown_service_and_missing_directory(env: Env, tmp_path: Path) -> None:
+    res = assert_ok(env.sc("start", "nope"), 5)
+    assert "no such service" in res.stderr
+    res = env.sc("-d", str(tmp_path / "missing"), "status")
+    assert res.returncode == 0 and "does not exist" in res.stdout
+
+
+def test_directory_resolution(tmp_path: Path) -> None:
+    d = resolve_dirs(
+        environ={
+            "SERVICECTL_SERVICES_DIR": "/x",
+            "SERVICECTL_RUN_DIR": "/r",
+            "SERVICECTL_LOG_DIR": "/l",
+        },
+        euid=1000,
+    )
+    assert (d.services, d.run, d.log) == (Path("/x"), Path("/r"), Path("/l"))
+    assert d.run_given and d.log_given
+    d = resolve_dirs(services=tmp_path, environ={"SERVICECTL_SERVICES_DIR": "/x"}, euid=0)
+    assert d.services == tmp_path and d.run == Path("/run/servicectl")
+    assert d.log == Path("/var/log/servicectl") and not d.run_given
+    d = resolve_dirs(environ={"XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"}, euid=1000)
+    assert d.run == Path("/run/user/1000/servicectl")
+    assert d.log == Path("/home/u/.local/state/servicectl/log")
+    d = resolve_dirs(environ={"HOME": "/home/u"}, euid=1000)
+    assert d.run == Path("/home/u/.local/state/servicectl/run")
+
+
+def test_signal_spellings(env: Env) -> None:
+    from servicectl.config import parse_signal
+
+    assert parse_signal("TERM") == parse_signal("SIGTERM") == parse_signal("sigterm") == 15
+    assert parse_signal(9) == parse_signal("9") == 9
+    assert (
+        parse_signal("SIG_IGN") is None and parse_signal(0) is None and parse_signal(True) is None
+    )

@@ -1,0 +1,119 @@
+"""The fleet through the real CLI: dependency order, parallel levels, skipped dependents, exit
+codes, and nothing left after stopall. Services record when they start and stop."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids
+
+
+def marker_service(env: Env, name: str, depends: list[str] | None = None, **extra: object) -> None:
+    env.write(
+        name,
+        {
+            "command": [PY, str(DAEMONS / "sleeper.py")],
+            "environment": {"MARKER": str(env.root / f"{name}.marks")},
+            "depends": depends or [],
+            "start_grace": 0.3,
+            **extra,
+        },
+    )
+
+
+def order_of(res_stdout: str) -> list[str]:
+    return [line.split(":", 1)[0] for line in res_stdout.splitlines() if ": " in line]
+
+
+def test_diamond_startall_order_and_parallel_level(env: Env) -> None:
+    # a <- b, a <- c, (b, c) <- d
+    marker_service(env, "a")
+    marker_service(env, "b", ["a"])
+    marker_service(env, "c", ["a"])
+    marker_service(env, "d", ["b", "c"])
+    res = assert_ok(env.sc("startall"))
+    order = order_of(res.stdout)
+    assert order.index("a") < order.index("b") < order.index("d")
+    assert order.index("a") < order.index("c") < order.index("d")
+    assert "4 services: 4 started/ok, 0 failed" in res.stdout
+    pids = {n: env.pid(n) for n in "abcd"}
+    # b and c ran in parallel: each one's grace (0.3 s) overlapped the other's.
+    start_b = (env.root / "b.marks").stat().st_mtime
+    start_c = (env.root / "c.marks").stat().st_mtime
+    assert abs(start_b - start_c) < 0.25
+    # every start line carries its time
+    assert all("[" in line and " s]" in line for line in res.stdout.splitlines()[:4])
+
+    res = assert_ok(env.sc("startall"))
+    assert res.stdout.count("already running") == 4
+
+    res = assert_ok(env.sc("stopall"))
+    order = order_of(res.stdout)
+    assert order.index("d") < order.index("b") < order.index("a")
+    assert order.index("d") < order.index("c") < order.index("a")
+    assert not any(alive(p) for p in pids.values())
+    assert tagged_pids(env.tag) == [] and env.files() == []
+    for n in "abcd":
+        marks = (env.root / f"{n}.marks").read_text()
+        assert "started" in marks and "stopped" in marks
+
+
+def test_failed_service_skips_dependents_only(env: Env) -> None:
+    marker_service(env, "ok")
+    env.write(
+        "f", {"command": [PY, str(DAEMONS / "sleeper.py"), "--exit-code", "1"], "start_grace": 0.5}
+    )
+    marker_service(env, "e", ["f"])
+    marker_service(env, "g", ["e"])
+    marker_service(env, "off", enabled=False)
+    res = env.sc("startall")
+    assert res.returncode == 1
+    assert "servicectl: e: skipped: dependency f failed to start" in res.stderr
+    assert "servicectl: g: skipped: dependency e was skipped" in res.stderr
+    assert "ok: started" in res.stdout
+    assert "off" not in res.stdout + res.stderr  # disabled: not started
+    assert alive(env.pid("ok"))
+    assert_ok(env.sc("status", "off"), 3)
+    assert_ok(env.sc("stopall"))
+    assert tagged_pids(env.tag) == []
+
+
+def test_start_starts_dependencies_first_stop_stops_dependents_first(env: Env) -> None:
+    marker_service(env, "db")
+    marker_service(env, "web", ["db"])
+    marker_service(env, "other")
+    res = assert_ok(env.sc("start", "web"))
+    assert order_of(res.stdout) == ["db", "web"]
+    assert_ok(env.sc("status", "other"), 3)
+    res = assert_ok(env.sc("stop", "db"))
+    assert order_of(res.stdout) == ["web", "db"]
+    assert "web: stopped" in res.stdout and "(it depends on db)" in res.stdout
+    assert_ok(env.sc("status", "web"), 3)
+
+
+def test_stopall_stops_disabled_running_services(env: Env) -> None:
+    marker_service(env, "off", enabled=False)
+    assert_ok(env.sc("start", "off"))
+    pid = env.pid("off")
+    res = assert_ok(env.sc("stopall"))
+    assert "off: stopped" in res.stdout and not alive(pid)
+
+
+def test_invalid_dependency_is_reported(env: Env) -> None:
+    env.write("db", "command: [oops\n", tag=False)
+    marker_service(env, "web", ["db"])
+    res = env.sc("start", "web")
+    assert res.returncode == 6
+    assert "web: skipped: dependency db is invalid" in res.stderr
+
+
+def test_many_services_status_board(env: Env) -> None:
+    for i in range(30):
+        env.write(f"s{i:02d}", {"command": [PY, str(DAEMONS / "sleeper.py")], "start_grace": 0.1})
+    res = assert_ok(env.sc("startall", "--jobs", "8"))
+    assert "30 services: 30 started/ok" in res.stdout
+    rows = json.loads(assert_ok(env.sc("status", "--json")).stdout)
+    assert len(rows) == 30 and all(r["state"] == "running" for r in rows)
+    assert all(r["cpu_percent"] is not None for r in rows)
+    assert_ok(env.sc("stopall"))
+    assert tagged_pids(env.tag) == []
