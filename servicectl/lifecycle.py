@@ -6,6 +6,7 @@ Each action holds the service's lock and returns an Outcome; failures raise Serv
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl import proc
 from servicectl.config import Service, signal_name
@@ -39,6 +41,9 @@ from servicectl.spawn import (
     resolve_program,
     spawn,
 )
+
+if TYPE_CHECKING:
+    from servicectl.ready import NotifySocket
 
 KILL_CONFIRM_TIMEOUT = (
     5.0  # after SIGKILL, how long a process may linger (D state) before we give up
@@ -773,12 +778,77 @@ def reload(svc: Service, dirs: Dirs) -> Outcome:
                 pid,
                 ok_line=False,
             )
-        with Handle(pid, obs.record.starttime) as h:
-            if not h.send(sig):
-                return Outcome(
-                    svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
-                )
+        notify = _open_notify(obs.record)
+        try:
+            with Handle(pid, obs.record.starttime) as h:
+                if not h.send(sig):
+                    return Outcome(
+                        svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
+                    )
+                if notify is not None:
+                    failure = _await_reload(svc, dirs, obs.record, h, notify)
+                    if failure is not None:
+                        return failure
+        finally:
+            if notify is not None:
+                notify.close()
     return Outcome(svc.name, Exit.OK, f"reloaded (SIG{signal_name(sig)} sent to pid {pid})", pid)
+
+
+RELOADING_WINDOW = 1.0  # how long a notify service has to say RELOADING=1 after the signal
+
+
+def _open_notify(record: Record) -> NotifySocket | None:
+    """Listen again on a notify service's socket (None if it is not one, or it is busy)."""
+    from servicectl.ready import NotifySocket
+
+    if not record.notify_socket:
+        return None
+    try:
+        return NotifySocket(record.notify_socket)
+    except OSError:
+        return None
+
+
+def _await_reload(
+    svc: Service, dirs: Dirs, record: Record, handle: Handle, notify: NotifySocket
+) -> Outcome | None:
+    """After a reload signal: if the service says RELOADING=1 (within a second), wait for its
+    READY=1 up to start_timeout. None when it is done; an Outcome when the reload failed."""
+    from servicectl.ready import Notes
+
+    notes = Notes()
+    deadline = time.monotonic() + RELOADING_WINDOW
+    saw_reloading = False
+    while time.monotonic() < deadline and not handle.exited():
+        ready = select.select([notify.fileno()], [], [], deadline - time.monotonic())[0]
+        if ready:
+            notify.drain(notes, record.pid, record.pgid)
+            if notes.reloading and not saw_reloading:
+                saw_reloading = True
+                deadline = time.monotonic() + svc.start_timeout
+            if saw_reloading and notes.ready:
+                break
+    if handle.exited():
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            "died while reloading",
+            record.pid,
+            detail=log_tail(svc),
+            ok_line=False,
+        )
+    if saw_reloading and not notes.ready:
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            f"said RELOADING=1 but not READY=1 within {svc.start_timeout:g} s",
+            record.pid,
+            ok_line=False,
+        )
+    if notes.status is not None:
+        write_record(dirs.run, svc.name, replace(record, status_text=notes.status))
+    return None
 
 
 def _reload_command(svc: Service, pid: int) -> Outcome:

@@ -107,12 +107,13 @@ def _servicectl_argv(dirs: Dirs, exe: str) -> list[str]:
 
 
 def _one_line(text: str) -> str:
-    """``text`` safe for a comment or header line: control characters, line and paragraph
-    separators and undecodable bytes become ``?``, so nothing can start a new line."""
+    """``text`` safe for a comment or header line: control and format characters (bidi
+    overrides included), line and paragraph separators and undecodable bytes become ``?``,
+    so nothing can start a new line or disguise one."""
     out = []
     for ch in text:
         cat = unicodedata.category(ch)
-        out.append("?" if cat in ("Cc", "Cs", "Zl", "Zp") else ch)
+        out.append("?" if cat in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch)
     return "".join(out).strip()
 
 
@@ -150,7 +151,7 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
 
     Guarantees: a complete INIT INFO block; Default-Start is empty when the service is
     disabled (it is then never started by the boot sequence, but Default-Stop still stops a
-    running instance at halt and reboot); every value is single-quoted for sh; output depends
+    running instance at halt and reboot); every value is quoted for sh; output depends
     only on the arguments (no timestamps), so regeneration is byte-identical. Unknown actions
     print a usage line on stderr and exit 2; a missing servicectl exits 5 (status: 4).
     """
@@ -350,9 +351,9 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     else:
         lines += [
             "# ExecStop (servicectl stop) does the stopping: stop_signal, stop_timeout, KILL,",
-            "# confirmation. systemd signals only what is still in the unit's cgroup after it",
-            "# returns (helpers that escaped the process group), so the two never race.",
-            "# KillMode=none is deprecated; control-group is the safe default.",
+            "# confirmation. systemd acts only after it returns, and only on what is still in",
+            "# the unit's cgroup (helpers that escaped the process group), so it never fights",
+            "# servicectl over the service. KillMode=none is deprecated and would leave those.",
             "KillMode=control-group",
         ]
     lines += [
@@ -377,10 +378,11 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
 # Writing
 
 
-def _is_ours(path: Path) -> tuple[bool, bytes | None, int | None, str]:
-    """Look at an existing target without following a symlink.
+def _is_ours(path: Path, limit: int) -> tuple[bool, bytes | None, int | None, str]:
+    """Look at an existing target without following a symlink (nor opening a FIFO or device).
 
-    Returns (written by servicectl, its bytes or None, its mode or None, what it is).
+    Returns (written by servicectl, its first ``limit`` bytes or None, its mode or None, what
+    it is). A missing file counts as ours: there is nothing to protect.
     """
     try:
         st = os.lstat(path)
@@ -401,11 +403,13 @@ def _is_ours(path: Path) -> tuple[bool, bytes | None, int | None, str]:
         if not stat.S_ISREG(fst.st_mode):
             return False, None, None, "is not a regular file"
         chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(1 << 16, limit - size))
             if not chunk:
                 break
             chunks.append(chunk)
+            size += len(chunk)
     finally:
         os.close(fd)
     data = b"".join(chunks)
@@ -478,7 +482,8 @@ def write_files(files: list[GeneratedFile], directory: Path, force: bool) -> lis
             continue
         data = f.content.encode("utf-8", "surrogateescape")
         try:
-            ours, old, old_mode, what = _is_ours(path)
+            # One byte more than the new content: enough to tell "identical" from "not".
+            ours, old, old_mode, what = _is_ours(path, max(len(data) + 1, 4096))
             if not ours and not force:
                 results.append(
                     WriteResult(
