@@ -573,15 +573,19 @@ def _generate(
         face.error(f"{kind}: name services, or give --all (not both)")
         _finish(Exit.USAGE)
     catalog = _catalog()
-    if all_:
-        wanted, code = sorted(catalog.services), 0
-    else:
-        known, code = _known(catalog, names or [], Exit.NOT_INSTALLED)
-        wanted, bad = _invalid(catalog, known)
-        code = max(code, bad)
+    # --all covers every definition: invalid ones are reported (exit 6), not skipped silently.
+    known, code = (catalog.names(), 0) if all_ else _known(catalog, names or [], Exit.NOT_INSTALLED)
+    wanted, bad = _invalid(catalog, known)
+    code = max(code, bad)
     make = shims.initd_file if kind == "initd" else shims.unit_file
     exe = shims.servicectl_executable()
-    files = [make(catalog.services[n], catalog.dirs, exe) for n in wanted]
+    files = []
+    for name in wanted:
+        try:
+            files.append(make(catalog.services[name], catalog.dirs, exe))
+        except ServicectlError as exc:
+            face.error(f"{name}: {exc.message}")
+            code = max(code, exc.exit_code)
     if stdout:
         for f in files:
             sys.stdout.write(f.content)

