@@ -186,7 +186,7 @@ def _ordered_outcomes(outcomes: list[Outcome]) -> int:
 @app.command()
 def start(
     names: list[str] = NAMES,
-    jobs: int = typer.Option(16, "--jobs", "-j", min=1, help="Parallel starts per level."),
+    jobs: int = typer.Option(64, "--jobs", "-j", min=1, help="Parallel starts per level."),
 ) -> None:
     """Start services (their stopped dependencies first); success if already running."""
     from servicectl import fleet
@@ -200,7 +200,7 @@ def start(
 @app.command()
 def stop(
     names: list[str] = NAMES,
-    jobs: int = typer.Option(16, "--jobs", "-j", min=1, help="Parallel stops per level."),
+    jobs: int = typer.Option(64, "--jobs", "-j", min=1, help="Parallel stops per level."),
 ) -> None:
     """Stop services; running services that depend on them are stopped first."""
     from servicectl import fleet
@@ -347,7 +347,7 @@ def _print_status(rows: list[Status]) -> None:
 
 @app.command()
 def startall(
-    jobs: int = typer.Option(16, "--jobs", "-j", min=1, help="Parallel starts per level."),
+    jobs: int = typer.Option(64, "--jobs", "-j", min=1, help="Parallel starts per level."),
 ) -> None:
     """Start every enabled service, dependencies first, each level in parallel."""
     import time
@@ -363,7 +363,7 @@ def startall(
 
 @app.command()
 def stopall(
-    jobs: int = typer.Option(16, "--jobs", "-j", min=1, help="Parallel stops per level."),
+    jobs: int = typer.Option(64, "--jobs", "-j", min=1, help="Parallel stops per level."),
 ) -> None:
     """Stop every running service, dependents first, each level in parallel."""
     import time

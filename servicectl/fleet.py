@@ -15,7 +15,7 @@ from servicectl.errors import Exit, ServicectlError
 from servicectl.lifecycle import Outcome
 
 Report = Callable[[Outcome], None]
-DEFAULT_JOBS = 16
+DEFAULT_JOBS = 64
 
 
 def dependency_closure(catalog: Catalog, names: Iterable[str]) -> set[str]:

@@ -430,46 +430,72 @@ _FORKING_LAUNCH = threading.Lock()
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
 
 
+LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
+
+
 def _launch_forking(
     svc: Service, account: Account, env: dict[str, str], program: str, pass_fds: tuple[int, ...]
 ) -> tuple[subprocess.Popen[bytes], Handle, ProcInfo]:
-    """Run a forking launcher and find its daemon, one forking launch at a time.
+    """Run a forking launcher and find its daemon.
 
     servicectl is a child subreaper meanwhile, so the daemon and any process it orphaned
-    re-parent to it; if the launch fails, every such orphan that appeared during the launch is
-    killed: nothing is left behind even when no PID file was ever written.
+    re-parent to it. Launches are serialized until the launcher has exited and the PID file was
+    found (or LAUNCH_SETTLE passed): the orphans that appear in that window can only be this
+    launch's, and if the start fails they are killed, so nothing is left behind even when no
+    PID file is ever written. A slow PID file thus delays other forking starts by at most
+    LAUNCH_SETTLE, never by a whole start_timeout.
     """
+    deadline = time.monotonic() + svc.start_timeout
     with _FORKING_LAUNCH:
         _become_subreaper()
         since = proc.uptime_ticks()
         child = spawn(svc, account, env, program, pass_fds)
         _SPAWNED.add(child.pid)
         try:
-            handle, info = _await_forking_pid(svc, child)
+            _await_launcher(svc, child, deadline)
+            settle = min(deadline, time.monotonic() + LAUNCH_SETTLE)
+            found = _find_daemon(svc, settle, final=settle >= deadline)
         except BaseException:
-            _kill_orphans(since)
+            _kill_orphans(_orphans(since))
             raise
-        _SPAWNED.add(info.pid)
-        return child, handle, info
+        if found is None:
+            suspects = _orphans(since)
+    if found is None:
+        try:
+            found = _find_daemon(svc, deadline, final=True)
+        except BaseException:
+            _kill_orphans(suspects)
+            raise
+    assert found is not None
+    _SPAWNED.add(found[1].pid)
+    return child, found[0], found[1]
 
 
-def _kill_orphans(since: int) -> None:
-    """SIGKILL processes re-parented to servicectl since ``since`` (ticks) that it did not
-    spawn itself, and reap them."""
+def _orphans(since: int) -> list[ProcInfo]:
+    """Live processes re-parented to servicectl since ``since`` (ticks) that it did not spawn;
+    zombie ones are reaped on the way."""
     me = os.getpid()
-    targets = []
+    out = []
     for pid in proc.all_pids():
         info = proc.read_proc(pid)
         if info is None or info.ppid != me or pid in _SPAWNED or info.starttime < since:
             continue
         if info.zombie:
             proc.reap_if_child(pid)
-            continue
-        targets.append(Handle(pid, info.starttime))
+        else:
+            out.append(info)
+    return out
+
+
+def _kill_orphans(orphans: list[ProcInfo]) -> None:
+    """SIGKILL these orphans and their descendants in their groups, wait, and reap them."""
+    targets = []
+    for info in orphans:
+        targets.append(Handle(info.pid, info.starttime))
         targets += [
             Handle(m.pid, m.starttime)
             for m in proc.group_members(info.pgid)
-            if m.pid != pid and proc.is_descendant(m.pid, pid)
+            if m.pid != info.pid and proc.is_descendant(m.pid, info.pid)
         ]
     for h in targets:
         h.send(signal.SIGKILL)
@@ -479,26 +505,36 @@ def _kill_orphans(since: int) -> None:
         h.close()
 
 
-def _await_forking_pid(svc: Service, launcher: subprocess.Popen[bytes]) -> tuple[Handle, ProcInfo]:
-    """Wait for a forking launcher to exit 0, then for its PID file to name a live descendant."""
-    deadline = time.monotonic() + svc.start_timeout
-    lh = Handle(launcher.pid, proc.read_proc(launcher.pid).starttime)  # type: ignore[union-attr]
-    if proc.wait_all_exit([lh], deadline):
-        raise StartFailed(
-            f"{svc.name}: failed to start: the launcher {svc.program} (pid {launcher.pid}) did not "
-            f"exit within start_timeout {svc.start_timeout:g} s (is it really a forking daemon? "
-            f"use type: simple for programs that stay in the foreground); it was stopped",
-            detail=log_tail(svc),
-        )
+def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait for a forking launcher to exit; it must exit 0 before ``deadline``."""
+    info = proc.read_proc(launcher.pid)
+    lh = Handle(launcher.pid, info.starttime if info else 0)
+    try:
+        if proc.wait_all_exit([lh], deadline):
+            raise StartFailed(
+                f"{svc.name}: failed to start: the launcher {svc.program} (pid {launcher.pid}) "
+                f"did not exit within start_timeout {svc.start_timeout:g} s (is it really a "
+                f"forking daemon? use type: simple for programs that stay in the foreground); "
+                f"it was stopped",
+                detail=log_tail(svc),
+            )
+    finally:
+        lh.close()
     code = launcher.wait()
-    lh.close()
     if code != 0:
         raise StartFailed(
             f"{svc.name}: failed to start: the launcher {svc.program} {proc.describe_exit(code)}",
             detail=log_tail(svc),
         )
+
+
+def _find_daemon(svc: Service, until: float, final: bool) -> tuple[Handle, ProcInfo] | None:
+    """Wait until ``pid_file`` names a live descendant of servicectl (the daemon).
+
+    At ``until``: None, or (``final``) a StartFailed saying what the PID file held.
+    """
     backoff = 0.001
-    last = "it was never written"
+    last = "it was never written; can the daemon's user write to that directory?"
     me = os.getpid()
     while True:
         pf = read_pidfile(svc.pid_file)
@@ -516,7 +552,9 @@ def _await_forking_pid(svc: Service, launcher: subprocess.Popen[bytes]) -> tuple
             last = f"it names {pf.pid}, but {reason}"
         elif pf.problem:
             last = pf.problem
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= until:
+            if not final:
+                return None
             raise StartFailed(
                 f"{svc.name}: failed to start: no live daemon in the PID file {svc.pid_file} "
                 f"within start_timeout {svc.start_timeout:g} s ({last})",

@@ -117,3 +117,21 @@ def test_many_services_status_board(env: Env) -> None:
     assert all(r["cpu_percent"] is not None for r in rows)
     assert_ok(env.sc("stopall"))
     assert tagged_pids(env.tag) == []
+
+
+def test_late_forking_service_does_not_hold_up_other_forking_starts(env: Env) -> None:
+    """Forking launches are serialized only briefly: one whose PID file never comes costs the
+    others at most a short settle window, not its whole start_timeout, and leaves nothing."""
+    import re
+
+    env.forking("nopid", "--no-pidfile", start_timeout=8)
+    env.forking("good")
+    res = env.sc("startall")
+    assert res.returncode == 1
+    assert "nopid: failed to start: no live daemon" in res.stderr
+    took = float(re.search(r"good: started \(pid \d+\) \[([0-9.]+) s\]", res.stdout).group(1))
+    assert took < 5, f"good waited {took} s behind nopid"
+    good = env.pid("good", env.run / "good.daemon.pid")
+    assert alive(good)
+    assert_ok(env.sc("stopall"))
+    assert tagged_pids(env.tag) == []

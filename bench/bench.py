@@ -1,0 +1,1013 @@
+"""Benchmarks for servicectl: fleet start/status/stop, CLI cost, start/stop cycles, stop latency.
+Measures and prints Markdown tables, never asserts: python bench/bench.py [--quick] [--only X]."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+FORKINGD = REPO / "services.d" / "bin" / "forkingd.py"
+SLEEP = "/usr/bin/sleep"
+SYS_PY3 = "/usr/bin/python3"  # what forkingd.py's `#!/usr/bin/env python3` finds in the clean PATH
+PY = os.path.realpath(sys.executable)
+VENV = Path("/tmp/servicectl-bench-venv")
+T_START = time.time()
+SSD_RETRY = "TERM/30/KILL/5"
+
+LATPROG = '''\
+"""Stop-latency probe: on SIGTERM write time.time() to argv[1], then _exit at once."""
+import os, signal, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def on_term(signum, frame):
+    t = time.time()
+    os.write(fd, repr(t).encode())
+    os._exit(0)
+signal.signal(signal.SIGTERM, on_term)
+os.close(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644))  # ready: handler installed
+while True:
+    signal.pause()
+'''
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.time() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- running and waiting
+
+
+@dataclass
+class Run:
+    secs: float
+    rc: int
+    maxrss_kb: int
+    err: str
+
+
+def run(cmd: list[str], timeout: float = 180.0) -> Run:
+    """Run cmd, stdout to /dev/null; wall time from spawn to reap, and the child's own peak RSS."""
+    with tempfile.TemporaryFile() as errf:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
+        fd = os.pidfd_open(p.pid)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            timed_out = not poller.poll(timeout * 1000)
+            if timed_out:
+                p.kill()
+            _, status, usage = os.wait4(p.pid, 0)
+            secs = time.perf_counter() - t0
+        finally:
+            os.close(fd)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        err = errf.read().decode(errors="replace").strip()
+    if timed_out:
+        err = f"timed out after {timeout} s; {err}"
+    return Run(secs, p.returncode, usage.ru_maxrss, err)
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll pred with short exponential backoff (1 ms .. 50 ms) until true or the deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not pred():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def read_pid(path: str | Path) -> Optional[int]:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def alive(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has exited; PID 1 here reaps orphans only every ~1-2 s)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def ours(pid: int) -> bool:
+    """A live process of our user, started after this benchmark began: safe to kill."""
+    if pid <= 1 or pid == os.getpid():
+        return False
+    try:
+        p = psutil.Process(pid)
+        return (
+            p.status() != psutil.STATUS_ZOMBIE
+            and p.uids().real == os.getuid()
+            and p.create_time() >= T_START - 2
+        )
+    except psutil.Error:
+        return False
+
+
+def kill_pids(pids: list[int], timeout: float = 10.0) -> None:
+    """TERM (then KILL) each PID that is still one we started; pidfd opened before the check."""
+    fds: dict[int, int] = {}
+    for pid in set(pids):
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        if ours(pid):
+            fds[pid] = fd
+        else:
+            os.close(fd)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for fd in fds.values():
+                try:
+                    signal.pidfd_send_signal(fd, sig)
+                    signal.pidfd_send_signal(fd, signal.SIGCONT)
+                except OSError:
+                    pass
+            try:
+                wait_for(lambda: not any(alive(p) for p in fds), timeout, "processes to exit")
+                return
+            except TimeoutError:
+                log(f"still alive after {sig.name}: {[p for p in fds if alive(p)]}")
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- statistics and tables
+
+
+@dataclass
+class Series:
+    values: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    estimate: bool = False
+
+    def add(self, r: Run, ok: tuple[int, ...] = (0,), what: str = "") -> bool:
+        if r.rc in ok:
+            self.values.append(r.secs)
+            return True
+        self.failures.append(f"{what}: rc={r.rc}: {r.err[-300:]}")
+        return False
+
+    @property
+    def median(self) -> Optional[float]:
+        return statistics.median(self.values) if self.values else None
+
+
+def fmt_t(v: float) -> str:
+    if v >= 1:
+        return f"{v:.2f} s"
+    if v >= 0.01:
+        return f"{v * 1000:.0f} ms"
+    return f"{v * 1000:.1f} ms"
+
+
+def cell(s: Optional[Series]) -> str:
+    if s is None:
+        return "—"
+    if not s.values:
+        return "FAILED" if s.failures else "—"
+    med = s.median
+    assert med is not None
+    if s.estimate:
+        return f"≈{fmt_t(med)} (est.)"
+    lo, hi = min(s.values), max(s.values)
+    if med >= 1:
+        spread = f"{lo:.2f}–{hi:.2f}"
+    elif med >= 0.01:
+        spread = f"{lo * 1000:.0f}–{hi * 1000:.0f}"
+    else:
+        spread = f"{lo * 1000:.1f}–{hi * 1000:.1f}"
+    fails = f", {len(s.failures)} failed" if s.failures else ""
+    return f"{fmt_t(med)} ({spread}{fails})"
+
+
+def ratio(a: Optional[Series], b: Optional[Series]) -> str:
+    if a is None or b is None or a.median is None or not b.median:
+        return "—"
+    r = a.median / b.median
+    return f"{'≈' if a.estimate or b.estimate else ''}{r:.2f}×" if r < 10 else f"{r:.0f}×"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "|".join("---" for _ in headers) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
+@dataclass
+class Target:
+    what: str
+    limit: float
+    series: Optional[Series] = None
+
+    def verdict(self) -> str:
+        s = self.series
+        if s is None or s.median is None:
+            return "not measured"
+        return "PASS" if s.median <= self.limit else "MISS"
+
+    def mark(self) -> str:
+        return f"≤ {fmt_t(self.limit)}: {self.verdict()}"
+
+
+TARGETS: dict[str, Target] = {
+    "startall100": Target("fleet: startall, N=100", 2.0),
+    "status200": Target("fleet: status, N=200", 0.5),
+    "stopall100": Target("fleet: stopall, N=100", 2.0),
+    "status_name": Target("cli: status NAME", 0.080),
+    "help": Target("cli: --help", 0.080),
+    "cycle_simple": Target("cycle: simple start+stop (start_grace 0)", 0.150),
+    "cycle_forking": Target("cycle: forking start+stop", 0.150),
+    "stop_latency": Target("stop latency (daemon exit → stop returns)", 0.020),
+}
+
+NOTES: list[str] = []
+
+
+def note_failures(label: str, s: Optional[Series]) -> None:
+    if s is not None:
+        for f in s.failures[:3]:
+            NOTES.append(f"{label}: {f}")
+        if len(s.failures) > 3:
+            NOTES.append(f"{label}: ... {len(s.failures) - 3} more failures")
+
+
+# ---------------------------------------------------------------- environment
+
+
+class Env:
+    """Temp dirs, the servicectl executable, and everything to clean up."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.base = Path(tempfile.mkdtemp(prefix="servicectl-bench-"))
+        self.sc_exe = args.servicectl or self.find_servicectl()
+        self.sc_dirs: list[tuple[Path, Path, Path]] = []
+        self.ssd = shutil.which("start-stop-daemon") or next(
+            (
+                p
+                for p in ("/usr/sbin/start-stop-daemon", "/sbin/start-stop-daemon")
+                if os.access(p, os.X_OK)
+            ),
+            None,
+        )
+        self.sup: Optional[Supervisor] = None
+        self.sup_why = "not needed"
+
+    @staticmethod
+    def find_servicectl() -> str:
+        # The console script next to this interpreter, not a pyenv shim on PATH (~55 ms of bash).
+        direct = Path(sysconfig.get_path("scripts")) / "servicectl"
+        if direct.is_file():
+            return str(direct)
+        found = shutil.which("servicectl")
+        if not found:
+            sys.exit("servicectl not found: pip install -e /work/main")
+        return found
+
+    def sc_dir(self, name: str, services: dict[str, str]) -> list[str]:
+        """Make services/run/log dirs holding NAME.yaml for each NAME -> text; return base argv."""
+        d = self.base / name
+        svc, rundir, logdir = d / "svc", d / "run", d / "log"
+        for p in (svc, rundir, logdir):
+            p.mkdir(parents=True, exist_ok=True)
+        for n, text in services.items():
+            (svc / f"{n}.yaml").write_text(text)
+        self.sc_dirs.append((svc, rundir, logdir))
+        return [self.sc_exe, "-d", str(svc), "--run-dir", str(rundir), "--log-dir", str(logdir)]
+
+    def cleanup(self) -> None:
+        log("cleanup")
+        if self.sup is not None:
+            try:
+                self.sup.shutdown()
+            except Exception as e:  # keep cleaning
+                log(f"supervisord shutdown: {e!r}")
+        for svc, rundir, logdir in self.sc_dirs:
+            cmd = [self.sc_exe, "-d", str(svc), "--run-dir", str(rundir), "--log-dir", str(logdir)]
+            r = run([*cmd, "stopall"], timeout=120)
+            if r.rc != 0:
+                log(f"stopall in {svc.parent.name}: rc={r.rc} {r.err[-200:]}")
+        pids = [p for f in glob.glob(f"{self.base}/**/*.pid", recursive=True) if (p := read_pid(f))]
+        kill_pids(pids)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Supervisor:
+    """A private supervisord (our child) with programs sleeper, w02..w20: 20 in all."""
+
+    def __init__(self, env: Env) -> None:
+        self.dir = env.base / "supervisor"
+        self.dir.mkdir()
+        d = self.dir
+        self.conf = d / "supervisord.conf"
+        self.sock = d / "supervisor.sock"
+        self.pidfile = d / "supervisord.pid"
+        progs = ["sleeper"] + [f"w{i:02d}" for i in range(2, 21)]
+        text = (
+            f"[unix_http_server]\nfile={self.sock}\n\n"
+            f"[supervisord]\npidfile={self.pidfile}\nlogfile={d}/supervisord.log\n"
+            f"childlogdir={d}\nuser={psutil.Process().username()}\n\n"
+            "[rpcinterface:supervisor]\n"
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+            f"[supervisorctl]\nserverurl=unix://{self.sock}\n\n"
+        )
+        for p in progs:
+            text += f"[program:{p}]\ncommand={SLEEP} 100000\nautostart=false\nstartsecs=0\n\n"
+        self.conf.write_text(text)
+        self.ctl = [str(VENV / "bin" / "supervisorctl"), "-c", str(self.conf)]
+        self.proc = subprocess.Popen(
+            [str(VENV / "bin" / "supervisord"), "-n", "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.connectable, 30, "supervisord's socket")
+
+    def connectable(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"supervisord exited with {self.proc.returncode}")
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(self.sock))
+                return True
+            except OSError:
+                return False
+
+    def shutdown(self) -> None:
+        pid = read_pid(self.pidfile) or self.proc.pid
+        try:
+            kids = [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            kids = []
+        if pid == self.proc.pid and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        kill_pids(kids)
+
+
+def ensure_supervisor(env: Env) -> None:
+    sd, ctl = VENV / "bin" / "supervisord", VENV / "bin" / "supervisorctl"
+    if not (sd.exists() and ctl.exists()):
+        log(f"creating {VENV} and installing supervisor")
+        for cmd in (
+            [PY, "-m", "venv", str(VENV)],
+            [str(VENV / "bin" / "pip"), "install", "-q", "supervisor"],
+        ):
+            try:
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                env.sup_why = f"`{' '.join(cmd)}` failed: {e}"
+                return
+            if p.returncode != 0:
+                env.sup_why = f"`{' '.join(cmd)}` exited {p.returncode}: {p.stderr.strip()[-300:]}"
+                return
+    try:
+        env.sup = Supervisor(env)
+        env.sup_why = ""
+    except Exception as e:
+        env.sup_why = f"supervisord did not start: {e}"
+
+
+# ---------------------------------------------------------------- 1. fleet
+
+
+def ssd_start_simple(env: Env, pidfile: Path, exe: str = SLEEP, *args: str) -> list[str]:
+    assert env.ssd
+    return [
+        env.ssd, "--start", "--background", "--make-pidfile", "--pidfile", str(pidfile),
+        "--exec", exe, "--", *(args or ("100000",)),
+    ]  # fmt: skip
+
+
+def ssd_stop(env: Env, pidfile: Path, remove: bool = True) -> list[str]:
+    assert env.ssd
+    cmd = [env.ssd, "--stop", "--pidfile", str(pidfile), "--retry", SSD_RETRY]
+    return [*cmd, "--remove-pidfile"] if remove else cmd
+
+
+def bench_fleet(env: Env) -> None:
+    a = env.args
+    reps = a.reps
+    sizes = [10, 100, 200]
+    print("## 1. Fleet: startall / status / stopall (issue 3)\n")
+    print(
+        f"N trivial services (`command: sleep 100000`, default start_grace 0.5 s). Wall time of "
+        f"one `servicectl` subprocess each; median (min–max) of {reps} repetitions, servicectl "
+        f"and start-stop-daemon alternating within each repetition. The s-s-d loops are the "
+        f"classic init.d way: N sequential `start-stop-daemon --start --background "
+        f"--make-pidfile` / `--stop --retry {SSD_RETRY} --remove-pidfile`.\n"
+    )
+    if not env.ssd:
+        print("start-stop-daemon not found: s-s-d columns skipped.\n")
+    else:
+        print(
+            f"s-s-d is compared for N ≤ {a.sdd_max} (`--sdd-max`). Each s-s-d `--stop` waits "
+            f"until the process is reaped, and PID 1 here reaps orphans only every ~1–2 s, so "
+            f"the stop loop costs ~1–2 s per service: it is measured for N ≤ {a.sdd_stop_max} "
+            f"(`--sdd-stop-max`); above that it is estimated as N × the per-stop median of the "
+            f"largest measured N, marked (est.), and the started sleeps are killed by PID "
+            f"instead (untimed).\n"
+        )
+    rows = []
+    per_stop: Optional[float] = None
+    for n in sizes:
+        cmd = env.sc_dir(f"fleet{n}", {f"s{i:03d}": "command: sleep 100000\n" for i in range(n)})
+        ssd_run = env.base / f"fleet{n}" / "ssd-run"
+        ssd_run.mkdir()
+        use_ssd = bool(env.ssd) and n <= a.sdd_max
+        ssd_timed_stop = use_ssd and n <= a.sdd_stop_max
+        st, sa, so = Series(), Series(), Series()
+        s_start, s_stop = (Series(), Series()) if use_ssd else (None, None)
+        log(f"fleet N={n}: {reps} reps (s-s-d: {'yes' if use_ssd else 'no'})")
+        for _ in range(reps):
+            r = run([*cmd, "startall"])
+            if st.add(r, what=f"startall N={n}"):
+                sa.add(run([*cmd, "status"]), what=f"status N={n}")
+            else:
+                sa.failures.append("skipped: startall failed")
+            so.add(run([*cmd, "stopall"]), what=f"stopall N={n}")
+            if not use_ssd:
+                continue
+            assert s_start is not None and s_stop is not None
+            pidfiles = [ssd_run / f"s{i:03d}.pid" for i in range(n)]
+            t0 = time.perf_counter()
+            bad = [r for p in pidfiles if (r := run(ssd_start_simple(env, p))).rc != 0]
+            elapsed = time.perf_counter() - t0
+            if bad:
+                s_start.failures.append(f"{len(bad)} of {n} starts failed: {bad[0].err[-200:]}")
+            else:
+                s_start.values.append(elapsed)
+            if ssd_timed_stop:
+                t0 = time.perf_counter()
+                bad = [r for p in pidfiles if (r := run(ssd_stop(env, p))).rc != 0]
+                elapsed = time.perf_counter() - t0
+                if bad:
+                    s_stop.failures.append(f"{len(bad)} of {n} stops failed: {bad[0].err[-200:]}")
+                else:
+                    s_stop.values.append(elapsed)
+            # whatever is left (all of it when the stop loop is not timed): kill by PID
+            kill_pids([p for f in pidfiles if (p := read_pid(f))])
+            for f in pidfiles:
+                f.unlink(missing_ok=True)
+        if s_stop is not None:
+            if ssd_timed_stop and s_stop.median is not None:
+                per_stop = s_stop.median / n
+            elif not ssd_timed_stop and per_stop is not None:
+                s_stop.values, s_stop.estimate = [per_stop * n], True
+        if n == 100:
+            TARGETS["startall100"].series = st
+            TARGETS["stopall100"].series = so
+        if n == 200:
+            TARGETS["status200"].series = sa
+
+        def with_target(s: Series, key: str, at: int, n: int = n) -> str:
+            return f"{cell(s)} **{TARGETS[key].mark()}**" if n == at else cell(s)
+
+        rows.append(
+            [
+                str(n),
+                with_target(st, "startall100", 100),
+                with_target(sa, "status200", 200),
+                with_target(so, "stopall100", 100),
+                cell(s_start),
+                cell(s_stop),
+                ratio(st, s_start),
+                ratio(so, s_stop),
+            ]
+        )
+        for label, s in (("startall", st), ("status", sa), ("stopall", so)):
+            note_failures(f"fleet N={n} servicectl {label}", s)
+        note_failures(f"fleet N={n} s-s-d start loop", s_start)
+        note_failures(f"fleet N={n} s-s-d stop loop", s_stop)
+        shutil.rmtree(ssd_run, ignore_errors=True)
+    table(
+        [
+            "N",
+            "servicectl startall",
+            "servicectl status",
+            "servicectl stopall",
+            "s-s-d start loop",
+            "s-s-d stop loop",
+            "startall / s-s-d start",
+            "stopall / s-s-d stop",
+        ],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------- 2. CLI cost
+
+
+def bench_cli(env: Env) -> None:
+    reps = env.args.reps
+    one = env.sc_dir("cli-one", {"one": "command: sleep 100000\n"})
+    twenty = env.sc_dir("cli-20", {f"s{i:02d}": "command: sleep 100000\n" for i in range(1, 21)})
+    sup = env.sup
+    ssd_pid = str(env.base / "cli-one" / "run" / "one.pid")
+    floor = [PY, "-c", "pass"]
+    print("## 2. CLI cost (issue 6)\n")
+    print(
+        f"Wall time of one invocation (fresh process each time; one untimed warm-up run first, "
+        f"so page cache and .pyc are warm), stdout to /dev/null, median (min–max) of {reps}, "
+        f"tools alternating. servicectl is run as `{env.sc_exe}` (the console script of this "
+        f"interpreter). Comparators: the interpreter floor `python -c pass` (same "
+        f"{platform.python_version()}), `supervisorctl` (Python too, talking to a running "
+        f"supervisord with 20 programs), `start-stop-daemon` (C).\n"
+    )
+    if not sup:
+        print(f"supervisorctl column skipped: {env.sup_why}\n")
+
+    def measure(cmds: dict[str, tuple[list[str], tuple[int, ...]]]) -> dict[str, Series]:
+        out = {k: Series() for k in cmds}
+        for argv, _ok in cmds.values():
+            run(argv)  # warm-up
+        for _ in range(reps):
+            for k, (argv, ok) in cmds.items():
+                out[k].add(run(argv), ok, what=" ".join(argv[-2:]))
+        return out
+
+    rows: list[list[str]] = []
+
+    def row(label: str, res: dict[str, Series], target: str = "") -> None:
+        sc = res["sc"]
+        ratios = ", ".join(
+            f"{ratio(sc, res[k])} {name}"
+            for k, name in (("py", "python"), ("sup", "supervisorctl"), ("ssd", "s-s-d"))
+            if k in res
+        )
+        rows.append(
+            [
+                label,
+                cell(sc) + (f" **{TARGETS[target].mark()}**" if target else ""),
+                cell(res.get("py")),
+                cell(res.get("sup")),
+                cell(res.get("ssd")),
+                ratios,
+            ]
+        )
+        for k, s in res.items():
+            note_failures(f"cli {label} [{k}]", s)
+
+    log("cli: --help")
+    cmds = {"sc": ([*one, "--help"], (0,)), "py": (floor, (0,))}
+    if sup:
+        cmds["sup"] = ([*sup.ctl, "--help"], (0,))
+    res = measure(cmds)
+    TARGETS["help"].series = res["sc"]
+    row("`--help`", res, "help")
+
+    shim = shutil.which("servicectl")
+    if shim and os.path.realpath(shim) != os.path.realpath(env.sc_exe):
+        log("cli: --help via PATH")
+        res2 = measure({"sc": ([shim, "--help"], (0,)), "py": (floor, (0,))})
+        row(f"`--help` via PATH (`{shim}`)", res2)
+        NOTES.append(
+            f"`servicectl` on PATH is `{shim}` (a wrapper, e.g. a pyenv shim); the rows above "
+            f"use the console script directly. Via PATH costs {ratio(res2['sc'], res['sc'])} "
+            f"the direct script for `--help`."
+        )
+
+    log("cli: status NAME")
+    cmds = {"sc": ([*one, "status", "one"], (3,)), "py": (floor, (0,))}
+    if sup:
+        cmds["sup"] = ([*sup.ctl, "status", "sleeper"], (0, 3))
+    if env.ssd:
+        cmds["ssd"] = ([env.ssd, "--status", "--pidfile", ssd_pid], (3,))
+    res = measure(cmds)
+    TARGETS["status_name"].series = res["sc"]
+    row("`status NAME` (stopped)", res, "status_name")
+
+    log("cli: status/list with 20 services")
+    r = run([*twenty, "startall"])
+    if r.rc != 0:
+        NOTES.append(f"cli: startall of 20 failed (rc={r.rc}): {r.err[-300:]}")
+    if sup:
+        r = run([*sup.ctl, "start", "all"])
+        if r.rc != 0:
+            NOTES.append(f"cli: supervisorctl start all failed (rc={r.rc}): {r.err[-300:]}")
+    cmds = {"sc": ([*twenty, "status"], (0,)), "py": (floor, (0,))}
+    if sup:
+        cmds["sup"] = ([*sup.ctl, "status"], (0,))
+    res_status = measure(cmds)
+    row("`status`, 20 running", res_status)
+    cmds = {"sc": ([*twenty, "list"], (0,)), "py": (floor, (0,))}
+    if sup:
+        cmds["sup"] = ([*sup.ctl, "avail"], (0,))
+    row("`list`, 20 (supervisorctl: `avail`)", measure(cmds))
+    table(
+        ["command", "servicectl", "python -c pass", "supervisorctl", "start-stop-daemon", "ratios"],
+        rows,
+    )
+
+    log("cli: peak RSS")
+    rss: dict[str, list[int]] = {"sc": [], "py": [], "sup": []}
+    for _ in range(reps):
+        rss["sc"].append(run([*twenty, "status"]).maxrss_kb)
+        rss["py"].append(run(floor).maxrss_kb)
+        if sup:
+            rss["sup"].append(run([*sup.ctl, "status"]).maxrss_kb)
+
+    def mb(v: list[int]) -> str:
+        return (
+            f"{statistics.median(v) / 1024:.1f} MB ({min(v) / 1024:.1f}–{max(v) / 1024:.1f})"
+            if v
+            else "—"
+        )
+
+    print(
+        "Peak RSS of one invocation (`ru_maxrss` of that child from `wait4`), `status` with 20 "
+        "running services:\n"
+    )
+    table(
+        [
+            "servicectl status",
+            "python -c pass",
+            "supervisorctl status",
+            "servicectl / supervisorctl",
+        ],
+        [
+            [
+                mb(rss["sc"]),
+                mb(rss["py"]),
+                mb(rss["sup"]),
+                f"{statistics.median(rss['sc']) / statistics.median(rss['sup']):.2f}×"
+                if rss["sup"]
+                else "—",
+            ]
+        ],
+    )
+    run([*twenty, "stopall"])
+    if sup:
+        run([*sup.ctl, "stop", "all"])
+
+
+# ---------------------------------------------------------------- 3. cycles
+
+
+def timed_pair(a: list[str], b: list[str], what: str) -> tuple[Optional[float], float, float, str]:
+    """Run a then b; (total or None on failure, a secs, b secs, error)."""
+    ra = run(a)
+    rb = run(b)
+    if ra.rc != 0 or rb.rc != 0:
+        bad = ra if ra.rc != 0 else rb
+        return None, ra.secs, rb.secs, f"{what}: rc={bad.rc}: {bad.err[-300:]}"
+    return ra.secs + rb.secs, ra.secs, rb.secs, ""
+
+
+@dataclass
+class Cycle:
+    total: Series = field(default_factory=Series)
+    start: list[float] = field(default_factory=list)
+    stop: list[float] = field(default_factory=list)
+
+    def add(self, res: tuple[Optional[float], float, float, str]) -> None:
+        tot, a, b, err = res
+        if tot is None:
+            self.total.failures.append(err)
+            return
+        self.total.values.append(tot)
+        self.start.append(a)
+        self.stop.append(b)
+
+    def parts(self) -> str:
+        if not self.start:
+            return "—"
+        return f"{fmt_t(statistics.median(self.start))} / {fmt_t(statistics.median(self.stop))}"
+
+
+def bench_cycles(env: Env) -> None:
+    reps = env.args.reps
+    run_dir = env.base / "cycle" / "run"
+    fork_cmd = json.dumps([str(FORKINGD), "--pidfile", "{run_dir}/f.pid"])
+    sc = env.sc_dir(
+        "cycle",
+        {
+            "s0": "command: sleep 100000\nstart_grace: 0\n",
+            "s05": "command: sleep 100000\n",
+            "f": (
+                f"type: forking\ncommand: {fork_cmd}\n"
+                'pid_file: "{run_dir}/f.pid"\nstart_grace: 0\n'
+            ),
+        },
+    )
+    ssd_dir = env.base / "cycle" / "ssd-run"
+    ssd_dir.mkdir()
+    sup = env.sup
+    print("## 3. Start+stop cycles (issue 6)\n")
+    print(
+        f"One `start` then one `stop` subprocess, timed together (start / stop medians shown "
+        f"beside); median (min–max) of {reps}, tools alternating. Simple: `sleep 100000`. "
+        f"Forking: `{FORKINGD.name} --pidfile P` (double fork, writes its own PID file), run by "
+        f"`{SYS_PY3}`. s-s-d: `--start --background --make-pidfile` (simple) or `--start "
+        f"--pidfile P --exec {SYS_PY3}` (forking), then `--stop --retry {SSD_RETRY}`. "
+        f"supervisorctl: `start sleeper` / `stop sleeper` (`startsecs=0`) against a running "
+        f"supervisord, which is the sleeper's parent and reaps it at once.\n"
+    )
+    if not env.ssd:
+        print("start-stop-daemon not found: its columns are skipped.\n")
+    if not sup:
+        print(f"supervisorctl column skipped: {env.sup_why}\n")
+    c = {k: Cycle() for k in ("sc0", "sc05", "ssd", "sup", "scf", "ssdf")}
+    ssd_p, ssdf_p = ssd_dir / "s.pid", ssd_dir / "f.pid"
+    log(f"cycles: {reps} reps")
+    for _ in range(reps):
+        c["sc0"].add(timed_pair([*sc, "start", "s0"], [*sc, "stop", "s0"], "servicectl s0"))
+        if env.ssd:
+            c["ssd"].add(timed_pair(ssd_start_simple(env, ssd_p), ssd_stop(env, ssd_p), "s-s-d"))
+        c["sc05"].add(timed_pair([*sc, "start", "s05"], [*sc, "stop", "s05"], "servicectl s05"))
+        if sup:
+            c["sup"].add(
+                timed_pair([*sup.ctl, "start", "sleeper"], [*sup.ctl, "stop", "sleeper"], "sup")
+            )
+        c["scf"].add(timed_pair([*sc, "start", "f"], [*sc, "stop", "f"], "servicectl forking"))
+        if env.ssd:
+            start = [env.ssd, "--start", "--pidfile", str(ssdf_p), "--exec", SYS_PY3, "--"]
+            c["ssdf"].add(
+                timed_pair(
+                    [*start, str(FORKINGD), "--pidfile", str(ssdf_p)],
+                    ssd_stop(env, ssdf_p, remove=False),
+                    "s-s-d forking",
+                )
+            )
+        leftovers = [read_pid(p) for p in (ssd_p, ssdf_p, *run_dir.glob("*.pid"))]
+        if any(p and alive(p) for p in leftovers):
+            NOTES.append(f"cycles: processes left running after a cycle: {leftovers}")
+            kill_pids([p for p in leftovers if p])
+    TARGETS["cycle_simple"].series = c["sc0"].total
+    TARGETS["cycle_forking"].series = c["scf"].total
+    have = {"ssd": bool(env.ssd), "ssdf": bool(env.ssd), "sup": sup is not None}
+
+    def col(k: str) -> list[str]:
+        return [cell(c[k].total), c[k].parts()] if have[k] else ["—", "—"]
+
+    rows = [
+        [
+            "simple, start_grace 0",
+            cell(c["sc0"].total) + f" **{TARGETS['cycle_simple'].mark()}**",
+            c["sc0"].parts(),
+            *col("ssd"),
+            *col("sup"),
+            f"{ratio(c['sc0'].total, c['ssd'].total)} s-s-d, "
+            f"{ratio(c['sc0'].total, c['sup'].total)} supervisorctl",
+        ],
+        [
+            "simple, start_grace 0.5 (default)",
+            cell(c["sc05"].total),
+            c["sc05"].parts(),
+            *col("ssd"),
+            *col("sup"),
+            f"{ratio(c['sc05'].total, c['ssd'].total)} s-s-d, "
+            f"{ratio(c['sc05'].total, c['sup'].total)} supervisorctl",
+        ],
+        [
+            "forking (double fork), start_grace 0",
+            cell(c["scf"].total) + f" **{TARGETS['cycle_forking'].mark()}**",
+            c["scf"].parts(),
+            *col("ssdf"),
+            "—",
+            "—",
+            f"{ratio(c['scf'].total, c['ssdf'].total)} s-s-d",
+        ],
+    ]
+    table(
+        [
+            "cycle",
+            "servicectl",
+            "start / stop",
+            "s-s-d",
+            "start / stop",
+            "supervisorctl",
+            "start / stop",
+            "servicectl / other",
+        ],
+        rows,
+    )
+    for k, cy in c.items():
+        note_failures(f"cycle {k}", cy.total)
+
+
+# ---------------------------------------------------------------- 4. stop latency
+
+
+def bench_latency(env: Env) -> None:
+    reps = env.args.reps
+    d = env.base / "latency"
+    d.mkdir()
+    prog = d / "latprog.py"
+    prog.write_text(LATPROG)
+    out_sc, ready_sc = d / "exit-sc.txt", d / "ready-sc"
+    out_ssd, ready_ssd = d / "exit-ssd.txt", d / "ready-ssd"
+    ssd_pid = d / "ssd.pid"
+    lat_cmd = json.dumps([PY, str(prog), str(out_sc), str(ready_sc)])
+    sc = env.sc_dir("latency-sc", {"lat": f"command: {lat_cmd}\nstart_grace: 0\n"})
+    print("## 4. Stop latency (issue 6)\n")
+    print(
+        f"Time from the daemon's exit to the stop command returning. The daemon (a Python "
+        f"program) writes `time.time()` right before `os._exit(0)` in its SIGTERM handler; the "
+        f"benchmark takes `time.time()` right after the stop subprocess is reaped. Median "
+        f"(min–max) of {reps}, tools alternating. 'whole stop' is the stop command's wall time "
+        f"(includes its start-up).\n"
+    )
+    res = {"sc": (Series(), Series()), "ssd": (Series(), Series())}
+
+    def one(key: str, start: list[str], stop: list[str], out: Path, ready: Path) -> None:
+        lat, whole = res[key]
+        for f in (out, ready):
+            f.unlink(missing_ok=True)
+        r = run(start)
+        if r.rc != 0:
+            lat.failures.append(f"start rc={r.rc}: {r.err[-300:]}")
+            return
+        try:
+            wait_for(ready.exists, 10, f"{key} probe to install its SIGTERM handler")
+        except TimeoutError as e:
+            lat.failures.append(str(e))
+            return
+        r = run(stop)
+        t_ret = time.time()
+        try:
+            t_exit = float(out.read_text())
+        except (OSError, ValueError) as e:
+            lat.failures.append(f"stop rc={r.rc}, no exit time: {e!r} {r.err[-200:]}")
+            return
+        if r.rc != 0:
+            lat.failures.append(f"stop rc={r.rc}: {r.err[-300:]}")
+            return
+        lat.values.append(t_ret - t_exit)
+        whole.values.append(r.secs)
+
+    log(f"latency: {reps} reps")
+    for _ in range(reps):
+        one("sc", [*sc, "start", "lat"], [*sc, "stop", "lat"], out_sc, ready_sc)
+        if env.ssd:
+            one(
+                "ssd",
+                ssd_start_simple(env, ssd_pid, PY, str(prog), str(out_ssd), str(ready_ssd)),
+                ssd_stop(env, ssd_pid),
+                out_ssd,
+                ready_ssd,
+            )
+            kill_pids([p for p in [read_pid(ssd_pid)] if p])
+    TARGETS["stop_latency"].series = res["sc"][0]
+    rows = [
+        [
+            "servicectl stop",
+            cell(res["sc"][0]) + f" **{TARGETS['stop_latency'].mark()}**",
+            cell(res["sc"][1]),
+        ]
+    ]
+    if env.ssd:
+        rows.append(
+            [
+                f"start-stop-daemon --stop --retry {SSD_RETRY}",
+                cell(res["ssd"][0]),
+                cell(res["ssd"][1]),
+            ]
+        )
+        rows.append(
+            [
+                "ratio servicectl / s-s-d",
+                ratio(res["sc"][0], res["ssd"][0]),
+                ratio(res["sc"][1], res["ssd"][1]),
+            ]
+        )
+    else:
+        print("start-stop-daemon not found: its row is skipped.\n")
+    table(["tool", "exit → stop returns", "whole stop"], rows)
+    note_failures("latency servicectl", res["sc"][0])
+    note_failures("latency s-s-d", res["ssd"][0])
+
+
+# ---------------------------------------------------------------- main
+
+
+def header(env: Env) -> None:
+    git = ["git", "--no-optional-locks", "-C", str(REPO)]
+    try:
+        sha = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "servicectl"]).returncode != 0
+        )
+        rev = f"{sha}{' + uncommitted changes in servicectl/' if dirty else ''}"
+    except OSError:
+        rev = "unknown"
+    ssd_ver = "not found"
+    if env.ssd:
+        v = subprocess.run([env.ssd, "--version"], capture_output=True, text=True).stdout
+        ssd_ver = v.splitlines()[0] if v else "present"
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    print("# servicectl benchmarks\n")
+    print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"- kernel (`uname -r`): {platform.release()}")
+    print(f"- CPUs: {os.cpu_count()} (usable: {affinity})")
+    print(f"- Python: {platform.python_version()} ({PY})")
+    print(f"- servicectl: {rev}, run as `{env.sc_exe}`")
+    print(f"- start-stop-daemon: {ssd_ver}")
+    print(f"- PID 1: `{Path('/proc/1/comm').read_text().strip()}`")
+    print(f"- repetitions: {env.args.reps}{' (--quick)' if env.args.quick else ''}\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
+    ap.add_argument(
+        "--only", choices=["fleet", "cli", "cycle"], help="cycle = cycles + stop latency"
+    )
+    ap.add_argument("--reps", type=int, help="repetitions per row (default 7, --quick 3)")
+    ap.add_argument(
+        "--sdd-max", type=int, default=100, help="compare s-s-d for N ≤ this (default 100)"
+    )
+    ap.add_argument(
+        "--sdd-stop-max",
+        type=int,
+        default=10,
+        help="time the s-s-d stop loop for N ≤ this (default 10)",
+    )
+    ap.add_argument(
+        "--servicectl", help="servicectl executable (default: this interpreter's script)"
+    )
+    args = ap.parse_args()
+    args.reps = args.reps or (3 if args.quick else 7)
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    env = Env(args)
+    t0 = time.monotonic()
+    try:
+        header(env)
+        sections = [args.only] if args.only else ["fleet", "cli", "cycle"]
+        if "cli" in sections or "cycle" in sections:
+            ensure_supervisor(env)
+        steps = {"fleet": [bench_fleet], "cli": [bench_cli], "cycle": [bench_cycles, bench_latency]}
+        for name in sections:
+            for fn in steps[name]:
+                try:
+                    fn(env)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:
+                    print(f"**{fn.__name__} aborted: {e!r}**\n")
+                    log(f"{fn.__name__} aborted: {e!r}")
+                sys.stdout.flush()
+        print("## Targets\n")
+        for t in TARGETS.values():
+            if t.series is not None:
+                fig = cell(t.series)
+                print(f"- {t.verdict()}: {t.what}: {fig} (target ≤ {fmt_t(t.limit)}, median)")
+        if NOTES:
+            print("\n## Notes\n")
+            for n in NOTES:
+                print(f"- {n}")
+        print(f"\n_Run time: {time.monotonic() - t0:.0f} s._")
+    except KeyboardInterrupt:
+        log("interrupted")
+    finally:
+        env.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
