@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -399,7 +399,7 @@ def _summary(verb: str, outcomes: list[Outcome], elapsed: float) -> None:
 def list_(as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
     """List definitions: name, type, enabled, depends, description."""
     catalog = _catalog()
-    items = []
+    items: list[dict[str, Any]] = []
     for name in catalog.names():
         svc = catalog.services.get(name)
         if svc is None:

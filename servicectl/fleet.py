@@ -5,6 +5,7 @@ Built only from lifecycle actions; a failure skips the failed service's dependen
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -155,7 +156,7 @@ def start_ordered(
                         )
                     )
                     continue
-                batch.append((name, lambda s=svc: lifecycle.start(s, catalog.dirs)))
+                batch.append((name, functools.partial(lifecycle.start, svc, catalog.dirs)))
             for outcome in _parallel(pool, batch):
                 if outcome.code != Exit.OK:
                     failed[outcome.name] = "failed to start"
@@ -179,7 +180,8 @@ def stop_ordered(
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for level in reversed(levels(catalog, chosen)):
             calls: list[tuple[str, Callable[[], Outcome]]] = [
-                (n, lambda s=catalog.services[n]: lifecycle.stop(s, catalog.dirs)) for n in level
+                (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs))
+                for n in level
             ]
             for outcome in _parallel(pool, calls):
                 outcomes.append(outcome)

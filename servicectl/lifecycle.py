@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servicectl import proc
 from servicectl.config import Service, signal_name
@@ -320,9 +320,10 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             _SPAWNED.add(child.pid)
         try:
             if svc.type == "simple":
-                info = proc.read_proc(child.pid)
-                if info is None:  # cannot happen: it is our unreaped child
+                seen = proc.read_proc(child.pid)
+                if seen is None:  # cannot happen: it is our unreaped child
                     raise StartFailed(f"{svc.name}: the process vanished at once")
+                info = seen
                 handle = Handle(child.pid, info.starttime)
             pgid = _own_group(svc, info)
             record = Record(
@@ -895,7 +896,7 @@ def _reload_command(svc: Service, pid: int) -> Outcome:
     env = build_environment(svc, account)
     env["MAINPID"] = str(pid)
     program = resolve_program(svc, env, svc.reload_command)
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if account.switch:
         kwargs.update(user=account.uid, group=account.gid)
     try:
@@ -907,7 +908,7 @@ def _reload_command(svc: Service, pid: int) -> Outcome:
             capture_output=True,
             timeout=svc.start_timeout,
             start_new_session=True,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
     except subprocess.TimeoutExpired:
         return Outcome(

@@ -328,7 +328,7 @@ def wait_all_exit(
         if fds:
             p = select.poll()
             for h in fds:
-                p.register(h.fd, select.POLLIN)
+                p.register(h.fd or 0, select.POLLIN)
             # Also re-check processes without pidfds at a short backoff.
             timeout = remaining if len(fds) == len(alive) else min(remaining, 0.01)
             p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)

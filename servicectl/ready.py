@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from servicectl.config import Ready
 from servicectl.proc import CANCEL_SLICE, Handle, check_cancel, is_descendant, read_proc
@@ -166,7 +167,7 @@ class Probe:
     def _command(self, remaining: float) -> bool:
         assert isinstance(self.ready.target, tuple)
         timeout = min(self.ready.timeout or 10.0, max(remaining, 0.01))
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         if self.run_as is not None:
             kwargs.update(user=self.run_as[0], group=self.run_as[1])
         try:
@@ -179,7 +180,7 @@ class Probe:
                 stderr=subprocess.PIPE,
                 timeout=timeout,
                 start_new_session=True,
-                **kwargs,  # type: ignore[arg-type]
+                **kwargs,
             )
         except subprocess.TimeoutExpired:
             self.last_error = f"probe command timed out after {timeout:.1f} s"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from servicectl.config import LIMIT_NAMES, Service
 from servicectl.errors import (
@@ -228,7 +229,7 @@ def spawn(
         )
     out, err = open_output(svc, account)
     uses_shim = bool(svc.limits) or svc.nice is not None
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if uses_shim:
         import json
 
@@ -260,7 +261,7 @@ def spawn(
             pass_fds=pass_fds,
             umask=svc.umask,
             restore_signals=True,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
     except FileNotFoundError as exc:
         if exc.filename == str(svc.working_directory):
