@@ -12,6 +12,7 @@ import platform
 import select
 import shutil
 import signal
+import site
 import socket
 import statistics
 import subprocess
@@ -32,6 +33,8 @@ SYS_PY3 = "/usr/bin/python3"  # what forkingd.py's `#!/usr/bin/env python3` find
 PY = os.path.realpath(sys.executable)
 VENV = Path("/tmp/servicectl-bench-venv")
 T_START = time.time()
+ORIG_ENV = dict(os.environ)
+CHILD_ENV = dict(os.environ)  # main() adjusts bytecode caching unless --env-as-is
 SSD_RETRY = "TERM/30/KILL/5"
 
 LATPROG = '''\
@@ -64,11 +67,17 @@ class Run:
     err: str
 
 
-def run(cmd: list[str], timeout: float = 180.0) -> Run:
-    """Run cmd, stdout to /dev/null; wall time from spawn to reap, and the child's own peak RSS."""
+def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = None) -> Run:
+    """Run cmd, stdout to /dev/null; wall time from spawn to reap (and ru_maxrss, see peak_rss)."""
     with tempfile.TemporaryFile() as errf:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
+        p = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            env=CHILD_ENV if env is None else env,
+        )
         fd = os.pidfd_open(p.pid)
         try:
             poller = select.poll()
@@ -449,10 +458,12 @@ def bench_fleet(env: Env) -> None:
         print(
             f"s-s-d is compared for N ≤ {a.sdd_max} (`--sdd-max`). Each s-s-d `--stop` waits "
             f"until the process is reaped, and PID 1 here reaps orphans only every ~1–2 s, so "
-            f"the stop loop costs ~1–2 s per service: it is measured for N ≤ {a.sdd_stop_max} "
-            f"(`--sdd-stop-max`); above that it is estimated as N × the per-stop median of the "
-            f"largest measured N, marked (est.), and the started sleeps are killed by PID "
-            f"instead (untimed).\n"
+            f"the stop loop costs ~1–2 s per service: it is timed for N ≤ {a.sdd_stop_max} "
+            f"(`--sdd-stop-max`) in the first {min(a.sdd_stop_reps, reps)} repetition(s) "
+            f"(`--sdd-stop-reps`; its spread is tiny, being a wait for PID 1's reap tick). "
+            f"Otherwise the started sleeps are killed by PID instead (untimed), and above "
+            f"N = {a.sdd_stop_max} the loop is estimated as N × the per-stop median of the "
+            f"largest timed N, marked (est.).\n"
         )
     rows = []
     per_stop: Optional[float] = None
@@ -465,7 +476,7 @@ def bench_fleet(env: Env) -> None:
         st, sa, so = Series(), Series(), Series()
         s_start, s_stop = (Series(), Series()) if use_ssd else (None, None)
         log(f"fleet N={n}: {reps} reps (s-s-d: {'yes' if use_ssd else 'no'})")
-        for _ in range(reps):
+        for rep in range(reps):
             r = run([*cmd, "startall"])
             if st.add(r, what=f"startall N={n}"):
                 sa.add(run([*cmd, "status"]), what=f"status N={n}")
@@ -483,7 +494,11 @@ def bench_fleet(env: Env) -> None:
                 s_start.failures.append(f"{len(bad)} of {n} starts failed: {bad[0].err[-200:]}")
             else:
                 s_start.values.append(elapsed)
-            if ssd_timed_stop:
+            missing = [f for f in pidfiles if not f.exists()]
+            if missing:  # s-s-d returned before its child wrote the PID file
+                NOTES.append(f"fleet N={n}: {len(missing)} s-s-d PID files absent at loop end")
+                wait_for(lambda fs=pidfiles: all(f.exists() for f in fs), 10, "s-s-d PID files")
+            if ssd_timed_stop and rep < a.sdd_stop_reps:
                 t0 = time.perf_counter()
                 bad = [r for p in pidfiles if (r := run(ssd_stop(env, p))).rc != 0]
                 elapsed = time.perf_counter() - t0
@@ -516,7 +531,12 @@ def bench_fleet(env: Env) -> None:
                 with_target(sa, "status200", 200),
                 with_target(so, "stopall100", 100),
                 cell(s_start),
-                cell(s_stop),
+                cell(s_stop)
+                + (
+                    f" n={len(s_stop.values)}"
+                    if s_stop and not s_stop.estimate and 0 < len(s_stop.values) < reps
+                    else ""
+                ),
                 ratio(st, s_start),
                 ratio(so, s_stop),
             ]
@@ -563,13 +583,15 @@ def bench_cli(env: Env) -> None:
     if not sup:
         print(f"supervisorctl column skipped: {env.sup_why}\n")
 
-    def measure(cmds: dict[str, tuple[list[str], tuple[int, ...]]]) -> dict[str, Series]:
+    def measure(
+        cmds: dict[str, tuple[list[str], tuple[int, ...]]], env: Optional[dict[str, str]] = None
+    ) -> dict[str, Series]:
         out = {k: Series() for k in cmds}
         for argv, _ok in cmds.values():
-            run(argv)  # warm-up
+            run(argv, env=env)  # warm-up
         for _ in range(reps):
             for k, (argv, ok) in cmds.items():
-                out[k].add(run(argv), ok, what=" ".join(argv[-2:]))
+                out[k].add(run(argv, env=env), ok, what=" ".join(argv[-2:]))
         return out
 
     rows: list[list[str]] = []
@@ -595,12 +617,25 @@ def bench_cli(env: Env) -> None:
             note_failures(f"cli {label} [{k}]", s)
 
     log("cli: --help")
-    cmds = {"sc": ([*one, "--help"], (0,)), "py": (floor, (0,))}
+    cmds = {
+        "sc": ([*one, "--help"], (0,)),
+        "py": (floor, (0,)),
+        "pyS": ([PY, "-S", "-c", ""], (0,)),
+    }
     if sup:
         cmds["sup"] = ([*sup.ctl, "--help"], (0,))
     res = measure(cmds)
     TARGETS["help"].series = res["sc"]
     row("`--help`", res, "help")
+    py, py_s = res["py"].median, res["pyS"].median
+    if py is not None and py_s is not None:
+        pth = sorted(p.name for d in site.getsitepackages() for p in Path(d).glob("*.pth"))
+        NOTES.append(
+            f"Interpreter floor: `python -c pass` {fmt_t(py)}, `python -S -c pass` {fmt_t(py_s)}: "
+            f"site-packages start-up costs {fmt_t(py - py_s)} in every process of this "
+            f"interpreter, servicectl included ({', '.join(pth) or 'no .pth files'}). "
+            f"supervisorctl runs from its own venv, which loads none of those."
+        )
 
     # What a user typing `servicectl` gets: the first one on PATH that is not the script itself
     # (under `pyenv exec` the script's own bin dir comes first, the shim later).
@@ -633,6 +668,10 @@ def bench_cli(env: Env) -> None:
     res = measure(cmds)
     TARGETS["status_name"].series = res["sc"]
     row("`status NAME` (stopped)", res, "status_name")
+    if CHILD_ENV != ORIG_ENV:
+        log("cli: status NAME, environment as-is")
+        res = measure({"sc": ([*one, "status", "one"], (3,)), "py": (floor, (0,))}, env=ORIG_ENV)
+        row("`status NAME`, environment as-is (no bytecode cache)", res)
 
     log("cli: status/list with 20 services")
     r = run([*twenty, "startall"])
@@ -981,10 +1020,17 @@ def main() -> int:
         help="time the s-s-d stop loop for N ≤ this (default 10)",
     )
     ap.add_argument(
+        "--sdd-stop-reps",
+        type=int,
+        help="repetitions that time the s-s-d stop loop (default 3, --quick 1)",
+    )
+    ap.add_argument(
         "--servicectl", help="servicectl executable (default: this interpreter's script)"
     )
     args = ap.parse_args()
     args.reps = args.reps or (3 if args.quick else 7)
+    if args.sdd_stop_reps is None:
+        args.sdd_stop_reps = 1 if args.quick else 3
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")

@@ -65,20 +65,7 @@ def read_proc(pid: int) -> ProcInfo | None:
         if exc.errno in (errno.ESRCH, errno.ENOENT):
             return None
         raise
-    head, _, rest = raw.rpartition(b")")
-    fields = rest.split()
-    comm = head.partition(b"(")[2].decode("utf-8", "replace")
-    uid = _real_uid(pid, st_uid)
-    return ProcInfo(
-        pid=pid,
-        ppid=int(fields[1]),
-        pgid=int(fields[2]),
-        sid=int(fields[3]),
-        state=fields[0].decode(),
-        starttime=int(fields[19]),
-        uid=uid,
-        comm=comm,
-    )
+    return _parse_stat(pid, raw, _real_uid(pid, st_uid))
 
 
 def _real_uid(pid: int, fallback: int) -> int:
@@ -193,14 +180,66 @@ def all_pids() -> list[int]:
     return [int(n) for n in os.listdir("/proc") if n.isdigit()]
 
 
-def group_members(pgid: int) -> list[ProcInfo]:
-    """Live (non-zombie) processes whose process group is ``pgid``."""
-    out = []
-    for pid in all_pids():
-        info = read_proc(pid)
-        if info is not None and info.pgid == pgid and not info.zombie:
-            out.append(info)
-    return out
+def _parse_stat(pid: int, raw: bytes, uid: int = -1) -> ProcInfo:
+    head, _, rest = raw.rpartition(b")")
+    fields = rest.split()
+    return ProcInfo(
+        pid=pid,
+        ppid=int(fields[1]),
+        pgid=int(fields[2]),
+        sid=int(fields[3]),
+        state=fields[0].decode(),
+        starttime=int(fields[19]),
+        uid=uid,
+        comm=head.partition(b"(")[2].decode("utf-8", "replace"),
+    )
+
+
+class _GroupIndex:
+    """Process groups of every process, from one /proc scan shared between threads.
+
+    A caller asks for a scan no older than the moment it cares about (say, the moment its
+    main process exited); a scan that started after that moment serves every such caller, so
+    a parallel stopall does a handful of scans instead of two per service.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = float("-inf")
+        self.groups: dict[int, list[ProcInfo]] = {}
+
+    def members(self, pgid: int, fresh_after: float) -> list[ProcInfo]:
+        with self.lock:
+            if self.started < fresh_after:
+                self.started = time.monotonic()
+                self.groups = self._scan()
+            return list(self.groups.get(pgid, ()))
+
+    @staticmethod
+    def _scan() -> dict[int, list[ProcInfo]]:
+        groups: dict[int, list[ProcInfo]] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    info = _parse_stat(int(name), fh.read())
+            except (OSError, IndexError, ValueError):
+                continue
+            if not info.zombie:
+                groups.setdefault(info.pgid, []).append(info)
+        return groups
+
+
+_GROUPS = _GroupIndex()
+
+
+def group_members(pgid: int, fresh_after: float | None = None) -> list[ProcInfo]:
+    """Live (non-zombie) processes whose process group is ``pgid``, from a /proc scan that
+    started after ``fresh_after`` (monotonic; default: now). ``uid`` is not filled in (-1)."""
+    if pgid <= 0:
+        return []
+    return _GROUPS.members(pgid, time.monotonic() if fresh_after is None else fresh_after)
 
 
 def is_descendant(pid: int, ancestor: int) -> bool:
