@@ -36,6 +36,10 @@ T_START = time.time()
 ORIG_ENV = dict(os.environ)
 CHILD_ENV = dict(os.environ)  # main() adjusts bytecode caching unless --env-as-is
 SSD_RETRY = "TERM/30/KILL/5"
+FORKING_YAML = (
+    f"type: forking\ncommand: {json.dumps([str(FORKINGD), '--pidfile', '{run_dir}/f.pid'])}\n"
+    'pid_file: "{run_dir}/f.pid"\nstart_grace: 0\n'
+)
 
 LATPROG = '''\
 """Stop-latency probe: on SIGTERM write time.time() to argv[1], then _exit at once."""
@@ -769,16 +773,12 @@ class Cycle:
 def bench_cycles(env: Env) -> None:
     reps = env.args.reps
     run_dir = env.base / "cycle" / "run"
-    fork_cmd = json.dumps([str(FORKINGD), "--pidfile", "{run_dir}/f.pid"])
     sc = env.sc_dir(
         "cycle",
         {
             "s0": "command: sleep 100000\nstart_grace: 0\n",
             "s05": "command: sleep 100000\n",
-            "f": (
-                f"type: forking\ncommand: {fork_cmd}\n"
-                'pid_file: "{run_dir}/f.pid"\nstart_grace: 0\n'
-            ),
+            "f": FORKING_YAML,
         },
     )
     ssd_dir = env.base / "cycle" / "ssd-run"
@@ -972,6 +972,32 @@ def bench_latency(env: Env) -> None:
 # ---------------------------------------------------------------- main
 
 
+def warm_up(env: Env) -> None:
+    """Untimed: run every kind of command once, so bytecode and page cache are warm."""
+    log("warm-up")
+    sc = env.sc_dir("warmup", {"s": "command: sleep 100000\nstart_grace: 0\n", "f": FORKING_YAML})
+    cmds = [
+        [PY, "-c", "pass"],
+        [*sc, "--help"],
+        [*sc, "list"],
+        [*sc, "status"],
+        [*sc, "start", "s"],
+        [*sc, "status", "s"],
+        [*sc, "stop", "s"],
+        [*sc, "start", "f"],
+        [*sc, "stop", "f"],
+        [*sc, "startall"],
+        [*sc, "status"],
+        [*sc, "stopall"],
+    ]
+    if env.sup:
+        cmds += [[*env.sup.ctl, "--help"], [*env.sup.ctl, "status"]]
+    for c in cmds:
+        r = run(c)
+        if r.rc not in (0, 3):
+            NOTES.append(f"warm-up `{' '.join(c[-2:])}`: rc={r.rc}: {r.err[-300:]}")
+
+
 def header(env: Env) -> None:
     git = ["git", "--no-optional-locks", "-C", str(REPO)]
     try:
@@ -1000,6 +1026,20 @@ def header(env: Env) -> None:
     print(f"- servicectl: {rev}, run as `{env.sc_exe}`")
     print(f"- start-stop-daemon: {ssd_ver}")
     print(f"- PID 1: `{Path('/proc/1/comm').read_text().strip()}`")
+    print(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if env.args.env_as_is:
+        print("- Python bytecode: environment as-is (`--env-as-is`)")
+    else:
+        unset = (
+            "; PYTHONDONTWRITEBYTECODE=1 from this environment is unset for the tools measured "
+            "(with it, this editable install would compile servicectl from source on every run)"
+            if "PYTHONDONTWRITEBYTECODE" in ORIG_ENV
+            else ""
+        )
+        print(
+            f"- Python bytecode: cached in the benchmark's temp dir (PYTHONPYCACHEPREFIX){unset}; "
+            f"`--env-as-is` measures with the environment unchanged"
+        )
     print(f"- repetitions: {env.args.reps}{' (--quick)' if env.args.quick else ''}\n")
 
 
@@ -1025,6 +1065,11 @@ def main() -> int:
         help="repetitions that time the s-s-d stop loop (default 3, --quick 1)",
     )
     ap.add_argument(
+        "--env-as-is",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE etc. as set (default: cache bytecode in the temp dir)",
+    )
+    ap.add_argument(
         "--servicectl", help="servicectl executable (default: this interpreter's script)"
     )
     args = ap.parse_args()
@@ -1038,12 +1083,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     env = Env(args)
+    if not args.env_as_is:
+        CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+        CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(env.base / "pycache")
     t0 = time.monotonic()
     try:
         header(env)
         sections = [args.only] if args.only else ["fleet", "cli", "cycle"]
         if "cli" in sections or "cycle" in sections:
             ensure_supervisor(env)
+        warm_up(env)
         steps = {"fleet": [bench_fleet], "cli": [bench_cli], "cycle": [bench_cycles, bench_latency]}
         for name in sections:
             for fn in steps[name]:
@@ -1064,7 +1113,8 @@ def main() -> int:
             print("\n## Notes\n")
             for n in NOTES:
                 print(f"- {n}")
-        print(f"\n_Run time: {time.monotonic() - t0:.0f} s._")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"\n_Run time: {time.monotonic() - t0:.0f} s; load average at end: {load}._")
     except KeyboardInterrupt:
         log("interrupted")
     finally:

@@ -5,7 +5,6 @@ Heavy modules (rich, psutil, yaml) are imported only by the commands that need t
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -113,10 +112,10 @@ def _dirs() -> Dirs:
     return face.dirs
 
 
-def _catalog(names: list[str] | None = None) -> Catalog:
+def _catalog(names: list[str] | None = None, use_cache: bool = True) -> Catalog:
     from servicectl.config import load_catalog
 
-    return load_catalog(_dirs(), names)
+    return load_catalog(_dirs(), names, use_cache)
 
 
 def _known(catalog: Catalog, names: list[str], unknown_code: int) -> tuple[list[str], int]:
@@ -268,6 +267,8 @@ def status(
             )
     code = max((r.code for r in rows), default=0)
     if as_json:
+        import json
+
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
         where = catalog.dirs.services
@@ -428,6 +429,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print a JSON list.
                 }
             )
     if as_json:
+        import json
+
         print(json.dumps(items, indent=2))
         return
     if not items:
@@ -453,7 +456,7 @@ def check(
     ),
 ) -> None:
     """Validate definitions without touching any process (6 if any is invalid)."""
-    catalog = _catalog()
+    catalog = _catalog(use_cache=False)
     code = 0
     wanted = names or catalog.names()
     if names:

@@ -714,23 +714,39 @@ def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
     return Invalid(name, file, tuple(result))
 
 
-def load_catalog(dirs: Dirs, only: Iterable[str] | None = None) -> Catalog:
+def load_catalog(dirs: Dirs, only: Iterable[str] | None = None, use_cache: bool = True) -> Catalog:
     """Load every definition in the services directory.
 
     ``only`` limits parsing to those names and their dependencies (for speed); cross-file
-    checks (unknown dependencies, cycles) are done over what was loaded.
+    checks (unknown dependencies, cycles) are done over what was loaded. With ``use_cache``,
+    a file whose identity (inode, size, mtime, ctime) is unchanged since it was last validated
+    is not parsed again (see cache.py).
     """
+    from servicectl import cache
+
     files = definition_files(dirs.services)
     problems: list[str] = []
     if not dirs.services.is_dir():
         problems.append(f"the services directory {dirs.services} does not exist")
     services: dict[str, Service] = {}
     invalid: dict[str, Invalid] = {}
+    cached = cache.load(dirs) if use_cache else {}
+    fresh: dict[str, tuple[cache.FileKey, Service | Invalid]] = {}
+
+    def parse(name: str) -> Service | Invalid:
+        key = cache.file_key(files[name])
+        hit = cached.get(name)
+        if key is not None and hit is not None and hit[0] == key:
+            return hit[1]  # type: ignore[no-any-return]
+        result = load_file(name, files[name], dirs)
+        if key is not None and cache.file_key(files[name]) == key:
+            fresh[name] = (key, result)
+        return result
 
     def load(name: str) -> None:
         if name in services or name in invalid or name not in files:
             return
-        result = load_file(name, files[name], dirs)
+        result = parse(name)
         if isinstance(result, Service):
             services[name] = result
             if only is not None:
@@ -741,6 +757,10 @@ def load_catalog(dirs: Dirs, only: Iterable[str] | None = None) -> Catalog:
 
     for name in files if only is None else only:
         load(name)
+    if use_cache and fresh:
+        kept = {n: e for n, e in cached.items() if n in files}
+        kept.update(fresh)
+        cache.save(dirs, kept)
 
     # Dependencies that name no service.
     for name, svc in list(services.items()):

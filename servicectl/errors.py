@@ -55,6 +55,9 @@ class ConfigError(ServicectlError):
         self.key = key
         self.problem = problem
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, str]]:
+        return (type(self), (self.file, self.key, self.problem))
+
 
 class UnknownServiceError(ServicectlError):
     """No definition with that name."""

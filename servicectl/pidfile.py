@@ -5,7 +5,6 @@ A PID file holds "PID\\n" only; the state record (JSON) keeps what identifies th
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from dataclasses import asdict, dataclass, field
@@ -173,10 +172,14 @@ class Record:
     notify_socket: str | None = None
 
     def to_json(self) -> bytes:
+        import json
+
         return json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, raw: bytes) -> Record:
+        import json
+
         data: dict[str, Any] = json.loads(raw)
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -205,3 +205,33 @@ def test_signal_spellings(env: Env) -> None:
     assert (
         parse_signal("SIG_IGN") is None and parse_signal(0) is None and parse_signal(True) is None
     )
+
+
+def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validated definitions are cached by file identity and reused; any edit is seen at once,
+    and a damaged cache is ignored."""
+    from servicectl import cache, config
+
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # files here are seconds old at most
+    env.run.mkdir()
+    dirs = dirs_for(env)
+    path = env.write("web", "command: sleep 1\nstop_timeout: 5\n")
+    assert load_catalog(dirs).services["web"].stop_timeout == 5
+    assert list(env.run.glob(".definitions-*.cache"))
+    real_load_file = config.load_file
+
+    def must_not_parse(*args: object) -> None:
+        raise AssertionError("parsed although the cache was valid")
+
+    monkeypatch.setattr(config, "load_file", must_not_parse)
+    assert load_catalog(dirs).services["web"].stop_timeout == 5  # from the cache
+    monkeypatch.setattr(config, "load_file", real_load_file)
+    path.write_text("command: sleep 1\nstop_timout: 5\n")  # same size, a typo
+    cat = load_catalog(dirs)
+    assert "stop_timout" in cat.invalid["web"].first_error.message
+    path.write_text("command: sleep 1\nstop_timeout: 7\n")
+    assert load_catalog(dirs).services["web"].stop_timeout == 7
+    for damaged in env.run.glob(".definitions-*.cache"):
+        damaged.write_bytes(b"garbage")
+    assert load_catalog(dirs).services["web"].stop_timeout == 7
+    assert_ok(env.sc("status", "web"), 3)

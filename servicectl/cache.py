@@ -1,0 +1,84 @@
+"""A cache of validated service definitions, keyed by each file's identity and the directories,
+so that commands skip YAML parsing (and importing yaml) when no definition changed.
+
+It lives in the run directory, which servicectl already requires to be writable only by it;
+a cache file that is not servicectl's own, or is unreadable, is ignored and rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+from pathlib import Path
+from typing import Any
+
+from servicectl import __version__
+from servicectl.pidfile import atomic_write
+
+FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
+
+
+RACY_NS = 2_000_000_000  # file times are coarse (a kernel tick): recent files are not cached
+
+
+def file_key(path: Path) -> FileKey | None:
+    """The identity of a definition file, or None if it cannot be cached (missing, or changed
+    so recently that a same-size edit within the same clock tick would go unseen)."""
+    import time
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cache_path(run_dir: Path, services_dir: Path) -> Path:
+    import zlib
+
+    tag = f"{zlib.crc32(str(services_dir).encode()):08x}"  # the context check guards
+    return run_dir / f".definitions-{tag}.cache"
+
+
+def _context(dirs: Any) -> tuple[str, str, str, str, int]:
+    return (__version__, str(dirs.services), str(dirs.run), str(dirs.log), os.geteuid())
+
+
+def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
+    """The cached results by service name, or {} when there is no usable cache."""
+    path = _cache_path(dirs.run, dirs.services)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return {}
+        dst = os.stat(dirs.run)
+        if dst.st_uid not in (0, os.geteuid()) or dst.st_mode & 0o022:
+            return {}
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = pickle.load(fh)  # noqa: S301 - a file only servicectl's user can write
+    except Exception:  # any damage: ignore the cache, it is rebuilt
+        return {}
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict) or data.get("context") != _context(dirs):
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def save(dirs: Any, entries: dict[str, tuple[FileKey, Any]]) -> None:
+    """Write the cache atomically if the run directory exists; failures are ignored."""
+    if not dirs.run.is_dir():
+        return
+    try:
+        payload = pickle.dumps({"context": _context(dirs), "entries": entries}, protocol=4)
+        atomic_write(_cache_path(dirs.run, dirs.services), payload, 0o600)
+    except Exception:
+        return
