@@ -91,6 +91,14 @@ def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = 
                 p.kill()
             _, status, usage = os.wait4(p.pid, 0)
             secs = time.perf_counter() - t0
+        except BaseException:  # interrupted: let the tool undo its half-done action, then reap
+            p.terminate()
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            raise
         finally:
             os.close(fd)
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -204,12 +212,18 @@ class Series:
         return statistics.median(self.values) if self.values else None
 
 
-def fmt_t(v: float) -> str:
-    if v >= 1:
+def fmt_t(v: float, unit_of: Optional[float] = None) -> str:
+    """Seconds with 2 decimals from 1 s, else ms: whole from 100 ms, 1 decimal below."""
+    u = v if unit_of is None else unit_of
+    if u >= 1:
         return f"{v:.2f} s"
-    if v >= 0.01:
+    if u >= 0.1:
         return f"{v * 1000:.0f} ms"
     return f"{v * 1000:.1f} ms"
+
+
+def fmt_limit(v: float) -> str:
+    return fmt_t(v).replace(".0 ms", " ms")
 
 
 def cell(s: Optional[Series]) -> str:
@@ -221,13 +235,8 @@ def cell(s: Optional[Series]) -> str:
     assert med is not None
     if s.estimate:
         return f"≈{fmt_t(med)} (est.)"
-    lo, hi = min(s.values), max(s.values)
-    if med >= 1:
-        spread = f"{lo:.2f}–{hi:.2f}"
-    elif med >= 0.01:
-        spread = f"{lo * 1000:.0f}–{hi * 1000:.0f}"
-    else:
-        spread = f"{lo * 1000:.1f}–{hi * 1000:.1f}"
+    lo, hi = (fmt_t(x, med).split()[0] for x in (min(s.values), max(s.values)))
+    spread = f"{lo}–{hi}"
     fails = f", {len(s.failures)} failed" if s.failures else ""
     return f"{fmt_t(med)} ({spread}{fails})"
 
@@ -261,7 +270,7 @@ class Target:
         return "PASS" if s.median <= self.limit else "MISS"
 
     def mark(self) -> str:
-        return f"≤ {fmt_t(self.limit)}: {self.verdict()}"
+        return f"≤ {fmt_limit(self.limit)}: {self.verdict()}"
 
 
 TARGETS: dict[str, Target] = {
@@ -467,7 +476,9 @@ def bench_fleet(env: Env) -> None:
             f"(`--sdd-stop-reps`; its spread is tiny, being a wait for PID 1's reap tick). "
             f"Otherwise the started sleeps are killed by PID instead (untimed), and above "
             f"N = {a.sdd_stop_max} the loop is estimated as N × the per-stop median of the "
-            f"largest timed N, marked (est.).\n"
+            f"largest timed N, marked (est.). Note that s-s-d `--start --background` returns "
+            f"without checking that the program survived, while servicectl waits start_grace "
+            f"(0.5 s) for it: startall's floor is 0.5 s.\n"
         )
     rows = []
     per_stop: Optional[float] = None
@@ -792,7 +803,8 @@ def bench_cycles(env: Env) -> None:
         f"`{SYS_PY3}`. s-s-d: `--start --background --make-pidfile` (simple) or `--start "
         f"--pidfile P --exec {SYS_PY3}` (forking), then `--stop --retry {SSD_RETRY}`. "
         f"supervisorctl: `start sleeper` / `stop sleeper` (`startsecs=0`) against a running "
-        f"supervisord, which is the sleeper's parent and reaps it at once.\n"
+        f"supervisord, which is the sleeper's parent and reaps it at once. s-s-d's simple start "
+        f"returns once it has forked (it checks nothing); its stop waits for PID 1 to reap.\n"
     )
     if not env.ssd:
         print("start-stop-daemon not found: its columns are skipped.\n")
@@ -831,6 +843,10 @@ def bench_cycles(env: Env) -> None:
     def col(k: str) -> list[str]:
         return [cell(c[k].total), c[k].parts()] if have[k] else ["—", "—"]
 
+    def ratios(k: str, *others: tuple[str, str]) -> str:
+        out = [f"{ratio(c[k].total, c[o].total)} {name}" for o, name in others if have[o]]
+        return ", ".join(out) or "—"
+
     rows = [
         [
             "simple, start_grace 0",
@@ -838,8 +854,7 @@ def bench_cycles(env: Env) -> None:
             c["sc0"].parts(),
             *col("ssd"),
             *col("sup"),
-            f"{ratio(c['sc0'].total, c['ssd'].total)} s-s-d, "
-            f"{ratio(c['sc0'].total, c['sup'].total)} supervisorctl",
+            ratios("sc0", ("ssd", "s-s-d"), ("sup", "supervisorctl")),
         ],
         [
             "simple, start_grace 0.5 (default)",
@@ -847,8 +862,7 @@ def bench_cycles(env: Env) -> None:
             c["sc05"].parts(),
             *col("ssd"),
             *col("sup"),
-            f"{ratio(c['sc05'].total, c['ssd'].total)} s-s-d, "
-            f"{ratio(c['sc05'].total, c['sup'].total)} supervisorctl",
+            ratios("sc05", ("ssd", "s-s-d"), ("sup", "supervisorctl")),
         ],
         [
             "forking (double fork), start_grace 0",
@@ -857,7 +871,7 @@ def bench_cycles(env: Env) -> None:
             *col("ssdf"),
             "—",
             "—",
-            f"{ratio(c['scf'].total, c['ssdf'].total)} s-s-d",
+            ratios("scf", ("ssdf", "s-s-d")),
         ],
     ]
     table(
@@ -1108,7 +1122,7 @@ def main() -> int:
         for t in TARGETS.values():
             if t.series is not None:
                 fig = cell(t.series)
-                print(f"- {t.verdict()}: {t.what}: {fig} (target ≤ {fmt_t(t.limit)}, median)")
+                print(f"- {t.verdict()}: {t.what}: {fig} (target ≤ {fmt_limit(t.limit)}, median)")
         if NOTES:
             print("\n## Notes\n")
             for n in NOTES:

@@ -501,12 +501,17 @@ def logs(
         if not follow:
             _finish(Exit.FAILURE)
     if follow:
+        sys.stdout.flush()  # the tail first, then what follows
         _follow(path)
 
 
 def _follow(path: Path) -> None:
     """Print lines appended to ``path`` until interrupted; survives copytruncate and rotation."""
     import time
+
+    # Nothing is under way that would need undoing: Ctrl-C or TERM just end the follow.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     fh = None
     pos = path.stat().st_size if path.exists() else 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import tempfile
@@ -341,3 +342,21 @@ def test_relative_paths_from_services_dir(env: Env) -> None:
     wait_for(lambda: f"cwd={env.services / 'data'}" in (env.log / "rel.log").read_text())
     assert_ok(env.sc("stop", "rel"))
     assert not (env.services / "rel.pid").exists()
+
+
+def test_logs_follow(env: Env) -> None:
+    env.sleeper("web", "--print", "first-line")
+    assert_ok(env.sc("start", "web"))
+    log = env.log / "web.log"
+    wait_for(lambda: "first-line" in log.read_text(), what="first line")
+    p = env.popen("logs", "web", "-f", "-n", "1")
+    assert p.stdout is not None
+    ready = select.select([p.stdout], [], [], 10)[0]
+    assert ready and "first-line" in p.stdout.readline()
+    with open(log, "a") as fh:
+        fh.write("appended-line\n")
+    assert select.select([p.stdout], [], [], 10)[0], "the appended line never came"
+    assert p.stdout.readline() == "appended-line\n"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 0 and "undoing" not in err
