@@ -69,6 +69,7 @@ class Run:
     rc: int
     maxrss_kb: int
     err: str
+    ended: float  # time.time() right after the reap
 
 
 def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = None) -> Run:
@@ -91,6 +92,7 @@ def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = 
                 p.kill()
             _, status, usage = os.wait4(p.pid, 0)
             secs = time.perf_counter() - t0
+            ended = time.time()
         except BaseException:  # interrupted: let the tool undo its half-done action, then reap
             p.terminate()
             try:
@@ -106,7 +108,7 @@ def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = 
         err = errf.read().decode(errors="replace").strip()
     if timed_out:
         err = f"timed out after {timeout} s; {err}"
-    return Run(secs, p.returncode, usage.ru_maxrss, err)
+    return Run(secs, p.returncode, usage.ru_maxrss, err, ended)
 
 
 def peak_rss(cmd: list[str]) -> int:
@@ -929,7 +931,7 @@ def bench_latency(env: Env) -> None:
             lat.failures.append(str(e))
             return
         r = run(stop)
-        t_ret = time.time()
+        t_ret = r.ended
         try:
             t_exit = float(out.read_text())
         except (OSError, ValueError) as e:
