@@ -455,7 +455,7 @@ def _launch_forking(
         try:
             _await_launcher(svc, child, deadline)
             settle = min(deadline, time.monotonic() + LAUNCH_SETTLE)
-            found = _find_daemon(svc, settle, final=settle >= deadline)
+            found = _find_daemon(svc, account, settle, final=settle >= deadline)
         except BaseException:
             _kill_orphans(_orphans(since))
             raise
@@ -463,7 +463,7 @@ def _launch_forking(
             suspects = _orphans(since)
     if found is None:
         try:
-            found = _find_daemon(svc, deadline, final=True)
+            found = _find_daemon(svc, account, deadline, final=True)
         except BaseException:
             _kill_orphans(suspects)
             raise
@@ -529,8 +529,12 @@ def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: f
         )
 
 
-def _find_daemon(svc: Service, until: float, final: bool) -> tuple[Handle, ProcInfo] | None:
-    """Wait until ``pid_file`` names a live descendant of servicectl (the daemon).
+def _find_daemon(
+    svc: Service, account: Account, until: float, final: bool
+) -> tuple[Handle, ProcInfo] | None:
+    """Wait until ``pid_file`` names the daemon: a live descendant of servicectl, running as
+    the service's user, that is not a process of another service started by this servicectl
+    (a daemon cannot make servicectl adopt a root or a sibling process by writing its PID).
 
     At ``until``: None, or (``final``) a StartFailed saying what the PID file held.
     """
@@ -544,6 +548,10 @@ def _find_daemon(svc: Service, until: float, final: bool) -> tuple[Handle, ProcI
             reason = _forged_reason(pf.pid, info)
             if reason is None and info is not None and not proc.is_descendant(pf.pid, me):
                 reason = f"PID {pf.pid} was not started by this service"
+            if reason is None and pf.pid in _SPAWNED:
+                reason = f"PID {pf.pid} belongs to another service"
+            if reason is None and info is not None and account.switch and info.uid != account.uid:
+                reason = f"PID {pf.pid} runs as uid {info.uid}, not as {account.user}"
             if reason is None and info is not None:
                 handle = Handle(info.pid, info.starttime)
                 if handle.valid:

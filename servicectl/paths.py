@@ -6,6 +6,7 @@ Also creates those directories on demand with safe modes.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,11 @@ def ensure_run_dir(path: Path) -> Path:
     ensure_dir(path, 0o755, "run directory")
     st = os.lstat(path)
     euid = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        raise PrivilegeError(
+            f"the run directory {path} is a symlink (to {os.readlink(path)}); servicectl does "
+            f"not follow symlinks there: give the real directory with --run-dir"
+        )
     if st.st_uid not in (euid, 0) or st.st_mode & 0o022:
         raise PrivilegeError(
             f"the run directory {path} can be written by other users (owner uid {st.st_uid}, "

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
+import pytest
 from conftest import DAEMONS, PY, Env, alive, assert_ok, proc_state, tagged_pids, wait_for
 
 # -- 1. Never the wrong process --------------------------------------------------------------
@@ -421,3 +425,37 @@ def test_sigkill_of_servicectl_mid_start_then_recovery(env: Env) -> None:
     assert_ok(env.sc("start", "slow"))  # already running
     assert_ok(env.sc("stop", "slow"))
     assert not alive(pid) and env.files() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a service as user nobody")
+def test_user_service_cannot_adopt_root_processes(env: Env) -> None:
+    """A forking service running as nobody writes the PID of init, then of a root process,
+    into its own PID file: servicectl refuses both and never signals them."""
+    shared = Path(tempfile.mkdtemp(prefix="servicectl-test-evil-"))
+    try:
+        shared.chmod(0o777)
+        decoy = env.decoy()  # a root process, not started by servicectl
+        for victim, words in (
+            (1, "PID 1 (init) is never a service"),
+            (decoy.pid, "was not started by this service"),
+        ):
+            pid_file = shared / "evil.pid"
+            env.write(
+                "evil",
+                {
+                    "type": "forking",
+                    "user": "nobody",
+                    "command": ["/bin/sh", "-c", f"echo {victim} > {pid_file}"],
+                    "pid_file": str(pid_file),
+                    "start_timeout": 0.5,
+                },
+            )
+            res = assert_ok(env.sc("start", "evil"), 1)
+            assert words in res.stderr, res.stderr
+            pid_file.write_text(f"{victim}\n")  # and behind servicectl's back
+            res = assert_ok(env.sc("stop", "evil"))
+            assert "left alone" in res.stdout
+            assert alive(victim)
+        assert decoy.poll() is None
+    finally:
+        shutil.rmtree(shared)
