@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from servicectl import lifecycle, proc
 from servicectl.config import Catalog
@@ -73,9 +73,30 @@ def levels(catalog: Catalog, names: Iterable[str]) -> list[list[str]]:
     return out
 
 
-def _parallel(
-    pool: ThreadPoolExecutor, calls: list[tuple[str, Callable[[], Outcome]]]
-) -> Iterator[Outcome]:
+class _Pool:
+    """A bounded thread pool created on first use: an action on one service at a time never
+    imports concurrent.futures or starts a thread."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self.executor: Any = None
+
+    def submit(self, fn: Callable[..., Outcome], *args: Any) -> Any:
+        if self.executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(max_workers=self.jobs)
+        return self.executor.submit(fn, *args)
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+
+
+def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> Iterator[Outcome]:
     """Run one level's actions: in this thread when there is one, else on the pool.
 
     On interruption, worker threads are told to stop waiting (proc.CANCEL) so that each
@@ -138,7 +159,7 @@ def start_ordered(
                     name, Exit.NOT_CONFIGURED, f"invalid definition: {err.message}", ok_line=False
                 )
             )
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with _Pool(jobs) as pool:
         for level in levels(catalog, [n for n in wanted if n in catalog.services]):
             batch: list[tuple[str, Callable[[], Outcome]]] = []
             for name in level:
@@ -177,7 +198,7 @@ def stop_ordered(
     """Stop ``names``, dependents before their dependencies, each level in parallel."""
     chosen = [n for n in names if n in catalog.services]
     outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with _Pool(jobs) as pool:
         for level in reversed(levels(catalog, chosen)):
             calls: list[tuple[str, Callable[[], Outcome]]] = [
                 (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs))

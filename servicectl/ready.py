@@ -5,15 +5,11 @@ Death and notify messages wake the wait through poll(); polling probes back off 
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import select
 import socket
 import struct
-import subprocess
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +37,9 @@ class Notes:
 
 def notify_address(run_dir: Path, name: str) -> str:
     """The service's NOTIFY_SOCKET: an abstract socket unique to this run dir and service."""
-    tag = hashlib.sha1(str(run_dir).encode()).hexdigest()[:12]
+    import zlib
+
+    tag = f"{zlib.crc32(str(run_dir).encode()):08x}"
     return f"@servicectl/{tag}/{name}"
 
 
@@ -147,6 +145,9 @@ class Probe:
         return False
 
     def _http(self, url: str, remaining: float) -> bool:
+        import http.client
+        import urllib.parse
+
         parts = urllib.parse.urlsplit(url)
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=min(2.0, remaining))
@@ -165,6 +166,8 @@ class Probe:
             conn.close()
 
     def _command(self, remaining: float) -> bool:
+        import subprocess
+
         assert isinstance(self.ready.target, tuple)
         timeout = min(self.ready.timeout or 10.0, max(remaining, 0.01))
         kwargs: dict[str, Any] = {}
