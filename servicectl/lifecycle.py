@@ -498,6 +498,12 @@ def _kill_orphans(orphans: list[ProcInfo]) -> None:
             for m in proc.group_members(info.pgid)
             if m.pid != info.pid and proc.is_descendant(m.pid, info.pid)
         ]
+    _kill_and_reap(targets)
+
+
+def _kill_and_reap(targets: list[Handle]) -> None:
+    """SIGKILL every handle's process, wait for all (not cancellable: this is cleanup), reap
+    those that are our children, and close the handles."""
     for h in targets:
         h.send(signal.SIGKILL)
     proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
@@ -615,13 +621,7 @@ def _adopt_mainpid(
 
 def _kill_quietly(handle: Handle, pgid: int) -> None:
     """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
-    targets = [handle] + _group_handles(pgid, exclude=handle.pid)
-    for h in targets:
-        h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
-    proc.reap_if_child(handle.pid)
-    for h in targets[1:]:
-        h.close()
+    _kill_and_reap([handle] + _group_handles(pgid, exclude=handle.pid))
 
 
 def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
@@ -646,12 +646,7 @@ def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> No
                     for m in proc.group_members(info.pgid)
                     if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
                 ]
-    for h in targets:
-        h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
-    for h in targets:
-        proc.reap_if_child(h.pid)
-        h.close()
+    _kill_and_reap(targets)
     if child.poll() is None:
         try:
             child.wait(timeout=1)

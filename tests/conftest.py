@@ -70,6 +70,39 @@ def tagged_pids(tag: str) -> list[int]:
     return [p for p in out if alive(p)]
 
 
+def recorded_pids(run_dir: Path) -> list[int]:
+    """Processes servicectl recorded in this test's run dir that still run with the recorded
+    start time (daemons like nginx overwrite their environment, hiding the tag)."""
+    out = []
+    for state in run_dir.glob("*.state") if run_dir.is_dir() else []:
+        try:
+            rec = json.loads(state.read_text())
+            with open(f"/proc/{rec['pid']}/stat", "rb") as fh:
+                starttime = int(fh.read().rpartition(b")")[2].split()[19])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if starttime == rec["starttime"] and rec["pid"] not in (1, os.getpid()):
+            out.append(int(rec["pid"]))
+            pgid = int(rec.get("pgid") or 0)
+            if pgid > 1 and pgid != os.getpgrp():
+                out += group_of(pgid)
+    return out
+
+
+def group_of(pgid: int) -> list[int]:
+    """Live processes of a process group (nginx workers of a recorded master, say)."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if name.isdigit() and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            out.append(int(name))
+    return out
+
+
 def kill_pids(pids: list[int]) -> None:
     """SIGKILL these PIDs and wait for them to be gone (zombies count as gone)."""
     for pid in pids:
@@ -92,6 +125,7 @@ class Env:
     root: Path
     tag: str
     decoys: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    commands: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def services(self) -> Path:
@@ -186,8 +220,9 @@ class Env:
         )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start servicectl in the background (killed at teardown if still running)."""
         env = dict(os.environ, NO_COLOR="1")
-        return subprocess.Popen(
+        p = subprocess.Popen(
             [*self.base_args(), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -195,6 +230,8 @@ class Env:
             env=env,
             cwd=self.root,
         )
+        self.commands.append(p)
+        return p
 
     def pid(self, name: str, path: Path | None = None) -> int:
         return int((path or self.run / f"{name}.pid").read_text())
@@ -228,7 +265,11 @@ def env(tmp_path: Path) -> Iterator[Env]:
                 # A decoy must have survived the test: it was never signalled.
                 d.kill()
             d.wait()
-        kill_pids(tagged_pids(e.tag))
+        for c in e.commands:
+            if c.poll() is None:
+                c.kill()
+            c.communicate()
+        kill_pids(tagged_pids(e.tag) + recorded_pids(e.run))
 
 
 def assert_ok(
