@@ -607,10 +607,8 @@ def test_contrib_logrotate_syntax(tmp_path: Path) -> None:
     assert "error" not in (res.stdout + res.stderr).lower(), res.stdout + res.stderr
 
 
-def test_contrib_initd_runs_the_fleet(fleet: Fleet) -> None:
-    if os.path.exists("/etc/default/servicectl"):
-        pytest.skip("/etc/default/servicectl exists on this machine and would override the test")
-    script = CONTRIB / "init.d" / "servicectl"
+def _contrib_env(fleet: Fleet) -> dict[str, str]:
+    """The environment under which the contrib scripts drive this test's services."""
     env = _script_env()
     env.update(
         SERVICECTL=shims.exe_argv(shims.servicectl_executable())[0],
@@ -618,6 +616,14 @@ def test_contrib_initd_runs_the_fleet(fleet: Fleet) -> None:
         SERVICECTL_RUN_DIR=str(fleet.env.run),
         SERVICECTL_LOG_DIR=str(fleet.env.log),
     )
+    return env
+
+
+def test_contrib_initd_runs_the_fleet(fleet: Fleet) -> None:
+    if os.path.exists("/etc/default/servicectl"):
+        pytest.skip("/etc/default/servicectl exists on this machine and would override the test")
+    script = CONTRIB / "init.d" / "servicectl"
+    env = _contrib_env(fleet)
     res = _sh(script, "start", env=env)
     assert res.returncode == 0, res.stderr
     pids = {n: fleet.env.pid(n) for n in ("db", "plain", "static", "web")}
@@ -632,13 +638,7 @@ def test_contrib_initd_runs_the_fleet(fleet: Fleet) -> None:
 
 
 def test_container_entrypoint_stops_all_on_term(fleet: Fleet) -> None:
-    env = _script_env()
-    env.update(
-        SERVICECTL=shims.exe_argv(shims.servicectl_executable())[0],
-        SERVICECTL_SERVICES_DIR=str(fleet.env.services),
-        SERVICECTL_RUN_DIR=str(fleet.env.run),
-        SERVICECTL_LOG_DIR=str(fleet.env.log),
-    )
+    env = _contrib_env(fleet)
     proc = subprocess.Popen(
         ["sh", str(CONTRIB / "container-entrypoint.sh")],
         stdout=subprocess.PIPE,
