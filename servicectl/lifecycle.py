@@ -6,6 +6,7 @@ Each action holds the service's lock and returns an Outcome; failures raise Serv
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl import proc
 from servicectl.config import Service, signal_name
-from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.errors import Exit, NotInstalledError, ServicectlError, StatusCode
 from servicectl.lock import is_locked, service_lock
 from servicectl.paths import Dirs, ensure_run_dir
 from servicectl.pidfile import (
@@ -34,7 +35,9 @@ from servicectl.pidfile import (
 )
 from servicectl.proc import Handle, ProcInfo
 from servicectl.spawn import (
+    GATE_EXIT,
     Account,
+    Gate,
     build_environment,
     expected_executables,
     resolve_account,
@@ -97,15 +100,43 @@ def _forged_reason(pid: int, info: ProcInfo | None) -> str | None:
     return None
 
 
-def _unrecorded_match(svc: Service, info: ProcInfo, exes: set[str], uid: int) -> str | None:
+_INTERPRETER = re.compile(
+    r"(python|pypy|perl|ruby|node|nodejs|php|lua|luajit|java|tclsh|Rscript|bash|sh|dash|zsh|"
+    r"ksh|mksh|busybox)[0-9.]*(-[0-9.]+)?$"
+)
+
+
+def _unrecorded_match(
+    svc: Service, info: ProcInfo, exes: set[str], uid: int, command: list[str] | None = None
+) -> str | None:
     """Why a process servicectl has no record of is not the service, or None if it matches:
-    the same user and the same executable (FIELD-NOTES 5)."""
+    the same user and the same executable (FIELD-NOTES 5). When that executable is an
+    interpreter (python, sh, busybox...), which tells nothing of the program, the arguments
+    must be the service's too."""
     if info.uid != uid:
         return f"PID {info.pid} belongs to uid {info.uid}, not to the service's uid {uid}"
     exe = proc.exe_of(info.pid)
     if exe is None or os.path.realpath(exe) not in exes and exe not in exes:
         return f"PID {info.pid} runs {exe or info.comm}, not {svc.program}"
+    if _INTERPRETER.match(os.path.basename(exe)):
+        argv = list(command if command is not None else svc.command)
+        if not _same_invocation(proc.cmdline_of(info.pid), argv):
+            shown = " ".join(proc.cmdline_of(info.pid))[:120]
+            return f"PID {info.pid} runs {exe} but not the service's program ({shown})"
     return None
+
+
+def _same_invocation(cmdline: list[str], argv: list[str]) -> bool:
+    """Whether a process's command line is ``argv`` run directly (``python x.py -v``) or as a
+    #! script (the kernel makes it ``python [opts] /path/x.py -v``)."""
+    args = argv[1:]
+    if cmdline[1:] == args:
+        return True
+    n = len(args)
+    if len(cmdline) < n + 2 or (n and cmdline[-n:] != args):
+        return False
+    script = cmdline[len(cmdline) - n - 1]
+    return os.path.basename(script) == os.path.basename(argv[0])
 
 
 def _service_uid(svc: Service) -> int:
@@ -166,12 +197,20 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
             notes.append(
                 f"PID {record.pid} now belongs to another process ({info.comm}); left alone"
             )
-        # A forking daemon may have replaced itself (re-exec) and rewritten its PID file.
-        if pf.pid is not None and pf.pid != record.pid:
+        # A forking daemon may have replaced itself (re-exec) and rewritten its PID file: the
+        # new process must be in the recorded daemon's session (so it came from it), started
+        # after it, with its user and executable.
+        if record.type == "forking" and record.sid > 1 and pf.pid not in (None, record.pid):
+            assert pf.pid is not None
             cand = proc.read_proc(pf.pid)
-            if _forged_reason(pf.pid, cand) is None and cand is not None:
+            if (
+                _forged_reason(pf.pid, cand) is None
+                and cand is not None
+                and cand.sid == record.sid
+                and cand.starttime >= record.starttime
+            ):
                 exes = {record.exe} if record.exe else _expected_exes(svc)
-                if _unrecorded_match(svc, cand, exes, record.uid) is None:
+                if _unrecorded_match(svc, cand, exes, record.uid, record.command) is None:
                     adopted = replace(
                         record,
                         pid=cand.pid,
@@ -207,6 +246,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         boot_id=proc.boot_id(),
         uid=info.uid,
         pgid=info.pgid if info.pgid == info.pid else 0,
+        sid=info.sid,
         exe=proc.exe_of(info.pid),
         pid_file=str(pid_path),
         type=svc.type,
@@ -220,9 +260,15 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
 
 
 def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
-    """Remove a stale PID file and state record of a service that is not running."""
+    """Stop what is left of a dead instance's own process group (its main process was killed
+    behind servicectl's back, its children were not), and remove a stale PID file and state
+    record of a service that is not running."""
     assert not obs.running
     removed = []
+    if obs.record is not None:
+        left = _stop_leftover_group(obs.record)
+        if left:
+            removed.append(f"{left} leftover process{'es' if left > 1 else ''} of its group")
     pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
     if remove_file(pid_path):
         removed.append("PID file")
@@ -231,6 +277,55 @@ def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
     if remove_file(state_path(dirs.run, svc.name)):
         removed.append("state record")
     return removed
+
+
+def _stop_leftover_group(record: Record) -> int:
+    """Stop the members of a dead instance's own process group; how many there were.
+
+    Only with kill_mode group, a verified group and a known session: a member must still be in
+    that group and session, with the recorded user, started no earlier than the recorded
+    process. The group's number cannot have been reused while any member lives (the kernel
+    keeps it), and if a process now has the leader's PID, it is not the recorded one: skip.
+    """
+    if record.kill_mode != "group" or record.pgid <= 1 or record.sid <= 1:
+        return 0
+    leader = proc.read_proc(record.pgid)
+    if leader is not None and not leader.zombie and record.pgid != record.pid:
+        return 0
+    if leader is not None and not leader.zombie and leader.starttime != record.starttime:
+        return 0
+    handles = []
+    for member in proc.group_members(record.pgid):
+        info = proc.read_proc(member.pid)
+        if (
+            info is None
+            or info.zombie
+            or info.pgid != record.pgid
+            or info.sid != record.sid
+            or info.uid != record.uid
+            or info.starttime < record.starttime
+        ):
+            continue
+        h = Handle(info.pid, info.starttime)
+        if h.valid:
+            handles.append(h)
+        else:
+            h.close()
+    if not handles:
+        return 0
+    try:
+        for h in handles:
+            h.send(record.stop_signal)
+            h.send(signal.SIGCONT)
+        alive = proc.wait_all_exit(handles, time.monotonic() + min(record.stop_timeout, 10.0))
+        for h in alive:
+            h.send(signal.SIGKILL)
+        proc.wait_all_exit(alive, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
+    finally:
+        for h in handles:
+            proc.reap_if_child(h.pid)
+            h.close()
+    return len(handles)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,11 +407,12 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
         env["NOTIFY_SOCKET"] = address
     else:
         env.pop("NOTIFY_SOCKET", None)
+    gate = Gate() if svc.type == "simple" else None
     try:
         if svc.type == "forking":
             child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
         else:
-            child = spawn(svc, account, env, program, pass_fds)
+            child = spawn(svc, account, env, program, pass_fds, gate=gate)
             _SPAWNED.add(child.pid)
         try:
             if svc.type == "simple":
@@ -332,7 +428,8 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 boot_id=proc.boot_id(),
                 uid=info.uid,
                 pgid=pgid,
-                exe=proc.exe_of(info.pid),
+                sid=info.sid,
+                exe=None if gate else proc.exe_of(info.pid),
                 pid_file=str(svc.pid_file),
                 type=svc.type,
                 phase="starting",
@@ -346,8 +443,9 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             )
             # Record first: if this fails, the child is killed below (FIELD-NOTES 8).
             write_record(dirs.run, svc.name, record)
-            if svc.type == "simple":
+            if gate is not None:
                 write_pidfile(svc.pid_file, info.pid)
+                _open_gate(svc, program, gate, child)
             probe = None
             if svc.ready is not None and svc.ready.kind != "notify":
                 probe = Probe(
@@ -399,6 +497,35 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     finally:
         if notify is not None:
             notify.close()
+        if gate is not None:
+            gate.close()
+
+
+EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
+
+
+def _open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[bytes]) -> None:
+    """Let the recorded child run the program, and watch it do so (about a millisecond): an
+    exec that fails (permission denied for the service's user, say) is exit 5, as it is when
+    Popen itself cannot execute the program."""
+    gate.open()
+    deadline = time.monotonic() + EXEC_WAIT
+    backoff = 0.0002
+    while gate.gated_argv(proc.cmdline_of(child.pid)) and time.monotonic() < deadline:
+        if child.poll() is not None:
+            break
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 0.01)
+    code = child.poll()
+    if code in (126, 127):
+        raise NotInstalledError(
+            f"{svc.name}: cannot execute {program}"
+            + (f" as user {svc.user}" if svc.user else "")
+            + f" (exit {code}); see the log below",
+            detail=log_tail(svc),
+        )
+    if code == GATE_EXIT:
+        raise StartFailed(f"{svc.name}: failed to start: the process exited before running")
 
 
 def _since(record: Record) -> str:
@@ -758,7 +885,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
         for h in handles:
             proc.reap_if_child(h.pid)
             h.close()
-    clean_leftovers(svc, dirs, replace(obs, state="stopped"))
+    clean_leftovers(svc, dirs, replace(obs, state="stopped", record=None))  # group: done above
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
     return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)

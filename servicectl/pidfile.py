@@ -170,6 +170,7 @@ class Record:
     kill_mode: str = "group"
     status_text: str | None = None
     notify_socket: str | None = None
+    sid: int = 0  # the session of the recorded process (0: unknown)
 
     def to_json(self) -> bytes:
         import json

@@ -199,12 +199,55 @@ if spec["uid"] is not None:
     os.setgroups(spec["groups"])
     os.setgid(spec["gid"])
     os.setuid(spec["uid"])
+if spec["gate"] and not os.read(0, 1):
+    os._exit(125)
+if spec["gate"]:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
 try:
     os.execve(sys.argv[2], sys.argv[3:], os.environ)
 except OSError as e:
     sys.stderr.write("servicectl: cannot execute %s: %s\\n" % (sys.argv[2], e.strerror))
     os._exit(127)
 """
+
+
+# The gate: the child waits on stdin (a pipe) until servicectl has recorded it, then becomes the
+# program with stdin from /dev/null. If servicectl dies first, the pipe reads EOF and the child
+# exits 125 without running the program: no process is ever left that servicectl lost.
+# dash adds only PWD to the environment (unset unless the service sets it); other shells add
+# more (bash: SHLVL), so without dash the Python shim does the gate, 10-15 ms slower.
+GATE_SH = 'read -r _ || exit 125; exec "$0" "$@" </dev/null'
+GATE_SHELL = "/bin/dash"
+GATE_EXIT = 125
+
+
+class Gate:
+    """The write end of a spawned child's gate; ``open`` lets the child run the program."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+
+    def open(self) -> None:
+        """Let the child exec the program (idempotent)."""
+        if self.write_fd >= 0:
+            try:
+                os.write(self.write_fd, b"go\n")
+            except OSError:
+                pass  # the child is gone; the caller sees its death
+            self.close()
+
+    def close(self) -> None:
+        """Close both ends: a child still waiting reads EOF and exits without running."""
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+
+    def gated_argv(self, cmdline: list[str]) -> bool:
+        """Whether /proc shows ``cmdline`` as still the gate (the program not yet executed)."""
+        return len(cmdline) >= 3 and cmdline[1] == "-c" and cmdline[2].endswith(GATE_SH)
 
 
 def spawn(
@@ -214,12 +257,14 @@ def spawn(
     program: str,
     pass_fds: tuple[int, ...] = (),
     argv: tuple[str, ...] | None = None,
+    gate: Gate | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the program detached: own session and process group, stdin from /dev/null, output
     to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
 
     ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
-    (so hard limits can be raised), because preexec_fn is unsafe once threads exist.
+    (so hard limits can be raised), because preexec_fn is unsafe once threads exist. With a
+    ``gate``, the child runs the program only once ``gate.open()`` is called (see GATE_SH).
     """
     argv = argv or svc.command
     if not svc.working_directory.is_dir():
@@ -229,6 +274,8 @@ def spawn(
         )
     out, err = open_output(svc, account)
     uses_shim = bool(svc.limits) or svc.nice is not None
+    if gate is not None and not uses_shim and not os.access(GATE_SHELL, os.X_OK):
+        uses_shim = True
     kwargs: dict[str, Any] = {}
     if uses_shim:
         import json
@@ -239,19 +286,23 @@ def spawn(
             "uid": account.uid if account.switch else None,
             "gid": account.gid,
             "groups": list(account.groups) or [account.gid],
+            "gate": gate is not None,
         }
         cmd = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
         exe = sys.executable
     else:
-        cmd = list(argv)
-        exe = program
+        if gate is not None:
+            script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
+            cmd, exe = [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL
+        else:
+            cmd, exe = list(argv), program
         if account.switch:
             kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
     try:
         return subprocess.Popen(
             cmd,
             executable=exe,
-            stdin=subprocess.DEVNULL,
+            stdin=gate.read_fd if gate is not None else subprocess.DEVNULL,
             stdout=out,
             stderr=err,
             cwd=str(svc.working_directory),
@@ -284,6 +335,9 @@ def spawn(
         os.close(out)
         if err != out:
             os.close(err)
+        if gate is not None:
+            os.close(gate.read_fd)
+            gate.read_fd = -1
 
 
 def expected_executables(program: str) -> set[str]:

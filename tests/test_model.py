@@ -1,0 +1,409 @@
+"""Stateful model test: hypothesis drives random sequences of servicectl commands and sabotage
+(kill -9, forged/deleted/truncated/garbage/symlinked PID files, concurrent and killed commands)
+against real services, and checks SPEC §6 against /proc after every step.
+
+Bounded for CI; ``SERVICECTL_LONG=1`` runs many more and longer sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DAEMONS, PY, TAG_VAR, Env, alive, kill_pids, wait_for
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+LONG = os.environ.get("SERVICECTL_LONG") == "1"
+SERVICES = ("simple", "forking", "stubborn", "parent")
+DECOYS = ("python", "sleep", "nobody", "init", "pytest")
+SVC_VAR = "MODEL_SVC"
+STATUS_CODES = {"running": 0, "starting": 0, "dead": 1, "stopped": 3}
+
+
+def scan(tag: str) -> dict[int, tuple[str, int]]:
+    """Live (non-zombie) processes of this world: PID -> (service, parent PID)."""
+    needle = f"{TAG_VAR}={tag}".encode()
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if needle not in environ or fields[0] in (b"Z", b"X"):
+            continue
+        prefix = f"{SVC_VAR}=".encode()
+        svc = next((e[len(prefix) :].decode() for e in environ if e.startswith(prefix)), "")
+        out[int(name)] = (svc, int(fields[1]))
+    return out
+
+
+def locks_held_by(pid: int) -> bool:
+    with open("/proc/locks") as fh:
+        return any(line.split()[4] == str(pid) for line in fh if len(line.split()) > 4)
+
+
+class World:
+    """One example's services, decoys and directories."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="servicectl-model-"))
+        os.chmod(self.base, 0o755)
+        self.env = Env(self.base / "w", uuid.uuid4().hex)
+        self.env.services.mkdir(parents=True)
+        self.env.run.mkdir()
+        self.env.log.mkdir()
+        self.children_file = self.base / "children"
+        common = {"stop_timeout": 5}
+        self.env.write(
+            "simple",
+            {
+                "command": [PY, str(DAEMONS / "sleeper.py"), "--hup"],
+                "start_grace": 0.05,
+                "environment": {SVC_VAR: "simple"},
+                **common,
+            },
+        )
+        self.env.forking("forking", environment={SVC_VAR: "forking"}, start_grace=0, **common)
+        self.env.write(
+            "stubborn",
+            {
+                "command": [PY, str(DAEMONS / "stubborn.py")],
+                "start_grace": 0,
+                "stop_timeout": 0.3,
+                "reload": False,
+                "environment": {SVC_VAR: "stubborn"},
+            },
+        )
+        self.env.write(
+            "parent",
+            {
+                "command": [PY, str(DAEMONS / "parent_with_children.py"), "--children", "2"],
+                "start_grace": 0,
+                "environment": {SVC_VAR: "parent", "CHILDREN_FILE": str(self.children_file)},
+                **common,
+            },
+        )
+        # Decoys: processes that are no service's, including ones with the services' own
+        # executable and user (a python program run by root) and one of another user.
+        self.decoy_procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.decoy_logs: dict[str, Path] = {}
+        shared = self.base / "decoys"
+        shared.mkdir()
+        os.chmod(shared, 0o777)
+        decoy = shared / "decoy.py"  # where the user nobody can read it
+        shutil.copy(DAEMONS / "decoy.py", decoy)
+        for name in ("python", "nobody"):
+            if name == "nobody" and (
+                os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK)
+            ):
+                continue
+            log, ready = shared / f"{name}.signals", shared / f"{name}.ready"
+            self.decoy_procs[name] = subprocess.Popen(
+                [PY if name == "python" else "/usr/bin/python3", str(decoy), str(log), str(ready)],
+                env=dict(os.environ, **{TAG_VAR: self.env.tag, "MODEL_DECOY": name}),
+                user=65534 if name == "nobody" else None,
+                cwd="/",
+            )
+            self.decoy_logs[name] = log
+            wait_for(ready.exists, 10, f"decoy {name} to be ready")
+        self.decoy_procs["sleep"] = self.env.decoy()
+        self.symlink_targets: dict[Path, bytes] = {}
+
+    def decoy_pid(self, name: str) -> int:
+        if name == "init":
+            return 1
+        if name == "pytest":
+            return os.getpid()
+        if name not in self.decoy_procs:
+            name = "sleep"
+        return self.decoy_procs[name].pid
+
+    def pid_file(self, svc: str) -> Path:
+        if svc == "forking":
+            return self.env.run / "forking.daemon.pid"
+        return self.env.run / f"{svc}.pid"
+
+    def sc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        res = self.env.sc(*args, timeout=60)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    def close(self) -> None:
+        for p in self.decoy_procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for c in self.env.commands:
+            if c.poll() is None:
+                c.kill()
+            c.communicate()
+        kill_pids(list(scan(self.env.tag)))
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class ServiceModel(RuleBasedStateMachine):
+    """The model: for each service, whether it must be running (and as which PID) or stopped;
+    None when a step leaves it undetermined (concurrent or killed commands)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = World()
+        self.expect: dict[str, str | None] = dict.fromkeys(SERVICES, "stopped")
+        self.pids: dict[str, int | None] = dict.fromkeys(SERVICES)
+        self.children: set[int] = set()  # every child the parent service ever forked
+        self.trace: list[str] = []
+
+    def teardown(self) -> None:
+        self.world.close()
+
+    # ------------------------------------------------------------------ reality
+
+    def note_children(self) -> None:
+        try:
+            text = self.world.children_file.read_text()
+        except OSError:
+            return
+        self.children |= {int(x) for x in text.split() if x.isdigit()}
+
+    def mains(self) -> dict[str, list[int]]:
+        """Each service's main processes: live, of that service, not a child the parent
+        service forked, and not started by another process of the same service."""
+        self.note_children()
+        procs = scan(self.world.env.tag)
+        out: dict[str, list[int]] = {s: [] for s in SERVICES}
+        for pid, (svc, ppid) in procs.items():
+            if svc not in out or pid in self.children:
+                continue
+            if procs.get(ppid, ("",))[0] == svc:
+                continue  # a forking launcher's or daemon's own child, mid-start
+            out[svc].append(pid)
+        return out
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        res = self.world.sc("status", "--json")
+        return {row["name"]: row for row in json.loads(res.stdout)}
+
+    def strays(self, svc: str, keep: int | None) -> list[int]:
+        """Processes of ``svc`` that are not its current main process or that process's
+        children."""
+        self.note_children()
+        out = []
+        for pid, (s, ppid) in scan(self.world.env.tag).items():
+            if s == svc and pid != keep and not (keep is not None and ppid == keep):
+                out.append(pid)
+        return out
+
+    # ------------------------------------------------------------------ commands
+
+    def after_command(self, svc: str, res: subprocess.CompletedProcess[str], what: str) -> None:
+        self.trace.append(f"{what} {svc} -> {res.returncode}: {res.stdout.strip()} {res.stderr}")
+
+    @rule(svc=st.sampled_from(SERVICES))
+    def start(self, svc: str) -> None:
+        res = self.world.sc("start", svc)
+        self.after_command(svc, res, "start")
+        assert res.returncode == 0, res.stderr
+        row = self.status()[svc]
+        assert row["state"] == "running", row
+        self.expect[svc], self.pids[svc] = "running", row["pid"]
+        assert not self.strays(svc, row["pid"]), f"{svc}: processes of an older instance left"
+
+    @rule(svc=st.sampled_from(SERVICES))
+    def stop(self, svc: str) -> None:
+        res = self.world.sc("stop", svc)
+        self.after_command(svc, res, "stop")
+        assert res.returncode == 0, res.stderr
+        self.expect[svc], self.pids[svc] = "stopped", None
+        left = self.strays(svc, None)
+        assert not left, f"{svc}: processes left after stop: {left}"
+
+    @rule(svc=st.sampled_from(SERVICES))
+    def restart(self, svc: str) -> None:
+        res = self.world.sc("restart", svc)
+        self.after_command(svc, res, "restart")
+        assert res.returncode == 0, res.stderr
+        row = self.status()[svc]
+        assert row["state"] == "running", row
+        assert row["pid"] != self.pids[svc]
+        self.expect[svc], self.pids[svc] = "running", row["pid"]
+        assert not self.strays(svc, row["pid"]), f"{svc}: processes of an older instance left"
+
+    @rule(svc=st.sampled_from(SERVICES))
+    def reload(self, svc: str) -> None:
+        was = self.expect[svc]
+        res = self.world.sc("reload", svc)
+        self.after_command(svc, res, "reload")
+        if svc == "stubborn":
+            expected = {3}  # reload: false
+        elif was == "stopped":
+            expected = {7}
+        elif was == "running":
+            expected = {1} if svc == "parent" else {0}  # parent: SIGHUP would kill it
+        else:
+            expected = {0, 1, 7}
+        assert res.returncode in expected, (res.returncode, res.stderr)
+        if was == "running":
+            assert self.status()[svc]["pid"] == self.pids[svc], "reload changed the process"
+
+    @rule(svc=st.sampled_from(SERVICES))
+    def status_one(self, svc: str) -> None:
+        res = self.world.sc("status", "--json", svc)
+        (row,) = json.loads(res.stdout)
+        assert res.returncode == STATUS_CODES[row["state"]], (res.returncode, row)
+
+    @rule(
+        svc=st.sampled_from(SERVICES),
+        first=st.sampled_from(("start", "stop", "restart", "status", "reload")),
+        second=st.sampled_from(("start", "stop", "restart", "status", "reload")),
+    )
+    def concurrently(self, svc: str, first: str, second: str) -> None:
+        procs = [self.world.env.popen(cmd, svc) for cmd in (first, second)]
+        for cmd, p in zip((first, second), procs):
+            out, err = p.communicate(timeout=60)
+            assert "Traceback" not in err, err
+            allowed = {"status": {0, 1, 3}, "reload": {0, 1, 3, 7}}.get(cmd, {0})
+            assert p.returncode in allowed, (cmd, p.returncode, err)
+            self.trace.append(f"concurrent {cmd} {svc} -> {p.returncode}: {out.strip()} {err}")
+        self.expect[svc] = None
+
+    @rule(svc=st.sampled_from(SERVICES), during=st.sampled_from(("start", "stop")))
+    def servicectl_killed(self, svc: str, during: str) -> None:
+        """SIGKILL servicectl in the middle of a start or a stop; the next command recovers."""
+        p = self.world.env.popen(during, svc)
+
+        def midway() -> bool:
+            if p.poll() is not None:
+                return True
+            if during == "start":
+                return bool(self.mains()[svc])
+            return locks_held_by(p.pid)
+
+        wait_for(midway, 30, f"servicectl {during} {svc} to be under way")
+        p.kill()
+        p.communicate()
+        self.trace.append(f"servicectl {during} {svc} killed (rc {p.returncode})")
+        self.expect[svc] = None
+
+        def settled() -> bool:
+            """What servicectl left has run its course: nothing of the service lives, or one
+            main process that its PID file names (a forking launcher exits once the daemon has
+            written it; a gated child that was never released exits at once)."""
+            mains = self.mains()[svc]
+            if not mains:
+                return True
+            try:
+                named = int(self.world.pid_file(svc).read_text())
+            except (OSError, ValueError):
+                return False
+            return mains == [named]
+
+        wait_for(settled, 15, f"what the killed servicectl left of {svc} to settle")
+
+    # ------------------------------------------------------------------ sabotage
+
+    @rule(svc=st.sampled_from(SERVICES))
+    def kill9(self, svc: str) -> None:
+        """SIGKILL the service's main process behind servicectl's back (if it runs)."""
+        pid = self.pids[svc]
+        if self.expect[svc] != "running" or pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid), 10, f"{svc} ({pid}) to die")
+        self.trace.append(f"kill -9 {svc} ({pid})")
+        self.expect[svc], self.pids[svc] = "stopped", None
+
+    @rule()
+    def kill_children(self) -> None:
+        self.note_children()
+        live = [c for c in self.children if alive(c)]
+        for c in live:
+            os.kill(c, signal.SIGKILL)
+        wait_for(lambda: not any(alive(c) for c in live), 10, "children to die")
+        self.trace.append(f"kill -9 children {live}")
+
+    @rule(
+        svc=st.sampled_from(SERVICES),
+        how=st.sampled_from(("forge", "delete", "truncate", "garbage", "symlink")),
+        decoy=st.sampled_from(DECOYS),
+    )
+    def tamper(self, svc: str, how: str, decoy: str) -> None:
+        path = self.world.pid_file(svc)
+        pid = self.world.decoy_pid(decoy)
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        if how == "forge":
+            path.write_text(f"{pid}\n")
+        elif how == "truncate":
+            path.write_bytes(b"")
+        elif how == "garbage":
+            path.write_bytes(b"\x00\xff12 34 not-a-pid\n" * 3)
+        elif how == "symlink":
+            target = self.world.base / f"elsewhere-{svc}.pid"
+            target.write_text(f"{pid}\n")
+            self.world.symlink_targets[target] = target.read_bytes()
+            path.symlink_to(target)
+        self.trace.append(f"PID file of {svc}: {how} ({decoy} {pid})")
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def status_agrees_with_reality(self) -> None:
+        mains = self.mains()
+        rows = self.status()
+        for svc in SERVICES:
+            running = mains[svc]
+            assert len(running) <= 1, f"{svc}: more than one instance: {running}\n{self.trace}"
+            row = rows[svc]
+            if row["state"] in ("running", "starting"):
+                assert running == [row["pid"]], (svc, row, running, self.trace)
+            else:
+                assert not running, (svc, row, running, self.trace)
+            want = self.expect[svc]
+            if want == "running":
+                assert row["pid"] == self.pids[svc], (svc, row, self.pids[svc], self.trace)
+            elif want == "stopped":
+                assert row["state"] in ("stopped", "dead"), (svc, row, self.trace)
+            else:  # undetermined until now: reality decides
+                self.expect[svc] = "running" if running else "stopped"
+                self.pids[svc] = running[0] if running else None
+
+    @invariant()
+    def decoys_untouched(self) -> None:
+        for name, p in self.world.decoy_procs.items():
+            assert p.poll() is None, f"decoy {name} (pid {p.pid}) was killed\n{self.trace}"
+            log = self.world.decoy_logs.get(name)
+            got = log.read_text() if log and log.exists() else ""
+            assert not got, f"decoy {name} got signals {got.split()}\n{self.trace}"
+        for target, content in self.world.symlink_targets.items():
+            assert target.read_bytes() == content, f"written through a symlink: {target}"
+
+
+ServiceModel.TestCase.settings = settings(
+    max_examples=60 if LONG else 4,
+    stateful_step_count=40 if LONG else 12,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    # Shrinking real-process runs takes many minutes; the assertion messages carry the trace.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
+    report_multiple_bugs=True,
+)
+
+
+@pytest.mark.timeout(3600 if LONG else 240)
+def test_service_model() -> None:
+    ServiceModel.TestCase().runTest()
