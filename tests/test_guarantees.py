@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from conftest import DAEMONS, PY, Env, alive, assert_ok, proc_state, tagged_pids, wait_for
 
 # -- 1. Never the wrong process --------------------------------------------------------------
@@ -459,3 +460,133 @@ def test_user_service_cannot_adopt_root_processes(env: Env) -> None:
         assert decoy.poll() is None
     finally:
         shutil.rmtree(shared)
+
+
+# -- added with the model test (tests/test_model.py) ------------------------------------------
+
+
+def test_interpreter_process_needs_the_services_arguments(env: Env) -> None:
+    """Without a record, a python (or sh...) process is the service only if it runs the
+    service's script with its arguments: the same interpreter and user prove nothing."""
+    env.sleeper("web")
+    other = subprocess.Popen([PY, str(DAEMONS / "sleeper.py"), "--hup"])
+    env.decoys.append(other)  # type: ignore[arg-type]
+    env.run.mkdir()
+    (env.run / "web.pid").write_text(f"{other.pid}\n")
+    res = assert_ok(env.sc("stop", "web"))
+    assert "not the service's program" in res.stdout and "left alone" in res.stdout
+    assert alive(other.pid)
+    # The service's own command line, started by something else, is recognised.
+    own = subprocess.Popen([PY, str(DAEMONS / "sleeper.py")], start_new_session=True)
+    env.decoys.append(own)  # type: ignore[arg-type]
+    (env.run / "web.pid").write_text(f"{own.pid}\n")
+    assert_ok(env.sc("status", "web"), 0)
+    assert "stopped after TERM" in assert_ok(env.sc("stop", "web")).stdout
+    assert own.wait(5) == 0
+
+
+def test_killed_main_process_leaves_no_children_behind(env: Env) -> None:
+    """kill -9 of the main process behind servicectl's back: its children, still in the
+    service's own group, are stopped by the next stop (or start), and said so."""
+    children = env.root / "children"
+    env.write(
+        "fam",
+        {
+            "command": [PY, str(DAEMONS / "parent_with_children.py"), "--children", "2"],
+            "environment": {"CHILDREN_FILE": str(children)},
+            "start_grace": 0.1,
+        },
+    )
+    decoy = env.decoy()
+    for action in ("stop", "start"):
+        children.unlink(missing_ok=True)
+        assert_ok(env.sc("start", "fam"))
+        main = env.pid("fam")
+        kids = [int(x) for x in wait_for(children.read_text, what="children file").split()]
+        os.kill(main, signal.SIGKILL)
+        wait_for(lambda m=main: not alive(m), what="main process to die")
+        assert all(alive(k) for k in kids)
+        assert_ok(env.sc("status", "fam"), 1)
+        res = assert_ok(env.sc(action, "fam"))
+        assert "2 leftover processes of its group" in res.stdout
+        assert not any(alive(k) for k in kids)
+    assert_ok(env.sc("stop", "fam"))
+    assert tagged_pids(env.tag) == [decoy.pid]
+
+
+def test_forking_daemon_handover_is_followed_but_not_a_lookalike(env: Env) -> None:
+    """A daemon that hands over to a new process of its own session (nginx's binary upgrade)
+    and rewrites its PID file is followed; a lookalike started by hand (same program, user and
+    arguments, another session) written into the PID file is not."""
+    env.forking("fd")
+    assert_ok(env.sc("start", "fd"))
+    old = env.pid("fd", env.run / "fd.daemon.pid")
+    os.kill(old, signal.SIGUSR2)
+    wait_for(lambda: env.pid("fd", env.run / "fd.daemon.pid") != old, what="the handover")
+    new = env.pid("fd", env.run / "fd.daemon.pid")
+    wait_for(lambda: not alive(old), what="the old daemon to exit")
+    res = assert_ok(env.sc("status", "--json", "fd"), 0)
+    assert json.loads(res.stdout)[0]["pid"] == new
+    assert_ok(env.sc("stop", "fd"))
+    assert not alive(new)
+
+    # The lookalike: the very same command line, run by hand after the daemon was killed; it
+    # writes its PID into the service's PID file itself.
+    assert_ok(env.sc("start", "fd"))
+    daemon = env.pid("fd", env.run / "fd.daemon.pid")
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: not alive(daemon), what="the daemon to die")
+    command = yaml.safe_load((env.services / "fd.yaml").read_text())["command"]
+    subprocess.run(
+        command, env=dict(os.environ, SERVICECTL_TEST_TAG=env.tag), timeout=30, check=True
+    )
+    lookalike = env.pid("fd", env.run / "fd.daemon.pid")
+    assert lookalike != daemon and alive(lookalike)
+    res = assert_ok(env.sc("status", "fd"), 1)
+    assert "dead" in res.stdout
+    assert_ok(env.sc("stop", "fd"))
+    assert alive(lookalike)
+    os.kill(lookalike, signal.SIGTERM)
+    wait_for(lambda: not alive(lookalike), what="the lookalike to exit")
+
+
+def test_gate_child_never_runs_the_program_without_servicectl(tmp_path: Path) -> None:
+    """The gated spawn: if servicectl dies (the gate closes) before recording the child, the
+    child exits without ever running the program; once opened, it runs it."""
+    from servicectl.config import load_catalog
+    from servicectl.paths import resolve_dirs
+    from servicectl.spawn import GATE_EXIT, Gate, build_environment, resolve_account, spawn
+
+    svc_dir = tmp_path / "svc"
+    svc_dir.mkdir()
+    marker = tmp_path / "ran"
+    (svc_dir / "m.yaml").write_text(
+        json.dumps({"command": ["/usr/bin/touch", str(marker)], "stdout": "null"})
+    )
+    dirs = resolve_dirs(svc_dir, tmp_path / "run", tmp_path / "log")
+    svc = load_catalog(dirs, use_cache=False).services["m"]
+    account = resolve_account(svc)
+    environ = build_environment(svc, account)
+    for opened in (False, True):
+        gate = Gate()
+        child = spawn(svc, account, environ, "/usr/bin/touch", gate=gate)
+        if opened:
+            gate.open()
+        gate.close()
+        code = child.wait(10)
+        assert (code, marker.exists()) == ((0, True) if opened else (GATE_EXIT, False))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a service as user nobody")
+def test_program_the_user_cannot_execute_is_exit_5(env: Env) -> None:
+    """Root can reach the program but the service's user cannot: exit 5, the log says why,
+    nothing is left."""
+    prog = env.root / "private" / "prog.sh"
+    prog.parent.mkdir(mode=0o700)
+    prog.write_text("#!/bin/sh\nexec sleep 300\n")
+    prog.chmod(0o755)
+    env.write("priv", {"command": [str(prog)], "user": "nobody", "start_grace": 0.2})
+    res = assert_ok(env.sc("start", "priv"), 5)
+    assert "cannot execute" in res.stderr and "nobody" in res.stderr
+    assert "Permission denied" in res.stderr  # the log tail
+    assert env.files() == [] and tagged_pids(env.tag) == []

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR2}
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
             continue
         if info.si_signo == signal.SIGHUP:
             print("forkingd: reloaded", flush=True)
+        elif info.si_signo == signal.SIGUSR2:
+            # Hand over to a new process (as nginx's binary upgrade does): the child takes
+            # over the PID file, the old process exits.
+            if os.fork():
+                return 0
+            pid = os.getpid()
+            if not args.no_pidfile:
+                write_pidfile(args.pidfile, pid)
+            print(f"forkingd: took over as pid={pid}", flush=True)
         else:
             print("forkingd: stopping", flush=True)
             if not args.no_pidfile:
