@@ -352,12 +352,13 @@ def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
 
 
-def tail_file(path: Path, lines: int) -> list[str]:
-    """The last ``lines`` lines of a file, read from its end."""
+def tail_file(path: Path, lines: int, end: int | None = None) -> list[str]:
+    """The last ``lines`` lines of a file (up to byte ``end``; default: its end), read from
+    the end backwards."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            size = fh.tell()
+            size = fh.tell() if end is None else min(end, fh.tell())
             block = 8192
             data = b""
             while size > 0 and data.count(b"\n") <= lines:
