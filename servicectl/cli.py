@@ -133,10 +133,23 @@ def _known(catalog: Catalog, names: list[str], unknown_code: int) -> tuple[list[
         if near:
             hint = f" (did you mean {near[0]}?)"
         where = _dirs().services
-        missing = "" if where.is_dir() else " (the directory does not exist)"
-        face.error(f"{name}: no such service: no {name}.yaml in {where}{missing}{hint}")
+        if catalog.problems:
+            face.error(f"{name}: no such service: {catalog.problems[0]}{_DIR_HINT}")
+        else:
+            face.error(f"{name}: no such service: no {name}.yaml in {where}{hint}")
         code = max(code, unknown_code)
     return known, code
+
+
+_DIR_HINT = " (give the right one with -d, or set SERVICECTL_SERVICES_DIR)"
+
+
+def _no_services_dir(catalog: Catalog, code: int) -> None:
+    """For commands on every service: a services directory that cannot be listed is an error
+    (``code``: 4 for status, 6 for the others), not an empty list."""
+    if catalog.problems:
+        face.error(catalog.problems[0] + _DIR_HINT)
+        _finish(code)
 
 
 def _invalid(catalog: Catalog, names: list[str]) -> tuple[list[str], int]:
@@ -170,7 +183,10 @@ def _each(names: list[str], action_name: str) -> None:
         try:
             outcome = action(svc, catalog.dirs)
         except ServicectlError as exc:
-            face.error(exc.message, exc.detail)
+            message = exc.message
+            if not message.startswith(f"{name}: "):
+                message = f"{name}: {message}"  # directory-level errors name no service
+            face.error(message, exc.detail)
             code = max(code, exc.exit_code)
             continue
         face.outcome(outcome)
@@ -245,8 +261,16 @@ def status(
     """Show state, PID, uptime, memory, CPU and description (LSB status codes)."""
     from servicectl import lifecycle
     from servicectl.lifecycle import Status
+    from servicectl.paths import run_dir_problem
 
     catalog = _catalog(names or None)
+    if not names and catalog.problems:
+        if as_json:
+            print("[]")
+        _no_services_dir(catalog, StatusCode.UNKNOWN)
+    problem = run_dir_problem(catalog.dirs.run)
+    if problem is not None:
+        face.error(f"{problem.message}; the status of services is unknown")
     rows: list[Status] = []
     code = 0
     wanted = names or catalog.names()
@@ -262,7 +286,9 @@ def status(
                     name,
                     "unknown",
                     StatusCode.UNKNOWN,
-                    error=f"no such service in {catalog.dirs.services}",
+                    error=catalog.problems[0]
+                    if catalog.problems
+                    else f"no such service in {catalog.dirs.services}",
                 )
             )
     code = max((r.code for r in rows), default=0)
@@ -271,11 +297,7 @@ def status(
 
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
-        where = catalog.dirs.services
-        print(
-            f"no services defined in {where}"
-            + ("" if where.is_dir() else " (the directory does not exist)")
-        )
+        print(f"no services defined in {catalog.dirs.services}")
     else:
         _print_status(rows)
     _finish(code)
@@ -357,6 +379,7 @@ def startall(
 
     t0 = time.monotonic()
     catalog = _catalog()
+    _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     outcomes = fleet.startall(catalog, jobs, _timed)
     _summary("started", outcomes, time.monotonic() - t0)
     _finish(Exit.OK if all(o.code == Exit.OK for o in outcomes) else Exit.FAILURE)
@@ -373,6 +396,7 @@ def stopall(
 
     t0 = time.monotonic()
     catalog = _catalog()
+    _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     outcomes = fleet.stopall(catalog, jobs, _timed)
     _summary("stopped", outcomes, time.monotonic() - t0)
     _finish(Exit.OK if all(o.code == Exit.OK for o in outcomes) else Exit.FAILURE)
@@ -400,6 +424,9 @@ def _summary(verb: str, outcomes: list[Outcome], elapsed: float) -> None:
 def list_(as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
     """List definitions: name, type, enabled, depends, description."""
     catalog = _catalog()
+    if catalog.problems and as_json:
+        print("[]")
+    _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     items: list[dict[str, Any]] = []
     for name in catalog.names():
         svc = catalog.services.get(name)
@@ -457,6 +484,8 @@ def check(
 ) -> None:
     """Validate definitions without touching any process (6 if any is invalid)."""
     catalog = _catalog(use_cache=False)
+    if not names:
+        _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     code = 0
     wanted = names or catalog.names()
     if names:
@@ -494,6 +523,9 @@ def logs(
         _finish(Exit.FAILURE)
     path = svc.stdout
     assert path is not None
+    if path.is_symlink():
+        face.error(f"{name}: the log file {path} is a symlink; servicectl does not follow it")
+        _finish(Exit.FAILURE)
     for text in tail_file(path, lines) if lines else []:
         print(text)
     if not path.exists():
@@ -581,6 +613,8 @@ def _generate(
         face.error(f"{kind}: name services, or give --all (not both)")
         _finish(Exit.USAGE)
     catalog = _catalog()
+    if all_:
+        _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     # --all covers every definition: invalid ones are reported (exit 6), not skipped silently.
     known, code = (catalog.names(), 0) if all_ else _known(catalog, names or [], Exit.NOT_INSTALLED)
     wanted, bad = _invalid(catalog, known)

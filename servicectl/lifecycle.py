@@ -21,13 +21,14 @@ from servicectl import proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.lock import is_locked, service_lock
-from servicectl.paths import Dirs, ensure_run_dir
+from servicectl.paths import Dirs, ensure_run_dir, run_dir_problem
 from servicectl.pidfile import (
     PidFileRead,
     Record,
     read_pidfile,
     read_record,
     remove_file,
+    remove_stale_temps,
     state_path,
     write_pidfile,
     write_record,
@@ -220,16 +221,30 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
 
 
 def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
-    """Remove a stale PID file and state record of a service that is not running."""
+    """Remove a stale PID file and state record of a service that is not running.
+
+    A file that cannot be removed (read-only or immutable run directory) raises an error that
+    says which, and that status will call the service dead until it is removed.
+    """
     assert not obs.running
     removed = []
     pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
-    if remove_file(pid_path):
-        removed.append("PID file")
-    if svc.pid_file != pid_path and remove_file(svc.pid_file):
-        removed.append("PID file")
-    if remove_file(state_path(dirs.run, svc.name)):
-        removed.append("state record")
+    files = [(pid_path, "PID file")]
+    if svc.pid_file != pid_path:
+        files.append((svc.pid_file, "PID file"))
+    files.append((state_path(dirs.run, svc.name), "state record"))
+    for path, what in files:
+        remove_stale_temps(path)
+        try:
+            if remove_file(path):
+                removed.append(what)
+        except OSError as exc:
+            raise ServicectlError(
+                f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
+                f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
+                f"status reports the service dead until it is removed",
+                exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
+            ) from None
     return removed
 
 
@@ -258,9 +273,10 @@ def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def tail_file(path: Path, lines: int) -> list[str]:
-    """The last ``lines`` lines of a file, read from its end."""
+    """The last ``lines`` lines of a file, read from its end (never through a symlink)."""
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             block = 8192
@@ -345,9 +361,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 notify_socket=notify.address if notify else None,
             )
             # Record first: if this fails, the child is killed below (FIELD-NOTES 8).
-            write_record(dirs.run, svc.name, record)
-            if svc.type == "simple":
-                write_pidfile(svc.pid_file, info.pid)
+            _write_state(svc, dirs, record, info.pid if svc.type == "simple" else None)
             probe = None
             if svc.ready is not None and svc.ready.kind != "notify":
                 probe = Probe(
@@ -383,14 +397,14 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 )
             if result.notes.mainpid and result.notes.mainpid != info.pid:
                 handle, info, record = _adopt_mainpid(svc, record, handle, result.notes.mainpid)
-                write_pidfile(svc.pid_file, info.pid)
+                _write_state(svc, dirs, pid=info.pid)
             record = replace(
                 record,
                 phase="running",
                 exe=proc.exe_of(info.pid) or record.exe,
                 status_text=result.notes.status,
             )
-            write_record(dirs.run, svc.name, record)
+            _write_state(svc, dirs, record)
             handle.close()
             return info.pid
         except BaseException:
@@ -399,6 +413,26 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     finally:
         if notify is not None:
             notify.close()
+
+
+def _write_state(
+    svc: Service, dirs: Dirs, record: Record | None = None, pid: int | None = None
+) -> None:
+    """Write the state record and/or the PID file; a failure is a StartFailed that says where
+    (the caller kills what it started)."""
+    try:
+        if record is not None:
+            write_record(dirs.run, svc.name, record)
+        if pid is not None:
+            write_pidfile(svc.pid_file, pid)
+    except OSError as exc:
+        where = Path(exc.filename).parent if exc.filename else dirs.run
+        raise StartFailed(
+            f"{svc.name}: failed to start: cannot write its PID file or state record in "
+            f"{where}: {exc.strerror} (is {where} read-only or immutable? see lsattr -d "
+            f"{where}); the process was stopped",
+            exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
+        ) from None
 
 
 def _since(record: Record) -> str:
@@ -652,8 +686,16 @@ def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> No
             child.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
-    remove_file(svc.pid_file)
-    remove_file(state_path(dirs.run, svc.name))
+    _remove_quietly(svc.pid_file)
+    _remove_quietly(state_path(dirs.run, svc.name))
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a file of a start that failed; a read-only directory had nothing written to it."""
+    try:
+        remove_file(path)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -990,7 +1032,13 @@ STATE_CODES = {
 
 
 def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
-    """Observe ``svc`` without locking or changing anything."""
+    """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
+    directory cannot be trusted or used)."""
+    problem = run_dir_problem(dirs.run)
+    if problem is not None:
+        return Status(
+            svc.name, "unknown", int(StatusCode.UNKNOWN), svc.description, error=problem.message
+        )
     obs = inspect(svc, dirs)
     row = Status(
         svc.name,

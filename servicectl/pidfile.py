@@ -134,6 +134,23 @@ def write_pidfile(path: Path, pid: int) -> None:
     atomic_write(path, f"{pid}\n".encode())
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Remove temp files that atomic_write left for ``path`` when its writer was killed between
+    creating and renaming them. Only under the service's lock: no writer can be at work then."""
+    prefix = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        middle = name[len(prefix) : -len(".tmp")]
+        if middle.isdigit():
+            try:
+                remove_file(path.parent / name)
+            except OSError:
+                pass
+
+
 def remove_file(path: Path) -> bool:
     """Unlink ``path`` (a symlink itself, never its target); False if it was not there."""
     try:
