@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -181,7 +183,8 @@ def _each(names: list[str], action_name: str) -> None:
     for name in valid:
         svc = catalog.services[name]
         try:
-            outcome = action(svc, catalog.dirs)
+            with _explained_interrupt():
+                outcome = action(svc, catalog.dirs)
         except ServicectlError as exc:
             message = exc.message
             if not message.startswith(f"{name}: "):
@@ -192,6 +195,19 @@ def _each(names: list[str], action_name: str) -> None:
         face.outcome(outcome)
         code = max(code, outcome.code)
     _finish(code)
+
+
+@contextmanager
+def _explained_interrupt() -> Iterator[None]:
+    """Say in which state an interrupted action left its service, then let the interruption
+    end servicectl (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        message = getattr(exc, "message", None)
+        for line in message.splitlines() if message else []:
+            face.error(line)
+        raise
 
 
 def _ordered_outcomes(outcomes: list[Outcome]) -> int:
@@ -208,7 +224,8 @@ def start(
 
     catalog = _catalog(names)
     known, code = _known(catalog, names, Exit.NOT_INSTALLED)
-    outcomes = fleet.start_ordered(catalog, known, jobs, face.outcome)
+    with _explained_interrupt():
+        outcomes = fleet.start_ordered(catalog, known, jobs, face.outcome)
     _finish(max(code, _ordered_outcomes(outcomes)))
 
 
@@ -223,7 +240,8 @@ def stop(
     catalog = _catalog()
     known, code = _known(catalog, names, Exit.NOT_INSTALLED)
     valid, bad = _invalid(catalog, known)
-    outcomes = fleet.stop_with_dependents(catalog, valid, jobs, face.outcome)
+    with _explained_interrupt():
+        outcomes = fleet.stop_with_dependents(catalog, valid, jobs, face.outcome)
     _finish(max(code, bad, _ordered_outcomes(outcomes)))
 
 
@@ -380,7 +398,8 @@ def startall(
     t0 = time.monotonic()
     catalog = _catalog()
     _no_services_dir(catalog, Exit.NOT_CONFIGURED)
-    outcomes = fleet.startall(catalog, jobs, _timed)
+    with _explained_interrupt():
+        outcomes = fleet.startall(catalog, jobs, _timed)
     _summary("started", outcomes, time.monotonic() - t0)
     _finish(Exit.OK if all(o.code == Exit.OK for o in outcomes) else Exit.FAILURE)
 
@@ -397,7 +416,8 @@ def stopall(
     t0 = time.monotonic()
     catalog = _catalog()
     _no_services_dir(catalog, Exit.NOT_CONFIGURED)
-    outcomes = fleet.stopall(catalog, jobs, _timed)
+    with _explained_interrupt():
+        outcomes = fleet.stopall(catalog, jobs, _timed)
     _summary("stopped", outcomes, time.monotonic() - t0)
     _finish(Exit.OK if all(o.code == Exit.OK for o in outcomes) else Exit.FAILURE)
 
@@ -643,7 +663,10 @@ def _generate(
 
 def _on_interrupt(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
-    face.error(f"interrupted by {name}; undoing what was under way (a half-done start is stopped)")
+    face.error(
+        f"interrupted by {name}; finishing safely (a half-done start is undone; a service "
+        f"being stopped stays tracked)"
+    )
     raise KeyboardInterrupt
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl import proc
 from servicectl.config import Service, signal_name
-from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.errors import Exit, Interrupted, ServicectlError, StatusCode
 from servicectl.lock import is_locked, service_lock
 from servicectl.paths import Dirs, ensure_run_dir, run_dir_problem
 from servicectl.pidfile import (
@@ -76,6 +76,7 @@ class Observation:
     pid_read: PidFileRead | None = None
     notes: list[str] = field(default_factory=list)
     leftovers: bool = False  # files to clean when not running
+    remnants: list[ProcInfo] = field(default_factory=list)  # its group, after its main exited
 
     @property
     def running(self) -> bool:
@@ -158,8 +159,14 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
             elif not pf.exists:
                 notes.append(f"the PID file {pid_path} is missing; servicectl's record is used")
             state = "running"
-            if record.phase == "starting" and is_locked(dirs.run, svc.name):
-                state = "starting"
+            if record.phase == "starting":
+                if is_locked(dirs.run, svc.name):
+                    state = "starting"
+                else:
+                    notes.append(
+                        "the start that launched it was interrupted before it was confirmed "
+                        "(start_grace or readiness); it has been running since"
+                    )
             return Observation(state, record.pid, info, record, pf, notes, leftovers)
         if info is None or info.zombie:
             notes.append(f"process {record.pid} has exited")
@@ -170,9 +177,11 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         # A forking daemon may have replaced itself (re-exec) and rewritten its PID file.
         if pf.pid is not None and pf.pid != record.pid:
             cand = proc.read_proc(pf.pid)
-            if _forged_reason(pf.pid, cand) is None and cand is not None:
+            why = _forged_reason(pf.pid, cand)
+            if why is None and cand is not None:
                 exes = {record.exe} if record.exe else _expected_exes(svc)
-                if _unrecorded_match(svc, cand, exes, record.uid) is None:
+                why = _unrecorded_match(svc, cand, exes, record.uid)
+                if why is None:
                     adopted = replace(
                         record,
                         pid=cand.pid,
@@ -181,7 +190,18 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                     )
                     notes.append(f"the daemon now runs as PID {cand.pid} (from its PID file)")
                     return Observation("running", cand.pid, cand, adopted, pf, notes, True)
-        return Observation("dead", None, None, record, pf, notes, True)
+            notes.append(
+                f"the PID file {pid_path} names {pf.pid}, which is not the service: {why}; "
+                f"left alone"
+            )
+        remnants = _group_remnants(record)
+        if remnants:
+            pids = ", ".join(str(r.pid) for r in remnants)
+            notes.append(
+                f"{len(remnants)} process{'es' if len(remnants) > 1 else ''} of its process "
+                f"group {record.pgid} still running (PID {pids}); stop or start ends them"
+            )
+        return Observation("dead", None, None, record, pf, notes, True, remnants)
 
     if pf.pid is None:
         return Observation(
@@ -218,6 +238,37 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         kill_mode=svc.kill_mode,
     )
     return Observation("running", info.pid, info, unrecorded, pf, notes, True)
+
+
+def _group_remnants(record: Record) -> list[ProcInfo]:
+    """Live members of the service's own process group although its main process has exited
+    (a stop interrupted between the main process's exit and its children's, or children that
+    outlived a crash), with the service's user and started after it. ``kill_mode: process``
+    leaves children alone by design: none are reported."""
+    if record.kill_mode != "group" or record.pgid <= 1 or record.pgid == os.getpgrp():
+        return []
+    leader = proc.read_proc(record.pgid)
+    if (
+        leader is not None
+        and not leader.zombie
+        and record.pgid == record.pid
+        and leader.starttime != record.starttime
+    ):
+        return []  # the number leads another group now
+    mine = proc.ancestors_of_self()
+    out = []
+    for member in proc.group_members(record.pgid):
+        info = proc.read_proc(member.pid)
+        if (
+            info is not None
+            and not info.zombie
+            and info.pgid == record.pgid
+            and info.uid == record.uid
+            and info.starttime >= record.starttime
+            and info.pid not in mine
+        ):
+            out.append(info)
+    return out
 
 
 def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
@@ -303,9 +354,12 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
         obs = inspect(svc, dirs)
         if obs.running:
             return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid})", obs.pid)
-        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
+        ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
+        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         pid = _start_locked(svc, dirs)
     note = f"; removed a stale {' and '.join(cleaned)}" if cleaned else ""
+    if ended:
+        note = f"; first {ended}"
     return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
 
 
@@ -407,8 +461,13 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             _write_state(svc, dirs, record)
             handle.close()
             return info.pid
-        except BaseException:
+        except BaseException as exc:
             _abort_start(svc, dirs, child)
+            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+                raise Interrupted(
+                    f"{svc.name}: start interrupted; what it had started was stopped, and no "
+                    f"PID file or state of it is left"
+                ) from None
             raise
     finally:
         if notify is not None:
@@ -732,6 +791,8 @@ def stop(svc: Service, dirs: Dirs) -> Outcome:
 def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     obs = inspect(svc, dirs)
     if not obs.running:
+        if obs.remnants:
+            return _stop_remnants(svc, dirs, obs)
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
         message = "not running"
         found = "; ".join(n for n in obs.notes if n)
@@ -753,12 +814,61 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
             f"not running (process {record.pid} exited just now)"
             + ("; removed the stale " + " and ".join(cleaned) if cleaned else ""),
         )
-    stop_signal = svc.stop_signal
-    timeout = svc.stop_timeout
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
     handles = [main] + _group_handles(group, exclude=main.pid)
+    how, elapsed = _terminate(svc, handles, group, main.pid, t0)
+    _clean_after_stop(svc, dirs, obs, how)
+    if how.startswith("killed"):
+        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
+    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
+
+
+def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
+    """Stop what is left of the service's process group after its main process exited."""
+    assert obs.record is not None
+    t0 = time.monotonic()
+    handles = []
+    for info in obs.remnants:
+        h = Handle(info.pid, info.starttime)
+        if h.valid:
+            handles.append(h)
+        else:
+            h.close()
+    how, elapsed = _terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
+    _clean_after_stop(svc, dirs, replace(obs, state="stopped"), how)
+    n = len(obs.remnants)
+    what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
+    main = f"its main process {obs.record.pid} had already exited"
+    if how.startswith("killed"):
+        message = f"{what} {how} ({main})"
+    else:
+        message = f"stopped {what} {how} ({elapsed:.2f} s; {main})"
+    return Outcome(svc.name, Exit.OK, message, obs.record.pid, elapsed)
+
+
+def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
+    try:
+        clean_leftovers(svc, dirs, replace(obs, state="stopped"))
+    except ServicectlError as exc:
+        done = how if how.startswith("killed") else f"stopped {how}"
+        raise ServicectlError(
+            exc.message.replace(f"{svc.name}: ", f"{svc.name}: {done}, but ", 1),
+            exit_code=exc.exit_code,
+        ) from None
+
+
+def _terminate(
+    svc: Service, handles: list[Handle], group: int, exclude: int, t0: float
+) -> tuple[str, float]:
+    """Send the stop signal (then CONT) to every handle, wait up to stop_timeout (for members
+    of ``group`` forked meanwhile too), then KILL and confirm. Returns how and how long.
+
+    Interrupted, it raises Interrupted saying what still runs; the handles are closed.
+    """
+    stop_signal = svc.stop_signal
+    timeout = svc.stop_timeout
     try:
         for h in handles:
             h.send(stop_signal)
@@ -769,7 +879,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
         alive = proc.wait_all_exit(handles, deadline)
         if group and not alive:
             # Children may have been forked meanwhile, or outlived the main process.
-            late = _group_handles(group, exclude=main.pid)
+            late = _group_handles(group, exclude=exclude)
             handles += late
             alive = proc.wait_all_exit(late, deadline)
         how = f"after {signal_name(stop_signal)}"
@@ -777,7 +887,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
             if group:
                 late = [
                     h
-                    for h in _group_handles(group, exclude=main.pid)
+                    for h in _group_handles(group, exclude=exclude)
                     if h.pid not in {a.pid for a in alive}
                 ]
                 handles += late
@@ -795,15 +905,36 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
                     f"is kept. Check with: ps -o pid,stat,wchan -p {pids}"
                 )
             how = f"killed after {timeout:g} s"
-        elapsed = time.monotonic() - t0
+        return how, time.monotonic() - t0
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise _stop_interrupted(svc, handles, exclude) from None
     finally:
         for h in handles:
             proc.reap_if_child(h.pid)
             h.close()
-    clean_leftovers(svc, dirs, replace(obs, state="stopped"))
-    if how.startswith("killed"):
-        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
-    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
+
+
+def _stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrupted:
+    """What an interrupted stop leaves: which processes still run (still tracked)."""
+    left = sorted({h.pid for h in handles if not h.exited()})
+    if not left:
+        return Interrupted(
+            f"{svc.name}: stop interrupted after its processes exited; its PID file and state "
+            f"are left: run stop again to clean them"
+        )
+    pids = ", ".join(str(p) for p in left)
+    again = f"run stop again (KILL follows after stop_timeout {svc.stop_timeout:g} s)"
+    if main in left:
+        return Interrupted(
+            f"{svc.name}: stop interrupted: it is still running (PID {pids}) and still "
+            f"tracked; {again}"
+        )
+    return Interrupted(
+        f"{svc.name}: stop interrupted: its main process {main} has exited, but PID {pids} of "
+        f"its process group still run; {again}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,13 +3,17 @@ a running service, servicectl killed or interrupted mid-operation: explained, st
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 
+import psutil
 import pytest
-from conftest import Env, alive, assert_ok, tagged_pids
+from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
 from faultkit import (
     assert_clear,
     chattr,
+    lock_held,
 )
 
 ROOT_ONLY = pytest.mark.skipif(
@@ -106,7 +110,7 @@ def test_run_dir_immutable(env: Env) -> None:
     chattr(env.run, "+i")
     try:
         res = assert_ok(env.sc("stop", "web"), 4)
-        assert_clear(res, "web: cannot remove its PID file")
+        assert_clear(res, "web: stopped after TERM, but cannot remove its PID file")
         assert_clear(res, "status reports the service dead")
         assert not alive(pid)
         assert_ok(env.sc("status", "web"), 1)
@@ -157,6 +161,124 @@ def test_services_dir_missing_every_command_says_so(env: Env) -> None:
     assert not env.run.exists()  # nothing was created for nothing
 
 
+# -- servicectl killed (SIGKILL) in the middle of an operation ----------------------------------
+
+
+def test_sigkill_mid_start_while_waiting_for_readiness(env: Env) -> None:
+    """Killed while waiting for readiness (simple and forking): the service was recorded before
+    the wait, the kernel dropped the lock, and status says the start was never confirmed."""
+    never = env.root / "never-ready"
+    env.sleeper("simple", ready={"file": str(never)}, start_timeout=30)
+    env.forking("forked", ready={"file": str(never)}, start_timeout=30)
+    for name in ("simple", "forked"):
+        state = env.run / f"{name}.state"
+        p = env.popen("start", name)
+        wait_for(
+            lambda: state.exists() and lock_held(env.run, name),  # noqa: B023
+            what="start to be waiting",
+        )
+        pid = json.loads(state.read_text())["pid"]
+        p.kill()
+        p.communicate(timeout=10)
+        assert not lock_held(env.run, name)
+        res = assert_ok(env.sc("status", name), 0)
+        assert "interrupted before it was confirmed" in res.stdout
+        assert env.status_json(name)[name]["pid"] == pid and alive(pid)
+        res = assert_ok(env.sc("start", name))
+        assert res.stdout.strip() == f"{name}: already running (pid {pid})"
+        res = assert_ok(env.sc("stop", name))
+        assert "stopped after TERM" in res.stdout
+        assert not alive(pid)
+        _nothing_left(env)
+
+
+def test_sigkill_mid_forking_launch_daemon_recognised_later(env: Env) -> None:
+    """Killed before the forking daemon wrote its PID file: nothing was recorded yet, so the
+    daemon is found later by its PID file, user and executable, and stopped normally."""
+    env.forking("late", "--pidfile-delay", "1", start_timeout=10)
+    p = env.popen("start", "late")
+    wait_for(lambda: psutil.Process(p.pid).children(), what="the launcher")
+    p.kill()
+    p.communicate(timeout=10)
+    assert not lock_held(env.run, "late")
+    pid_file = env.run / "late.daemon.pid"
+    wait_for(pid_file.exists, what="the daemon's PID file")
+    daemon = env.pid("late", pid_file)
+    res = assert_ok(env.sc("status", "late"), 0)
+    assert "no servicectl record; identified by user and executable" in res.stdout
+    res = assert_ok(env.sc("stop", "late"))
+    assert "stopped after TERM" in res.stdout and not alive(daemon)
+    _nothing_left(env)
+
+
+def _recorder_service(env: Env, name: str, marker: str, timeout: float) -> None:
+    """A simple service that records its signals and ignores TERM (stubborn)."""
+    env.write(
+        name,
+        {
+            "command": [PY, str(DAEMONS / "signal_recorder.py"), marker, "--stubborn"],
+            "stop_timeout": timeout,
+            "start_grace": 0.1,
+        },
+    )
+
+
+def _family_service(env: Env, name: str, timeout: float) -> None:
+    """A parent that exits on TERM with two children that ignore it (kill_mode: group)."""
+    env.write(
+        name,
+        {
+            "command": [PY, str(DAEMONS / "parent_with_children.py"), "--children-ignore-term"],
+            "environment": {"CHILDREN_FILE": str(env.root / f"{name}.children")},
+            "stop_timeout": timeout,
+            "start_grace": 0.2,
+        },
+    )
+
+
+def _start_family(env: Env, name: str) -> tuple[int, list[int]]:
+    assert_ok(env.sc("start", name))
+    children = env.root / f"{name}.children"
+    wait_for(children.exists, what="the children")
+    return env.pid(name), [int(x) for x in children.read_text().split()]
+
+
+def test_sigkill_mid_stop_then_recovery(env: Env) -> None:
+    marker = env.root / "stub.signals"
+    _recorder_service(env, "stub", str(marker), 30)
+    assert_ok(env.sc("start", "stub"))
+    pid = env.pid("stub")
+    p = env.popen("stop", "stub")
+    wait_for(lambda: "SIGTERM" in marker.read_text(), what="TERM to arrive")
+    p.kill()
+    p.communicate(timeout=10)
+    assert not lock_held(env.run, "stub")
+    row = env.status_json("stub")["stub"]
+    assert (row["state"], row["pid"]) == ("running", pid)
+    _recorder_service(env, "stub", str(marker), 0.2)
+    res = assert_ok(env.sc("stop", "stub"))
+    assert res.stdout.strip() == "stub: killed after 0.2 s"
+    assert not alive(pid)
+
+    # Group stop killed after the main process exited, its TERM-ignoring children still there.
+    _family_service(env, "fam", 30)
+    main, kids = _start_family(env, "fam")
+    p = env.popen("stop", "fam")
+    wait_for(lambda: not alive(main) and lock_held(env.run, "fam"), what="main to exit")
+    p.kill()
+    p.communicate(timeout=10)
+    assert all(alive(k) for k in kids)
+    res = assert_ok(env.sc("status", "fam"), 1)
+    assert "dead" in res.stdout
+    assert f"2 processes of its process group {main} still running" in res.stdout
+    _family_service(env, "fam", 0.2)
+    res = assert_ok(env.sc("stop", "fam"))
+    assert "2 leftover processes of its process group killed after 0.2 s" in res.stdout
+    assert f"its main process {main} had already exited" in res.stdout
+    assert not any(alive(k) for k in kids)
+    _nothing_left(env)
+
+
 def test_temp_files_of_a_killed_writer_are_cleaned(env: Env) -> None:
     """servicectl killed between writing a temp file and renaming it (atomic_write) leaves
     `.NAME.pid.PID.tmp`; the next command that cleans the service's files removes it."""
@@ -170,3 +292,88 @@ def test_temp_files_of_a_killed_writer_are_cleaned(env: Env) -> None:
     assert_ok(env.sc("stop", "web"))
     assert not alive(pid)
     assert [f for f in env.files() if not f.startswith(".definitions-")] == [".other.pid.4242.tmp"]
+
+
+# -- servicectl interrupted (SIGINT) during a long stop -----------------------------------------
+
+
+def test_sigint_mid_stop_of_group_service(env: Env) -> None:
+    _family_service(env, "fam", 30)
+    main, kids = _start_family(env, "fam")
+    p = env.popen("stop", "fam")
+    wait_for(lambda: not alive(main) and lock_held(env.run, "fam"), what="main to exit")
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 130
+    pids = ", ".join(map(str, kids))
+    assert f"fam: stop interrupted: its main process {main} has exited, but PID {pids}" in err
+    assert "Traceback" not in err and all(alive(k) for k in kids)
+    res = assert_ok(env.sc("status", "fam"), 1)
+    assert f"still running (PID {pids})" in res.stdout
+    # start ends what is left of the previous instance before starting a new one
+    _family_service(env, "fam", 0.2)
+    res = assert_ok(env.sc("start", "fam"))
+    assert "; first 2 leftover processes of its process group killed after 0.2 s" in res.stdout
+    assert not any(alive(k) for k in kids)
+    assert_ok(env.sc("stop", "fam"))
+    _nothing_left(env)
+
+
+def test_sigint_mid_stop_of_forking_service(env: Env) -> None:
+    marker = env.root / "lf.marker"
+    pid_file = env.run / "lf.daemon.pid"
+    spec = {
+        "type": "forking",
+        "command": [
+            PY,
+            str(DAEMONS / "liar_forking.py"),
+            "--pidfile",
+            str(pid_file),
+            "--stubborn",
+            "--marker",
+            str(marker),
+        ],
+        "pid_file": str(pid_file),
+        "stop_timeout": 30,
+    }
+    env.write("lf", spec)
+    assert_ok(env.sc("start", "lf"))
+    daemon = env.pid("lf", pid_file)
+    p = env.popen("stop", "lf")
+    wait_for(lambda: marker.exists() and "SIGTERM" in marker.read_text(), what="TERM to arrive")
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 130
+    assert f"lf: stop interrupted: it is still running (PID {daemon}) and still tracked" in err
+    assert "run stop again" in err and alive(daemon)
+    row = env.status_json("lf")["lf"]
+    assert (row["state"], row["pid"]) == ("running", daemon)
+    env.write("lf", dict(spec, stop_timeout=0.2))
+    res = assert_ok(env.sc("stop", "lf"))
+    assert res.stdout.strip() == "lf: killed after 0.2 s"
+    assert not alive(daemon)
+    _nothing_left(env)
+
+
+def test_sigint_mid_stop_of_several_services_names_each(env: Env) -> None:
+    """Stopped in parallel: each worker leaves its service tracked and says so."""
+    markers = {name: env.root / f"{name}.signals" for name in ("s1", "s2")}
+    for name, marker in markers.items():
+        _recorder_service(env, name, str(marker), 30)
+    assert_ok(env.sc("start", "s1", "s2"))
+    pids = {name: env.pid(name) for name in markers}
+    p = env.popen("stop", "s1", "s2")
+    wait_for(
+        lambda: all("SIGTERM" in m.read_text() for m in markers.values()), what="TERM to arrive"
+    )
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 130 and "Traceback" not in err
+    for name, pid in pids.items():
+        assert f"{name}: stop interrupted: it is still running (PID {pid})" in err
+        assert alive(pid)
+    for name, marker in markers.items():
+        _recorder_service(env, name, str(marker), 0.2)
+    assert_ok(env.sc("stop", "s1", "s2"))
+    assert not any(alive(pid) for pid in pids.values())
+    _nothing_left(env)
