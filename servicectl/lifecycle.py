@@ -121,7 +121,8 @@ def _expected_exes(svc: Service) -> set[str]:
     try:
         return expected_executables(resolve_program(svc, build_env_safe(svc)))
     except ServicectlError:
-        return set()
+        # Removed since (its process shows "PATH (deleted)"): the configured path still names it.
+        return {os.path.realpath(svc.program)} if os.path.isabs(svc.program) else set()
 
 
 def build_env_safe(svc: Service) -> dict[str, str]:
@@ -945,6 +946,13 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
     """Stop if running, then start, all under one lock."""
     t0 = time.monotonic()
     with locked(svc, dirs):
+        try:
+            _preflight(svc)
+        except ServicectlError as exc:
+            obs = inspect(svc, dirs)
+            if obs.running:
+                exc.message += f"; not restarted: it is still running (pid {obs.pid})"
+            raise
         stopped = _stop_locked(svc, dirs)
         obs = inspect(svc, dirs)
         if obs.leftovers:
@@ -952,6 +960,18 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
         pid = _start_locked(svc, dirs)
     was = f"was pid {stopped.pid}, " if stopped.pid else ""
     return Outcome(svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0)
+
+
+def _preflight(svc: Service) -> None:
+    """What start checks before spawning (user, environment file, program, working directory),
+    so that a restart that could not start again does not stop the running instance first."""
+    account = resolve_account(svc)
+    resolve_program(svc, build_environment(svc, account))
+    if not svc.working_directory.is_dir():
+        raise ServicectlError(
+            f"{svc.name}: working directory {svc.working_directory} does not exist "
+            f"(create it, or fix working_directory: in {svc.file})"
+        )
 
 
 def try_restart(svc: Service, dirs: Dirs) -> Outcome:

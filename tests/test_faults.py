@@ -5,20 +5,34 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
+import stat
+from collections.abc import Iterator
 
 import psutil
 import pytest
 from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
 from faultkit import (
+    User,
     assert_clear,
     chattr,
+    delete_user,
     lock_held,
+    pids_of_uid,
+    unix_user,
 )
 
 ROOT_ONLY = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root (chattr +i, useradd, services run as another user)"
 )
+
+
+@pytest.fixture
+def user() -> Iterator[User]:
+    with unix_user() as u:
+        yield u
 
 
 def _nothing_left(env: Env) -> None:
@@ -159,6 +173,80 @@ def test_services_dir_missing_every_command_says_so(env: Env) -> None:
         assert res.returncode == code, (args, res.stdout, res.stderr)
         assert_clear(res, f"the services directory {not_a_dir} is not a directory")
     assert not env.run.exists()  # nothing was created for nothing
+
+
+# -- the program or the user removed under a running service ------------------------------------
+
+
+def test_program_removed_after_start(env: Env) -> None:
+    prog = env.root / "bin" / "mysleep"
+    prog.parent.mkdir()
+    shutil.copy2("/bin/sleep", prog)
+    env.write("web", {"command": [str(prog), "300"], "start_grace": 0.1})
+    assert_ok(env.sc("start", "web"))
+    pid = env.pid("web")
+    prog.unlink()
+    assert os.readlink(f"/proc/{pid}/exe").endswith(" (deleted)")
+
+    row = env.status_json("web")["web"]
+    assert (row["state"], row["pid"], row["exit_code"]) == ("running", pid, 0)
+    for action in ("restart", "try-restart"):
+        res = assert_ok(env.sc(action, "web"), 5)
+        assert_clear(res, f"web: program {prog} does not exist", f"still running (pid {pid})")
+        assert alive(pid) and env.pid("web") == pid  # not stopped for a start that cannot be
+
+    # Without servicectl's record the PID file still identifies it: same path, same user.
+    state = env.run / "web.state"
+    saved = state.read_bytes()
+    state.unlink()
+    res = assert_ok(env.sc("status", "web"), 0)
+    assert "identified by user and executable" in res.stdout
+    state.write_bytes(saved)
+
+    res = assert_ok(env.sc("stop", "web"))
+    assert res.stdout.startswith("web: stopped after TERM")
+    assert not alive(pid)
+    _nothing_left(env)
+    res = assert_ok(env.sc("start", "web"), 5)
+    assert_clear(res, f"web: program {prog} does not exist")
+    _nothing_left(env)
+
+
+@ROOT_ONLY
+def test_user_deleted_after_start(env: Env, user: User) -> None:
+    env.write(
+        "u",
+        {
+            "command": ["/bin/sh", "-c", "echo hello from $USER; exec sleep 300"],
+            "user": user.name,
+            "start_grace": 0.2,
+        },
+    )
+    assert_ok(env.sc("start", "u"))
+    pid = env.pid("u")
+    # The log directory is root's (0750): servicectl opens the log and hands it to the service.
+    log = env.log / "u.log"
+    wait_for(lambda: f"hello from {user.name}" in log.read_text(), what="the service's output")
+    assert os.stat(env.log).st_uid == 0 and stat.S_IMODE(os.stat(env.log).st_mode) == 0o750
+    assert os.stat(log).st_uid == user.uid
+
+    delete_user(user.name)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(user.name)
+    assert psutil.Process(pid).uids().real == user.uid
+
+    row = env.status_json("u")["u"]
+    assert (row["state"], row["pid"]) == ("running", pid)
+    res = assert_ok(env.sc("restart", "u"), 1)
+    assert_clear(res, f"u: user {user.name!r} does not exist", f"still running (pid {pid})")
+    assert alive(pid)
+    res = assert_ok(env.sc("stop", "u"))
+    assert res.stdout.startswith("u: stopped after TERM")
+    assert not alive(pid)
+    res = assert_ok(env.sc("start", "u"), 1)
+    assert_clear(res, f"u: user {user.name!r} does not exist", "user:")
+    _nothing_left(env)
+    assert pids_of_uid(user.uid) == []
 
 
 # -- servicectl killed (SIGKILL) in the middle of an operation ----------------------------------
