@@ -385,7 +385,12 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
         env.pop("NOTIFY_SOCKET", None)
     try:
         if svc.type == "forking":
-            child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
+            try:
+                child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
+            except BaseException:
+                # What the PID file names was never trusted, and its writer has been killed.
+                _remove_quietly(svc.pid_file)
+                raise
         else:
             child = spawn(svc, account, env, program, pass_fds)
             _SPAWNED.add(child.pid)
@@ -658,7 +663,7 @@ def _find_daemon(
                     return handle, info
                 handle.close()
                 reason = f"process {pf.pid} exited"
-            last = f"it names {pf.pid}, but {reason}"
+            last = f"it names {pf.pid}, which was not trusted: {reason}"
         elif pf.problem:
             last = pf.problem
         if time.monotonic() >= until:

@@ -5,6 +5,7 @@ A PID file holds "PID\\n" only; the state record (JSON) keeps what identifies th
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import asdict, dataclass, field
@@ -214,6 +215,8 @@ def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
     except FileNotFoundError:
         return None, None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, f"the state file {path} is a symlink; not followed, ignored"
         return None, f"the state file {path} cannot be read ({exc.strerror}); ignored"
     try:
         st = os.fstat(fd)
