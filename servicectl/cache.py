@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from servicectl import __version__
+from servicectl.paths import run_dir_problem
 from servicectl.pidfile import atomic_write
 
 FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
@@ -58,8 +59,7 @@ def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
             return {}
-        dst = os.stat(dirs.run)
-        if dst.st_uid not in (0, os.geteuid()) or dst.st_mode & 0o022:
+        if run_dir_problem(dirs.run) is not None:
             return {}
         with os.fdopen(os.dup(fd), "rb") as fh:
             data = pickle.load(fh)  # noqa: S301 - a file only servicectl's user can write
@@ -74,8 +74,9 @@ def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
 
 
 def save(dirs: Any, entries: dict[str, tuple[FileKey, Any]]) -> None:
-    """Write the cache atomically if the run directory exists; failures are ignored."""
-    if not dirs.run.is_dir():
+    """Write the cache atomically if the run directory exists and is safe (not a symlink, not
+    writable by others); failures are ignored."""
+    if not dirs.run.is_dir() or run_dir_problem(dirs.run) is not None:
         return
     try:
         payload = pickle.dumps({"context": _context(dirs), "entries": entries}, protocol=4)

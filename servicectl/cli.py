@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -94,10 +96,23 @@ def _known(catalog: Catalog, names: list[str], unknown_code: int) -> tuple[list[
         if near:
             hint = f" (did you mean {near[0]}?)"
         where = _dirs().services
-        missing = "" if where.is_dir() else " (the directory does not exist)"
-        face.error(f"{name}: no such service: no {name}.yaml in {where}{missing}{hint}")
+        if catalog.problems:
+            face.error(f"{name}: no such service: {catalog.problems[0]}{_DIR_HINT}")
+        else:
+            face.error(f"{name}: no such service: no {name}.yaml in {where}{hint}")
         code = max(code, unknown_code)
     return known, code
+
+
+_DIR_HINT = " (give the right one with -d, or set SERVICECTL_SERVICES_DIR)"
+
+
+def _no_services_dir(catalog: Catalog, code: int) -> None:
+    """For commands on every service: a services directory that cannot be listed is an error
+    (``code``: 4 for status, 6 for the others), not an empty list."""
+    if catalog.problems:
+        face.error(catalog.problems[0] + _DIR_HINT)
+        _finish(code)
 
 
 def _invalid(catalog: Catalog, names: list[str]) -> tuple[list[str], int]:
@@ -129,14 +144,31 @@ def _each(names: list[str], action_name: str) -> None:
     for name in valid:
         svc = catalog.services[name]
         try:
-            outcome = action(svc, catalog.dirs)
+            with _explained_interrupt():
+                outcome = action(svc, catalog.dirs)
         except ServicectlError as exc:
-            face.error(exc.message, exc.detail)
+            message = exc.message
+            if not message.startswith(f"{name}: "):
+                message = f"{name}: {message}"  # directory-level errors name no service
+            face.error(message, exc.detail)
             code = max(code, exc.exit_code)
             continue
         face.outcome(outcome)
         code = max(code, outcome.code)
     _finish(code)
+
+
+@contextmanager
+def _explained_interrupt() -> Iterator[None]:
+    """Say in which state an interrupted action left its service, then let the interruption
+    end servicectl (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        message = getattr(exc, "message", None)
+        for line in message.splitlines() if message else []:
+            face.error(line)
+        raise
 
 
 def _ordered_outcomes(outcomes: list[Outcome]) -> int:
@@ -149,7 +181,8 @@ def start(names: list[str], jobs: int = 64) -> None:
 
     catalog = _catalog(names)
     known, code = _known(catalog, names, Exit.NOT_INSTALLED)
-    outcomes = fleet.start_ordered(catalog, known, jobs, face.outcome)
+    with _explained_interrupt():
+        outcomes = fleet.start_ordered(catalog, known, jobs, face.outcome)
     _finish(max(code, _ordered_outcomes(outcomes)))
 
 
@@ -160,7 +193,8 @@ def stop(names: list[str], jobs: int = 64) -> None:
     catalog = _catalog()
     known, code = _known(catalog, names, Exit.NOT_INSTALLED)
     valid, bad = _invalid(catalog, known)
-    outcomes = fleet.stop_with_dependents(catalog, valid, jobs, face.outcome)
+    with _explained_interrupt():
+        outcomes = fleet.stop_with_dependents(catalog, valid, jobs, face.outcome)
     _finish(max(code, bad, _ordered_outcomes(outcomes)))
 
 
@@ -188,8 +222,16 @@ def status(names: list[str] | None = None, as_json: bool = False) -> None:
     """Show state, PID, uptime, memory, CPU and description (LSB status codes)."""
     from servicectl import lifecycle
     from servicectl.lifecycle import Status
+    from servicectl.paths import run_dir_problem
 
     catalog = _catalog(names or None)
+    if not names and catalog.problems:
+        if as_json:
+            print("[]")
+        _no_services_dir(catalog, StatusCode.UNKNOWN)
+    problem = run_dir_problem(catalog.dirs.run)
+    if problem is not None:
+        face.error(f"{problem.message}; the status of services is unknown")
     rows: list[Status] = []
     code = 0
     wanted = names or catalog.names()
@@ -205,7 +247,9 @@ def status(names: list[str] | None = None, as_json: bool = False) -> None:
                     name,
                     "unknown",
                     StatusCode.UNKNOWN,
-                    error=f"no such service in {catalog.dirs.services}",
+                    error=catalog.problems[0]
+                    if catalog.problems
+                    else f"no such service in {catalog.dirs.services}",
                 )
             )
     code = max((r.code for r in rows), default=0)
@@ -214,11 +258,7 @@ def status(names: list[str] | None = None, as_json: bool = False) -> None:
 
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
-        where = catalog.dirs.services
-        print(
-            f"no services defined in {where}"
-            + ("" if where.is_dir() else " (the directory does not exist)")
-        )
+        print(f"no services defined in {catalog.dirs.services}")
     else:
         _print_status(rows)
     _finish(code)
@@ -297,7 +337,9 @@ def startall(jobs: int = 64) -> None:
 
     t0 = time.monotonic()
     catalog = _catalog()
-    outcomes = fleet.startall(catalog, jobs, _timed)
+    _no_services_dir(catalog, Exit.NOT_CONFIGURED)
+    with _explained_interrupt():
+        outcomes = fleet.startall(catalog, jobs, _timed)
     _summary("started", outcomes, time.monotonic() - t0)
     _finish(Exit.OK if all(o.code == Exit.OK for o in outcomes) else Exit.FAILURE)
 
@@ -310,7 +352,9 @@ def stopall(jobs: int = 64) -> None:
 
     t0 = time.monotonic()
     catalog = _catalog()
-    outcomes = fleet.stopall(catalog, jobs, _timed)
+    _no_services_dir(catalog, Exit.NOT_CONFIGURED)
+    with _explained_interrupt():
+        outcomes = fleet.stopall(catalog, jobs, _timed)
     _summary("stopped", outcomes, time.monotonic() - t0)
     _finish(Exit.OK if all(o.code == Exit.OK for o in outcomes) else Exit.FAILURE)
 
@@ -336,6 +380,9 @@ def _summary(verb: str, outcomes: list[Outcome], elapsed: float) -> None:
 def list_(as_json: bool = False) -> None:
     """List definitions: name, type, enabled, depends, description."""
     catalog = _catalog()
+    if catalog.problems and as_json:
+        print("[]")
+    _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     items: list[dict[str, Any]] = []
     for name in catalog.names():
         svc = catalog.services.get(name)
@@ -388,6 +435,8 @@ def list_(as_json: bool = False) -> None:
 def check(names: list[str] | None = None) -> None:
     """Validate definitions without touching any process (6 if any is invalid)."""
     catalog = _catalog(use_cache=False)
+    if not names:
+        _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     code = 0
     wanted = names or catalog.names()
     if names:
@@ -420,6 +469,9 @@ def logs(name: str, lines: int = 20, follow: bool = False) -> None:
         _finish(Exit.FAILURE)
     path = svc.stdout
     assert path is not None
+    if path.is_symlink():
+        face.error(f"{name}: the log file {path} is a symlink; servicectl does not follow it")
+        _finish(Exit.FAILURE)
     try:
         end = path.stat().st_size  # the tail ends here and the follow starts here: no gap
     except OSError:
@@ -504,6 +556,8 @@ def _generate(
         face.error(f"{kind}: name services, or give --all (not both)")
         _finish(Exit.USAGE)
     catalog = _catalog()
+    if all_:
+        _no_services_dir(catalog, Exit.NOT_CONFIGURED)
     # --all covers every definition: invalid ones are reported (exit 6), not skipped silently.
     known, code = (catalog.names(), 0) if all_ else _known(catalog, names or [], Exit.NOT_INSTALLED)
     wanted, bad = _invalid(catalog, known)
@@ -532,7 +586,10 @@ def _generate(
 
 def _on_interrupt(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
-    face.error(f"interrupted by {name}; undoing what was under way (a half-done start is stopped)")
+    face.error(
+        f"interrupted by {name}; finishing safely (a half-done start is undone; a service "
+        f"being stopped stays tracked)"
+    )
     raise KeyboardInterrupt
 
 
@@ -624,6 +681,8 @@ def main() -> None:
     except ServicectlError as exc:
         face.error(exc.message, exc.detail)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)  # what was left is already said (_on_interrupt, _explained_interrupt)
 
 
 if __name__ == "__main__":

@@ -669,7 +669,7 @@ def definition_files(services_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     try:
         entries = sorted(os.scandir(services_dir), key=lambda e: e.name)
-    except FileNotFoundError:
+    except OSError:  # missing, not a directory, unreadable: see services_dir_problem
         return {}
     for entry in entries:
         fname = entry.name
@@ -682,6 +682,19 @@ def definition_files(services_dir: Path) -> dict[str, Path]:
             continue
         found[stem] = Path(entry.path)
     return found
+
+
+def services_dir_problem(services_dir: Path) -> str | None:
+    """Why the services directory cannot be listed, or None if it can."""
+    try:
+        os.close(os.open(services_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    except FileNotFoundError:
+        return f"the services directory {services_dir} does not exist"
+    except NotADirectoryError:
+        return f"the services directory {services_dir} is not a directory"
+    except OSError as exc:
+        return f"the services directory {services_dir} cannot be read: {exc.strerror}"
+    return None
 
 
 def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
@@ -726,8 +739,9 @@ def load_catalog(dirs: Dirs, only: Iterable[str] | None = None, use_cache: bool 
 
     files = definition_files(dirs.services)
     problems: list[str] = []
-    if not dirs.services.is_dir():
-        problems.append(f"the services directory {dirs.services} does not exist")
+    problem = services_dir_problem(dirs.services)
+    if problem:
+        problems.append(problem)
     services: dict[str, Service] = {}
     invalid: dict[str, Invalid] = {}
     cached = cache.load(dirs) if use_cache else {}

@@ -81,3 +81,15 @@ class EnvironmentProblem(ServicectlError):
     """The machine is not in a state servicectl can work in (a directory, a user...)."""
 
     exit_code = Exit.FAILURE
+
+
+class Interrupted(KeyboardInterrupt):
+    """servicectl was interrupted (Ctrl-C, SIGTERM) in the middle of an action on a service.
+
+    A KeyboardInterrupt, so that it still ends everything under way; ``message`` says in which
+    state the service was left and what to do next.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

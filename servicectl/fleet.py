@@ -12,7 +12,7 @@ from typing import Any
 
 from servicectl import lifecycle, proc
 from servicectl.config import Catalog
-from servicectl.errors import Exit, ServicectlError
+from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.lifecycle import Outcome
 
 Report = Callable[[Outcome], None]
@@ -110,11 +110,22 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
     try:
         for future in futures:
             yield future.result()
-    except BaseException:
+    except BaseException as exc:
         proc.CANCEL.set()
         for future in futures:
             future.cancel()
-        raise
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        # Wait for the workers to undo or leave their actions, and say what each left.
+        from concurrent.futures import wait
+
+        wait(futures)
+        said = [getattr(exc, "message", None)]
+        said += [getattr(f.exception(), "message", None) for f in futures if not f.cancelled()]
+        messages = list(dict.fromkeys(m for m in said if m))
+        if not messages:
+            raise
+        raise Interrupted("\n".join(messages)) from None
 
 
 def _run(action: Callable[[], Outcome], name: str) -> Outcome:

@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl import proc
 from servicectl.config import Service, signal_name
-from servicectl.errors import Exit, NotInstalledError, ServicectlError, StatusCode
+from servicectl.errors import Exit, Interrupted, NotInstalledError, ServicectlError, StatusCode
 from servicectl.lock import is_locked, service_lock
-from servicectl.paths import Dirs, ensure_run_dir
+from servicectl.paths import Dirs, ensure_run_dir, run_dir_problem
 from servicectl.pidfile import (
     PidFileRead,
     Record,
     read_pidfile,
     read_record,
     remove_file,
+    remove_stale_temps,
     state_path,
     write_pidfile,
     write_record,
@@ -78,6 +79,7 @@ class Observation:
     pid_read: PidFileRead | None = None
     notes: list[str] = field(default_factory=list)
     leftovers: bool = False  # files to clean when not running
+    remnants: list[ProcInfo] = field(default_factory=list)  # its group, after its main exited
 
     @property
     def running(self) -> bool:
@@ -150,7 +152,8 @@ def _expected_exes(svc: Service) -> set[str]:
     try:
         return expected_executables(resolve_program(svc, build_env_safe(svc)))
     except ServicectlError:
-        return set()
+        # Removed since (its process shows "PATH (deleted)"): the configured path still names it.
+        return {os.path.realpath(svc.program)} if os.path.isabs(svc.program) else set()
 
 
 def build_env_safe(svc: Service) -> dict[str, str]:
@@ -188,8 +191,14 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
             elif not pf.exists:
                 notes.append(f"the PID file {pid_path} is missing; servicectl's record is used")
             state = "running"
-            if record.phase == "starting" and is_locked(dirs.run, svc.name):
-                state = "starting"
+            if record.phase == "starting":
+                if is_locked(dirs.run, svc.name):
+                    state = "starting"
+                else:
+                    notes.append(
+                        "the start that launched it was interrupted before it was confirmed "
+                        "(start_grace or readiness); it has been running since"
+                    )
             return Observation(state, record.pid, info, record, pf, notes, leftovers)
         if info is None or info.zombie:
             notes.append(f"process {record.pid} has exited")
@@ -203,14 +212,15 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         if record.type == "forking" and record.sid > 1 and pf.pid not in (None, record.pid):
             assert pf.pid is not None
             cand = proc.read_proc(pf.pid)
-            if (
-                _forged_reason(pf.pid, cand) is None
-                and cand is not None
-                and cand.sid == record.sid
-                and cand.starttime >= record.starttime
-            ):
+            why = _forged_reason(pf.pid, cand)
+            if why is None and cand is not None and cand.sid != record.sid:
+                why = f"it is not in the daemon's session {record.sid} (it did not come from it)"
+            if why is None and cand is not None and cand.starttime < record.starttime:
+                why = "it is older than the daemon it would replace"
+            if why is None and cand is not None:
                 exes = {record.exe} if record.exe else _expected_exes(svc)
-                if _unrecorded_match(svc, cand, exes, record.uid, record.command) is None:
+                why = _unrecorded_match(svc, cand, exes, record.uid, record.command)
+                if why is None:
                     adopted = replace(
                         record,
                         pid=cand.pid,
@@ -219,7 +229,18 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                     )
                     notes.append(f"the daemon now runs as PID {cand.pid} (from its PID file)")
                     return Observation("running", cand.pid, cand, adopted, pf, notes, True)
-        return Observation("dead", None, None, record, pf, notes, True)
+            notes.append(
+                f"the PID file {pid_path} names {pf.pid}, which is not the service: {why}; "
+                f"left alone"
+            )
+        remnants = _group_remnants(record)
+        if remnants:
+            pids = ", ".join(str(r.pid) for r in remnants)
+            notes.append(
+                f"{len(remnants)} process{'es' if len(remnants) > 1 else ''} of its process "
+                f"group {record.pgid} still running (PID {pids}); stop or start ends them"
+            )
+        return Observation("dead", None, None, record, pf, notes, True, remnants)
 
     if pf.pid is None:
         return Observation(
@@ -259,73 +280,64 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
     return Observation("running", info.pid, info, unrecorded, pf, notes, True)
 
 
-def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
-    """Stop what is left of a dead instance's own process group (its main process was killed
-    behind servicectl's back, its children were not), and remove a stale PID file and state
-    record of a service that is not running."""
-    assert not obs.running
-    removed = []
-    if obs.record is not None:
-        left = _stop_leftover_group(obs.record)
-        if left:
-            removed.append(f"{left} leftover process{'es' if left > 1 else ''} of its group")
-    pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
-    if remove_file(pid_path):
-        removed.append("PID file")
-    if svc.pid_file != pid_path and remove_file(svc.pid_file):
-        removed.append("PID file")
-    if remove_file(state_path(dirs.run, svc.name)):
-        removed.append("state record")
-    return removed
-
-
-def _stop_leftover_group(record: Record) -> int:
-    """Stop the members of a dead instance's own process group; how many there were.
-
-    Only with kill_mode group, a verified group and a known session: a member must still be in
-    that group and session, with the recorded user, started no earlier than the recorded
-    process. The group's number cannot have been reused while any member lives (the kernel
-    keeps it), and if a process now has the leader's PID, it is not the recorded one: skip.
-    """
-    if record.kill_mode != "group" or record.pgid <= 1 or record.sid <= 1:
-        return 0
+def _group_remnants(record: Record) -> list[ProcInfo]:
+    """Live members of the service's own process group although its main process has exited
+    (a stop interrupted between the main process's exit and its children's, or children that
+    outlived a crash), with the service's user and started after it. ``kill_mode: process``
+    leaves children alone by design: none are reported."""
+    if record.kill_mode != "group" or record.pgid <= 1 or record.pgid == os.getpgrp():
+        return []
     leader = proc.read_proc(record.pgid)
-    if leader is not None and not leader.zombie and record.pgid != record.pid:
-        return 0
-    if leader is not None and not leader.zombie and leader.starttime != record.starttime:
-        return 0
-    handles = []
+    if (
+        leader is not None
+        and not leader.zombie
+        and record.pgid == record.pid
+        and leader.starttime != record.starttime
+    ):
+        return []  # the number leads another group now
+    mine = proc.ancestors_of_self()
+    out = []
     for member in proc.group_members(record.pgid):
         info = proc.read_proc(member.pid)
         if (
-            info is None
-            or info.zombie
-            or info.pgid != record.pgid
-            or info.sid != record.sid
-            or info.uid != record.uid
-            or info.starttime < record.starttime
+            info is not None
+            and not info.zombie
+            and info.pgid == record.pgid
+            and info.uid == record.uid
+            and info.starttime >= record.starttime
+            and (record.sid <= 1 or info.sid == record.sid)
+            and info.pid not in mine
         ):
-            continue
-        h = Handle(info.pid, info.starttime)
-        if h.valid:
-            handles.append(h)
-        else:
-            h.close()
-    if not handles:
-        return 0
-    try:
-        for h in handles:
-            h.send(record.stop_signal)
-            h.send(signal.SIGCONT)
-        alive = proc.wait_all_exit(handles, time.monotonic() + min(record.stop_timeout, 10.0))
-        for h in alive:
-            h.send(signal.SIGKILL)
-        proc.wait_all_exit(alive, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
-    finally:
-        for h in handles:
-            proc.reap_if_child(h.pid)
-            h.close()
-    return len(handles)
+            out.append(info)
+    return out
+
+
+def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
+    """Remove a stale PID file and state record of a service that is not running.
+
+    A file that cannot be removed (read-only or immutable run directory) raises an error that
+    says which, and that status will call the service dead until it is removed.
+    """
+    assert not obs.running
+    removed = []
+    pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
+    files = [(pid_path, "PID file")]
+    if svc.pid_file != pid_path:
+        files.append((svc.pid_file, "PID file"))
+    files.append((state_path(dirs.run, svc.name), "state record"))
+    for path, what in files:
+        remove_stale_temps(path)
+        try:
+            if remove_file(path):
+                removed.append(what)
+        except OSError as exc:
+            raise ServicectlError(
+                f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
+                f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
+                f"status reports the service dead until it is removed",
+                exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
+            ) from None
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,9 +366,10 @@ def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
 
 def tail_file(path: Path, lines: int, end: int | None = None) -> list[str]:
     """The last ``lines`` lines of a file (up to byte ``end``; default: its end), read from
-    the end backwards."""
+    the end backwards, never through a symlink."""
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell() if end is None else min(end, fh.tell())
             block = 8192
@@ -383,9 +396,12 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
         obs = inspect(svc, dirs)
         if obs.running:
             return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid})", obs.pid)
-        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
+        ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
+        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         pid = _start_locked(svc, dirs)
     note = f"; removed a stale {' and '.join(cleaned)}" if cleaned else ""
+    if ended:
+        note = f"; first {ended}"
     return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
 
 
@@ -411,7 +427,12 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     gate = Gate() if svc.type == "simple" else None
     try:
         if svc.type == "forking":
-            child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
+            try:
+                child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
+            except BaseException:
+                # What the PID file names was never trusted, and its writer has been killed.
+                _remove_quietly(svc.pid_file)
+                raise
         else:
             child = spawn(svc, account, env, program, pass_fds, gate=gate)
             _SPAWNED.add(child.pid)
@@ -443,9 +464,8 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 notify_socket=notify.address if notify else None,
             )
             # Record first: if this fails, the child is killed below (FIELD-NOTES 8).
-            write_record(dirs.run, svc.name, record)
+            _write_state(svc, dirs, record, info.pid if gate is not None else None)
             if gate is not None:
-                write_pidfile(svc.pid_file, info.pid)
                 _open_gate(svc, program, gate, child)
             probe = None
             if svc.ready is not None and svc.ready.kind != "notify":
@@ -482,18 +502,23 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 )
             if result.notes.mainpid and result.notes.mainpid != info.pid:
                 handle, info, record = _adopt_mainpid(svc, record, handle, result.notes.mainpid)
-                write_pidfile(svc.pid_file, info.pid)
+                _write_state(svc, dirs, pid=info.pid)
             record = replace(
                 record,
                 phase="running",
                 exe=proc.exe_of(info.pid) or record.exe,
                 status_text=result.notes.status,
             )
-            write_record(dirs.run, svc.name, record)
+            _write_state(svc, dirs, record)
             handle.close()
             return info.pid
-        except BaseException:
+        except BaseException as exc:
             _abort_start(svc, dirs, child)
+            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+                raise Interrupted(
+                    f"{svc.name}: start interrupted; what it had started was stopped, and no "
+                    f"PID file or state of it is left"
+                ) from None
             raise
     finally:
         if notify is not None:
@@ -527,6 +552,26 @@ def _open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[b
         )
     if code == GATE_EXIT:
         raise StartFailed(f"{svc.name}: failed to start: the process exited before running")
+
+
+def _write_state(
+    svc: Service, dirs: Dirs, record: Record | None = None, pid: int | None = None
+) -> None:
+    """Write the state record and/or the PID file; a failure is a StartFailed that says where
+    (the caller kills what it started)."""
+    try:
+        if record is not None:
+            write_record(dirs.run, svc.name, record)
+        if pid is not None:
+            write_pidfile(svc.pid_file, pid)
+    except OSError as exc:
+        where = Path(exc.filename).parent if exc.filename else dirs.run
+        raise StartFailed(
+            f"{svc.name}: failed to start: cannot write its PID file or state record in "
+            f"{where}: {exc.strerror} (is {where} read-only or immutable? see lsattr -d "
+            f"{where}); the process was stopped",
+            exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
+        ) from None
 
 
 def _since(record: Record) -> str:
@@ -692,7 +737,7 @@ def _find_daemon(
                     return handle, info
                 handle.close()
                 reason = f"process {pf.pid} exited"
-            last = f"it names {pf.pid}, but {reason}"
+            last = f"it names {pf.pid}, which was not trusted: {reason}"
         elif pf.problem:
             last = pf.problem
         if time.monotonic() >= until:
@@ -780,8 +825,16 @@ def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> No
             child.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
-    remove_file(svc.pid_file)
-    remove_file(state_path(dirs.run, svc.name))
+    _remove_quietly(svc.pid_file)
+    _remove_quietly(state_path(dirs.run, svc.name))
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a file of a start that failed; a read-only directory had nothing written to it."""
+    try:
+        remove_file(path)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -818,6 +871,8 @@ def stop(svc: Service, dirs: Dirs) -> Outcome:
 def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     obs = inspect(svc, dirs)
     if not obs.running:
+        if obs.remnants:
+            return _stop_remnants(svc, dirs, obs)
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
         message = "not running"
         found = "; ".join(n for n in obs.notes if n)
@@ -839,12 +894,82 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
             f"not running (process {record.pid} exited just now)"
             + ("; removed the stale " + " and ".join(cleaned) if cleaned else ""),
         )
-    stop_signal = svc.stop_signal
-    timeout = svc.stop_timeout
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
     handles = [main] + _group_handles(group, exclude=main.pid)
+    how, elapsed = _terminate(svc, handles, group, main.pid, t0)
+    _clean_after_stop(svc, dirs, obs, how)
+    if how.startswith("killed"):
+        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
+    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
+
+
+def _stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrupted:
+    """What an interrupted stop leaves: which processes still run (still tracked)."""
+    left = sorted({h.pid for h in handles if not h.exited()})
+    if not left:
+        return Interrupted(
+            f"{svc.name}: stop interrupted after its processes exited; its PID file and state "
+            f"are left: run stop again to clean them"
+        )
+    pids = ", ".join(str(p) for p in left)
+    again = f"run stop again (KILL follows after stop_timeout {svc.stop_timeout:g} s)"
+    if main in left:
+        return Interrupted(
+            f"{svc.name}: stop interrupted: it is still running (PID {pids}) and still "
+            f"tracked; {again}"
+        )
+    return Interrupted(
+        f"{svc.name}: stop interrupted: its main process {main} has exited, but PID {pids} of "
+        f"its process group still run; {again}"
+    )
+
+
+def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
+    """Stop what is left of the service's process group after its main process exited."""
+    assert obs.record is not None
+    t0 = time.monotonic()
+    handles = []
+    for info in obs.remnants:
+        h = Handle(info.pid, info.starttime)
+        if h.valid:
+            handles.append(h)
+        else:
+            h.close()
+    how, elapsed = _terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
+    _clean_after_stop(svc, dirs, replace(obs, state="stopped"), how)
+    n = len(obs.remnants)
+    what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
+    main = f"its main process {obs.record.pid} had already exited"
+    if how.startswith("killed"):
+        message = f"{what} {how} ({main})"
+    else:
+        message = f"stopped {what} {how} ({elapsed:.2f} s; {main})"
+    return Outcome(svc.name, Exit.OK, message, obs.record.pid, elapsed)
+
+
+def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
+    try:
+        clean_leftovers(svc, dirs, replace(obs, state="stopped"))
+    except ServicectlError as exc:
+        done = how if how.startswith("killed") else f"stopped {how}"
+        raise ServicectlError(
+            exc.message.replace(f"{svc.name}: ", f"{svc.name}: {done}, but ", 1),
+            exit_code=exc.exit_code,
+        ) from None
+
+
+def _terminate(
+    svc: Service, handles: list[Handle], group: int, exclude: int, t0: float
+) -> tuple[str, float]:
+    """Send the stop signal (then CONT) to every handle, wait up to stop_timeout (for members
+    of ``group`` forked meanwhile too), then KILL and confirm. Returns how and how long.
+
+    Interrupted, it raises Interrupted saying what still runs; the handles are closed.
+    """
+    stop_signal = svc.stop_signal
+    timeout = svc.stop_timeout
     try:
         for h in handles:
             h.send(stop_signal)
@@ -855,7 +980,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
         alive = proc.wait_all_exit(handles, deadline)
         if group and not alive:
             # Children may have been forked meanwhile, or outlived the main process.
-            late = _group_handles(group, exclude=main.pid)
+            late = _group_handles(group, exclude=exclude)
             handles += late
             alive = proc.wait_all_exit(late, deadline)
         how = f"after {signal_name(stop_signal)}"
@@ -863,7 +988,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
             if group:
                 late = [
                     h
-                    for h in _group_handles(group, exclude=main.pid)
+                    for h in _group_handles(group, exclude=exclude)
                     if h.pid not in {a.pid for a in alive}
                 ]
                 handles += late
@@ -881,15 +1006,15 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
                     f"is kept. Check with: ps -o pid,stat,wchan -p {pids}"
                 )
             how = f"killed after {timeout:g} s"
-        elapsed = time.monotonic() - t0
+        return how, time.monotonic() - t0
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise _stop_interrupted(svc, handles, exclude) from None
     finally:
         for h in handles:
             proc.reap_if_child(h.pid)
             h.close()
-    clean_leftovers(svc, dirs, replace(obs, state="stopped", record=None))  # group: done above
-    if how.startswith("killed"):
-        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
-    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -900,6 +1025,13 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
     """Stop if running, then start, all under one lock."""
     t0 = time.monotonic()
     with locked(svc, dirs):
+        try:
+            _preflight(svc)
+        except ServicectlError as exc:
+            obs = inspect(svc, dirs)
+            if obs.running:
+                exc.message += f"; not restarted: it is still running (pid {obs.pid})"
+            raise
         stopped = _stop_locked(svc, dirs)
         obs = inspect(svc, dirs)
         if obs.leftovers:
@@ -907,6 +1039,18 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
         pid = _start_locked(svc, dirs)
     was = f"was pid {stopped.pid}, " if stopped.pid else ""
     return Outcome(svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0)
+
+
+def _preflight(svc: Service) -> None:
+    """What start checks before spawning (user, environment file, program, working directory),
+    so that a restart that could not start again does not stop the running instance first."""
+    account = resolve_account(svc)
+    resolve_program(svc, build_environment(svc, account))
+    if not svc.working_directory.is_dir():
+        raise ServicectlError(
+            f"{svc.name}: working directory {svc.working_directory} does not exist "
+            f"(create it, or fix working_directory: in {svc.file})"
+        )
 
 
 def try_restart(svc: Service, dirs: Dirs) -> Outcome:
@@ -1118,7 +1262,13 @@ STATE_CODES = {
 
 
 def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
-    """Observe ``svc`` without locking or changing anything."""
+    """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
+    directory cannot be trusted or used)."""
+    problem = run_dir_problem(dirs.run)
+    if problem is not None:
+        return Status(
+            svc.name, "unknown", int(StatusCode.UNKNOWN), svc.description, error=problem.message
+        )
     obs = inspect(svc, dirs)
     row = Status(
         svc.name,

@@ -5,11 +5,15 @@ The kernel drops the lock when its holder dies, so a killed servicectl never lea
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
 
 
 def lock_path(run_dir: Path, name: str) -> Path:
@@ -17,7 +21,40 @@ def lock_path(run_dir: Path, name: str) -> Path:
 
 
 def _open(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """Open (or create) the lock file, never through a symlink; a clear error otherwise."""
+    try:
+        fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600
+        )
+    except OSError as exc:
+        raise _lock_error(path, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PrivilegeError(
+            f"the lock file {path} is not a regular file; servicectl will not use it "
+            f"(remove it: it is recreated)"
+        )
+    return fd
+
+
+def _lock_error(path: Path, exc: OSError) -> ServicectlError:
+    if exc.errno == errno.ELOOP:
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:
+            target = ""
+        return PrivilegeError(
+            f"the lock file {path} is a symlink{target}; servicectl does not follow symlinks "
+            f"in the run directory (remove the link: the lock file is recreated)"
+        )
+    if exc.errno == errno.EISDIR:
+        return PrivilegeError(f"the lock file {path} is a directory; remove it")
+    if isinstance(exc, PermissionError):
+        return PrivilegeError(
+            f"cannot create the lock file {path}: {exc.strerror} (is the run directory "
+            f"{path.parent} read-only or immutable? see lsattr -d {path.parent})"
+        )
+    return EnvironmentProblem(f"cannot create the lock file {path}: {exc.strerror}")
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicectl.errors import EnvironmentProblem, PrivilegeError
+from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
 
 SYSTEM_SERVICES_DIR = Path("/etc/servicectl/services.d")
 
@@ -82,31 +82,82 @@ def ensure_dir(path: Path, mode: int, what: str) -> Path:
             f"cannot create the {what} {path}: permission denied "
             f"(run as root, or choose another directory with the flag or environment variable)"
         ) from exc
+    except FileExistsError:
+        pass  # something that is not a directory is in the way: reported below
+    except NotADirectoryError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the {what} {path}: {blocking_ancestor(path)} is not a directory"
+        ) from exc
     except OSError as exc:
         raise EnvironmentProblem(f"cannot create the {what} {path}: {exc.strerror}") from exc
     if not path.is_dir():
-        raise EnvironmentProblem(f"the {what} {path} exists but is not a directory")
+        raise EnvironmentProblem(
+            f"the {what} {path} exists but is not a directory (remove it, or choose another "
+            f"directory with the flag or environment variable)"
+        )
     return path
 
 
-def ensure_run_dir(path: Path) -> Path:
-    """Create the run directory (0755) and refuse one that others could write to.
+def blocking_ancestor(path: Path) -> Path:
+    """The first existing component of ``path`` that is not a directory (``path`` if none)."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return path
+
+
+def run_dir_problem(path: Path) -> ServicectlError | None:
+    """Why the run directory cannot be used (an error to raise or report), or None if it is fine
+    or does not exist yet. Nothing is created here.
 
     PID files and state in a directory another user can write are not evidence of anything
-    (FIELD-NOTES 6), so servicectl will not act on them.
+    (FIELD-NOTES 6), so servicectl will not act on them (exit 4).
     """
-    ensure_dir(path, 0o755, "run directory")
-    st = os.lstat(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return EnvironmentProblem(
+            f"the run directory {path} cannot exist: {blocking_ancestor(path)} is not a directory"
+        )
+    except OSError as exc:
+        return PrivilegeError(f"the run directory {path} cannot be examined: {exc.strerror}")
     euid = os.geteuid()
     if stat.S_ISLNK(st.st_mode):
-        raise PrivilegeError(
+        return PrivilegeError(
             f"the run directory {path} is a symlink (to {os.readlink(path)}); servicectl does "
             f"not follow symlinks there: give the real directory with --run-dir"
         )
-    if st.st_uid not in (euid, 0) or st.st_mode & 0o022:
-        raise PrivilegeError(
-            f"the run directory {path} can be written by other users (owner uid {st.st_uid}, "
-            f"mode {st.st_mode & 0o7777:04o}); PID files there cannot be trusted. "
+    if not stat.S_ISDIR(st.st_mode):
+        return EnvironmentProblem(
+            f"the run directory {path} exists but is not a directory (remove it, or choose "
+            f"another with --run-dir)"
+        )
+    if st.st_uid not in (euid, 0):
+        return PrivilegeError(
+            f"the run directory {path} belongs to another user (owner uid {st.st_uid}, mode "
+            f"{st.st_mode & 0o7777:04o}); PID files there cannot be trusted. "
             f"Fix it with: chown {euid} {path} && chmod go-w {path}"
         )
+    if st.st_mode & 0o022:
+        return PrivilegeError(
+            f"the run directory {path} can be written by other users (owner uid {st.st_uid}, "
+            f"mode {st.st_mode & 0o7777:04o}); PID files there cannot be trusted. "
+            f"Fix it with: chmod go-w {path}"
+        )
+    return None
+
+
+def ensure_run_dir(path: Path) -> Path:
+    """Create the run directory (0755) and refuse one that is unusable or others could write.
+
+    Checked before creating it too, so that nothing is ever created through a symlink.
+    """
+    problem = run_dir_problem(path)
+    if problem is None:
+        ensure_dir(path, 0o755, "run directory")
+        problem = run_dir_problem(path)
+    if problem is not None:
+        raise problem
     return path

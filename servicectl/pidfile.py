@@ -5,6 +5,7 @@ A PID file holds "PID\\n" only; the state record (JSON) keeps what identifies th
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import asdict, dataclass, field
@@ -134,6 +135,23 @@ def write_pidfile(path: Path, pid: int) -> None:
     atomic_write(path, f"{pid}\n".encode())
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Remove temp files that atomic_write left for ``path`` when its writer was killed between
+    creating and renaming them. Only under the service's lock: no writer can be at work then."""
+    prefix = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        middle = name[len(prefix) : -len(".tmp")]
+        if middle.isdigit():
+            try:
+                remove_file(path.parent / name)
+            except OSError:
+                pass
+
+
 def remove_file(path: Path) -> bool:
     """Unlink ``path`` (a symlink itself, never its target); False if it was not there."""
     try:
@@ -198,6 +216,8 @@ def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
     except FileNotFoundError:
         return None, None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, f"the state file {path} is a symlink; not followed, ignored"
         return None, f"the state file {path} cannot be read ({exc.strerror}); ignored"
     try:
         st = os.fstat(fd)

@@ -5,6 +5,7 @@ Popen raises exec, chdir and setuid failures in the parent (FIELD-NOTES 12); no 
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -22,6 +23,7 @@ from servicectl.errors import (
     PrivilegeError,
     ServicectlError,
 )
+from servicectl.paths import blocking_ancestor
 
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -162,7 +164,19 @@ def open_output(svc: Service, account: Account) -> tuple[int, int]:
             fd = os.open(
                 path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640
             )
+        except (FileExistsError, NotADirectoryError):
+            raise EnvironmentProblem(
+                f"{svc.name}: cannot open the log file {path}: "
+                f"{blocking_ancestor(path.parent)} is not a directory "
+                f"(fix the log directory, or set stdout: in {svc.file})"
+            ) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise PrivilegeError(
+                    f"{svc.name}: the log file {path} is a symlink (to {_link(path)}); "
+                    f"servicectl does not write through symlinks: remove it, or set stdout: in "
+                    f"{svc.file} to the real file"
+                ) from None
             raise EnvironmentProblem(
                 f"{svc.name}: cannot open the log file {path}: {exc.strerror} "
                 f"(check the log directory's permissions, or set stdout: in {svc.file})"
@@ -184,6 +198,13 @@ def open_output(svc: Service, account: Account) -> tuple[int, int]:
         os.close(out)
         raise
     return out, err
+
+
+def _link(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 SHIM = """

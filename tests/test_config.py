@@ -173,7 +173,7 @@ def test_unknown_service_and_missing_directory(env: Env, tmp_path: Path) -> None
     res = assert_ok(env.sc("start", "nope"), 5)
     assert "no such service" in res.stderr
     res = env.sc("-d", str(tmp_path / "missing"), "status")
-    assert res.returncode == 0 and "does not exist" in res.stdout
+    assert res.returncode == 4 and "does not exist" in res.stderr  # status unknown
 
 
 def test_directory_resolution(tmp_path: Path) -> None:

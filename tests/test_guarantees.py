@@ -508,7 +508,7 @@ def test_killed_main_process_leaves_no_children_behind(env: Env) -> None:
         assert all(alive(k) for k in kids)
         assert_ok(env.sc("status", "fam"), 1)
         res = assert_ok(env.sc(action, "fam"))
-        assert "2 leftover processes of its group" in res.stdout
+        assert "2 leftover processes of its process group" in res.stdout
         assert not any(alive(k) for k in kids)
     assert_ok(env.sc("stop", "fam"))
     assert tagged_pids(env.tag) == [decoy.pid]

@@ -27,6 +27,7 @@ LONG = os.environ.get("SERVICECTL_LONG") == "1"
 SERVICES = ("simple", "forking", "stubborn", "parent")
 DECOYS = ("python", "sleep", "nobody", "init", "pytest")
 SVC_VAR = "MODEL_SVC"
+SYSTEM_PY = "/usr/bin/python3"  # one the user nobody can run (pyenv's lives under /root)
 STATUS_CODES = {"running": 0, "starting": 0, "dead": 1, "stopped": 3}
 
 
@@ -105,22 +106,20 @@ class World:
         shared = self.base / "decoys"
         shared.mkdir()
         os.chmod(shared, 0o777)
-        decoy = shared / "decoy.py"  # where the user nobody can read it
-        shutil.copy(DAEMONS / "decoy.py", decoy)
+        recorder = shared / "signal_recorder.py"  # where the user nobody can read it
+        shutil.copy(DAEMONS / "signal_recorder.py", recorder)
         for name in ("python", "nobody"):
-            if name == "nobody" and (
-                os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK)
-            ):
+            if name == "nobody" and (os.geteuid() != 0 or not os.access(SYSTEM_PY, os.X_OK)):
                 continue
-            log, ready = shared / f"{name}.signals", shared / f"{name}.ready"
+            log = shared / f"{name}.signals"
             self.decoy_procs[name] = subprocess.Popen(
-                [PY if name == "python" else "/usr/bin/python3", str(decoy), str(log), str(ready)],
+                [PY if name == "python" else SYSTEM_PY, str(recorder), str(log), "--stubborn"],
                 env=dict(os.environ, **{TAG_VAR: self.env.tag, "MODEL_DECOY": name}),
                 user=65534 if name == "nobody" else None,
                 cwd="/",
             )
             self.decoy_logs[name] = log
-            wait_for(ready.exists, 10, f"decoy {name} to be ready")
+            wait_for(lambda log=log: log.exists() and "ready" in log.read_text(), 10, name)
         self.decoy_procs["sleep"] = self.env.decoy()
         self.symlink_targets: dict[Path, bytes] = {}
 
@@ -387,15 +386,16 @@ class ServiceModel(RuleBasedStateMachine):
         for name, p in self.world.decoy_procs.items():
             assert p.poll() is None, f"decoy {name} (pid {p.pid}) was killed\n{self.trace}"
             log = self.world.decoy_logs.get(name)
-            got = log.read_text() if log and log.exists() else ""
-            assert not got, f"decoy {name} got signals {got.split()}\n{self.trace}"
+            lines = log.read_text().splitlines() if log and log.exists() else []
+            got = [x for x in lines if not x.startswith("ready ")]
+            assert not got, f"decoy {name} got signals {got}\n{self.trace}"
         for target, content in self.world.symlink_targets.items():
             assert target.read_bytes() == content, f"written through a symlink: {target}"
 
 
 ServiceModel.TestCase.settings = settings(
-    max_examples=60 if LONG else 4,
-    stateful_step_count=40 if LONG else 12,
+    max_examples=60 if LONG else 8,
+    stateful_step_count=40 if LONG else 15,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     # Shrinking real-process runs takes many minutes; the assertion messages carry the trace.

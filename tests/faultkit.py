@@ -1,0 +1,160 @@
+"""Helpers for the fault-injection and security tests: a real unprivileged user made for the test,
+a directory that user can reach, a decoy that records every signal it gets, and output checks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import DAEMONS, PY, TAG_VAR, alive, kill_pids, wait_for
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # reachable by any user (the test's own may live under /root)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+
+
+def pids_of_uid(uid: int) -> list[int]:
+    """Live processes whose real uid is ``uid``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Uid:"):
+                        if int(line.split()[1]) == uid:
+                            out.append(int(name))
+                        break
+        except OSError:
+            continue
+    return [p for p in out if alive(p)]
+
+
+def delete_user(name: str) -> None:
+    """``userdel -f``: removes the account even while its processes run (they keep the uid)."""
+    subprocess.run(["userdel", "-f", name], capture_output=True, check=False)
+    subprocess.run(["groupdel", name], capture_output=True, check=False)
+
+
+@contextmanager
+def unix_user() -> Iterator[User]:
+    """A new system user with a unique name and no home; at the end, every process of its uid is
+    killed (by PID) and the account removed, whatever the test did."""
+    name = f"sct{uuid.uuid4().hex[:10]}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/bin/false", name],
+        check=True,
+        capture_output=True,
+    )
+    pw = pwd.getpwnam(name)
+    try:
+        yield User(name, pw.pw_uid, pw.pw_gid)
+    finally:
+        kill_pids(pids_of_uid(pw.pw_uid))
+        delete_user(name)
+
+
+@contextmanager
+def reachable_dir(owner: User | None = None) -> Iterator[Path]:
+    """A directory under /tmp whose parents every user can traverse (pytest's tmp_path has 0700
+    parents), mode 0755, owned by ``owner`` if given; removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix="servicectl-test-"))
+    try:
+        path.chmod(0o755)
+        if owner is not None:
+            os.chown(path, owner.uid, owner.gid)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Recorder:
+    """A root process (tests/daemons/signal_recorder.py) that must never be signalled: each
+    signal it gets is written to its marker file, and it is killed by PID at the end."""
+
+    def __init__(self, directory: Path, tag: str, python: str = PY) -> None:
+        self.marker = directory / f"recorder-{uuid.uuid4().hex[:8]}.signals"
+        args = [python, str(DAEMONS / "signal_recorder.py"), str(self.marker)]
+        self.proc = subprocess.Popen(
+            args,
+            env=dict(os.environ, **{TAG_VAR: tag}),
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        wait_for(lambda: self.lines()[:1] == [f"ready {self.pid}"], what="the decoy to be ready")
+
+    def lines(self) -> list[str]:
+        try:
+            return self.marker.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def signals(self) -> list[str]:
+        """The signals this process got (others running the same command line may share the
+        file)."""
+        mine = f" {self.pid}"
+        return [
+            line[: -len(mine)]
+            for line in self.lines()
+            if line.endswith(mine) and not line.startswith("ready ")
+        ]
+
+    def assert_untouched(self) -> None:
+        assert self.signals() == [], f"the decoy {self.pid} got {self.signals()}"
+        assert self.proc.poll() is None and alive(self.pid), f"the decoy {self.pid} died"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def starttime(pid: int) -> int:
+    """The kernel start time of ``pid`` (/proc/PID/stat field 22), as servicectl records it."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return int(fh.read().rpartition(b")")[2].split()[19])
+
+
+def lock_held(run_dir: Path, name: str) -> bool:
+    """Whether some process holds the service's lock now."""
+    try:
+        fd = os.open(run_dir / f"{name}.lock", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def assert_clear(res: subprocess.CompletedProcess[str], *words: str) -> None:
+    """A message for people: no traceback, and every word in stdout or stderr."""
+    text = res.stdout + res.stderr
+    assert "Traceback" not in text, text
+    for word in words:
+        assert word in text, f"{word!r} not in:\n{text}"
+
+
+def chattr(path: Path, flag: str) -> bool:
+    """``chattr +i``/``-i``; False where the file system does not support it."""
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
