@@ -9,12 +9,10 @@ import os
 import re
 import select
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +45,8 @@ from servicectl.spawn import (
 )
 
 if TYPE_CHECKING:
+    import subprocess
+
     from servicectl.ready import NotifySocket
 
 KILL_CONFIRM_TIMEOUT = (
@@ -55,35 +55,77 @@ KILL_CONFIRM_TIMEOUT = (
 LOG_TAIL_LINES = 10
 
 
-@dataclass
 class Outcome:
-    """What an action did to one service, for one output line."""
+    """What an action did to one service, for one output line (``ok_line`` False: print it on
+    stderr as an error)."""
 
-    name: str
-    code: int
-    message: str
-    pid: int | None = None
-    elapsed: float = 0.0
-    detail: str = ""
-    ok_line: bool = True  # False: print on stderr as an error
+    __slots__ = ("name", "code", "message", "pid", "elapsed", "detail", "ok_line")
+
+    def __init__(
+        self,
+        name: str,
+        code: int,
+        message: str,
+        pid: int | None = None,
+        elapsed: float = 0.0,
+        detail: str = "",
+        ok_line: bool = True,
+    ) -> None:
+        self.name = name
+        self.code = code
+        self.message = message
+        self.pid = pid
+        self.elapsed = elapsed
+        self.detail = detail
+        self.ok_line = ok_line
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.name!r}, {self.code}, {self.message!r}, pid={self.pid})"
 
 
-@dataclass
 class Observation:
-    """What is true of a service right now, and the evidence."""
+    """What is true of a service right now, and the evidence: ``state`` is running, starting,
+    stopped or dead; ``leftovers``: files to clean when not running; ``remnants``: its group,
+    after its main process exited."""
 
-    state: str  # running | starting | stopped | dead
-    pid: int | None = None
-    info: ProcInfo | None = None
-    record: Record | None = None
-    pid_read: PidFileRead | None = None
-    notes: list[str] = field(default_factory=list)
-    leftovers: bool = False  # files to clean when not running
-    remnants: list[ProcInfo] = field(default_factory=list)  # its group, after its main exited
+    __slots__ = ("state", "pid", "info", "record", "pid_read", "notes", "leftovers", "remnants")
+
+    def __init__(
+        self,
+        state: str,
+        pid: int | None = None,
+        info: ProcInfo | None = None,
+        record: Record | None = None,
+        pid_read: PidFileRead | None = None,
+        notes: list[str] | None = None,
+        leftovers: bool = False,
+        remnants: list[ProcInfo] | None = None,
+    ) -> None:
+        self.state = state
+        self.pid = pid
+        self.info = info
+        self.record = record
+        self.pid_read = pid_read
+        self.notes = notes if notes is not None else []
+        self.leftovers = leftovers
+        self.remnants = remnants if remnants is not None else []
 
     @property
     def running(self) -> bool:
         return self.state in ("running", "starting")
+
+    def now(self, state: str) -> Observation:
+        """The same evidence, with the service now in ``state``."""
+        return Observation(
+            state,
+            self.pid,
+            self.info,
+            self.record,
+            self.pid_read,
+            self.notes,
+            self.leftovers,
+            self.remnants,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +151,11 @@ _INTERPRETER = re.compile(
 
 
 def _unrecorded_match(
-    svc: Service, info: ProcInfo, exes: set[str], uid: int, command: list[str] | None = None
+    svc: Service,
+    info: ProcInfo,
+    exes: set[str],
+    uid: int,
+    command: tuple[str, ...] | list[str] | None = None,
 ) -> str | None:
     """Why a process servicectl has no record of is not the service, or None if it matches:
     the same user and the same executable (FIELD-NOTES 5). When that executable is an
@@ -221,8 +267,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                 exes = {record.exe} if record.exe else _expected_exes(svc)
                 why = _unrecorded_match(svc, cand, exes, record.uid, record.command)
                 if why is None:
-                    adopted = replace(
-                        record,
+                    adopted = record._replace(
                         pid=cand.pid,
                         starttime=cand.starttime,
                         pgid=cand.pgid if cand.pgid == cand.pid else record.pgid,
@@ -272,7 +317,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         pid_file=str(pid_path),
         type=svc.type,
         user=svc.user,
-        command=list(svc.command),
+        command=tuple(svc.command),
         stop_signal=svc.stop_signal,
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
@@ -456,7 +501,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 type=svc.type,
                 phase="starting",
                 started_at=time.time(),
-                command=list(svc.command),
+                command=tuple(svc.command),
                 user=svc.user,
                 stop_signal=svc.stop_signal,
                 stop_timeout=svc.stop_timeout,
@@ -503,8 +548,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             if result.notes.mainpid and result.notes.mainpid != info.pid:
                 handle, info, record = _adopt_mainpid(svc, record, handle, result.notes.mainpid)
                 _write_state(svc, dirs, pid=info.pid)
-            record = replace(
-                record,
+            record = record._replace(
                 phase="running",
                 exe=proc.exe_of(info.pid) or record.exe,
                 status_text=result.notes.status,
@@ -788,7 +832,7 @@ def _adopt_mainpid(
         )
     new = Handle(info.pid, info.starttime)
     handle.close()
-    rec = replace(record, pid=info.pid, starttime=info.starttime, exe=proc.exe_of(info.pid))
+    rec = record._replace(pid=info.pid, starttime=info.starttime, exe=proc.exe_of(info.pid))
     return new, info, rec
 
 
@@ -798,7 +842,9 @@ def _kill_quietly(handle: Handle, pgid: int) -> None:
 
 
 def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
-    """Undo a failed or interrupted start: kill what was started, remove PID file and state."""
+    """
+    import subprocess
+Undo a failed or interrupted start: kill what was started, remove PID file and state."""
     targets = []
     if child.poll() is None:
         info = proc.read_proc(child.pid)
@@ -887,7 +933,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     main = Handle(record.pid, record.starttime)
     if not main.valid:
         main.close()
-        cleaned = clean_leftovers(svc, dirs, replace(obs, state="dead"))
+        cleaned = clean_leftovers(svc, dirs, obs.now("dead"))
         return Outcome(
             svc.name,
             Exit.OK,
@@ -938,7 +984,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
         else:
             h.close()
     how, elapsed = _terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
-    _clean_after_stop(svc, dirs, replace(obs, state="stopped"), how)
+    _clean_after_stop(svc, dirs, obs.now("stopped"), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
     main = f"its main process {obs.record.pid} had already exited"
@@ -951,7 +997,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
 
 def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
     try:
-        clean_leftovers(svc, dirs, replace(obs, state="stopped"))
+        clean_leftovers(svc, dirs, obs.now("stopped"))
     except ServicectlError as exc:
         done = how if how.startswith("killed") else f"stopped {how}"
         raise ServicectlError(
@@ -1161,11 +1207,13 @@ def _await_reload(
             ok_line=False,
         )
     if notes.status is not None:
-        write_record(dirs.run, svc.name, replace(record, status_text=notes.status))
+        write_record(dirs.run, svc.name, record._replace(status_text=notes.status))
     return None
 
 
 def _reload_command(svc: Service, pid: int) -> Outcome:
+    import subprocess
+
     assert svc.reload_command is not None
     account = resolve_account(svc)
     env = build_environment(svc, account)
@@ -1219,21 +1267,48 @@ def force_reload(svc: Service, dirs: Dirs) -> Outcome:
 # Status
 
 
-@dataclass
 class Status:
     """One row of ``status``."""
 
-    name: str
-    state: str
-    code: int
-    description: str = ""
-    pid: int | None = None
-    uptime_seconds: float | None = None
-    memory_bytes: int | None = None
-    cpu_percent: float | None = None
-    status_text: str | None = None
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
+    __slots__ = (
+        "name",
+        "state",
+        "code",
+        "description",
+        "pid",
+        "uptime_seconds",
+        "memory_bytes",
+        "cpu_percent",
+        "status_text",
+        "notes",
+        "error",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        code: int,
+        description: str = "",
+        pid: int | None = None,
+        uptime_seconds: float | None = None,
+        memory_bytes: int | None = None,
+        cpu_percent: float | None = None,
+        status_text: str | None = None,
+        notes: list[str] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.name = name
+        self.state = state
+        self.code = code
+        self.description = description
+        self.pid = pid
+        self.uptime_seconds = uptime_seconds
+        self.memory_bytes = memory_bytes
+        self.cpu_percent = cpu_percent
+        self.status_text = status_text
+        self.notes = notes if notes is not None else []
+        self.error = error
 
     def to_dict(self) -> dict[str, object]:
         return {

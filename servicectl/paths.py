@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
 
 SYSTEM_SERVICES_DIR = Path("/etc/servicectl/services.d")
 
 
-@dataclass(frozen=True)
-class Dirs:
+class Dirs(NamedTuple):
     """The three directories servicectl works with, absolute, and where each came from."""
 
     services: Path

@@ -8,9 +8,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_PIDFILE_BYTES = 64
 
@@ -47,8 +46,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-@dataclass(frozen=True)
-class PidFileRead:
+class PidFileRead(NamedTuple):
     """What a PID file says. ``pid`` is None when it is missing, unsafe, empty or garbage;
     ``problem`` then says which (None for simply missing)."""
 
@@ -167,8 +165,7 @@ def remove_file(path: Path) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """What servicectl knows about a service it started (the state file beside the PID file)."""
 
     pid: int
@@ -181,7 +178,7 @@ class Record:
     type: str
     phase: str = "running"  # "starting" until start has confirmed it
     started_at: float = 0.0  # wall clock, for people only
-    command: list[str] = field(default_factory=list)
+    command: tuple[str, ...] = ()
     user: str | None = None
     stop_signal: int = 15
     stop_timeout: float = 30.0
@@ -193,15 +190,20 @@ class Record:
     def to_json(self) -> bytes:
         import json
 
-        return json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
+        return json.dumps(self._asdict(), sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, raw: bytes) -> Record:
         import json
 
         data: dict[str, Any] = json.loads(raw)
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = set(cls._fields)
+        values = {k: v for k, v in data.items() if k in known}
+        if "command" in values:
+            values["command"] = tuple(values["command"])
+        return cls(**values)
 
 
 def state_path(run_dir: Path, name: str) -> Path:

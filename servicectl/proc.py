@@ -12,14 +12,13 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True)
-class ProcInfo:
+class ProcInfo(NamedTuple):
     """A snapshot of one process read from /proc/PID. ``starttime`` is in clock ticks since boot."""
 
     pid: int

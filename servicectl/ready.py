@@ -10,7 +10,6 @@ import select
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,19 @@ MAX_BACKOFF = 0.1
 MAX_COMMAND_BACKOFF = 0.5
 
 
-@dataclass
 class Notes:
     """What a notify service told us while starting or reloading."""
 
-    ready: bool = False
-    reloading: bool = False
-    status: str | None = None
-    mainpid: int | None = None
-    errno: int | None = None
-    extend_until: float | None = None
-    ignored: list[str] = field(default_factory=list)
+    __slots__ = ("ready", "reloading", "status", "mainpid", "errno", "extend_until", "ignored")
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.reloading = False
+        self.status: str | None = None
+        self.mainpid: int | None = None
+        self.errno: int | None = None
+        self.extend_until: float | None = None
+        self.ignored: list[str] = []
 
 
 def notify_address(run_dir: Path, name: str) -> str:
@@ -193,13 +194,15 @@ class Probe:
         return result.returncode == 0
 
 
-@dataclass
 class WaitResult:
     """How a wait for readiness ended: ``outcome`` is ready, died, timeout or error."""
 
-    outcome: str
-    notes: Notes
-    detail: str = ""
+    __slots__ = ("outcome", "notes", "detail")
+
+    def __init__(self, outcome: str, notes: Notes, detail: str = "") -> None:
+        self.outcome = outcome
+        self.notes = notes
+        self.detail = detail
 
 
 def wait_ready(

@@ -10,11 +10,9 @@ import grp
 import os
 import pwd
 import shutil
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.config import LIMIT_NAMES, Service
 from servicectl.errors import (
@@ -25,11 +23,13 @@ from servicectl.errors import (
 )
 from servicectl.paths import blocking_ancestor
 
+if TYPE_CHECKING:
+    import subprocess
+
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(NamedTuple):
     """Who the service runs as. ``switch`` is False when it runs as servicectl's own user."""
 
     user: str
@@ -319,6 +319,8 @@ def spawn(
             cmd, exe = list(argv), program
         if account.switch:
             kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+    import subprocess
+
     try:
         return subprocess.Popen(
             cmd,
