@@ -32,7 +32,8 @@ STATUS_CODES = {"running": 0, "starting": 0, "dead": 1, "stopped": 3}
 
 
 def scan(tag: str) -> dict[int, tuple[str, int]]:
-    """Live (non-zombie) processes of this world: PID -> (service, parent PID)."""
+    """Live (non-zombie) processes of this world: PID -> (service, parent PID). The parent
+    service's children (comm ``pwc-child``) are listed as service ``parent/child``."""
     needle = f"{TAG_VAR}={tag}".encode()
     out = {}
     for name in os.listdir("/proc"):
@@ -49,8 +50,22 @@ def scan(tag: str) -> dict[int, tuple[str, int]]:
             continue
         prefix = f"{SVC_VAR}=".encode()
         svc = next((e[len(prefix) :].decode() for e in environ if e.startswith(prefix)), "")
+        try:
+            with open(f"/proc/{name}/comm", "rb") as fh:
+                if fh.read().strip() == b"pwc-child":
+                    svc += "/child"
+        except OSError:
+            continue
         out[int(name)] = (svc, int(fields[1]))
     return out
+
+
+def cmdline_of(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return []
 
 
 def locks_held_by(pid: int) -> bool:
@@ -164,7 +179,6 @@ class ServiceModel(RuleBasedStateMachine):
         self.world = World()
         self.expect: dict[str, str | None] = dict.fromkeys(SERVICES, "stopped")
         self.pids: dict[str, int | None] = dict.fromkeys(SERVICES)
-        self.children: set[int] = set()  # every child the parent service ever forked
         self.trace: list[str] = []
 
     def teardown(self) -> None:
@@ -172,21 +186,13 @@ class ServiceModel(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ reality
 
-    def note_children(self) -> None:
-        try:
-            text = self.world.children_file.read_text()
-        except OSError:
-            return
-        self.children |= {int(x) for x in text.split() if x.isdigit()}
-
     def mains(self) -> dict[str, list[int]]:
         """Each service's main processes: live, of that service, not a child the parent
         service forked, and not started by another process of the same service."""
-        self.note_children()
         procs = scan(self.world.env.tag)
         out: dict[str, list[int]] = {s: [] for s in SERVICES}
         for pid, (svc, ppid) in procs.items():
-            if svc not in out or pid in self.children:
+            if svc not in out:
                 continue
             if procs.get(ppid, ("",))[0] == svc:
                 continue  # a forking launcher's or daemon's own child, mid-start
@@ -198,14 +204,28 @@ class ServiceModel(RuleBasedStateMachine):
         return {row["name"]: row for row in json.loads(res.stdout)}
 
     def strays(self, svc: str, keep: int | None) -> list[int]:
-        """Processes of ``svc`` that are not its current main process or that process's
-        children."""
-        self.note_children()
+        """Processes of ``svc`` (its children included) that are not its current main process
+        or that process's children."""
         out = []
         for pid, (s, ppid) in scan(self.world.env.tag).items():
-            if s == svc and pid != keep and not (keep is not None and ppid == keep):
+            if s.split("/")[0] == svc and pid != keep and not (keep is not None and ppid == keep):
                 out.append(pid)
         return out
+
+    def explain(self) -> str:
+        """The steps so far and the world's processes, for an assertion message."""
+        rows = [
+            f"  {pid} ppid {ppid} {svc}: {' '.join(cmdline_of(pid))[:100]}"
+            for pid, (svc, ppid) in sorted(scan(self.world.env.tag).items())
+        ]
+        files = sorted(p.name for p in self.world.env.run.iterdir())
+        return (
+            "\nsteps:\n  "
+            + "\n  ".join(self.trace)
+            + "\nprocesses:\n"
+            + "\n".join(rows)
+            + (f"\nrun dir: {files}")
+        )
 
     # ------------------------------------------------------------------ commands
 
@@ -216,31 +236,31 @@ class ServiceModel(RuleBasedStateMachine):
     def start(self, svc: str) -> None:
         res = self.world.sc("start", svc)
         self.after_command(svc, res, "start")
-        assert res.returncode == 0, res.stderr
+        assert res.returncode == 0, res.stderr + self.explain()
         row = self.status()[svc]
         assert row["state"] == "running", row
         self.expect[svc], self.pids[svc] = "running", row["pid"]
-        assert not self.strays(svc, row["pid"]), f"{svc}: processes of an older instance left"
+        assert not self.strays(svc, row["pid"]), f"{svc}: older processes left{self.explain()}"
 
     @rule(svc=st.sampled_from(SERVICES))
     def stop(self, svc: str) -> None:
         res = self.world.sc("stop", svc)
         self.after_command(svc, res, "stop")
-        assert res.returncode == 0, res.stderr
+        assert res.returncode == 0, res.stderr + self.explain()
         self.expect[svc], self.pids[svc] = "stopped", None
         left = self.strays(svc, None)
-        assert not left, f"{svc}: processes left after stop: {left}"
+        assert not left, f"{svc}: processes left after stop: {left}{self.explain()}"
 
     @rule(svc=st.sampled_from(SERVICES))
     def restart(self, svc: str) -> None:
         res = self.world.sc("restart", svc)
         self.after_command(svc, res, "restart")
-        assert res.returncode == 0, res.stderr
+        assert res.returncode == 0, res.stderr + self.explain()
         row = self.status()[svc]
         assert row["state"] == "running", row
         assert row["pid"] != self.pids[svc]
         self.expect[svc], self.pids[svc] = "running", row["pid"]
-        assert not self.strays(svc, row["pid"]), f"{svc}: processes of an older instance left"
+        assert not self.strays(svc, row["pid"]), f"{svc}: older processes left{self.explain()}"
 
     @rule(svc=st.sampled_from(SERVICES))
     def reload(self, svc: str) -> None:
@@ -311,7 +331,10 @@ class ServiceModel(RuleBasedStateMachine):
                 return False
             return mains == [named]
 
-        wait_for(settled, 15, f"what the killed servicectl left of {svc} to settle")
+        try:
+            wait_for(settled, 15, f"what the killed servicectl left of {svc} to settle")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}{self.explain()}") from None
 
     # ------------------------------------------------------------------ sabotage
 
@@ -328,8 +351,7 @@ class ServiceModel(RuleBasedStateMachine):
 
     @rule()
     def kill_children(self) -> None:
-        self.note_children()
-        live = [c for c in self.children if alive(c)]
+        live = [p for p, (s, _) in scan(self.world.env.tag).items() if s == "parent/child"]
         for c in live:
             os.kill(c, signal.SIGKILL)
         wait_for(lambda: not any(alive(c) for c in live), 10, "children to die")
@@ -366,17 +388,17 @@ class ServiceModel(RuleBasedStateMachine):
         rows = self.status()
         for svc in SERVICES:
             running = mains[svc]
-            assert len(running) <= 1, f"{svc}: more than one instance: {running}\n{self.trace}"
+            assert len(running) <= 1, f"{svc}: more than one instance: {running}{self.explain()}"
             row = rows[svc]
             if row["state"] in ("running", "starting"):
-                assert running == [row["pid"]], (svc, row, running, self.trace)
+                assert running == [row["pid"]], (svc, row, running, self.explain())
             else:
-                assert not running, (svc, row, running, self.trace)
+                assert not running, (svc, row, running, self.explain())
             want = self.expect[svc]
             if want == "running":
-                assert row["pid"] == self.pids[svc], (svc, row, self.pids[svc], self.trace)
+                assert row["pid"] == self.pids[svc], (svc, row, self.pids[svc], self.explain())
             elif want == "stopped":
-                assert row["state"] in ("stopped", "dead"), (svc, row, self.trace)
+                assert row["state"] in ("stopped", "dead"), (svc, row, self.explain())
             else:  # undetermined until now: reality decides
                 self.expect[svc] = "running" if running else "stopped"
                 self.pids[svc] = running[0] if running else None
@@ -384,11 +406,11 @@ class ServiceModel(RuleBasedStateMachine):
     @invariant()
     def decoys_untouched(self) -> None:
         for name, p in self.world.decoy_procs.items():
-            assert p.poll() is None, f"decoy {name} (pid {p.pid}) was killed\n{self.trace}"
+            assert p.poll() is None, f"decoy {name} (pid {p.pid}) was killed{self.explain()}"
             log = self.world.decoy_logs.get(name)
             lines = log.read_text().splitlines() if log and log.exists() else []
             got = [x for x in lines if not x.startswith("ready ")]
-            assert not got, f"decoy {name} got signals {got}\n{self.trace}"
+            assert not got, f"decoy {name} got signals {got}{self.explain()}"
         for target, content in self.world.symlink_targets.items():
             assert target.read_bytes() == content, f"written through a symlink: {target}"
 

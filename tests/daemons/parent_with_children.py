@@ -8,6 +8,16 @@ import signal
 import sys
 
 
+def name_self(comm: bytes) -> None:
+    """Set /proc/self/comm (prctl PR_SET_NAME)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(comm), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--children", type=int, default=2, metavar="N")
@@ -22,6 +32,7 @@ def main() -> int:
     for _ in range(args.children):
         pid = os.fork()
         if pid == 0:
+            name_self(b"pwc-child")  # so that tests can tell the children from the parent
             while True:
                 signal.pause()
         pids.append(pid)
