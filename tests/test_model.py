@@ -238,7 +238,7 @@ class ServiceModel(RuleBasedStateMachine):
         self.after_command(svc, res, "start")
         assert res.returncode == 0, res.stderr + self.explain()
         row = self.status()[svc]
-        assert row["state"] == "running", row
+        assert row["state"] == "running", f"{svc}: {row}{self.explain()}"
         self.expect[svc], self.pids[svc] = "running", row["pid"]
         assert not self.strays(svc, row["pid"]), f"{svc}: older processes left{self.explain()}"
 
@@ -257,8 +257,8 @@ class ServiceModel(RuleBasedStateMachine):
         self.after_command(svc, res, "restart")
         assert res.returncode == 0, res.stderr + self.explain()
         row = self.status()[svc]
-        assert row["state"] == "running", row
-        assert row["pid"] != self.pids[svc]
+        assert row["state"] == "running", f"{svc}: {row}{self.explain()}"
+        assert row["pid"] != self.pids[svc], f"{svc}: same PID after restart{self.explain()}"
         self.expect[svc], self.pids[svc] = "running", row["pid"]
         assert not self.strays(svc, row["pid"]), f"{svc}: older processes left{self.explain()}"
 
@@ -275,15 +275,21 @@ class ServiceModel(RuleBasedStateMachine):
             expected = {1} if svc == "parent" else {0}  # parent: SIGHUP would kill it
         else:
             expected = {0, 1, 7}
-        assert res.returncode in expected, (res.returncode, res.stderr)
+        assert res.returncode in expected, (
+            f"reload {svc}: {res.returncode} {res.stderr}{self.explain()}"
+        )
         if was == "running":
-            assert self.status()[svc]["pid"] == self.pids[svc], "reload changed the process"
+            assert self.status()[svc]["pid"] == self.pids[svc], (
+                f"reload changed the process{self.explain()}"
+            )
 
     @rule(svc=st.sampled_from(SERVICES))
     def status_one(self, svc: str) -> None:
         res = self.world.sc("status", "--json", svc)
         (row,) = json.loads(res.stdout)
-        assert res.returncode == STATUS_CODES[row["state"]], (res.returncode, row)
+        assert res.returncode == STATUS_CODES[row["state"]], (
+            f"{res.returncode} {row}{self.explain()}"
+        )
 
     @rule(
         svc=st.sampled_from(SERVICES),
@@ -296,7 +302,7 @@ class ServiceModel(RuleBasedStateMachine):
             out, err = p.communicate(timeout=60)
             assert "Traceback" not in err, err
             allowed = {"status": {0, 1, 3}, "reload": {0, 1, 3, 7}}.get(cmd, {0})
-            assert p.returncode in allowed, (cmd, p.returncode, err)
+            assert p.returncode in allowed, f"{cmd} {svc}: {p.returncode} {err}{self.explain()}"
             self.trace.append(f"concurrent {cmd} {svc} -> {p.returncode}: {out.strip()} {err}")
         self.expect[svc] = None
 
@@ -320,16 +326,21 @@ class ServiceModel(RuleBasedStateMachine):
 
         def settled() -> bool:
             """What servicectl left has run its course: nothing of the service lives, or one
-            main process that its PID file names (a forking launcher exits once the daemon has
-            written it; a gated child that was never released exits at once)."""
+            main process that its PID file or record names (a forking launcher exits once the
+            daemon has written it; a gated child that was never released exits at once)."""
             mains = self.mains()[svc]
             if not mains:
                 return True
+            named = set()
             try:
-                named = int(self.world.pid_file(svc).read_text())
+                named.add(int(self.world.pid_file(svc).read_text()))
             except (OSError, ValueError):
-                return False
-            return mains == [named]
+                pass
+            try:  # a PID file deleted before the start: the record names it
+                named.add(json.loads((self.world.env.run / f"{svc}.state").read_text())["pid"])
+            except (OSError, ValueError, KeyError):
+                pass
+            return mains[0] in named
 
         try:
             wait_for(settled, 15, f"what the killed servicectl left of {svc} to settle")
@@ -384,21 +395,29 @@ class ServiceModel(RuleBasedStateMachine):
 
     @invariant()
     def status_agrees_with_reality(self) -> None:
-        mains = self.mains()
-        rows = self.status()
+        def steady() -> tuple[dict[str, list[int]], dict[str, dict[str, Any]]] | None:
+            """/proc before and after one status call, if nothing changed meanwhile (a killed
+            servicectl's TERM may still be ending a process)."""
+            before = self.mains()
+            rows = self.status()
+            return (before, rows) if self.mains() == before else None
+
+        mains, rows = wait_for(steady, 10, "a steady world")
         for svc in SERVICES:
             running = mains[svc]
             assert len(running) <= 1, f"{svc}: more than one instance: {running}{self.explain()}"
             row = rows[svc]
             if row["state"] in ("running", "starting"):
-                assert running == [row["pid"]], (svc, row, running, self.explain())
+                assert running == [row["pid"]], f"{svc}: status {row} but {running}{self.explain()}"
             else:
-                assert not running, (svc, row, running, self.explain())
+                assert not running, f"{svc}: status {row} but {running} runs{self.explain()}"
             want = self.expect[svc]
             if want == "running":
-                assert row["pid"] == self.pids[svc], (svc, row, self.pids[svc], self.explain())
+                assert row["pid"] == self.pids[svc], (
+                    f"{svc}: {row}, expected {self.pids[svc]}{self.explain()}"
+                )
             elif want == "stopped":
-                assert row["state"] in ("stopped", "dead"), (svc, row, self.explain())
+                assert row["state"] in ("stopped", "dead"), f"{svc}: {row}{self.explain()}"
             else:  # undetermined until now: reality decides
                 self.expect[svc] = "running" if running else "stopped"
                 self.pids[svc] = running[0] if running else None
