@@ -44,8 +44,11 @@ def _cache_path(run_dir: Path, services_dir: Path) -> Path:
     return run_dir / f".definitions-{tag}.cache"
 
 
-def _context(dirs: Any) -> tuple[str, str, str, str, int]:
-    return (__version__, str(dirs.services), str(dirs.run), str(dirs.log), os.geteuid())
+FORMAT = 2  # 2: definitions are NamedTuples
+
+
+def _context(dirs: Any) -> tuple[str, int, str, str, str, int]:
+    return (__version__, FORMAT, str(dirs.services), str(dirs.run), str(dirs.log), os.geteuid())
 
 
 def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:

@@ -1,20 +1,18 @@
-"""Service definitions: YAML files in, frozen dataclasses and clear errors out (SPEC §3).
+"""Service definitions: YAML files in, frozen value types and clear errors out (SPEC §3).
 
 Every error names the file and the key, what was found and what was expected.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 import shlex
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
@@ -45,8 +43,7 @@ READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
 
 
-@dataclass(frozen=True)
-class Ready:
+class Ready(NamedTuple):
     """A readiness probe: ``kind`` is one of READY_KINDS; ``target`` its argument."""
 
     kind: str
@@ -60,8 +57,7 @@ class Ready:
         return f"{self.kind} {target}"
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(NamedTuple):
     """One valid service definition, with every path absolute and every default applied."""
 
     name: str
@@ -103,8 +99,7 @@ class Service:
         return self.command[0]
 
 
-@dataclass(frozen=True)
-class Invalid:
+class Invalid(NamedTuple):
     """A definition that could not be used, with all its errors (the first one is shown)."""
 
     name: str
@@ -116,17 +111,23 @@ class Invalid:
         return self.errors[0]
 
 
-@dataclass(frozen=True)
-class Catalog:
+class Catalog(NamedTuple):
     """Everything in a services directory: valid services and invalid definitions by name."""
 
     dirs: Dirs
     services: Mapping[str, Service]
     invalid: Mapping[str, Invalid]
-    problems: tuple[str, ...] = field(default=())  # directory-level notes
+    problems: tuple[str, ...] = ()  # directory-level notes
 
     def names(self) -> list[str]:
         return sorted(set(self.services) | set(self.invalid))
+
+
+def _close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """Did-you-mean candidates (difflib is imported only when a definition is parsed)."""
+    import difflib
+
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,7 +455,7 @@ def _parse_limits(f: _Fields) -> tuple[tuple[str, int, int], ...]:
     out = []
     for key, v in value.items():
         if key not in LIMIT_NAMES:
-            near = difflib.get_close_matches(str(key), LIMIT_NAMES, n=1)
+            near = _close_matches(str(key), LIMIT_NAMES, n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             f.error(f"limits.{key}", f"unknown limit{hint}; known: {', '.join(LIMIT_NAMES)}")
             continue
@@ -496,7 +497,7 @@ def _parse_ready(f: _Fields, base: Path) -> Ready | None:
         timeout = float(t)
     if len(kinds) != 1 or kinds[0] not in READY_KINDS:
         found = ", ".join(str(k) for k in kinds) or "nothing"
-        near = difflib.get_close_matches(str(kinds[0]), READY_KINDS, n=1) if kinds else []
+        near = _close_matches(str(kinds[0]), READY_KINDS, n=1) if kinds else []
         hint = f" (did you mean {near[0]}?)" if near else ""
         f.error("ready", f"found {found}{hint}, expected one of {', '.join(READY_KINDS)}")
         return None
@@ -574,7 +575,7 @@ def collect_errors_and_build(
     f = _Fields(data, label, lambda v: expand(v, name, dirs))
     for key in data:
         if key not in KNOWN_KEYS:
-            near = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1, cutoff=0.6)
+            near = _close_matches(str(key), KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f" (did you mean {near[0]}?)" if near else ""
             f.error(str(key), f"unknown key{hint}")
     base = dirs.services

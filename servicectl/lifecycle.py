@@ -843,8 +843,8 @@ def _kill_quietly(handle: Handle, pgid: int) -> None:
 
 def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
     """
-    import subprocess
-Undo a failed or interrupted start: kill what was started, remove PID file and state."""
+        import subprocess
+    Undo a failed or interrupted start: kill what was started, remove PID file and state."""
     targets = []
     if child.poll() is None:
         info = proc.read_proc(child.pid)
