@@ -316,6 +316,8 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         exe=proc.exe_of(info.pid),
         pid_file=str(pid_path),
         type=svc.type,
+        phase="unrecorded",  # start records it (the process servicectl "first saw")
+        started_at=time.time() - proc.age_seconds(info),
         user=svc.user,
         command=tuple(svc.command),
         stop_signal=svc.stop_signal,
@@ -440,7 +442,16 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
         if obs.running:
-            return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid})", obs.pid)
+            note = ""
+            if obs.record is not None and obs.record.phase == "unrecorded":
+                # Identified by its PID file, user and executable: from now on by its record,
+                # so that a later loss of the PID file cannot lose it.
+                try:
+                    write_record(dirs.run, svc.name, obs.record._replace(phase="running"))
+                    note = "; servicectl had no record of it and has recorded it now"
+                except OSError as exc:
+                    note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
+            return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         pid = _start_locked(svc, dirs)

@@ -590,3 +590,22 @@ def test_program_the_user_cannot_execute_is_exit_5(env: Env) -> None:
     assert "cannot execute" in res.stderr and "nobody" in res.stderr
     assert "Permission denied" in res.stderr  # the log tail
     assert env.files() == [] and tagged_pids(env.tag) == []
+
+
+def test_start_records_a_running_instance_it_had_no_record_of(env: Env) -> None:
+    """A daemon identified only by its PID file (servicectl was killed before recording it)
+    is recorded by the next start, so losing the PID file afterwards loses nothing."""
+    env.forking("fd")
+    command = yaml.safe_load((env.services / "fd.yaml").read_text())["command"]
+    tagged = dict(os.environ, SERVICECTL_TEST_TAG=env.tag)
+    env.run.mkdir()
+    env.log.mkdir()
+    subprocess.run(command, env=tagged, timeout=30, check=True)  # started by something else
+    daemon = env.pid("fd", env.run / "fd.daemon.pid")
+    res = assert_ok(env.sc("start", "fd"))
+    assert f"already running (pid {daemon}); servicectl had no record of it" in res.stdout
+    (env.run / "fd.daemon.pid").unlink()
+    (env.run / "fd.daemon.pid").symlink_to("/dev/null")
+    assert json.loads(assert_ok(env.sc("status", "--json", "fd")).stdout)[0]["pid"] == daemon
+    assert "stopped after TERM" in assert_ok(env.sc("stop", "fd")).stdout
+    assert not alive(daemon)

@@ -346,6 +346,8 @@ class ServiceModel(RuleBasedStateMachine):
             wait_for(settled, 15, f"what the killed servicectl left of {svc} to settle")
         except AssertionError as exc:
             raise AssertionError(f"{exc}{self.explain()}") from None
+        # The next command recovers: start finds (and records) what runs, or starts it.
+        self.start(svc)
 
     # ------------------------------------------------------------------ sabotage
 
