@@ -134,8 +134,10 @@ class Catalog:
 
 
 def _yaml_loader() -> type:
-    """A safe loader (the C one when present) that rejects duplicate keys."""
+    """A safe loader (the C one when present) that rejects duplicate keys and turns a bad
+    scalar into an error with its position."""
     import yaml
+    from yaml.constructor import ConstructorError, SafeConstructor
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -160,7 +162,28 @@ def _yaml_loader() -> type:
             seen[key] = loader.construct_object(value_node, deep=deep)
         return seen
 
+    def checked(construct: Callable[[Any, Any], Any], expected: str) -> Callable[[Any, Any], Any]:
+        def wrapper(loader: Any, node: Any) -> Any:
+            text = loader.construct_scalar(node)
+            try:
+                return construct(loader, node)
+            except ConstructorError:
+                raise
+            except Exception:
+                raise ConstructorError(
+                    None, None, f"found {_show(text)}, expected {expected}", node.start_mark
+                ) from None
+
+        return wrapper
+
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    for tag, construct, expected in (
+        ("int", SafeConstructor.construct_yaml_int, "a whole number"),
+        ("float", SafeConstructor.construct_yaml_float, "a number"),
+        ("bool", SafeConstructor.construct_yaml_bool, "true or false"),
+        ("timestamp", SafeConstructor.construct_yaml_timestamp, "a date or time"),
+    ):
+        StrictLoader.add_constructor(f"tag:yaml.org,2002:{tag}", checked(construct, expected))
     return StrictLoader
 
 
@@ -185,8 +208,8 @@ def parse_yaml(text: str, file: str) -> Any:
         raise ConfigError(file, None, f"not valid YAML: {exc}") from None
     except RecursionError:
         raise ConfigError(file, None, "not valid YAML: nested too deeply") from None
-    except (ValueError, OverflowError, TypeError, MemoryError) as exc:
-        raise ConfigError(file, None, f"not valid YAML: {exc}") from None
+    except Exception as exc:  # a constructor's own failure: still this file's error, not ours
+        raise ConfigError(file, None, f"not valid YAML: {type(exc).__name__}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
