@@ -23,6 +23,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
 MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
+MAX_NUMBER_CHARS = 300  # longer integers are refused by the loader (sexagesimal 1:2:3... is slow)
 
 LIMIT_NAMES = {
     "as": "RLIMIT_AS",
@@ -165,6 +166,13 @@ def _yaml_loader() -> type:
     def checked(construct: Callable[[Any, Any], Any], expected: str) -> Callable[[Any, Any], Any]:
         def wrapper(loader: Any, node: Any) -> Any:
             text = loader.construct_scalar(node)
+            if expected == "a whole number" and len(text) > MAX_NUMBER_CHARS:
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"a number of {len(text)} characters, expected at most {MAX_NUMBER_CHARS}",
+                    node.start_mark,
+                )
             try:
                 return construct(loader, node)
             except ConstructorError:
@@ -305,7 +313,7 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.wrong(key, value, "a number of seconds")
             return default
-        if math.isnan(value) or value < 0:
+        if (isinstance(value, float) and math.isnan(value)) or value < 0:
             self.wrong(key, value, "a number of seconds, 0 or more")
             return default
         if value > MAX_SECONDS:
