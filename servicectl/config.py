@@ -381,8 +381,8 @@ def parse_signal(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip().upper()
-    if text.isdigit():
-        return parse_signal(int(text))
+    if text.isdigit():  # also "²" or a thousand digits: int() must not see those
+        return parse_signal(int(text)) if re.fullmatch(r"[0-9]{1,3}", text) else None
     if not text.startswith("SIG"):
         text = "SIG" + text
     sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
@@ -551,7 +551,7 @@ def _parse_ready(f: _Fields, base: Path) -> Ready | None:
     text = f.expand(str(target))
     if kind == "tcp":
         host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
             f.wrong(key, target, '"HOST:PORT" such as "127.0.0.1:8080"')
             return None
         if not host:
