@@ -135,10 +135,11 @@ class Catalog:
 
 
 def _yaml_loader() -> type:
-    """A safe loader (the C one when present) that rejects duplicate keys and turns a bad
-    scalar into an error with its position."""
+    """A safe loader (the C one when present) that rejects duplicate keys, expands merge keys
+    (``<<``) without blowing up, and turns a bad scalar into an error with its position."""
     import yaml
     from yaml.constructor import ConstructorError, SafeConstructor
+    from yaml.nodes import MappingNode, SequenceNode
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -146,22 +147,50 @@ def _yaml_loader() -> type:
         pass
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
-        loader.flatten_mapping(node)
-        seen: dict[Any, Any] = {}
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(
+                None, None, f"expected a mapping, found {node.id}", node.start_mark
+            )
+        merged: dict[Any, Any] = {}
+        own: dict[Any, Any] = {}
+        merge_seen = False
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                # Merged mappings are built as objects (each anchor once), so repeated aliases
+                # cost nothing, unlike PyYAML's node-level flattening, which doubles per level.
+                if merge_seen:
+                    raise ConstructorError(None, None, "duplicate key '<<'", key_node.start_mark)
+                merge_seen = True
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in sources:
+                    if not isinstance(source, MappingNode):
+                        raise ConstructorError(
+                            None,
+                            None,
+                            "<<: expected a mapping or a list of mappings to merge",
+                            source.start_mark,
+                        )
+                    mapping = loader.construct_object(source, deep=True)
+                    if not isinstance(mapping, dict):  # a !!set or !!omap
+                        raise ConstructorError(
+                            None, None, "<<: expected a plain mapping", source.start_mark
+                        )
+                    for key, value in mapping.items():
+                        merged.setdefault(key, value)  # the first mapping listed wins
+                continue
+            if key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = "tag:yaml.org,2002:str"
             key = loader.construct_object(key_node, deep=deep)
             try:
                 hash(key)
             except TypeError:
-                raise yaml.constructor.ConstructorError(
+                raise ConstructorError(
                     None, None, "a mapping key must be a plain value", key_node.start_mark
                 ) from None
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen[key] = loader.construct_object(value_node, deep=deep)
-        return seen
+            if key in own:
+                raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            own[key] = loader.construct_object(value_node, deep=deep)
+        return {**merged, **own} if merged else own  # keys written here override merged ones
 
     def checked(construct: Callable[[Any, Any], Any], expected: str) -> Callable[[Any, Any], Any]:
         def wrapper(loader: Any, node: Any) -> Any:
