@@ -23,6 +23,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
 MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
+MAX_DEPTH = 100  # nesting levels of a definition (it needs 3)
 MAX_NUMBER_CHARS = 300  # longer integers are refused by the loader (sexagesimal 1:2:3... is slow)
 
 LIMIT_NAMES = {
@@ -227,6 +228,26 @@ def _yaml_loader() -> type:
 _LOADER: type | None = None
 
 
+def _check_depth(text: str, loader: type) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing: the C loader's composer recurses
+    in C and crashes the interpreter (SIGSEGV) at some 30,000 levels of ``[``."""
+    import yaml
+
+    # Each level needs one of these indicators, so fewer of them means no need to look.
+    if sum(text.count(c) for c in "[{-?:") <= MAX_DEPTH:
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):  # events come from a loop, not recursion
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark  # the C parser's Mark type is not in the stubs
+                problem = f"nested more than {MAX_DEPTH} levels deep"
+                raise yaml.constructor.ConstructorError(None, None, problem, mark)  # type: ignore[arg-type]
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def parse_yaml(text: str, file: str) -> Any:
     """Parse one YAML document safely; any failure becomes a ConfigError naming the file."""
     global _LOADER
@@ -235,6 +256,7 @@ def parse_yaml(text: str, file: str) -> Any:
     if _LOADER is None:
         _LOADER = _yaml_loader()
     try:
+        _check_depth(text, _LOADER)
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
