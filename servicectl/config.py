@@ -190,7 +190,11 @@ def _yaml_loader() -> type:
                 ) from None
             if key in own:
                 raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            own[key] = loader.construct_object(value_node, deep=deep)
+            try:
+                own[key] = loader.construct_object(value_node, deep=deep)
+            except ConstructorError as exc:  # remember under which key, for the message
+                exc.key_path = [str(key), *getattr(exc, "key_path", [])]  # type: ignore[attr-defined]
+                raise
         return {**merged, **own} if merged else own  # keys written here override merged ones
 
     def checked(construct: Callable[[Any, Any], Any], expected: str) -> Callable[[Any, Any], Any]:
@@ -262,7 +266,8 @@ def parse_yaml(text: str, file: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = exc.problem or exc.context or "not valid YAML"
-        raise ConfigError(file, None, f"not valid YAML{where}: {problem}") from None
+        key = ".".join(getattr(exc, "key_path", [])) or None
+        raise ConfigError(file, key, f"not valid YAML{where}: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, None, f"not valid YAML: {exc}") from None
     except RecursionError:
