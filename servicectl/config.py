@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import signal
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
+MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
 MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
@@ -779,8 +781,21 @@ def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
             label, None, f"{name!r} is not a valid service name (letters, digits, -, _, ., @)"
         )
         return Invalid(name, file, (err,))
+    if len(name) > MAX_NAME:
+        err = ConfigError(
+            label,
+            None,
+            f"the service name is {len(name)} characters long, at most {MAX_NAME} "
+            f"(its PID, state and socket names must fit); rename the file",
+        )
+        return Invalid(name, file, (err,))
     try:
-        with open(file, "rb") as fh:
+        # Non-blocking: a FIFO planted as NAME.yaml must not hang every command.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                err = ConfigError(label, None, "not a regular file; a definition must be one")
+                return Invalid(name, file, (err,))
             raw = fh.read(1024 * 1024 + 1)
     except OSError as exc:
         return Invalid(name, file, (ConfigError(label, None, f"cannot be read: {exc.strerror}"),))
