@@ -133,10 +133,21 @@ def _known(catalog: Catalog, names: list[str], unknown_code: int) -> tuple[list[
         if near:
             hint = f" (did you mean {near[0]}?)"
         where = _dirs().services
-        missing = "" if where.is_dir() else " (the directory does not exist)"
+        missing = _dir_note(where)
         face.error(f"{name}: no such service: no {name}.yaml in {where}{missing}{hint}")
         code = max(code, unknown_code)
     return known, code
+
+
+def _dir_note(where: Path) -> str:
+    """Why a services directory shows no definitions, when that is not just an empty one."""
+    try:
+        os.scandir(where).close()
+    except FileNotFoundError:
+        return " (the directory does not exist)"
+    except OSError as exc:
+        return f" ({exc.strerror})"
+    return ""
 
 
 def _invalid(catalog: Catalog, names: list[str]) -> tuple[list[str], int]:
@@ -272,10 +283,7 @@ def status(
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
         where = catalog.dirs.services
-        print(
-            f"no services defined in {where}"
-            + ("" if where.is_dir() else " (the directory does not exist)")
-        )
+        print(f"no services defined in {where}{_dir_note(where)}")
     else:
         _print_status(rows)
     _finish(code)
@@ -462,7 +470,8 @@ def check(
     if names:
         wanted, code = _known(catalog, names, Exit.NOT_INSTALLED)
     if not wanted and not names:
-        face.error(f"no service definitions in {catalog.dirs.services}")
+        where = catalog.dirs.services
+        face.error(f"no service definitions in {where}{_dir_note(where)}")
         _finish(Exit.NOT_CONFIGURED)
     for name in wanted:
         if name in catalog.invalid:
@@ -617,6 +626,11 @@ def main() -> None:
     """Console entry point. SIGTERM is handled like Ctrl-C: the action under way undoes what it
     half did (a start kills what it spawned), then servicectl exits 130."""
     signal.signal(signal.SIGTERM, _on_interrupt)
+    # File names need not be UTF-8 ("bad\xff.yaml"): show such bytes escaped, never crash on them.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_interrupt)
     try:

@@ -758,7 +758,7 @@ def definition_files(services_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     try:
         entries = sorted(os.scandir(services_dir), key=lambda e: e.name)
-    except FileNotFoundError:
+    except OSError:  # missing, not a directory, a symlink loop, unreadable: no definitions
         return {}
     for entry in entries:
         fname = entry.name
