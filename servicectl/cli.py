@@ -442,7 +442,8 @@ def check(names: list[str] | None = None) -> None:
     if names:
         wanted, code = _known(catalog, names, Exit.NOT_INSTALLED)
     if not wanted and not names:
-        face.error(f"no service definitions in {catalog.dirs.services}")
+        where = catalog.dirs.services
+        face.error(f"no service definitions in {where}")
         _finish(Exit.NOT_CONFIGURED)
     for name in wanted:
         if name in catalog.invalid:
@@ -667,6 +668,11 @@ def main() -> None:
     """Console entry point. SIGTERM is handled like Ctrl-C: the action under way undoes what it
     half did (a start kills what it spawned), then servicectl exits 130."""
     signal.signal(signal.SIGTERM, _on_interrupt)
+    # File names need not be UTF-8 ("bad\xff.yaml"): show such bytes escaped, never crash on them.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_interrupt)
     try:

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import signal
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,9 +19,12 @@ from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
+MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
 MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
+MAX_DEPTH = 100  # nesting levels of a definition (it needs 3)
+MAX_NUMBER_CHARS = 300  # longer integers are refused by the loader (sexagesimal 1:2:3... is slow)
 
 LIMIT_NAMES = {
     "as": "RLIMIT_AS",
@@ -135,8 +139,11 @@ def _close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float 
 
 
 def _yaml_loader() -> type:
-    """A safe loader (the C one when present) that rejects duplicate keys."""
+    """A safe loader (the C one when present) that rejects duplicate keys, expands merge keys
+    (``<<``) without blowing up, and turns a bad scalar into an error with its position."""
     import yaml
+    from yaml.constructor import ConstructorError, SafeConstructor
+    from yaml.nodes import MappingNode, SequenceNode
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -144,28 +151,108 @@ def _yaml_loader() -> type:
         pass
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
-        loader.flatten_mapping(node)
-        seen: dict[Any, Any] = {}
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(
+                None, None, f"expected a mapping, found {node.id}", node.start_mark
+            )
+        merged: dict[Any, Any] = {}
+        own: dict[Any, Any] = {}
+        merge_seen = False
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                # Merged mappings are built as objects (each anchor once), so repeated aliases
+                # cost nothing, unlike PyYAML's node-level flattening, which doubles per level.
+                if merge_seen:
+                    raise ConstructorError(None, None, "duplicate key '<<'", key_node.start_mark)
+                merge_seen = True
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in sources:
+                    if not isinstance(source, MappingNode):
+                        raise ConstructorError(
+                            None,
+                            None,
+                            "<<: expected a mapping or a list of mappings to merge",
+                            source.start_mark,
+                        )
+                    mapping = loader.construct_object(source, deep=True)
+                    if not isinstance(mapping, dict):  # a !!set or !!omap
+                        raise ConstructorError(
+                            None, None, "<<: expected a plain mapping", source.start_mark
+                        )
+                    for key, value in mapping.items():
+                        merged.setdefault(key, value)  # the first mapping listed wins
+                continue
+            if key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = "tag:yaml.org,2002:str"
             key = loader.construct_object(key_node, deep=deep)
             try:
                 hash(key)
             except TypeError:
-                raise yaml.constructor.ConstructorError(
+                raise ConstructorError(
                     None, None, "a mapping key must be a plain value", key_node.start_mark
                 ) from None
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+            if key in own:
+                raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            try:
+                own[key] = loader.construct_object(value_node, deep=deep)
+            except ConstructorError as exc:  # remember under which key, for the message
+                exc.key_path = [str(key), *getattr(exc, "key_path", [])]  # type: ignore[attr-defined]
+                raise
+        return {**merged, **own} if merged else own  # keys written here override merged ones
+
+    def checked(construct: Callable[[Any, Any], Any], expected: str) -> Callable[[Any, Any], Any]:
+        def wrapper(loader: Any, node: Any) -> Any:
+            text = loader.construct_scalar(node)
+            if expected == "a whole number" and len(text) > MAX_NUMBER_CHARS:
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"a number of {len(text)} characters, expected at most {MAX_NUMBER_CHARS}",
+                    node.start_mark,
                 )
-            seen[key] = loader.construct_object(value_node, deep=deep)
-        return seen
+            try:
+                return construct(loader, node)
+            except ConstructorError:
+                raise
+            except Exception:
+                raise ConstructorError(
+                    None, None, f"found {_show(text)}, expected {expected}", node.start_mark
+                ) from None
+
+        return wrapper
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    for tag, construct, expected in (
+        ("int", SafeConstructor.construct_yaml_int, "a whole number"),
+        ("float", SafeConstructor.construct_yaml_float, "a number"),
+        ("bool", SafeConstructor.construct_yaml_bool, "true or false"),
+        ("timestamp", SafeConstructor.construct_yaml_timestamp, "a date or time"),
+    ):
+        StrictLoader.add_constructor(f"tag:yaml.org,2002:{tag}", checked(construct, expected))
     return StrictLoader
 
 
 _LOADER: type | None = None
+
+
+def _check_depth(text: str, loader: type) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing: the C loader's composer recurses
+    in C and crashes the interpreter (SIGSEGV) at some 30,000 levels of ``[``."""
+    import yaml
+
+    # Each level needs one of these indicators, so fewer of them means no need to look.
+    if sum(text.count(c) for c in "[{-?:") <= MAX_DEPTH:
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):  # events come from a loop, not recursion
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark  # the C parser's Mark type is not in the stubs
+                problem = f"nested more than {MAX_DEPTH} levels deep"
+                raise yaml.constructor.ConstructorError(None, None, problem, mark)  # type: ignore[arg-type]
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def parse_yaml(text: str, file: str) -> Any:
@@ -176,18 +263,20 @@ def parse_yaml(text: str, file: str) -> Any:
     if _LOADER is None:
         _LOADER = _yaml_loader()
     try:
+        _check_depth(text, _LOADER)
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = exc.problem or exc.context or "not valid YAML"
-        raise ConfigError(file, None, f"not valid YAML{where}: {problem}") from None
+        key = ".".join(getattr(exc, "key_path", [])) or None
+        raise ConfigError(file, key, f"not valid YAML{where}: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, None, f"not valid YAML: {exc}") from None
     except RecursionError:
         raise ConfigError(file, None, "not valid YAML: nested too deeply") from None
-    except (ValueError, OverflowError, TypeError, MemoryError) as exc:
-        raise ConfigError(file, None, f"not valid YAML: {exc}") from None
+    except Exception as exc:  # a constructor's own failure: still this file's error, not ours
+        raise ConfigError(file, None, f"not valid YAML: {type(exc).__name__}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +372,7 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.wrong(key, value, "a number of seconds")
             return default
-        if math.isnan(value) or value < 0:
+        if (isinstance(value, float) and math.isnan(value)) or value < 0:
             self.wrong(key, value, "a number of seconds, 0 or more")
             return default
         if value > MAX_SECONDS:
@@ -351,8 +440,8 @@ def parse_signal(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip().upper()
-    if text.isdigit():
-        return parse_signal(int(text))
+    if text.isdigit():  # also "²" or a thousand digits: int() must not see those
+        return parse_signal(int(text)) if re.fullmatch(r"[0-9]{1,3}", text) else None
     if not text.startswith("SIG"):
         text = "SIG" + text
     sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
@@ -521,7 +610,7 @@ def _parse_ready(f: _Fields, base: Path) -> Ready | None:
     text = f.expand(str(target))
     if kind == "tcp":
         host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
             f.wrong(key, target, '"HOST:PORT" such as "127.0.0.1:8080"')
             return None
         if not host:
@@ -670,7 +759,9 @@ def definition_files(services_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     try:
         entries = sorted(os.scandir(services_dir), key=lambda e: e.name)
-    except OSError:  # missing, not a directory, unreadable: see services_dir_problem
+    except (
+        OSError
+    ):  # missing, not a directory, a symlink loop, unreadable: see services_dir_problem
         return {}
     for entry in entries:
         fname = entry.name
@@ -706,8 +797,21 @@ def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
             label, None, f"{name!r} is not a valid service name (letters, digits, -, _, ., @)"
         )
         return Invalid(name, file, (err,))
+    if len(name) > MAX_NAME:
+        err = ConfigError(
+            label,
+            None,
+            f"the service name is {len(name)} characters long, at most {MAX_NAME} "
+            f"(its PID, state and socket names must fit); rename the file",
+        )
+        return Invalid(name, file, (err,))
     try:
-        with open(file, "rb") as fh:
+        # Non-blocking: a FIFO planted as NAME.yaml must not hang every command.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                err = ConfigError(label, None, "not a regular file; a definition must be one")
+                return Invalid(name, file, (err,))
             raw = fh.read(1024 * 1024 + 1)
     except OSError as exc:
         return Invalid(name, file, (ConfigError(label, None, f"cannot be read: {exc.strerror}"),))
