@@ -34,12 +34,18 @@ from servicectl.paths import Dirs, resolve_dirs
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
 
 
-def examples(default: int, long: int) -> Any:
-    return settings(
-        max_examples=long if LONG else default,
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+def examples(default: int, long: int) -> Callable[[Any], Any]:
+    """Hypothesis settings: ``default`` examples, or ``long`` (and no 120 s timeout) when long."""
+
+    def wrap(test: Any) -> Any:
+        test = settings(
+            max_examples=long if LONG else default,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )(test)
+        return pytest.mark.timeout(3600)(test) if LONG else test
+
+    return wrap
 
 
 def dirs_for(env: Env) -> Dirs:
