@@ -18,6 +18,7 @@ import psutil
 import pytest
 import yaml
 from conftest import DAEMONS, PY, Env, alive, assert_ok, proc_state, tagged_pids, wait_for
+from faultkit import lock_held
 
 # -- 1. Never the wrong process --------------------------------------------------------------
 
@@ -384,7 +385,7 @@ def test_sigint_during_long_stop_then_next_stop_works(env: Env) -> None:
     p = env.popen("stop", "stub")
     wait_for(
         lambda: (
-            any(c.pid == p.pid for c in psutil.Process().children()) and _lock_held(env, "stub")
+            any(c.pid == p.pid for c in psutil.Process().children()) and lock_held(env.run, "stub")
         ),
         what="stop in progress",
     )
@@ -396,22 +397,6 @@ def test_sigint_during_long_stop_then_next_stop_works(env: Env) -> None:
     env.write("stub", {"command": [PY, str(DAEMONS / "stubborn.py")], "stop_timeout": 0.2})
     assert_ok(env.sc("stop", "stub"))
     assert not alive(pid) and env.files() == []
-
-
-def _lock_held(env: Env, name: str) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(env.run / f"{name}.lock", os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def test_sigkill_of_servicectl_mid_start_then_recovery(env: Env) -> None:

@@ -23,6 +23,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from servicectl.proc import cmdline_of
+
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
 SERVICES = ("simple", "forking", "stubborn", "parent")
 DECOYS = ("python", "sleep", "nobody", "init", "pytest")
@@ -58,14 +60,6 @@ def scan(tag: str) -> dict[int, tuple[str, int]]:
             continue
         out[int(name)] = (svc, int(fields[1]))
     return out
-
-
-def cmdline_of(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
-    except OSError:
-        return []
 
 
 def locks_held_by(pid: int) -> bool:
