@@ -141,6 +141,9 @@ def _forged_reason(pid: int, info: ProcInfo | None) -> str | None:
         return f"no process has PID {pid}"
     if info.zombie:
         return f"PID {pid} has exited (zombie)"
+    tgid = proc.thread_group_of(pid)
+    if tgid is not None and tgid != pid:
+        return f"{pid} is a thread of process {tgid}, not a process"
     return None
 
 

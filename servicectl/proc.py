@@ -78,6 +78,19 @@ def _real_uid(pid: int, fallback: int) -> int:
     return fallback
 
 
+def thread_group_of(pid: int) -> int | None:
+    """The process (thread group) that ``pid`` belongs to: ``pid`` itself for a process, another
+    number when ``pid`` names a thread; None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def exe_of(pid: int) -> str | None:
     """The executable's path (without a `` (deleted)`` suffix), or None if it cannot be read."""
     try:
@@ -287,7 +300,11 @@ class Handle:
             self.fd = os.pidfd_open(pid)
         except ProcessLookupError:
             self.fd = None
-        except (AttributeError, OSError):  # no pidfd (old kernel): fall back to kill()
+        except OSError as exc:
+            # EINVAL: ``pid`` is a thread, not a process (kill() would hit its whole process).
+            # ENOSYS: no pidfd (old kernel): fall back to kill() with a start-time check.
+            self.fd = None if exc.errno == errno.EINVAL else -1
+        except AttributeError:
             self.fd = -1
         info = read_proc(pid)
         self.valid = (

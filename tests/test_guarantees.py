@@ -594,3 +594,35 @@ def test_start_records_a_running_instance_it_had_no_record_of(env: Env) -> None:
     assert json.loads(assert_ok(env.sc("status", "--json", "fd")).stdout)[0]["pid"] == daemon
     assert "stopped after TERM" in assert_ok(env.sc("stop", "fd")).stdout
     assert not alive(daemon)
+
+
+def test_pid_file_naming_a_thread_is_not_trusted(env: Env) -> None:
+    """A thread ID is not a process: kill() on it would signal its whole process. A PID file
+    naming a thread of a lookalike (same program, arguments and user) is refused."""
+    env.write(
+        "th",
+        {
+            "command": [
+                PY,
+                "-c",
+                "import threading, time; "
+                "threading.Thread(target=time.sleep, args=(300,)).start(); time.sleep(300)",
+            ],
+            "start_grace": 0.1,
+        },
+    )
+    command = yaml.safe_load((env.services / "th.yaml").read_text())["command"]
+    look = subprocess.Popen(command, env=dict(os.environ, SERVICECTL_TEST_TAG=env.tag))
+    env.decoys.append(look)  # type: ignore[arg-type]
+    tids = wait_for(
+        lambda: [int(t) for t in os.listdir(f"/proc/{look.pid}/task") if int(t) != look.pid]
+    )
+    env.run.mkdir()
+    (env.run / "th.pid").write_text(f"{tids[0]}\n")
+    res = assert_ok(env.sc("status", "th"), 1)
+    assert f"is a thread of process {look.pid}" in res.stdout
+    assert_ok(env.sc("stop", "th"))
+    assert look.poll() is None and alive(look.pid)
+    # The lookalike itself (no record) is recognised: same program, arguments and user.
+    (env.run / "th.pid").write_text(f"{look.pid}\n")
+    assert_ok(env.sc("status", "th"), 0)
