@@ -37,18 +37,41 @@ class Face:
         return f"\033[{code}m{text}\033[0m"
 
     def outcome(self, o: Outcome) -> None:
-        line = f"{o.name}: {o.message}"
+        line = shown(f"{o.name}: {o.message}")
         if o.ok_line and o.code == Exit.OK:
             print(line, flush=True)
         else:
             print(self.paint("servicectl: " + line, "31", err=True), file=sys.stderr, flush=True)
         if o.detail:
-            print(o.detail, file=sys.stderr if o.code else sys.stdout, flush=True)
+            print(shown(o.detail), file=sys.stderr if o.code else sys.stdout, flush=True)
 
     def error(self, message: str, detail: str = "") -> None:
-        print(self.paint(f"servicectl: {message}", "31", err=True), file=sys.stderr, flush=True)
+        line = self.paint(f"servicectl: {shown(message)}", "31", err=True)
+        print(line, file=sys.stderr, flush=True)
         if detail:
-            print(detail, file=sys.stderr, flush=True)
+            print(shown(detail), file=sys.stderr, flush=True)
+
+
+# C0 and C1 controls (newline and tab excepted), line/paragraph separators and bidi controls:
+# a file name, a description or a log line cannot move the cursor, recolour the terminal or
+# reorder what is shown.
+_UNSHOWN = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [
+        *range(0x00, 0x09),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
+
+
+def shown(text: str) -> str:
+    """``text`` as printed: control characters escaped (``\\x1b``), newlines kept."""
+    return text.translate(_UNSHOWN)
 
 
 def _wants_color(stream: object) -> bool:
@@ -304,13 +327,13 @@ def _print_status(rows: list[Status]) -> None:
         desc = r.error or r.status_text or r.description
         table.append(
             (
-                r.name,
+                shown(r.name),
                 r.state,
                 str(r.pid or "-"),
                 _fmt_uptime(r.uptime_seconds),
                 _fmt_bytes(r.memory_bytes),
                 "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}%",
-                desc,
+                shown(desc).replace("\n", " "),
             )
         )
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header[:-1])]
@@ -326,7 +349,7 @@ def _print_status(rows: list[Status]) -> None:
         print(line(cells, r.state))
     for r in rows:
         for note in r.notes:
-            print(f"  {r.name}: {note}")
+            print(shown(f"  {r.name}: {note}"))
 
 
 def startall(jobs: int = 64) -> None:
@@ -419,16 +442,19 @@ def list_(as_json: bool = False) -> None:
     if not items:
         print(f"no services defined in {catalog.dirs.services}")
         return
-    w = max(len(i["name"]) for i in items)  # type: ignore[arg-type]
+    w = max(len(shown(str(i["name"]))) for i in items)
     print(f"{'NAME'.ljust(w)}  TYPE     ENABLED  DEPENDS  DESCRIPTION")
     for i in items:
+        name = shown(str(i["name"])).ljust(w)
         if not i["valid"]:
-            print(f"{str(i['name']).ljust(w)}  invalid  -        -        {i['error']}")
+            print(shown(f"{name}  invalid  -        -        {i['error']}").replace("\n", " "))
             continue
         deps = ",".join(i["depends"]) or "-"  # type: ignore[arg-type]
         print(
-            f"{str(i['name']).ljust(w)}  {str(i['type']).ljust(7)}  "
-            f"{'yes' if i['enabled'] else 'no':7}  {deps.ljust(7)}  {i['description']}"
+            shown(
+                f"{name}  {str(i['type']).ljust(7)}  "
+                f"{'yes' if i['enabled'] else 'no':7}  {deps.ljust(7)}  {i['description']}"
+            ).replace("\n", " ")
         )
 
 

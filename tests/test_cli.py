@@ -94,3 +94,16 @@ def test_both_paths_print_the_same(env: Env) -> None:
         for r in json.loads(slow.stdout)
     ]
     assert_ok(env.sc("stop", "web"))
+
+
+def test_control_characters_are_never_printed_raw(env: Env) -> None:
+    """A file name, a description or a log line cannot drive the terminal: control and bidi
+    characters are printed escaped (JSON output escapes them anyway)."""
+    env.sleeper("web", description="plain \x1b[2J\u202etext")
+    (env.services / "evil\x1b[31m.yaml").write_text("command: [/bin/true]\n")
+    for args in (["status"], ["list"], ["check"], ["status", "evil\x1b[31m"]):
+        res = env.sc(*args)
+        assert "Traceback" not in res.stderr
+        out = res.stdout + res.stderr
+        assert "\x1b" not in out and "\u202e" not in out, (args, out)
+        assert "\\x1b" in out, (args, out)

@@ -28,6 +28,7 @@ from conftest import Env, assert_ok, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from servicectl.cli import shown as cli_shown
 from servicectl.config import KNOWN_KEYS, MAX_DEPTH, MAX_NAME, Invalid, Service, load_catalog
 from servicectl.paths import Dirs, resolve_dirs
 
@@ -53,9 +54,9 @@ def dirs_for(env: Env) -> Dirs:
 
 
 def shown(path: Path | str) -> str:
-    """A path as servicectl prints it (bytes that are not UTF-8 come out backslash-escaped), read
-    back as text (a carriage return reads as a newline)."""
-    text = str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    """A path as servicectl prints it: control characters escaped (cli.shown), bytes that are
+    not UTF-8 backslash-escaped, read back as text."""
+    text = cli_shown(str(path)).encode("utf-8", "backslashreplace").decode("utf-8")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
