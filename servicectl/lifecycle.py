@@ -232,6 +232,19 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         notes.append(pf.problem)
     leftovers = leftovers or pf.exists
 
+    if record is not None and record.phase == "launching":
+        # A forking launch was under way. If its launcher still runs, it is "starting" (its
+        # servicectl holds the lock, or died: start waits for the launcher). If it is over,
+        # its daemon can only be known by the PID file, as if there were no record.
+        info = proc.read_proc(record.pid)
+        if info is not None and not info.zombie and info.starttime == record.starttime:
+            if not is_locked(dirs.run, svc.name):
+                notes.append(
+                    f"the start that ran its launcher (pid {record.pid}) was interrupted; "
+                    f"the launcher still runs"
+                )
+            return Observation("starting", record.pid, info, record, pf, notes, True)
+        record = None
     if record is not None:
         info = proc.read_proc(record.pid)
         if info is not None and not info.zombie and info.starttime == record.starttime:
@@ -444,6 +457,8 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     t0 = time.monotonic()
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
+        if obs.record is not None and obs.record.phase == "launching":
+            obs = _await_orphaned_launch(svc, dirs, obs.record)
         if obs.running:
             note = ""
             if obs.record is not None and obs.record.phase == "unrecorded":
@@ -462,6 +477,17 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     if ended:
         note = f"; first {ended}"
     return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
+
+
+def _await_orphaned_launch(svc: Service, dirs: Dirs, record: Record) -> Observation:
+    """A launch whose servicectl died: wait (up to start_timeout) for its launcher to exit,
+    then look again; its daemon, if it wrote its PID file, is found and recorded by start."""
+    with Handle(record.pid, record.starttime) as launcher:
+        proc.wait_all_exit([launcher], time.monotonic() + svc.start_timeout)
+        if not launcher.exited():
+            launcher.send(signal.SIGKILL)
+            proc.wait_all_exit([launcher], time.monotonic() + KILL_CONFIRM_TIMEOUT, False)
+    return inspect(svc, dirs)
 
 
 def _start_locked(svc: Service, dirs: Dirs) -> int:
@@ -487,10 +513,11 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     try:
         if svc.type == "forking":
             try:
-                child, handle, info = _launch_forking(svc, account, env, program, pass_fds)
+                child, handle, info = _launch_forking(svc, dirs, account, env, program, pass_fds)
             except BaseException:
                 # What the PID file names was never trusted, and its writer has been killed.
                 _remove_quietly(svc.pid_file)
+                _remove_quietly(state_path(dirs.run, svc.name))  # the "launching" record
                 raise
         else:
             child = spawn(svc, account, env, program, pass_fds, gate=gate)
@@ -666,7 +693,12 @@ LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID fil
 
 
 def _launch_forking(
-    svc: Service, account: Account, env: dict[str, str], program: str, pass_fds: tuple[int, ...]
+    svc: Service,
+    dirs: Dirs,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    pass_fds: tuple[int, ...],
 ) -> tuple[subprocess.Popen[bytes], Handle, ProcInfo]:
     """Run a forking launcher and find its daemon.
 
@@ -676,14 +708,30 @@ def _launch_forking(
     launch's, and if the start fails they are killed, so nothing is left behind even when no
     PID file is ever written. A slow PID file thus delays other forking starts by at most
     LAUNCH_SETTLE, never by a whole start_timeout.
+
+    The launcher is spawned behind a gate and recorded ("launching") before it runs: if
+    servicectl dies during the launch, the next command knows a launch was under way (see
+    inspect and start) instead of launching a second daemon.
     """
     deadline = time.monotonic() + svc.start_timeout
     with _FORKING_LAUNCH:
         _become_subreaper()
         since = proc.uptime_ticks()
-        child = spawn(svc, account, env, program, pass_fds)
+        gate = Gate()
+        try:
+            child = spawn(svc, account, env, program, pass_fds, gate=gate)
+        except BaseException:
+            gate.close()
+            raise
         _SPAWNED.add(child.pid)
         try:
+            try:
+                seen = proc.read_proc(child.pid)
+                if seen is not None:
+                    _write_state(svc, dirs, _launch_record(svc, seen))
+                _open_gate(svc, program, gate, child)
+            finally:
+                gate.close()
             _await_launcher(svc, child, deadline)
             settle = min(deadline, time.monotonic() + LAUNCH_SETTLE)
             found = _find_daemon(svc, account, settle, final=settle >= deadline)
@@ -701,6 +749,28 @@ def _launch_forking(
     assert found is not None
     _SPAWNED.add(found[1].pid)
     return child, found[0], found[1]
+
+
+def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
+    """The record of a forking launch under way: the launcher, in its own session."""
+    return Record(
+        pid=launcher.pid,
+        starttime=launcher.starttime,
+        boot_id=proc.boot_id(),
+        uid=launcher.uid,
+        pgid=launcher.pgid if launcher.pgid == launcher.pid else 0,
+        sid=launcher.sid,
+        exe=None,
+        pid_file=str(svc.pid_file),
+        type="forking",
+        phase="launching",
+        started_at=time.time(),
+        command=tuple(svc.command),
+        user=svc.user,
+        stop_signal=svc.stop_signal,
+        stop_timeout=svc.stop_timeout,
+        kill_mode=svc.kill_mode,
+    )
 
 
 def _orphans(since: int) -> list[ProcInfo]:
@@ -930,6 +1000,8 @@ def stop(svc: Service, dirs: Dirs) -> Outcome:
 
 def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     obs = inspect(svc, dirs)
+    if obs.record is not None and obs.record.phase == "launching":
+        obs = _await_orphaned_launch(svc, dirs, obs.record)  # then stop the daemon it made
     if not obs.running:
         if obs.remnants:
             return _stop_remnants(svc, dirs, obs)
@@ -1133,7 +1205,7 @@ def reload(svc: Service, dirs: Dirs) -> Outcome:
         )
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
-        if not obs.running or obs.record is None:
+        if not obs.running or obs.record is None or obs.record.phase == "launching":
             return Outcome(
                 svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
             )

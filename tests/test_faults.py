@@ -262,7 +262,10 @@ def test_sigkill_mid_start_while_waiting_for_readiness(env: Env) -> None:
         state = env.run / f"{name}.state"
         p = env.popen("start", name)
         wait_for(
-            lambda: state.exists() and lock_held(env.run, name),  # noqa: B023
+            # The record of the process itself (a forking launch is recorded "launching").
+            lambda s=state, n=name: (
+                s.exists() and '"starting"' in s.read_text() and lock_held(env.run, n)
+            ),
             what="start to be waiting",
         )
         pid = json.loads(state.read_text())["pid"]

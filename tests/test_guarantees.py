@@ -626,3 +626,25 @@ def test_pid_file_naming_a_thread_is_not_trusted(env: Env) -> None:
     # The lookalike itself (no record) is recognised: same program, arguments and user.
     (env.run / "th.pid").write_text(f"{look.pid}\n")
     assert_ok(env.sc("status", "th"), 0)
+
+
+def test_sigkill_mid_forking_launch_then_start_gives_one_daemon(env: Env) -> None:
+    """servicectl killed while a forking launcher waits for its daemon's (late) PID file: the
+    next start waits for that launch instead of launching a second daemon, and records it."""
+    env.forking("fd", "--pidfile-delay", "1.0")
+    p = env.popen("start", "fd")
+    state = env.run / "fd.state"
+    wait_for(lambda: state.exists() and '"launching"' in state.read_text(), what="the launch")
+    p.kill()
+    p.communicate()
+    res = assert_ok(env.sc("status", "fd"), 0)
+    assert "starting" in res.stdout and "the launcher still runs" in res.stdout
+    res = assert_ok(env.sc("start", "fd"))
+    daemon = env.pid("fd", env.run / "fd.daemon.pid")
+    assert f"already running (pid {daemon}); servicectl had no record of it" in res.stdout
+    daemons = [
+        p for p in tagged_pids(env.tag) if "forkingd" in " ".join(psutil.Process(p).cmdline())
+    ]
+    assert daemons == [daemon]
+    assert "stopped after TERM" in assert_ok(env.sc("stop", "fd")).stdout
+    assert tagged_pids(env.tag) == []
