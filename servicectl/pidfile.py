@@ -15,10 +15,13 @@ MAX_PIDFILE_BYTES = 64
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory, fsync, rename.
+    """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
 
     Never follows a symlink planted at ``path`` (rename replaces the link itself) or at the
     temp name (O_EXCL|O_NOFOLLOW), and a reader never sees a torn file (FIELD-NOTES 7).
+    There is no fsync: what is written here only means something during this boot (records
+    carry the boot id, and the run directory is normally a tmpfs), and after a power loss a
+    torn or empty file is read as garbage and ignored, never trusted.
     """
     directory = path.parent
     tmp = directory / f".{path.name}.{os.getpid()}.tmp"
@@ -33,7 +36,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)

@@ -12,12 +12,7 @@ from conftest import PY, Env, assert_ok
 PROBE = """
 import sys
 from servicectl import cli
-sys.argv = ["servicectl", *sys.argv[1:]]
-code = 0
-try:
-    cli.main()
-except SystemExit as exc:
-    code = exc.code or 0
+code = cli.run(sys.argv[1:])
 print("TYPER" if "typer" in sys.modules else "NO-TYPER", code, file=sys.stderr)
 """
 
