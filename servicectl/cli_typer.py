@@ -1,39 +1,33 @@
-"""The full command-line grammar of servicectl, in typer: help, completion, every command and
-option. Each command hands its arguments to the implementation of the same name in cli.py.
+"""The full command-line grammar of servicectl in typer (help, completion, usage errors), built
+from the command table in grammar.py. ``parse`` turns a command line into the same Call the
+fast parser of cli.py produces, or into the exit code of typer's own answer (help, a usage
+error, the version); it runs no command.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+import inspect
+from typing import Any, Callable, Optional, Union
 
 import typer
 
-from servicectl import __version__, cli
-
-app = typer.Typer(
-    name="servicectl",
-    help="Start, stop, reload and watch services described by one YAML file each.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from servicectl import __version__
+from servicectl.grammar import (
+    APP_EPILOG,
+    APP_HELP,
+    COMMANDS,
+    DIR_OPTS,
+    HELP_FLAGS,
+    VERSION,
+    Arg,
+    Call,
+    Command,
+    Opt,
+    make_call,
 )
 
-NAMES = typer.Argument(
-    ..., help="Service names (file stems in the services directory).", show_default=False
-)
-SOME_NAMES = typer.Argument(None, help="Services (default: all).", show_default=False)
-GEN_NAMES = typer.Argument(None, show_default=False, help="Services (or --all).")
-JSON = typer.Option(False, "--json", help="Print a JSON list.")
-ALL = typer.Option(False, "--all", help="Every valid service.")
-STDOUT = typer.Option(False, "--stdout", help="Print instead of writing.")
-FORCE = typer.Option(False, "--force", help="Overwrite files servicectl did not write.")
-
-
-def _jobs(what: str) -> int:
-    opt: int = typer.Option(64, "--jobs", "-j", min=1, help=f"Parallel {what} per level.")
-    return opt
+_DECIDED: list[Call] = []
+_GROUP_DIRS: list[Optional[str]] = [None, None, None]
 
 
 def _version(value: bool) -> None:
@@ -42,127 +36,104 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
-def main_options(
-    services_dir: Optional[Path] = typer.Option(
-        None,
-        "-d",
-        "--services-dir",
-        help="Service definitions [env SERVICECTL_SERVICES_DIR].",
-        show_default=False,
-    ),
-    run_dir: Optional[Path] = typer.Option(
-        None,
-        "--run-dir",
-        help="PID files, state, locks [env SERVICECTL_RUN_DIR].",
-        show_default=False,
-    ),
-    log_dir: Optional[Path] = typer.Option(
-        None, "--log-dir", help="Service output logs [env SERVICECTL_LOG_DIR].", show_default=False
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Start, stop, reload and watch services described by one YAML file each."""
-    cli.set_dirs(services_dir, run_dir, log_dir)
+def _option(opt: Opt, hidden: bool = False) -> tuple[Any, Any]:
+    """(annotation, typer default) for one option of the table."""
+    common: dict[str, Any] = {"help": opt.help, "hidden": hidden}
+    if opt.kind == "flag":
+        if opt is VERSION:
+            common.update(callback=_version, is_eager=True)
+        return bool, typer.Option(False, *opt.flags, **common)
+    if opt.kind == "int":
+        return int, typer.Option(
+            opt.default, *opt.flags, min=opt.minimum, metavar=opt.metavar, **common
+        )
+    # Paths are taken as text (click's Path type would refuse unreadable ones, which the
+    # fast parser accepts); the Call makes them Paths.
+    default = None if opt.default is None else str(opt.default)
+    return Optional[str], typer.Option(
+        default, *opt.flags, metavar=opt.metavar or None, show_default=default is not None, **common
+    )
 
 
-@app.command()
-def start(names: list[str] = NAMES, jobs: int = _jobs("starts")) -> None:
-    """Start services (their stopped dependencies first); success if already running."""
-    cli.start(names, jobs)
+def _argument(arg: Arg) -> tuple[Any, Any]:
+    metavar = f"{arg.metavar}..." if arg.variadic else arg.metavar
+    info = typer.Argument(
+        ... if arg.required else None, metavar=metavar, help=arg.help, show_default=False
+    )
+    if arg.variadic:
+        return (list[str] if arg.required else Optional[list[str]]), info
+    return str, info
 
 
-@app.command()
-def stop(names: list[str] = NAMES, jobs: int = _jobs("stops")) -> None:
-    """Stop services; running services that depend on them are stopped first."""
-    cli.stop(names, jobs)
+def _function(
+    name: str, doc: str, params: list[tuple[str, Any, Any]], body: Callable[..., None]
+) -> Callable[..., None]:
+    """A function typer can read: keyword parameters with typer defaults and annotations."""
+
+    def fn(**values: Any) -> None:
+        body(**values)
+
+    fn.__name__ = name.replace("-", "_")
+    fn.__doc__ = doc
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for p, a, d in params
+        ]
+    )
+    fn.__annotations__ = {p: a for p, a, _ in params}
+    return fn
 
 
-@app.command()
-def restart(names: list[str] = NAMES) -> None:
-    """Stop if running, then start."""
-    cli.restart(names)
+def _command_body(cmd: Command) -> Callable[..., None]:
+    def decide(**values: Any) -> None:
+        # A directory given after the command wins over one given before it.
+        after = [values.pop(opt.name) for opt in DIR_OPTS]
+        dirs = tuple(a if a is not None else b for a, b in zip(after, _GROUP_DIRS))
+        _DECIDED.append(make_call(cmd, values, dirs))  # type: ignore[arg-type]
+
+    return decide
 
 
-@app.command("try-restart")
-def try_restart(names: list[str] = NAMES) -> None:
-    """Restart only services that are running."""
-    cli.try_restart(names)
+def _group(**values: Any) -> None:
+    for i, opt in enumerate(DIR_OPTS):
+        _GROUP_DIRS[i] = values[opt.name]
 
 
-@app.command()
-def reload(names: list[str] = NAMES) -> None:
-    """Send reload_signal or run reload_command (3: cannot reload, 7: not running)."""
-    cli.reload(names)
+def build() -> typer.Typer:
+    app = typer.Typer(
+        name="servicectl",
+        help=APP_HELP,
+        epilog=APP_EPILOG,
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": list(HELP_FLAGS)},
+    )
+    params = [(o.name, *_option(o)) for o in (*DIR_OPTS, VERSION)]
+    app.callback(epilog=APP_EPILOG)(_function("servicectl", APP_HELP, params, _group))
+    for cmd in COMMANDS.values():
+        params = [(a.name, *_argument(a)) for a in cmd.args]
+        params += [(o.name, *_option(o)) for o in cmd.opts]
+        params += [(o.name, *_option(o, hidden=True)) for o in DIR_OPTS]
+        exits = "; ".join(f"{code} {text}" for code, text in cmd.exits)
+        app.command(cmd.name, help=cmd.help, epilog=f"Exit codes: {exits}.")(
+            _function(cmd.name, cmd.help, params, _command_body(cmd))
+        )
+    return app
 
 
-@app.command("force-reload")
-def force_reload(names: list[str] = NAMES) -> None:
-    """Reload if supported, else restart if running."""
-    cli.force_reload(names)
-
-
-@app.command()
-def status(names: Optional[list[str]] = SOME_NAMES, as_json: bool = JSON) -> None:
-    """Show state, PID, uptime, memory, CPU and description (LSB status codes)."""
-    cli.status(names, as_json)
-
-
-@app.command()
-def startall(jobs: int = _jobs("starts")) -> None:
-    """Start every enabled service, dependencies first, each level in parallel."""
-    cli.startall(jobs)
-
-
-@app.command()
-def stopall(jobs: int = _jobs("stops")) -> None:
-    """Stop every running service, dependents first, each level in parallel."""
-    cli.stopall(jobs)
-
-
-@app.command("list")
-def list_(as_json: bool = JSON) -> None:
-    """List definitions: name, type, enabled, depends, description."""
-    cli.list_(as_json)
-
-
-@app.command()
-def check(names: Optional[list[str]] = SOME_NAMES) -> None:
-    """Validate definitions without touching any process (6 if any is invalid)."""
-    cli.check(names)
-
-
-@app.command()
-def logs(
-    name: str = typer.Argument(..., help="Service name.", show_default=False),
-    lines: int = typer.Option(20, "-n", "--lines", min=0, help="How many lines."),
-    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
-) -> None:
-    """Print the end of the service's output log."""
-    cli.logs(name, lines, follow)
-
-
-@app.command()
-def initd(
-    names: Optional[list[str]] = GEN_NAMES,
-    all_: bool = ALL,
-    directory: Path = typer.Option(Path("/etc/init.d"), "--dir", help="Where to write."),
-    stdout: bool = STDOUT,
-    force: bool = FORCE,
-) -> None:
-    """Write LSB init.d shims that hand every action to servicectl."""
-    cli.initd(names, all_, directory, stdout, force)
-
-
-@app.command()
-def unit(
-    names: Optional[list[str]] = GEN_NAMES,
-    all_: bool = ALL,
-    directory: Path = typer.Option(Path("/etc/systemd/system"), "--dir", help="Where to write."),
-    stdout: bool = STDOUT,
-    force: bool = FORCE,
-) -> None:
-    """Write native systemd units that hand every action to servicectl."""
-    cli.unit(names, all_, directory, stdout, force)
+def parse(argv: list[str]) -> Union[Call, int]:
+    """The Call for ``argv``, or the exit code of what typer answered itself (help and
+    version: 0; a usage error: 2, said on stderr)."""
+    _DECIDED.clear()
+    _GROUP_DIRS[:] = [None, None, None]
+    try:
+        build()(args=argv, prog_name="servicectl")
+    except SystemExit as exc:
+        if _DECIDED:
+            return _DECIDED[0]
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return _DECIDED[0] if _DECIDED else 0

@@ -458,7 +458,8 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 
 def write_files(files: list[GeneratedFile], directory: Path, force: bool) -> list[WriteResult]:
-    """Write each file into ``directory`` (created 0755 if missing); one result per file.
+    """Write each file into ``directory``, which must exist (a missing one is more likely a
+    typo than a wish, and nothing is created); one result per file.
 
     Guarantees: each file is replaced atomically with its mode, or left untouched; a file
     with identical content and mode is not rewritten ("unchanged"); an existing file without
@@ -466,14 +467,9 @@ def write_files(files: list[GeneratedFile], directory: Path, force: bool) -> lis
     unless ``force``, and with ``force`` the entry itself is replaced (not a link's target).
     """
     directory = Path(os.path.abspath(directory))
-    try:
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if not directory.is_dir():
-            raise NotADirectoryError(f"{directory} is not a directory")
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        failed = WriteResult(False, f"cannot create the directory {directory}: {why}")
-        return [failed for _ in files]
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        return [WriteResult(False, f"the directory {directory} {what}") for _ in files]
     results = []
     for f in files:
         path = directory / f.name

@@ -45,6 +45,7 @@ class Fleet:
 
     def generate(self, kind: str, *extra: str) -> list[subprocess.CompletedProcess[str]]:
         """``servicectl initd|unit --all --dir OUT`` for both services directories."""
+        self.out.mkdir(exist_ok=True)  # generators write only into an existing directory
         return [
             assert_ok(e.sc(kind, "--all", "--dir", str(self.out), *extra))
             for e in (self.env, self.odd)
@@ -321,6 +322,7 @@ def test_shim_without_servicectl_is_not_installed(fleet: Fleet, tmp_path: Path) 
     dirs = Dirs(fleet.env.services, fleet.env.run, fleet.env.log, True, True)
     svc = Service(name="plain", file=fleet.env.services / "plain.yaml", command=("/bin/true",))
     f = shims.initd_file(svc, dirs, str(tmp_path / "gone" / "servicectl"))
+    (tmp_path / "initd").mkdir()
     [result] = shims.write_files([f], tmp_path / "initd", force=False)
     assert result.ok, result.message
     shim = tmp_path / "initd" / "plain"
@@ -367,7 +369,7 @@ def test_executable_is_absolute() -> None:
 
 
 def test_foreign_file_needs_force(fleet: Fleet) -> None:
-    fleet.out.mkdir()
+    fleet.out.mkdir(exist_ok=True)
     mine = fleet.out / "plain"
     mine.write_text("#!/bin/sh\necho hand-written\n")
     res = fleet.env.sc("initd", "plain", "--dir", str(fleet.out))
@@ -385,7 +387,7 @@ def test_foreign_file_needs_force(fleet: Fleet) -> None:
 
 
 def test_symlink_target_is_never_followed(fleet: Fleet, tmp_path: Path) -> None:
-    fleet.out.mkdir()
+    fleet.out.mkdir(exist_ok=True)
     victim = tmp_path / "victim"
     victim.write_text(f"{shims.MARKER} a file the link points to\n")
     link = fleet.out / "plain.service"
@@ -421,7 +423,11 @@ def test_regeneration_is_byte_identical(fleet: Fleet) -> None:
 def test_write_files_edge_cases(tmp_path: Path) -> None:
     f = shims.GeneratedFile("x", f"#!/bin/sh\n{shims.MARKER}\n", 0o755)
     target = tmp_path / "new" / "deeper"
-    [r] = shims.write_files([f], target, force=False)  # directory created
+    [r] = shims.write_files([f], target, force=False)  # a missing directory: nothing created
+    assert not r.ok and r.message == f"the directory {target} does not exist"
+    assert not (tmp_path / "new").exists()
+    target.mkdir(parents=True)
+    [r] = shims.write_files([f], target, force=False)
     assert r.ok and r.message == f"wrote {target / 'x'}"
     (target / "x").chmod(0o644)  # same content, wrong mode: rewritten
     [r] = shims.write_files([f], target, force=False)
@@ -701,6 +707,7 @@ def test_all_reports_invalid_definitions(env: Env, tmp_path: Path) -> None:
     env.sleeper("good")
     env.write("broken", "command: [unclosed\n", tag=False)
     out = tmp_path / "out"
+    out.mkdir()
     res = env.sc("initd", "--all", "--dir", str(out))
     assert res.returncode == 6
     assert "broken: invalid definition" in res.stderr

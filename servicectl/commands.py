@@ -1,0 +1,592 @@
+"""The bodies of servicectl's commands: each takes the keyword arguments of its entry in the
+command table (grammar.py), prints through the Face and returns its exit code.
+
+Heavy modules (the lifecycle, the fleet, json, difflib) are imported inside the bodies that
+need them, so that one command pays only for itself.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.face import face, plural, shown, stdout_gone
+
+if TYPE_CHECKING:
+    from servicectl.config import Catalog
+    from servicectl.grammar import Call
+    from servicectl.lifecycle import Outcome, Status
+    from servicectl.paths import Dirs
+
+
+class _Context:
+    dirs: Dirs | None = None
+
+
+_CTX = _Context()
+DIR_HINT = " (give the right one with -d, or set SERVICECTL_SERVICES_DIR)"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def execute(call: Call) -> int:
+    """Run a decided command line; returns its exit code."""
+    from servicectl.grammar import COMMANDS
+    from servicectl.paths import resolve_dirs
+
+    _CTX.dirs = resolve_dirs(*call.dirs)
+    body = globals()[COMMANDS[call.command].body]
+    try:
+        return int(body(**call.arguments()))
+    except ServicectlError as exc:
+        face.error(exc.message, exc.detail)
+        return int(exc.exit_code)
+
+
+def _dirs() -> Dirs:
+    assert _CTX.dirs is not None
+    return _CTX.dirs
+
+
+def _catalog(names: list[str] | None = None, use_cache: bool = True) -> Catalog:
+    from servicectl.config import load_catalog
+
+    return load_catalog(_dirs(), names, use_cache)
+
+
+def _names(names: tuple[str, ...] | list[str]) -> list[str]:
+    """The names asked for, once each, with ``NAME.yaml``/``NAME.yml`` taken as NAME when
+    that file is in the services directory (as systemctl takes ``web.service``)."""
+    out = list(dict.fromkeys(names))
+    if not any(n.endswith(YAML_SUFFIXES) for n in out):
+        return out
+    from servicectl.config import definition_files
+
+    files = definition_files(_dirs().services)
+    for i, name in enumerate(out):
+        stem, _, _ = name.rpartition(".")
+        if name not in files and stem in files and files[stem].name == name:
+            out[i] = stem
+    return list(dict.fromkeys(out))
+
+
+def _unknown(catalog: Catalog, name: str) -> str:
+    """Why ``name`` has no definition: what was looked for, and the nearest existing name."""
+    if catalog.problems:
+        return f"{catalog.problems[0]}{DIR_HINT}"
+    import difflib
+
+    from servicectl.config import definition_files
+
+    where = catalog.dirs.services
+    every = sorted(definition_files(where))
+    near = difflib.get_close_matches(name, every, n=1)
+    if not near and name.endswith(YAML_SUFFIXES):
+        near = difflib.get_close_matches(name.rpartition(".")[0], every, n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    if name.endswith(YAML_SUFFIXES):
+        return f"neither {name} nor {name}.yaml is in {where}{hint}"
+    return f"no {name}.yaml in {where}{hint}"
+
+
+def _known(catalog: Catalog, names: list[str], unknown_code: int) -> tuple[list[str], int]:
+    """Names that have a definition; report the others."""
+    code = 0
+    known = []
+    for name in dict.fromkeys(names):
+        if name in catalog.services or name in catalog.invalid:
+            known.append(name)
+            continue
+        face.error(f"{name}: no such service: {_unknown(catalog, name)}")
+        code = max(code, unknown_code)
+    return known, code
+
+
+def _no_services_dir(catalog: Catalog) -> bool:
+    """For commands on every service: a services directory that cannot be listed is an
+    error, not an empty list. True when it was reported."""
+    if catalog.problems:
+        face.error(catalog.problems[0] + DIR_HINT)
+        return True
+    return False
+
+
+def _invalid(catalog: Catalog, names: list[str]) -> tuple[list[str], int]:
+    code = 0
+    valid = []
+    for name in names:
+        if name in catalog.invalid:
+            err = catalog.invalid[name].first_error
+            face.error(f"{name}: invalid definition: {err.message}")
+            code = max(code, Exit.NOT_CONFIGURED)
+        else:
+            valid.append(name)
+    return valid, code
+
+
+@contextmanager
+def _explained_interrupt() -> Iterator[None]:
+    """Say in which state an interrupted action left its service, then let the interruption
+    end servicectl (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        message = getattr(exc, "message", None)
+        for line in message.splitlines() if message else []:
+            face.error(line)
+        raise
+
+
+def _highest(outcomes: list[Outcome]) -> int:
+    return max((o.code for o in outcomes), default=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions on named services
+
+
+def _each(names: tuple[str, ...], action_name: str) -> int:
+    """Run a single-service action on each name; the highest code."""
+    from servicectl import lifecycle
+
+    wanted = _names(names)
+    catalog = _catalog(wanted)
+    known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
+    valid, bad = _invalid(catalog, known)
+    code = max(code, bad)
+    action = getattr(lifecycle, action_name)
+    for name in valid:
+        svc = catalog.services[name]
+        try:
+            with _explained_interrupt():
+                outcome = action(svc, catalog.dirs)
+        except ServicectlError as exc:
+            message = exc.message
+            if not message.startswith(f"{name}: "):
+                message = f"{name}: {message}"  # directory-level errors name no service
+            face.error(message, exc.detail)
+            code = max(code, exc.exit_code)
+            continue
+        face.outcome(outcome)
+        code = max(code, outcome.code)
+    return code
+
+
+def start(names: tuple[str, ...], jobs: int) -> int:
+    from servicectl import fleet
+
+    wanted = _names(names)
+    catalog = _catalog(wanted)
+    known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
+    with _explained_interrupt():
+        outcomes = fleet.start_ordered(catalog, known, jobs, face.outcome)
+    return max(code, _highest(outcomes))
+
+
+def stop(names: tuple[str, ...], jobs: int) -> int:
+    from servicectl import fleet
+
+    wanted = _names(names)
+    catalog = _catalog()
+    known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
+    valid, bad = _invalid(catalog, known)
+    with _explained_interrupt():
+        outcomes = fleet.stop_with_dependents(catalog, valid, jobs, face.outcome)
+    return max(code, bad, _highest(outcomes))
+
+
+def restart(names: tuple[str, ...]) -> int:
+    return _each(names, "restart")
+
+
+def try_restart(names: tuple[str, ...]) -> int:
+    return _each(names, "try_restart")
+
+
+def reload(names: tuple[str, ...]) -> int:
+    return _each(names, "reload")
+
+
+def force_reload(names: tuple[str, ...]) -> int:
+    return _each(names, "force_reload")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fleet
+
+
+def startall(jobs: int) -> int:
+    return _all("startall", "started", jobs)
+
+
+def stopall(jobs: int) -> int:
+    return _all("stopall", "stopped", jobs)
+
+
+def _all(action: str, verb: str, jobs: int) -> int:
+    import time
+
+    from servicectl import fleet
+
+    t0 = time.monotonic()
+    catalog = _catalog()
+    if _no_services_dir(catalog):
+        return Exit.NOT_CONFIGURED
+    with _explained_interrupt():
+        outcomes = getattr(fleet, action)(catalog, jobs, _timed)
+    ok = sum(1 for o in outcomes if o.code == Exit.OK)
+    failed = len(outcomes) - ok
+    text = (
+        f"{plural(len(outcomes), 'service')}: {ok} {verb}/ok, {failed} failed or skipped "
+        f"in {time.monotonic() - t0:.2f} s"
+    )
+    if failed:
+        face.error(text)
+        return Exit.FAILURE
+    face.line(text)
+    return Exit.OK
+
+
+def _timed(o: Outcome) -> None:
+    if o.elapsed and "(" not in o.message.rsplit(" ", 1)[-1]:
+        o.message += f" [{o.elapsed:.2f} s]"
+    face.outcome(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking
+
+
+def status(names: tuple[str, ...], as_json: bool) -> int:
+    from servicectl import lifecycle
+    from servicectl.lifecycle import Status
+    from servicectl.paths import run_dir_problem
+
+    asked = _names(names)
+    catalog = _catalog(asked or None)
+    if not asked and catalog.problems:
+        if as_json:
+            face.line("[]")
+        _no_services_dir(catalog)
+        return StatusCode.UNKNOWN
+    problem = run_dir_problem(catalog.dirs.run)
+    if problem is not None:
+        face.error(f"{problem.message}; the status of services is unknown")
+    rows: list[Status] = []
+    for name in asked or catalog.names():
+        if name in catalog.invalid:
+            err = catalog.invalid[name].first_error
+            rows.append(Status(name, "invalid", StatusCode.UNKNOWN, error=err.message))
+        elif name in catalog.services:
+            rows.append(lifecycle.status(catalog.services[name], catalog.dirs))
+        else:
+            why = _unknown(catalog, name)
+            rows.append(
+                Status(name, "unknown", StatusCode.UNKNOWN, error=f"no such service: {why}")
+            )
+    if as_json:
+        import json
+
+        face.line(json.dumps([r.to_dict() for r in rows], indent=2))
+    elif not rows:
+        face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
+    else:
+        _print_status(rows)
+    return max((r.code for r in rows), default=0)
+
+
+def _fmt_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "K", "M"):
+        if size < 1024:
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}G"
+
+
+STATE_COLOR = {
+    "running": "32",
+    "starting": "33",
+    "stopped": "2",
+    "dead": "31",
+    "failed": "31",
+    "invalid": "31;1",
+    "unknown": "31",
+}
+
+
+def _print_status(rows: list[Status]) -> None:
+    header = ("NAME", "STATE", "PID", "UPTIME", "MEMORY", "CPU", "DESCRIPTION")
+    table = [
+        (
+            r.name,
+            r.state,
+            str(r.pid or "-"),
+            _fmt_uptime(r.uptime_seconds),
+            _fmt_bytes(r.memory_bytes),
+            "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}%",
+            r.error or r.status_text or r.description,
+        )
+        for r in rows
+    ]
+    face.table(header, table, [{1: STATE_COLOR.get(r.state, "0")} for r in rows])
+    for r in rows:
+        for note in r.notes:
+            face.line(shown(f"  {r.name}: {note}"))
+
+
+def list_(as_json: bool) -> int:
+    catalog = _catalog()
+    if catalog.problems:
+        if as_json:
+            face.line("[]")
+        _no_services_dir(catalog)
+        return Exit.NOT_CONFIGURED
+    items: list[dict[str, Any]] = []
+    for name in catalog.names():
+        svc = catalog.services.get(name)
+        if svc is None:
+            err = catalog.invalid[name].first_error.message
+            items.append(
+                {
+                    "name": name,
+                    "type": None,
+                    "enabled": None,
+                    "depends": [],
+                    "description": "",
+                    "valid": False,
+                    "error": err,
+                }
+            )
+        else:
+            items.append(
+                {
+                    "name": name,
+                    "type": svc.type,
+                    "enabled": svc.enabled,
+                    "depends": list(svc.depends),
+                    "description": svc.description,
+                    "valid": True,
+                    "error": None,
+                }
+            )
+    if as_json:
+        import json
+
+        face.line(json.dumps(items, indent=2))
+    elif not items:
+        face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
+    else:
+        header = ("NAME", "TYPE", "ENABLED", "DEPENDS", "DESCRIPTION")
+        rows = [
+            (i["name"], "invalid", "-", "-", i["error"])
+            if not i["valid"]
+            else (
+                i["name"],
+                i["type"],
+                "yes" if i["enabled"] else "no",
+                ",".join(i["depends"]) or "-",
+                i["description"],
+            )
+            for i in items
+        ]
+        face.table(header, rows)
+    return Exit.OK
+
+
+def check(names: tuple[str, ...]) -> int:
+    asked = _names(names)
+    catalog = _catalog(use_cache=False)
+    code = 0
+    if asked:
+        wanted, code = _known(catalog, asked, Exit.NOT_INSTALLED)
+    else:
+        if _no_services_dir(catalog):
+            return Exit.NOT_CONFIGURED
+        wanted = catalog.names()
+        if not wanted:
+            face.error(f"no service definitions in {catalog.dirs.services}")
+            return Exit.NOT_CONFIGURED
+    for name in wanted:
+        if name in catalog.invalid:
+            for err in catalog.invalid[name].errors:
+                face.error(err.message)
+            code = max(code, Exit.NOT_CONFIGURED)
+        else:
+            face.line(shown(f"{name}: ok ({catalog.services[name].file})"))
+    return code
+
+
+def logs(name: str, lines: int, follow: bool) -> int:
+    from servicectl.lifecycle import tail_file
+
+    [name] = _names([name])
+    catalog = _catalog([name])
+    known, code = _known(catalog, [name], Exit.NOT_INSTALLED)
+    valid, bad = _invalid(catalog, known)
+    if not valid:
+        return max(code, bad)
+    svc = catalog.services[name]
+    if svc.stdout is None:
+        face.error(f"{name}: output is discarded (stdout: null in {svc.file}); no log to show")
+        return Exit.FAILURE
+    path = svc.stdout
+    if path.is_symlink():
+        face.error(f"{name}: the log file {path} is a symlink; servicectl does not follow it")
+        return Exit.FAILURE
+    try:
+        end = path.stat().st_size  # the tail ends here and the follow starts here: no gap
+    except OSError:
+        end = 0
+    for text in tail_file(path, lines, end) if lines else []:
+        face.line(text)
+    if not path.exists():
+        face.error(f"{name}: no log yet at {path} (has it ever started?)")
+        if not follow:
+            return Exit.FAILURE
+    if follow:
+        sys.stdout.flush()  # the tail first, then what follows
+        _follow(path, end)
+    return Exit.OK
+
+
+def _follow(path: Path, pos: int) -> None:
+    """Print lines appended to ``path`` until interrupted or nobody reads any more; survives
+    copytruncate and rotation."""
+    import time
+
+    # Nothing is under way that would need undoing: Ctrl-C or TERM just end the follow.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    fh = None
+    ino = None
+    try:
+        while not stdout_gone():
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                st = None
+            if st is not None and (fh is None or st.st_ino != ino):
+                if fh:
+                    fh.close()
+                fh = open(path, "rb")  # noqa: SIM115
+                ino = st.st_ino
+                fh.seek(pos if pos <= st.st_size else 0)
+            if fh is not None and st is not None:
+                if st.st_size < fh.tell():
+                    fh.seek(0)  # truncated
+                chunk = fh.read()
+                if chunk:
+                    face.out(chunk.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+                pos = 0
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if fh:
+            fh.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated files
+
+
+def initd(
+    names: tuple[str, ...], all_: bool, boot: bool, directory: Path, stdout: bool, force: bool
+) -> int:
+    return _generate("initd", _names(names), all_, boot, directory, stdout, force)
+
+
+def unit(
+    names: tuple[str, ...], all_: bool, boot: bool, directory: Path, stdout: bool, force: bool
+) -> int:
+    return _generate("unit", _names(names), all_, boot, directory, stdout, force)
+
+
+def _generate(
+    kind: str,
+    names: list[str],
+    all_: bool,
+    boot: bool,
+    directory: Path,
+    stdout: bool,
+    force: bool,
+) -> int:
+    from servicectl import shims
+
+    chosen = sum((bool(names), all_, boot))
+    if chosen != 1:
+        more = "" if chosen == 0 else " (only one of them)"
+        face.error(f"{kind}: name services, or give --all or --boot{more}")
+        return Exit.USAGE
+    if not stdout and not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        face.error(f"{kind}: the directory {directory} {what}; nothing was written")
+        return Exit.FAILURE
+    exe = shims.servicectl_executable()
+    if boot:
+        from servicectl import boot as boot_files
+
+        make_boot = boot_files.initd_file if kind == "initd" else boot_files.unit_file
+        try:
+            files = [make_boot(_dirs(), exe)]
+        except ServicectlError as exc:
+            face.error(f"{kind} --boot: {exc.message}")
+            return int(exc.exit_code)
+        return _write(kind, files, directory, stdout, force, 0)
+    catalog = _catalog()
+    if all_ and _no_services_dir(catalog):
+        return Exit.NOT_CONFIGURED
+    # --all covers every definition: invalid ones are reported (exit 6), not skipped silently.
+    known, code = (catalog.names(), 0) if all_ else _known(catalog, names, Exit.NOT_INSTALLED)
+    wanted, bad = _invalid(catalog, known)
+    code = max(code, bad)
+    make = shims.initd_file if kind == "initd" else shims.unit_file
+    files = []
+    for name in wanted:
+        try:
+            files.append(make(catalog.services[name], catalog.dirs, exe))
+        except ServicectlError as exc:
+            face.error(f"{name}: {exc.message}")
+            code = max(code, exc.exit_code)
+    return _write(kind, files, directory, stdout, force, code)
+
+
+def _write(
+    kind: str, files: list[Any], directory: Path, stdout: bool, force: bool, code: int
+) -> int:
+    from servicectl import shims
+
+    if stdout:
+        for f in files:
+            face.out(f.content)
+        return code
+    for f, result in zip(files, shims.write_files(files, directory, force)):
+        label = f.name.removesuffix(".service") if kind == "unit" else f.name
+        if result.ok:
+            face.line(shown(f"{label}: {result.message}"))
+        else:
+            face.error(f"{f.name}: {result.message}")
+            code = max(code, Exit.FAILURE)
+    return code

@@ -1,0 +1,401 @@
+"""The command table of servicectl: every command, its arguments, options, defaults, help text,
+exit codes and the body that runs it. Typer-free and import-light.
+
+Both parsers are built from it: the full typer grammar (cli_typer.py: help, completion, usage
+errors) and the fast parser of everyday lines (cli.py). Both produce a ``Call`` (command,
+keyword arguments, global directories), so the two can be compared, and docs/commands.md is
+generated from it (``python -m servicectl.grammar --markdown``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+
+class Arg(NamedTuple):
+    """A positional argument: ``variadic`` takes any number of words (at least one if
+    ``required``); otherwise exactly one."""
+
+    name: str  # keyword of the body
+    metavar: str
+    help: str
+    required: bool = True
+    variadic: bool = True
+
+
+class Opt(NamedTuple):
+    """An option. ``kind``: "flag" (no value), "int", "path"; ``minimum`` for ints."""
+
+    name: str  # keyword of the body
+    flags: tuple[str, ...]
+    kind: str
+    default: Any
+    help: str
+    minimum: Optional[int] = None
+    metavar: str = ""
+
+
+class Command(NamedTuple):
+    """One command: ``body`` names the function in servicectl.commands (imported lazily)."""
+
+    name: str
+    body: str
+    help: str
+    args: tuple[Arg, ...] = ()
+    opts: tuple[Opt, ...] = ()
+    exits: tuple[tuple[int, str], ...] = ()
+    output_code: Optional[int] = None  # output is the whole job: exit code if it is lost
+
+
+class Call(NamedTuple):
+    """A decided command line: what to run, with which arguments, in which directories.
+    Variadic arguments are tuples; ``dirs`` is (services, run, log), None where not given."""
+
+    command: str
+    kwargs: tuple[tuple[str, Any], ...]
+    dirs: tuple[Optional[Path], Optional[Path], Optional[Path]]
+
+    def arguments(self) -> dict[str, Any]:
+        return dict(self.kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Global options: before the command, and also accepted after it.
+
+DIR_OPTS = (
+    Opt(
+        "services_dir",
+        ("-d", "--services-dir"),
+        "path",
+        None,
+        "Service definitions [env SERVICECTL_SERVICES_DIR].",
+        metavar="DIR",
+    ),
+    Opt(
+        "run_dir",
+        ("--run-dir",),
+        "path",
+        None,
+        "PID files, state, locks [env SERVICECTL_RUN_DIR].",
+        metavar="DIR",
+    ),
+    Opt(
+        "log_dir",
+        ("--log-dir",),
+        "path",
+        None,
+        "Service output logs [env SERVICECTL_LOG_DIR].",
+        metavar="DIR",
+    ),
+)
+VERSION = Opt("version", ("--version",), "flag", False, "Print the version and exit.")
+HELP_FLAGS = ("-h", "--help")
+APP_HELP = "Start, stop, reload and watch services described by one YAML file each."
+APP_EPILOG = (
+    "The directory options may also follow the command (servicectl status -d ./services.d). "
+    "Run 'servicectl COMMAND --help' for a command's arguments, options and exit codes."
+)
+
+# ---------------------------------------------------------------------------------------------
+# The commands
+
+NAMES = Arg("names", "NAME", "Service names (file stems in the services directory).")
+SOME_NAMES = Arg("names", "NAME", "Services (default: all).", required=False)
+GEN_NAMES = Arg("names", "NAME", "Services (or --all, or --boot).", required=False)
+JSON = Opt("as_json", ("--json",), "flag", False, "Print a JSON list.")
+FORCE = Opt("force", ("--force",), "flag", False, "Overwrite files servicectl did not write.")
+STDOUT = Opt("stdout", ("--stdout",), "flag", False, "Print instead of writing.")
+ALL = Opt("all_", ("--all",), "flag", False, "Every service definition.")
+
+
+def _jobs(what: str) -> Opt:
+    return Opt("jobs", ("-j", "--jobs"), "int", 64, f"Parallel {what} per level.", 1, "N")
+
+
+ACTION_EXITS = (
+    (0, "success (for start: also already running; for stop: also already stopped)"),
+    (1, "failure (a crash within start_grace, a launcher exit, a timeout...)"),
+    (2, "usage error"),
+    (4, "insufficient privilege, or an unusable run directory"),
+    (5, "unknown service, or its program is not installed"),
+    (6, "invalid definition, or its config test (check_command) failed"),
+)
+RELOAD_EXITS = (
+    (0, "reloaded"),
+    (1, "failure"),
+    (2, "usage error"),
+    (3, "the service cannot be reloaded (reload: false)"),
+    (5, "unknown service, or its program is not installed"),
+    (6, "invalid definition, or its config test failed"),
+    (7, "not running"),
+)
+ALL_EXITS = (
+    (0, "every service concerned ends as asked"),
+    (1, "some service failed (or was skipped because a dependency failed)"),
+    (2, "usage error"),
+    (6, "the services directory cannot be listed"),
+)
+GEN_EXITS = (
+    (0, "every file written (or unchanged)"),
+    (1, "a file was not written (a foreign file without --force, a missing --dir...)"),
+    (2, "usage error (no names and no --all/--boot, or several of them)"),
+    (5, "unknown service"),
+    (6, "invalid definition"),
+)
+
+
+def _generator(kind: str, where: str, what: str) -> Command:
+    return Command(
+        kind,
+        kind,
+        f"Write {what} that hand every action to servicectl; --boot writes the one for the "
+        f"whole fleet (startall at boot, stopall at shutdown).",
+        (GEN_NAMES,),
+        (
+            ALL,
+            Opt("boot", ("--boot",), "flag", False, "The boot file for the whole fleet."),
+            Opt(
+                "directory",
+                ("--dir",),
+                "path",
+                Path(where),
+                "Where to write (must exist).",
+                metavar="DIR",
+            ),
+            STDOUT,
+            FORCE,
+        ),
+        GEN_EXITS,
+    )
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command(
+            "start",
+            "start",
+            "Start services (their stopped dependencies first); success if already running.",
+            (NAMES,),
+            (_jobs("starts"),),
+            ACTION_EXITS,
+        ),
+        Command(
+            "stop",
+            "stop",
+            "Stop services; running services that depend on them are stopped first.",
+            (NAMES,),
+            (_jobs("stops"),),
+            ACTION_EXITS,
+        ),
+        Command("restart", "restart", "Stop if running, then start.", (NAMES,), (), ACTION_EXITS),
+        Command(
+            "try-restart",
+            "try_restart",
+            "Restart only services that are running.",
+            (NAMES,),
+            (),
+            ACTION_EXITS,
+        ),
+        Command(
+            "reload",
+            "reload",
+            "Send reload_signal or run reload_command (3: cannot reload, 7: not running).",
+            (NAMES,),
+            (),
+            RELOAD_EXITS,
+        ),
+        Command(
+            "force-reload",
+            "force_reload",
+            "Reload if supported, else restart if running.",
+            (NAMES,),
+            (),
+            ACTION_EXITS,
+        ),
+        Command(
+            "status",
+            "status",
+            "Show state, PID, uptime, memory, CPU and description (LSB status codes).",
+            (SOME_NAMES,),
+            (JSON,),
+            (
+                (0, "running (or starting); with several services: every one runs"),
+                (1, "dead: a PID file is left but its process is gone (or failed)"),
+                (3, "stopped"),
+                (4, "unknown service, invalid definition, status unknown, or lost output"),
+            ),
+            output_code=4,
+        ),
+        Command(
+            "startall",
+            "startall",
+            "Start every enabled service, dependencies first, each level in parallel.",
+            (),
+            (_jobs("starts"),),
+            ALL_EXITS,
+        ),
+        Command(
+            "stopall",
+            "stopall",
+            "Stop every running service, dependents first, each level in parallel.",
+            (),
+            (_jobs("stops"),),
+            ALL_EXITS,
+        ),
+        Command(
+            "list",
+            "list_",
+            "List definitions: name, type, enabled, depends, description.",
+            (),
+            (JSON,),
+            (
+                (0, "listed"),
+                (1, "the output could not be written"),
+                (2, "usage error"),
+                (6, "the services directory cannot be listed"),
+            ),
+            output_code=1,
+        ),
+        Command(
+            "check",
+            "check",
+            "Validate definitions without touching any process (6 if any is invalid).",
+            (SOME_NAMES,),
+            (),
+            (
+                (0, "every definition is valid"),
+                (1, "the output could not be written"),
+                (2, "usage error"),
+                (5, "unknown service"),
+                (6, "an invalid definition"),
+            ),
+            output_code=1,
+        ),
+        Command(
+            "logs",
+            "logs",
+            "Print the end of the service's output log.",
+            (Arg("name", "NAME", "Service name.", variadic=False),),
+            (
+                Opt("lines", ("-n", "--lines"), "int", 20, "How many lines.", 0, "N"),
+                Opt("follow", ("-f", "--follow"), "flag", False, "Keep printing new lines."),
+            ),
+            (
+                (0, "printed"),
+                (1, "no log (output discarded, never started) or lost output"),
+                (2, "usage error"),
+                (5, "unknown service"),
+                (6, "invalid definition"),
+            ),
+            output_code=1,
+        ),
+        _generator("initd", "/etc/init.d", "LSB init.d shims"),
+        _generator("unit", "/etc/systemd/system", "native systemd units"),
+    )
+}
+
+
+def output_code(call: Call) -> Optional[int]:
+    """The exit code when the output of ``call`` could not be written and that output was its
+    whole job; None when the output is a report of an action (the action's code stands)."""
+    cmd = COMMANDS[call.command]
+    if cmd.name in ("initd", "unit") and call.arguments().get("stdout"):
+        return 1
+    return cmd.output_code
+
+
+def make_call(cmd: Command, values: dict[str, Any], dirs: tuple[Any, Any, Any]) -> Call:
+    """The Call for ``cmd`` from parsed values (missing ones take their defaults), normalized
+    the same way whichever parser produced them."""
+    kwargs: list[tuple[str, Any]] = []
+    for arg in cmd.args:
+        value = values.get(arg.name)
+        kwargs.append((arg.name, tuple(value or ()) if arg.variadic else value))
+    for opt in cmd.opts:
+        value = values.get(opt.name, opt.default)
+        if value is None:
+            value = opt.default
+        if opt.kind == "path":
+            value = Path(value)
+        elif opt.kind == "int":
+            value = int(value)
+        else:
+            value = bool(value)
+        kwargs.append((opt.name, value))
+    paths = tuple(None if d is None else Path(d) for d in dirs)
+    return Call(cmd.name, tuple(kwargs), paths)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Documentation
+
+
+def _opt_cell(opt: Opt) -> str:
+    flags = ", ".join(f"`{f}`" for f in opt.flags)
+    return flags if opt.kind == "flag" else f"{flags} `{opt.metavar or opt.kind.upper()}`"
+
+
+def _default_cell(opt: Opt) -> str:
+    if opt.kind == "flag":
+        return "off"
+    if opt.default is None:
+        return "see below"
+    text = f"`{opt.default}`"
+    return text + (f" (at least {opt.minimum})" if opt.minimum is not None else "")
+
+
+def usage(cmd: Command) -> str:
+    words = ["servicectl", "[GLOBAL OPTIONS]", cmd.name]
+    for arg in cmd.args:
+        word = f"{arg.metavar}..." if arg.variadic else arg.metavar
+        words.append(word if arg.required else f"[{word}]")
+    for opt in cmd.opts:
+        flag = opt.flags[-1]
+        words.append(f"[{flag}]" if opt.kind == "flag" else f"[{flag} {opt.metavar or 'X'}]")
+    return " ".join(words)
+
+
+def markdown() -> str:
+    """The generated part of docs/commands.md: global options, then every command."""
+    out = ["## Global options", "", "| option | meaning |", "|---|---|"]
+    for opt in (*DIR_OPTS, VERSION):
+        out.append(f"| {_opt_cell(opt)} | {opt.help} |")
+    out += ["| `-h`, `--help` | Show the help of servicectl or of a command, and exit. |", ""]
+    out += [APP_EPILOG, ""]
+    for cmd in COMMANDS.values():
+        out += [f"## {cmd.name}", "", "```", usage(cmd), "```", "", cmd.help, ""]
+        if cmd.args:
+            out += ["| argument | meaning |", "|---|---|"]
+            for arg in cmd.args:
+                count = "one or more" if arg.required else "any number"
+                count = count if arg.variadic else "exactly one"
+                out.append(f"| `{arg.metavar}` ({count}) | {arg.help} |")
+            out.append("")
+        if cmd.opts:
+            out += ["| option | default | meaning |", "|---|---|---|"]
+            for opt in cmd.opts:
+                out.append(f"| {_opt_cell(opt)} | {_default_cell(opt)} | {opt.help} |")
+            out.append("")
+        out += ["| exit | meaning |", "|---|---|"]
+        out += [f"| {code} | {text} |" for code, text in cmd.exits]
+        out.append("")
+    return "\n".join(out)
+
+
+BEGIN = "<!-- BEGIN GENERATED: python -m servicectl.grammar --markdown -->"
+END = "<!-- END GENERATED -->"
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["--markdown"]:
+        print("usage: python -m servicectl.grammar --markdown", file=sys.stderr)
+        return 2
+    print(markdown(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
