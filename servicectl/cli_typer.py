@@ -117,8 +117,9 @@ def build() -> typer.Typer:
         params = [(a.name, *_argument(a)) for a in cmd.args]
         params += [(o.name, *_option(o)) for o in cmd.opts]
         params += [(o.name, *_option(o, hidden=True)) for o in DIR_OPTS]
-        exits = "; ".join(f"{code} {text}" for code, text in cmd.exits)
-        app.command(cmd.name, help=cmd.help, epilog=f"Exit codes: {exits}.")(
+        # "\b": click keeps the lines of this paragraph as they are.
+        exits = "\n".join(f"  {code}  {text}" for code, text in cmd.exits)
+        app.command(cmd.name, help=cmd.help, epilog=f"\b\nExit codes:\n{exits}")(
             _function(cmd.name, cmd.help, params, _command_body(cmd))
         )
     return app

@@ -114,13 +114,30 @@ def _jobs(what: str) -> Opt:
     return Opt("jobs", ("-j", "--jobs"), "int", 64, f"Parallel {what} per level.", 1, "N")
 
 
-ACTION_EXITS = (
-    (0, "success (for start: also already running; for stop: also already stopped)"),
-    (1, "failure (a crash within start_grace, a launcher exit, a timeout...)"),
+_COMMON_EXITS = (
     (2, "usage error"),
     (4, "insufficient privilege, or an unusable run directory"),
     (5, "unknown service, or its program is not installed"),
     (6, "invalid definition, or its config test (check_command) failed"),
+)
+START_EXITS = (
+    (0, "every service named runs (started now, or already running)"),
+    (
+        1,
+        "a start failed (died within start_grace, launcher exit, timeout) or was skipped "
+        "because a dependency failed",
+    ),
+    *_COMMON_EXITS,
+)
+STOP_EXITS = (
+    (0, "every service named is stopped (now, or already; a stale PID file is left alone)"),
+    (1, "a service could not be stopped (it survived its stop schedule)"),
+    *_COMMON_EXITS,
+)
+ACTION_EXITS = (
+    (0, "done (for try-restart: also a stopped service, left stopped)"),
+    (1, "failure (the stop or the start failed)"),
+    *_COMMON_EXITS,
 )
 RELOAD_EXITS = (
     (0, "reloaded"),
@@ -180,7 +197,7 @@ COMMANDS: dict[str, Command] = {
             "Start services (their stopped dependencies first); success if already running.",
             (NAMES,),
             (_jobs("starts"),),
-            ACTION_EXITS,
+            START_EXITS,
         ),
         Command(
             "stop",
@@ -188,7 +205,7 @@ COMMANDS: dict[str, Command] = {
             "Stop services; running services that depend on them are stopped first.",
             (NAMES,),
             (_jobs("stops"),),
-            ACTION_EXITS,
+            STOP_EXITS,
         ),
         Command("restart", "restart", "Stop if running, then start.", (NAMES,), (), ACTION_EXITS),
         Command(
@@ -213,7 +230,7 @@ COMMANDS: dict[str, Command] = {
             "Reload if supported, else restart if running.",
             (NAMES,),
             (),
-            ACTION_EXITS,
+            (*ACTION_EXITS, (7, "not running (a service that supports reload)")),
         ),
         Command(
             "status",
@@ -360,13 +377,13 @@ def usage(cmd: Command) -> str:
 
 def markdown() -> str:
     """The generated part of docs/commands.md: global options, then every command."""
-    out = ["## Global options", "", "| option | meaning |", "|---|---|"]
+    out = ["### Global options", "", "| option | meaning |", "|---|---|"]
     for opt in (*DIR_OPTS, VERSION):
         out.append(f"| {_opt_cell(opt)} | {opt.help} |")
     out += ["| `-h`, `--help` | Show the help of servicectl or of a command, and exit. |", ""]
     out += [APP_EPILOG, ""]
     for cmd in COMMANDS.values():
-        out += [f"## {cmd.name}", "", "```", usage(cmd), "```", "", cmd.help, ""]
+        out += [f"### {cmd.name}", "", "```", usage(cmd), "```", "", cmd.help, ""]
         if cmd.args:
             out += ["| argument | meaning |", "|---|---|"]
             for arg in cmd.args:

@@ -1,25 +1,37 @@
 """The command-line face: everyday command lines are parsed without typer (for speed), and
-everything else (help, usage errors, other commands) still gets typer's full grammar."""
+everything else (help, usage errors) still gets typer's full grammar; plus the papercuts of
+the face: usage errors without tracebacks, -h, global options after the command, did-you-mean,
+NAME.yaml, the generators' refusals, aligned tables and plurals."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
-from conftest import PY, Env, assert_ok
+from conftest import PY, Env, assert_ok, wait_for
 
 PROBE = """
 import sys
-from servicectl import cli
-code = cli.run(sys.argv[1:])
+from servicectl import cli, face
+face.install_streams()
+if sys.argv[1] == "--typer":
+    from servicectl import cli_typer, commands
+    call = cli_typer.parse(sys.argv[2:])
+    code = call if isinstance(call, int) else commands.execute(call)
+else:
+    code = cli.run(sys.argv[1:])
+face.flush()
 print("TYPER" if "typer" in sys.modules else "NO-TYPER", code, file=sys.stderr)
 """
 
 
 def run_probe(env: Env, *args: str) -> tuple[bool, int, str]:
     res = subprocess.run(
-        [PY, "-c", PROBE, *env.base_args()[3:], *args],
+        [PY, "-c", PROBE, *args[:1], *env.base_args()[3:], *args[1:]]
+        if args[:1] == ("--typer",)
+        else [PY, "-c", PROBE, *env.base_args()[3:], *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -44,25 +56,30 @@ def run_probe(env: Env, *args: str) -> tuple[bool, int, str]:
         ("reload", "web"),
         ("force-reload", "web"),
         ("list", "--json"),
+        ("check", "web"),
+        ("logs", "web", "-n", "3"),
+        ("status", "web", "-d", "services.d"),
     ],
 )
 def test_everyday_command_lines_skip_typer(env: Env, args: tuple[str, ...]) -> None:
     env.sleeper("web", "--hup")
     typer_used, code, out = run_probe(env, *args)
     assert not typer_used, out
-    assert code in (0, 3, 7), out  # 3: status of a stopped service; 7: reload of one
+    assert code in (0, 1, 3, 7), out  # 3: status of a stopped service; 7: reload; 1: no log
 
 
 @pytest.mark.parametrize(
     "args, code",
     [
         (("--help",), 0),
+        (("-h",), 0),
         (("status", "--help"), 0),
+        (("status", "-h"), 0),
         (("start",), 2),  # a name is required
         (("stop", "web", "--jobs", "0"), 2),  # jobs >= 1
+        (("start", "web", "-j", "²"), 2),
         (("status", "--bogus"), 2),
         (("frobnicate",), 2),
-        (("check", "web"), 0),
         (("--version",), 0),
     ],
 )
@@ -70,23 +87,26 @@ def test_everything_else_gets_typers_grammar(env: Env, args: tuple[str, ...], co
     env.sleeper("web")
     typer_used, got, out = run_probe(env, *args)
     assert typer_used and got == code, out
+    assert "Traceback" not in out
     if code == 2:
         assert "Usage:" in out
 
 
 def test_both_paths_print_the_same(env: Env) -> None:
-    """The same status through the fast path and through typer (``--`` forces typer)."""
+    """The same status through the fast path and through typer."""
     env.sleeper("web")
     assert_ok(env.sc("start", "web"))
     fast = assert_ok(env.sc("status", "--json", "web"))
-    slow = assert_ok(env.sc("status", "--json", "--", "web"))
+    typer_used, code, slow = run_probe(env, "--typer", "status", "--json", "web")
+    assert typer_used and code == 0, slow
+    slow_json = slow[: slow.rindex("]") + 1]
     strip = [
         {k: v for k, v in r.items() if k not in ("uptime_seconds", "cpu_percent")}
         for r in json.loads(fast.stdout)
     ]
     assert strip == [
         {k: v for k, v in r.items() if k not in ("uptime_seconds", "cpu_percent")}
-        for r in json.loads(slow.stdout)
+        for r in json.loads(slow_json)
     ]
     assert_ok(env.sc("stop", "web"))
 
@@ -102,3 +122,138 @@ def test_control_characters_are_never_printed_raw(env: Env) -> None:
         out = res.stdout + res.stderr
         assert "\x1b" not in out and "\u202e" not in out, (args, out)
         assert "\\x1b" in out, (args, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Papercuts
+
+
+def test_non_ascii_digits_are_a_usage_error(env: Env) -> None:
+    env.sleeper("web")
+    for args in (["start", "web", "-j", "²"], ["logs", "web", "-n", "²"], ["stopall", "-j²"]):
+        res = env.sc(*args)
+        assert res.returncode == 2, res.stderr
+        assert "Usage:" in res.stderr and "Traceback" not in res.stderr
+    assert not (env.run / "web.pid").exists()
+
+
+def test_dash_h_is_help(env: Env) -> None:
+    for where in ([], ["status"], ["initd"], ["logs"]):
+        long = assert_ok(env.sc(*where, "--help"))
+        short = assert_ok(env.sc(*where, "-h"))
+        assert short.stdout == long.stdout and "Usage:" in short.stdout
+
+
+def _bare(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """servicectl without the directories in front (the test puts them after the command)."""
+    return subprocess.run(
+        [PY, "-m", "servicectl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=env.root,
+        env=dict(os.environ, NO_COLOR="1"),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_global_options_after_the_command(env: Env) -> None:
+    env.sleeper("web")
+    dirs = ["-d", str(env.services), "--run-dir", str(env.run), "--log-dir", str(env.log)]
+    assert_ok(_bare(env, "start", "web", *dirs))
+    pid = env.pid("web")
+    rows = json.loads(assert_ok(_bare(env, "status", "--json", *dirs, "web")).stdout)
+    assert rows[0]["pid"] == pid and rows[0]["state"] == "running"
+    # Through typer too (--help is typer's; a usage error would be 2).
+    assert_ok(_bare(env, "logs", "web", "-n", "1", *dirs))
+    assert_ok(_bare(env, "stop", *dirs, "--", "web"))
+    assert not (env.run / "web.pid").exists()
+
+
+def test_did_you_mean_looks_at_every_definition(env: Env) -> None:
+    env.sleeper("web")
+    env.sleeper("database")
+    res = env.sc("start", "webb")
+    assert res.returncode == 5
+    assert "did you mean web?" in res.stderr
+    res = env.sc("status", "databse")
+    assert res.returncode == 4 and "did you mean database?" in res.stdout
+
+
+def test_name_given_as_its_file(env: Env) -> None:
+    env.sleeper("web")
+    res = assert_ok(env.sc("start", "web.yaml"))
+    assert res.stdout.startswith("web: started")
+    assert (env.run / "web.pid").exists()
+    assert_ok(env.sc("status", "web.yaml"))
+    res = env.sc("start", "web.yml")  # the file is web.yaml: not what was asked
+    assert res.returncode == 5
+    assert "neither web.yml nor web.yml.yaml" in res.stderr and "did you mean web?" in res.stderr
+    assert_ok(env.sc("stop", "web.yaml"))
+    assert not (env.run / "web.pid").exists()
+
+
+@pytest.mark.parametrize("kind", ["initd", "unit"])
+def test_generators_want_names_or_all(env: Env, kind: str) -> None:
+    env.sleeper("web")
+    res = env.sc(kind)
+    assert res.returncode == 2
+    assert "name services, or give --all" in res.stderr and "not both" not in res.stderr
+    res = env.sc(kind, "web", "--all", "--stdout")
+    assert res.returncode == 2 and "only one" in res.stderr
+
+
+@pytest.mark.parametrize("kind", ["initd", "unit"])
+@pytest.mark.parametrize("what", [["web"], ["--all"], ["--boot"]])
+def test_generators_refuse_a_missing_directory(env: Env, kind: str, what: list[str]) -> None:
+    env.sleeper("web")
+    missing = env.root / "nonexistent" / "x"
+    res = env.sc(kind, *what, "--dir", str(missing))
+    assert res.returncode == 1, res.stderr
+    assert f"{missing} does not exist" in res.stderr and "wrote" not in res.stdout
+    assert not (env.root / "nonexistent").exists()
+
+
+def _columns(line: str) -> list[int]:
+    """Start offsets of the words of ``line``."""
+    out, prev = [], " "
+    for i, c in enumerate(line):
+        if c != " " and prev == " ":
+            out.append(i)
+        prev = c
+    return out
+
+
+def test_tables_are_aligned_whatever_the_widths(env: Env) -> None:
+    long_dep = "a-dependency-with-a-long-name"
+    env.sleeper(long_dep, description="")
+    env.sleeper("w", depends=[long_dep], description="short")
+    env.sleeper("a-service-with-a-very-long-name", enabled=False, description="two words")
+    env.write("broken", "command: [unclosed\n", tag=False)
+    for args, fields in ((["list"], 5), (["status"], 7)):
+        res = env.sc(*args)
+        lines = res.stdout.splitlines()
+        header = _columns(lines[0])
+        for line in lines[1:]:
+            if line.startswith("broken"):
+                continue  # an error message as description: its words are free text
+            assert _columns(line)[: fields - 1] == header[: fields - 1], (args, res.stdout)
+    awk = subprocess.run(
+        ["awk", "NR > 1 {print $1, $2, $3}"],
+        input=env.sc("list").stdout,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "w simple yes" in awk.stdout
+    assert "a-service-with-a-very-long-name simple no" in awk.stdout
+    assert "broken invalid -" in awk.stdout
+
+
+def test_one_service_is_singular(env: Env) -> None:
+    env.sleeper("web")
+    res = assert_ok(env.sc("startall"))
+    assert "1 service: 1 started/ok" in res.stdout
+    wait_for(lambda: (env.run / "web.pid").exists(), 10, "web's PID file")
+    res = assert_ok(env.sc("stopall"))
+    assert "1 service: 1 stopped/ok" in res.stdout
