@@ -11,51 +11,102 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 
-class Arg(NamedTuple):
+class Arg:
     """A positional argument: ``variadic`` takes any number of words (at least one if
     ``required``); otherwise exactly one."""
 
-    name: str  # keyword of the body
-    metavar: str
-    help: str
-    required: bool = True
-    variadic: bool = True
+    __slots__ = ("name", "metavar", "help", "required", "variadic")
+
+    def __init__(
+        self, name: str, metavar: str, help: str, required: bool = True, variadic: bool = True
+    ) -> None:
+        self.name = name  # keyword of the body
+        self.metavar = metavar
+        self.help = help
+        self.required = required
+        self.variadic = variadic
 
 
-class Opt(NamedTuple):
+class Opt:
     """An option. ``kind``: "flag" (no value), "int", "path"; ``minimum`` for ints."""
 
-    name: str  # keyword of the body
-    flags: tuple[str, ...]
-    kind: str
-    default: Any
-    help: str
-    minimum: Optional[int] = None
-    metavar: str = ""
+    __slots__ = ("name", "flags", "kind", "default", "help", "minimum", "metavar")
+
+    def __init__(
+        self,
+        name: str,
+        flags: tuple[str, ...],
+        kind: str,
+        default: Any,
+        help: str,
+        minimum: Optional[int] = None,
+        metavar: str = "",
+    ) -> None:
+        self.name = name  # keyword of the body
+        self.flags = flags
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.minimum = minimum
+        self.metavar = metavar
 
 
-class Command(NamedTuple):
-    """One command: ``body`` names the function in servicectl.commands (imported lazily)."""
+class Command:
+    """One command: ``body`` names the function in servicectl.commands (imported lazily);
+    ``output_code``: the exit code when its output, its whole job, could not be written."""
 
-    name: str
-    body: str
-    help: str
-    args: tuple[Arg, ...] = ()
-    opts: tuple[Opt, ...] = ()
-    exits: tuple[tuple[int, str], ...] = ()
-    output_code: Optional[int] = None  # output is the whole job: exit code if it is lost
+    __slots__ = ("name", "body", "help", "args", "opts", "exits", "output_code")
+
+    def __init__(
+        self,
+        name: str,
+        body: str,
+        help: str,
+        args: tuple[Arg, ...] = (),
+        opts: tuple[Opt, ...] = (),
+        exits: tuple[tuple[int, str], ...] = (),
+        output_code: Optional[int] = None,
+    ) -> None:
+        self.name = name
+        self.body = body
+        self.help = help
+        self.args = args
+        self.opts = opts
+        self.exits = exits
+        self.output_code = output_code
 
 
-class Call(NamedTuple):
+class Call:
     """A decided command line: what to run, with which arguments, in which directories.
-    Variadic arguments are tuples; ``dirs`` is (services, run, log), None where not given."""
+    Variadic arguments are tuples; ``dirs`` is (services, run, log), None where not given.
+    Two parsers that decide alike produce equal Calls."""
 
-    command: str
-    kwargs: tuple[tuple[str, Any], ...]
-    dirs: tuple[Optional[Path], Optional[Path], Optional[Path]]
+    __slots__ = ("command", "kwargs", "dirs")
+
+    def __init__(
+        self,
+        command: str,
+        kwargs: tuple[tuple[str, Any], ...],
+        dirs: tuple[Optional[Path], Optional[Path], Optional[Path]],
+    ) -> None:
+        self.command = command
+        self.kwargs = kwargs
+        self.dirs = dirs
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.command, self.kwargs, self.dirs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Call) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Call({self.command!r}, {self.kwargs!r}, {self.dirs!r})"
 
     def arguments(self) -> dict[str, Any]:
         return dict(self.kwargs)
