@@ -170,11 +170,23 @@ def run(argv: list[str]) -> int:
     lost = _face.output_failure()
     if lost is not None:
         face.error(f"the output could not be written: {lost}")
-        wanted = output_code(call) if call is not None else 1
-        if wanted is not None and code != 130:
-            code = wanted if call is not None and call.command == "status" else code or wanted
         _face.flush()
+        return _lost_output_code(call, code)
     return code
+
+
+def _lost_output_code(call: Optional[Call], code: int) -> int:
+    """The exit code when the output could not be written: an action keeps its own; a
+    command whose output is its whole job fails (status: 4, unknown; the others: their own
+    failure, else 1). What typer answered itself (help, version) was all output too."""
+    if code == 130:
+        return code
+    wanted = 1 if call is None else output_code(call)
+    if wanted is None:
+        return code
+    if call is not None and call.command == "status":
+        return wanted
+    return code or wanted
 
 
 def main() -> None:

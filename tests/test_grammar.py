@@ -215,3 +215,46 @@ def test_the_table_imports_nothing_heavy() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
+
+
+def _servicectl_modules(node: object) -> set[str]:
+    """The servicectl modules an import statement names (``from servicectl import x`` too)."""
+    import ast
+
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module == "servicectl":
+        names = [f"servicectl.{a.name}" for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        names = [node.module]
+    else:
+        return set()
+    return {n.split(".")[1] for n in names if n.startswith("servicectl.")}
+
+
+def _imports(module: str) -> tuple[set[str], set[str]]:
+    """(servicectl modules imported when ``module`` is imported, the others it names: inside
+    functions, or for type checking only)."""
+    import ast
+
+    tree = ast.parse((ROOT / "servicectl" / f"{module}.py").read_text())
+    top = set().union(*(_servicectl_modules(n) for n in tree.body))
+    everything = set().union(*(_servicectl_modules(n) for n in ast.walk(tree)))
+    return top, everything - top
+
+
+def test_the_face_has_no_import_cycle() -> None:
+    """cli -> grammar, face (and commands, cli_typer lazily); cli_typer -> grammar; commands ->
+    face and the core; face -> the base only. Nothing imports cli back."""
+    allowed_top = {
+        "cli": {"errors", "face", "grammar"},
+        "cli_typer": {"grammar"},
+        "grammar": set(),
+        "face": set(),
+        "commands": {"errors", "face"},
+    }
+    for module, allowed in allowed_top.items():
+        top, lazy = _imports(module)
+        top.discard("__version__")  # from servicectl import __version__: the package itself
+        assert top <= allowed, (module, top - allowed)
+        assert "cli" not in top | lazy and (module == "cli" or "cli_typer" not in top | lazy)
