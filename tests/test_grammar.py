@@ -87,11 +87,15 @@ TOKENS = [
     ["-dz"],
 ]
 
+# Odd words too: "-=", "-j=", "--=", "-d-", "²", " 1"...
+ODD_WORD = st.text(alphabet="-=jdnfhx0123² /", max_size=5).map(lambda w: [w])
 argv_strategy = st.builds(
     lambda before, command, rest: [w for t in before for w in t] + [command] + rest,
-    st.lists(st.sampled_from(GLOBAL_TOKENS), max_size=3),
+    st.lists(st.one_of(st.sampled_from(GLOBAL_TOKENS), ODD_WORD), max_size=3),
     st.sampled_from(COMMAND_WORDS),
-    st.lists(st.sampled_from(TOKENS), max_size=6).map(lambda ts: [w for t in ts for w in t]),
+    st.lists(st.one_of(st.sampled_from(TOKENS), ODD_WORD), max_size=6).map(
+        lambda ts: [w for t in ts for w in t]
+    ),
 )
 
 
