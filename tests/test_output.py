@@ -106,8 +106,10 @@ def test_actions_complete_whatever_happens_to_the_output(env: Env, how: str) -> 
     code, err = through(env, how, "restart", "web")
     assert code == 0, err
     assert not alive(before) and _running(env)["web"]
-    code, err = through(env, how, "reload", "web")
-    assert code == 0, err
+    for verb in ("reload", "force-reload", "try-restart"):
+        code, err = through(env, how, verb, "web")
+        assert code == 0, (verb, err)
+    assert _running(env) == dict.fromkeys(CHAIN, True)
 
     code, err = through(env, how, "stopall")
     assert code == 0, err
