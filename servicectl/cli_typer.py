@@ -166,3 +166,17 @@ def unit(
 ) -> None:
     """Write native systemd units that hand every action to servicectl."""
     cli.unit(names, all_, directory, stdout, force)
+
+
+@app.command("import")
+def import_(
+    paths: list[str] = typer.Argument(
+        ..., help="init.d scripts or systemd .service units to read (never run).", show_default=False
+    ),
+    write: bool = typer.Option(False, "--write", help="Write NAME.yaml into the services dir."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing NAME.yaml."),
+) -> None:
+    """Turn init.d scripts and systemd units into definitions; list what was not converted."""
+    from servicectl import importer
+
+    raise typer.Exit(importer.main(paths, write, force, cli._dirs()))
