@@ -134,8 +134,10 @@ def _env_file(script: Script, draft: Draft) -> None:
             draft.skip(line, text, f"{path} does not exist on this machine: no env_file")
 
 
-def _argv(st: Step, script: Script, draft: Draft, lenient: bool = False) -> list[str] | None:
-    """A step's words; an unknown word drops the step (or, ``lenient``, only that word)."""
+def _argv(
+    st: Step, script: Script, draft: Draft, lenient: bool = False, quiet: bool = False
+) -> list[str] | None:
+    """A step's words; an unknown word drops the step (or, ``lenient``, becomes UNKNOWN)."""
     out: list[str] = []
     for word in st.cmd.words:
         try:
@@ -144,7 +146,8 @@ def _argv(st: Step, script: Script, draft: Draft, lenient: bool = False) -> list
             if not lenient:
                 draft.skip(st.line, st.text(script.lines), exc.why)
                 return None
-            draft.skip(st.line, st.text(script.lines), f"left out {word}: {exc.why}")
+            if not quiet:
+                draft.skip(st.line, st.text(script.lines), f"left out {word}: {exc.why}")
             out.append(UNKNOWN)
     return out
 
@@ -538,10 +541,14 @@ def _significant(
     for st in steps:
         if is_noise(st):
             continue
-        try:
-            argv: list[str] | None = st.argv()
-        except Unknown:
-            argv = None
+        argv: list[str] | None
+        if st.tool() in ("kill", "killproc", "start-stop-daemon"):
+            argv = _argv(st, script, draft, lenient=True, quiet=True)  # the target may be computed
+        else:
+            try:
+                argv = st.argv()
+            except Unknown:
+                argv = None
         if argv is not None and (not argv or is_noise(st, argv)):
             continue
         if (
