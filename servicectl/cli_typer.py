@@ -171,7 +171,9 @@ def unit(
 @app.command("import")
 def import_(
     paths: list[str] = typer.Argument(
-        ..., help="init.d scripts or systemd .service units to read (never run).", show_default=False
+        ...,
+        help="init.d scripts or systemd .service units to read (never run).",
+        show_default=False,
     ),
     write: bool = typer.Option(False, "--write", help="Write NAME.yaml into the services dir."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing NAME.yaml."),

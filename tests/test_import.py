@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import TAG_VAR, Env, alive, assert_ok
-from test_real_daemons import free_port, need, nginx_conf, shared, user_or_none  # noqa: F401
+from test_real_daemons import free_port, need, nginx_conf, user_or_none
+from test_real_daemons import shared as shared  # noqa: F401  (a fixture)
 
 from servicectl import config
 from servicectl.importer import draft_for, emit
@@ -27,8 +28,16 @@ FILES = sorted(
 # Files with no long-running program servicectl can find: postgresql's script drives
 # pg_ctlcluster through a sourced library; dnsmasq sets DAEMON in a sourced file.
 NO_PROGRAM = {"postgresql-common/postgresql", "dnsmasq/dnsmasq"}
-NEW_KEYS = {"check_command", "stop_schedule", "directories", "actions", "restart",
-            "restart_delay", "start_limit", "instances"}
+NEW_KEYS = {
+    "check_command",
+    "stop_schedule",
+    "directories",
+    "actions",
+    "restart",
+    "restart_delay",
+    "start_limit",
+    "instances",
+}
 
 
 def rel(p: Path) -> str:
@@ -50,7 +59,7 @@ def test_every_real_file_imports_and_passes_check(env: Env, path: Path) -> None:
         return
     assert_ok(res)
     text = res.stdout
-    assert text.startswith(f"# ") and f"from {path}" in text
+    assert text.startswith("# ") and f"from {path}" in text
     data = yaml.safe_load(text)
     assert data["command"]
     name = text.split(".yaml:", 1)[0][2:]
@@ -59,7 +68,10 @@ def test_every_real_file_imports_and_passes_check(env: Env, path: Path) -> None:
     # Every line listed at the top is also said on stderr.
     listed = [line[4:] for line in text.splitlines() if line.startswith("#   ")]
     for item in listed:
-        if not item.startswith(("the script's own", "${", "line ", "init-d-script")) or "not converted" in res.stderr:
+        if (
+            not item.startswith(("the script's own", "${", "line ", "init-d-script"))
+            or "not converted" in res.stderr
+        ):
             pass
     for line in res.stderr.splitlines():
         assert line.startswith(f"servicectl: {name}: not converted: ")
@@ -125,7 +137,9 @@ def test_ssh_cron_rsync_haproxy_scripts() -> None:
     assert rsync["command"][:3] == ["/usr/bin/rsync", "--no-detach", "--daemon"]
     hap = draft("haproxy/haproxy", exists=False).values
     assert hap["check_command"][:2] == ["/usr/sbin/haproxy", "-c"]
-    assert hap["directories"] == [{"path": "/run/haproxy", "owner": "haproxy", "group": "haproxy", "mode": "2775"}]
+    assert hap["directories"] == [
+        {"path": "/run/haproxy", "owner": "haproxy", "group": "haproxy", "mode": "2775"}
+    ]
     assert hap["stop_schedule"] == "TERM/5/KILL/5"
 
 
@@ -228,14 +242,20 @@ def test_missing_and_hostile_files(env: Env, tmp_path: Path) -> None:
 def _hostile(tmp: Path) -> list[Path]:
     out = []
     big = tmp / "big"
-    body = b'DAEMON=/usr/sbin/foo\ncase "$1" in\n start) start-stop-daemon --start --exec $DAEMON ;;\nesac\n'
+    body = (
+        b'DAEMON=/usr/sbin/foo\ncase "$1" in\n'
+        b" start) start-stop-daemon --start --exec $DAEMON ;;\nesac\n"
+    )
     big.write_bytes(body + b"# padding padding padding\n" * 400_000)  # 10 MB
     out.append(big)
     nul = tmp / "nul"
     nul.write_bytes(b"#!/bin/sh\nDAEMON=/usr/sbin/fo\0o\ncase $1 in start) $DAEMON & ;; esac\n")
     out.append(nul)
     latin = tmp / "latin1"
-    latin.write_bytes("#!/bin/sh\n# Caf\xe9\nDAEMON=/usr/sbin/caf\xe9\ncase $1 in start) nohup $DAEMON & ;; esac\n".encode("latin-1"))
+    latin.write_bytes(
+        "#!/bin/sh\n# Caf\xe9\nDAEMON=/usr/sbin/caf\xe9\n"
+        "case $1 in start) nohup $DAEMON & ;; esac\n".encode("latin-1")
+    )
     out.append(latin)
     deep = tmp / "deep"
     deep.write_text("#!/bin/sh\n" + "if true; then\n" * 3000 + "x\n" + "fi\n" * 3000)
@@ -244,7 +264,10 @@ def _hostile(tmp: Path) -> list[Path]:
     unclosed.write_text('#!/bin/sh\ncase "$1" in\n start) echo "$( ${ `\'\n')
     out.append(unclosed)
     weird = tmp / "weird.service"
-    weird.write_text("[Unit]\nDescription=x\x1b[31m\n[Bogus]\nFoo=bar\n[Service]\nExecStart=/bin/sleep 100\nFrob=1\n")
+    weird.write_text(
+        "[Unit]\nDescription=x\x1b[31m\n[Bogus]\nFoo=bar\n"
+        "[Service]\nExecStart=/bin/sleep 100\nFrob=1\n"
+    )
     out.append(weird)
     garbage = tmp / "garbage.service"
     garbage.write_bytes(os.urandom(5000).replace(b"\0", b"x"))
@@ -303,7 +326,9 @@ def test_imported_nginx_runs(env: Env, shared: Path) -> None:
     port = free_port()
     conf = nginx_conf(env, port, shared)
     pid = env.run / "nginx-imported.pid"
-    conf.write_text(conf.read_text().replace("worker_processes 2;", f"worker_processes 1;\npid {pid};"))
+    conf.write_text(
+        conf.read_text().replace("worker_processes 2;", f"worker_processes 1;\npid {pid};")
+    )
     data = _imported(env, "nginx/nginx")
     assert data["type"] == "forking" and data["command"] == "/usr/sbin/nginx $DAEMON_OPTS"
     (env.root / "nginx.env").write_text(f"DAEMON_OPTS=-c {conf}\n")
@@ -337,7 +362,9 @@ def test_imported_redis_unit_runs(env: Env, shared: Path) -> None:
         data.pop("user", None)
         data.pop("group", None)
     conf = shared / "redis.conf"
-    conf.write_text(f'port {port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir {datadir}\nlogfile ""\n')
+    conf.write_text(
+        f'port {port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir {datadir}\nlogfile ""\n'
+    )
     conf.chmod(0o644)
     data["command"] = data["command"].replace("/etc/redis/redis.conf", str(conf))
     data["start_timeout"] = 20
@@ -364,8 +391,10 @@ def test_imported_memcached_runs(env: Env, shared: Path) -> None:
     conf = shared / "memcached.conf"
     conf.write_text(f"-p {port}\n-l 127.0.0.1\n-U 0\n-m 16\n-u {user}\nlogfile {shared}/mc.log\n")
     pid = env.run / "mc.pid"
-    data["command"] = data["command"].replace("/etc/memcached.conf", str(conf)).replace(
-        "/var/run/memcached.pid", str(pid)
+    data["command"] = (
+        data["command"]
+        .replace("/etc/memcached.conf", str(conf))
+        .replace("/var/run/memcached.pid", str(pid))
     )
     data["pid_file"] = str(pid)
     env.write("mc", data)

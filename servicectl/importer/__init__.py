@@ -12,8 +12,8 @@ import os
 import re
 import stat
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicectl.importer.draft import Draft
@@ -90,7 +90,8 @@ def read_source(path: str) -> tuple[str, list[str]]:
         raw = raw[:MAX_BYTES]
         raw = raw[: raw.rfind(b"\n") + 1] or raw
         remarks.append(
-            f"the file is larger than {MAX_BYTES // 1024} KiB: only its first {len(raw)} bytes were read"
+            f"the file is larger than {MAX_BYTES // 1024} KiB: "
+            f"only its first {len(raw)} bytes were read"
         )
     if raw.startswith(b"\x7fELF") or (
         b"\0" in raw[:4096] and not raw.startswith((b"#!", b"[", b"#"))
@@ -198,10 +199,8 @@ def main(paths: list[str], write: bool, force: bool, dirs: Dirs) -> int:
         if not unit:
             for item in _provides(text):
                 names.setdefault(item, name)
-    printed = 0
-    for path, text, remarks in sources:
-        code = max(code, _one(path, text, remarks, names, write, force, dirs, printed))
-        printed += 1
+    for index, (path, text, remarks) in enumerate(sources):
+        code = max(code, _one(path, text, remarks, names, write, force, dirs, index))
     return code
 
 

@@ -89,7 +89,6 @@ NOISE = {
     "expr",
     "seq",
     "let",
-    "printf",
     "getopts",
     "read",
     "cat",

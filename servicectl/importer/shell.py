@@ -466,16 +466,8 @@ class Parser:
             self.pos += 1
             body = self.parse_list({"esac"}, {";;", ";&", ";;&"})
             arms.append((patterns, body, t.line))
-            if (
-                self.peek() is not None
-                and self.peek().kind == "op"
-                and self.peek().text
-                in (  # type: ignore[union-attr]
-                    ";;",
-                    ";&",
-                    ";;&",
-                )
-            ):
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "op" and nxt.text in (";;", ";&", ";;&"):
                 self.pos += 1
         self._redirects()
         return Case(word, arms, line)
@@ -552,8 +544,6 @@ def walk(nodes: list[Node], funcs: bool = False) -> list[Cmd]:
         elif isinstance(node, Case):
             for _, body, _ in reversed(node.arms):
                 stack.append((body, 0))
-        elif isinstance(node, (Loop, Group)):
-            stack.append((node.body, 0))
-        elif isinstance(node, Func) and funcs:
+        elif isinstance(node, (Loop, Group)) or isinstance(node, Func) and funcs:
             stack.append((node.body, 0))
     return out

@@ -103,10 +103,10 @@ def _param(expr: str, v: Vars) -> str:
     """``${...}`` contents: NAME, NAME:-word, NAME-word, NAME:=word, NAME:+word, #NAME,
     NAME#pat, NAME##pat, NAME%pat, NAME%%pat."""
     if expr.startswith("#") and _NAME_RE.fullmatch(expr[1:]):
-        text = _lookup(expr[1:], v)
-        if SPLIT in text or WHOLE in text:
+        length = _lookup(expr[1:], v)
+        if SPLIT in length or WHOLE in length:
             raise Unknown(f"${{{expr}}} depends on the defaults file")
-        return str(len(text))
+        return str(len(length))
     m = re.match(r"([A-Za-z_][A-Za-z0-9_]*|[0-9]|[@*#?$!-])(.*)$", expr, re.S)
     if not m:
         raise Unknown(f"${{{expr}}} is not understood")
