@@ -39,12 +39,28 @@ def execute(call: Call) -> int:
     from servicectl.paths import resolve_dirs
 
     _CTX.dirs = resolve_dirs(*call.dirs)
-    body = globals()[COMMANDS[call.command].body]
+    body = _body(COMMANDS[call.command].body)
     try:
         return int(body(**call.arguments()))
     except ServicectlError as exc:
         face.error(exc.message, exc.detail)
         return int(exc.exit_code)
+
+
+def _body(name: str) -> Any:
+    """The function a table entry names: ``name`` in this module, or ``module:function`` for a
+    command that lives in its own module (imported only when that command runs)."""
+    if ":" not in name:
+        return globals()[name]
+    import importlib
+
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(f"servicectl.{module}"), function)
+
+
+def dirs() -> Dirs:
+    """The directories of the command being run (for bodies living in other modules)."""
+    return _dirs()
 
 
 def _dirs() -> Dirs:

@@ -362,6 +362,24 @@ COMMANDS: dict[str, Command] = {
         ),
         _generator("initd", "/etc/init.d", "LSB init.d shims"),
         _generator("unit", "/etc/systemd/system", "native systemd units"),
+        Command(
+            "import",
+            "importer:command",
+            "Turn init.d scripts and systemd units into definitions (never run them); list "
+            "what was not converted, at the top of the result and on stderr.",
+            (Arg("paths", "PATH", "init.d scripts or systemd .service units to read."),),
+            (
+                Opt("write", ("--write",), "flag", False, "Write NAME.yaml into the services dir."),
+                Opt("force", ("--force",), "flag", False, "Overwrite an existing NAME.yaml."),
+            ),
+            (
+                (0, "a definition was produced (printed, or written with --write)"),
+                (1, "a definition could not be written (it exists: use --force)"),
+                (2, "usage error"),
+                (5, "the file is missing"),
+                (6, "no program to run could be found, or the file is not a script or unit"),
+            ),
+        ),
     )
 }
 

@@ -1,0 +1,314 @@
+"""Shell words to plain strings, following the script's own variables (never running anything).
+
+A variable's value is what its plain assignment says. A variable the script never sets but
+that its sourced defaults file (``/etc/default/NAME``) may set is kept as a reference that
+servicectl expands at start from the service's environment: ``$VAR`` (a whole unquoted word:
+zero or more words) or ``${VAR}`` (inside a word). Anything computed by a command
+(``$(...)``, backquotes, arithmetic) is unknown.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+# Private-use characters mark a kept reference inside a value: SPLIT + NAME + END (an unquoted
+# reference: field-split at start) or WHOLE + NAME + END (quoted: one word).
+SPLIT, WHOLE, END = "\ue000", "\ue002", "\ue001"
+_REF_RE = re.compile(f"[{SPLIT}{WHOLE}]([A-Za-z_][A-Za-z0-9_]*){END}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class Value:
+    text: str | None  # None: computed by a command, unknown
+    line: int
+    overridable: bool = False  # set before a defaults file was sourced: that file may change it
+    how: str = ""  # the assignment as written, for messages
+
+
+@dataclass
+class Vars:
+    """The variables of a script as the analysis walks it."""
+
+    values: dict[str, Value] = field(default_factory=dict)
+    env_sourced: bool = False  # a defaults file was sourced: unset variables may come from it
+    script: str = ""  # $0
+    service: str = ""  # the definition's name: the fallback for an unknown $NAME
+    used: set[str] = field(default_factory=set)  # variables read, for notes
+    unknown: dict[str, Value] = field(default_factory=dict)  # unknown variables that were read
+    defaulted: set[str] = field(default_factory=set)  # ${VAR:-x} used x; the env file may not
+    fallbacks: list[tuple[str, Value, Value]] = field(default_factory=list)
+    opaque: str = ""  # a sourced file not followed: unset variables may come from it
+
+    def copy(self) -> Vars:
+        return Vars(
+            dict(self.values),
+            self.env_sourced,
+            self.script,
+            self.service,
+            self.used,
+            self.unknown,
+            self.defaulted,
+            self.fallbacks,
+            self.opaque,
+        )
+
+
+class Unknown(Exception):
+    """A word whose value depends on a command's output or something else not known."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+OPTION_VAR_RE = re.compile(r"^(?:[A-Z0-9_]*_)?(?:OPTS|OPTIONS|ARGS|FLAGS|PARAMS|EXTRAOPTS)$|^EXTRA")
+
+
+def is_option_var(name: str) -> bool:
+    """DAEMON_OPTS, DAEMON_ARGS, SSHD_OPTS, OPTIONS, EXTRA_OPTS...: extra arguments an
+    administrator sets in the defaults file."""
+    return bool(OPTION_VAR_RE.match(name))
+
+
+def _lookup(name: str, v: Vars) -> str:
+    """A variable's text (references kept as markers); raises Unknown."""
+    v.used.add(name)
+    if name == "0":
+        return v.script
+    if name in ("$", "!", "?", "#", "@", "*", "-") or name.isdigit():
+        raise Unknown(f"${name} is known only when the script runs")
+    val = v.values.get(name)
+    if val is None and name == "NAME" and v.service:
+        return v.service
+    if val is not None:
+        if val.text is None:
+            if name == "NAME" and v.service:
+                return v.service
+            v.unknown[name] = val
+            raise Unknown(f"{name} is computed by a command (line {val.line})")
+        if is_option_var(name) and val.overridable and val.text.strip() == "" and v.env_sourced:
+            return SPLIT + name + END
+        return val.text
+    if v.opaque and name.isupper():
+        raise Unknown(f"{name} may be set by {v.opaque}, which is not followed")
+    if v.env_sourced:
+        return SPLIT + name + END
+    return ""
+
+
+def _param(expr: str, v: Vars) -> str:
+    """``${...}`` contents: NAME, NAME:-word, NAME-word, NAME:=word, NAME:+word, #NAME,
+    NAME#pat, NAME##pat, NAME%pat, NAME%%pat."""
+    if expr.startswith("#") and _NAME_RE.fullmatch(expr[1:]):
+        length = _lookup(expr[1:], v)
+        if SPLIT in length or WHOLE in length:
+            raise Unknown(f"${{{expr}}} depends on the defaults file")
+        return str(len(length))
+    m = re.match(r"([A-Za-z_][A-Za-z0-9_]*|[0-9]|[@*#?$!-])(.*)$", expr, re.S)
+    if not m:
+        raise Unknown(f"${{{expr}}} is not understood")
+    name, rest = m.group(1), m.group(2)
+    if not rest:
+        return _lookup(name, v)
+    op_m = re.match(r"(:?[-=+?]|##|#|%%|%)(.*)$", rest, re.S)
+    if not op_m:
+        raise Unknown(f"${{{expr}}} is not understood")
+    op, arg = op_m.group(1), op_m.group(2)
+    if name == "0" and op in ("##", "#", "%%", "%"):
+        return _trim(v.script, op, expand_text(arg, v))
+    try:
+        text: str | None = _lookup(name, v)
+    except Unknown:
+        if op.lstrip(":") in ("-", "="):
+            text = None
+        else:
+            raise
+    is_ref = text is not None and (text.startswith(SPLIT) and text.endswith(END))
+    if op.lstrip(":") in ("-", "="):
+        if is_ref or text is None:
+            v.defaulted.add(name)
+            return expand_text(arg, v)
+        if text == "" and op.startswith(":"):
+            return expand_text(arg, v)
+        return text
+    if op.lstrip(":") == "+":
+        if is_ref:
+            raise Unknown(f"${{{expr}}} depends on whether the defaults file sets {name}")
+        return expand_text(arg, v) if text else ""
+    if op.lstrip(":") == "?":
+        return text or ""
+    if is_ref or text is None:
+        raise Unknown(f"${{{expr}}} depends on the defaults file")
+    return _trim(text, op, expand_text(arg, v))
+
+
+def _trim(text: str, op: str, pattern: str) -> str:
+    """``${x#p}`` and friends, with shell patterns."""
+    indices = range(len(text) + 1)
+    if op in ("#", "##"):
+        cands = indices if op == "#" else reversed(indices)
+        for i in cands:
+            if fnmatch.fnmatchcase(text[:i], pattern):
+                return text[i:]
+        return text
+    cands = reversed(indices) if op == "%" else indices
+    for i in cands:
+        if fnmatch.fnmatchcase(text[i:], pattern):
+            return text[:i]
+    return text
+
+
+def _dollar(word: str, i: int, v: Vars, quoted: bool) -> tuple[str, int]:
+    """The expansion of the ``$`` at ``word[i]``, and the index after it."""
+    n = len(word)
+    if i + 1 >= n:
+        return "$", i + 1
+    c = word[i + 1]
+    if word.startswith("$((", i):
+        raise Unknown("arithmetic is not followed")
+    if c == "(":
+        raise Unknown(f"{_short(word)} is computed by a command")
+    if c == "{":
+        depth, j = 0, i + 1
+        while j < n:
+            if word[j] == "{":
+                depth += 1
+            elif word[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        text = _param(word[i + 2 : j], v)
+        return (_whole(text) if quoted else text), j + 1
+    if c == "'" and not quoted:  # $'...' (bash): the quoted text, escapes not interpreted
+        j = word.find("'", i + 2)
+        j = n if j < 0 else j
+        return word[i + 2 : j], j + 1
+    m = _NAME_RE.match(word, i + 1)
+    if m:
+        text = _lookup(m.group(0), v)
+        return (_whole(text) if quoted else text), m.end()
+    if c.isdigit() or c in "@*#?$!-":
+        return _lookup(c, v), i + 2
+    return "$", i + 1
+
+
+def _whole(text: str) -> str:
+    """A reference in double quotes is one word at start."""
+    return text.replace(SPLIT, WHOLE)
+
+
+def _short(word: str) -> str:
+    return word if len(word) <= 60 else word[:57] + "..."
+
+
+def expand_text(word: str, v: Vars, quoted: bool = False) -> str:
+    """One shell word with quotes removed and variables replaced (no field splitting).
+
+    Unquoted text keeps a marker in front of each literal character that must not be split:
+    callers that split use :func:`expand_words`.
+    """
+    out: list[str] = []
+    i, n = 0, len(word)
+    while i < n:
+        c = word[i]
+        if c == "\\":
+            if i + 1 < n:
+                nxt = word[i + 1]
+                if not quoted or nxt in '$`"\\\n':
+                    out.append(_lit(nxt))
+                else:
+                    out.append("\\" + nxt)
+            i += 2
+        elif c == "'" and not quoted:
+            j = word.find("'", i + 1)
+            j = n if j < 0 else j
+            out.append(_lit(word[i + 1 : j]))
+            i = j + 1
+        elif c == '"' and not quoted:
+            j, depth = i + 1, 0
+            while j < n:
+                if word[j] == "\\":
+                    j += 2
+                    continue
+                if word[j] == "$" and j + 1 < n and word[j + 1] in "({":
+                    depth += 1
+                elif word[j] in ")}" and depth:
+                    depth -= 1
+                elif word[j] == '"' and not depth:
+                    break
+                j += 1
+            out.append(_lit(expand_text(word[i + 1 : j], v, quoted=True)))
+            i = j + 1
+        elif c == "`":
+            raise Unknown(f"{_short(word)} is computed by a command")
+        elif c == "$":
+            text, i = _dollar(word, i, v, quoted)
+            out.append(text)
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+_LIT = "\ue003"  # marks the start of quoted text that must not be split
+
+
+def _lit(text: str) -> str:
+    return "".join(_LIT + ch if ch in " \t\n" else ch for ch in text)
+
+
+def expand_words(word: str, v: Vars) -> list[str]:
+    """An unquoted word after expansion and field splitting (empty unquoted values vanish)."""
+    text = expand_text(word, v)
+    fields: list[str] = []
+    cur: list[str] = []
+    had_quotes = "'" in word or '"' in word
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == _LIT and i + 1 < len(text):
+            cur.append(text[i + 1])
+            i += 2
+            continue
+        if ch in " \t\n":
+            if cur:
+                fields.append("".join(cur))
+                cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    if cur or (had_quotes and not fields):
+        fields.append("".join(cur))
+    return fields
+
+
+def plain(word: str, v: Vars) -> str:
+    """A word as one string (assignments, paths): no splitting, markers removed."""
+    return expand_text(word, v).replace(_LIT, "")
+
+
+def has_ref(text: str) -> bool:
+    return SPLIT in text or WHOLE in text
+
+
+def refs(text: str) -> list[str]:
+    return _REF_RE.findall(text)
+
+
+def to_servicectl(word: str) -> str:
+    """A field as servicectl writes it: a literal ``$`` doubled, kept references as ``$VAR``
+    (standing alone, unquoted in the script) or ``${VAR}``."""
+    m = _REF_RE.fullmatch(word)
+    if m and word[0] == SPLIT:
+        return "$" + m.group(1)
+    escaped = word.replace("$", "$$")
+    return _REF_RE.sub(lambda mm: "${" + mm.group(1) + "}", escaped)
+
+
+def shown(text: str) -> str:
+    """A value with its markers as the script wrote them, for messages."""
+    return _REF_RE.sub(lambda m: "$" + m.group(1), text).replace(_LIT, "")
