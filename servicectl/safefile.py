@@ -137,7 +137,8 @@ def _symlink_refusal(path: Path, what: str, dfd: int) -> Refused:
         target = f" (to {os.readlink(path.name, dir_fd=dfd)})"
     except OSError:
         target = ""
-    return Refused(f"the {what} {path} is a symlink{target}; servicectl does not follow it")
+    where = "" if writable_by_root_alone(os.fstat(dfd)) else " in a directory other users can write"
+    return Refused(f"the {what} {path} is a symlink{target}{where}; servicectl does not follow it")
 
 
 def _check_output_kind(path: Path, st: os.stat_result, what: str, dfd: int) -> None:
