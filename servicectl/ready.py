@@ -39,20 +39,38 @@ class Notes:
 MAX_SUN_PATH = 107  # bytes of a socket path (sun_path is 108, with the final NUL)
 
 
-def notify_address(run_dir: Path, name: str) -> str:
+def notify_address(run_dir: Path, name: str, uid: int | None = None) -> str:
     """The service's NOTIFY_SOCKET (docs/security.md R-NOTIFY-1, R-NOTIFY-2).
 
     A path socket in the run directory, where no one but servicectl can create anything: no
     other user can bind it first or receive the service's messages. When that path does not
-    fit in a socket address, an abstract name with 128 random bits (``@servicectl/...``): it
-    cannot be guessed, so it cannot be bound first either.
+    fit in a socket address, or the service's user (``uid``; None: any user) cannot reach the
+    run directory, an abstract name with 128 random bits (``@servicectl/...``): it cannot be
+    guessed, so it cannot be bound first either.
     """
     path = str(run_dir / f"{name}.notify")
-    if len(os.fsencode(path)) <= MAX_SUN_PATH:
+    if len(os.fsencode(path)) <= MAX_SUN_PATH and _reachable(run_dir, uid):
         return path
     import secrets
 
     return f"@servicectl/{secrets.token_hex(16)}"
+
+
+def _reachable(directory: Path, uid: int | None) -> bool:
+    """Whether ``uid`` (None: every user) can surely search every directory down to
+    ``directory`` (group permissions are not counted: when unsure, say no)."""
+    if uid == 0:
+        return True
+    import stat
+
+    for part in (directory, *directory.parents):
+        try:
+            st = os.stat(part)
+        except OSError:
+            return False
+        if not (st.st_mode & stat.S_IXOTH or (st.st_uid == uid and st.st_mode & stat.S_IXUSR)):
+            return False
+    return True
 
 
 class NotifySocket:

@@ -495,6 +495,8 @@ def test_R_NOTIFY_1_the_address_cannot_be_taken_first(env: Env, user: User) -> N
             res = sc_run(env, run, *args)
             assert_ok(res)
             assert_clear(res)
+        pid = int((run / "nt.pid").read_text())
+        assert psutil.Process(pid).environ()["NOTIFY_SOCKET"] == str(run / "nt.notify")
         out, _ = old.communicate(timeout=30)
         assert "READY" not in out and "private" not in out, out
         _, err = new.communicate(timeout=30)
