@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from servicectl.errors import ConfigError
-from servicectl.paths import Dirs
+from servicectl.errors import ConfigError, UntrustedError
+from servicectl.paths import Dirs, untrusted_problem, untrusted_tree_problem
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
@@ -809,9 +809,13 @@ def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
         # Non-blocking: a FIFO planted as NAME.yaml must not hang every command.
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 err = ConfigError(label, None, "not a regular file; a definition must be one")
                 return Invalid(name, file, (err,))
+            untrusted = untrusted_problem(file, "definition", st)
+            if untrusted is not None:  # as root: another user could have written it
+                return Invalid(name, file, (UntrustedError(label, None, untrusted),))
             raw = fh.read(1024 * 1024 + 1)
     except OSError as exc:
         return Invalid(name, file, (ConfigError(label, None, f"cannot be read: {exc.strerror}"),))
@@ -847,6 +851,10 @@ def load_catalog(dirs: Dirs, only: Iterable[str] | None = None, use_cache: bool 
     problem = services_dir_problem(dirs.services)
     if problem:
         problems.append(problem)
+    else:
+        untrusted = untrusted_tree_problem(dirs.services, "services directory")
+        if untrusted is not None:  # as root: whoever can write it decides what root runs
+            raise untrusted
     services: dict[str, Service] = {}
     invalid: dict[str, Invalid] = {}
     cached = cache.load(dirs) if use_cache else {}

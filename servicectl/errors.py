@@ -59,6 +59,13 @@ class ConfigError(ServicectlError):
         return (type(self), (self.file, self.key, self.problem))
 
 
+class UntrustedError(ConfigError):
+    """As root, a definition (or drop-in) another user could have written: not used (exit 4).
+    See docs/security.md R-DEF-2."""
+
+    exit_code = Exit.PRIVILEGE
+
+
 class UnknownServiceError(ServicectlError):
     """No definition with that name."""
 

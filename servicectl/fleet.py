@@ -165,11 +165,7 @@ def start_ordered(
         if name in catalog.invalid:
             failed[name] = "is invalid"
             err = catalog.invalid[name].first_error
-            emit(
-                Outcome(
-                    name, Exit.NOT_CONFIGURED, f"invalid definition: {err.message}", ok_line=False
-                )
-            )
+            emit(Outcome(name, err.exit_code, f"invalid definition: {err.message}", ok_line=False))
     with _Pool(jobs) as pool:
         for level in levels(catalog, [n for n in wanted if n in catalog.services]):
             batch: list[tuple[str, Callable[[], Outcome]]] = []

@@ -21,13 +21,22 @@ def lock_path(run_dir: Path, name: str) -> Path:
 
 
 def _open(path: Path) -> int:
-    """Open (or create) the lock file, never through a symlink; a clear error otherwise."""
+    """Open (or create) the lock file, never through a symlink; a clear error otherwise.
+
+    A lock file that exists but cannot be opened for writing (a read-only or immutable run
+    directory, a read-only file) is opened read-only: flock works on any descriptor, so a
+    running service can still be stopped (docs/security.md R-LOCK-1).
+    """
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        fd = os.open(
-            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600
-        )
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o600)
     except OSError as exc:
-        raise _lock_error(path, exc) from None
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise _lock_error(path, exc) from None
+        try:
+            fd = os.open(path, os.O_RDONLY | flags)
+        except OSError:
+            raise _lock_error(path, exc) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise PrivilegeError(

@@ -160,3 +160,71 @@ def ensure_run_dir(path: Path) -> Path:
     if problem is not None:
         raise problem
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust: what root may act on (docs/security.md, R-DEF and R-ENV-1)
+
+
+def writable_by_root_alone(st: os.stat_result) -> bool:
+    """Whether only root (or servicectl's own user) can change what this stat describes: owned
+    by one of them, and not writable by group or others. A sticky world-writable directory
+    (/tmp) is not: others can create entries in it."""
+    return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
+
+
+def untrusted_problem(path: Path, what: str, st: os.stat_result | None = None) -> str | None:
+    """Why root must not act on ``path`` (a definition file, a drop-in file or directory, an
+    env_file), with the command that fixes it; None if only root can write it, or if servicectl
+    does not run as root (a user's own services run with that user's rights).
+
+    ``st`` is the stat of what was actually opened (fstat), when the caller has it."""
+    if os.geteuid() != 0:
+        return None
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None  # missing or unreadable: the caller reports that in its own terms
+    if writable_by_root_alone(st):
+        return None
+    if st.st_uid not in (0, os.geteuid()):
+        fix, who = f"chown root {path} && chmod go-w {path}", f"belongs to uid {st.st_uid}"
+    else:
+        fix, who = f"chmod go-w {path}", "can be written by other users"
+    return (
+        f"the {what} {path} {who} (mode {stat.S_IMODE(st.st_mode):04o}); as root, servicectl "
+        f"does not act on what another user could have written. Fix it with: {fix}"
+    )
+
+
+def untrusted_tree_problem(path: Path, what: str) -> PrivilegeError | None:
+    """R-DEF-1: as root, ``path`` (a directory, symlinks resolved) must be writable by root
+    alone, and so must each of its ancestors unless that ancestor is sticky (/tmp): whoever can
+    rename or replace it chooses what root runs. None if fine, missing, or not root."""
+    if os.geteuid() != 0:
+        return None
+    real = Path(os.path.realpath(path))
+    problem = untrusted_problem(real, what)
+    if problem is not None:
+        return PrivilegeError(problem)
+    for parent in real.parents:
+        try:
+            st = os.stat(parent)
+        except OSError:
+            return None
+        sticky = st.st_mode & stat.S_ISVTX and st.st_uid in (0, os.geteuid())
+        if writable_by_root_alone(st) or sticky:
+            continue
+        return PrivilegeError(
+            f"the {what} {path} lies in {parent}, which "
+            + (
+                f"belongs to uid {st.st_uid}"
+                if st.st_uid not in (0, os.geteuid())
+                else "other users can write"
+            )
+            + f" (mode {stat.S_IMODE(st.st_mode):04o}): they could replace it. As root, "
+            f"servicectl does not act on it. Fix it with: chown root {parent} && chmod go-w "
+            f"{parent} (or move the {what})"
+        )
+    return None

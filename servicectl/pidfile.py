@@ -11,6 +11,9 @@ import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from servicectl.errors import Exit, ServicectlError
+from servicectl.safefile import describe_kind, open_dir
+
 MAX_PIDFILE_BYTES = 64
 
 
@@ -23,29 +26,45 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     carry the boot id, and the run directory is normally a tmpfs), and after a power loss a
     torn or empty file is read as garbage and ignored, never trusted.
     """
-    directory = path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        dfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        atomic_write_at(dfd, path, data, mode)
+    finally:
+        os.close(dfd)
+
+
+def atomic_write_at(dfd: int, path: Path, data: bytes, mode: int = 0o644) -> None:
+    """``atomic_write`` of ``path.name`` in the directory open as ``dfd``. An OSError names
+    the file at fault by its full path."""
+    name = path.name
+    tmp = f".{name}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, flags, mode)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, flags, mode, dir_fd=dfd)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=dfd)
+            raise
         os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        try:
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path.parent / tmp)) from None
 
 
 class PidFileRead(NamedTuple):
@@ -129,10 +148,109 @@ def read_pidfile(path: Path) -> PidFileRead:
     return PidFileRead(path, True, pid=pid, owner=owner, mode=mode)
 
 
-def write_pidfile(path: Path, pid: int) -> None:
-    """Write "PID\\n" atomically (parent directory created 0755 if missing)."""
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    atomic_write(path, f"{pid}\n".encode())
+class NotAPidFile(ServicectlError):
+    """A PID file path names a file that is not a PID file: it is neither removed nor replaced
+    (docs/security.md R-PID-2). A configuration error: exit 6."""
+
+    exit_code = Exit.NOT_CONFIGURED
+
+
+def _pid_text(data: bytes) -> bool:
+    """Whether ``data`` is what a PID file holds (or a torn or damaged one): digits, signs and
+    white space, at most MAX_PIDFILE_BYTES."""
+    return len(data) <= MAX_PIDFILE_BYTES and all(c in b"0123456789+- \t\r\n" for c in data)
+
+
+def _in_dir(dfd: int, directory: Path | None) -> bool:
+    if directory is None:
+        return False
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    here = os.fstat(dfd)
+    return (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _check_replaceable(dfd: int, path: Path, run_dir: Path | None) -> os.stat_result | None:
+    """R-PID-2: raise NotAPidFile unless what is at ``path`` may be removed or replaced: nothing,
+    a symlink (the link itself), an empty file or PID-file text, or any regular file directly
+    in the run directory (where only servicectl writes). Returns its lstat (None: nothing)."""
+    try:
+        st = os.stat(path.name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return st
+    if stat.S_ISREG(st.st_mode):
+        if _in_dir(dfd, run_dir):
+            return st
+        if st.st_size <= MAX_PIDFILE_BYTES:
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+            try:
+                fd = os.open(path.name, flags, dir_fd=dfd)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    same = os.fstat(fd).st_ino == st.st_ino
+                    data = os.read(fd, MAX_PIDFILE_BYTES + 1)
+                finally:
+                    os.close(fd)
+                if same and _pid_text(data):
+                    return st
+        what = f"a file of {st.st_size} bytes that does not hold a PID"
+    else:
+        what = describe_kind(st)
+    raise NotAPidFile(
+        f"{path} is not a PID file ({what}); servicectl neither removes nor replaces it "
+        f"(check pid_file: in the definition; if the file is garbage, remove it yourself)"
+    )
+
+
+def write_pidfile(path: Path, pid: int, run_dir: Path | None = None) -> None:
+    """Write "PID\\n" atomically (parent directories created 0755 if missing).
+
+    The directory is reached under docs/security.md R-PATH-1 (no symlink another user could
+    have planted is followed), and an existing file there is replaced only if R-PID-2 allows
+    it (``run_dir``: the run directory, where any regular file may be replaced): otherwise
+    NotAPidFile, and nothing is written.
+    """
+    dfd = open_dir(path.parent, create=0o755)
+    try:
+        _check_replaceable(dfd, path, run_dir)
+        atomic_write_at(dfd, path, f"{pid}\n".encode())
+    finally:
+        os.close(dfd)
+
+
+def remove_pidfile(path: Path, run_dir: Path | None = None) -> bool:
+    """Remove a stale PID file under the same rules as ``write_pidfile`` (R-PID-2): a symlink
+    itself, an empty file, PID-file text, or any regular file directly in ``run_dir``.
+    Otherwise NotAPidFile (nothing removed). False if there was nothing to remove (or a
+    directory, which is left alone). Raises OSError when removal fails, and safefile.Refused
+    for a directory reached through a symlink another user could have planted."""
+    try:
+        dfd = open_dir(path.parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        try:
+            st = os.stat(path.name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            return False
+        _check_replaceable(dfd, path, run_dir)
+        try:
+            os.unlink(path.name, dir_fd=dfd)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        return True
+    finally:
+        os.close(dfd)
 
 
 def remove_stale_temps(path: Path) -> None:

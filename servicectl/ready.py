@@ -36,12 +36,41 @@ class Notes:
         self.ignored: list[str] = []
 
 
-def notify_address(run_dir: Path, name: str) -> str:
-    """The service's NOTIFY_SOCKET: an abstract socket unique to this run dir and service."""
-    import zlib
+MAX_SUN_PATH = 107  # bytes of a socket path (sun_path is 108, with the final NUL)
 
-    tag = f"{zlib.crc32(str(run_dir).encode()):08x}"
-    return f"@servicectl/{tag}/{name}"
+
+def notify_address(run_dir: Path, name: str, uid: int | None = None) -> str:
+    """The service's NOTIFY_SOCKET (docs/security.md R-NOTIFY-1, R-NOTIFY-2).
+
+    A path socket in the run directory, where no one but servicectl can create anything: no
+    other user can bind it first or receive the service's messages. When that path does not
+    fit in a socket address, or the service's user (``uid``; None: any user) cannot reach the
+    run directory, an abstract name with 128 random bits (``@servicectl/...``): it cannot be
+    guessed, so it cannot be bound first either.
+    """
+    path = str(run_dir / f"{name}.notify")
+    if len(os.fsencode(path)) <= MAX_SUN_PATH and _reachable(run_dir, uid):
+        return path
+    import secrets
+
+    return f"@servicectl/{secrets.token_hex(16)}"
+
+
+def _reachable(directory: Path, uid: int | None) -> bool:
+    """Whether ``uid`` (None: every user) can surely search every directory down to
+    ``directory`` (group permissions are not counted: when unsure, say no)."""
+    if uid == 0:
+        return True
+    import stat
+
+    for part in (directory, *directory.parents):
+        try:
+            st = os.stat(part)
+        except OSError:
+            return False
+        if not (st.st_mode & stat.S_IXOTH or (st.st_uid == uid and st.st_mode & stat.S_IXUSR)):
+            return False
+    return True
 
 
 class NotifySocket:
@@ -49,21 +78,56 @@ class NotifySocket:
 
     Only messages from the service's own process tree (its main PID, its process group, or a
     descendant) count, so another local process cannot declare the service ready.
+
+    A path socket is made writable by ``uid`` alone (mode 0600, that owner) when given: the
+    service's user, the only one that needs to send. Without ``uid`` it is mode 0666 (the
+    senders are still checked). A socket left at the path is replaced; anything else there
+    is not (OSError EADDRINUSE). ``close`` removes the socket file.
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, uid: int | None = None) -> None:
         self.address = address
+        self._inode: int | None = None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        raw = "\0" + address[1:] if address.startswith("@") else address
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.bind(raw)
-        self.sock.setblocking(False)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            if address.startswith("@"):
+                self.sock.bind("\0" + address[1:])
+            else:
+                self._bind_path(address, uid)
+            self.sock.setblocking(False)
+        except BaseException:
+            self.close()
+            raise
+
+    def _bind_path(self, path: str, uid: int | None) -> None:
+        import stat
+
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # left by a servicectl that was killed
+        except FileNotFoundError:
+            pass
+        self.sock.bind(path)
+        st = os.lstat(path)
+        self._inode = st.st_ino
+        os.chmod(path, 0o600 if uid is not None else 0o666)
+        if uid is not None and uid != st.st_uid:
+            os.chown(path, uid, -1, follow_symlinks=False)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def close(self) -> None:
+        """Close the socket and remove its file (if it is still the one bound here)."""
         self.sock.close()
+        if self._inode is not None:
+            try:
+                if os.lstat(self.address).st_ino == self._inode:
+                    os.unlink(self.address)
+            except OSError:
+                pass
+            self._inode = None
 
     def drain(self, notes: Notes, main_pid: int, pgid: int) -> None:
         """Read every pending message into ``notes``."""

@@ -5,7 +5,6 @@ Popen raises exec, chdir and setuid failures in the parent (FIELD-NOTES 12); no 
 
 from __future__ import annotations
 
-import errno
 import grp
 import os
 import pwd
@@ -16,12 +15,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.config import LIMIT_NAMES, Service
 from servicectl.errors import (
+    ConfigError,
     EnvironmentProblem,
     NotInstalledError,
     PrivilegeError,
     ServicectlError,
 )
-from servicectl.paths import blocking_ancestor
+from servicectl.paths import untrusted_problem
 
 if TYPE_CHECKING:
     import subprocess
@@ -84,33 +84,77 @@ def _group_id(svc: Service, group: str) -> int:
         ) from None
 
 
+MAX_ENV_FILE = 1024 * 1024
+
+
 def read_env_file(svc: Service) -> dict[str, str]:
-    """KEY=VALUE lines; ``#`` comments, blank lines, optional ``export`` and quotes."""
-    assert svc.env_file is not None
+    """KEY=VALUE lines; ``#`` comments, blank lines, optional ``export`` and quotes.
+
+    docs/security.md R-ENV: as root, the file must be writable by root alone (exit 4); it is
+    opened without following symlinks others could have planted, non-blocking (a FIFO never
+    hangs), a regular file of at most 1 MiB; broken content is a configuration error of this
+    service (exit 6) that names the line but never quotes it.
+    """
+    from servicectl import safefile
+
+    path = svc.env_file
+    assert path is not None
     try:
-        text = svc.env_file.read_text(encoding="utf-8")
+        raw, st = safefile.read_regular(path, MAX_ENV_FILE, "env_file")
+    except safefile.Refused as exc:
+        if isinstance(exc, safefile.NotUsable):
+            raise ConfigError(str(svc.file), "env_file", exc.message) from None
+        raise PrivilegeError(f"{svc.name}: {exc.message} (fix env_file: in {svc.file})") from None
     except OSError as exc:
         raise ServicectlError(
-            f"{svc.name}: env_file {svc.env_file} cannot be read ({exc.strerror}); "
+            f"{svc.name}: env_file {path} cannot be read ({exc.strerror}); "
             f"create it or fix env_file: in {svc.file}"
         ) from None
+    problem = untrusted_problem(path, "env_file", st)
+    if problem is not None:
+        raise PrivilegeError(f"{svc.name}: {problem}")
+
+    def bad(number: int, what: str) -> ConfigError:
+        return ConfigError(str(svc.file), "env_file", f"{path} line {number}: {what}")
+
+    if b"\0" in raw:
+        raise bad(raw[: raw.index(b"\0")].count(b"\n") + 1, "contains a NUL byte")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
     out: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         line = line.removeprefix("export ").strip()
         key, sep, value = line.partition("=")
         key = key.strip()
-        if not sep or not key.replace("_", "a").isalnum() or key[0].isdigit():
-            raise ServicectlError(
-                f"{svc.name}: {svc.env_file} line {number}: expected KEY=VALUE, found {line!r}"
+        if not sep:
+            raise bad(number, "expected KEY=VALUE (no '=' on the line)")
+        if not key or not key.isascii() or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise bad(
+                number,
+                "expected KEY=VALUE, where KEY is letters, digits and _ and does not start "
+                "with a digit",
             )
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         out[key] = value
     return out
+
+
+def env_file_problems(svc: Service) -> list[ServicectlError]:
+    """What ``check`` must report about the service's env_file (empty if none or fine)."""
+    if svc.env_file is None:
+        return []
+    try:
+        read_env_file(svc)
+    except ServicectlError as exc:
+        return [exc]
+    return []
 
 
 def build_environment(svc: Service, account: Account) -> dict[str, str]:
@@ -154,40 +198,37 @@ def resolve_program(svc: Service, env: dict[str, str], argv: tuple[str, ...] | N
 
 
 def open_output(svc: Service, account: Account) -> tuple[int, int]:
-    """File descriptors for the service's stdout and stderr (O_APPEND; /dev/null for "null")."""
+    """File descriptors for the service's stdout and stderr (O_APPEND; /dev/null for "null").
+
+    Opened by safefile under docs/security.md R-OUT: no symlink others could have planted is
+    followed, only a file created now is given to the service's user, devices are used as they
+    are and never chowned, FIFOs and other special files are refused without blocking.
+    """
+    from servicectl import safefile
+
+    give_to = (account.uid, account.gid) if account.switch else None
 
     def open_one(path: Path | None) -> int:
         if path is None:
             return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        key = "stdout" if path == svc.stdout else "stderr"
         try:
-            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-            fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640
-            )
-        except (FileExistsError, NotADirectoryError):
+            return safefile.open_output(path, give_to, account.uid)
+        except safefile.Refused as exc:
+            raise type(exc)(
+                f"{svc.name}: {exc.message}: remove it, or set {key}: in {svc.file} to another "
+                f"file",
+            ) from None
+        except NotADirectoryError as exc:
             raise EnvironmentProblem(
-                f"{svc.name}: cannot open the log file {path}: "
-                f"{blocking_ancestor(path.parent)} is not a directory "
-                f"(fix the log directory, or set stdout: in {svc.file})"
+                f"{svc.name}: cannot open the log file {path}: {exc.filename} is not a "
+                f"directory (fix the log directory, or set {key}: in {svc.file})"
             ) from None
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise PrivilegeError(
-                    f"{svc.name}: the log file {path} is a symlink (to {_link(path)}); "
-                    f"servicectl does not write through symlinks: remove it, or set stdout: in "
-                    f"{svc.file} to the real file"
-                ) from None
             raise EnvironmentProblem(
                 f"{svc.name}: cannot open the log file {path}: {exc.strerror} "
-                f"(check the log directory's permissions, or set stdout: in {svc.file})"
+                f"(check the log directory's permissions, or set {key}: in {svc.file})"
             ) from None
-        if account.switch and os.fstat(fd).st_uid == 0:
-            # Let a service that drops privileges reopen its own log (e.g. after logrotate).
-            try:
-                os.fchown(fd, account.uid, account.gid)
-            except OSError:
-                pass
-        return fd
 
     out = open_one(svc.stdout)
     if svc.stderr_same:
@@ -198,13 +239,6 @@ def open_output(svc: Service, account: Account) -> tuple[int, int]:
         os.close(out)
         raise
     return out, err
-
-
-def _link(path: Path) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return "?"
 
 
 SHIM = """

@@ -1,0 +1,346 @@
+"""Opening files a definition names, as root, without being steered by other users.
+
+The rules are in docs/security.md:
+
+- R-PATH-1: a path is walked one component at a time with directory descriptors; a symlink is
+  followed only where the directory holding it is writable by root alone.
+- R-OUT-1..4: output files (``open_output``): never a final symlink, chown only what was just
+  created, existing files in others' directories only if theirs to use, character devices as
+  they are, anything else refused, nothing ever blocks.
+- R-LOG-1: bounded log tails (``tail_lines``).
+- R-ENV-2: small regular files to read (``read_regular``), non-blocking.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+from servicectl.errors import Exit, ServicectlError
+from servicectl.paths import writable_by_root_alone
+
+O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+MAX_LINKS = 40
+TAIL_BYTES = 64 * 1024  # a log tail reads at most this much from the end
+LINE_BYTES = 4096  # and cuts longer lines
+
+
+class Refused(ServicectlError):
+    """servicectl will not use this path: a symlink it must not follow, a file that is not
+    its to use (exit 4). The message names the path but no service."""
+
+    exit_code = Exit.PRIVILEGE
+
+
+class NotUsable(Refused):
+    """The path names something of the wrong kind: a FIFO, a socket, a directory (exit 1)."""
+
+    exit_code = Exit.FAILURE
+
+
+def _join(where: str, name: str) -> str:
+    return where.rstrip("/") + "/" + name
+
+
+def describe_kind(st: os.stat_result) -> str:
+    mode = st.st_mode
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def open_dir(path: Path | str, create: int | None = None) -> int:
+    """An O_PATH descriptor of the directory ``path``, walked from / under R-PATH-1.
+
+    Missing directories are made with mode ``create`` (if given), never through a symlink.
+    Raises Refused for a symlink in a directory other users can write, OSError otherwise
+    (ENOENT, ENOTDIR, EACCES...), with the full path of the component at fault as filename.
+    """
+    text = os.path.abspath(os.fspath(path))
+    todo = [p for p in reversed(text.split("/")) if p not in ("", ".")]
+    fd = os.open("/", O_DIR)
+    where, links, made = "/", 0, 0
+    try:
+        while todo:
+            name = todo.pop()
+            if name == "..":
+                nfd = os.open("..", O_DIR, dir_fd=fd)
+                os.close(fd)
+                fd, where = nfd, os.path.dirname(where.rstrip("/")) or "/"
+                continue
+            try:
+                nfd = os.open(name, O_DIR | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if create is None or made > 100:
+                    raise FileNotFoundError(
+                        errno.ENOENT, os.strerror(errno.ENOENT), _join(where, name)
+                    ) from None
+                try:
+                    os.mkdir(name, create, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    raise OSError(exc.errno, exc.strerror, _join(where, name)) from None
+                made += 1
+                todo.append(name)
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                    raise OSError(exc.errno, exc.strerror, _join(where, name)) from None
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISLNK(st.st_mode):
+                    raise NotADirectoryError(
+                        errno.ENOTDIR, os.strerror(errno.ENOTDIR), _join(where, name)
+                    ) from None
+                target = os.readlink(name, dir_fd=fd)
+                if not writable_by_root_alone(os.fstat(fd)):
+                    raise Refused(
+                        f"{_join(where, name)} is a symlink (to {target}) in {where}, a "
+                        f"directory other users can write; servicectl does not follow it"
+                    ) from None
+                links += 1
+                if links > MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), text) from None
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd, where = os.open("/", O_DIR), "/"
+                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                continue
+            os.close(fd)
+            fd, where = nfd, _join(where, name)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _lstat_at(dfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _symlink_refusal(path: Path, what: str, dfd: int) -> Refused:
+    try:
+        target = f" (to {os.readlink(path.name, dir_fd=dfd)})"
+    except OSError:
+        target = ""
+    where = "" if writable_by_root_alone(os.fstat(dfd)) else " in a directory other users can write"
+    return Refused(f"the {what} {path} is a symlink{target}{where}; servicectl does not follow it")
+
+
+def _check_output_kind(path: Path, st: os.stat_result, what: str, dfd: int) -> None:
+    if stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise _symlink_refusal(path, what, dfd)
+    raise NotUsable(
+        f"the {what} {path} is {describe_kind(st)}, not a regular file or a character device; "
+        f"servicectl does not write into it"
+    )
+
+
+def open_output(
+    path: Path, give_to: tuple[int, int] | None, service_uid: int, what: str = "log file"
+) -> int:
+    """A write descriptor (O_APPEND, blocking) for an output file, under R-OUT-1..4.
+
+    ``give_to`` (uid, gid): the service's user and group, when servicectl switches to them; a
+    file servicectl creates now is given to them, nothing else is. ``service_uid`` is the user
+    the service runs as (an existing file of that user may be used anywhere).
+    """
+    dfd = open_dir(path.parent, create=0o750)
+    try:
+        dir_safe = writable_by_root_alone(os.fstat(dfd))
+        name = path.name
+        before = _lstat_at(dfd, name)
+        if before is not None:
+            _check_output_kind(path, before, what, dfd)
+        flags = (
+            os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        )
+        created = False
+        fd = -1
+        if before is None:
+            try:
+                fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, 0o640, dir_fd=dfd)
+                created = True
+            except FileExistsError:
+                pass
+        if fd < 0:
+            try:
+                fd = os.open(name, flags, dir_fd=dfd)
+            except OSError as exc:
+                now = _lstat_at(dfd, name)
+                if now is not None and exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                    _check_output_kind(path, now, what, dfd)
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+        try:
+            _hand_over(fd, path, what, dfd, created, dir_safe, give_to, service_uid)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    finally:
+        os.close(dfd)
+
+
+def _hand_over(
+    fd: int,
+    path: Path,
+    what: str,
+    dfd: int,
+    created: bool,
+    dir_safe: bool,
+    give_to: tuple[int, int] | None,
+    service_uid: int,
+) -> None:
+    st = os.fstat(fd)
+    _check_output_kind(path, st, what, dfd)  # again: the entry may have been swapped
+    if stat.S_ISREG(st.st_mode) and not created and not dir_safe:
+        if st.st_uid not in (0, os.geteuid(), service_uid):
+            raise Refused(
+                f"the {what} {path} belongs to uid {st.st_uid}, in a directory other users can "
+                f"write; servicectl does not write a service's output into another user's file "
+                f"(remove it: it is recreated)"
+            )
+        if st.st_nlink != 1:
+            raise Refused(
+                f"the {what} {path} has {st.st_nlink} hard links, in a directory other users "
+                f"can write; servicectl does not write through hard links there (remove it: it "
+                f"is recreated)"
+            )
+    if created and give_to is not None:
+        try:
+            os.fchown(fd, give_to[0], give_to[1])
+        except OSError:
+            pass  # a file system without owners: the service writes through this descriptor
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+
+
+def open_regular(
+    path: Path, what: str, follow_final: bool = True, _depth: int = 0
+) -> tuple[int, os.stat_result]:
+    """A read descriptor of the regular file ``path`` and its stat, under R-PATH-1.
+
+    The final component is followed only if ``follow_final`` and its directory is writable by
+    root alone; it is checked (fstatat) before it is opened, so no device or FIFO is ever
+    opened, and it is opened non-blocking anyway. Raises Refused, NotUsable or OSError.
+    """
+    dfd = open_dir(path.parent)
+    try:
+        before = _lstat_at(dfd, path.name)
+        if before is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+        if stat.S_ISLNK(before.st_mode):
+            if not follow_final or not writable_by_root_alone(os.fstat(dfd)):
+                raise _symlink_refusal(path, what, dfd)
+            if _depth >= MAX_LINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+            target = path.parent / os.readlink(path.name, dir_fd=dfd)
+            return open_regular(target, what, follow_final, _depth + 1)
+        if not stat.S_ISREG(before.st_mode):
+            raise NotUsable(f"the {what} {path} is {describe_kind(before)}, not a regular file")
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(path.name, flags, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _symlink_refusal(path, what, dfd) from None
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise NotUsable(f"the {what} {path} is {describe_kind(st)}, not a regular file")
+        return fd, st
+    finally:
+        os.close(dfd)
+
+
+def read_regular(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_result]:
+    """The content of a regular file of at most ``limit`` bytes (longer: NotUsable), and the
+    stat of what was read; symlinks followed only where root alone could have made them."""
+    fd, st = open_regular(path, what)
+    try:
+        chunks = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise NotUsable(f"the {what} {path} is larger than {limit // 1024} KiB")
+    return b"".join(chunks), st
+
+
+def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
+    """The last ``n`` lines of a log (up to byte ``end``; default: its end), under R-LOG-1:
+    at most TAIL_BYTES are read, lines longer than LINE_BYTES are cut, the file is opened under
+    R-PATH-1 and never through a final symlink, non-blocking, and must be a regular file.
+
+    [] if the file does not exist. Raises Refused (symlink; exit 4), NotUsable (FIFO, device,
+    directory...; exit 1) or OSError (unreadable) otherwise.
+    """
+    if n <= 0:
+        return []
+    try:
+        fd, st = open_regular(Path(path), "log file", follow_final=False)
+    except FileNotFoundError:
+        return []
+    try:
+        size = st.st_size if end is None else max(0, min(end, st.st_size))
+        start = max(0, size - TAIL_BYTES)
+        data = b""
+        while len(data) < size - start:
+            chunk = os.pread(fd, size - start - len(data), start + len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    cut_head = False
+    if start > 0 and lines:
+        if len(lines) > 1:
+            lines.pop(0)  # the window began in the middle of this line
+        else:
+            cut_head = True  # one line longer than the whole window: show its end
+    out = []
+    for raw in lines[-n:]:
+        raw = raw.removesuffix(b"\r")
+        if cut_head:
+            out.append("[...] " + raw[-LINE_BYTES:].decode("utf-8", "replace"))
+        elif len(raw) > LINE_BYTES:
+            more = len(raw) - LINE_BYTES
+            out.append(raw[:LINE_BYTES].decode("utf-8", "replace") + f" [... {more} bytes cut]")
+        else:
+            out.append(raw.decode("utf-8", "replace"))
+    return out
+
+
+def describe_refusal(exc: BaseException) -> str:
+    """A short reason for a tail that cannot be shown (for a failed start's message)."""
+    if isinstance(exc, ServicectlError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"cannot be read: {exc.strerror}"
+    return str(exc)
