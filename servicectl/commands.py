@@ -7,15 +7,13 @@ need them, so that one command pays only for itself.
 
 from __future__ import annotations
 
-import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Exit, ServicectlError, StatusCode
-from servicectl.face import face, plural, shown, stdout_gone
+from servicectl.face import face, plural, shown
 
 if TYPE_CHECKING:
     from servicectl.config import Catalog
@@ -138,7 +136,7 @@ def _invalid(catalog: Catalog, names: list[str]) -> tuple[list[str], int]:
         if name in catalog.invalid:
             err = catalog.invalid[name].first_error
             face.error(f"{name}: invalid definition: {err.message}")
-            code = max(code, Exit.NOT_CONFIGURED)
+            code = max(code, err.exit_code)
         else:
             valid.append(name)
     return valid, code
@@ -442,86 +440,20 @@ def check(names: tuple[str, ...]) -> int:
         if not wanted:
             face.error(f"no service definitions in {catalog.dirs.services}")
             return Exit.NOT_CONFIGURED
+    from servicectl.spawn import env_file_problems
+
     for name in wanted:
-        if name in catalog.invalid:
-            for err in catalog.invalid[name].errors:
-                face.error(err.message)
-            code = max(code, Exit.NOT_CONFIGURED)
-        else:
+        errors: list[ServicectlError] = (
+            list(catalog.invalid[name].errors) if name in catalog.invalid else []
+        )
+        if not errors:
+            errors += env_file_problems(catalog.services[name])
+        for err in errors:
+            face.error(err.message)
+            code = max(code, err.exit_code)
+        if not errors:
             face.line(shown(f"{name}: ok ({catalog.services[name].file})"))
     return code
-
-
-def logs(name: str, lines: int, follow: bool) -> int:
-    from servicectl.lifecycle import tail_file
-
-    [name] = _names([name])
-    catalog = _catalog([name])
-    known, code = _known(catalog, [name], Exit.NOT_INSTALLED)
-    valid, bad = _invalid(catalog, known)
-    if not valid:
-        return max(code, bad)
-    svc = catalog.services[name]
-    if svc.stdout is None:
-        face.error(f"{name}: output is discarded (stdout: null in {svc.file}); no log to show")
-        return Exit.FAILURE
-    path = svc.stdout
-    if path.is_symlink():
-        face.error(f"{name}: the log file {path} is a symlink; servicectl does not follow it")
-        return Exit.FAILURE
-    try:
-        end = path.stat().st_size  # the tail ends here and the follow starts here: no gap
-    except OSError:
-        end = 0
-    for text in tail_file(path, lines, end) if lines else []:
-        face.line(text)
-    if not path.exists():
-        face.error(f"{name}: no log yet at {path} (has it ever started?)")
-        if not follow:
-            return Exit.FAILURE
-    if follow:
-        sys.stdout.flush()  # the tail first, then what follows
-        _follow(path, end)
-    return Exit.OK
-
-
-def _follow(path: Path, pos: int) -> None:
-    """Print lines appended to ``path`` until interrupted or nobody reads any more; survives
-    copytruncate and rotation."""
-    import time
-
-    # Nothing is under way that would need undoing: Ctrl-C or TERM just end the follow.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-    fh = None
-    ino = None
-    try:
-        while not stdout_gone():
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                st = None
-            if st is not None and (fh is None or st.st_ino != ino):
-                if fh:
-                    fh.close()
-                fh = open(path, "rb")  # noqa: SIM115
-                ino = st.st_ino
-                fh.seek(pos if pos <= st.st_size else 0)
-            if fh is not None and st is not None:
-                if st.st_size < fh.tell():
-                    fh.seek(0)  # truncated
-                chunk = fh.read()
-                if chunk:
-                    face.out(chunk.decode("utf-8", "replace"))
-                    sys.stdout.flush()
-                pos = 0
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if fh:
-            fh.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -344,7 +344,7 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "logs",
-            "logs",
+            "logview:logs",
             "Print the end of the service's output log.",
             (Arg("name", "NAME", "Service name.", variadic=False),),
             (

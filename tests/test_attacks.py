@@ -269,7 +269,6 @@ def test_R_ENV_3_a_broken_env_file_is_a_config_error_of_its_service(env: Env) ->
             nothing_runs(env)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING + ": check calls spawn.env_file_problems")
 def test_R_ENV_3_check_reports_a_broken_env_file(env: Env) -> None:
     env_file = env.root / "bad.env"
     env_file.write_bytes(b"A=\xff\n")

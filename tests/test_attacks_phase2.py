@@ -157,7 +157,6 @@ def test_R_PROC_5_a_failed_forking_launch_leaves_no_setsid_child(env: Env) -> No
     assert not alive(child), "the setsid child of the failed launch still runs"
 
 
-@pytest.mark.xfail(strict=True, reason=PHASE2 + "R-LOG-2 not enforced yet")
 def test_R_LOG_2_logs_follow_never_reopens_through_a_symlink(env: Env) -> None:
     secret = env.root / "shadow"
     secret.write_text(SECRET)
