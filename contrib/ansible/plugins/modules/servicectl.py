@@ -42,9 +42,9 @@ options:
         C(dead) (its PID file left behind) is stopped too, which cleans the stale PID file.
       - V(restarted) always restarts it (C(servicectl restart)); running services that depend
         on it are restarted as well, as servicectl does.
-      - V(reloaded) always reloads it (C(servicectl reload)). The service must be running:
+      - "V(reloaded) always reloads it (C(servicectl reload)). The service must be running:
         a reload of a stopped service fails with rc 7, and of a service whose definition says
-        C(reload: false) with rc 3.
+        C(reload: false) with rc 3."
       - When omitted, no process is touched.
     type: str
     choices: [started, stopped, restarted, reloaded]
@@ -247,6 +247,7 @@ cmd:
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -300,13 +301,13 @@ def _scalar(value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if value != value:
+        if math.isnan(value):
             return ".nan"
-        if value in (float("inf"), float("-inf")):
+        if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
         text = repr(value)
         if "." not in text:  # YAML 1.1 floats need a dot: 1e+20 -> 1.0e+20
-            mantissa, _, exponent = text.partition("e")
+            mantissa, dummy, exponent = text.partition("e")
             text = mantissa + ".0" + ("e" + exponent if exponent else "")
         return text
     text = to_text(value)
