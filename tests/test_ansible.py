@@ -3,6 +3,7 @@ test's private services/run/log dirs; results checked against servicectl itself.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import DAEMONS, PY, ROOT, TAG_VAR, Env, alive, assert_ok, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("ansible", reason="ansible-core is not installed (pip install -e '.[test]')")
 
@@ -136,11 +139,20 @@ class Book:
                 },
             ],
         }
+        res = self.playbook([play], "-i", "localhost,", "-c", "local", *flags, timeout=timeout)
+        assert res.returncode == 0 and out.exists(), (
+            f"ansible-playbook exit {res.returncode}\n{res.stdout}\n{res.stderr}"
+        )
+        return res, json.loads(out.read_text())
+
+    def playbook(
+        self, plays: list[dict[str, Any]], *args: str, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        """ansible-playbook ARGS on these plays; never a traceback, whatever the outcome."""
         book = self.base / f"play-{self.runs}.yml"
-        book.write_text(yaml.safe_dump([play], sort_keys=False))
-        cmd = [tool("ansible-playbook"), "-i", "localhost,", "-c", "local", *flags, str(book)]
+        book.write_text(yaml.safe_dump(plays, sort_keys=False))
         res = subprocess.run(
-            cmd,
+            [tool("ansible-playbook"), *args, str(book)],
             capture_output=True,
             text=True,
             env=self.environ,
@@ -148,11 +160,8 @@ class Book:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
-        assert res.returncode == 0 and out.exists(), (
-            f"ansible-playbook exit {res.returncode}\n{res.stdout}\n{res.stderr}"
-        )
         assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
-        return res, json.loads(out.read_text())
+        return res
 
 
 def task(register: str, **params: Any) -> dict[str, Any]:
@@ -459,6 +468,72 @@ def test_enabled(env: Env, collections: Path, no_enable: Path) -> None:
     clean_dirs(env, "a.yaml", "b.yaml")
 
 
+def doc_playbook(title: str) -> list[dict[str, Any]]:
+    """The YAML block of docs/fleet.md whose first line is ``# TITLE...``."""
+    text = (ROOT / "docs" / "fleet.md").read_text()
+    for block in text.split("```yaml\n")[1:]:
+        body = block.split("```")[0]
+        if body.startswith(f"# {title}"):
+            return yaml.safe_load(body)  # type: ignore[no-any-return]
+    raise AssertionError(f"no YAML block starting with '# {title}' in docs/fleet.md")
+
+
+def test_rolling_playbook_of_the_docs_stops_at_the_first_failure(
+    env: Env, collections: Path
+) -> None:
+    """docs/fleet.md's roll (serial 2, max_fail_percentage 0, any_errors_fatal) on three local
+    hosts: host2 lacks the service web depends on, so check refuses web there and the roll
+    stops (host3 untouched); once host2 has it, the roll goes through everywhere."""
+    (play,) = doc_playbook("roll-web.yml")
+    assert play["serial"] == 2 and play["max_fail_percentage"] == 0
+    assert play["any_errors_fatal"] is True
+    book = Book(env, collections)
+    hosts = ["host1", "host2", "host3"]
+    inventory = ["[web_servers]"]
+    for host in hosts:
+        root = env.root / host
+        (root / "services.d").mkdir(parents=True)
+        inventory.append(f"{host} ansible_connection=local sc_root={root}")
+        if host != "host2":
+            env.write(f"../{host}/services.d/db", sleeper_spec(env, marker=f"{host}.db"))
+    (book.base / "inventory").write_text("\n".join(inventory) + "\n")
+    (book.base / "services").mkdir()
+    web_spec = sleeper_spec(env, marker="web.marker", depends=["db"])
+    (book.base / "services" / "web.yaml").write_text(yaml.safe_dump(web_spec))
+    # The play as documented; only the directories are this test's and no become.
+    play["become"] = False
+    play["module_defaults"] = {
+        MODULE: {
+            "services_dir": "{{ sc_root }}/services.d",
+            "run_dir": "{{ sc_root }}/run",
+            "log_dir": "{{ sc_root }}/log",
+        }
+    }
+    res = book.playbook([play], "-i", str(book.base / "inventory"))
+    assert res.returncode != 0, res.stdout
+    assert "db: no such service" in res.stdout, res.stdout
+    assert (env.root / "host1" / "services.d" / "web.yaml").exists()  # batch 1, before the stop
+    assert not (env.root / "host2" / "services.d" / "web.yaml").exists()  # refused
+    assert not (env.root / "host3" / "services.d" / "web.yaml").exists()  # never reached
+    assert "host3" not in res.stdout
+    assert not marker_pids(env, "started", "web.marker")  # the roll stopped before any start
+
+    env.write("../host2/services.d/db", sleeper_spec(env, marker="host2.db"))
+    res = book.playbook([play], "-i", str(book.base / "inventory"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert len(marker_pids(env, "started", "web.marker")) == 3
+    for host in hosts:
+        root = env.root / host
+        out = subprocess.run(
+            [*env.base_args()[:3], "-d", str(root / "services.d"), "--run-dir", str(root / "run")]
+            + ["status", "--json", "web"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert json.loads(out.stdout)[0]["state"] == "running", (host, out.stdout)
+
+
 # ---------------------------------------------------------------------------------------------
 # ansible-test sanity
 
@@ -536,3 +611,53 @@ def test_ansible_test_sanity(tmp_path: Path) -> None:
     assert res.returncode == 0, out[-8000:]
     assert out.count('Running sanity test "') == len(SANITY_TESTS), out[-8000:]
     print(f"ansible-test sanity ({len(SANITY_TESTS)} tests): {time.monotonic() - started:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# The YAML the module writes for a mapping (it has no YAML library on the target)
+
+
+def definitions_util() -> Any:
+    path = COLLECTION / "plugins" / "module_utils" / "definitions.py"
+    spec = importlib.util.spec_from_file_location("servicectl_definitions", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=10), _values, max_size=6))
+def test_mapping_written_as_yaml_reads_back_the_same(data: dict[str, Any]) -> None:
+    text = definitions_util().to_yaml(data)
+    assert yaml.safe_load(text) == data, text
+
+
+def test_enabled_key_edited_in_place() -> None:
+    set_enabled = definitions_util().set_enabled
+    text = "# top\ncommand: [sleep, '9']  # enabled: no\n"
+    assert set_enabled(text, True) == text  # absent means true
+    off = set_enabled(text, False)
+    assert off == text + "enabled: false\n"
+    assert set_enabled(off, False) == off
+    assert set_enabled(off, True) == text + "enabled: true\n"
+    assert set_enabled("enabled: yes # keep\nx: 1", True) == "enabled: yes # keep\nx: 1"
+    assert set_enabled("x: 1", False) == "x: 1\nenabled: false\n"
+    for sample in (off, set_enabled(off, True)):
+        assert yaml.safe_load(sample)["command"] == ["sleep", "9"]
