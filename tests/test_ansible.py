@@ -222,7 +222,8 @@ def clean_dirs(env: Env, *definitions: str) -> None:
 
 def test_every_state_idempotent_and_matching_status(env: Env, collections: Path) -> None:
     """Found on PATH: install a definition (mapping) and start; start again (no change);
-    reloaded and restarted (always changed); stopped twice; a status-only task."""
+    restarted in check mode (changed, nothing done); reloaded and restarted (always changed);
+    stopped twice; a status-only task."""
     spec = sleeper_spec(env, "--hup")
     book = Book(env, collections)
     started = time.monotonic()
@@ -230,6 +231,7 @@ def test_every_state_idempotent_and_matching_status(env: Env, collections: Path)
         [
             task("install", name="web", definition=spec, state="started"),
             task("again", name="web", definition=spec, state="started"),
+            task("would_restart", name="web", state="restarted", check_mode=True),
             task("reload", name="web", state="reloaded"),
             task("restart", name="web", state="restarted"),
             task("stop", name="web", state="stopped"),
@@ -246,6 +248,9 @@ def test_every_state_idempotent_and_matching_status(env: Env, collections: Path)
     assert "web: started" in r["install"]["msg"]
     assert r["again"]["changed"] is False and r["again"]["actions"] == []
     assert r["again"]["status"]["pid"] == first
+    would = r["would_restart"]
+    assert would["changed"] is True and would["actions"] == ["restart"]
+    assert would["status"]["pid"] == first and "msg" in would and would["msg"] == ""
     assert r["reload"]["changed"] is True and r["reload"]["status"]["pid"] == first
     assert marker_pids(env, "reloaded") == [first]
     assert r["restart"]["changed"] is True
@@ -263,7 +268,7 @@ def test_every_state_idempotent_and_matching_status(env: Env, collections: Path)
     assert_ok(env.sc("check", "web"))
     clean_dirs(env, "web.yaml")
     assert [n for n in env.files() if not n.startswith(".")] == []
-    print(f"7 tasks in one playbook: {took:.1f} s")  # noqa: T201 - shown with -s
+    print(f"8 tasks in one playbook: {took:.1f} s")  # noqa: T201 - shown with -s
 
 
 def test_check_mode_diff_then_apply_then_no_change(env: Env, collections: Path) -> None:
