@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.states import DEAD, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
 if TYPE_CHECKING:
     from servicectl.config import Catalog
@@ -261,14 +262,14 @@ def status(names: list[str] | None = None, as_json: bool = False) -> None:
     for name in dict.fromkeys(wanted):
         if name in catalog.invalid:
             err = catalog.invalid[name].first_error
-            rows.append(Status(name, "invalid", StatusCode.UNKNOWN, error=err.message))
+            rows.append(Status(name, INVALID, StatusCode.UNKNOWN, error=err.message))
         elif name in catalog.services:
             rows.append(lifecycle.status(catalog.services[name], catalog.dirs))
         else:
             rows.append(
                 Status(
                     name,
-                    "unknown",
+                    UNKNOWN,
                     StatusCode.UNKNOWN,
                     error=catalog.problems[0]
                     if catalog.problems
@@ -311,12 +312,12 @@ def _fmt_bytes(n: int | None) -> str:
 
 
 STATE_COLOR = {
-    "running": "32",
-    "starting": "33",
-    "stopped": "2",
-    "dead": "31",
-    "invalid": "31;1",
-    "unknown": "31",
+    RUNNING: "32",
+    STARTING: "33",
+    STOPPED: "2",
+    DEAD: "31",
+    INVALID: "31;1",
+    UNKNOWN: "31",
 }
 
 

@@ -43,6 +43,18 @@ from servicectl.spawn import (
     resolve_program,
     spawn,
 )
+from servicectl.states import (
+    DEAD,
+    LAUNCHING,
+    PHASE_RUNNING,
+    PHASE_STARTING,
+    RUNNING,
+    STARTING,
+    STATE_CODES,
+    STOPPED,
+    UNKNOWN,
+    UNRECORDED,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -112,7 +124,7 @@ class Observation:
 
     @property
     def running(self) -> bool:
-        return self.state in ("running", "starting")
+        return self.state in (RUNNING, STARTING)
 
     def now(self, state: str) -> Observation:
         """The same evidence, with the service now in ``state``."""
@@ -232,7 +244,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         notes.append(pf.problem)
     leftovers = leftovers or pf.exists
 
-    if record is not None and record.phase == "launching":
+    if record is not None and record.phase == LAUNCHING:
         # A forking launch was under way. If its launcher still runs, it is "starting" (its
         # servicectl holds the lock, or died: start waits for the launcher). If it is over,
         # its daemon can only be known by the PID file, as if there were no record.
@@ -243,7 +255,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                     f"the start that ran its launcher (pid {record.pid}) was interrupted; "
                     f"the launcher still runs"
                 )
-            return Observation("starting", record.pid, info, record, pf, notes, True)
+            return Observation(STARTING, record.pid, info, record, pf, notes, True)
         record = None
     if record is not None:
         info = proc.read_proc(record.pid)
@@ -252,10 +264,10 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                 notes.append(f"the PID file names {pf.pid}, but the service runs as {record.pid}")
             elif not pf.exists:
                 notes.append(f"the PID file {pid_path} is missing; servicectl's record is used")
-            state = "running"
-            if record.phase == "starting":
+            state = RUNNING
+            if record.phase == PHASE_STARTING:
                 if is_locked(dirs.run, svc.name):
-                    state = "starting"
+                    state = STARTING
                 else:
                     notes.append(
                         "the start that launched it was interrupted before it was confirmed "
@@ -289,7 +301,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                         pgid=cand.pgid if cand.pgid == cand.pid else record.pgid,
                     )
                     notes.append(f"the daemon now runs as PID {cand.pid} (from its PID file)")
-                    return Observation("running", cand.pid, cand, adopted, pf, notes, True)
+                    return Observation(RUNNING, cand.pid, cand, adopted, pf, notes, True)
             notes.append(
                 f"the PID file {pid_path} names {pf.pid}, which is not the service: {why}; "
                 f"left alone"
@@ -301,12 +313,10 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
                 f"{len(remnants)} process{'es' if len(remnants) > 1 else ''} of its process "
                 f"group {record.pgid} still running (PID {pids}); stop or start ends them"
             )
-        return Observation("dead", None, None, record, pf, notes, True, remnants)
+        return Observation(DEAD, None, None, record, pf, notes, True, remnants)
 
     if pf.pid is None:
-        return Observation(
-            "dead" if pf.exists else "stopped", None, None, None, pf, notes, leftovers
-        )
+        return Observation(DEAD if pf.exists else STOPPED, None, None, None, pf, notes, leftovers)
     info = proc.read_proc(pf.pid)
     reason = _forged_reason(pf.pid, info)
     uid = _service_uid(svc)
@@ -319,7 +329,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
             f"the PID file {pid_path} names {pf.pid}, which is not the service: "
             f"{reason}; left alone"
         )
-        return Observation("dead", None, None, None, pf, notes, True)
+        return Observation(DEAD, None, None, None, pf, notes, True)
     assert info is not None
     notes.append(f"PID {info.pid} has no servicectl record; identified by user and executable")
     unrecorded = Record(
@@ -332,7 +342,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         exe=proc.exe_of(info.pid),
         pid_file=str(pid_path),
         type=svc.type,
-        phase="unrecorded",  # start records it (the process servicectl "first saw")
+        phase=UNRECORDED,  # start records it (the process servicectl "first saw")
         started_at=time.time() - proc.age_seconds(info),
         user=svc.user,
         command=tuple(svc.command),
@@ -340,7 +350,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
     )
-    return Observation("running", info.pid, info, unrecorded, pf, notes, True)
+    return Observation(RUNNING, info.pid, info, unrecorded, pf, notes, True)
 
 
 def _group_remnants(record: Record) -> list[ProcInfo]:
@@ -457,15 +467,15 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     t0 = time.monotonic()
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
-        if obs.record is not None and obs.record.phase == "launching":
+        if obs.record is not None and obs.record.phase == LAUNCHING:
             obs = _await_orphaned_launch(svc, dirs, obs.record)
         if obs.running:
             note = ""
-            if obs.record is not None and obs.record.phase == "unrecorded":
+            if obs.record is not None and obs.record.phase == UNRECORDED:
                 # Identified by its PID file, user and executable: from now on by its record,
                 # so that a later loss of the PID file cannot lose it.
                 try:
-                    write_record(dirs.run, svc.name, obs.record._replace(phase="running"))
+                    write_record(dirs.run, svc.name, obs.record._replace(phase=PHASE_RUNNING))
                     note = "; servicectl had no record of it and has recorded it now"
                 except OSError as exc:
                     note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
@@ -540,7 +550,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 exe=None if gate else proc.exe_of(info.pid),
                 pid_file=str(svc.pid_file),
                 type=svc.type,
-                phase="starting",
+                phase=PHASE_STARTING,
                 started_at=time.time(),
                 command=tuple(svc.command),
                 user=svc.user,
@@ -590,7 +600,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
                 handle, info, record = _adopt_mainpid(svc, record, handle, result.notes.mainpid)
                 _write_state(svc, dirs, pid=info.pid)
             record = record._replace(
-                phase="running",
+                phase=PHASE_RUNNING,
                 exe=proc.exe_of(info.pid) or record.exe,
                 status_text=result.notes.status,
             )
@@ -763,7 +773,7 @@ def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
         exe=None,
         pid_file=str(svc.pid_file),
         type="forking",
-        phase="launching",
+        phase=LAUNCHING,
         started_at=time.time(),
         command=tuple(svc.command),
         user=svc.user,
@@ -1000,7 +1010,7 @@ def stop(svc: Service, dirs: Dirs) -> Outcome:
 
 def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     obs = inspect(svc, dirs)
-    if obs.record is not None and obs.record.phase == "launching":
+    if obs.record is not None and obs.record.phase == LAUNCHING:
         obs = _await_orphaned_launch(svc, dirs, obs.record)  # then stop the daemon it made
     if not obs.running:
         if obs.remnants:
@@ -1019,7 +1029,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     main = Handle(record.pid, record.starttime)
     if not main.valid:
         main.close()
-        cleaned = clean_leftovers(svc, dirs, obs.now("dead"))
+        cleaned = clean_leftovers(svc, dirs, obs.now(DEAD))
         return Outcome(
             svc.name,
             Exit.OK,
@@ -1070,7 +1080,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
         else:
             h.close()
     how, elapsed = _terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
-    _clean_after_stop(svc, dirs, obs.now("stopped"), how)
+    _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
     main = f"its main process {obs.record.pid} had already exited"
@@ -1083,7 +1093,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
 
 def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
     try:
-        clean_leftovers(svc, dirs, obs.now("stopped"))
+        clean_leftovers(svc, dirs, obs.now(STOPPED))
     except ServicectlError as exc:
         done = how if how.startswith("killed") else f"stopped {how}"
         raise ServicectlError(
@@ -1205,7 +1215,7 @@ def reload(svc: Service, dirs: Dirs) -> Outcome:
         )
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
-        if not obs.running or obs.record is None or obs.record.phase == "launching":
+        if not obs.running or obs.record is None or obs.record.phase == LAUNCHING:
             return Outcome(
                 svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
             )
@@ -1414,21 +1424,13 @@ class Status:
         }
 
 
-STATE_CODES = {
-    "running": StatusCode.RUNNING,
-    "starting": StatusCode.RUNNING,
-    "dead": StatusCode.DEAD,
-    "stopped": StatusCode.STOPPED,
-}
-
-
 def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
     """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
     directory cannot be trusted or used)."""
     problem = run_dir_problem(dirs.run)
     if problem is not None:
         return Status(
-            svc.name, "unknown", int(StatusCode.UNKNOWN), svc.description, error=problem.message
+            svc.name, UNKNOWN, int(StatusCode.UNKNOWN), svc.description, error=problem.message
         )
     obs = inspect(svc, dirs)
     row = Status(
