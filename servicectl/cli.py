@@ -20,7 +20,8 @@ from servicectl.states import DEAD, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
 if TYPE_CHECKING:
     from servicectl.config import Catalog
-    from servicectl.lifecycle import Outcome, Status
+    from servicectl.lifecycle import Status
+    from servicectl.outcome import Outcome
     from servicectl.paths import Dirs
 
 
@@ -484,7 +485,7 @@ def check(names: list[str] | None = None) -> None:
 
 def logs(name: str, lines: int = 20, follow: bool = False) -> None:
     """Print the end of the service's output log."""
-    from servicectl.lifecycle import tail_file
+    from servicectl.outcome import tail_file
 
     catalog = _catalog([name])
     known, code = _known(catalog, [name], Exit.NOT_INSTALLED)

@@ -13,7 +13,7 @@ from typing import Any
 from servicectl import lifecycle, proc
 from servicectl.config import Catalog
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.lifecycle import Outcome
+from servicectl.outcome import Outcome
 
 Report = Callable[[Outcome], None]
 DEFAULT_JOBS = 64

@@ -11,18 +11,24 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl import proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, NotInstalledError, ServicectlError, StatusCode
-from servicectl.lock import is_locked, service_lock
-from servicectl.paths import Dirs, ensure_run_dir, run_dir_problem
+from servicectl.lock import is_locked
+from servicectl.outcome import (
+    KILL_CONFIRM_TIMEOUT,
+    LOG_TAIL_LINES,
+    Observation,
+    Outcome,
+    StartFailed,
+    locked,
+    log_tail,
+)
+from servicectl.paths import Dirs, run_dir_problem
 from servicectl.pidfile import (
-    PidFileRead,
     Record,
     read_pidfile,
     read_record,
@@ -55,89 +61,12 @@ from servicectl.states import (
     UNKNOWN,
     UNRECORDED,
 )
+from servicectl.terminate import group_handles, kill_and_reap, terminate
 
 if TYPE_CHECKING:
     import subprocess
 
     from servicectl.ready import NotifySocket
-
-KILL_CONFIRM_TIMEOUT = (
-    5.0  # after SIGKILL, how long a process may linger (D state) before we give up
-)
-LOG_TAIL_LINES = 10
-
-
-class Outcome:
-    """What an action did to one service, for one output line (``ok_line`` False: print it on
-    stderr as an error)."""
-
-    __slots__ = ("name", "code", "message", "pid", "elapsed", "detail", "ok_line")
-
-    def __init__(
-        self,
-        name: str,
-        code: int,
-        message: str,
-        pid: int | None = None,
-        elapsed: float = 0.0,
-        detail: str = "",
-        ok_line: bool = True,
-    ) -> None:
-        self.name = name
-        self.code = code
-        self.message = message
-        self.pid = pid
-        self.elapsed = elapsed
-        self.detail = detail
-        self.ok_line = ok_line
-
-    def __repr__(self) -> str:
-        return f"Outcome({self.name!r}, {self.code}, {self.message!r}, pid={self.pid})"
-
-
-class Observation:
-    """What is true of a service right now, and the evidence: ``state`` is running, starting,
-    stopped or dead; ``leftovers``: files to clean when not running; ``remnants``: its group,
-    after its main process exited."""
-
-    __slots__ = ("state", "pid", "info", "record", "pid_read", "notes", "leftovers", "remnants")
-
-    def __init__(
-        self,
-        state: str,
-        pid: int | None = None,
-        info: ProcInfo | None = None,
-        record: Record | None = None,
-        pid_read: PidFileRead | None = None,
-        notes: list[str] | None = None,
-        leftovers: bool = False,
-        remnants: list[ProcInfo] | None = None,
-    ) -> None:
-        self.state = state
-        self.pid = pid
-        self.info = info
-        self.record = record
-        self.pid_read = pid_read
-        self.notes = notes if notes is not None else []
-        self.leftovers = leftovers
-        self.remnants = remnants if remnants is not None else []
-
-    @property
-    def running(self) -> bool:
-        return self.state in (RUNNING, STARTING)
-
-    def now(self, state: str) -> Observation:
-        """The same evidence, with the service now in ``state``."""
-        return Observation(
-            state,
-            self.pid,
-            self.info,
-            self.record,
-            self.pid_read,
-            self.notes,
-            self.leftovers,
-            self.remnants,
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,51 +344,6 @@ def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Start
-
-
-@contextmanager
-def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
-    ensure_run_dir(dirs.run)
-    with service_lock(dirs.run, svc.name):
-        yield
-
-
-def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of the service's output log, indented, or a note why there are none."""
-    paths = [p for p in dict.fromkeys([svc.stdout, svc.stderr]) if p is not None]
-    if not paths:
-        return "  (output is discarded: stdout is null)"
-    chunks = []
-    for path in paths:
-        text = tail_file(path, lines)
-        if text:
-            chunks.append(f"  last lines of {path}:\n" + "\n".join("    " + t for t in text))
-    return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
-
-
-def tail_file(path: Path, lines: int, end: int | None = None) -> list[str]:
-    """The last ``lines`` lines of a file (up to byte ``end``; default: its end), read from
-    the end backwards, never through a symlink."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell() if end is None else min(end, fh.tell())
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
-
-
-class StartFailed(ServicectlError):
-    """The service did not start; nothing of it was left behind."""
 
 
 def start(svc: Service, dirs: Dirs) -> Outcome:
@@ -809,18 +693,7 @@ def _kill_orphans(orphans: list[ProcInfo]) -> None:
             for m in proc.group_members(info.pgid)
             if m.pid != info.pid and proc.is_descendant(m.pid, info.pid)
         ]
-    _kill_and_reap(targets)
-
-
-def _kill_and_reap(targets: list[Handle]) -> None:
-    """SIGKILL every handle's process, wait for all (not cancellable: this is cleanup), reap
-    those that are our children, and close the handles."""
-    for h in targets:
-        h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
-    for h in targets:
-        proc.reap_if_child(h.pid)
-        h.close()
+    kill_and_reap(targets)
 
 
 def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: float) -> None:
@@ -932,7 +805,7 @@ def _adopt_mainpid(
 
 def _kill_quietly(handle: Handle, pgid: int) -> None:
     """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
-    _kill_and_reap([handle] + _group_handles(pgid, exclude=handle.pid))
+    kill_and_reap([handle] + group_handles(pgid, exclude=handle.pid))
 
 
 def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
@@ -959,7 +832,7 @@ def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> No
                     for m in proc.group_members(info.pgid)
                     if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
                 ]
-    _kill_and_reap(targets)
+    kill_and_reap(targets)
     if child.poll() is None:
         try:
             child.wait(timeout=1)
@@ -979,23 +852,6 @@ def _remove_quietly(path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Stop
-
-
-def _group_handles(pgid: int, exclude: int) -> list[Handle]:
-    if pgid <= 1:
-        return []
-    out = []
-    for member in proc.group_members(pgid):
-        if member.pid == exclude:
-            continue
-        h = Handle(member.pid, member.starttime)
-        # Re-check membership through the pidfd-held process: no PID reuse can slip in.
-        again = proc.read_proc(member.pid)
-        if h.valid and again is not None and again.pgid == pgid:
-            out.append(h)
-        else:
-            h.close()
-    return out
 
 
 def stop(svc: Service, dirs: Dirs) -> Outcome:
@@ -1039,33 +895,12 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
-    handles = [main] + _group_handles(group, exclude=main.pid)
-    how, elapsed = _terminate(svc, handles, group, main.pid, t0)
+    handles = [main] + group_handles(group, exclude=main.pid)
+    how, elapsed = terminate(svc, handles, group, main.pid, t0)
     _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
     return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
-
-
-def _stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrupted:
-    """What an interrupted stop leaves: which processes still run (still tracked)."""
-    left = sorted({h.pid for h in handles if not h.exited()})
-    if not left:
-        return Interrupted(
-            f"{svc.name}: stop interrupted after its processes exited; its PID file and state "
-            f"are left: run stop again to clean them"
-        )
-    pids = ", ".join(str(p) for p in left)
-    again = f"run stop again (KILL follows after stop_timeout {svc.stop_timeout:g} s)"
-    if main in left:
-        return Interrupted(
-            f"{svc.name}: stop interrupted: it is still running (PID {pids}) and still "
-            f"tracked; {again}"
-        )
-    return Interrupted(
-        f"{svc.name}: stop interrupted: its main process {main} has exited, but PID {pids} of "
-        f"its process group still run; {again}"
-    )
 
 
 def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
@@ -1079,7 +914,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
             handles.append(h)
         else:
             h.close()
-    how, elapsed = _terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
+    how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
     _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
@@ -1100,63 +935,6 @@ def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> N
             exc.message.replace(f"{svc.name}: ", f"{svc.name}: {done}, but ", 1),
             exit_code=exc.exit_code,
         ) from None
-
-
-def _terminate(
-    svc: Service, handles: list[Handle], group: int, exclude: int, t0: float
-) -> tuple[str, float]:
-    """Send the stop signal (then CONT) to every handle, wait up to stop_timeout (for members
-    of ``group`` forked meanwhile too), then KILL and confirm. Returns how and how long.
-
-    Interrupted, it raises Interrupted saying what still runs; the handles are closed.
-    """
-    stop_signal = svc.stop_signal
-    timeout = svc.stop_timeout
-    try:
-        for h in handles:
-            h.send(stop_signal)
-        if stop_signal not in (signal.SIGKILL, signal.SIGCONT):
-            for h in handles:
-                h.send(signal.SIGCONT)  # a stopped process cannot act on TERM (FIELD-NOTES 14)
-        deadline = t0 + timeout
-        alive = proc.wait_all_exit(handles, deadline)
-        if group and not alive:
-            # Children may have been forked meanwhile, or outlived the main process.
-            late = _group_handles(group, exclude=exclude)
-            handles += late
-            alive = proc.wait_all_exit(late, deadline)
-        how = f"after {signal_name(stop_signal)}"
-        if alive:
-            if group:
-                late = [
-                    h
-                    for h in _group_handles(group, exclude=exclude)
-                    if h.pid not in {a.pid for a in alive}
-                ]
-                handles += late
-                alive += late
-            for h in alive:
-                h.send(signal.SIGKILL)
-            still = proc.wait_all_exit(
-                alive, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False
-            )
-            if still:
-                pids = ", ".join(str(h.pid) for h in still)
-                raise ServicectlError(
-                    f"{svc.name}: could not be stopped: process {pids} survived SIGKILL for "
-                    f"{KILL_CONFIRM_TIMEOUT:g} s (stuck in the kernel, state D?); the PID file "
-                    f"is kept. Check with: ps -o pid,stat,wchan -p {pids}"
-                )
-            how = f"killed after {timeout:g} s"
-        return how, time.monotonic() - t0
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, Interrupted):
-            raise
-        raise _stop_interrupted(svc, handles, exclude) from None
-    finally:
-        for h in handles:
-            proc.reap_if_child(h.pid)
-            h.close()
 
 
 # ---------------------------------------------------------------------------------------------
