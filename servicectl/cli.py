@@ -20,7 +20,7 @@ from servicectl.states import DEAD, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
 if TYPE_CHECKING:
     from servicectl.config import Catalog
-    from servicectl.lifecycle import Status
+    from servicectl.observe import Status
     from servicectl.outcome import Outcome
     from servicectl.paths import Dirs
 
@@ -245,8 +245,8 @@ def force_reload(names: list[str]) -> None:
 
 def status(names: list[str] | None = None, as_json: bool = False) -> None:
     """Show state, PID, uptime, memory, CPU and description (LSB status codes)."""
-    from servicectl import lifecycle
-    from servicectl.lifecycle import Status
+    from servicectl import observe
+    from servicectl.observe import Status
     from servicectl.paths import run_dir_problem
 
     catalog = _catalog(names or None)
@@ -265,7 +265,7 @@ def status(names: list[str] | None = None, as_json: bool = False) -> None:
             err = catalog.invalid[name].first_error
             rows.append(Status(name, INVALID, StatusCode.UNKNOWN, error=err.message))
         elif name in catalog.services:
-            rows.append(lifecycle.status(catalog.services[name], catalog.dirs))
+            rows.append(observe.status(catalog.services[name], catalog.dirs))
         else:
             rows.append(
                 Status(

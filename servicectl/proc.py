@@ -119,6 +119,18 @@ def age_seconds(info: ProcInfo) -> float:
     return max(0.0, (uptime_ticks() - info.starttime) / CLK_TCK)
 
 
+def memory_and_cpu(pid: int) -> tuple[int, int] | None:
+    """Resident memory (bytes) and CPU time used, user plus system (clock ticks), or None."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+        return rss, int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 # rt_sigtimedwait by machine: a thread waiting in it has the waited signals removed from its
 # SigBlk for the duration of the wait, yet takes them safely.
 _SIGTIMEDWAIT = {
