@@ -204,6 +204,29 @@ def all_pids() -> list[int]:
     return [int(n) for n in os.listdir("/proc") if n.isdigit()]
 
 
+def children_since(parent: int, since: int) -> list[ProcInfo]:
+    """The children of ``parent`` (zombies included) started at or after ``since`` (ticks)."""
+    out = []
+    for pid in all_pids():
+        info = read_proc(pid)
+        if info is not None and info.ppid == parent and info.starttime >= since:
+            out.append(info)
+    return out
+
+
+def become_subreaper() -> None:
+    """Make orphans of our descendants (a forking daemon) re-parent to servicectl while it runs,
+    so the PID a daemon writes can be checked to be our descendant."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except OSError:
+        pass
+
+
 def _parse_stat(pid: int, raw: bytes, uid: int = -1) -> ProcInfo:
     head, _, rest = raw.rpartition(b")")
     fields = rest.split()
