@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.face import face, plural, shown
+from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
 if TYPE_CHECKING:
     from servicectl.config import Catalog
     from servicectl.grammar import Call
-    from servicectl.lifecycle import Outcome, Status
+    from servicectl.observe import Status
+    from servicectl.outcome import Outcome
     from servicectl.paths import Dirs
 
 
@@ -276,8 +278,8 @@ def _timed(o: Outcome) -> None:
 
 
 def status(names: tuple[str, ...], as_json: bool) -> int:
-    from servicectl import lifecycle
-    from servicectl.lifecycle import Status
+    from servicectl import observe
+    from servicectl.observe import Status
     from servicectl.paths import run_dir_problem
 
     asked = _names(names)
@@ -294,13 +296,13 @@ def status(names: tuple[str, ...], as_json: bool) -> int:
     for name in asked or catalog.names():
         if name in catalog.invalid:
             err = catalog.invalid[name].first_error
-            rows.append(Status(name, "invalid", StatusCode.UNKNOWN, error=err.message))
+            rows.append(Status(name, INVALID, StatusCode.UNKNOWN, error=err.message))
         elif name in catalog.services:
-            rows.append(lifecycle.status(catalog.services[name], catalog.dirs))
+            rows.append(observe.status(catalog.services[name], catalog.dirs))
         else:
             why = _unknown(catalog, name)
             rows.append(
-                Status(name, "unknown", StatusCode.UNKNOWN, error=f"no such service: {why}")
+                Status(name, UNKNOWN, StatusCode.UNKNOWN, error=f"no such service: {why}")
             )
     if as_json:
         import json
@@ -338,13 +340,13 @@ def _fmt_bytes(n: int | None) -> str:
 
 
 STATE_COLOR = {
-    "running": "32",
-    "starting": "33",
-    "stopped": "2",
-    "dead": "31",
-    "failed": "31",
-    "invalid": "31;1",
-    "unknown": "31",
+    RUNNING: "32",
+    STARTING: "33",
+    STOPPED: "2",
+    DEAD: "31",
+    FAILED: "31",
+    INVALID: "31;1",
+    UNKNOWN: "31",
 }
 
 
@@ -412,7 +414,7 @@ def list_(as_json: bool) -> int:
     else:
         header = ("NAME", "TYPE", "ENABLED", "DEPENDS", "DESCRIPTION")
         rows = [
-            (i["name"], "invalid", "-", "-", i["error"])
+            (i["name"], INVALID, "-", "-", i["error"])
             if not i["valid"]
             else (
                 i["name"],

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from servicectl.lifecycle import Outcome
+    from servicectl.outcome import Outcome
 
 _GONE_QUIETLY = (errno.EPIPE, errno.ECONNRESET)  # the reader went away: nobody is listening
 

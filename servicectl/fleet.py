@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from servicectl import lifecycle, proc
+from servicectl import lifecycle, observe, proc
 from servicectl.config import Catalog
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.lifecycle import Outcome
+from servicectl.outcome import Outcome
 
 Report = Callable[[Outcome], None]
 DEFAULT_JOBS = 64
@@ -223,7 +223,7 @@ def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
     out = []
     for name in names:
         svc = catalog.services.get(name)
-        if svc is not None and lifecycle.inspect(svc, catalog.dirs).running:
+        if svc is not None and observe.inspect(svc, catalog.dirs).running:
             out.append(name)
     return out
 

@@ -1,455 +1,43 @@
-"""The lifecycle of one service: inspect, start, stop, reload and status, built on the mechanisms.
+"""The actions on one service: start, stop, restart, try-restart and force-reload, composed from
+the parts (observe: which process is it; launch: get it running and recorded; terminate: the
+stop schedule; reloading: reload).
 
 Each action holds the service's lock and returns an Outcome; failures raise ServicectlError.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import select
 import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from servicectl import proc
-from servicectl.config import Service, signal_name
-from servicectl.errors import Exit, Interrupted, NotInstalledError, ServicectlError, StatusCode
-from servicectl.lock import is_locked, service_lock
-from servicectl.paths import Dirs, ensure_run_dir, run_dir_problem
-from servicectl.pidfile import (
-    PidFileRead,
-    Record,
-    read_pidfile,
-    read_record,
-    remove_file,
-    remove_stale_temps,
-    state_path,
-    write_pidfile,
-    write_record,
+from servicectl import launch, proc
+from servicectl.config import Service
+from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.observe import clean_leftovers, inspect
+from servicectl.outcome import (
+    KILL_CONFIRM_TIMEOUT,
+    Observation,
+    Outcome,
+    StartFailed,
+    locked,
+    log_tail,
 )
-from servicectl.proc import Handle, ProcInfo
-from servicectl.spawn import (
-    GATE_EXIT,
-    Account,
-    Gate,
-    build_environment,
-    expected_executables,
-    resolve_account,
-    resolve_program,
-    spawn,
-)
+from servicectl.paths import Dirs
+from servicectl.pidfile import Record, write_record
+from servicectl.proc import Handle
+from servicectl.reloading import reload
+from servicectl.spawn import Account, Gate, build_environment, resolve_account, resolve_program
+from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
+from servicectl.terminate import group_handles, terminate
 
 if TYPE_CHECKING:
     import subprocess
 
-    from servicectl.ready import NotifySocket
-
-KILL_CONFIRM_TIMEOUT = (
-    5.0  # after SIGKILL, how long a process may linger (D state) before we give up
-)
-LOG_TAIL_LINES = 10
-
-
-class Outcome:
-    """What an action did to one service, for one output line (``ok_line`` False: print it on
-    stderr as an error)."""
-
-    __slots__ = ("name", "code", "message", "pid", "elapsed", "detail", "ok_line")
-
-    def __init__(
-        self,
-        name: str,
-        code: int,
-        message: str,
-        pid: int | None = None,
-        elapsed: float = 0.0,
-        detail: str = "",
-        ok_line: bool = True,
-    ) -> None:
-        self.name = name
-        self.code = code
-        self.message = message
-        self.pid = pid
-        self.elapsed = elapsed
-        self.detail = detail
-        self.ok_line = ok_line
-
-    def __repr__(self) -> str:
-        return f"Outcome({self.name!r}, {self.code}, {self.message!r}, pid={self.pid})"
-
-
-class Observation:
-    """What is true of a service right now, and the evidence: ``state`` is running, starting,
-    stopped or dead; ``leftovers``: files to clean when not running; ``remnants``: its group,
-    after its main process exited."""
-
-    __slots__ = ("state", "pid", "info", "record", "pid_read", "notes", "leftovers", "remnants")
-
-    def __init__(
-        self,
-        state: str,
-        pid: int | None = None,
-        info: ProcInfo | None = None,
-        record: Record | None = None,
-        pid_read: PidFileRead | None = None,
-        notes: list[str] | None = None,
-        leftovers: bool = False,
-        remnants: list[ProcInfo] | None = None,
-    ) -> None:
-        self.state = state
-        self.pid = pid
-        self.info = info
-        self.record = record
-        self.pid_read = pid_read
-        self.notes = notes if notes is not None else []
-        self.leftovers = leftovers
-        self.remnants = remnants if remnants is not None else []
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("running", "starting")
-
-    def now(self, state: str) -> Observation:
-        """The same evidence, with the service now in ``state``."""
-        return Observation(
-            state,
-            self.pid,
-            self.info,
-            self.record,
-            self.pid_read,
-            self.notes,
-            self.leftovers,
-            self.remnants,
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Inspection: is the service running, and which process is it?
-
-
-def _forged_reason(pid: int, info: ProcInfo | None) -> str | None:
-    if pid == 1:
-        return "PID 1 (init) is never a service"
-    if pid in proc.ancestors_of_self():
-        return f"PID {pid} is servicectl itself or its caller"
-    if info is None:
-        return f"no process has PID {pid}"
-    if info.zombie:
-        return f"PID {pid} has exited (zombie)"
-    tgid = proc.thread_group_of(pid)
-    if tgid is not None and tgid != pid:
-        return f"{pid} is a thread of process {tgid}, not a process"
-    return None
-
-
-_INTERPRETER = re.compile(
-    r"(python|pypy|perl|ruby|node|nodejs|php|lua|luajit|java|tclsh|Rscript|bash|sh|dash|zsh|"
-    r"ksh|mksh|busybox)[0-9.]*(-[0-9.]+)?$"
-)
-
-
-def _unrecorded_match(
-    svc: Service,
-    info: ProcInfo,
-    exes: set[str],
-    uid: int,
-    command: tuple[str, ...] | list[str] | None = None,
-) -> str | None:
-    """Why a process servicectl has no record of is not the service, or None if it matches:
-    the same user and the same executable (FIELD-NOTES 5). When that executable is an
-    interpreter (python, sh, busybox...), which tells nothing of the program, the arguments
-    must be the service's too."""
-    if info.uid != uid:
-        return f"PID {info.pid} belongs to uid {info.uid}, not to the service's uid {uid}"
-    exe = proc.exe_of(info.pid)
-    if exe is None or os.path.realpath(exe) not in exes and exe not in exes:
-        return f"PID {info.pid} runs {exe or info.comm}, not {svc.program}"
-    if _INTERPRETER.match(os.path.basename(exe)):
-        argv = list(command if command is not None else svc.command)
-        if not _same_invocation(proc.cmdline_of(info.pid), argv):
-            shown = " ".join(proc.cmdline_of(info.pid))[:120]
-            return f"PID {info.pid} runs {exe} but not the service's program ({shown})"
-    return None
-
-
-def _same_invocation(cmdline: list[str], argv: list[str]) -> bool:
-    """Whether a process's command line is ``argv`` run directly (``python x.py -v``) or as a
-    #! script (the kernel makes it ``python [opts] /path/x.py -v``)."""
-    args = argv[1:]
-    if cmdline[1:] == args:
-        return True
-    n = len(args)
-    if len(cmdline) < n + 2 or (n and cmdline[-n:] != args):
-        return False
-    script = cmdline[len(cmdline) - n - 1]
-    return os.path.basename(script) == os.path.basename(argv[0])
-
-
-def _service_uid(svc: Service) -> int:
-    try:
-        return resolve_account(svc).uid
-    except ServicectlError:
-        return -1
-
-
-def _expected_exes(svc: Service) -> set[str]:
-    try:
-        return expected_executables(resolve_program(svc, build_env_safe(svc)))
-    except ServicectlError:
-        # Removed since (its process shows "PATH (deleted)"): the configured path still names it.
-        return {os.path.realpath(svc.program)} if os.path.isabs(svc.program) else set()
-
-
-def build_env_safe(svc: Service) -> dict[str, str]:
-    from servicectl.spawn import SERVICE_PATH
-
-    path = dict(svc.environment).get("PATH", SERVICE_PATH)
-    return {"PATH": path}
-
-
-def inspect(svc: Service, dirs: Dirs) -> Observation:
-    """Decide whether ``svc`` runs, and as which process, without changing anything.
-
-    A recorded (PID, start time, boot id) is trusted; a PID file alone is trusted only if its
-    process has the service's user and executable and the file itself is trustworthy.
-    """
-    record, record_note = read_record(dirs.run, svc.name)
-    notes = [record_note] if record_note else []
-    if record is not None and record.boot_id != proc.boot_id():
-        notes.append("the state record is from before the last reboot; ignored")
-        record = None
-        leftovers = True
-    else:
-        leftovers = record is not None
-    pid_path = Path(record.pid_file) if record else svc.pid_file
-    pf = read_pidfile(pid_path)
-    if pf.problem:
-        notes.append(pf.problem)
-    leftovers = leftovers or pf.exists
-
-    if record is not None and record.phase == "launching":
-        # A forking launch was under way. If its launcher still runs, it is "starting" (its
-        # servicectl holds the lock, or died: start waits for the launcher). If it is over,
-        # its daemon can only be known by the PID file, as if there were no record.
-        info = proc.read_proc(record.pid)
-        if info is not None and not info.zombie and info.starttime == record.starttime:
-            if not is_locked(dirs.run, svc.name):
-                notes.append(
-                    f"the start that ran its launcher (pid {record.pid}) was interrupted; "
-                    f"the launcher still runs"
-                )
-            return Observation("starting", record.pid, info, record, pf, notes, True)
-        record = None
-    if record is not None:
-        info = proc.read_proc(record.pid)
-        if info is not None and not info.zombie and info.starttime == record.starttime:
-            if pf.pid is not None and pf.pid != record.pid:
-                notes.append(f"the PID file names {pf.pid}, but the service runs as {record.pid}")
-            elif not pf.exists:
-                notes.append(f"the PID file {pid_path} is missing; servicectl's record is used")
-            state = "running"
-            if record.phase == "starting":
-                if is_locked(dirs.run, svc.name):
-                    state = "starting"
-                else:
-                    notes.append(
-                        "the start that launched it was interrupted before it was confirmed "
-                        "(start_grace or readiness); it has been running since"
-                    )
-            return Observation(state, record.pid, info, record, pf, notes, leftovers)
-        if info is None or info.zombie:
-            notes.append(f"process {record.pid} has exited")
-        else:
-            notes.append(
-                f"PID {record.pid} now belongs to another process ({info.comm}); left alone"
-            )
-        # A forking daemon may have replaced itself (re-exec) and rewritten its PID file: the
-        # new process must be in the recorded daemon's session (so it came from it), started
-        # after it, with its user and executable.
-        if record.type == "forking" and record.sid > 1 and pf.pid not in (None, record.pid):
-            assert pf.pid is not None
-            cand = proc.read_proc(pf.pid)
-            why = _forged_reason(pf.pid, cand)
-            if why is None and cand is not None and cand.sid != record.sid:
-                why = f"it is not in the daemon's session {record.sid} (it did not come from it)"
-            if why is None and cand is not None and cand.starttime < record.starttime:
-                why = "it is older than the daemon it would replace"
-            if why is None and cand is not None:
-                exes = {record.exe} if record.exe else _expected_exes(svc)
-                why = _unrecorded_match(svc, cand, exes, record.uid, record.command)
-                if why is None:
-                    adopted = record._replace(
-                        pid=cand.pid,
-                        starttime=cand.starttime,
-                        pgid=cand.pgid if cand.pgid == cand.pid else record.pgid,
-                    )
-                    notes.append(f"the daemon now runs as PID {cand.pid} (from its PID file)")
-                    return Observation("running", cand.pid, cand, adopted, pf, notes, True)
-            notes.append(
-                f"the PID file {pid_path} names {pf.pid}, which is not the service: {why}; "
-                f"left alone"
-            )
-        remnants = _group_remnants(record)
-        if remnants:
-            pids = ", ".join(str(r.pid) for r in remnants)
-            notes.append(
-                f"{len(remnants)} process{'es' if len(remnants) > 1 else ''} of its process "
-                f"group {record.pgid} still running (PID {pids}); stop or start ends them"
-            )
-        return Observation("dead", None, None, record, pf, notes, True, remnants)
-
-    if pf.pid is None:
-        return Observation(
-            "dead" if pf.exists else "stopped", None, None, None, pf, notes, leftovers
-        )
-    info = proc.read_proc(pf.pid)
-    reason = _forged_reason(pf.pid, info)
-    uid = _service_uid(svc)
-    if reason is None:
-        reason = pf.trusted_by(os.geteuid(), {uid})
-    if reason is None and info is not None:
-        reason = _unrecorded_match(svc, info, _expected_exes(svc), uid)
-    if reason is not None:
-        notes.append(
-            f"the PID file {pid_path} names {pf.pid}, which is not the service: "
-            f"{reason}; left alone"
-        )
-        return Observation("dead", None, None, None, pf, notes, True)
-    assert info is not None
-    notes.append(f"PID {info.pid} has no servicectl record; identified by user and executable")
-    unrecorded = Record(
-        pid=info.pid,
-        starttime=info.starttime,
-        boot_id=proc.boot_id(),
-        uid=info.uid,
-        pgid=info.pgid if info.pgid == info.pid else 0,
-        sid=info.sid,
-        exe=proc.exe_of(info.pid),
-        pid_file=str(pid_path),
-        type=svc.type,
-        phase="unrecorded",  # start records it (the process servicectl "first saw")
-        started_at=time.time() - proc.age_seconds(info),
-        user=svc.user,
-        command=tuple(svc.command),
-        stop_signal=svc.stop_signal,
-        stop_timeout=svc.stop_timeout,
-        kill_mode=svc.kill_mode,
-    )
-    return Observation("running", info.pid, info, unrecorded, pf, notes, True)
-
-
-def _group_remnants(record: Record) -> list[ProcInfo]:
-    """Live members of the service's own process group although its main process has exited
-    (a stop interrupted between the main process's exit and its children's, or children that
-    outlived a crash), with the service's user and started after it. ``kill_mode: process``
-    leaves children alone by design: none are reported."""
-    if record.kill_mode != "group" or record.pgid <= 1 or record.pgid == os.getpgrp():
-        return []
-    leader = proc.read_proc(record.pgid)
-    if (
-        leader is not None
-        and not leader.zombie
-        and record.pgid == record.pid
-        and leader.starttime != record.starttime
-    ):
-        return []  # the number leads another group now
-    mine = proc.ancestors_of_self()
-    out = []
-    for member in proc.group_members(record.pgid):
-        info = proc.read_proc(member.pid)
-        if (
-            info is not None
-            and not info.zombie
-            and info.pgid == record.pgid
-            and info.uid == record.uid
-            and info.starttime >= record.starttime
-            and (record.sid <= 1 or info.sid == record.sid)
-            and info.pid not in mine
-        ):
-            out.append(info)
-    return out
-
-
-def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
-    """Remove a stale PID file and state record of a service that is not running.
-
-    A file that cannot be removed (read-only or immutable run directory) raises an error that
-    says which, and that status will call the service dead until it is removed.
-    """
-    assert not obs.running
-    removed = []
-    pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
-    files = [(pid_path, "PID file")]
-    if svc.pid_file != pid_path:
-        files.append((svc.pid_file, "PID file"))
-    files.append((state_path(dirs.run, svc.name), "state record"))
-    for path, what in files:
-        remove_stale_temps(path)
-        try:
-            if remove_file(path):
-                removed.append(what)
-        except OSError as exc:
-            raise ServicectlError(
-                f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
-                f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
-                f"status reports the service dead until it is removed",
-                exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
-            ) from None
-    return removed
-
+    from servicectl.ready import Notes, NotifySocket, WaitResult
 
 # ---------------------------------------------------------------------------------------------
 # Start
-
-
-@contextmanager
-def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
-    ensure_run_dir(dirs.run)
-    with service_lock(dirs.run, svc.name):
-        yield
-
-
-def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of the service's output log, indented, or a note why there are none."""
-    paths = [p for p in dict.fromkeys([svc.stdout, svc.stderr]) if p is not None]
-    if not paths:
-        return "  (output is discarded: stdout is null)"
-    chunks = []
-    for path in paths:
-        text = tail_file(path, lines)
-        if text:
-            chunks.append(f"  last lines of {path}:\n" + "\n".join("    " + t for t in text))
-    return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
-
-
-def tail_file(path: Path, lines: int, end: int | None = None) -> list[str]:
-    """The last ``lines`` lines of a file (up to byte ``end``; default: its end), read from
-    the end backwards, never through a symlink."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell() if end is None else min(end, fh.tell())
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
-
-
-class StartFailed(ServicectlError):
-    """The service did not start; nothing of it was left behind."""
 
 
 def start(svc: Service, dirs: Dirs) -> Outcome:
@@ -457,19 +45,10 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     t0 = time.monotonic()
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
-        if obs.record is not None and obs.record.phase == "launching":
+        if obs.record is not None and obs.record.phase == LAUNCHING:
             obs = _await_orphaned_launch(svc, dirs, obs.record)
         if obs.running:
-            note = ""
-            if obs.record is not None and obs.record.phase == "unrecorded":
-                # Identified by its PID file, user and executable: from now on by its record,
-                # so that a later loss of the PID file cannot lose it.
-                try:
-                    write_record(dirs.run, svc.name, obs.record._replace(phase="running"))
-                    note = "; servicectl had no record of it and has recorded it now"
-                except OSError as exc:
-                    note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
-            return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
+            return _already_running(svc, dirs, obs)
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         pid = _start_locked(svc, dirs)
@@ -477,6 +56,19 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     if ended:
         note = f"; first {ended}"
     return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
+
+
+def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
+    note = ""
+    if obs.record is not None and obs.record.phase == UNRECORDED:
+        # Identified by its PID file, user and executable: from now on by its record, so that
+        # a later loss of the PID file cannot lose it.
+        try:
+            write_record(dirs.run, svc.name, obs.record._replace(phase=PHASE_RUNNING))
+            note = "; servicectl had no record of it and has recorded it now"
+        except OSError as exc:
+            note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
+    return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
 
 
 def _await_orphaned_launch(svc: Service, dirs: Dirs, record: Record) -> Observation:
@@ -491,114 +83,26 @@ def _await_orphaned_launch(svc: Service, dirs: Dirs, record: Record) -> Observat
 
 
 def _start_locked(svc: Service, dirs: Dirs) -> int:
-    from servicectl.ready import NotifySocket, Probe, notify_address, wait_ready
-
+    """Spawn (or launch) and record, wait until ready, confirm; the PID. On a failure or an
+    interruption, what was started is killed and no PID file or record of it is left."""
     account = resolve_account(svc)
     env = build_environment(svc, account)
     program = resolve_program(svc, env)
-    notify = None
-    pass_fds: tuple[int, ...] = ()
-    if svc.ready is not None and svc.ready.kind == "notify":
-        address = notify_address(dirs.run, svc.name)
-        try:
-            notify = NotifySocket(address)
-        except OSError as exc:
-            raise StartFailed(
-                f"{svc.name}: cannot create the notify socket {address}: {exc.strerror}"
-            ) from None
-        env["NOTIFY_SOCKET"] = address
-    else:
-        env.pop("NOTIFY_SOCKET", None)
+    notify = _notify_socket(svc, dirs, env)
     gate = Gate() if svc.type == "simple" else None
     try:
-        if svc.type == "forking":
-            try:
-                child, handle, info = _launch_forking(svc, dirs, account, env, program, pass_fds)
-            except BaseException:
-                # What the PID file names was never trusted, and its writer has been killed.
-                _remove_quietly(svc.pid_file)
-                _remove_quietly(state_path(dirs.run, svc.name))  # the "launching" record
-                raise
+        if gate is None:
+            child, found = launch.launch_forking(svc, dirs, account, env, program)
         else:
-            child = spawn(svc, account, env, program, pass_fds, gate=gate)
-            _SPAWNED.add(child.pid)
+            child, found = launch.spawn_simple(svc, account, env, program, gate), None
         try:
-            if svc.type == "simple":
-                seen = proc.read_proc(child.pid)
-                if seen is None:  # cannot happen: it is our unreaped child
-                    raise StartFailed(f"{svc.name}: the process vanished at once")
-                info = seen
-                handle = Handle(child.pid, info.starttime)
-            pgid = _own_group(svc, info)
-            record = Record(
-                pid=info.pid,
-                starttime=info.starttime,
-                boot_id=proc.boot_id(),
-                uid=info.uid,
-                pgid=pgid,
-                sid=info.sid,
-                exe=None if gate else proc.exe_of(info.pid),
-                pid_file=str(svc.pid_file),
-                type=svc.type,
-                phase="starting",
-                started_at=time.time(),
-                command=tuple(svc.command),
-                user=svc.user,
-                stop_signal=svc.stop_signal,
-                stop_timeout=svc.stop_timeout,
-                kill_mode=svc.kill_mode,
-                notify_socket=notify.address if notify else None,
-            )
-            # Record first: if this fails, the child is killed below (FIELD-NOTES 8).
-            _write_state(svc, dirs, record, info.pid if gate is not None else None)
-            if gate is not None:
-                _open_gate(svc, program, gate, child)
-            probe = None
-            if svc.ready is not None and svc.ready.kind != "notify":
-                probe = Probe(
-                    svc.ready,
-                    env,
-                    (account.uid, account.gid) if account.switch else None,
-                    str(svc.working_directory),
-                )
-            budget = svc.start_timeout if svc.ready is not None else svc.start_grace
-            result = wait_ready(handle, time.monotonic() + budget, probe, notify, pgid)
-            if result.outcome == "died":
-                code = proc.reap_if_child(info.pid)
-                if code is None and child.poll() is not None and child.pid == info.pid:
-                    code = child.returncode
-                raise StartFailed(
-                    f"{svc.name}: failed to start: the program {proc.describe_exit(code)} "
-                    f"{_since(record)} after starting" + _status_note(result.notes),
-                    detail=log_tail(svc),
-                )
-            if result.outcome in ("timeout", "error"):
-                what = (
-                    f"was not ready after {budget:g} s (ready: {svc.ready.describe()}"
-                    + (f"; last probe: {result.detail}" if result.detail else "")
-                    + ")"
-                    if result.outcome == "timeout" and svc.ready
-                    else result.detail
-                )
-                _kill_quietly(handle, pgid)
-                raise StartFailed(
-                    f"{svc.name}: failed to start: it {what}; it was stopped"
-                    + _status_note(result.notes),
-                    detail=log_tail(svc),
-                )
-            if result.notes.mainpid and result.notes.mainpid != info.pid:
-                handle, info, record = _adopt_mainpid(svc, record, handle, result.notes.mainpid)
-                _write_state(svc, dirs, pid=info.pid)
-            record = record._replace(
-                phase="running",
-                exe=proc.exe_of(info.pid) or record.exe,
-                status_text=result.notes.status,
-            )
-            _write_state(svc, dirs, record)
-            handle.close()
-            return info.pid
+            handle, info = found or launch.identify(svc, child)
+            address = notify.address if notify else None
+            record = launch.record_start(svc, dirs, info, program, child, gate, address)
+            result = _await_ready(svc, account, env, child, handle, record, notify)
+            return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
-            _abort_start(svc, dirs, child)
+            launch.abort_start(svc, dirs, child)
             if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
                 raise Interrupted(
                     f"{svc.name}: start interrupted; what it had started was stopped, and no "
@@ -612,51 +116,88 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             gate.close()
 
 
-EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
+def _notify_socket(svc: Service, dirs: Dirs, env: dict[str, str]) -> NotifySocket | None:
+    """For ``ready: notify``, the socket the service reports on, named in its NOTIFY_SOCKET;
+    otherwise no NOTIFY_SOCKET at all (not even one from servicectl's own environment)."""
+    from servicectl.ready import NotifySocket, notify_address
+
+    if svc.ready is None or svc.ready.kind != "notify":
+        env.pop("NOTIFY_SOCKET", None)
+        return None
+    address = notify_address(dirs.run, svc.name)
+    try:
+        notify = NotifySocket(address)
+    except OSError as exc:
+        raise StartFailed(
+            f"{svc.name}: cannot create the notify socket {address}: {exc.strerror}"
+        ) from None
+    env["NOTIFY_SOCKET"] = address
+    return notify
 
 
-def _open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[bytes]) -> None:
-    """Let the recorded child run the program, and watch it do so (about a millisecond): an
-    exec that fails (permission denied for the service's user, say) is exit 5, as it is when
-    Popen itself cannot execute the program."""
-    gate.open()
-    deadline = time.monotonic() + EXEC_WAIT
-    backoff = 0.0002
-    while gate.gated_argv(proc.cmdline_of(child.pid)) and time.monotonic() < deadline:
-        if child.poll() is not None:
-            break
-        time.sleep(backoff)
-        backoff = min(backoff * 2, 0.01)
-    code = child.poll()
-    if code in (126, 127):
-        raise NotInstalledError(
-            f"{svc.name}: cannot execute {program}"
-            + (f" as user {svc.user}" if svc.user else "")
-            + f" (exit {code}); see the log below",
+def _await_ready(
+    svc: Service,
+    account: Account,
+    env: dict[str, str],
+    child: subprocess.Popen[bytes],
+    handle: Handle,
+    record: Record,
+    notify: NotifySocket | None,
+) -> WaitResult:
+    """Watch the started process through start_grace, or until its readiness check passes
+    (up to start_timeout); a StartFailed if it died or was not ready (it is then killed)."""
+    from servicectl.ready import Probe, wait_ready
+
+    probe = None
+    if svc.ready is not None and svc.ready.kind != "notify":
+        probe = Probe(
+            svc.ready,
+            env,
+            (account.uid, account.gid) if account.switch else None,
+            str(svc.working_directory),
+        )
+    budget = svc.start_timeout if svc.ready is not None else svc.start_grace
+    result = wait_ready(handle, time.monotonic() + budget, probe, notify, record.pgid)
+    if result.outcome == "died":
+        code = proc.reap_if_child(record.pid)
+        if code is None and child.poll() is not None and child.pid == record.pid:
+            code = child.returncode
+        raise StartFailed(
+            f"{svc.name}: failed to start: the program {proc.describe_exit(code)} "
+            f"{_since(record)} after starting" + _status_note(result.notes),
             detail=log_tail(svc),
         )
-    if code == GATE_EXIT:
-        raise StartFailed(f"{svc.name}: failed to start: the process exited before running")
-
-
-def _write_state(
-    svc: Service, dirs: Dirs, record: Record | None = None, pid: int | None = None
-) -> None:
-    """Write the state record and/or the PID file; a failure is a StartFailed that says where
-    (the caller kills what it started)."""
-    try:
-        if record is not None:
-            write_record(dirs.run, svc.name, record)
-        if pid is not None:
-            write_pidfile(svc.pid_file, pid)
-    except OSError as exc:
-        where = Path(exc.filename).parent if exc.filename else dirs.run
+    if result.outcome in ("timeout", "error"):
+        what = (
+            f"was not ready after {budget:g} s (ready: {svc.ready.describe()}"
+            + (f"; last probe: {result.detail}" if result.detail else "")
+            + ")"
+            if result.outcome == "timeout" and svc.ready
+            else result.detail
+        )
+        launch.kill_quietly(handle, record.pgid)
         raise StartFailed(
-            f"{svc.name}: failed to start: cannot write its PID file or state record in "
-            f"{where}: {exc.strerror} (is {where} read-only or immutable? see lsattr -d "
-            f"{where}); the process was stopped",
-            exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
-        ) from None
+            f"{svc.name}: failed to start: it {what}; it was stopped" + _status_note(result.notes),
+            detail=log_tail(svc),
+        )
+    return result
+
+
+def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: Notes) -> int:
+    """The service is up: take the MAINPID it reported, if any, and record it as running."""
+    pid = record.pid
+    if notes.mainpid and notes.mainpid != pid:
+        handle, info, record = launch.adopt_mainpid(svc, record, handle, notes.mainpid)
+        pid = info.pid
+        launch.write_state(svc, dirs, pid=pid)
+    record = record._replace(
+        phase=PHASE_RUNNING,
+        exe=proc.exe_of(pid) or record.exe,
+        status_text=notes.status,
+    )
+    launch.write_state(svc, dirs, record)
+    handle.close()
+    return pid
 
 
 def _since(record: Record) -> str:
@@ -668,324 +209,8 @@ def _status_note(notes: object) -> str:
     return f" (its last status: {status})" if status else ""
 
 
-def _own_group(svc: Service, info: ProcInfo) -> int:
-    """The service's own process group, or 0 if it has none that is safe to signal.
-
-    A group is the service's only if its leader is the service itself, or if every member of
-    it descends from servicectl (the group a forking daemon's intermediate process created).
-    """
-    if info.pgid == info.pid:
-        return info.pgid
-    if info.pgid in (0, 1, os.getpgrp()):
-        return 0
-    me = os.getpid()
-    members = proc.group_members(info.pgid)
-    if members and all(proc.is_descendant(m.pid, me) for m in members):
-        return info.pgid
-    return 0
-
-
-_FORKING_LAUNCH = threading.Lock()
-_SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
-
-
-LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
-
-
-def _launch_forking(
-    svc: Service,
-    dirs: Dirs,
-    account: Account,
-    env: dict[str, str],
-    program: str,
-    pass_fds: tuple[int, ...],
-) -> tuple[subprocess.Popen[bytes], Handle, ProcInfo]:
-    """Run a forking launcher and find its daemon.
-
-    servicectl is a child subreaper meanwhile, so the daemon and any process it orphaned
-    re-parent to it. Launches are serialized until the launcher has exited and the PID file was
-    found (or LAUNCH_SETTLE passed): the orphans that appear in that window can only be this
-    launch's, and if the start fails they are killed, so nothing is left behind even when no
-    PID file is ever written. A slow PID file thus delays other forking starts by at most
-    LAUNCH_SETTLE, never by a whole start_timeout.
-
-    The launcher is spawned behind a gate and recorded ("launching") before it runs: if
-    servicectl dies during the launch, the next command knows a launch was under way (see
-    inspect and start) instead of launching a second daemon.
-    """
-    deadline = time.monotonic() + svc.start_timeout
-    with _FORKING_LAUNCH:
-        _become_subreaper()
-        since = proc.uptime_ticks()
-        gate = Gate()
-        try:
-            child = spawn(svc, account, env, program, pass_fds, gate=gate)
-        except BaseException:
-            gate.close()
-            raise
-        _SPAWNED.add(child.pid)
-        try:
-            try:
-                seen = proc.read_proc(child.pid)
-                if seen is not None:
-                    _write_state(svc, dirs, _launch_record(svc, seen))
-                _open_gate(svc, program, gate, child)
-            finally:
-                gate.close()
-            _await_launcher(svc, child, deadline)
-            settle = min(deadline, time.monotonic() + LAUNCH_SETTLE)
-            found = _find_daemon(svc, account, settle, final=settle >= deadline)
-        except BaseException:
-            _kill_orphans(_orphans(since))
-            raise
-        if found is None:
-            suspects = _orphans(since)
-    if found is None:
-        try:
-            found = _find_daemon(svc, account, deadline, final=True)
-        except BaseException:
-            _kill_orphans(suspects)
-            raise
-    assert found is not None
-    _SPAWNED.add(found[1].pid)
-    return child, found[0], found[1]
-
-
-def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
-    """The record of a forking launch under way: the launcher, in its own session."""
-    return Record(
-        pid=launcher.pid,
-        starttime=launcher.starttime,
-        boot_id=proc.boot_id(),
-        uid=launcher.uid,
-        pgid=launcher.pgid if launcher.pgid == launcher.pid else 0,
-        sid=launcher.sid,
-        exe=None,
-        pid_file=str(svc.pid_file),
-        type="forking",
-        phase="launching",
-        started_at=time.time(),
-        command=tuple(svc.command),
-        user=svc.user,
-        stop_signal=svc.stop_signal,
-        stop_timeout=svc.stop_timeout,
-        kill_mode=svc.kill_mode,
-    )
-
-
-def _orphans(since: int) -> list[ProcInfo]:
-    """Live processes re-parented to servicectl since ``since`` (ticks) that it did not spawn;
-    zombie ones are reaped on the way."""
-    me = os.getpid()
-    out = []
-    for pid in proc.all_pids():
-        info = proc.read_proc(pid)
-        if info is None or info.ppid != me or pid in _SPAWNED or info.starttime < since:
-            continue
-        if info.zombie:
-            proc.reap_if_child(pid)
-        else:
-            out.append(info)
-    return out
-
-
-def _kill_orphans(orphans: list[ProcInfo]) -> None:
-    """SIGKILL these orphans and their descendants in their groups, wait, and reap them."""
-    targets = []
-    for info in orphans:
-        targets.append(Handle(info.pid, info.starttime))
-        targets += [
-            Handle(m.pid, m.starttime)
-            for m in proc.group_members(info.pgid)
-            if m.pid != info.pid and proc.is_descendant(m.pid, info.pid)
-        ]
-    _kill_and_reap(targets)
-
-
-def _kill_and_reap(targets: list[Handle]) -> None:
-    """SIGKILL every handle's process, wait for all (not cancellable: this is cleanup), reap
-    those that are our children, and close the handles."""
-    for h in targets:
-        h.send(signal.SIGKILL)
-    proc.wait_all_exit(targets, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False)
-    for h in targets:
-        proc.reap_if_child(h.pid)
-        h.close()
-
-
-def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: float) -> None:
-    """Wait for a forking launcher to exit; it must exit 0 before ``deadline``."""
-    info = proc.read_proc(launcher.pid)
-    lh = Handle(launcher.pid, info.starttime if info else 0)
-    try:
-        if proc.wait_all_exit([lh], deadline):
-            raise StartFailed(
-                f"{svc.name}: failed to start: the launcher {svc.program} (pid {launcher.pid}) "
-                f"did not exit within start_timeout {svc.start_timeout:g} s (is it really a "
-                f"forking daemon? use type: simple for programs that stay in the foreground); "
-                f"it was stopped",
-                detail=log_tail(svc),
-            )
-    finally:
-        lh.close()
-    code = launcher.wait()
-    if code != 0:
-        raise StartFailed(
-            f"{svc.name}: failed to start: the launcher {svc.program} {proc.describe_exit(code)}",
-            detail=log_tail(svc),
-        )
-
-
-def _find_daemon(
-    svc: Service, account: Account, until: float, final: bool
-) -> tuple[Handle, ProcInfo] | None:
-    """Wait until ``pid_file`` names the daemon: a live descendant of servicectl, running as
-    the service's user, that is not a process of another service started by this servicectl
-    (a daemon cannot make servicectl adopt a root or a sibling process by writing its PID).
-
-    At ``until``: None, or (``final``) a StartFailed saying what the PID file held.
-    """
-    backoff = 0.001
-    last = "it was never written; can the daemon's user write to that directory?"
-    me = os.getpid()
-    while True:
-        pf = read_pidfile(svc.pid_file)
-        if pf.pid is not None:
-            info = proc.read_proc(pf.pid)
-            reason = _forged_reason(pf.pid, info)
-            if reason is None and info is not None and not proc.is_descendant(pf.pid, me):
-                reason = f"PID {pf.pid} was not started by this service"
-            if reason is None and pf.pid in _SPAWNED:
-                reason = f"PID {pf.pid} belongs to another service"
-            if reason is None and info is not None and account.switch and info.uid != account.uid:
-                reason = f"PID {pf.pid} runs as uid {info.uid}, not as {account.user}"
-            if reason is None and info is not None:
-                handle = Handle(info.pid, info.starttime)
-                if handle.valid:
-                    return handle, info
-                handle.close()
-                reason = f"process {pf.pid} exited"
-            last = f"it names {pf.pid}, which was not trusted: {reason}"
-        elif pf.problem:
-            last = pf.problem
-        if time.monotonic() >= until:
-            if not final:
-                return None
-            raise StartFailed(
-                f"{svc.name}: failed to start: no live daemon in the PID file {svc.pid_file} "
-                f"within start_timeout {svc.start_timeout:g} s ({last})",
-                detail=log_tail(svc),
-            )
-        proc.check_cancel()
-        time.sleep(backoff)
-        backoff = min(backoff * 2, 0.05)
-
-
-def _become_subreaper() -> None:
-    """Make orphans of our descendants (a forking daemon) re-parent to servicectl while it runs,
-    so the PID a daemon writes can be checked to be our descendant."""
-    import ctypes
-
-    pr_set_child_subreaper = 36
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
-    except OSError:
-        pass
-
-
-def _adopt_mainpid(
-    svc: Service, record: Record, handle: Handle, mainpid: int
-) -> tuple[Handle, ProcInfo, Record]:
-    """Take MAINPID= from a notify service if it passes the identity rules (same user; same
-    process group or a descendant)."""
-    info = proc.read_proc(mainpid)
-    reason = _forged_reason(mainpid, info)
-    if reason is None and info is not None and info.uid != record.uid:
-        reason = f"it belongs to uid {info.uid}"
-    if (
-        reason is None
-        and info is not None
-        and not (info.pgid == record.pgid or proc.is_descendant(mainpid, record.pid))
-    ):
-        reason = "it is neither in the service's process group nor its descendant"
-    if reason is not None or info is None:
-        raise StartFailed(
-            f"{svc.name}: failed to start: it reported MAINPID={mainpid}, which "
-            f"cannot be the service: {reason}"
-        )
-    new = Handle(info.pid, info.starttime)
-    handle.close()
-    rec = record._replace(pid=info.pid, starttime=info.starttime, exe=proc.exe_of(info.pid))
-    return new, info, rec
-
-
-def _kill_quietly(handle: Handle, pgid: int) -> None:
-    """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
-    _kill_and_reap([handle] + _group_handles(pgid, exclude=handle.pid))
-
-
-def _abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
-    """
-        import subprocess
-    Undo a failed or interrupted start: kill what was started, remove PID file and state."""
-    targets = []
-    if child.poll() is None:
-        info = proc.read_proc(child.pid)
-        if info is not None:
-            targets.append(Handle(child.pid, info.starttime))
-    # The child's own process group (start_new_session), with anything it forked.
-    for member in proc.group_members(child.pid):
-        if member.pid != child.pid:
-            targets.append(Handle(member.pid, member.starttime))
-    if svc.type == "forking":
-        pf = read_pidfile(svc.pid_file)
-        if pf.pid is not None and proc.is_descendant(pf.pid, os.getpid()):
-            info = proc.read_proc(pf.pid)
-            if info is not None:
-                targets.append(Handle(info.pid, info.starttime))
-                targets += [
-                    Handle(m.pid, m.starttime)
-                    for m in proc.group_members(info.pgid)
-                    if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
-                ]
-    _kill_and_reap(targets)
-    if child.poll() is None:
-        try:
-            child.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
-    _remove_quietly(svc.pid_file)
-    _remove_quietly(state_path(dirs.run, svc.name))
-
-
-def _remove_quietly(path: Path) -> None:
-    """Remove a file of a start that failed; a read-only directory had nothing written to it."""
-    try:
-        remove_file(path)
-    except OSError:
-        pass
-
-
 # ---------------------------------------------------------------------------------------------
 # Stop
-
-
-def _group_handles(pgid: int, exclude: int) -> list[Handle]:
-    if pgid <= 1:
-        return []
-    out = []
-    for member in proc.group_members(pgid):
-        if member.pid == exclude:
-            continue
-        h = Handle(member.pid, member.starttime)
-        # Re-check membership through the pidfd-held process: no PID reuse can slip in.
-        again = proc.read_proc(member.pid)
-        if h.valid and again is not None and again.pgid == pgid:
-            out.append(h)
-        else:
-            h.close()
-    return out
 
 
 def stop(svc: Service, dirs: Dirs) -> Outcome:
@@ -1000,7 +225,7 @@ def stop(svc: Service, dirs: Dirs) -> Outcome:
 
 def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     obs = inspect(svc, dirs)
-    if obs.record is not None and obs.record.phase == "launching":
+    if obs.record is not None and obs.record.phase == LAUNCHING:
         obs = _await_orphaned_launch(svc, dirs, obs.record)  # then stop the daemon it made
     if not obs.running:
         if obs.remnants:
@@ -1019,7 +244,7 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     main = Handle(record.pid, record.starttime)
     if not main.valid:
         main.close()
-        cleaned = clean_leftovers(svc, dirs, obs.now("dead"))
+        cleaned = clean_leftovers(svc, dirs, obs.now(DEAD))
         return Outcome(
             svc.name,
             Exit.OK,
@@ -1029,33 +254,12 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
-    handles = [main] + _group_handles(group, exclude=main.pid)
-    how, elapsed = _terminate(svc, handles, group, main.pid, t0)
+    handles = [main] + group_handles(group, exclude=main.pid)
+    how, elapsed = terminate(svc, handles, group, main.pid, t0)
     _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
     return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
-
-
-def _stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrupted:
-    """What an interrupted stop leaves: which processes still run (still tracked)."""
-    left = sorted({h.pid for h in handles if not h.exited()})
-    if not left:
-        return Interrupted(
-            f"{svc.name}: stop interrupted after its processes exited; its PID file and state "
-            f"are left: run stop again to clean them"
-        )
-    pids = ", ".join(str(p) for p in left)
-    again = f"run stop again (KILL follows after stop_timeout {svc.stop_timeout:g} s)"
-    if main in left:
-        return Interrupted(
-            f"{svc.name}: stop interrupted: it is still running (PID {pids}) and still "
-            f"tracked; {again}"
-        )
-    return Interrupted(
-        f"{svc.name}: stop interrupted: its main process {main} has exited, but PID {pids} of "
-        f"its process group still run; {again}"
-    )
 
 
 def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
@@ -1069,8 +273,8 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
             handles.append(h)
         else:
             h.close()
-    how, elapsed = _terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
-    _clean_after_stop(svc, dirs, obs.now("stopped"), how)
+    how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
+    _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
     main = f"its main process {obs.record.pid} had already exited"
@@ -1083,70 +287,13 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
 
 def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
     try:
-        clean_leftovers(svc, dirs, obs.now("stopped"))
+        clean_leftovers(svc, dirs, obs.now(STOPPED))
     except ServicectlError as exc:
         done = how if how.startswith("killed") else f"stopped {how}"
         raise ServicectlError(
             exc.message.replace(f"{svc.name}: ", f"{svc.name}: {done}, but ", 1),
             exit_code=exc.exit_code,
         ) from None
-
-
-def _terminate(
-    svc: Service, handles: list[Handle], group: int, exclude: int, t0: float
-) -> tuple[str, float]:
-    """Send the stop signal (then CONT) to every handle, wait up to stop_timeout (for members
-    of ``group`` forked meanwhile too), then KILL and confirm. Returns how and how long.
-
-    Interrupted, it raises Interrupted saying what still runs; the handles are closed.
-    """
-    stop_signal = svc.stop_signal
-    timeout = svc.stop_timeout
-    try:
-        for h in handles:
-            h.send(stop_signal)
-        if stop_signal not in (signal.SIGKILL, signal.SIGCONT):
-            for h in handles:
-                h.send(signal.SIGCONT)  # a stopped process cannot act on TERM (FIELD-NOTES 14)
-        deadline = t0 + timeout
-        alive = proc.wait_all_exit(handles, deadline)
-        if group and not alive:
-            # Children may have been forked meanwhile, or outlived the main process.
-            late = _group_handles(group, exclude=exclude)
-            handles += late
-            alive = proc.wait_all_exit(late, deadline)
-        how = f"after {signal_name(stop_signal)}"
-        if alive:
-            if group:
-                late = [
-                    h
-                    for h in _group_handles(group, exclude=exclude)
-                    if h.pid not in {a.pid for a in alive}
-                ]
-                handles += late
-                alive += late
-            for h in alive:
-                h.send(signal.SIGKILL)
-            still = proc.wait_all_exit(
-                alive, time.monotonic() + KILL_CONFIRM_TIMEOUT, cancellable=False
-            )
-            if still:
-                pids = ", ".join(str(h.pid) for h in still)
-                raise ServicectlError(
-                    f"{svc.name}: could not be stopped: process {pids} survived SIGKILL for "
-                    f"{KILL_CONFIRM_TIMEOUT:g} s (stuck in the kernel, state D?); the PID file "
-                    f"is kept. Check with: ps -o pid,stat,wchan -p {pids}"
-                )
-            how = f"killed after {timeout:g} s"
-        return how, time.monotonic() - t0
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, Interrupted):
-            raise
-        raise _stop_interrupted(svc, handles, exclude) from None
-    finally:
-        for h in handles:
-            proc.reap_if_child(h.pid)
-            h.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1194,270 +341,8 @@ def try_restart(svc: Service, dirs: Dirs) -> Outcome:
     return restart(svc, dirs)
 
 
-def reload(svc: Service, dirs: Dirs) -> Outcome:
-    """Send reload_signal or run reload_command. 3 if reload is false, 7 if not running."""
-    if not svc.reload:
-        return Outcome(
-            svc.name,
-            Exit.UNIMPLEMENTED,
-            f"cannot be reloaded (reload: false in {svc.file}); use restart",
-            ok_line=False,
-        )
-    with locked(svc, dirs):
-        obs = inspect(svc, dirs)
-        if not obs.running or obs.record is None or obs.record.phase == "launching":
-            return Outcome(
-                svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
-            )
-        pid = obs.record.pid
-        if svc.reload_command:
-            return _reload_command(svc, pid)
-        sig = svc.reload_signal
-        harmless = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
-        if proc.signal_disposition(pid, sig) == "default" and sig not in harmless:
-            return Outcome(
-                svc.name,
-                Exit.FAILURE,
-                f"not reloaded: process {pid} does not handle SIG{signal_name(sig)}, which "
-                f"would kill it; use restart (or set reload_signal/reload_command in "
-                f"{svc.file})",
-                pid,
-                ok_line=False,
-            )
-        notify = _open_notify(obs.record)
-        try:
-            with Handle(pid, obs.record.starttime) as h:
-                if not h.send(sig):
-                    return Outcome(
-                        svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
-                    )
-                if notify is not None:
-                    failure = _await_reload(svc, dirs, obs.record, h, notify)
-                    if failure is not None:
-                        return failure
-        finally:
-            if notify is not None:
-                notify.close()
-    return Outcome(svc.name, Exit.OK, f"reloaded (SIG{signal_name(sig)} sent to pid {pid})", pid)
-
-
-RELOADING_WINDOW = 1.0  # how long a notify service has to say RELOADING=1 after the signal
-
-
-def _open_notify(record: Record) -> NotifySocket | None:
-    """Listen again on a notify service's socket (None if it is not one, or it is busy)."""
-    from servicectl.ready import NotifySocket
-
-    if not record.notify_socket:
-        return None
-    try:
-        return NotifySocket(record.notify_socket)
-    except OSError:
-        return None
-
-
-def _await_reload(
-    svc: Service, dirs: Dirs, record: Record, handle: Handle, notify: NotifySocket
-) -> Outcome | None:
-    """After a reload signal: if the service says RELOADING=1 (within a second), wait for its
-    READY=1 up to start_timeout. None when it is done; an Outcome when the reload failed."""
-    from servicectl.ready import Notes
-
-    notes = Notes()
-    deadline = time.monotonic() + RELOADING_WINDOW
-    saw_reloading = False
-    while time.monotonic() < deadline and not handle.exited():
-        ready = select.select([notify.fileno()], [], [], deadline - time.monotonic())[0]
-        if ready:
-            notify.drain(notes, record.pid, record.pgid)
-            if notes.reloading and not saw_reloading:
-                saw_reloading = True
-                deadline = time.monotonic() + svc.start_timeout
-            if saw_reloading and notes.ready:
-                break
-    if handle.exited():
-        return Outcome(
-            svc.name,
-            Exit.FAILURE,
-            "died while reloading",
-            record.pid,
-            detail=log_tail(svc),
-            ok_line=False,
-        )
-    if saw_reloading and not notes.ready:
-        return Outcome(
-            svc.name,
-            Exit.FAILURE,
-            f"said RELOADING=1 but not READY=1 within {svc.start_timeout:g} s",
-            record.pid,
-            ok_line=False,
-        )
-    if notes.status is not None:
-        write_record(dirs.run, svc.name, record._replace(status_text=notes.status))
-    return None
-
-
-def _reload_command(svc: Service, pid: int) -> Outcome:
-    import subprocess
-
-    assert svc.reload_command is not None
-    account = resolve_account(svc)
-    env = build_environment(svc, account)
-    env["MAINPID"] = str(pid)
-    program = resolve_program(svc, env, svc.reload_command)
-    kwargs: dict[str, Any] = {}
-    if account.switch:
-        kwargs.update(user=account.uid, group=account.gid)
-    try:
-        result = subprocess.run(
-            [program, *svc.reload_command[1:]],
-            env=env,
-            cwd=str(svc.working_directory),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=svc.start_timeout,
-            start_new_session=True,
-            **kwargs,
-        )
-    except subprocess.TimeoutExpired:
-        return Outcome(
-            svc.name,
-            Exit.FAILURE,
-            f"reload_command did not finish within {svc.start_timeout:g} s",
-            pid,
-            ok_line=False,
-        )
-    if result.returncode != 0:
-        out = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-        detail = "\n".join("    " + line for line in out[-LOG_TAIL_LINES:])
-        return Outcome(
-            svc.name,
-            Exit.FAILURE,
-            f"reload failed: {' '.join(svc.reload_command)} "
-            f"{proc.describe_exit(result.returncode)}",
-            pid,
-            detail=detail,
-            ok_line=False,
-        )
-    return Outcome(svc.name, Exit.OK, f"reloaded ({' '.join(svc.reload_command)})", pid)
-
-
 def force_reload(svc: Service, dirs: Dirs) -> Outcome:
     """Reload if the service supports it, else restart it (only if it runs)."""
     if svc.reload:
         return reload(svc, dirs)
     return try_restart(svc, dirs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Status
-
-
-class Status:
-    """One row of ``status``."""
-
-    __slots__ = (
-        "name",
-        "state",
-        "code",
-        "description",
-        "pid",
-        "uptime_seconds",
-        "memory_bytes",
-        "cpu_percent",
-        "status_text",
-        "notes",
-        "error",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        state: str,
-        code: int,
-        description: str = "",
-        pid: int | None = None,
-        uptime_seconds: float | None = None,
-        memory_bytes: int | None = None,
-        cpu_percent: float | None = None,
-        status_text: str | None = None,
-        notes: list[str] | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.name = name
-        self.state = state
-        self.code = code
-        self.description = description
-        self.pid = pid
-        self.uptime_seconds = uptime_seconds
-        self.memory_bytes = memory_bytes
-        self.cpu_percent = cpu_percent
-        self.status_text = status_text
-        self.notes = notes if notes is not None else []
-        self.error = error
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "pid": self.pid,
-            "uptime_seconds": None
-            if self.uptime_seconds is None
-            else round(self.uptime_seconds, 3),
-            "exit_code": self.code,
-            "memory_bytes": self.memory_bytes,
-            "cpu_percent": self.cpu_percent,
-            "description": self.description,
-            "status_text": self.status_text,
-            "notes": self.notes,
-            "error": self.error,
-        }
-
-
-STATE_CODES = {
-    "running": StatusCode.RUNNING,
-    "starting": StatusCode.RUNNING,
-    "dead": StatusCode.DEAD,
-    "stopped": StatusCode.STOPPED,
-}
-
-
-def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
-    """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
-    directory cannot be trusted or used)."""
-    problem = run_dir_problem(dirs.run)
-    if problem is not None:
-        return Status(
-            svc.name, "unknown", int(StatusCode.UNKNOWN), svc.description, error=problem.message
-        )
-    obs = inspect(svc, dirs)
-    row = Status(
-        svc.name,
-        obs.state,
-        int(STATE_CODES[obs.state]),
-        svc.description,
-        obs.pid,
-        notes=[n for n in obs.notes if n],
-    )
-    if obs.running and obs.info is not None:
-        row.uptime_seconds = proc.age_seconds(obs.info)
-        if obs.record is not None:
-            row.status_text = obs.record.status_text
-        if resources:
-            row.memory_bytes, row.cpu_percent = _resources(obs.info)
-    return row
-
-
-def _resources(info: ProcInfo) -> tuple[int | None, float | None]:
-    """Resident memory and average CPU use since start, from /proc (no sampling delay)."""
-    try:
-        with open(f"/proc/{info.pid}/statm") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        with open(f"/proc/{info.pid}/stat", "rb") as fh:
-            fields = fh.read().rpartition(b")")[2].split()
-        ticks = int(fields[11]) + int(fields[12])
-    except (OSError, IndexError, ValueError):
-        return None, None
-    age = proc.age_seconds(info)
-    cpu = round(100.0 * ticks / proc.CLK_TCK / age, 1) if age > 0 else 0.0
-    return rss, cpu

@@ -119,6 +119,18 @@ def age_seconds(info: ProcInfo) -> float:
     return max(0.0, (uptime_ticks() - info.starttime) / CLK_TCK)
 
 
+def memory_and_cpu(pid: int) -> tuple[int, int] | None:
+    """Resident memory (bytes) and CPU time used, user plus system (clock ticks), or None."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+        return rss, int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 # rt_sigtimedwait by machine: a thread waiting in it has the waited signals removed from its
 # SigBlk for the duration of the wait, yet takes them safely.
 _SIGTIMEDWAIT = {
@@ -190,6 +202,29 @@ def signal_disposition(pid: int, sig: int) -> str | None:
 
 def all_pids() -> list[int]:
     return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def children_since(parent: int, since: int) -> list[ProcInfo]:
+    """The children of ``parent`` (zombies included) started at or after ``since`` (ticks)."""
+    out = []
+    for pid in all_pids():
+        info = read_proc(pid)
+        if info is not None and info.ppid == parent and info.starttime >= since:
+            out.append(info)
+    return out
+
+
+def become_subreaper() -> None:
+    """Make orphans of our descendants (a forking daemon) re-parent to servicectl while it runs,
+    so the PID a daemon writes can be checked to be our descendant."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except OSError:
+        pass
 
 
 def _parse_stat(pid: int, raw: bytes, uid: int = -1) -> ProcInfo:

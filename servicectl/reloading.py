@@ -1,0 +1,171 @@
+"""Reloading one service: its reload signal (and, for a notify service, waiting for RELOADING=1
+then READY=1), or its reload_command.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from servicectl import proc
+from servicectl.config import Service, signal_name
+from servicectl.errors import Exit
+from servicectl.observe import inspect
+from servicectl.outcome import LOG_TAIL_LINES, Outcome, locked, log_tail
+from servicectl.paths import Dirs
+from servicectl.pidfile import Record, write_record
+from servicectl.proc import Handle
+from servicectl.spawn import build_environment, resolve_account, resolve_program
+from servicectl.states import LAUNCHING
+
+if TYPE_CHECKING:
+    from servicectl.ready import NotifySocket
+
+RELOADING_WINDOW = 1.0  # how long a notify service has to say RELOADING=1 after the signal
+
+
+def reload(svc: Service, dirs: Dirs) -> Outcome:
+    """Send reload_signal or run reload_command. 3 if reload is false, 7 if not running."""
+    if not svc.reload:
+        return Outcome(
+            svc.name,
+            Exit.UNIMPLEMENTED,
+            f"cannot be reloaded (reload: false in {svc.file}); use restart",
+            ok_line=False,
+        )
+    with locked(svc, dirs):
+        obs = inspect(svc, dirs)
+        if not obs.running or obs.record is None or obs.record.phase == LAUNCHING:
+            return Outcome(
+                svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
+            )
+        pid = obs.record.pid
+        if svc.reload_command:
+            return _reload_command(svc, pid)
+        sig = svc.reload_signal
+        harmless = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
+        if proc.signal_disposition(pid, sig) == "default" and sig not in harmless:
+            return Outcome(
+                svc.name,
+                Exit.FAILURE,
+                f"not reloaded: process {pid} does not handle SIG{signal_name(sig)}, which "
+                f"would kill it; use restart (or set reload_signal/reload_command in "
+                f"{svc.file})",
+                pid,
+                ok_line=False,
+            )
+        notify = _open_notify(obs.record)
+        try:
+            with Handle(pid, obs.record.starttime) as h:
+                if not h.send(sig):
+                    return Outcome(
+                        svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
+                    )
+                if notify is not None:
+                    failure = _await_reload(svc, dirs, obs.record, h, notify)
+                    if failure is not None:
+                        return failure
+        finally:
+            if notify is not None:
+                notify.close()
+    return Outcome(svc.name, Exit.OK, f"reloaded (SIG{signal_name(sig)} sent to pid {pid})", pid)
+
+
+def _open_notify(record: Record) -> NotifySocket | None:
+    """Listen again on a notify service's socket (None if it is not one, or it is busy)."""
+    from servicectl.ready import NotifySocket
+
+    if not record.notify_socket:
+        return None
+    try:
+        return NotifySocket(record.notify_socket)
+    except OSError:
+        return None
+
+
+def _await_reload(
+    svc: Service, dirs: Dirs, record: Record, handle: Handle, notify: NotifySocket
+) -> Outcome | None:
+    """After a reload signal: if the service says RELOADING=1 (within a second), wait for its
+    READY=1 up to start_timeout. None when it is done; an Outcome when the reload failed."""
+    from servicectl.ready import Notes
+
+    notes = Notes()
+    deadline = time.monotonic() + RELOADING_WINDOW
+    saw_reloading = False
+    while time.monotonic() < deadline and not handle.exited():
+        ready = select.select([notify.fileno()], [], [], deadline - time.monotonic())[0]
+        if ready:
+            notify.drain(notes, record.pid, record.pgid)
+            if notes.reloading and not saw_reloading:
+                saw_reloading = True
+                deadline = time.monotonic() + svc.start_timeout
+            if saw_reloading and notes.ready:
+                break
+    if handle.exited():
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            "died while reloading",
+            record.pid,
+            detail=log_tail(svc),
+            ok_line=False,
+        )
+    if saw_reloading and not notes.ready:
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            f"said RELOADING=1 but not READY=1 within {svc.start_timeout:g} s",
+            record.pid,
+            ok_line=False,
+        )
+    if notes.status is not None:
+        write_record(dirs.run, svc.name, record._replace(status_text=notes.status))
+    return None
+
+
+def _reload_command(svc: Service, pid: int) -> Outcome:
+    import subprocess
+
+    assert svc.reload_command is not None
+    account = resolve_account(svc)
+    env = build_environment(svc, account)
+    env["MAINPID"] = str(pid)
+    program = resolve_program(svc, env, svc.reload_command)
+    kwargs: dict[str, Any] = {}
+    if account.switch:
+        kwargs.update(user=account.uid, group=account.gid)
+    try:
+        result = subprocess.run(
+            [program, *svc.reload_command[1:]],
+            env=env,
+            cwd=str(svc.working_directory),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=svc.start_timeout,
+            start_new_session=True,
+            **kwargs,
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            f"reload_command did not finish within {svc.start_timeout:g} s",
+            pid,
+            ok_line=False,
+        )
+    if result.returncode != 0:
+        out = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+        detail = "\n".join("    " + line for line in out[-LOG_TAIL_LINES:])
+        return Outcome(
+            svc.name,
+            Exit.FAILURE,
+            f"reload failed: {' '.join(svc.reload_command)} "
+            f"{proc.describe_exit(result.returncode)}",
+            pid,
+            detail=detail,
+            ok_line=False,
+        )
+    return Outcome(svc.name, Exit.OK, f"reloaded ({' '.join(svc.reload_command)})", pid)

@@ -1,0 +1,171 @@
+"""The one signal-wait-KILL schedule, shared by stop and by the clean-up of a failed start.
+
+A schedule is a list of steps (signal, seconds): send the signal to what still runs, wait up to
+that long for it to exit, go on to the next step. Today's stop is ``[(stop_signal,
+stop_timeout), (KILL, KILL_CONFIRM_TIMEOUT)]``, a failed start's clean-up is the KILL step
+alone; a longer schedule (start-stop-daemon's ``--retry QUIT/5/TERM/5/KILL/5``) is a longer
+list.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from servicectl import proc
+from servicectl.config import signal_name
+from servicectl.errors import Interrupted, ServicectlError
+from servicectl.outcome import KILL_CONFIRM_TIMEOUT
+from servicectl.proc import Handle
+
+if TYPE_CHECKING:
+    from servicectl.config import Service
+
+Step = tuple[int, float]  # (signal, seconds to wait for the exit after sending it)
+
+
+def schedule(svc: Service) -> list[Step]:
+    """The stop schedule of ``svc``: its stop signal, then KILL."""
+    return [(svc.stop_signal, svc.stop_timeout), (signal.SIGKILL, KILL_CONFIRM_TIMEOUT)]
+
+
+def terminate(
+    svc: Service,
+    handles: list[Handle],
+    group: int,
+    exclude: int,
+    t0: float,
+    steps: list[Step] | None = None,
+) -> tuple[str, float]:
+    """Run the stop schedule (default: ``schedule(svc)``) on every handle, and on the members
+    of ``group`` (but ``exclude``) that appear meanwhile. The first step's wait counts from
+    ``t0``. Returns how it ended ("after TERM", "killed after 10 s") and how long it took.
+
+    What survives the last step is an error: "could not be stopped". Interrupted, it raises
+    Interrupted saying what still runs. The handles are closed in every case.
+    """
+    steps = schedule(svc) if steps is None else steps
+    handles = list(handles)
+    alive = handles
+    try:
+        for i, (sig, seconds) in enumerate(steps):
+            if i > 0 and group:
+                known = {h.pid for h in handles if not h.exited()}
+                handles += [h for h in group_handles(group, exclude) if h.pid not in known]
+            deadline = (t0 if i == 0 else time.monotonic()) + seconds
+            final = i == len(steps) - 1
+            alive = _step(handles, sig, deadline, final, group, exclude)
+            if not alive:
+                return _how(steps, i), time.monotonic() - t0
+        raise _survived(svc, alive, steps[-1])
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise stop_interrupted(svc, handles, exclude) from None
+    finally:
+        _reap_and_close(handles)
+
+
+def kill_and_reap(targets: list[Handle]) -> None:
+    """SIGKILL every handle's process, wait for all (not cancellable: this is cleanup), reap
+    those that are our children, and close the handles."""
+    try:
+        _step(targets, signal.SIGKILL, time.monotonic() + KILL_CONFIRM_TIMEOUT, final=True)
+    finally:
+        _reap_and_close(targets)
+
+
+def _step(
+    handles: list[Handle],
+    sig: int,
+    deadline: float,
+    final: bool,
+    group: int = 0,
+    exclude: int = 0,
+) -> list[Handle]:
+    """Send ``sig`` (then CONT) to the handles still alive and wait for them until ``deadline``.
+
+    Before the final step, if they all exited, wait too for members of ``group`` forked
+    meanwhile (or that outlived the main process); they are added to ``handles``. The final
+    step only confirms (after KILL, nothing can fork) and is cleanup: it is not cancelled.
+    Returns what still runs.
+    """
+    alive = [h for h in handles if not h.exited()]
+    for h in alive:
+        h.send(sig)
+    if sig not in (signal.SIGKILL, signal.SIGCONT):
+        for h in alive:
+            h.send(signal.SIGCONT)  # a stopped process cannot act on TERM (FIELD-NOTES 14)
+    alive = proc.wait_all_exit(alive, deadline, cancellable=not final)
+    if group and not alive and not final:
+        late = group_handles(group, exclude=exclude)
+        handles += late
+        alive = proc.wait_all_exit(late, deadline)
+    return alive
+
+
+def _how(steps: list[Step], i: int) -> str:
+    """How a schedule ended when what it stopped exited during step ``i``."""
+    sig = steps[i][0]
+    if i == 0:
+        return f"after {signal_name(sig)}"
+    waited = sum(seconds for _, seconds in steps[:i])
+    if sig == signal.SIGKILL:
+        return f"killed after {waited:g} s"
+    return f"after {signal_name(sig)} ({waited:g} s)"
+
+
+def _survived(svc: Service, still: list[Handle], last: Step) -> ServicectlError:
+    sig, seconds = last
+    pids = ", ".join(str(h.pid) for h in still)
+    why = "stuck in the kernel, state D?" if sig == signal.SIGKILL else "the schedule ends here"
+    return ServicectlError(
+        f"{svc.name}: could not be stopped: process {pids} survived SIG{signal_name(sig)} for "
+        f"{seconds:g} s ({why}); the PID file is kept. Check with: ps -o pid,stat,wchan -p {pids}"
+    )
+
+
+def _reap_and_close(handles: list[Handle]) -> None:
+    for h in handles:
+        proc.reap_if_child(h.pid)
+        h.close()
+
+
+def group_handles(pgid: int, exclude: int) -> list[Handle]:
+    """Handles on the live members of process group ``pgid`` (but ``exclude``)."""
+    if pgid <= 1:
+        return []
+    out = []
+    for member in proc.group_members(pgid):
+        if member.pid == exclude:
+            continue
+        h = Handle(member.pid, member.starttime)
+        # Re-check membership through the pidfd-held process: no PID reuse can slip in.
+        again = proc.read_proc(member.pid)
+        if h.valid and again is not None and again.pgid == pgid:
+            out.append(h)
+        else:
+            h.close()
+    return out
+
+
+def stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrupted:
+    """What an interrupted stop leaves: which processes still run (still tracked)."""
+    left = sorted({h.pid for h in handles if not h.exited()})
+    if not left:
+        return Interrupted(
+            f"{svc.name}: stop interrupted after its processes exited; its PID file and state "
+            f"are left: run stop again to clean them"
+        )
+    pids = ", ".join(str(p) for p in left)
+    again = f"run stop again (KILL follows after stop_timeout {svc.stop_timeout:g} s)"
+    if main in left:
+        return Interrupted(
+            f"{svc.name}: stop interrupted: it is still running (PID {pids}) and still "
+            f"tracked; {again}"
+        )
+    return Interrupted(
+        f"{svc.name}: stop interrupted: its main process {main} has exited, but PID {pids} of "
+        f"its process group still run; {again}"
+    )
