@@ -301,9 +301,7 @@ def status(names: tuple[str, ...], as_json: bool) -> int:
             rows.append(observe.status(catalog.services[name], catalog.dirs))
         else:
             why = _unknown(catalog, name)
-            rows.append(
-                Status(name, UNKNOWN, StatusCode.UNKNOWN, error=f"no such service: {why}")
-            )
+            rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=f"no such service: {why}"))
     if as_json:
         import json
 
