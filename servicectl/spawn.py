@@ -17,6 +17,7 @@ from servicectl.config import LIMIT_NAMES, Service
 from servicectl.errors import (
     ConfigError,
     EnvironmentProblem,
+    Exit,
     NotInstalledError,
     PrivilegeError,
     ServicectlError,
@@ -108,7 +109,8 @@ def read_env_file(svc: Service) -> dict[str, str]:
     except OSError as exc:
         raise ServicectlError(
             f"{svc.name}: env_file {path} cannot be read ({exc.strerror}); "
-            f"create it or fix env_file: in {svc.file}"
+            f"create it or fix env_file: in {svc.file}",
+            exit_code=Exit.NOT_CONFIGURED,
         ) from None
     problem = untrusted_problem(path, "env_file", st)
     if problem is not None:

@@ -369,8 +369,13 @@ def _env_file(s: _State, e: Entry) -> None:
     path = e.value.lstrip("-")
     if "env_file" in s.draft.values:
         s.draft.skip(e.line, e.text, "servicectl reads one env_file; merge this one into it")
-    elif optional and not s.exists(path):
-        s.draft.skip(e.line, e.text, f"optional, and {path} does not exist here: no env_file")
+    elif not s.exists(path):
+        why = "optional, and " if optional else ""
+        s.draft.skip(
+            e.line,
+            e.text,
+            f"{why}{path} does not exist here: no env_file (create it, then add env_file:)",
+        )
     else:
         s.draft.set("env_file", path, e.line, e.text)
 
