@@ -221,7 +221,16 @@ def _yaml_loader() -> type:
 
         return wrapper
 
+    def undefined(loader: Any, node: Any) -> Any:
+        tag = str(node.tag)
+        if tag.startswith("tag:yaml.org,2002:"):
+            tag = "!!" + tag[len("tag:yaml.org,2002:") :]
+        tag = tag if len(tag) <= 80 else tag[:77] + "..."
+        problem = f"the tag {tag} is not allowed (a definition is plain YAML)"
+        raise ConstructorError(None, None, problem, node.start_mark)
+
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    StrictLoader.add_constructor(None, undefined)
     for tag, construct, expected in (
         ("int", SafeConstructor.construct_yaml_int, "a whole number"),
         ("float", SafeConstructor.construct_yaml_float, "a number"),

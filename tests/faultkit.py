@@ -85,6 +85,16 @@ def reachable_dir(owner: User | None = None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def reachable_copy(script: Path, directory: Path) -> Path:
+    """A world-readable copy of ``script`` (a test daemon) in ``directory`` (a ``reachable_dir``):
+    a program run as another user must be readable by that user, and the clone may live under
+    a directory only root can traverse (/root, or one made by ``mktemp -d``)."""
+    copy = directory / script.name
+    shutil.copyfile(script, copy)
+    copy.chmod(0o644)
+    return copy
+
+
 class Recorder:
     """A root process (tests/daemons/signal_recorder.py) that must never be signalled: each
     signal it gets is written to its marker file, and it is killed by PID at the end."""
