@@ -24,13 +24,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Env, assert_ok, wait_for
+from conftest import Env, assert_ok, dirs_for, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from servicectl.cli import shown as cli_shown
-from servicectl.config import KNOWN_KEYS, MAX_DEPTH, MAX_NAME, Invalid, Service, load_catalog
+from servicectl.config import KNOWN_KEYS, MAX_NAME, Invalid, Service, load_catalog
 from servicectl.paths import Dirs, resolve_dirs
+from servicectl.yamlload import MAX_DEPTH
 
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
 
@@ -47,10 +48,6 @@ def examples(default: int, long: int) -> Callable[[Any], Any]:
         return pytest.mark.timeout(3600)(test) if LONG else test
 
     return wrap
-
-
-def dirs_for(env: Env) -> Dirs:
-    return resolve_dirs(env.services, env.run, env.log)
 
 
 def shown(path: Path | str) -> str:

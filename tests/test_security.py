@@ -20,7 +20,6 @@ from faultkit import (
     reachable_copy,
     reachable_dir,
     starttime,
-    unix_user,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.skipif(
 
 NOBODY = 65534
 RECORDER = str(DAEMONS / "signal_recorder.py")
-
-
-@pytest.fixture
-def user() -> Iterator[User]:
-    with unix_user() as u:
-        yield u
 
 
 @pytest.fixture
