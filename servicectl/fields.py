@@ -23,8 +23,8 @@ from servicectl.paths import Dirs
 if TYPE_CHECKING:
     from servicectl.schema import Key
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
 MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
 MAX_ID = 2**32 - 2  # uid/gid 2**32 - 1 is -1, "no change", to setresuid/setgroups/Popen(group=)

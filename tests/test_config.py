@@ -371,3 +371,16 @@ def test_numeric_ids_at_start(env: Env) -> None:
     ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines()}
     assert ids["Uid"] == [str(nobody.pw_uid)] * 4 and ids["Gid"] == ["4294967294"] * 4
     assert_ok(env.sc("stop", "web"))
+
+
+def test_a_final_newline_makes_no_name(env: Env) -> None:
+    """A service name, a dependency or a variable name ending in a newline is refused (a regex
+    "$" matches before a final newline)."""
+    (env.services / "web\n.yaml").write_text("command: sleep 1\n")
+    env.write("db", 'command: sleep 1\ndepends: ["web\\n"]\n')
+    env.write("env", 'command: sleep 1\nenvironment: {"A\\n": x}\n')
+    res = assert_ok(env.sc("check"), 6)
+    assert "Traceback" not in res.stderr
+    assert "is not a valid service name" in res.stderr
+    assert f"{env.services / 'db.yaml'}: depends: 'web\\n' is not a service name" in res.stderr
+    assert f"{env.services / 'env.yaml'}: environment: 'A\\n' is not a variable name" in res.stderr
