@@ -197,8 +197,9 @@ def parse_path(r: Reader, k: Key, value: Any) -> Path | None:
 
 def parse_output(r: Reader, k: Key, value: Any) -> Path | None:
     """A file to append output to; "null" (or /dev/null) discards it."""
-    path = parse_path(r, k, value)
-    return None if path is None or str(path) == "/dev/null" or path.name == "null" else path
+    if value in ("null", "/dev/null"):
+        return None
+    return parse_path(r, k, value)
 
 
 def parse_stderr(r: Reader, k: Key, value: Any) -> Path | None:
@@ -288,7 +289,7 @@ def parse_account(r: Reader, k: Key, value: Any) -> str | None:
         r.wrong(k.name, value, expected)
         return None
     text = r.expand(str(value))
-    if text[:1] in ("-", "+") or any(c.isdigit() for c in text[:1]):
+    if text.isdigit() or re.fullmatch(r"[-+][0-9]+", text):  # a number (spawn takes isdigit())
         if not re.fullmatch(r"[0-9]{1,10}", text) or int(text) > MAX_ID:
             r.wrong(k.name, value, expected)
             return None
@@ -296,10 +297,14 @@ def parse_account(r: Reader, k: Key, value: Any) -> str | None:
     if (
         not text
         or len(text) > MAX_ACCOUNT_NAME
+        or text[0] in "-+"
         or not text.isprintable()
         or any(c.isspace() or c in ":/" for c in text)
     ):
-        r.wrong(k.name, value, f"{expected} (a name has no spaces, control characters, : or /)")
+        rule = (
+            "a name: up to 256 characters, no spaces, control characters, : or /, no - or + first"
+        )
+        r.wrong(k.name, value, f"{expected} ({rule})")
         return None
     return text
 

@@ -345,12 +345,22 @@ def test_numeric_ids_out_of_range_are_refused_by_check(env: Env, key: str, value
 
 
 @pytest.mark.parametrize("key", ["user", "group"])
-@pytest.mark.parametrize("value", ['"a\\nb"', '"a\\0b"', '"a b"', '""', '"x:y"', "[root]", "1.5"])
+@pytest.mark.parametrize(
+    "value", ['"a\\nb"', '"a\\0b"', '"a b"', '""', '"x:y"', "[root]", "1.5", "-foo", '"x\\u0085"']
+)
 def test_implausible_account_names_are_refused_by_check(env: Env, key: str, value: str) -> None:
     env.write("web", f"command: sleep 1\n{key}: {value}\n")
     res = assert_ok(env.sc("check", "web"), 6)
     assert "Traceback" not in res.stderr
     assert f"servicectl: {env.services / 'web.yaml'}: {key}: found " in res.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["www-data", "_apt", "1abc", "Debian-exim", "0", '"65534"', "4294967294"]
+)
+def test_plausible_accounts_pass_check(env: Env, value: str) -> None:
+    env.write("web", f"command: sleep 1\nuser: {value}\ngroup: {value}\n")
+    assert_ok(env.sc("check", "web"))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user and group needs root")
