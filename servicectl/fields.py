@@ -203,7 +203,7 @@ def parse_output(r: Reader, k: Key, value: Any) -> Path | None:
 
 
 def parse_stderr(r: Reader, k: Key, value: Any) -> Path | None:
-    if value is None:
+    if not r.given(k.name):
         return r.values.get("stdout")  # the same file as stdout
     return parse_output(r, k, value)
 

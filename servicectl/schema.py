@@ -362,7 +362,7 @@ def build(name: str, file: Path, data: Any, dirs: Dirs) -> Service | list[Config
         name=name,
         file=file,
         **r.values,
-        stderr_same=data.get("stderr") is None,
+        stderr_same=not r.given("stderr"),
         pid_file_given=r.given("pid_file"),
     )
 
