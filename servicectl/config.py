@@ -1,8 +1,8 @@
 """Service definitions: the files of a services directory in, valid Services (or Invalid
 definitions, with every error) out, and the catalog of them all (SPEC §3).
 
-The keys themselves are declared in schema.py (parsed by fields.py); YAML is read by
-yamlload.py, imported only when a file must be parsed (see cache.py).
+The keys themselves are declared in schema.py and parsed by fields.py; YAML is read by
+yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 """
 
 from __future__ import annotations
@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from servicectl.errors import ConfigError
-from servicectl.fields import (  # noqa: F401 - the definition model's names, for the layers above
+from servicectl.paths import Dirs
+from servicectl.schema import (  # noqa: F401 - the definition model, for the layers above
+    KNOWN_KEYS,
     LIMIT_NAMES,
     NAME_RE,
     READY_KINDS,
     UNLIMITED,
     Ready,
+    Service,
+    build,
     expand,
     parse_signal,
     signal_name,
 )
-from servicectl.paths import Dirs
-from servicectl.schema import KNOWN_KEYS, Service, build  # noqa: F401
 
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")

@@ -12,50 +12,31 @@ import math
 import os
 import re
 import shlex
-import signal
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
+from servicectl.schema import (
+    LIMIT_NAMES,
+    NAME_RE,
+    READY_KINDS,
+    UNLIMITED,
+    Key,
+    Ready,
+    expand,
+    parse_signal,
+)
 
-if TYPE_CHECKING:
-    from servicectl.schema import Key
-
-NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
 MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
 MAX_ID = 2**32 - 2  # uid/gid 2**32 - 1 is -1, "no change", to setresuid/setgroups/Popen(group=)
 MAX_ACCOUNT_NAME = 256  # LOGIN_NAME_MAX
-UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
-READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
-LIMIT_NAMES = {
-    name: f"RLIMIT_{name.upper()}"
-    for name in (
-        *("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice"),
-        *("nofile", "nproc", "rss", "rtprio", "sigpending", "stack"),
-    )
-}
-
-
-class Ready(NamedTuple):
-    """A readiness probe: ``kind`` is one of READY_KINDS; ``target`` its argument."""
-
-    kind: str
-    target: str | tuple[str, ...] = ""
-    timeout: float | None = None  # per-probe timeout for ``command``
-
-    def describe(self) -> str:
-        if self.kind == "notify":
-            return "notify"
-        target = " ".join(self.target) if isinstance(self.target, tuple) else self.target
-        return f"{self.kind} {target}"
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared helpers
+# Helpers
 
 
 def show(value: Any) -> str:
@@ -89,47 +70,9 @@ def hint(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {near[0]}?)" if near else ""
 
 
-def expand(value: str, name: str, dirs: Dirs) -> str:
-    """Replace {run_dir}, {log_dir}, {services_dir} and {name}; other braces stay as they are."""
-    values = {
-        "run_dir": str(dirs.run),
-        "log_dir": str(dirs.log),
-        "services_dir": str(dirs.services),
-        "name": name,
-    }
-    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], value)
-
-
 def resolve(base: Path, value: str) -> Path:
     path = Path(os.path.expanduser(value))
     return path if path.is_absolute() else base / path
-
-
-def parse_signal(value: Any) -> int | None:
-    """``TERM``, ``SIGTERM``, ``sigterm`` or ``15`` to 15; None when it is not a signal."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 1 <= value <= 64 else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip().upper()
-    if text.isdigit():  # also "²" or a thousand digits: int() must not see those
-        return parse_signal(int(text)) if re.fullmatch(r"[0-9]{1,3}", text) else None
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
-    if sig is None or text in ("SIG_DFL", "SIG_IGN"):
-        return None
-    return int(sig)
-
-
-def signal_name(number: int) -> str:
-    """15 to ``TERM``."""
-    try:
-        return signal.Signals(number).name.removeprefix("SIG")
-    except ValueError:
-        return str(number)
 
 
 class Reader:

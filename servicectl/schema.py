@@ -1,57 +1,120 @@
 """The keys of a service definition, each declared once: name, type, default, the parser that
 turns its YAML value into the Service field of the same name, what it does, and an example.
 
-Derived from these declarations: KNOWN_KEYS, the defaults of Service, the key reference in
-docs/configuration.md (regenerate: python -m servicectl.schema --write docs/configuration.md)
-and the schema hash that keys the definition cache. Adding a key is adding its declaration to
-KEYS, its parser (servicectl/fields.py) and its field to Service; a test checks that they agree.
+Derived from these declarations: KNOWN_KEYS, the key reference in docs/configuration.md
+(regenerate: python -m servicectl.schema --write docs/configuration.md), the schema hash that
+keys the definition cache, and the checks that Service's fields and defaults agree with them
+(tests/test_config.py). Adding a key is adding its declaration to KEYS, its parser to
+servicectl/fields.py and its field to Service.
+
+This module is on every command's path (cached definitions are Services); the parsers in
+fields.py are imported only when a file must be parsed.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from servicectl.errors import ConfigError
-from servicectl.fields import (
-    LIMIT_NAMES,
-    Reader,
-    Ready,
-    hint,
-    parse_account,
-    parse_argv,
-    parse_bool,
-    parse_choice,
-    parse_depends,
-    parse_environment,
-    parse_limits,
-    parse_line,
-    parse_nice,
-    parse_output,
-    parse_path,
-    parse_ready,
-    parse_seconds,
-    parse_signal_key,
-    parse_stderr,
-    parse_umask,
-    show,
-)
 from servicectl.paths import Dirs
 
+NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
+PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
+UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
+READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
+LIMIT_NAMES = {
+    name: f"RLIMIT_{name.upper()}"
+    for name in (
+        *("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice"),
+        *("nofile", "nproc", "rss", "rtprio", "sigpending", "stack"),
+    )
+}
 
-class Key(NamedTuple):
+
+class Ready(NamedTuple):
+    """A readiness probe: ``kind`` is one of READY_KINDS; ``target`` its argument."""
+
+    kind: str
+    target: str | tuple[str, ...] = ""
+    timeout: float | None = None  # per-probe timeout for ``command``
+
+    def describe(self) -> str:
+        if self.kind == "notify":
+            return "notify"
+        target = " ".join(self.target) if isinstance(self.target, tuple) else self.target
+        return f"{self.kind} {target}"
+
+
+def parse_signal(value: Any) -> int | None:
+    """``TERM``, ``SIGTERM``, ``sigterm`` or ``15`` to 15; None when it is not a signal."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1 <= value <= 64 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().upper()
+    if text.isdigit():  # also "²" or a thousand digits: int() must not see those
+        return parse_signal(int(text)) if re.fullmatch(r"[0-9]{1,3}", text) else None
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
+    if sig is None or text in ("SIG_DFL", "SIG_IGN"):
+        return None
+    return int(sig)
+
+
+def signal_name(number: int) -> str:
+    """15 to ``TERM``."""
+    try:
+        return signal.Signals(number).name.removeprefix("SIG")
+    except ValueError:
+        return str(number)
+
+
+def expand(value: str, name: str, dirs: Dirs) -> str:
+    """Replace {run_dir}, {log_dir}, {services_dir} and {name}; other braces stay as they are."""
+    values = {
+        "run_dir": str(dirs.run),
+        "log_dir": str(dirs.log),
+        "services_dir": str(dirs.services),
+        "name": name,
+    }
+    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], value)
+
+
+class Key:
     """One key of a definition, as people write it and as servicectl reads it."""
 
-    name: str
-    type: str  # what to write; for a choice, the choices joined by " or "
-    default: Any  # the YAML value an absent key stands for (None: nothing)
-    parse: Callable[[Reader, Key, Any], Any]  # the YAML value (or the default) -> the field
-    doc: str  # what it does, one line
-    example: str  # a YAML value, as written after "name: "
-    shown_default: str = ""  # the default as the reference shows it, when not the value itself
-    required: bool = False
+    __slots__ = ("name", "type", "default", "parse", "doc", "example", "shown_default", "required")
+
+    def __init__(
+        self,
+        name: str,
+        type: str,  # what to write; for a choice, the choices joined by " or "
+        default: Any,  # the YAML value an absent key stands for (None: nothing)
+        parse: str,  # its parser, fields.parse_<parse>: (reader, key, value) -> the field
+        doc: str,  # what it does, one line
+        example: str,  # a YAML value, as written after "name: "
+        shown_default: str = "",  # the default as the reference shows it, if not the value
+        required: bool = False,
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.default = default
+        self.parse = parse
+        self.doc = doc
+        self.example = example
+        self.shown_default = shown_default
+        self.required = required
+
+    def __repr__(self) -> str:
+        return f"Key{tuple(getattr(self, slot) for slot in self.__slots__)!r}"
 
 
 SECONDS = "number of seconds"
@@ -61,7 +124,7 @@ KEYS: tuple[Key, ...] = (
         "command",
         "command line: a string or a list",
         None,
-        parse_argv,
+        "argv",
         doc="The program to run and its arguments: a string is split like a shell would (no "
         "shell runs it); a program containing / is relative to the services directory.",
         example="python3 -m http.server 8080",
@@ -71,7 +134,7 @@ KEYS: tuple[Key, ...] = (
         "description",
         "string, one line",
         "",
-        parse_line,
+        "line",
         doc="Shown by status and list, and in init.d and unit headers.",
         example="Demo HTTP server",
         shown_default="empty",
@@ -80,7 +143,7 @@ KEYS: tuple[Key, ...] = (
         "type",
         "simple or forking",
         "simple",
-        parse_choice,
+        "choice",
         doc="simple: the program stays in the foreground; forking: it daemonizes itself and "
         "writes pid_file.",
         example="forking",
@@ -89,7 +152,7 @@ KEYS: tuple[Key, ...] = (
         "working_directory",
         "path",
         "/",
-        parse_path,
+        "path",
         doc="The directory the program runs in.",
         example="/srv/www",
     ),
@@ -97,7 +160,7 @@ KEYS: tuple[Key, ...] = (
         "user",
         "user name or uid",
         None,
-        parse_account,
+        "account",
         doc="Run as this user (root only); HOME, USER and LOGNAME are set to match.",
         example="www-data",
         shown_default="servicectl's own user",
@@ -106,7 +169,7 @@ KEYS: tuple[Key, ...] = (
         "group",
         "group name or gid",
         None,
-        parse_account,
+        "account",
         doc="Run with this group.",
         example="www-data",
         shown_default="the primary group of user",
@@ -115,7 +178,7 @@ KEYS: tuple[Key, ...] = (
         "umask",
         "octal string",
         "022",
-        parse_umask,
+        "umask",
         doc="The file mode creation mask of the program.",
         example='"027"',
     ),
@@ -123,7 +186,7 @@ KEYS: tuple[Key, ...] = (
         "environment",
         "mapping of NAME: value",
         None,
-        parse_environment,
+        "environment",
         doc="Variables added to the clean environment, after env_file.",
         example="{GREETING: hello}",
         shown_default="none",
@@ -132,7 +195,7 @@ KEYS: tuple[Key, ...] = (
         "env_file",
         "path",
         None,
-        parse_path,
+        "path",
         doc="A file of KEY=VALUE lines (# comments, optional export) added to the environment.",
         example="/etc/default/web",
         shown_default="none",
@@ -141,7 +204,7 @@ KEYS: tuple[Key, ...] = (
         "stdout",
         'path, or "null"',
         "{log_dir}/{name}.log",
-        parse_output,
+        "output",
         doc='Where the program\'s output is appended; "null" discards it.',
         example="/var/log/web.out",
     ),
@@ -149,7 +212,7 @@ KEYS: tuple[Key, ...] = (
         "stderr",
         'path, or "null"',
         None,
-        parse_stderr,
+        "stderr",
         doc="Where the program's error output is appended.",
         example='"null"',
         shown_default="the same file as stdout",
@@ -158,7 +221,7 @@ KEYS: tuple[Key, ...] = (
         "pid_file",
         "path",
         "{run_dir}/{name}.pid",
-        parse_path,
+        "path",
         doc="The PID file: servicectl writes it for a simple service; a forking daemon must "
         "write it itself (required for forking).",
         example='"{run_dir}/web.pid"',
@@ -167,7 +230,7 @@ KEYS: tuple[Key, ...] = (
         "stop_signal",
         SIGNAL,
         "TERM",
-        parse_signal_key,
+        "signal_key",
         doc="The signal that asks the program to stop (SIGCONT follows it).",
         example="QUIT",
     ),
@@ -175,7 +238,7 @@ KEYS: tuple[Key, ...] = (
         "stop_timeout",
         SECONDS,
         30,
-        parse_seconds,
+        "seconds",
         doc="How long stop waits after stop_signal before SIGKILL.",
         example="10",
     ),
@@ -183,7 +246,7 @@ KEYS: tuple[Key, ...] = (
         "kill_mode",
         "group or process",
         "group",
-        parse_choice,
+        "choice",
         doc="group: stop signals the service's own process group; process: its main process only.",
         example="process",
     ),
@@ -191,7 +254,7 @@ KEYS: tuple[Key, ...] = (
         "reload_signal",
         SIGNAL,
         "HUP",
-        parse_signal_key,
+        "signal_key",
         doc="The signal reload sends (only if the program catches it: otherwise reload refuses).",
         example="USR1",
     ),
@@ -199,7 +262,7 @@ KEYS: tuple[Key, ...] = (
         "reload_command",
         "command line: a string or a list",
         None,
-        parse_argv,
+        "argv",
         doc="A command reload runs instead of sending reload_signal.",
         example="[nginx, -s, reload]",
         shown_default="none",
@@ -208,7 +271,7 @@ KEYS: tuple[Key, ...] = (
         "reload",
         "true or false",
         True,
-        parse_bool,
+        "bool",
         doc="false: the service cannot be reloaded (reload exits 3, force-reload restarts it).",
         example="false",
     ),
@@ -216,7 +279,7 @@ KEYS: tuple[Key, ...] = (
         "start_timeout",
         SECONDS,
         30,
-        parse_seconds,
+        "seconds",
         doc="How long start waits for a forking daemon's PID file or for readiness.",
         example="60",
     ),
@@ -224,7 +287,7 @@ KEYS: tuple[Key, ...] = (
         "start_grace",
         SECONDS,
         0.5,
-        parse_seconds,
+        "seconds",
         doc="Without ready, a program that dies this soon after starting has failed to start.",
         example="1",
     ),
@@ -232,7 +295,7 @@ KEYS: tuple[Key, ...] = (
         "ready",
         "readiness probe",
         None,
-        parse_ready,
+        "ready",
         doc="How start knows the service is ready: tcp, unix, file, http, command or notify.",
         example='{tcp: "127.0.0.1:8080"}',
         shown_default="none: started once it survives start_grace",
@@ -241,7 +304,7 @@ KEYS: tuple[Key, ...] = (
         "depends",
         "list of service names",
         None,
-        parse_depends,
+        "depends",
         doc="Services started before this one and stopped after it.",
         example="[db]",
         shown_default="none",
@@ -250,7 +313,7 @@ KEYS: tuple[Key, ...] = (
         "enabled",
         "true or false",
         True,
-        parse_bool,
+        "bool",
         doc="Whether startall starts it.",
         example="false",
     ),
@@ -258,7 +321,7 @@ KEYS: tuple[Key, ...] = (
         "nice",
         "whole number from -20 to 19",
         None,
-        parse_nice,
+        "nice",
         doc="The scheduling priority (nice value) of the program.",
         example="5",
         shown_default="unchanged",
@@ -267,7 +330,7 @@ KEYS: tuple[Key, ...] = (
         "limits",
         "mapping of limit: number, unlimited or [soft, hard]",
         None,
-        parse_limits,
+        "limits",
         doc="Resource limits set before the program runs; limits: " + ", ".join(LIMIT_NAMES) + ".",
         example="{nofile: 4096, core: 0}",
         shown_default="unchanged",
@@ -276,56 +339,40 @@ KEYS: tuple[Key, ...] = (
 KNOWN_KEYS = tuple(k.name for k in KEYS)
 _BY_NAME = {k.name: k for k in KEYS}
 
-# What the defaults stand for in a service named NAME in root's directories: load_catalog
-# fills in every field; these serve values built by hand (tests, tools).
-NEUTRAL_DIRS = Dirs(
-    Path("/etc/servicectl/services.d"), Path("/run/servicectl"), Path("/var/log/servicectl")
-)
-
-
-def _defaults() -> dict[str, Any]:
-    r = Reader({}, "(defaults)", "NAME", NEUTRAL_DIRS)
-    for k in KEYS:
-        if not k.required:
-            r.values[k.name] = k.parse(r, k, k.default)
-    assert not r.errors, r.errors
-    return r.values
-
-
-DEFAULTS = _defaults()
-
 
 class Service(NamedTuple):
     """One valid service definition, every path absolute and every default applied. The fields
-    after ``file`` are the keys of KEYS, in order, then what is derived from them."""
+    after ``file`` are the keys of KEYS, in order, then what is derived from them. The defaults
+    are the declared ones, parsed (tests/test_config.py checks it); those that depend on the
+    name and the directories (stdout, stderr, pid_file) are always given by load_catalog."""
 
     name: str
     file: Path
     command: tuple[str, ...]
-    description: str = DEFAULTS["description"]
-    type: str = DEFAULTS["type"]
-    working_directory: Path = DEFAULTS["working_directory"]
-    user: str | None = DEFAULTS["user"]
-    group: str | None = DEFAULTS["group"]
-    umask: int = DEFAULTS["umask"]
-    environment: tuple[tuple[str, str], ...] = DEFAULTS["environment"]
-    env_file: Path | None = DEFAULTS["env_file"]
-    stdout: Path | None = DEFAULTS["stdout"]  # None: discarded ("null")
-    stderr: Path | None = DEFAULTS["stderr"]  # None: discarded
-    pid_file: Path = DEFAULTS["pid_file"]
-    stop_signal: int = DEFAULTS["stop_signal"]
-    stop_timeout: float = DEFAULTS["stop_timeout"]
-    kill_mode: str = DEFAULTS["kill_mode"]
-    reload_signal: int = DEFAULTS["reload_signal"]
-    reload_command: tuple[str, ...] | None = DEFAULTS["reload_command"]
-    reload: bool = DEFAULTS["reload"]
-    start_timeout: float = DEFAULTS["start_timeout"]
-    start_grace: float = DEFAULTS["start_grace"]
-    ready: Ready | None = DEFAULTS["ready"]
-    depends: tuple[str, ...] = DEFAULTS["depends"]
-    enabled: bool = DEFAULTS["enabled"]
-    nice: int | None = DEFAULTS["nice"]
-    limits: tuple[tuple[str, int, int], ...] = DEFAULTS["limits"]
+    description: str = ""
+    type: str = "simple"
+    working_directory: Path = Path("/")
+    user: str | None = None
+    group: str | None = None
+    umask: int = 0o022
+    environment: tuple[tuple[str, str], ...] = ()
+    env_file: Path | None = None
+    stdout: Path | None = None  # None: discarded ("null")
+    stderr: Path | None = None  # None: discarded
+    pid_file: Path = Path("/")
+    stop_signal: int = int(signal.SIGTERM)
+    stop_timeout: float = 30.0
+    kill_mode: str = "group"
+    reload_signal: int = int(signal.SIGHUP)
+    reload_command: tuple[str, ...] | None = None
+    reload: bool = True
+    start_timeout: float = 30.0
+    start_grace: float = 0.5
+    ready: Ready | None = None
+    depends: tuple[str, ...] = ()
+    enabled: bool = True
+    nice: int | None = None
+    limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
     # Derived: whether the document gave stderr and pid_file.
     stderr_same: bool = True
     pid_file_given: bool = False
@@ -339,19 +386,38 @@ class Service(NamedTuple):
         return self.command[0]
 
 
+def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, Any]:
+    """What each key that is not required stands for when absent, as a Service field (for a
+    service ``name`` in ``dirs``, root's directories by default)."""
+    from servicectl import fields
+
+    dirs = dirs or Dirs(
+        Path("/etc/servicectl/services.d"), Path("/run/servicectl"), Path("/var/log/servicectl")
+    )
+    r = fields.Reader({}, "(defaults)", name, dirs)
+    for k in KEYS:
+        if not k.required:
+            r.values[k.name] = getattr(fields, "parse_" + k.parse)(r, k, k.default)
+    assert not r.errors, r.errors
+    return r.values
+
+
 def build(name: str, file: Path, data: Any, dirs: Dirs) -> Service | list[ConfigError]:
     """Validate one parsed document: the Service, or every error found in it."""
+    from servicectl import fields
+
     label = str(file)
     if data is None:
         return [ConfigError(label, None, "the file is empty; it needs at least a command: key")]
     if not isinstance(data, dict):
-        return [ConfigError(label, None, f"found {show(data)}, expected a mapping of keys")]
-    r = Reader(data, label, name, dirs)
+        return [ConfigError(label, None, f"found {fields.show(data)}, expected a mapping of keys")]
+    r = fields.Reader(data, label, name, dirs)
     for key in data:
         if key not in _BY_NAME:
-            r.error(str(key), f"unknown key{hint(str(key), KNOWN_KEYS)}")
+            r.error(str(key), f"unknown key{fields.hint(str(key), KNOWN_KEYS)}")
     for k in KEYS:
-        r.values[k.name] = k.parse(r, k, data.get(k.name, k.default))
+        parse = getattr(fields, "parse_" + k.parse)
+        r.values[k.name] = parse(r, k, data.get(k.name, k.default))
     if r.values["type"] == "forking" and not r.given("pid_file"):
         r.error("pid_file", "missing: a forking service must say where its daemon writes its PID")
     if "reload_command" in data and "reload_signal" in data:
@@ -375,23 +441,25 @@ _HASH: str | None = None
 
 
 def schema_hash() -> str:
-    """A digest of what a cached definition depends on: the fields of Service, the keys and
-    their defaults, and the code that reads them (this module, fields.py, config.py and
-    yamlload.py), so
-    that any change to parsing invalidates the definition cache; nothing to bump by hand."""
+    """A digest of what a cached definition depends on: the fields of Service and their
+    defaults, the declared keys, and the code that reads them (this module, fields.py,
+    config.py and yamlload.py, by size and modification time: any edit or upgrade changes
+    it), so that a change to parsing never serves a stale definition; nothing to bump."""
     global _HASH
     if _HASH is None:
         import zlib
 
-        here = Path(__file__).parent
-        keys = [tuple(v.__qualname__ if callable(v) else v for v in k) for k in KEYS]
-        parts = [repr((Service._fields, Ready._fields, keys, sorted(DEFAULTS.items()))).encode()]
+        here = os.path.dirname(__file__)
+        code = []
         for module in ("schema.py", "fields.py", "config.py", "yamlload.py"):
             try:
-                parts.append((here / module).read_bytes())
+                st = os.stat(os.path.join(here, module))
+                code.append((module, st.st_size, st.st_mtime_ns))
             except OSError:  # installed without sources: the version still tells them apart
-                parts.append(module.encode())
-        _HASH = format(zlib.crc32(b"\0".join(parts)), "08x")
+                code.append((module, 0, 0))
+        keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
+        fields = (Service._fields, Service._field_defaults, Ready._fields, keys, code)
+        _HASH = format(zlib.crc32(repr(fields).encode()), "08x")
     return _HASH
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from servicectl.errors import ConfigError
-from servicectl.schema import show
+from servicectl.fields import show
 
 MAX_DEPTH = 100  # nesting levels of a definition (it needs 3)
 MAX_NUMBER_CHARS = 300  # longer integers are refused by the loader (sexagesimal 1:2:3... is slow)

@@ -241,17 +241,23 @@ def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPa
 
 def test_service_fields_are_the_declared_keys() -> None:
     """Service has a field per declared key, in order, whose default is the declared default as
-    parsed; besides them only name, file and what is derived from two keys."""
+    parsed (but for those that depend on the service's name and directories); besides them
+    only name, file and what is derived from two keys."""
     from servicectl import schema
 
     fields = Service._fields
     assert fields[:2] == ("name", "file")
     assert fields[2 : 2 + len(schema.KEYS)] == schema.KNOWN_KEYS
     assert fields[2 + len(schema.KEYS) :] == ("stderr_same", "pid_file_given")
+    defaults = schema.parsed_defaults()
+    contextual = {k.name for k in schema.KEYS if "{" in str(k.default)} | {"stderr"}
+    assert contextual == {"stdout", "stderr", "pid_file"}
     for k in schema.KEYS:
-        if not k.required:
-            assert Service._field_defaults[k.name] == schema.DEFAULTS[k.name], k.name
+        if not k.required and k.name not in contextual:
+            assert Service._field_defaults[k.name] == defaults[k.name], k.name
         assert k.doc and "\n" not in k.doc and k.example and k.type, k.name
+    assert defaults["pid_file"] == Path("/run/servicectl/NAME.pid")
+    assert defaults["stdout"] == defaults["stderr"] == Path("/var/log/servicectl/NAME.log")
 
 
 def test_every_example_is_valid(env: Env) -> None:
