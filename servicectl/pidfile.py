@@ -38,14 +38,23 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             view = view[os.write(fd, view) :]
     except BaseException:
         os.close(fd)
-        os.unlink(tmp)
+        _unlink_temp(tmp)
         raise
     os.close(fd)
     try:
         os.rename(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        # Also reached when a signal (Ctrl-C, SIGTERM) is handled right after the rename: the
+        # temp file is gone then, and the caller must see the interruption, not ENOENT.
+        _unlink_temp(tmp)
         raise
+
+
+def _unlink_temp(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 class PidFileRead(NamedTuple):

@@ -400,3 +400,24 @@ def test_a_final_newline_makes_no_name(env: Env) -> None:
     assert "is not a valid service name" in res.stderr
     assert f"{env.services / 'db.yaml'}: depends: 'web\\n' is not a service name" in res.stderr
     assert f"{env.services / 'env.yaml'}: environment: 'A\\n' is not a variable name" in res.stderr
+
+
+def test_atomic_write_lets_an_interruption_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal handled just after the rename of a PID file, state record or definition cache
+    is reported as the interruption it is, not as "No such file or directory" (the cleanup
+    tried to remove the temp file the rename had consumed)."""
+    from servicectl import pidfile
+
+    real_rename = os.rename
+
+    def rename_then_interrupted(src: str, dst: str) -> None:
+        real_rename(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "rename", rename_then_interrupted)
+    target = tmp_path / "web.pid"
+    with pytest.raises(KeyboardInterrupt):
+        pidfile.atomic_write(target, b"42\n")
+    assert target.read_bytes() == b"42\n" and os.listdir(tmp_path) == ["web.pid"]
