@@ -44,11 +44,20 @@ def _cache_path(run_dir: Path, services_dir: Path) -> Path:
     return run_dir / f".definitions-{tag}.cache"
 
 
-FORMAT = 2  # 2: definitions are NamedTuples
+def _context(dirs: Any) -> tuple[str, str, str, str, str, int]:
+    """What the cached results depend on besides each file: servicectl's version, the schema
+    (its fields, defaults and parsing code: any change makes a new hash, nothing to bump), the
+    directories that placeholders and relative paths stand for, and the user."""
+    from servicectl.schema import schema_hash
 
-
-def _context(dirs: Any) -> tuple[str, int, str, str, str, int]:
-    return (__version__, FORMAT, str(dirs.services), str(dirs.run), str(dirs.log), os.geteuid())
+    return (
+        __version__,
+        schema_hash(),
+        str(dirs.services),
+        str(dirs.run),
+        str(dirs.log),
+        os.geteuid(),
+    )
 
 
 def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:

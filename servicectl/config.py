@@ -1,106 +1,36 @@
-"""Service definitions: YAML files in, frozen value types and clear errors out (SPEC §3).
+"""Service definitions: the files of a services directory in, valid Services (or Invalid
+definitions, with every error) out, and the catalog of them all (SPEC §3).
 
-Every error names the file and the key, what was found and what was expected.
+The keys themselves are declared in schema.py and parsed by fields.py; YAML is read by
+yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
-import shlex
-import signal
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from servicectl.errors import ConfigError, UntrustedError
 from servicectl.paths import Dirs, untrusted_problem, untrusted_tree_problem
+from servicectl.schema import (  # noqa: F401 - the definition model, for the layers above
+    KNOWN_KEYS,
+    LIMIT_NAMES,
+    NAME_RE,
+    READY_KINDS,
+    UNLIMITED,
+    Ready,
+    Service,
+    expand,
+    parse_signal,
+    signal_name,
+)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
-MAX_SECONDS = 7 * 24 * 3600  # a week: anything longer is a typo
-MAX_DEPTH = 100  # nesting levels of a definition (it needs 3)
-MAX_NUMBER_CHARS = 300  # longer integers are refused by the loader (sexagesimal 1:2:3... is slow)
-
-LIMIT_NAMES = {
-    "as": "RLIMIT_AS",
-    "core": "RLIMIT_CORE",
-    "cpu": "RLIMIT_CPU",
-    "data": "RLIMIT_DATA",
-    "fsize": "RLIMIT_FSIZE",
-    "locks": "RLIMIT_LOCKS",
-    "memlock": "RLIMIT_MEMLOCK",
-    "msgqueue": "RLIMIT_MSGQUEUE",
-    "nice": "RLIMIT_NICE",
-    "nofile": "RLIMIT_NOFILE",
-    "nproc": "RLIMIT_NPROC",
-    "rss": "RLIMIT_RSS",
-    "rtprio": "RLIMIT_RTPRIO",
-    "sigpending": "RLIMIT_SIGPENDING",
-    "stack": "RLIMIT_STACK",
-}
-READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
-UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
-
-
-class Ready(NamedTuple):
-    """A readiness probe: ``kind`` is one of READY_KINDS; ``target`` its argument."""
-
-    kind: str
-    target: str | tuple[str, ...] = ""
-    timeout: float | None = None  # per-probe timeout for ``command``
-
-    def describe(self) -> str:
-        if self.kind == "notify":
-            return "notify"
-        target = " ".join(self.target) if isinstance(self.target, tuple) else self.target
-        return f"{self.kind} {target}"
-
-
-class Service(NamedTuple):
-    """One valid service definition, with every path absolute and every default applied."""
-
-    name: str
-    file: Path
-    command: tuple[str, ...]
-    description: str = ""
-    type: str = "simple"
-    working_directory: Path = Path("/")
-    user: str | None = None
-    group: str | None = None
-    umask: int = 0o022
-    environment: tuple[tuple[str, str], ...] = ()
-    env_file: Path | None = None
-    stdout: Path | None = None  # None: discarded ("null")
-    stderr: Path | None = None  # None: discarded
-    stderr_same: bool = True  # stderr goes to the same file as stdout
-    pid_file: Path = Path("/")
-    pid_file_given: bool = False
-    stop_signal: int = int(signal.SIGTERM)
-    stop_timeout: float = 30.0
-    kill_mode: str = "group"
-    reload_signal: int = int(signal.SIGHUP)
-    reload_command: tuple[str, ...] | None = None
-    reload: bool = True
-    start_timeout: float = 30.0
-    start_grace: float = 0.5
-    ready: Ready | None = None
-    depends: tuple[str, ...] = ()
-    enabled: bool = True
-    nice: int | None = None
-    limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
-
-    @property
-    def env(self) -> dict[str, str]:
-        return dict(self.environment)
-
-    @property
-    def program(self) -> str:
-        return self.command[0]
+MAX_FILE_BYTES = 1024 * 1024
 
 
 class Invalid(NamedTuple):
@@ -127,516 +57,13 @@ class Catalog(NamedTuple):
         return sorted(set(self.services) | set(self.invalid))
 
 
-def _close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
-    """Did-you-mean candidates (difflib is imported only when a definition is parsed)."""
-    import difflib
+def collect_errors_and_build(
+    name: str, file: Path, data: Any, dirs: Dirs
+) -> Service | list[ConfigError]:
+    """Validate one parsed document: the Service, or every error found in it."""
+    from servicectl.fields import build
 
-    return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML
-
-
-def _yaml_loader() -> type:
-    """A safe loader (the C one when present) that rejects duplicate keys, expands merge keys
-    (``<<``) without blowing up, and turns a bad scalar into an error with its position."""
-    import yaml
-    from yaml.constructor import ConstructorError, SafeConstructor
-    from yaml.nodes import MappingNode, SequenceNode
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class StrictLoader(base):  # type: ignore[valid-type, misc]
-        pass
-
-    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
-        if not isinstance(node, MappingNode):
-            raise ConstructorError(
-                None, None, f"expected a mapping, found {node.id}", node.start_mark
-            )
-        merged: dict[Any, Any] = {}
-        own: dict[Any, Any] = {}
-        merge_seen = False
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                # Merged mappings are built as objects (each anchor once), so repeated aliases
-                # cost nothing, unlike PyYAML's node-level flattening, which doubles per level.
-                if merge_seen:
-                    raise ConstructorError(None, None, "duplicate key '<<'", key_node.start_mark)
-                merge_seen = True
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                for source in sources:
-                    if not isinstance(source, MappingNode):
-                        raise ConstructorError(
-                            None,
-                            None,
-                            "<<: expected a mapping or a list of mappings to merge",
-                            source.start_mark,
-                        )
-                    mapping = loader.construct_object(source, deep=True)
-                    if not isinstance(mapping, dict):  # a !!set or !!omap
-                        raise ConstructorError(
-                            None, None, "<<: expected a plain mapping", source.start_mark
-                        )
-                    for key, value in mapping.items():
-                        merged.setdefault(key, value)  # the first mapping listed wins
-                continue
-            if key_node.tag == "tag:yaml.org,2002:value":
-                key_node.tag = "tag:yaml.org,2002:str"
-            key = loader.construct_object(key_node, deep=deep)
-            try:
-                hash(key)
-            except TypeError:
-                raise ConstructorError(
-                    None, None, "a mapping key must be a plain value", key_node.start_mark
-                ) from None
-            if key in own:
-                raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            try:
-                own[key] = loader.construct_object(value_node, deep=deep)
-            except ConstructorError as exc:  # remember under which key, for the message
-                exc.key_path = [str(key), *getattr(exc, "key_path", [])]  # type: ignore[attr-defined]
-                raise
-        return {**merged, **own} if merged else own  # keys written here override merged ones
-
-    def checked(construct: Callable[[Any, Any], Any], expected: str) -> Callable[[Any, Any], Any]:
-        def wrapper(loader: Any, node: Any) -> Any:
-            text = loader.construct_scalar(node)
-            if expected == "a whole number" and len(text) > MAX_NUMBER_CHARS:
-                raise ConstructorError(
-                    None,
-                    None,
-                    f"a number of {len(text)} characters, expected at most {MAX_NUMBER_CHARS}",
-                    node.start_mark,
-                )
-            try:
-                return construct(loader, node)
-            except ConstructorError:
-                raise
-            except Exception:
-                raise ConstructorError(
-                    None, None, f"found {_show(text)}, expected {expected}", node.start_mark
-                ) from None
-
-        return wrapper
-
-    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    for tag, construct, expected in (
-        ("int", SafeConstructor.construct_yaml_int, "a whole number"),
-        ("float", SafeConstructor.construct_yaml_float, "a number"),
-        ("bool", SafeConstructor.construct_yaml_bool, "true or false"),
-        ("timestamp", SafeConstructor.construct_yaml_timestamp, "a date or time"),
-    ):
-        StrictLoader.add_constructor(f"tag:yaml.org,2002:{tag}", checked(construct, expected))
-    return StrictLoader
-
-
-_LOADER: type | None = None
-
-
-def _check_depth(text: str, loader: type) -> None:
-    """Refuse nesting deeper than MAX_DEPTH before composing: the C loader's composer recurses
-    in C and crashes the interpreter (SIGSEGV) at some 30,000 levels of ``[``."""
-    import yaml
-
-    # Each level needs one of these indicators, so fewer of them means no need to look.
-    if sum(text.count(c) for c in "[{-?:") <= MAX_DEPTH:
-        return
-    depth = 0
-    for event in yaml.parse(text, Loader=loader):  # events come from a loop, not recursion
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark  # the C parser's Mark type is not in the stubs
-                problem = f"nested more than {MAX_DEPTH} levels deep"
-                raise yaml.constructor.ConstructorError(None, None, problem, mark)  # type: ignore[arg-type]
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-def parse_yaml(text: str, file: str) -> Any:
-    """Parse one YAML document safely; any failure becomes a ConfigError naming the file."""
-    global _LOADER
-    import yaml
-
-    if _LOADER is None:
-        _LOADER = _yaml_loader()
-    try:
-        _check_depth(text, _LOADER)
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = exc.problem or exc.context or "not valid YAML"
-        key = ".".join(getattr(exc, "key_path", [])) or None
-        raise ConfigError(file, key, f"not valid YAML{where}: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, None, f"not valid YAML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(file, None, "not valid YAML: nested too deeply") from None
-    except Exception as exc:  # a constructor's own failure: still this file's error, not ours
-        raise ConfigError(file, None, f"not valid YAML: {type(exc).__name__}: {exc}") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Field parsers
-
-
-KNOWN_KEYS = (
-    "description",
-    "command",
-    "type",
-    "working_directory",
-    "user",
-    "group",
-    "umask",
-    "environment",
-    "env_file",
-    "stdout",
-    "stderr",
-    "pid_file",
-    "stop_signal",
-    "stop_timeout",
-    "kill_mode",
-    "reload_signal",
-    "reload_command",
-    "reload",
-    "start_timeout",
-    "start_grace",
-    "ready",
-    "depends",
-    "enabled",
-    "nice",
-    "limits",
-)
-
-
-def _show(value: Any) -> str:
-    """A short rendering of a found value for an error message."""
-    if isinstance(value, str):
-        text = repr(value)
-    elif value is None:
-        text = "nothing (null)"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (int, float)):
-        text = str(value)
-    elif isinstance(value, list):
-        text = "a list"
-    elif isinstance(value, dict):
-        text = "a mapping"
-    else:
-        text = type(value).__name__
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Fields:
-    """Reads keys from one parsed document, collecting errors instead of stopping at the first."""
-
-    def __init__(
-        self, data: Mapping[Any, Any], file: str, expand: Callable[[str], str] = lambda v: v
-    ) -> None:
-        self.data = data
-        self.file = file
-        self.expand = expand
-        self.errors: list[ConfigError] = []
-
-    def error(self, key: str | None, problem: str) -> None:
-        self.errors.append(ConfigError(self.file, key, problem))
-
-    def wrong(self, key: str, value: Any, expected: str) -> None:
-        self.error(key, f"found {_show(value)}, expected {expected}")
-
-    def string(self, key: str, default: str | None = None, *, one_line: bool = False) -> str | None:
-        value = self.data.get(key, default)
-        if value is None or value is default:
-            return value
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.wrong(key, value, "a string")
-            return default
-        text = str(value)
-        text = self.expand(text)
-        if one_line and ("\n" in text or "\r" in text):
-            self.error(key, "found several lines, expected one line")
-            return default
-        if "\0" in text:
-            self.error(key, "contains a NUL character")
-            return default
-        return text
-
-    def number(self, key: str, default: float) -> float:
-        value = self.data.get(key, default)
-        if value is default:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.wrong(key, value, "a number of seconds")
-            return default
-        if (isinstance(value, float) and math.isnan(value)) or value < 0:
-            self.wrong(key, value, "a number of seconds, 0 or more")
-            return default
-        if value > MAX_SECONDS:
-            self.wrong(key, value, f"at most {MAX_SECONDS} seconds (a week)")
-            return default
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            self.wrong(key, value, "true or false")
-            return default
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.data.get(key, default)
-        if value not in choices:
-            self.wrong(key, value, " or ".join(choices))
-            return default
-        return str(value)
-
-    def argv(self, key: str) -> tuple[str, ...] | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                parts = shlex.split(value)
-            except ValueError as exc:
-                self.error(key, f"cannot be split like a shell command: {exc}")
-                return None
-        elif isinstance(value, list) and all(
-            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
-        ):
-            parts = [str(v) for v in value]
-        else:
-            self.wrong(key, value, "a command line (a string, or a list of strings)")
-            return None
-        parts = [self.expand(p) for p in parts]
-        if not parts or not parts[0]:
-            self.wrong(key, value, "a non-empty command line")
-            return None
-        if any("\0" in p for p in parts):
-            self.error(key, "contains a NUL character")
-            return None
-        return tuple(parts)
-
-    def signal_number(self, key: str, default: int) -> int:
-        value = self.data.get(key, default)
-        if value is default:
-            return default
-        number = parse_signal(value)
-        if number is None:
-            self.wrong(key, value, "a signal name such as TERM, SIGINT or HUP, or a number 1-64")
-            return default
-        return number
-
-
-def parse_signal(value: Any) -> int | None:
-    """``TERM``, ``SIGTERM``, ``sigterm`` or ``15`` to 15; None when it is not a signal."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 1 <= value <= 64 else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip().upper()
-    if text.isdigit():  # also "²" or a thousand digits: int() must not see those
-        return parse_signal(int(text)) if re.fullmatch(r"[0-9]{1,3}", text) else None
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
-    if sig is None or text in ("SIG_DFL", "SIG_IGN"):
-        return None
-    return int(sig)
-
-
-def signal_name(number: int) -> str:
-    """15 to ``TERM``."""
-    try:
-        return signal.Signals(number).name.removeprefix("SIG")
-    except ValueError:
-        return str(number)
-
-
-PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
-
-
-def expand(value: str, name: str, dirs: Dirs) -> str:
-    """Replace {run_dir}, {log_dir}, {services_dir} and {name}; other braces stay as they are."""
-    values = {
-        "run_dir": str(dirs.run),
-        "log_dir": str(dirs.log),
-        "services_dir": str(dirs.services),
-        "name": name,
-    }
-    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], value)
-
-
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(os.path.expanduser(value))
-    return path if path.is_absolute() else base / path
-
-
-def _parse_umask(f: _Fields) -> int:
-    value = f.data.get("umask", "022")
-    if isinstance(value, bool):
-        f.wrong("umask", value, 'an octal string such as "022"')
-        return 0o022
-    if isinstance(value, int):
-        # YAML 1.1 reads an unquoted 022 as octal already.
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value.strip()):
-        number = int(value.strip(), 8)
-    else:
-        f.wrong("umask", value, 'an octal string such as "022"')
-        return 0o022
-    if not 0 <= number <= 0o777:
-        f.wrong("umask", value, 'an octal string from "000" to "777"')
-        return 0o022
-    return number
-
-
-def _parse_environment(f: _Fields) -> tuple[tuple[str, str], ...]:
-    value = f.data.get("environment")
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        f.wrong("environment", value, "a mapping of NAME: value")
-        return ()
-    pairs = []
-    for key, val in value.items():
-        if not isinstance(key, str) or not ENV_KEY_RE.match(key):
-            f.error("environment", f"{_show(key)} is not a variable name (letters, digits, _)")
-            continue
-        if isinstance(val, bool) or val is None or not isinstance(val, (str, int, float)):
-            f.error(
-                f"environment.{key}",
-                f'found {_show(val)}, expected a string (quote it: "{val}")'
-                if isinstance(val, bool)
-                else f"found {_show(val)}, expected a string",
-            )
-            continue
-        text = str(val)
-        if "\0" in text:
-            f.error(f"environment.{key}", "contains a NUL character")
-            continue
-        pairs.append((key, text))
-    return tuple(pairs)
-
-
-def _parse_limits(f: _Fields) -> tuple[tuple[str, int, int], ...]:
-    value = f.data.get("limits")
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        f.wrong("limits", value, "a mapping such as {nofile: 4096, core: 0}")
-        return ()
-
-    def one(v: Any) -> int | None:
-        if isinstance(v, bool):
-            return None
-        if isinstance(v, int) and 0 <= v < 2**63:
-            return v
-        if isinstance(v, str) and v.strip().lower() in ("infinity", "unlimited"):
-            return UNLIMITED
-        return None
-
-    out = []
-    for key, v in value.items():
-        if key not in LIMIT_NAMES:
-            near = _close_matches(str(key), LIMIT_NAMES, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
-            f.error(f"limits.{key}", f"unknown limit{hint}; known: {', '.join(LIMIT_NAMES)}")
-            continue
-        if isinstance(v, list) and len(v) == 2:
-            soft, hard = one(v[0]), one(v[1])
-        else:
-            soft = hard = one(v)
-        if soft is None or hard is None:
-            f.wrong(f"limits.{key}", v, 'a whole number, "unlimited", or [soft, hard]')
-            continue
-        if hard != UNLIMITED and (soft == UNLIMITED or soft > hard):
-            f.error(f"limits.{key}", "the soft limit is above the hard limit")
-            continue
-        out.append((str(key), soft, hard))
-    return tuple(out)
-
-
-def _parse_ready(f: _Fields, base: Path) -> Ready | None:
-    value = f.data.get("ready")
-    if value is None:
-        return None
-    if value == "notify" or value == {"notify": True}:
-        return Ready("notify")
-    if not isinstance(value, dict) or len(value) not in (1, 2):
-        f.wrong(
-            "ready",
-            value,
-            "notify, or one of {tcp: HOST:PORT}, {unix: PATH}, "
-            "{file: PATH}, {http: URL}, {command: CMD}",
-        )
-        return None
-    timeout = None
-    kinds = [k for k in value if k != "timeout"]
-    if "timeout" in value:
-        t = value["timeout"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_SECONDS:
-            f.wrong("ready.timeout", t, "a number of seconds above 0")
-            return None
-        timeout = float(t)
-    if len(kinds) != 1 or kinds[0] not in READY_KINDS:
-        found = ", ".join(str(k) for k in kinds) or "nothing"
-        near = _close_matches(str(kinds[0]), READY_KINDS, n=1) if kinds else []
-        hint = f" (did you mean {near[0]}?)" if near else ""
-        f.error("ready", f"found {found}{hint}, expected one of {', '.join(READY_KINDS)}")
-        return None
-    kind = kinds[0]
-    target = value[kind]
-    key = f"ready.{kind}"
-    if kind == "notify":
-        if target is not True:
-            f.wrong(key, target, "true")
-            return None
-        return Ready("notify")
-    if kind == "command":
-        sub = _Fields({"command": target}, f.file, f.expand)
-        argv = sub.argv("command")
-        for err in sub.errors:
-            f.error(key, err.problem)
-        return Ready("command", argv, timeout) if argv else None
-    if not isinstance(target, (str, int)) or isinstance(target, bool):
-        f.wrong(key, target, "a string")
-        return None
-    text = f.expand(str(target))
-    if kind == "tcp":
-        host, sep, port = text.rpartition(":")
-        if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
-            f.wrong(key, target, '"HOST:PORT" such as "127.0.0.1:8080"')
-            return None
-        if not host:
-            text = "127.0.0.1:" + port
-    elif kind == "http":
-        if not re.match(r"^https?://[^/\s]+", text):
-            f.wrong(key, target, 'a URL such as "http://127.0.0.1:8080/health"')
-            return None
-    else:  # unix, file
-        text = str(_resolve(base, text))
-    return Ready(kind, text, timeout)
-
-
-def _parse_depends(f: _Fields) -> tuple[str, ...]:
-    value = f.data.get("depends")
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-        f.wrong("depends", value, "a list of service names")
-        return ()
-    for item in items:
-        if not NAME_RE.match(item):
-            f.error("depends", f"{item!r} is not a service name")
-            return ()
-    return tuple(dict.fromkeys(items))
+    return build(name, file, data, dirs)
 
 
 def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
@@ -644,107 +71,14 @@ def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
 
     All errors found are attached to the raised error as ``.all_errors``.
     """
-    errors = collect_errors_and_build(name, file, data, dirs)
-    if isinstance(errors, Service):
-        return errors
-    first = errors[0]
-    first.all_errors = errors  # type: ignore[attr-defined]
+    from servicectl.fields import build
+
+    result = build(name, file, data, dirs)
+    if isinstance(result, Service):
+        return result
+    first = result[0]
+    first.all_errors = result  # type: ignore[attr-defined,union-attr]
     raise first
-
-
-def collect_errors_and_build(
-    name: str, file: Path, data: Any, dirs: Dirs
-) -> Service | list[ConfigError]:
-    """Validate one parsed document: the Service, or every error found in it."""
-    label = str(file)
-    if data is None:
-        return [ConfigError(label, None, "the file is empty; it needs at least a command: key")]
-    if not isinstance(data, dict):
-        return [ConfigError(label, None, f"found {_show(data)}, expected a mapping of keys")]
-    f = _Fields(data, label, lambda v: expand(v, name, dirs))
-    for key in data:
-        if key not in KNOWN_KEYS:
-            near = _close_matches(str(key), KNOWN_KEYS, n=1, cutoff=0.6)
-            hint = f" (did you mean {near[0]}?)" if near else ""
-            f.error(str(key), f"unknown key{hint}")
-    base = dirs.services
-
-    command = f.argv("command")
-    if command is None and "command" not in data:
-        f.error("command", "missing: every service needs the program to run")
-    if command and "/" in command[0]:
-        command = (str(_resolve(base, command[0])), *command[1:])
-
-    svc_type = f.choice("type", ("simple", "forking"), "simple")
-    description = f.string("description", "", one_line=True) or ""
-    workdir = f.string("working_directory", "/")
-    user = f.string("user")
-    group = f.string("group")
-    env_file = f.string("env_file")
-    pid_file = f.string("pid_file")
-    if svc_type == "forking" and not pid_file:
-        f.error("pid_file", "missing: a forking service must say where its daemon writes its PID")
-
-    def output(key: str) -> Path | None:
-        value = f.string(key)
-        if value is None:
-            return dirs.log / f"{name}.log"
-        if value in ("null", "/dev/null"):
-            return None
-        return _resolve(base, value)
-
-    stdout = output("stdout")
-    stderr_same = "stderr" not in data or data.get("stderr") is None
-    stderr = stdout if stderr_same else output("stderr")
-
-    reload_command = f.argv("reload_command")
-    if reload_command and "/" in reload_command[0]:
-        reload_command = (str(_resolve(base, reload_command[0])), *reload_command[1:])
-    if "reload_command" in data and "reload_signal" in data:
-        f.error("reload_command", "give reload_signal or reload_command, not both")
-    reload = f.boolean("reload", True)
-
-    nice = data.get("nice")
-    if nice is not None and (
-        isinstance(nice, bool) or not isinstance(nice, int) or not -20 <= nice <= 19
-    ):
-        f.wrong("nice", nice, "a whole number from -20 to 19")
-        nice = None
-
-    service = Service(
-        name=name,
-        file=file,
-        command=command or ("",),
-        description=description,
-        type=svc_type,
-        working_directory=_resolve(base, workdir or "/"),
-        user=user,
-        group=group,
-        umask=_parse_umask(f),
-        environment=_parse_environment(f),
-        env_file=_resolve(base, env_file) if env_file else None,
-        stdout=stdout,
-        stderr=stderr,
-        stderr_same=stderr_same,
-        pid_file=_resolve(base, pid_file) if pid_file else dirs.run / f"{name}.pid",
-        pid_file_given=bool(pid_file),
-        stop_signal=f.signal_number("stop_signal", int(signal.SIGTERM)),
-        stop_timeout=f.number("stop_timeout", 30.0),
-        kill_mode=f.choice("kill_mode", ("group", "process"), "group"),
-        reload_signal=f.signal_number("reload_signal", int(signal.SIGHUP)),
-        reload_command=reload_command,
-        reload=reload,
-        start_timeout=f.number("start_timeout", 30.0),
-        start_grace=f.number("start_grace", 0.5),
-        ready=_parse_ready(f, base),
-        depends=_parse_depends(f),
-        enabled=f.boolean("enabled", True),
-        nice=nice,
-        limits=_parse_limits(f),
-    )
-    if name in service.depends:
-        f.error("depends", f"{name} cannot depend on itself")
-    return f.errors if f.errors else service
 
 
 # ---------------------------------------------------------------------------------------------
@@ -816,21 +150,25 @@ def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
             untrusted = untrusted_problem(file, "definition", st)
             if untrusted is not None:  # as root: another user could have written it
                 return Invalid(name, file, (UntrustedError(label, None, untrusted),))
-            raw = fh.read(1024 * 1024 + 1)
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return Invalid(name, file, (ConfigError(label, None, f"cannot be read: {exc.strerror}"),))
-    if len(raw) > 1024 * 1024:
+    if len(raw) > MAX_FILE_BYTES:
         return Invalid(name, file, (ConfigError(label, None, "larger than 1 MiB"),))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         err = ConfigError(label, None, f"not UTF-8 text (byte {exc.start})")
         return Invalid(name, file, (err,))
+    from servicectl.yamlload import parse_yaml
+
     try:
         data = parse_yaml(text, label)
     except ConfigError as err:
         return Invalid(name, file, (err,))
-    result = collect_errors_and_build(name, file, data, dirs)
+    from servicectl.fields import build
+
+    result = build(name, file, data, dirs)
     if isinstance(result, Service):
         return result
     return Invalid(name, file, tuple(result))

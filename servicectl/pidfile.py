@@ -61,10 +61,19 @@ def atomic_write_at(dfd: int, path: Path, data: bytes, mode: int = 0o644) -> Non
         try:
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
-            os.unlink(tmp, dir_fd=dfd)
+            # Also reached when a signal (Ctrl-C, SIGTERM) is handled right after the rename: the
+            # temp file is gone then, and the caller must see the interruption, not ENOENT.
+            _unlink_temp(tmp, dfd)
             raise
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path.parent / tmp)) from None
+
+
+def _unlink_temp(tmp: str, dfd: int) -> None:
+    try:
+        os.unlink(tmp, dir_fd=dfd)
+    except FileNotFoundError:
+        pass
 
 
 class PidFileRead(NamedTuple):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,10 +15,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import yaml
+
+from servicectl.paths import Dirs, resolve_dirs
+
+if TYPE_CHECKING:
+    from faultkit import User
 
 ROOT = Path(__file__).resolve().parent.parent
 DAEMONS = ROOT / "tests" / "daemons"
@@ -54,20 +60,42 @@ def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condit
         delay = min(delay * 2, 0.05)
 
 
-def tagged_pids(tag: str) -> list[int]:
-    """Every live process whose environment carries this test's tag."""
-    needle = f"{TAG_VAR}={tag}".encode()
-    out = []
+class ProcEntry(NamedTuple):
+    """One live process seen in /proc: its PID, the fields of its stat after the command name
+    (state, ppid, pgrp, session...), and the other /proc/PID files asked for, raw."""
+
+    pid: int
+    stat: list[bytes]
+    files: dict[str, bytes]
+
+
+def live_processes(*files: str) -> Iterator[ProcEntry]:
+    """Every live (not zombie) process, with the contents of ``files`` (``environ``, ``status``,
+    ``comm``...); a process that vanishes or cannot be read meanwhile is left out."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if needle in fh.read().split(b"\0"):
-                    out.append(int(name))
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read().rpartition(b")")[2].split()
+            contents = {}
+            for f in files:
+                with open(f"/proc/{name}/{f}", "rb") as fh:
+                    contents[f] = fh.read()
         except OSError:
             continue
-    return [p for p in out if alive(p)]
+        if stat and stat[0] not in (b"Z", b"X"):
+            yield ProcEntry(int(name), stat, contents)
+
+
+def has_tag(entry: ProcEntry, tag: str) -> bool:
+    """Whether the process's environment (read with ``environ``) carries this test's tag."""
+    return f"{TAG_VAR}={tag}".encode() in entry.files["environ"].split(b"\0")
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Every live process whose environment carries this test's tag."""
+    return [p.pid for p in live_processes("environ") if has_tag(p, tag)]
 
 
 def recorded_pids(run_dir: Path) -> list[int]:
@@ -91,16 +119,14 @@ def recorded_pids(run_dir: Path) -> list[int]:
 
 def group_of(pgid: int) -> list[int]:
     """Live processes of a process group (nginx workers of a recorded master, say)."""
-    out = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
-        except (OSError, ValueError):
-            continue
-        if name.isdigit() and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            out.append(int(name))
-    return out
+    return [p.pid for p in live_processes() if int(p.stat[2]) == pgid]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def kill_pids(pids: list[int]) -> None:
@@ -246,6 +272,11 @@ class Env:
         self.decoys.append(p)
         return p
 
+    @property
+    def dirs(self) -> Dirs:
+        """The directories as servicectl resolves them from this Env's flags."""
+        return resolve_dirs(self.services, self.run, self.log)
+
     def files(self) -> list[str]:
         """What is left in the run dir, lock files aside."""
         if not self.run.exists():
@@ -270,6 +301,21 @@ def env(tmp_path: Path) -> Iterator[Env]:
                 c.kill()
             c.communicate()
         kill_pids(tagged_pids(e.tag) + recorded_pids(e.run))
+
+
+def dirs_for(env: Env) -> Dirs:
+    return env.dirs
+
+
+@pytest.fixture
+def user() -> Iterator[User]:
+    """A real unprivileged user made for the test (root only), removed with its processes."""
+    from faultkit import unix_user
+
+    if os.geteuid() != 0:
+        pytest.skip("making a user needs root")
+    with unix_user() as u:
+        yield u
 
 
 def assert_ok(

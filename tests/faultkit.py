@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import DAEMONS, PY, TAG_VAR, alive, kill_pids, wait_for
+from conftest import DAEMONS, PY, TAG_VAR, ProcEntry, alive, kill_pids, live_processes, wait_for
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # reachable by any user (the test's own may live under /root)
 
@@ -29,22 +29,17 @@ class User:
     gid: int
 
 
+def real_uid(entry: ProcEntry) -> int | None:
+    """The real uid of a process read with ``status``."""
+    for line in entry.files["status"].splitlines():
+        if line.startswith(b"Uid:"):
+            return int(line.split()[1])
+    return None
+
+
 def pids_of_uid(uid: int) -> list[int]:
     """Live processes whose real uid is ``uid``."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status", "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"Uid:"):
-                        if int(line.split()[1]) == uid:
-                            out.append(int(name))
-                        break
-        except OSError:
-            continue
-    return [p for p in out if alive(p)]
+    return [p.pid for p in live_processes("status") if real_uid(p) == uid]
 
 
 def delete_user(name: str) -> None:
@@ -83,6 +78,16 @@ def reachable_dir(owner: User | None = None) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def reachable_copy(script: Path, directory: Path) -> Path:
+    """A world-readable copy of ``script`` (a test daemon) in ``directory`` (a ``reachable_dir``):
+    a program run as another user must be readable by that user, and the clone may live under
+    a directory only root can traverse (/root, or one made by ``mktemp -d``)."""
+    copy = directory / script.name
+    shutil.copyfile(script, copy)
+    copy.chmod(0o644)
+    return copy
 
 
 class Recorder:

@@ -4,18 +4,16 @@ the key, what was found and what was expected (through the real `check`, `list`,
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import signal
 from pathlib import Path
 
 import pytest
-from conftest import Env, assert_ok
+from conftest import Env, assert_ok, dirs_for, tagged_pids
 
 from servicectl.config import Service, load_catalog
-from servicectl.paths import Dirs, resolve_dirs
-
-
-def dirs_for(env: Env) -> Dirs:
-    return resolve_dirs(env.services, env.run, env.log)
+from servicectl.paths import resolve_dirs
 
 
 def test_minimal_definition_and_defaults(env: Env) -> None:
@@ -235,3 +233,194 @@ def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPa
         damaged.write_bytes(b"garbage")
     assert load_catalog(dirs).services["web"].stop_timeout == 7
     assert_ok(env.sc("status", "web"), 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# One schema: every key declared once, and what is derived from the declarations
+
+
+def test_service_fields_are_the_declared_keys() -> None:
+    """Service has a field per declared key, in order, whose default is the declared default as
+    parsed (but for those that depend on the service's name and directories); besides them
+    only name, file and what is derived from two keys."""
+    from servicectl import schema
+
+    fields = Service._fields
+    assert fields[:2] == ("name", "file")
+    assert fields[2 : 2 + len(schema.KEYS)] == schema.KNOWN_KEYS
+    assert fields[2 + len(schema.KEYS) :] == ("stderr_same", "pid_file_given")
+    from servicectl import fields
+
+    defaults = fields.parsed_defaults()
+    contextual = {k.name for k in schema.KEYS if "{" in str(k.default)} | {"stderr"}
+    assert contextual == {"stdout", "stderr", "pid_file"}
+    for k in schema.KEYS:
+        if not k.required and k.name not in contextual:
+            assert Service._field_defaults[k.name] == defaults[k.name], k.name
+        assert k.doc and "\n" not in k.doc and k.example and k.type, k.name
+    assert defaults["pid_file"] == Path("/run/servicectl/NAME.pid")
+    assert defaults["stdout"] == defaults["stderr"] == Path("/var/log/servicectl/NAME.log")
+
+
+def test_every_example_is_valid(env: Env) -> None:
+    """The example of each key, as the reference shows it, is accepted by check."""
+    from servicectl import schema
+
+    (env.services / "web.env").write_text("GREETING=hello\n")  # the env_file example
+    for k in schema.KEYS:
+        extra = "pid_file: /run/x.pid\n" if k.name == "type" else ""
+        command = "" if k.name == "command" else "command: x\n"
+        env.write("web", f"{command}{k.name}: {k.example}\n{extra}")
+        env.write("db", "command: y\n")
+        assert_ok(env.sc("check", "web"))
+
+
+def test_reference_is_generated_from_the_schema() -> None:
+    """docs/configuration.md holds what the declarations generate (regenerate it with
+    python -m servicectl.schema --write docs/configuration.md)."""
+    from servicectl import schema
+
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    start, end = text.index(schema.BEGIN), text.index(schema.END) + len(schema.END) + 1
+    assert text[start:end] == schema.markdown(), (
+        "docs/configuration.md is out of date: python -m servicectl.schema --write "
+        "docs/configuration.md"
+    )
+    for k in schema.KEYS:
+        assert f"### {k.name}\n" in text
+
+
+def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is keyed by a hash of the schema: the same in every process, and a cache
+    written under another schema is never served."""
+    import subprocess
+    import sys
+
+    from servicectl import cache, config, schema
+
+    probe = "from servicectl.schema import schema_hash; print(schema_hash())"
+    runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout}
+    runs.add(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
+    assert runs == {schema.schema_hash() + "\n"}
+
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    env.run.mkdir()
+    env.write("web", "command: sleep 1\n")
+    assert load_catalog(env.dirs).services["web"]
+    assert cache.load(env.dirs)  # cached
+    monkeypatch.setattr(schema, "_HASH", "another schema")
+    assert cache.load(env.dirs) == {}
+    parsed = []
+    real = config.load_file
+    monkeypatch.setattr(config, "load_file", lambda *a: parsed.append(a) or real(*a))
+    assert load_catalog(env.dirs).services["web"] and len(parsed) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Papercuts: tabs, numeric users and groups
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "where"),
+    [
+        ("command: x\nenvironment:\n\tA: b\n", "environment", "line 3, column 1"),
+        ("\tcommand: x\n", "command", "line 1, column 1"),
+        ("command: x\nlimits:\n  nofile: 1\n\t core: 0\n", "limits", "line 4, column 1"),
+        ("command:\n\t- sleep\n\t- 1\n", "command", "line 2, column 1"),
+    ],
+)
+def test_a_tab_is_named(env: Env, text: str, key: str, where: str) -> None:
+    env.write("web", text)
+    res = assert_ok(env.sc("check", "web"), 6)
+    assert "Traceback" not in res.stderr
+    prefix = f"servicectl: {env.services / 'web.yaml'}: {key}: "
+    assert f"{prefix}not valid YAML: a tab character at {where}" in res.stderr, res.stderr
+    assert "indents with spaces" in res.stderr
+
+
+@pytest.mark.parametrize("key", ["user", "group"])
+@pytest.mark.parametrize(
+    "value",
+    ['"4294967295"', "4294967295", '"4294967296"', "-1", '"-1"', '"+5"', '"²"', '"99999999999"'],
+)
+def test_numeric_ids_out_of_range_are_refused_by_check(env: Env, key: str, value: str) -> None:
+    """2**32 - 1 is -1, "no change", to setresgid/setgroups: a service would keep root's
+    group. It and anything that is no ID are refused by check, naming file and key."""
+    env.write("web", f"command: sleep 1\n{key}: {value}\n")
+    res = assert_ok(env.sc("check", "web"), 6)
+    assert "Traceback" not in res.stderr
+    assert f"servicectl: {env.services / 'web.yaml'}: {key}: found " in res.stderr
+    assert "from 0 to 4294967294" in res.stderr
+
+
+@pytest.mark.parametrize("key", ["user", "group"])
+@pytest.mark.parametrize(
+    "value", ['"a\\nb"', '"a\\0b"', '"a b"', '""', '"x:y"', "[root]", "1.5", "-foo", '"x\\u0085"']
+)
+def test_implausible_account_names_are_refused_by_check(env: Env, key: str, value: str) -> None:
+    env.write("web", f"command: sleep 1\n{key}: {value}\n")
+    res = assert_ok(env.sc("check", "web"), 6)
+    assert "Traceback" not in res.stderr
+    assert f"servicectl: {env.services / 'web.yaml'}: {key}: found " in res.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["www-data", "_apt", "1abc", "Debian-exim", "0", '"65534"', "4294967294"]
+)
+def test_plausible_accounts_pass_check(env: Env, value: str) -> None:
+    env.write("web", f"command: sleep 1\nuser: {value}\ngroup: {value}\n")
+    assert_ok(env.sc("check", "web"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user and group needs root")
+def test_numeric_ids_at_start(env: Env) -> None:
+    """As root with user nobody: group 4294967295 or 4294967296 is exit 6 at start, nothing
+    runs; numeric IDs in range are used as given."""
+    nobody = pwd.getpwnam("nobody")
+    for group in ("4294967295", "4294967296"):
+        env.write("web", {"command": ["sleep", "300"], "user": "nobody", "group": group})
+        res = assert_ok(env.sc("start", "web"), 6)
+        assert "Traceback" not in res.stderr
+        assert f"{env.services / 'web.yaml'}: group: found '{group}'" in res.stderr
+        assert tagged_pids(env.tag) == [] and env.files() == []
+    spec = {"command": ["sleep", "300"], "user": str(nobody.pw_uid), "group": "4294967294"}
+    env.write("web", spec)
+    assert_ok(env.sc("start", "web"))
+    status = Path(f"/proc/{env.pid('web')}/status").read_text()
+    ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines()}
+    assert ids["Uid"] == [str(nobody.pw_uid)] * 4 and ids["Gid"] == ["4294967294"] * 4
+    assert_ok(env.sc("stop", "web"))
+
+
+def test_a_final_newline_makes_no_name(env: Env) -> None:
+    """A service name, a dependency or a variable name ending in a newline is refused (a regex
+    "$" matches before a final newline)."""
+    (env.services / "web\n.yaml").write_text("command: sleep 1\n")
+    env.write("db", 'command: sleep 1\ndepends: ["web\\n"]\n')
+    env.write("env", 'command: sleep 1\nenvironment: {"A\\n": x}\n')
+    res = assert_ok(env.sc("check"), 6)
+    assert "Traceback" not in res.stderr
+    assert "is not a valid service name" in res.stderr
+    assert f"{env.services / 'db.yaml'}: depends: 'web\\n' is not a service name" in res.stderr
+    assert f"{env.services / 'env.yaml'}: environment: 'A\\n' is not a variable name" in res.stderr
+
+
+def test_atomic_write_lets_an_interruption_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal handled just after the rename of a PID file, state record or definition cache
+    is reported as the interruption it is, not as "No such file or directory" (the cleanup
+    tried to remove the temp file the rename had consumed)."""
+    from servicectl import pidfile
+
+    real_rename = os.rename
+
+    def rename_then_interrupted(src: str, dst: str, **dir_fds: int) -> None:
+        real_rename(src, dst, **dir_fds)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "rename", rename_then_interrupted)
+    target = tmp_path / "web.pid"
+    with pytest.raises(KeyboardInterrupt):
+        pidfile.atomic_write(target, b"42\n")
+    assert target.read_bytes() == b"42\n" and os.listdir(tmp_path) == ["web.pid"]

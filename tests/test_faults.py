@@ -9,7 +9,6 @@ import pwd
 import shutil
 import signal
 import stat
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -21,18 +20,11 @@ from faultkit import (
     delete_user,
     lock_held,
     pids_of_uid,
-    unix_user,
 )
 
 ROOT_ONLY = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root (chattr +i, useradd, services run as another user)"
 )
-
-
-@pytest.fixture
-def user() -> Iterator[User]:
-    with unix_user() as u:
-        yield u
 
 
 def _nothing_left(env: Env) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAEMONS, PY, TAG_VAR, Env, alive, kill_pids, wait_for
+from conftest import DAEMONS, PY, TAG_VAR, Env, alive, has_tag, kill_pids, live_processes, wait_for
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -36,29 +36,16 @@ STATUS_CODES = {"running": 0, "starting": 0, "dead": 1, "stopped": 3}
 def scan(tag: str) -> dict[int, tuple[str, int]]:
     """Live (non-zombie) processes of this world: PID -> (service, parent PID). The parent
     service's children (comm ``pwc-child``) are listed as service ``parent/child``."""
-    needle = f"{TAG_VAR}={tag}".encode()
     out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
+    prefix = f"{SVC_VAR}=".encode()
+    for p in live_processes("environ", "comm"):
+        if not has_tag(p, tag):
             continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        if needle not in environ or fields[0] in (b"Z", b"X"):
-            continue
-        prefix = f"{SVC_VAR}=".encode()
+        environ = p.files["environ"].split(b"\0")
         svc = next((e[len(prefix) :].decode() for e in environ if e.startswith(prefix)), "")
-        try:
-            with open(f"/proc/{name}/comm", "rb") as fh:
-                if fh.read().strip() == b"pwc-child":
-                    svc += "/child"
-        except OSError:
-            continue
-        out[int(name)] = (svc, int(fields[1]))
+        if p.files["comm"].strip() == b"pwc-child":
+            svc += "/child"
+        out[p.pid] = (svc, int(p.stat[1]))
     return out
 
 

@@ -10,13 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from conftest import DAEMONS, PY, Env, alive, assert_ok, free_port, tagged_pids, wait_for
 
 
 def listener(env: Env, name: str, *args: str, **extra: object) -> Path:

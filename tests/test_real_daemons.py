@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Env, alive, assert_ok, wait_for
+from conftest import Env, alive, assert_ok, free_port, wait_for
 
 
 @pytest.fixture
@@ -33,12 +33,6 @@ def need(program: str) -> str:
     if path is None:
         pytest.skip(f"{program} is not installed (apt-get install {program}); .ci/run installs it")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def user_or_none(name: str) -> str | None:

@@ -17,9 +17,9 @@ from faultkit import (
     User,
     assert_clear,
     pids_of_uid,
+    reachable_copy,
     reachable_dir,
     starttime,
-    unix_user,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.skipif(
 
 NOBODY = 65534
 RECORDER = str(DAEMONS / "signal_recorder.py")
-
-
-@pytest.fixture
-def user() -> Iterator[User]:
-    with unix_user() as u:
-        yield u
 
 
 @pytest.fixture
@@ -215,14 +209,15 @@ def test_symlinked_log_file(env: Env) -> None:
 
 
 def _liar(env: Env, user: User, pid_file: Path, *args: str) -> None:
-    """A forking daemon run as ``user`` by the system Python (reachable by that user)."""
+    """A forking daemon run as ``user`` by the system Python, from a copy beside its PID file
+    (both reachable by that user)."""
+    script = reachable_copy(DAEMONS / "liar_forking.py", pid_file.parent)
     env.write(
         "liar",
         {
             "type": "forking",
             "user": user.name,
-            "command": [SYSTEM_PYTHON, str(DAEMONS / "liar_forking.py"), "--pidfile", str(pid_file)]
-            + list(args),
+            "command": [SYSTEM_PYTHON, str(script), "--pidfile", str(pid_file)] + list(args),
             "pid_file": str(pid_file),
             "start_timeout": 1,
         },
