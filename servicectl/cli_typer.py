@@ -78,9 +78,7 @@ def _complete_names(ctx: typer.Context, args: list[str], incomplete: str) -> lis
         catalog = load_catalog(dirs, names)
     except Exception:  # completion never fails: names alone will do
         return names
-    return [
-        (n, catalog.services[n].description) if n in catalog.services else n for n in names
-    ]
+    return [(n, catalog.services[n].description) if n in catalog.services else n for n in names]
 
 
 def _argument(arg: Arg) -> tuple[Any, Any]:
