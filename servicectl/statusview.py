@@ -229,11 +229,9 @@ def _process(r: Status, m: Metrics | None) -> list[Field]:
     if m is None or not m.members:
         return [Field("Main PID", [f"{r.pid} (exited just now)"])]
     main = next((p for p in m.members if p.pid == r.pid), m.members[0])
-    import shlex
-
     out = [
         Field("Main PID", [shown(f"{main.pid} ({main.name})")]),
-        Field("Command", [shown(shlex.join(main.argv)) if main.argv else "-"]),
+        Field("Command", [_command_line(main)]),
     ]
     n = len(m.members)
     count = f"{n} process{'es' if n > 1 else ''}"
@@ -268,8 +266,7 @@ def _tree_lines(members: list[Member]) -> list[str]:
     out: list[str] = []
 
     def walk(m: Member, prefix: str, guide: str) -> None:
-        argv = " ".join(m.argv) if m.argv else f"[{m.name}]"
-        out.append(shown(f"{prefix}{guide}{m.pid} {argv}"))
+        out.append(f"{shown(prefix + guide)}{m.pid} {_command_line(m)}")
         kids = children.get(m.pid, [])
         inner = prefix + ("" if not guide else "  " if guide == last else bar)
         for k, child in enumerate(kids):
@@ -278,6 +275,13 @@ def _tree_lines(members: list[Member]) -> list[str]:
     for root in roots:
         walk(root, "", "")
     return out
+
+
+def _command_line(m: Member) -> str:
+    """The process's arguments as ``ps`` shows them (a daemon that rewrote its title, as nginx
+    does, shows the title); ``[name]`` when it has none (a kernel thread, a zombie)."""
+    text = " ".join(m.argv).rstrip()
+    return shown(text) if text else shown(f"[{m.name}]")
 
 
 def _supervision(r: Status) -> str:

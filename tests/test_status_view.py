@@ -428,6 +428,19 @@ def test_startall_piped_is_one_line_per_service(env: Env) -> None:
     assert_ok(env.sc("stopall"))
 
 
+def test_no_color_and_dumb_terminals_are_respected_by_the_live_display(env: Env) -> None:
+    env.sleeper("a")
+    env.sleeper("b")
+    code, term = on_pty(env, "startall", extra_env={"NO_COLOR": "1"})
+    assert code == 0 and "a: started" in term.text
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", term.raw)  # no colour (bold may stay)
+    assert_ok(env.sc("stopall"))
+    code, term = on_pty(env, "startall", extra_env={"TERM": "dumb"})
+    assert code == 0 and "\x1b" not in term.raw  # no display: the lines as when piped
+    assert re.search(r"^a: started \(pid \d+\) \[[\d.]+ s\]$", term.text, re.M), term.text
+    assert_ok(env.sc("stopall"))
+
+
 def test_stopall_on_a_pty_shows_the_stop_signal_and_its_clock(env: Env) -> None:
     env.write(
         "stub",
