@@ -215,6 +215,17 @@ class Face:
         self.tty_out = _is_terminal(1)  # draw for a person (rich); else plain lines
         self.tty_err = _is_terminal(2)
 
+    def draws(self) -> bool:
+        """Whether stdout gets a terminal display drawn with rich (a terminal, and rich is
+        there: without it, the plain output serves)."""
+        if not self.tty_out:
+            return False
+        try:
+            import rich.console  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
     def unicode_out(self) -> bool:
         """Whether stdout takes characters beyond ASCII (box drawing, the state dot)."""
         encoding = (getattr(sys.stdout, "encoding", None) or "ascii").lower().replace("-", "")

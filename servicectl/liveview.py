@@ -191,7 +191,7 @@ class _Drawing:
 def watching(wanted: bool) -> Iterator[Watch]:
     """A Watch for an action: on a terminal (and ``wanted``: several services) a live display
     for its duration, erased at the end (the finished lines stay); otherwise silent."""
-    if not (wanted and face.tty_out):
+    if not (wanted and face.draws()):
         yield Watch()
         return
     view = _View(face.console())

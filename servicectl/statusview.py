@@ -120,7 +120,7 @@ def board(rows: Sequence[Status]) -> None:
         for r in rows
     ]
     notes = [shown(f"{r.name}: {note}") for r in rows for note in r.notes]
-    if face.tty_out:
+    if face.draws():
         _rich_board(rows, cells, notes)
         return
     face.table(BOARD_HEADER, cells, [{1: STATE_SGR.get(r.state, "0")} for r in rows])
@@ -166,7 +166,7 @@ class Block(NamedTuple):
 def blocks(rows: Sequence[Status], services: Mapping[str, Service], lines: int) -> None:
     """A block per service named, a blank line between them."""
     built = [_block(r, services.get(r.name), lines) for r in rows]
-    if face.tty_out:
+    if face.draws():
         console = face.console()
         for i, b in enumerate(built):
             if i:
@@ -185,9 +185,7 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
     if r.error:
         fields.append(Field("Error", [shown(r.error)], "red"))
     if r.pid is not None and r.state in (RUNNING, STARTING):
-        from servicectl.metrics import collect
-
-        fields += _process(r, collect(r.pid, r.pgid, r.sid))
+        fields += _running(r)
     if r.status_text:
         fields.append(Field("Status", [shown(f'"{r.status_text}"')]))
     supervision = _supervision(r)
@@ -223,6 +221,18 @@ def _state(r: Status) -> Field:
     if r.since is not None:
         text += f" since {fmt_when(r.since)}; {fmt_ago(time.time() - r.since)} ago"
     return Field("State", [text], STATE_STYLE.get(r.state, ""))
+
+
+def _running(r: Status) -> list[Field]:
+    """What the running service's processes use (read with psutil)."""
+    from servicectl.metrics import collect
+
+    assert r.pid is not None
+    try:
+        metrics = collect(r.pid, r.pgid, r.sid)
+    except ImportError:  # psutil missing: a broken install, said rather than a traceback
+        return [Field("Main PID", [str(r.pid)]), Field("Processes", ["(psutil is not installed)"])]
+    return _process(r, metrics)
 
 
 def _process(r: Status, m: Metrics | None) -> list[Field]:
