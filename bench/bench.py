@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import glob
 import json
 import os
@@ -15,10 +16,13 @@ import signal
 import site
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import termios
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +74,7 @@ class Run:
     maxrss_kb: int
     err: str
     ended: float  # time.time() right after the reap
+    cpu: float = 0.0  # user + system CPU seconds of the command (and its reaped children)
 
 
 def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = None) -> Run:
@@ -108,7 +113,60 @@ def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = 
         err = errf.read().decode(errors="replace").strip()
     if timed_out:
         err = f"timed out after {timeout} s; {err}"
-    return Run(secs, p.returncode, usage.ru_maxrss, err, ended)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(secs, p.returncode, usage.ru_maxrss, err, ended, cpu)
+
+
+PTY_ENV = {"TERM": "xterm-256color"}
+
+
+def run_pty(cmd: list[str], timeout: float = 180.0) -> Run:
+    """Run cmd with stdout and stderr on a fresh pseudo-terminal of 120x40 (TERM=xterm-256color,
+    no NO_COLOR), as a person at a terminal would; its output is drained meanwhile. Wall time
+    from spawn to reap, as run()."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: every slave end is closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    env = {k: v for k, v in CHILD_ENV.items() if k != "NO_COLOR"}
+    env.update(PTY_ENV)
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+    finally:
+        os.close(slave)
+    fd = os.pidfd_open(p.pid)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        timed_out = not poller.poll(timeout * 1000)
+        if timed_out:
+            p.kill()
+        _, status, usage = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - t0
+        ended = time.time()
+    finally:
+        os.close(fd)
+    reader.join(10)
+    os.close(master)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out = b"".join(chunks).decode(errors="replace")
+    if timed_out:
+        out = f"timed out after {timeout} s; {out}"
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(secs, p.returncode, usage.ru_maxrss, out[-2000:], ended, cpu)
 
 
 def peak_rss(cmd: list[str]) -> int:
@@ -277,14 +335,17 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "startall100": Target("fleet: startall, N=100", 2.0),
-    "status200": Target("fleet: status, N=200", 0.5),
+    "status200": Target("fleet: status, N=200 (the board, piped)", 0.120),
     "stopall100": Target("fleet: stopall, N=100", 2.0),
-    "status_name": Target("cli: status NAME", 0.080),
+    "status_name": Target("cli: status NAME (stopped, piped)", 0.045),
     "help": Target("cli: --help", 0.080),
     "cycle_simple": Target("cycle: simple start+stop (start_grace 0)", 0.150),
     "cycle_forking": Target("cycle: forking start+stop", 0.150),
     "stop_latency": Target("stop latency (daemon exit → stop returns)", 0.020),
+    "status_pty": Target("view: status NAME (running) on a pseudo-terminal", 0.120),
 }
+# startall of 100 with the live display on a pseudo-terminal, over the same piped (issue 17)
+LIVE_RATIO_LIMIT = 1.2
 
 NOTES: list[str] = []
 
@@ -985,6 +1046,91 @@ def bench_latency(env: Env) -> None:
     note_failures("latency s-s-d", res["ssd"][0])
 
 
+# ---------------------------------------------------------------- 5. the terminal view
+
+
+def bench_view(env: Env) -> None:
+    reps = env.args.reps
+    one = env.sc_dir(
+        "view-one",
+        {"one": "command: sleep 100000\nstart_grace: 0\n", "off": "command: sleep 100000\n"},
+    )
+    hundred = env.sc_dir("view-100", {f"s{i:03d}": "command: sleep 100000\n" for i in range(100)})
+    print("## 5. The terminal view (issue 17)\n")
+    print(
+        f"`status NAME` of a stopped and of a running service (`sleep`), piped (stdout to "
+        f"/dev/null) and on a pseudo-terminal (120x40, TERM=xterm-256color, output drained); "
+        f"the board of 100 running services the same two ways; `startall` of 100 services "
+        f"(default start_grace 0.5 s) piped and on a pseudo-terminal (the live display), each "
+        f"followed by an untimed `stopall`. Median (min–max) of {reps}, the two ways "
+        f"alternating. CPU: user + system time of the command (with the children it reaped), "
+        f"which a loaded machine inflates less than wall time.\n"
+    )
+    r = run([*one, "start", "one"])
+    if r.rc != 0:
+        NOTES.append(f"view: start one failed (rc={r.rc}): {r.err[-300:]}")
+    series: dict[str, Series] = {}
+
+    cpu: dict[str, Series] = {}
+
+    def measure(key: str, argv: list[str], ok: tuple[int, ...], pty: bool) -> None:
+        s = series.setdefault(key, Series())
+        r = run_pty(argv) if pty else run(argv)
+        if s.add(r, ok, what=f"{key}"):
+            cpu.setdefault(key, Series()).values.append(r.cpu)
+
+    def cpu_cells(key: str) -> str:
+        return f"{cell(cpu.get(f'{key} piped'))} / {cell(cpu.get(f'{key} pty'))}"
+
+    log(f"view: status NAME, board: {reps} reps")
+    for argv, ok, key in (
+        ([*one, "status", "off"], (3,), "stopped"),
+        ([*one, "status", "one"], (0,), "running"),
+    ):
+        run(argv)
+        run_pty(argv)  # warm-up
+        for _ in range(reps):
+            measure(f"{key} piped", argv, ok, False)
+            measure(f"{key} pty", argv, ok, True)
+    r = run([*hundred, "startall"])
+    if r.rc != 0:
+        NOTES.append(f"view: startall of 100 failed (rc={r.rc}): {r.err[-300:]}")
+    for _ in range(reps):
+        measure("board piped", [*hundred, "status"], (0,), False)
+        measure("board pty", [*hundred, "status"], (0,), True)
+    run([*hundred, "stopall"])
+    log(f"view: startall 100 piped and on a pty: {reps} reps")
+    for _ in range(reps):
+        for pty in (False, True):
+            measure(f"startall {'pty' if pty else 'piped'}", [*hundred, "startall"], (0,), pty)
+            r = run([*hundred, "stopall"])
+            if r.rc != 0:
+                NOTES.append(f"view: stopall of 100 failed (rc={r.rc}): {r.err[-300:]}")
+    run([*one, "stop", "one"])
+    TARGETS["status_pty"].series = series["running pty"]
+    live = ratio(series["startall pty"], series["startall piped"])
+    a, b = series["startall pty"].median, series["startall piped"].median
+    verdict = (
+        "not measured" if a is None or not b else "PASS" if a / b <= LIVE_RATIO_LIMIT else "MISS"
+    )
+    rows = [
+        ["`status NAME`, stopped", cell(series["stopped piped"]), cell(series["stopped pty"]),
+         ratio(series["stopped pty"], series["stopped piped"]), cpu_cells("stopped")],
+        ["`status NAME`, running", cell(series["running piped"]),
+         cell(series["running pty"]) + f" **{TARGETS['status_pty'].mark()}**",
+         ratio(series["running pty"], series["running piped"]), cpu_cells("running")],
+        ["`status` (the board), 100 running", cell(series["board piped"]),
+         cell(series["board pty"]), ratio(series["board pty"], series["board piped"]),
+         cpu_cells("board")],
+        ["`startall`, 100", cell(series["startall piped"]), cell(series["startall pty"]),
+         f"{live} **≤ {LIVE_RATIO_LIMIT}×: {verdict}**", cpu_cells("startall")],
+    ]  # fmt: skip
+    table(["command", "piped", "pseudo-terminal", "pty / piped", "CPU piped / pty"], rows)
+    NOTES.append(f"view: startall of 100, live display on a pty / piped: {live} ({verdict})")
+    for key, s in series.items():
+        note_failures(f"view {key}", s)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -1063,7 +1209,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
     ap.add_argument(
-        "--only", choices=["fleet", "cli", "cycle"], help="cycle = cycles + stop latency"
+        "--only",
+        choices=["fleet", "cli", "cycle", "view"],
+        help="cycle = cycles + stop latency; view = status NAME, board, startall on a terminal",
     )
     ap.add_argument("--reps", type=int, help="repetitions per row (default 7, --quick 3)")
     ap.add_argument(
@@ -1105,11 +1253,16 @@ def main() -> int:
     t0 = time.monotonic()
     try:
         header(env)
-        sections = [args.only] if args.only else ["fleet", "cli", "cycle"]
+        sections = [args.only] if args.only else ["fleet", "cli", "cycle", "view"]
         if "cli" in sections or "cycle" in sections:
             ensure_supervisor(env)
         warm_up(env)
-        steps = {"fleet": [bench_fleet], "cli": [bench_cli], "cycle": [bench_cycles, bench_latency]}
+        steps = {
+            "fleet": [bench_fleet],
+            "cli": [bench_cli],
+            "cycle": [bench_cycles, bench_latency],
+            "view": [bench_view],
+        }
         for name in sections:
             for fn in steps[name]:
                 try:

@@ -55,10 +55,40 @@ def _option(opt: Opt, hidden: bool = False) -> tuple[Any, Any]:
     )
 
 
+def _complete_names(ctx: typer.Context, args: list[str], incomplete: str) -> list[Any]:
+    """Service names for a NAME argument, from the services directory in effect (-d before
+    or after the command, else SERVICECTL_SERVICES_DIR, else the default), each with its
+    description where the definition can be read; names already given are left out."""
+    from servicectl.config import definition_files
+    from servicectl.paths import resolve_dirs
+
+    given = ctx.params.get("services_dir") or (ctx.parent.params if ctx.parent else {}).get(
+        "services_dir"
+    )
+    dirs = resolve_dirs(given)
+    try:
+        files = definition_files(dirs.services)
+    except OSError:
+        return []
+    taken = set(ctx.params.get("names") or ())
+    names = sorted(n for n in files if n.startswith(incomplete) and n not in taken)
+    try:
+        from servicectl.config import load_catalog
+
+        catalog = load_catalog(dirs, names)
+    except Exception:  # completion never fails: names alone will do
+        return names
+    return [(n, catalog.services[n].description) if n in catalog.services else n for n in names]
+
+
 def _argument(arg: Arg) -> tuple[Any, Any]:
     metavar = f"{arg.metavar}..." if arg.variadic else arg.metavar
     info = typer.Argument(
-        ... if arg.required else None, metavar=metavar, help=arg.help, show_default=False
+        ... if arg.required else None,
+        metavar=metavar,
+        help=arg.help,
+        show_default=False,
+        autocompletion=_complete_names if arg.metavar == "NAME" else None,
     )
     if arg.variadic:
         return (list[str] if arg.required else Optional[list[str]]), info

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.face import face, plural, shown
-from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
+from servicectl.states import INVALID, UNKNOWN
 
 if TYPE_CHECKING:
     from servicectl.config import Catalog
@@ -165,9 +165,10 @@ def _highest(outcomes: list[Outcome]) -> int:
 # Actions on named services
 
 
-def _each(names: tuple[str, ...], action_name: str) -> int:
-    """Run a single-service action on each name; the highest code."""
-    from servicectl import lifecycle
+def _each(names: tuple[str, ...], action_name: str, watched: bool = False) -> int:
+    """Run a single-service action on each name; the highest code. ``watched``: the action
+    reports progress (restarts), shown live on a terminal when there are several."""
+    from servicectl import lifecycle, liveview
 
     wanted = _names(names)
     catalog = _catalog(wanted)
@@ -175,52 +176,60 @@ def _each(names: tuple[str, ...], action_name: str) -> int:
     valid, bad = _invalid(catalog, known)
     code = max(code, bad)
     action = getattr(lifecycle, action_name)
-    for name in valid:
-        svc = catalog.services[name]
-        try:
-            with _explained_interrupt():
-                outcome = action(svc, catalog.dirs)
-        except ServicectlError as exc:
-            message = exc.message
-            if not message.startswith(f"{name}: "):
-                message = f"{name}: {message}"  # directory-level errors name no service
-            face.error(message, exc.detail)
-            code = max(code, exc.exit_code)
-            continue
-        face.outcome(outcome)
-        code = max(code, outcome.code)
+    with liveview.watching(watched and len(valid) > 1) as watch:
+        report = watch.report(face.outcome)
+        for name in valid:
+            svc = catalog.services[name]
+            args = (svc, catalog.dirs, watch.progress) if watched else (svc, catalog.dirs)
+            try:
+                with _explained_interrupt():
+                    outcome = action(*args)
+            except ServicectlError as exc:
+                message = exc.message
+                if not message.startswith(f"{name}: "):
+                    message = f"{name}: {message}"  # directory-level errors name no service
+                watch.done(name)
+                face.error(message, exc.detail)
+                code = max(code, exc.exit_code)
+                continue
+            report(outcome)
+            code = max(code, outcome.code)
     return code
 
 
 def start(names: tuple[str, ...], jobs: int) -> int:
-    from servicectl import fleet
+    from servicectl import fleet, liveview
 
     wanted = _names(names)
     catalog = _catalog(wanted)
     known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
-    with _explained_interrupt():
-        outcomes = fleet.start_ordered(catalog, known, jobs, face.outcome)
+    several = len(fleet.dependency_closure(catalog, known)) > 1
+    with liveview.watching(several) as watch, _explained_interrupt():
+        report = watch.report(face.outcome)
+        outcomes = fleet.start_ordered(catalog, known, jobs, report, watch.progress)
     return max(code, _highest(outcomes))
 
 
 def stop(names: tuple[str, ...], jobs: int) -> int:
-    from servicectl import fleet
+    from servicectl import fleet, liveview
 
     wanted = _names(names)
     catalog = _catalog()
     known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
     valid, bad = _invalid(catalog, known)
-    with _explained_interrupt():
-        outcomes = fleet.stop_with_dependents(catalog, valid, jobs, face.outcome)
+    several = len(fleet.dependents_closure(catalog, valid)) > 1
+    with liveview.watching(several) as watch, _explained_interrupt():
+        report = watch.report(face.outcome)
+        outcomes = fleet.stop_with_dependents(catalog, valid, jobs, report, watch.progress)
     return max(code, bad, _highest(outcomes))
 
 
 def restart(names: tuple[str, ...]) -> int:
-    return _each(names, "restart")
+    return _each(names, "restart", watched=True)
 
 
 def try_restart(names: tuple[str, ...]) -> int:
-    return _each(names, "try_restart")
+    return _each(names, "try_restart", watched=True)
 
 
 def reload(names: tuple[str, ...]) -> int:
@@ -228,7 +237,7 @@ def reload(names: tuple[str, ...]) -> int:
 
 
 def force_reload(names: tuple[str, ...]) -> int:
-    return _each(names, "force_reload")
+    return _each(names, "force_reload", watched=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,14 +255,14 @@ def stopall(jobs: int) -> int:
 def _all(action: str, verb: str, jobs: int) -> int:
     import time
 
-    from servicectl import fleet
+    from servicectl import fleet, liveview
 
     t0 = time.monotonic()
     catalog = _catalog()
     if _no_services_dir(catalog):
         return Exit.NOT_CONFIGURED
-    with _explained_interrupt():
-        outcomes = getattr(fleet, action)(catalog, jobs, _timed)
+    with liveview.watching(True) as watch, _explained_interrupt():
+        outcomes = getattr(fleet, action)(catalog, jobs, watch.report(_timed), watch.progress)
     ok = sum(1 for o in outcomes if o.code == Exit.OK)
     failed = len(outcomes) - ok
     text = (
@@ -277,7 +286,7 @@ def _timed(o: Outcome) -> None:
 # Looking
 
 
-def status(names: tuple[str, ...], as_json: bool) -> int:
+def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
     from servicectl import observe
     from servicectl.observe import Status
     from servicectl.paths import run_dir_problem
@@ -296,7 +305,9 @@ def status(names: tuple[str, ...], as_json: bool) -> int:
     for name in asked or catalog.names():
         if name in catalog.invalid:
             err = catalog.invalid[name].first_error
-            rows.append(Status(name, INVALID, StatusCode.UNKNOWN, error=err.message))
+            row = Status(name, INVALID, StatusCode.UNKNOWN, error=err.message)
+            row.file = str(catalog.invalid[name].file)
+            rows.append(row)
         elif name in catalog.services:
             rows.append(observe.status(catalog.services[name], catalog.dirs))
         else:
@@ -309,63 +320,13 @@ def status(names: tuple[str, ...], as_json: bool) -> int:
     elif not rows:
         face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
     else:
-        _print_status(rows)
+        from servicectl import statusview
+
+        if asked:
+            statusview.blocks(rows, catalog.services, lines)
+        else:
+            statusview.board(rows)
     return max((r.code for r in rows), default=0)
-
-
-def _fmt_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def _fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "K", "M"):
-        if size < 1024:
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{size:.1f}G"
-
-
-STATE_COLOR = {
-    RUNNING: "32",
-    STARTING: "33",
-    STOPPED: "2",
-    DEAD: "31",
-    FAILED: "31",
-    INVALID: "31;1",
-    UNKNOWN: "31",
-}
-
-
-def _print_status(rows: list[Status]) -> None:
-    header = ("NAME", "STATE", "PID", "UPTIME", "MEMORY", "CPU", "DESCRIPTION")
-    table = [
-        (
-            r.name,
-            r.state,
-            str(r.pid or "-"),
-            _fmt_uptime(r.uptime_seconds),
-            _fmt_bytes(r.memory_bytes),
-            "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}%",
-            r.error or r.status_text or r.description,
-        )
-        for r in rows
-    ]
-    face.table(header, table, [{1: STATE_COLOR.get(r.state, "0")} for r in rows])
-    for r in rows:
-        for note in r.notes:
-            face.line(shown(f"  {r.name}: {note}"))
 
 
 def list_(as_json: bool) -> int:

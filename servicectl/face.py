@@ -14,7 +14,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from servicectl.outcome import Outcome
@@ -181,6 +181,13 @@ def plural(n: int, word: str, words: str = "") -> str:
 def _wants_color(fd: int) -> bool:
     if os.environ.get("NO_COLOR") is not None or os.environ.get("TERM") == "dumb":
         return False
+    return _is_terminal(fd)
+
+
+def _is_terminal(fd: int) -> bool:
+    """A terminal that can be drawn on (TERM=dumb cannot move the cursor)."""
+    if os.environ.get("TERM") == "dumb":
+        return False
     try:
         return os.isatty(fd)
     except OSError:
@@ -205,6 +212,38 @@ class Face:
     def __init__(self) -> None:
         self.color_out = _wants_color(1)
         self.color_err = _wants_color(2)
+        self.tty_out = _is_terminal(1)  # draw for a person (rich); else plain lines
+        self.tty_err = _is_terminal(2)
+
+    def draws(self) -> bool:
+        """Whether stdout gets a terminal display drawn with rich (a terminal, and rich is
+        there: without it, the plain output serves)."""
+        if not self.tty_out:
+            return False
+        try:
+            import rich.console  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def unicode_out(self) -> bool:
+        """Whether stdout takes characters beyond ASCII (box drawing, the state dot)."""
+        encoding = (getattr(sys.stdout, "encoding", None) or "ascii").lower().replace("-", "")
+        return encoding in ("utf8", "utf16", "utf32")
+
+    def console(self) -> Any:
+        """A rich Console on stdout for a terminal display (imports rich: only call it when
+        ``tty_out``). Colour unless NO_COLOR; nothing in the text is read as markup."""
+        from rich.console import Console
+
+        return Console(
+            file=sys.stdout,
+            no_color=not self.color_out,
+            highlight=False,
+            markup=False,
+            emoji=False,
+            soft_wrap=False,
+        )
 
     def paint(self, text: str, code: str, err: bool = False) -> str:
         if not (self.color_err if err else self.color_out):
@@ -227,6 +266,10 @@ class Face:
             print(self.paint("servicectl: " + line, "31", err=True), file=sys.stderr, flush=True)
         if o.detail:
             print(shown(o.detail), file=sys.stderr if o.code else sys.stdout, flush=True)
+
+    def note(self, message: str) -> None:
+        """A remark on stderr (not an error): ``servicectl: web: the PID file is missing``."""
+        print(self.paint(f"servicectl: {shown(message)}", "33", err=True), file=sys.stderr)
 
     def error(self, message: str, detail: str = "") -> None:
         line = self.paint(f"servicectl: {shown(message)}", "31", err=True)

@@ -14,6 +14,7 @@ from servicectl import lifecycle, observe, proc
 from servicectl.config import Catalog
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.outcome import Outcome
+from servicectl.progress import Progress, silent
 
 Report = Callable[[Outcome], None]
 DEFAULT_JOBS = 64
@@ -146,7 +147,11 @@ def _run(action: Callable[[], Outcome], name: str) -> Outcome:
 
 
 def start_ordered(
-    catalog: Catalog, names: Iterable[str], jobs: int = DEFAULT_JOBS, report: Report | None = None
+    catalog: Catalog,
+    names: Iterable[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
 ) -> list[Outcome]:
     """Start ``names`` with their dependencies first, level by level, in parallel.
 
@@ -184,7 +189,8 @@ def start_ordered(
                         )
                     )
                     continue
-                batch.append((name, functools.partial(lifecycle.start, svc, catalog.dirs)))
+                start = functools.partial(lifecycle.start, svc, catalog.dirs, progress)
+                batch.append((name, start))
             for outcome in _parallel(pool, batch):
                 if outcome.code != Exit.OK:
                     failed[outcome.name] = "failed to start"
@@ -201,6 +207,7 @@ def stop_ordered(
     names: Iterable[str],
     jobs: int = DEFAULT_JOBS,
     report: Report | None = None,
+    progress: Progress = silent,
 ) -> list[Outcome]:
     """Stop ``names``, dependents before their dependencies, each level in parallel."""
     chosen = [n for n in names if n in catalog.services]
@@ -208,7 +215,7 @@ def stop_ordered(
     with _Pool(jobs) as pool:
         for level in reversed(levels(catalog, chosen)):
             calls: list[tuple[str, Callable[[], Outcome]]] = [
-                (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs))
+                (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs, progress))
                 for n in level
             ]
             for outcome in _parallel(pool, calls):
@@ -229,7 +236,11 @@ def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
 
 
 def stop_with_dependents(
-    catalog: Catalog, names: list[str], jobs: int = DEFAULT_JOBS, report: Report | None = None
+    catalog: Catalog,
+    names: list[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
 ) -> list[Outcome]:
     """Stop ``names``; running services that depend on them are stopped first, and say so."""
     extra = dependents_closure(catalog, names) - set(names)
@@ -243,21 +254,27 @@ def stop_with_dependents(
         if report:
             report(outcome)
 
-    return stop_ordered(catalog, sorted(asked | extra_running), jobs, tag)
+    return stop_ordered(catalog, sorted(asked | extra_running), jobs, tag, progress)
 
 
 def startall(
-    catalog: Catalog, jobs: int = DEFAULT_JOBS, report: Report | None = None
+    catalog: Catalog,
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
 ) -> list[Outcome]:
     """Start every enabled service (and what they depend on), dependencies first."""
     enabled = [n for n, s in catalog.services.items() if s.enabled]
     invalid = list(catalog.invalid)
-    return start_ordered(catalog, enabled + invalid, jobs, report)
+    return start_ordered(catalog, enabled + invalid, jobs, report, progress)
 
 
 def stopall(
-    catalog: Catalog, jobs: int = DEFAULT_JOBS, report: Report | None = None
+    catalog: Catalog,
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
 ) -> list[Outcome]:
     """Stop every running service, enabled or not, dependents first."""
     running = running_names(catalog, sorted(catalog.services))
-    return stop_ordered(catalog, running, jobs, report)
+    return stop_ordered(catalog, running, jobs, report, progress)

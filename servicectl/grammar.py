@@ -286,9 +286,24 @@ COMMANDS: dict[str, Command] = {
         Command(
             "status",
             "status",
-            "Show state, PID, uptime, memory, CPU and description (LSB status codes).",
+            "Without names, one line per service: state, PID, uptime, memory, CPU and "
+            "description. With names, a block per service (as systemctl status): its "
+            "definition, state and since when, main PID and command line, process tree, "
+            "memory, CPU time, listening sockets, notes and the end of its log. LSB status "
+            "codes.",
             (SOME_NAMES,),
-            (JSON,),
+            (
+                JSON,
+                Opt(
+                    "lines",
+                    ("-n", "--lines"),
+                    "int",
+                    10,
+                    "Log lines in the block of each service named (0: none).",
+                    0,
+                    "N",
+                ),
+            ),
             (
                 (0, "running (or starting); with several services: every one runs"),
                 (1, "dead: a PID file is left but its process is gone (or failed)"),

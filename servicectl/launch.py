@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from servicectl import proc
+from servicectl import drift, proc
 from servicectl.config import Service
 from servicectl.errors import Exit, NotInstalledError
 from servicectl.observe import forged_reason
@@ -27,6 +27,7 @@ from servicectl.pidfile import (
     write_record,
 )
 from servicectl.proc import Handle, ProcInfo
+from servicectl.progress import Progress, silent
 from servicectl.spawn import GATE_EXIT, Account, Gate, spawn
 from servicectl.states import LAUNCHING, PHASE_STARTING
 from servicectl.terminate import group_handles, kill_and_reap
@@ -90,6 +91,7 @@ def record_start(
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
         notify_socket=notify_socket,
+        definition=drift.fingerprint(svc),
     )
     # Record first: if this fails, the child is killed (FIELD-NOTES 8).
     write_state(svc, dirs, record, info.pid if gate is not None else None)
@@ -165,12 +167,17 @@ def own_group(svc: Service, info: ProcInfo) -> int:
 
 
 def launch_forking(
-    svc: Service, dirs: Dirs, account: Account, env: dict[str, str], program: str
+    svc: Service,
+    dirs: Dirs,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    progress: Progress = silent,
 ) -> tuple[subprocess.Popen[bytes], tuple[Handle, ProcInfo]]:
     """Run a forking launcher and find its daemon; if that fails, remove what the launch left
     (its PID file and its "launching" record)."""
     try:
-        return _launch_forking(svc, dirs, account, env, program)
+        return _launch_forking(svc, dirs, account, env, program, progress)
     except BaseException:
         # What the PID file names was never trusted, and its writer has been killed.
         _remove_quietly(svc.pid_file)
@@ -184,6 +191,7 @@ def _launch_forking(
     account: Account,
     env: dict[str, str],
     program: str,
+    progress: Progress = silent,
 ) -> tuple[subprocess.Popen[bytes], tuple[Handle, ProcInfo]]:
     """Run a forking launcher and find its daemon.
 
@@ -199,6 +207,7 @@ def _launch_forking(
     inspect and start) instead of launching a second daemon.
     """
     deadline = time.monotonic() + svc.start_timeout
+    progress(svc.name, "waiting for other forking launches", None)
     with _FORKING_LAUNCH:
         proc.become_subreaper()
         since = proc.uptime_ticks()
@@ -217,7 +226,9 @@ def _launch_forking(
                 open_gate(svc, program, gate, child)
             finally:
                 gate.close()
+            progress(svc.name, f"launcher {svc.program} (pid {child.pid})", svc.start_timeout)
             _await_launcher(svc, child, deadline)
+            progress(svc.name, f"pid file {svc.pid_file}", deadline - time.monotonic())
             settle = min(deadline, time.monotonic() + LAUNCH_SETTLE)
             found = _find_daemon(svc, account, settle, final=settle >= deadline)
         except BaseException:

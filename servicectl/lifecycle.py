@@ -11,7 +11,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from servicectl import launch, proc
+from servicectl import audit, launch, proc
 from servicectl.config import Service
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.observe import clean_leftovers, inspect
@@ -26,6 +26,7 @@ from servicectl.outcome import (
 from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
 from servicectl.proc import Handle
+from servicectl.progress import Progress, silent
 from servicectl.reloading import reload
 from servicectl.spawn import Account, Gate, build_environment, resolve_account, resolve_program
 from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
@@ -40,22 +41,29 @@ if TYPE_CHECKING:
 # Start
 
 
-def start(svc: Service, dirs: Dirs) -> Outcome:
+def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Start ``svc`` (success if it already runs). The lock is held throughout."""
     t0 = time.monotonic()
+    progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
         if obs.record is not None and obs.record.phase == LAUNCHING:
-            obs = _await_orphaned_launch(svc, dirs, obs.record)
+            obs = _await_orphaned_launch(svc, dirs, obs.record, progress)
         if obs.running:
             return _already_running(svc, dirs, obs)
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
-        pid = _start_locked(svc, dirs)
+        try:
+            pid = _start_locked(svc, dirs, progress)
+        except ServicectlError as exc:
+            audit.failed(svc.name, exc.message)
+            raise
     note = f"; removed a stale {' and '.join(cleaned)}" if cleaned else ""
     if ended:
         note = f"; first {ended}"
-    return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
+    outcome = Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
+    audit.told(outcome)
+    return outcome
 
 
 def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
@@ -71,9 +79,13 @@ def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
     return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
 
 
-def _await_orphaned_launch(svc: Service, dirs: Dirs, record: Record) -> Observation:
+def _await_orphaned_launch(
+    svc: Service, dirs: Dirs, record: Record, progress: Progress = silent
+) -> Observation:
     """A launch whose servicectl died: wait (up to start_timeout) for its launcher to exit,
     then look again; its daemon, if it wrote its PID file, is found and recorded by start."""
+    what = f"an interrupted start's launcher (pid {record.pid})"
+    progress(svc.name, what, svc.start_timeout)
     with Handle(record.pid, record.starttime) as launcher:
         proc.wait_all_exit([launcher], time.monotonic() + svc.start_timeout)
         if not launcher.exited():
@@ -82,7 +94,7 @@ def _await_orphaned_launch(svc: Service, dirs: Dirs, record: Record) -> Observat
     return inspect(svc, dirs)
 
 
-def _start_locked(svc: Service, dirs: Dirs) -> int:
+def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
     """Spawn (or launch) and record, wait until ready, confirm; the PID. On a failure or an
     interruption, what was started is killed and no PID file or record of it is left."""
     account = resolve_account(svc)
@@ -92,14 +104,15 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:
-            child, found = launch.launch_forking(svc, dirs, account, env, program)
+            child, found = launch.launch_forking(svc, dirs, account, env, program, progress)
         else:
+            progress(svc.name, "spawning", None)
             child, found = launch.spawn_simple(svc, account, env, program, gate), None
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
             record = launch.record_start(svc, dirs, info, program, child, gate, address)
-            result = _await_ready(svc, account, env, child, handle, record, notify)
+            result = _await_ready(svc, account, env, child, handle, record, notify, progress)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
             launch.abort_start(svc, dirs, child)
@@ -143,6 +156,7 @@ def _await_ready(
     handle: Handle,
     record: Record,
     notify: NotifySocket | None,
+    progress: Progress = silent,
 ) -> WaitResult:
     """Watch the started process through start_grace, or until its readiness check passes
     (up to start_timeout); a StartFailed if it died or was not ready (it is then killed)."""
@@ -157,6 +171,7 @@ def _await_ready(
             str(svc.working_directory),
         )
     budget = svc.start_timeout if svc.ready is not None else svc.start_grace
+    progress(svc.name, f"ready: {svc.ready.describe()}" if svc.ready else "start_grace", budget)
     result = wait_ready(handle, time.monotonic() + budget, probe, notify, record.pgid)
     if result.outcome == "died":
         code = proc.reap_if_child(record.pid)
@@ -213,23 +228,27 @@ def _status_note(notes: object) -> str:
 # Stop
 
 
-def stop(svc: Service, dirs: Dirs) -> Outcome:
+def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Stop ``svc``: stop signal (then CONT), wait up to stop_timeout, KILL, confirm, clean up.
 
     Success if it was not running; a PID file that names another process is reported and the
     process is left alone.
     """
+    progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
-        return _stop_locked(svc, dirs)
+        outcome = _stop_locked(svc, dirs, progress)
+    if outcome.pid is not None:
+        audit.told(outcome)
+    return outcome
 
 
-def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
+def _stop_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     obs = inspect(svc, dirs)
     if obs.record is not None and obs.record.phase == LAUNCHING:
-        obs = _await_orphaned_launch(svc, dirs, obs.record)  # then stop the daemon it made
+        obs = _await_orphaned_launch(svc, dirs, obs.record, progress)  # then stop its daemon
     if not obs.running:
         if obs.remnants:
-            return _stop_remnants(svc, dirs, obs)
+            return _stop_remnants(svc, dirs, obs, progress)
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
         message = "not running"
         found = "; ".join(n for n in obs.notes if n)
@@ -255,14 +274,16 @@ def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
     handles = [main] + group_handles(group, exclude=main.pid)
-    how, elapsed = terminate(svc, handles, group, main.pid, t0)
+    how, elapsed = terminate(svc, handles, group, main.pid, t0, progress=progress)
     _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
     return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
 
 
-def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
+def _stop_remnants(
+    svc: Service, dirs: Dirs, obs: Observation, progress: Progress = silent
+) -> Outcome:
     """Stop what is left of the service's process group after its main process exited."""
     assert obs.record is not None
     t0 = time.monotonic()
@@ -273,7 +294,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
             handles.append(h)
         else:
             h.close()
-    how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
+    how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0, progress=progress)
     _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
@@ -300,9 +321,10 @@ def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> N
 # Restart, reload
 
 
-def restart(svc: Service, dirs: Dirs) -> Outcome:
+def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Stop if running, then start, all under one lock."""
     t0 = time.monotonic()
+    progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
         try:
             _preflight(svc)
@@ -311,13 +333,21 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
             if obs.running:
                 exc.message += f"; not restarted: it is still running (pid {obs.pid})"
             raise
-        stopped = _stop_locked(svc, dirs)
+        stopped = _stop_locked(svc, dirs, progress)
         obs = inspect(svc, dirs)
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
-        pid = _start_locked(svc, dirs)
+        try:
+            pid = _start_locked(svc, dirs, progress)
+        except ServicectlError as exc:
+            audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")
+            raise
     was = f"was pid {stopped.pid}, " if stopped.pid else ""
-    return Outcome(svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0)
+    outcome = Outcome(
+        svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0
+    )
+    audit.told(outcome)
+    return outcome
 
 
 def _preflight(svc: Service) -> None:
@@ -332,17 +362,17 @@ def _preflight(svc: Service) -> None:
         )
 
 
-def try_restart(svc: Service, dirs: Dirs) -> Outcome:
+def try_restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Restart only if running."""
     with locked(svc, dirs):
         running = inspect(svc, dirs).running
     if not running:
         return Outcome(svc.name, Exit.OK, "not running; not started (try-restart)")
-    return restart(svc, dirs)
+    return restart(svc, dirs, progress)
 
 
-def force_reload(svc: Service, dirs: Dirs) -> Outcome:
+def force_reload(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Reload if the service supports it, else restart it (only if it runs)."""
     if svc.reload:
         return reload(svc, dirs)
-    return try_restart(svc, dirs)
+    return try_restart(svc, dirs, progress)

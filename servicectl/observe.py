@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from servicectl import proc
+from servicectl import drift, proc
 from servicectl.config import Service
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.lock import is_locked
@@ -358,7 +358,16 @@ def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
 
 
 class Status:
-    """One row of ``status``."""
+    """One row of ``status``, and what the ``status NAME`` block shows beyond it.
+
+    ``since``: when the running process started (wall clock, for people); ``pgid``/``sid``: the
+    service's own process group and session (0: none), whose members the block lists;
+    ``definition_changed``: its files differ from those it was started with.
+
+    Supervision (filled in by the supervisor's record when there is one; None: not known):
+    ``restarts`` since the last start, ``last_exit`` (``{"code": N}`` or ``{"signal": "KILL"}``,
+    with ``at``), ``supervisor`` (what supervises it, or why nothing does).
+    """
 
     __slots__ = (
         "name",
@@ -372,6 +381,15 @@ class Status:
         "status_text",
         "notes",
         "error",
+        "file",
+        "dropins",
+        "since",
+        "pgid",
+        "sid",
+        "definition_changed",
+        "restarts",
+        "last_exit",
+        "supervisor",
     )
 
     def __init__(
@@ -399,8 +417,26 @@ class Status:
         self.status_text = status_text
         self.notes = notes if notes is not None else []
         self.error = error
+        self.file: str | None = None
+        self.dropins: tuple[str, ...] = ()
+        self.since: float | None = None
+        self.pgid = 0
+        self.sid = 0
+        self.definition_changed = False
+        self.restarts: int | None = None
+        self.last_exit: dict[str, object] | None = None
+        self.supervisor: str | None = None
 
     def to_dict(self) -> dict[str, object]:
+        supervision = {
+            key: value
+            for key, value in (
+                ("restarts", self.restarts),
+                ("last_exit", self.last_exit),
+                ("supervisor", self.supervisor),
+            )
+            if value is not None
+        }
         return {
             "name": self.name,
             "state": self.state,
@@ -415,6 +451,7 @@ class Status:
             "status_text": self.status_text,
             "notes": self.notes,
             "error": self.error,
+            **supervision,
         }
 
 
@@ -435,13 +472,27 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         obs.pid,
         notes=[n for n in obs.notes if n],
     )
+    row.file = str(svc.file)
+    row.dropins = tuple(str(p) for p in getattr(svc, "dropins", ()))
     if obs.running and obs.info is not None:
         row.uptime_seconds = proc.age_seconds(obs.info)
+        row.since = time.time() - row.uptime_seconds
         if obs.record is not None:
             row.status_text = obs.record.status_text
+            _own_group(row, obs.info, obs.record)
+            if drift.changed(svc, obs.record.definition):
+                row.definition_changed = True
+                row.notes.append(drift.NOTE)
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     return row
+
+
+def _own_group(row: Status, info: ProcInfo, record: Record) -> None:
+    """The service's own process group and session, while its main process is still in them."""
+    if record.pgid > 1 and info.pgid == record.pgid and record.pgid != os.getpgrp():
+        row.pgid = record.pgid
+        row.sid = info.sid
 
 
 def _resources(info: ProcInfo) -> tuple[int | None, float | None]:

@@ -315,6 +315,8 @@ class Record(NamedTuple):
     status_text: str | None = None
     notify_socket: str | None = None
     sid: int = 0  # the session of the recorded process (0: unknown)
+    # The definition's files at start, (path, mtime_ns, size, sha256) each (see drift.py).
+    definition: tuple[tuple[str, int, int, str], ...] = ()
 
     def to_json(self) -> bytes:
         import json
@@ -332,6 +334,8 @@ class Record(NamedTuple):
         values = {k: v for k, v in data.items() if k in known}
         if "command" in values:
             values["command"] = tuple(values["command"])
+        if "definition" in values:
+            values["definition"] = tuple(tuple(entry) for entry in values["definition"])
         return cls(**values)
 
 

@@ -9,7 +9,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from servicectl import proc
+from servicectl import audit, proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit
 from servicectl.observe import inspect
@@ -27,7 +27,17 @@ RELOADING_WINDOW = 1.0  # how long a notify service has to say RELOADING=1 after
 
 
 def reload(svc: Service, dirs: Dirs) -> Outcome:
-    """Send reload_signal or run reload_command. 3 if reload is false, 7 if not running."""
+    """Send reload_signal or run reload_command. 3 if reload is false, 7 if not running.
+    A reload that was done, or tried and failed, is told to the system log."""
+    outcome = _reload(svc, dirs)
+    if outcome.code == Exit.OK:
+        audit.told(outcome)
+    elif outcome.code not in (Exit.UNIMPLEMENTED, Exit.NOT_RUNNING):
+        audit.failed(svc.name, outcome.message)
+    return outcome
+
+
+def _reload(svc: Service, dirs: Dirs) -> Outcome:
     if not svc.reload:
         return Outcome(
             svc.name,

@@ -18,6 +18,7 @@ from servicectl.config import signal_name
 from servicectl.errors import Interrupted, ServicectlError
 from servicectl.outcome import KILL_CONFIRM_TIMEOUT
 from servicectl.proc import Handle
+from servicectl.progress import Progress, silent
 
 if TYPE_CHECKING:
     from servicectl.config import Service
@@ -37,6 +38,7 @@ def terminate(
     exclude: int,
     t0: float,
     steps: list[Step] | None = None,
+    progress: Progress = silent,
 ) -> tuple[str, float]:
     """Run the stop schedule (default: ``schedule(svc)``) on every handle, and on the members
     of ``group`` (but ``exclude``) that appear meanwhile. The first step's wait counts from
@@ -55,6 +57,7 @@ def terminate(
                 handles += [h for h in group_handles(group, exclude) if h.pid not in known]
             deadline = (t0 if i == 0 else time.monotonic()) + seconds
             final = i == len(steps) - 1
+            progress(svc.name, f"{signal_name(sig)} sent", seconds)
             alive = _step(handles, sig, deadline, final, group, exclude)
             if not alive:
                 return _how(steps, i), time.monotonic() - t0

@@ -30,6 +30,9 @@ DAEMONS = ROOT / "tests" / "daemons"
 FORKINGD = ROOT / "services.d" / "bin" / "forkingd.py"
 PY = sys.executable
 TAG_VAR = "SERVICECTL_TEST_TAG"
+# servicectl tells its actions to /dev/log: never the machine's during tests. A path that does
+# not exist (what servicectl meets where no syslog runs); tests of the syslog bind their own.
+os.environ["SERVICECTL_SYSLOG_SOCKET"] = "/nonexistent/servicectl-tests/log"
 
 
 def proc_state(pid: int) -> str | None:

@@ -156,7 +156,7 @@ def test_everyday_lines_are_decided_fast(argv: list[str]) -> None:
 def test_global_options_after_the_command_win() -> None:
     call = cli.fast_parse(["-d", "a", "--log-dir", "l", "status", "web", "-d", "b"])
     assert call is not None and call.dirs == (Path("b"), None, Path("l"))
-    assert call.arguments() == {"names": ("web",), "as_json": False}
+    assert call.arguments() == {"names": ("web",), "as_json": False, "lines": 10}
 
 
 def _words(text: str) -> str:

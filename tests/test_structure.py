@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "servicectl"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
-FACE = {"cli", "cli_typer", "face"}  # the only modules that may import typer or rich
+FACE = {"cli", "cli_typer", "face", "statusview", "liveview"}  # may import typer or rich
 
 # Cycles that exist today and are being removed elsewhere: (module, module), either order.
 KNOWN_CYCLES: set[frozenset[str]] = set()
