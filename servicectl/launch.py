@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING
 
 from servicectl import proc
 from servicectl.config import Service
-from servicectl.errors import Exit, NotInstalledError
+from servicectl.errors import Exit, NotInstalledError, ServicectlError
 from servicectl.observe import forged_reason
 from servicectl.outcome import StartFailed, log_tail
 from servicectl.paths import Dirs
 from servicectl.pidfile import (
+    NotAPidFile,
     Record,
     read_pidfile,
     remove_file,
+    remove_pidfile,
     state_path,
     write_pidfile,
     write_record,
@@ -131,7 +133,14 @@ def write_state(
         if record is not None:
             write_record(dirs.run, svc.name, record)
         if pid is not None:
-            write_pidfile(svc.pid_file, pid)
+            write_pidfile(svc.pid_file, pid, dirs.run)
+    except ServicectlError as exc:  # not a PID file there (R-PID-2), or a planted symlink
+        if isinstance(exc, NotAPidFile):
+            exc = exc.naming(svc.file)
+        raise StartFailed(
+            f"{svc.name}: failed to start: {exc.message}; the process was stopped",
+            exit_code=exc.exit_code,
+        ) from None
     except OSError as exc:
         where = Path(exc.filename).parent if exc.filename else dirs.run
         raise StartFailed(
@@ -173,8 +182,7 @@ def launch_forking(
         return _launch_forking(svc, dirs, account, env, program)
     except BaseException:
         # What the PID file names was never trusted, and its writer has been killed.
-        _remove_quietly(svc.pid_file)
-        _remove_quietly(state_path(dirs.run, svc.name))  # the "launching" record
+        remove_start_files(svc, dirs)  # the PID file, and the "launching" record
         raise
 
 
@@ -418,13 +426,18 @@ def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> Non
             child.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
-    _remove_quietly(svc.pid_file)
-    _remove_quietly(state_path(dirs.run, svc.name))
+    remove_start_files(svc, dirs)
 
 
-def _remove_quietly(path: Path) -> None:
-    """Remove a file of a start that failed; a read-only directory had nothing written to it."""
+def remove_start_files(svc: Service, dirs: Dirs) -> None:
+    """Remove the PID file and state record of a start that failed, quietly: a read-only
+    directory had nothing written to it. The PID file goes only if it is one (docs/security.md
+    R-PID-2): a file that is not is left as it was."""
     try:
-        remove_file(path)
+        remove_pidfile(svc.pid_file, dirs.run)
+    except (OSError, ServicectlError):
+        pass
+    try:
+        remove_file(state_path(dirs.run, svc.name))
     except OSError:
         pass

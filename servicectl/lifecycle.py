@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from servicectl import launch, proc
-from servicectl.config import Service
+from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.observe import clean_leftovers, inspect
 from servicectl.outcome import (
@@ -26,7 +26,7 @@ from servicectl.outcome import (
 from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
 from servicectl.proc import Handle
-from servicectl.reloading import reload
+from servicectl.reloading import SignalNotHandled, reload
 from servicectl.spawn import Account, Gate, build_environment, resolve_account, resolve_program
 from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
 from servicectl.terminate import group_handles, terminate
@@ -88,7 +88,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     account = resolve_account(svc)
     env = build_environment(svc, account)
     program = resolve_program(svc, env)
-    notify = _notify_socket(svc, dirs, env)
+    notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:
@@ -116,17 +116,21 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             gate.close()
 
 
-def _notify_socket(svc: Service, dirs: Dirs, env: dict[str, str]) -> NotifySocket | None:
-    """For ``ready: notify``, the socket the service reports on, named in its NOTIFY_SOCKET;
-    otherwise no NOTIFY_SOCKET at all (not even one from servicectl's own environment)."""
+def _notify_socket(
+    svc: Service, dirs: Dirs, env: dict[str, str], account: Account
+) -> NotifySocket | None:
+    """For ``ready: notify``, the socket the service reports on, named in its NOTIFY_SOCKET
+    (a path socket only its user can write, where that user can reach it: docs/security.md
+    R-NOTIFY-1, R-NOTIFY-2); otherwise no NOTIFY_SOCKET at all (not even one from servicectl's
+    own environment)."""
     from servicectl.ready import NotifySocket, notify_address
 
     if svc.ready is None or svc.ready.kind != "notify":
         env.pop("NOTIFY_SOCKET", None)
         return None
-    address = notify_address(dirs.run, svc.name)
+    address = notify_address(dirs.run, svc.name, account.uid)
     try:
-        notify = NotifySocket(address)
+        notify = NotifySocket(address, uid=account.uid)
     except OSError as exc:
         raise StartFailed(
             f"{svc.name}: cannot create the notify socket {address}: {exc.strerror}"
@@ -223,43 +227,47 @@ def stop(svc: Service, dirs: Dirs) -> Outcome:
         return _stop_locked(svc, dirs)
 
 
-def _stop_locked(svc: Service, dirs: Dirs) -> Outcome:
-    obs = inspect(svc, dirs)
+def _stop_locked(svc: Service, dirs: Dirs, obs: Observation | None = None) -> Outcome:
+    obs = obs or inspect(svc, dirs)
     if obs.record is not None and obs.record.phase == LAUNCHING:
         obs = _await_orphaned_launch(svc, dirs, obs.record)  # then stop the daemon it made
     if not obs.running:
         if obs.remnants:
             return _stop_remnants(svc, dirs, obs)
-        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
+        kept: list[str] = []
+        cleaned = clean_leftovers(svc, dirs, obs, kept) if obs.leftovers else []
         message = "not running"
         found = "; ".join(n for n in obs.notes if n)
         if found:
             message += f" ({found})"
         if cleaned:
             message += f"; removed the stale {' and '.join(cleaned)}"
-        return Outcome(svc.name, Exit.OK, message)
+        return Outcome(svc.name, Exit.OK, message + "".join(f"; {k}" for k in kept))
     assert obs.record is not None and obs.pid is not None
     record = obs.record
     t0 = time.monotonic()
     main = Handle(record.pid, record.starttime)
     if not main.valid:
         main.close()
-        cleaned = clean_leftovers(svc, dirs, obs.now(DEAD))
+        kept = []
+        cleaned = clean_leftovers(svc, dirs, obs.now(DEAD), kept)
         return Outcome(
             svc.name,
             Exit.OK,
             f"not running (process {record.pid} exited just now)"
-            + ("; removed the stale " + " and ".join(cleaned) if cleaned else ""),
+            + ("; removed the stale " + " and ".join(cleaned) if cleaned else "")
+            + "".join(f"; {k}" for k in kept),
         )
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
     handles = [main] + group_handles(group, exclude=main.pid)
     how, elapsed = terminate(svc, handles, group, main.pid, t0)
-    _clean_after_stop(svc, dirs, obs, how)
+    said = _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
-        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
-    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
+        return Outcome(svc.name, Exit.OK, how + said, record.pid, elapsed)
+    message = f"stopped {how} ({elapsed:.2f} s){said}"
+    return Outcome(svc.name, Exit.OK, message, record.pid, elapsed)
 
 
 def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
@@ -274,7 +282,7 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
         else:
             h.close()
     how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0)
-    _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
+    said = _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
     main = f"its main process {obs.record.pid} had already exited"
@@ -282,12 +290,15 @@ def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
         message = f"{what} {how} ({main})"
     else:
         message = f"stopped {what} {how} ({elapsed:.2f} s; {main})"
-    return Outcome(svc.name, Exit.OK, message, obs.record.pid, elapsed)
+    return Outcome(svc.name, Exit.OK, message + said, obs.record.pid, elapsed)
 
 
-def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
+def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> str:
+    """Remove the stopped service's PID file and record; what was left alone, to be said."""
+    kept: list[str] = []
     try:
-        clean_leftovers(svc, dirs, obs.now(STOPPED))
+        clean_leftovers(svc, dirs, obs.now(STOPPED), kept)
+        return "".join(f"; {k}" for k in kept)
     except ServicectlError as exc:
         done = how if how.startswith("killed") else f"stopped {how}"
         raise ServicectlError(
@@ -311,13 +322,19 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
             if obs.running:
                 exc.message += f"; not restarted: it is still running (pid {obs.pid})"
             raise
-        stopped = _stop_locked(svc, dirs)
+        before = inspect(svc, dirs)
+        stopped = _stop_locked(svc, dirs, before)
         obs = inspect(svc, dirs)
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
         pid = _start_locked(svc, dirs)
-    was = f"was pid {stopped.pid}, " if stopped.pid else ""
-    return Outcome(svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0)
+    if before.running:
+        message = f"restarted (was pid {stopped.pid}, now pid {pid})"
+    elif before.remnants:
+        message = f"started (pid {pid}); it was not running, and first {stopped.message}"
+    else:
+        message = f"started (pid {pid}; it was not running)"
+    return Outcome(svc.name, Exit.OK, message, pid, time.monotonic() - t0)
 
 
 def _preflight(svc: Service) -> None:
@@ -342,7 +359,17 @@ def try_restart(svc: Service, dirs: Dirs) -> Outcome:
 
 
 def force_reload(svc: Service, dirs: Dirs) -> Outcome:
-    """Reload if the service supports it, else restart it (only if it runs)."""
-    if svc.reload:
+    """Reload if the service supports it, else restart it (only if it runs). A reload by signal
+    is supported only if the process handles that signal (it would die of it otherwise)."""
+    if not svc.reload:
+        return try_restart(svc, dirs)
+    try:
         return reload(svc, dirs)
-    return try_restart(svc, dirs)
+    except SignalNotHandled as exc:
+        outcome = try_restart(svc, dirs)
+        if outcome.pid is not None:
+            outcome.message += (
+                f"; process {exc.pid} does not handle SIG{signal_name(exc.sig)}, so it was "
+                f"restarted instead of reloaded"
+            )
+        return outcome

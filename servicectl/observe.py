@@ -16,11 +16,13 @@ from servicectl.lock import is_locked
 from servicectl.outcome import Observation
 from servicectl.paths import Dirs, run_dir_problem
 from servicectl.pidfile import (
+    NotAPidFile,
     PidFileRead,
     Record,
     read_pidfile,
     read_record,
     remove_file,
+    remove_pidfile,
     remove_stale_temps,
     state_path,
 )
@@ -325,32 +327,55 @@ def group_remnants(record: Record) -> list[ProcInfo]:
     return out
 
 
-def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
-    """Remove a stale PID file and state record of a service that is not running.
+def clean_leftovers(
+    svc: Service, dirs: Dirs, obs: Observation, kept: list[str] | None = None
+) -> list[str]:
+    """Remove a stale PID file and state record of a service that is not running; what was
+    removed ("PID file", "state record").
 
-    A file that cannot be removed (read-only or immutable run directory) raises an error that
-    says which, and that status will call the service dead until it is removed.
+    A PID file path is cleaned under docs/security.md R-PID-2 (``pidfile.remove_pidfile``): a
+    file there that is not a PID file (a configuration file named by mistake), or one reached
+    through a symlink another user could have planted, is left alone. With ``kept``, why is
+    appended to it; without, the first such refusal is raised (exit 6 or 4) once the rest is
+    cleaned. A file that cannot be removed (read-only or immutable run directory) raises an
+    error that says which, and that status will call the service dead until it is removed.
     """
     assert not obs.running
-    removed = []
+    removed: list[str] = []
+    refused: list[ServicectlError] = []
     pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
-    files = [(pid_path, "PID file")]
-    if svc.pid_file != pid_path:
-        files.append((svc.pid_file, "PID file"))
-    files.append((state_path(dirs.run, svc.name), "state record"))
-    for path, what in files:
-        remove_stale_temps(path)
+    for path in dict.fromkeys([pid_path, svc.pid_file]):
         try:
-            if remove_file(path):
-                removed.append(what)
+            if remove_pidfile(path, dirs.run):
+                removed.append("PID file")
+            remove_stale_temps(path)
+        except ServicectlError as exc:
+            if isinstance(exc, NotAPidFile):
+                exc = exc.naming(svc.file)
+            refused.append(ServicectlError(f"{svc.name}: {exc.message}", exit_code=exc.exit_code))
         except OSError as exc:
-            raise ServicectlError(
-                f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
-                f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
-                f"status reports the service dead until it is removed",
-                exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
-            ) from None
+            raise _cannot_remove(svc, path, "PID file", exc) from None
+    state = state_path(dirs.run, svc.name)
+    remove_stale_temps(state)
+    try:
+        if remove_file(state):
+            removed.append("state record")
+    except OSError as exc:
+        raise _cannot_remove(svc, state, "state record", exc) from None
+    if kept is not None:
+        kept += [e.message.removeprefix(f"{svc.name}: ") for e in refused]
+    elif refused:
+        raise refused[0]
     return removed
+
+
+def _cannot_remove(svc: Service, path: Path, what: str, exc: OSError) -> ServicectlError:
+    return ServicectlError(
+        f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
+        f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
+        f"status reports the service dead until it is removed",
+        exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,10 +6,8 @@ The bottom of the lifecycle modules: it imports none of them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicectl.errors import ServicectlError
@@ -113,34 +111,23 @@ def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
 
 
 def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of the service's output log, indented, or a note why there are none."""
+    """The last lines of the service's output log, indented, or a note why there are none.
+
+    Read under docs/security.md R-LOG-1 (``safefile.tail_lines``): a bounded window from the
+    end, never through a symlink another user planted, never blocking on a FIFO.
+    """
+    from servicectl.safefile import describe_refusal, tail_lines
+
     paths = [p for p in dict.fromkeys([svc.stdout, svc.stderr]) if p is not None]
     if not paths:
         return "  (output is discarded: stdout is null)"
     chunks = []
     for path in paths:
-        text = tail_file(path, lines)
+        try:
+            text = tail_lines(path, lines)
+        except (ServicectlError, OSError) as exc:
+            chunks.append(f"  ({path}: {describe_refusal(exc)})")
+            continue
         if text:
             chunks.append(f"  last lines of {path}:\n" + "\n".join("    " + t for t in text))
     return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
-
-
-def tail_file(path: Path, lines: int, end: int | None = None) -> list[str]:
-    """The last ``lines`` lines of a file (up to byte ``end``; default: its end), read from
-    the end backwards, never through a symlink."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell() if end is None else min(end, fh.tell())
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]

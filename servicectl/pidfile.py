@@ -154,6 +154,18 @@ class NotAPidFile(ServicectlError):
 
     exit_code = Exit.NOT_CONFIGURED
 
+    def __init__(self, path: Path, what: str, definition: str = "the definition") -> None:
+        super().__init__(
+            f"{path} is not a PID file ({what}); servicectl neither removes nor replaces it "
+            f"(check pid_file: in {definition}; if the file is garbage, remove it yourself)"
+        )
+        self.path = path
+        self.what = what
+
+    def naming(self, definition: Path) -> NotAPidFile:
+        """The same refusal, naming the definition file to check."""
+        return NotAPidFile(self.path, self.what, str(definition))
+
 
 def _pid_text(data: bytes) -> bool:
     """Whether ``data`` is what a PID file holds (or a torn or damaged one): digits, signs and
@@ -202,10 +214,7 @@ def _check_replaceable(dfd: int, path: Path, run_dir: Path | None) -> os.stat_re
         what = f"a file of {st.st_size} bytes that does not hold a PID"
     else:
         what = describe_kind(st)
-    raise NotAPidFile(
-        f"{path} is not a PID file ({what}); servicectl neither removes nor replaces it "
-        f"(check pid_file: in the definition; if the file is garbage, remove it yourself)"
-    )
+    raise NotAPidFile(path, what)
 
 
 def write_pidfile(path: Path, pid: int, run_dir: Path | None = None) -> None:
@@ -255,19 +264,31 @@ def remove_pidfile(path: Path, run_dir: Path | None = None) -> bool:
 
 def remove_stale_temps(path: Path) -> None:
     """Remove temp files that atomic_write left for ``path`` when its writer was killed between
-    creating and renaming them. Only under the service's lock: no writer can be at work then."""
+    creating and renaming them. Only under the service's lock: no writer can be at work then.
+    The directory is reached under R-PATH-1; nothing is reported (this is tidying)."""
     prefix = f".{path.name}."
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
-    except OSError:
+        dfd = open_dir(path.parent)
+    except (OSError, ServicectlError):
         return
-    for name in names:
-        middle = name[len(prefix) : -len(".tmp")]
-        if middle.isdigit():
-            try:
-                remove_file(path.parent / name)
-            except OSError:
-                pass
+    try:
+        rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            names = [n for n in os.listdir(rfd) if n.startswith(prefix) and n.endswith(".tmp")]
+        finally:
+            os.close(rfd)
+        for name in names:
+            if name[len(prefix) : -len(".tmp")].isdigit():
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                        os.unlink(name, dir_fd=dfd)
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 def remove_file(path: Path) -> bool:
