@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from servicectl import proc
 from servicectl.config import Service
 from servicectl.errors import Exit, NotInstalledError, ServicectlError
-from servicectl.observe import forged_reason
+from servicectl.observe import forged_reason, seen_alive
 from servicectl.outcome import StartFailed, log_tail
 from servicectl.paths import Dirs
 from servicectl.pidfile import (
@@ -31,7 +31,7 @@ from servicectl.pidfile import (
 from servicectl.proc import Handle, ProcInfo
 from servicectl.spawn import GATE_EXIT, Account, Gate, spawn
 from servicectl.states import LAUNCHING, PHASE_STARTING
-from servicectl.terminate import group_handles, kill_and_reap
+from servicectl.terminate import group_handles, kill_and_reap, kill_tree
 
 if TYPE_CHECKING:
     import subprocess
@@ -92,6 +92,8 @@ def record_start(
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
         notify_socket=notify_socket,
+        seen=seen_alive(info.pid, info.starttime),
+        definition=str(svc.file),
     )
     # Record first: if this fails, the child is killed (FIELD-NOTES 8).
     write_state(svc, dirs, record, info.pid if gate is not None else None)
@@ -263,6 +265,7 @@ def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
         stop_signal=svc.stop_signal,
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
+        definition=str(svc.file),
     )
 
 
@@ -281,16 +284,9 @@ def _orphans(since: int) -> list[ProcInfo]:
 
 
 def _kill_orphans(orphans: list[ProcInfo]) -> None:
-    """SIGKILL these orphans and their descendants in their groups, wait, and reap them."""
-    targets = []
-    for info in orphans:
-        targets.append(Handle(info.pid, info.starttime))
-        targets += [
-            Handle(m.pid, m.starttime)
-            for m in proc.group_members(info.pgid)
-            if m.pid != info.pid and proc.is_descendant(m.pid, info.pid)
-        ]
-    kill_and_reap(targets)
+    """SIGKILL these orphans and all their descendants (docs/security.md R-PROC-5: by ancestry,
+    children that called setsid included), wait, and reap them."""
+    kill_tree(orphans)
 
 
 def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: float) -> None:
@@ -393,34 +389,33 @@ def adopt_mainpid(
 
 def kill_quietly(handle: Handle, pgid: int) -> None:
     """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
-    kill_and_reap([handle] + group_handles(pgid, exclude=handle.pid))
+    kill_and_reap([handle] + group_handles(pgid, handle.pid, held_by=[handle]))
 
 
 def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
     """Undo a failed or interrupted start: kill what was started, remove PID file and state."""
     import subprocess
 
-    targets = []
+    # The child's own process group (start_new_session), with anything it forked, looked at
+    # before the child is reaped: until then its PID, and so its group, cannot be reused.
+    roots = [m for m in proc.group_members(child.pid) if m.pid != child.pid]
     if child.poll() is None:
         info = proc.read_proc(child.pid)
         if info is not None:
-            targets.append(Handle(child.pid, info.starttime))
-    # The child's own process group (start_new_session), with anything it forked.
-    for member in proc.group_members(child.pid):
-        if member.pid != child.pid:
-            targets.append(Handle(member.pid, member.starttime))
+            roots.append(info)
     if svc.type == "forking":
         pf = read_pidfile(svc.pid_file)
         if pf.pid is not None and proc.is_descendant(pf.pid, os.getpid()):
             info = proc.read_proc(pf.pid)
             if info is not None:
-                targets.append(Handle(info.pid, info.starttime))
-                targets += [
-                    Handle(m.pid, m.starttime)
+                roots.append(info)
+                roots += [
+                    m
                     for m in proc.group_members(info.pgid)
                     if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
                 ]
-    kill_and_reap(targets)
+    # And every descendant of those, by ancestry (R-PROC-5): setsid children too.
+    kill_tree(roots)
     if child.poll() is None:
         try:
             child.wait(timeout=1)

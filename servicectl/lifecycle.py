@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from servicectl import launch, proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.observe import clean_leftovers, inspect
+from servicectl.observe import clean_leftovers, inspect, seen_alive
 from servicectl.outcome import (
     KILL_CONFIRM_TIMEOUT,
     Observation,
@@ -198,6 +198,7 @@ def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: No
         phase=PHASE_RUNNING,
         exe=proc.exe_of(pid) or record.exe,
         status_text=notes.status,
+        seen=seen_alive(pid, record.starttime, record.sid) or record.seen,
     )
     launch.write_state(svc, dirs, record)
     handle.close()
@@ -261,13 +262,30 @@ def _stop_locked(svc: Service, dirs: Dirs, obs: Observation | None = None) -> Ou
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
-    handles = [main] + group_handles(group, exclude=main.pid)
+    if group:
+        _note_seen(svc, dirs, record)
+    handles = [main] + group_handles(group, main.pid, held_by=[main])
     how, elapsed = terminate(svc, handles, group, main.pid, t0)
     said = _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how + said, record.pid, elapsed)
     message = f"stopped {how} ({elapsed:.2f} s){said}"
     return Outcome(svc.name, Exit.OK, message, record.pid, elapsed)
+
+
+def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
+    """Before a stop signals the group: record that servicectl saw the service alive now, so
+    that what a stop interrupted half-way leaves of the group can be proven the service's
+    (observe.group_remnants). Only for a session the service itself made (servicectl started
+    it, or it leads its session); a run directory that cannot be written changes nothing."""
+    if record.phase == UNRECORDED or not (record.seen > 0 or record.sid == record.pid):
+        return
+    seen = seen_alive(record.pid, record.starttime, record.sid)
+    if seen:
+        try:
+            write_record(dirs.run, svc.name, record._replace(seen=seen))
+        except OSError:
+            pass
 
 
 def _stop_remnants(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:

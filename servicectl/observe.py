@@ -160,7 +160,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         record = None
     if record is not None:
         return _inspect_recorded(svc, dirs, record, pf, notes, leftovers)
-    return _inspect_unrecorded(svc, pf, notes, leftovers)
+    return _inspect_unrecorded(svc, dirs, pf, notes, leftovers)
 
 
 def _inspect_launching(
@@ -206,21 +206,28 @@ def _inspect_recorded(
     else:
         notes.append(f"PID {record.pid} now belongs to another process ({info.comm}); left alone")
     if record.type == "forking" and record.sid > 1 and pf.pid not in (None, record.pid):
-        replaced = _adopt_reexec(svc, record, pf, notes)
+        replaced = _adopt_reexec(svc, dirs, record, pf, notes)
         if replaced is not None:
             return replaced
-    remnants = group_remnants(record)
-    if remnants:
-        pids = ", ".join(str(r.pid) for r in remnants)
-        notes.append(
-            f"{len(remnants)} process{'es' if len(remnants) > 1 else ''} of its process "
-            f"group {record.pgid} still running (PID {pids}); stop or start ends them"
-        )
+    remnants, unproven = group_remnants(record)
+    for found, then in ((remnants, "stop or start ends them"), (unproven, _UNPROVEN)):
+        if found:
+            pids = ", ".join(str(r.pid) for r in found)
+            notes.append(
+                f"{len(found)} process{'es' if len(found) > 1 else ''} of its process "
+                f"group {record.pgid} still running (PID {pids}); {then}"
+            )
     return Observation(DEAD, None, None, record, pf, notes, True, remnants)
 
 
+_UNPROVEN = (
+    "servicectl cannot prove they are the service's (they may have taken its old process group "
+    "number since), so it leaves them alone"
+)
+
+
 def _adopt_reexec(
-    svc: Service, record: Record, pf: PidFileRead, notes: list[str]
+    svc: Service, dirs: Dirs, record: Record, pf: PidFileRead, notes: list[str]
 ) -> Observation | None:
     """A forking daemon may have replaced itself (re-exec) and rewritten its PID file: the new
     process must be in the recorded daemon's session (so it came from it), started after it,
@@ -232,6 +239,10 @@ def _adopt_reexec(
         why = f"it is not in the daemon's session {record.sid} (it did not come from it)"
     if why is None and cand is not None and cand.starttime < record.starttime:
         why = "it is older than the daemon it would replace"
+    if why is None and cand is not None:
+        other = recorded_by_other(dirs.run, svc.name, cand)
+        if other is not None:
+            why = f"it is service {other}'s process (its state record)"
     if why is None and cand is not None:
         exes = {record.exe} if record.exe else _expected_exes(svc)
         why = unrecorded_match(svc, cand, exes, record.uid, record.command)
@@ -250,7 +261,7 @@ def _adopt_reexec(
 
 
 def _inspect_unrecorded(
-    svc: Service, pf: PidFileRead, notes: list[str], leftovers: bool
+    svc: Service, dirs: Dirs, pf: PidFileRead, notes: list[str], leftovers: bool
 ) -> Observation:
     """No record: the service runs only if its PID file is trustworthy and names a process with
     the service's user and executable."""
@@ -261,6 +272,10 @@ def _inspect_unrecorded(
     uid = _service_uid(svc)
     if reason is None:
         reason = pf.trusted_by(os.geteuid(), {uid})
+    if reason is None and info is not None:
+        other = recorded_by_other(dirs.run, svc.name, info)
+        if other is not None:
+            reason = f"it is service {other}'s process (its state record)"
     if reason is None and info is not None:
         reason = unrecorded_match(svc, info, _expected_exes(svc), uid)
     if reason is not None or info is None:
@@ -292,16 +307,26 @@ def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
         stop_signal=svc.stop_signal,
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
+        definition=str(svc.file),
     )
 
 
-def group_remnants(record: Record) -> list[ProcInfo]:
-    """Live members of the service's own process group although its main process has exited
+def group_remnants(record: Record) -> tuple[list[ProcInfo], list[ProcInfo]]:
+    """What is left of the service's own process group although its main process has exited
     (a stop interrupted between the main process's exit and its children's, or children that
-    outlived a crash), with the service's user and started after it. ``kill_mode: process``
-    leaves children alone by design: none are reported."""
+    outlived a crash): (proven members, members that cannot be proven). ``kill_mode: process``
+    leaves children alone by design: none are reported.
+
+    docs/security.md R-PROC-3: a candidate is a live process of the recorded group and session,
+    with the service's user, started after the service. A PID's number (and so a group or
+    session of that number) cannot be reused while any process has it as its PID, group or
+    session. So if one candidate started before ``record.seen`` (a moment when servicectl saw
+    the service's main process alive in that session), that session has never been let go
+    since: every candidate is the service's. Otherwise the number may have been reused (a
+    daemon's setsid and fork make pgid = sid = a dead service's PID): nothing is proven.
+    """
     if record.kill_mode != "group" or record.pgid <= 1 or record.pgid == os.getpgrp():
-        return []
+        return [], []
     leader = proc.read_proc(record.pgid)
     if (
         leader is not None
@@ -309,7 +334,7 @@ def group_remnants(record: Record) -> list[ProcInfo]:
         and record.pgid == record.pid
         and leader.starttime != record.starttime
     ):
-        return []  # the number leads another group now
+        return [], []  # the number leads another group now
     mine = proc.ancestors_of_self()
     out = []
     for member in proc.group_members(record.pgid):
@@ -320,11 +345,62 @@ def group_remnants(record: Record) -> list[ProcInfo]:
             and info.pgid == record.pgid
             and info.uid == record.uid
             and info.starttime >= record.starttime
-            and (record.sid <= 1 or info.sid == record.sid)
+            and info.sid == record.sid
             and info.pid not in mine
         ):
             out.append(info)
-    return out
+    if record.seen > 0 and record.sid > 1 and any(i.starttime < record.seen for i in out):
+        return out, []
+    return [], out
+
+
+def seen_alive(pid: int, starttime: int, sid: int | None = None) -> int:
+    """A moment (clock ticks since boot) at which the process (``pid``, ``starttime``) held its
+    PID, group and session numbers (alive, or a zombie not yet reaped) and was in session
+    ``sid`` (if given), for ``Record.seen``; 0 if not. The moment is read before the process is
+    looked at, so it is surely earlier than what was seen.
+
+    Only what started before that tick is proven by it (group_remnants): if a child of the
+    process started in this very tick, the next tick is awaited (at most one, 10 ms) and the
+    process looked at again, so that a service's first children are proven too.
+    """
+    now = proc.uptime_ticks()
+    info = proc.read_proc(pid)
+    if info is None or info.starttime != starttime or sid is not None and info.sid != sid:
+        return 0
+    young = [c for c in map(proc.read_proc, proc.children_of(pid)) if c and c.starttime >= now]
+    if young:
+        until = time.monotonic() + 2.0 / proc.CLK_TCK + 0.05
+        while proc.uptime_ticks() <= now and time.monotonic() < until:
+            time.sleep(1.0 / proc.CLK_TCK / 4)
+        later = proc.uptime_ticks()
+        info = proc.read_proc(pid)
+        if later > now and info is not None and info.starttime == starttime:
+            return later if sid is None or info.sid == sid else 0
+    return now
+
+
+def recorded_by_other(run: Path, name: str, info: ProcInfo) -> str | None:
+    """The other service whose state record in ``run`` names this very process (its PID and
+    start time, this boot), or None: such a process is never adopted as ``name``
+    (docs/security.md R-PROC-4)."""
+    try:
+        names = os.listdir(run)
+    except OSError:
+        return None
+    for entry in names:
+        other = entry.removesuffix(".state")
+        if other in (entry, name) or entry.startswith("."):
+            continue
+        record, _ = read_record(run, other)
+        if (
+            record is not None
+            and record.pid == info.pid
+            and record.starttime == info.starttime
+            and record.boot_id == proc.boot_id()
+        ):
+            return other
+    return None
 
 
 def clean_leftovers(

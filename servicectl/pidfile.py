@@ -327,6 +327,8 @@ class Record(NamedTuple):
     status_text: str | None = None
     notify_socket: str | None = None
     sid: int = 0  # the session of the recorded process (0: unknown)
+    seen: int = 0  # clock ticks since boot at which servicectl saw it alive in that session
+    definition: str | None = None  # the definition file it was started from (None: unknown)
 
     def to_json(self) -> bytes:
         import json

@@ -37,7 +37,6 @@ def decoy(env: Env) -> Iterator[Recorder]:
         rec.close()
 
 
-@pytest.mark.xfail(strict=True, reason=PHASE2 + "R-PROC-4 not enforced yet")
 def test_R_PROC_4_a_process_recorded_by_another_service_is_never_adopted(env: Env) -> None:
     """A stale b.pid (no record of b) names service a's process: same program, same user."""
     for name in ("a", "b"):
@@ -93,7 +92,6 @@ def subreaper() -> Iterator[None]:
             pass
 
 
-@pytest.mark.xfail(strict=True, reason=PHASE2 + "R-PROC-3 not enforced yet")
 def test_R_PROC_3_a_daemon_reusing_a_dead_services_pid_is_no_remnant(env: Env) -> None:
     """A simple service crashed; its PID is reused by an unrelated daemon's double fork (setsid,
     fork, exit): that daemon's pgid = sid = the old PID, same uid, newer start time."""
@@ -137,7 +135,6 @@ time.sleep(300)          # the daemon never writes its PID file
 """
 
 
-@pytest.mark.xfail(strict=True, reason=PHASE2 + "R-PROC-5 not enforced yet")
 def test_R_PROC_5_a_failed_forking_launch_leaves_no_setsid_child(env: Env) -> None:
     marker = env.root / "child.signals"
     env.write(

@@ -252,6 +252,14 @@ def test_user_deleted_after_start(env: Env, user: User) -> None:
 # -- servicectl killed (SIGKILL) in the middle of an operation ----------------------------------
 
 
+def _runs_program(pid: int) -> bool:
+    """Whether the process runs a test daemon (not servicectl's gate shell any more)."""
+    try:
+        return any(a.endswith(".py") for a in psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
+
+
 def test_sigkill_mid_start_while_waiting_for_readiness(env: Env) -> None:
     """Killed while waiting for readiness (simple and forking): the service was recorded before
     the wait, the kernel dropped the lock, and status says the start was never confirmed."""
@@ -262,9 +270,13 @@ def test_sigkill_mid_start_while_waiting_for_readiness(env: Env) -> None:
         state = env.run / f"{name}.state"
         p = env.popen("start", name)
         wait_for(
-            # The record of the process itself (a forking launch is recorded "launching").
+            # The record of the process itself (a forking launch is recorded "launching"),
+            # once it runs the program: killed before, the gate lets nothing run.
             lambda s=state, n=name: (
-                s.exists() and '"starting"' in s.read_text() and lock_held(env.run, n)
+                s.exists()
+                and '"starting"' in s.read_text()
+                and lock_held(env.run, n)
+                and _runs_program(json.loads(s.read_text())["pid"])
             ),
             what="start to be waiting",
         )
