@@ -31,7 +31,7 @@ from servicectl.pidfile import (
 from servicectl.proc import Handle, ProcInfo
 from servicectl.spawn import GATE_EXIT, Account, Gate, spawn
 from servicectl.states import LAUNCHING, PHASE_STARTING
-from servicectl.terminate import group_handles, kill_and_reap, kill_tree
+from servicectl.terminate import group_handles, kill_tree
 
 if TYPE_CHECKING:
     import subprocess
@@ -175,11 +175,15 @@ def own_group(svc: Service, info: ProcInfo) -> int:
 # its PID file
 
 
+Launched = tuple["subprocess.Popen[bytes]", tuple[Handle, ProcInfo], list[ProcInfo]]
+
+
 def launch_forking(
     svc: Service, dirs: Dirs, account: Account, env: dict[str, str], program: str
-) -> tuple[subprocess.Popen[bytes], tuple[Handle, ProcInfo]]:
-    """Run a forking launcher and find its daemon; if that fails, remove what the launch left
-    (its PID file and its "launching" record)."""
+) -> Launched:
+    """Run a forking launcher and find its daemon: (launcher, (handle, daemon), strays), where
+    the strays are the launch's other orphans, for abort_start to kill if the start fails
+    later. If the launch fails, remove what it left (its PID file and "launching" record)."""
     try:
         return _launch_forking(svc, dirs, account, env, program)
     except BaseException:
@@ -194,7 +198,7 @@ def _launch_forking(
     account: Account,
     env: dict[str, str],
     program: str,
-) -> tuple[subprocess.Popen[bytes], tuple[Handle, ProcInfo]]:
+) -> Launched:
     """Run a forking launcher and find its daemon.
 
     servicectl is a child subreaper meanwhile, so the daemon and any process it orphaned
@@ -233,8 +237,7 @@ def _launch_forking(
         except BaseException:
             _kill_orphans(_orphans(since))
             raise
-        if found is None:
-            suspects = _orphans(since)
+        suspects = _orphans(since)
     if found is None:
         try:
             found = _find_daemon(svc, account, deadline, final=True)
@@ -243,7 +246,7 @@ def _launch_forking(
             raise
     assert found is not None
     _SPAWNED.add(found[1].pid)
-    return child, found
+    return child, found, [o for o in suspects if o.pid != found[1].pid]
 
 
 def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
@@ -286,7 +289,7 @@ def _orphans(since: int) -> list[ProcInfo]:
 def _kill_orphans(orphans: list[ProcInfo]) -> None:
     """SIGKILL these orphans and all their descendants (docs/security.md R-PROC-5: by ancestry,
     children that called setsid included), wait, and reap them."""
-    kill_tree(orphans)
+    kill_tree([(o.pid, o.starttime) for o in orphans])
 
 
 def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: float) -> None:
@@ -388,12 +391,20 @@ def adopt_mainpid(
 
 
 def kill_quietly(handle: Handle, pgid: int) -> None:
-    """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
-    kill_and_reap([handle] + group_handles(pgid, handle.pid, held_by=[handle]))
+    """SIGKILL the process, its own group and all its descendants (R-PROC-5), and wait
+    briefly: a start that failed."""
+    members = group_handles(pgid, handle.pid, held_by=[handle])
+    roots = [(h.pid, h.starttime) for h in [handle, *members]]
+    for h in members:
+        h.close()
+    kill_tree(roots)
 
 
-def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
-    """Undo a failed or interrupted start: kill what was started, remove PID file and state."""
+def abort_start(
+    svc: Service, dirs: Dirs, child: subprocess.Popen[bytes], strays: list[ProcInfo]
+) -> None:
+    """Undo a failed or interrupted start: kill what was started (and what a forking launch
+    left beside its daemon: ``strays``), remove PID file and state."""
     import subprocess
 
     # The child's own process group (start_new_session), with anything it forked, looked at
@@ -415,7 +426,7 @@ def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> Non
                     if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
                 ]
     # And every descendant of those, by ancestry (R-PROC-5): setsid children too.
-    kill_tree(roots)
+    kill_tree([(r.pid, r.starttime) for r in roots + strays])
     if child.poll() is None:
         try:
             child.wait(timeout=1)

@@ -92,9 +92,10 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:
-            child, found = launch.launch_forking(svc, dirs, account, env, program)
+            child, found, strays = launch.launch_forking(svc, dirs, account, env, program)
         else:
-            child, found = launch.spawn_simple(svc, account, env, program, gate), None
+            child = launch.spawn_simple(svc, account, env, program, gate)
+            found, strays = None, []
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
@@ -102,7 +103,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
             result = _await_ready(svc, account, env, child, handle, record, notify)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
-            launch.abort_start(svc, dirs, child)
+            launch.abort_start(svc, dirs, child, strays)
             if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
                 raise Interrupted(
                     f"{svc.name}: start interrupted; what it had started was stopped, and no "

@@ -17,7 +17,7 @@ from servicectl import proc
 from servicectl.config import signal_name
 from servicectl.errors import Interrupted, ServicectlError
 from servicectl.outcome import KILL_CONFIRM_TIMEOUT
-from servicectl.proc import Handle, ProcInfo
+from servicectl.proc import Handle
 
 if TYPE_CHECKING:
     from servicectl.config import Service
@@ -81,9 +81,10 @@ def kill_and_reap(targets: list[Handle]) -> None:
         _reap_and_close(targets)
 
 
-def kill_tree(roots: list[ProcInfo]) -> None:
-    """SIGKILL ``roots`` and every descendant of theirs, found by ancestry (``setsid`` children
-    too, which no process group reaches): the clean-up of a failed start.
+def kill_tree(roots: list[tuple[int, int]]) -> None:
+    """SIGKILL ``roots`` ((PID, start time) pairs) and every descendant of theirs, found by
+    ancestry (``setsid`` children too, which no process group reaches): the clean-up of a
+    failed start.
 
     The tree is frozen first (SIGSTOP, one verified pidfd per process, looking again for
     children forked meanwhile) so that no process can fork past the sweep; then all of it is
@@ -92,16 +93,16 @@ def kill_tree(roots: list[ProcInfo]) -> None:
     held: dict[int, Handle] = {}
     todo = list(roots)
     for _ in range(TREE_ROUNDS):
-        for info in todo:
-            if info.pid in held:
+        for pid, starttime in todo:
+            if pid in held:
                 continue
-            h = Handle(info.pid, info.starttime)
+            h = Handle(pid, starttime)
             if h.valid and h.send(signal.SIGSTOP):
-                held[info.pid] = h
+                held[pid] = h
             else:
                 h.close()
         found = proc.descendants((h.pid, h.starttime) for h in held.values())
-        todo = [d for d in found if d.pid not in held]
+        todo = [(d.pid, d.starttime) for d in found if d.pid not in held]
         if not todo:
             break
     kill_and_reap(list(held.values()))
