@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from servicectl import proc
 from servicectl.config import Service
 from servicectl.errors import Exit, NotInstalledError, ServicectlError
-from servicectl.observe import forged_reason, seen_alive
+from servicectl.identity import forged_reason, seen_alive
 from servicectl.outcome import StartFailed, log_tail
 from servicectl.paths import Dirs
 from servicectl.pidfile import (

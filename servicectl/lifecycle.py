@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from servicectl import launch, proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.observe import clean_leftovers, inspect, seen_alive
+from servicectl.identity import seen_alive
+from servicectl.observe import clean_leftovers, inspect
 from servicectl.outcome import (
     KILL_CONFIRM_TIMEOUT,
     Observation,
@@ -49,6 +50,7 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
             obs = _await_orphaned_launch(svc, dirs, obs.record)
         if obs.running:
             return _already_running(svc, dirs, obs)
+        _refuse_if_taken(svc, dirs, obs)
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         pid = _start_locked(svc, dirs)
@@ -56,6 +58,16 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
     if ended:
         note = f"; first {ended}"
     return Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
+
+
+def _refuse_if_taken(svc: Service, dirs: Dirs, obs: Observation) -> None:
+    """The name is taken in this run directory by a service of another definition file."""
+    if obs.taken_by is not None:
+        raise ServicectlError(
+            f"{svc.name}: not started: {dirs.run} already has a service of this name, "
+            f"started from {obs.taken_by}; stop it there, or give this services directory "
+            f"a run directory of its own (--run-dir)"
+        )
 
 
 def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
@@ -277,7 +289,7 @@ def _stop_locked(svc: Service, dirs: Dirs, obs: Observation | None = None) -> Ou
 def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
     """Before a stop signals the group: record that servicectl saw the service alive now, so
     that what a stop interrupted half-way leaves of the group can be proven the service's
-    (observe.group_remnants). Only for a session the service itself made (servicectl started
+    (identity.group_remnants). Only for a session the service itself made (servicectl started
     it, or it leads its session); a run directory that cannot be written changes nothing."""
     if record.phase == UNRECORDED or not (record.seen > 0 or record.sid == record.pid):
         return
@@ -342,6 +354,7 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
                 exc.message += f"; not restarted: it is still running (pid {obs.pid})"
             raise
         before = inspect(svc, dirs)
+        _refuse_if_taken(svc, dirs, before)
         stopped = _stop_locked(svc, dirs, before)
         obs = inspect(svc, dirs)
         if obs.leftovers:

@@ -56,10 +56,21 @@ class Outcome:
 
 class Observation:
     """What is true of a service right now, and the evidence: ``state`` is running, starting,
-    stopped or dead; ``leftovers``: files to clean when not running; ``remnants``: its group,
-    after its main process exited."""
+    stopped, dead or unknown; ``leftovers``: files to clean when not running; ``remnants``: its
+    group, after its main process exited; ``taken_by``: the definition file that runs a
+    service of this name from the same run directory."""
 
-    __slots__ = ("state", "pid", "info", "record", "pid_read", "notes", "leftovers", "remnants")
+    __slots__ = (
+        "state",
+        "pid",
+        "info",
+        "record",
+        "pid_read",
+        "notes",
+        "leftovers",
+        "remnants",
+        "taken_by",
+    )
 
     def __init__(
         self,
@@ -71,6 +82,7 @@ class Observation:
         notes: list[str] | None = None,
         leftovers: bool = False,
         remnants: list[ProcInfo] | None = None,
+        taken_by: str | None = None,
     ) -> None:
         self.state = state
         self.pid = pid
@@ -80,6 +92,8 @@ class Observation:
         self.notes = notes if notes is not None else []
         self.leftovers = leftovers
         self.remnants = remnants if remnants is not None else []
+        # Another definition file runs a service of this name from the same run directory.
+        self.taken_by = taken_by
 
     @property
     def running(self) -> bool:
@@ -96,6 +110,7 @@ class Observation:
             self.notes,
             self.leftovers,
             self.remnants,
+            self.taken_by,
         )
 
 

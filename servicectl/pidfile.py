@@ -368,7 +368,9 @@ def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, f"the state file {path} is not a regular file; ignored"
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        # Written by servicectl as root, or as the user reading it (docs/security.md R-RUN-2):
+        # a non-root reader trusts root's records, or it would call every service dead.
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
             return None, f"the state file {path} was not written by servicectl; ignored"
         raw = os.read(fd, 1 << 20)
     finally:
