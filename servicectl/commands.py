@@ -216,11 +216,26 @@ def stop(names: tuple[str, ...], jobs: int) -> int:
 
 
 def restart(names: tuple[str, ...]) -> int:
-    return _each(names, "restart")
+    return _with_dependents(names, if_running=False)
 
 
 def try_restart(names: tuple[str, ...]) -> int:
-    return _each(names, "try_restart")
+    return _with_dependents(names, if_running=True)
+
+
+def _with_dependents(names: tuple[str, ...], if_running: bool) -> int:
+    """restart/try-restart: the running services that depend on them are restarted too."""
+    from servicectl import fleet
+
+    wanted = _names(names)
+    catalog = _catalog()
+    known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
+    valid, bad = _invalid(catalog, known)
+    with _explained_interrupt():
+        outcomes = fleet.restart_with_dependents(
+            catalog, valid, report=face.outcome, if_running=if_running
+        )
+    return max(code, bad, _highest(outcomes))
 
 
 def reload(names: tuple[str, ...]) -> int:

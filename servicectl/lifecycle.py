@@ -347,7 +347,7 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
     t0 = time.monotonic()
     with locked(svc, dirs):
         try:
-            _preflight(svc)
+            preflight(svc)
         except ServicectlError as exc:
             obs = inspect(svc, dirs)
             if obs.running:
@@ -369,7 +369,7 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
     return Outcome(svc.name, Exit.OK, message, pid, time.monotonic() - t0)
 
 
-def _preflight(svc: Service) -> None:
+def preflight(svc: Service) -> None:
     """What start checks before spawning (user, environment file, program, working directory),
     so that a restart that could not start again does not stop the running instance first."""
     account = resolve_account(svc)
