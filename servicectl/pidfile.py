@@ -104,8 +104,11 @@ def read_pidfile(path: Path) -> PidFileRead:
     except PermissionError:
         return PidFileRead(path, True, problem=f"the PID file {path} cannot be read")
     if stat.S_ISLNK(st.st_mode):
-        target = os.readlink(path)
-        return PidFileRead(path, True, problem=f"the PID file {path} is a symlink (to {target})")
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:  # replaced since the lstat: a symlink swapped in and out
+            target = ""
+        return PidFileRead(path, True, problem=f"the PID file {path} is a symlink{target}")
     if not stat.S_ISREG(st.st_mode):
         return PidFileRead(path, True, problem=f"the PID file {path} is not a regular file")
     try:

@@ -10,16 +10,23 @@ no hang.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import DAEMONS, PY, TAG_VAR, Env, alive, assert_ok, wait_for
-from faultkit import SYSTEM_PYTHON, Recorder, User, assert_clear, reachable_dir, unix_user
+from faultkit import (
+    SYSTEM_PYTHON,
+    Recorder,
+    User,
+    assert_clear,
+    reachable_dir,
+    spawn_with_pid,
+    subreaper,
+    unix_user,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl"
@@ -77,21 +84,6 @@ def test_R_PROC_4_variants_forking_explicit_pid_files_and_the_fleet(env: Env) ->
     assert "a: stopped" in res.stdout and "b: stopped" not in res.stdout, res.stdout
 
 
-def _spawn_with_pid(
-    pid: int, argv: list[str], env: dict[str, str], **kw: Any
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with PID ``pid`` (root: /proc/sys/kernel/ns_last_pid), or skip."""
-    for _ in range(200):
-        with open("/proc/sys/kernel/ns_last_pid", "w") as fh:
-            fh.write(str(pid - 1))
-        p = subprocess.Popen(argv, env=env, **kw)
-        if p.pid == pid:
-            return p
-        p.kill()
-        p.wait()
-    pytest.skip(f"could not get PID {pid} back (a busy machine)")
-
-
 DOUBLE_FORK = """
 import os, sys
 os.setsid()
@@ -99,25 +91,6 @@ if os.fork() == 0:
     os.execv(sys.argv[1], sys.argv[1:])
 os._exit(0)
 """
-
-
-@contextmanager
-def subreaper() -> Iterator[None]:
-    """Make this test process the reaper of orphans (so that a PID can be freed at once), and
-    reap what it adopted at the end."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    try:
-        yield
-    finally:
-        libc.prctl(36, 0, 0, 0, 0)
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
 
 
 def test_R_PROC_3_a_daemon_reusing_a_dead_services_pid_is_no_remnant(env: Env) -> None:
@@ -146,7 +119,7 @@ def _attack_with_pid(
     marker = (where or env.root) / "decoy.signals"
     kw: dict[str, Any] = {"user": user.uid, "group": user.gid} if user else {}
     py = SYSTEM_PYTHON if user else PY
-    launcher = _spawn_with_pid(
+    launcher = spawn_with_pid(
         old,
         [py, "-c", script, py, RECORDER, str(marker)],
         dict(os.environ, **{TAG_VAR: env.tag}),
