@@ -72,6 +72,8 @@ def _refuse_if_taken(svc: Service, dirs: Dirs, obs: Observation) -> None:
 
 def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
     note = ""
+    if obs.record is not None and obs.record.phase not in (UNRECORDED, LAUNCHING):
+        _note_seen(svc, dirs, obs.record)  # seen alive now: its children so far are its own
     if obs.record is not None and obs.record.phase == UNRECORDED:
         # Identified by its PID file, user and executable: from now on by its record, so that
         # a later loss of the PID file cannot lose it.
@@ -287,11 +289,14 @@ def _stop_locked(svc: Service, dirs: Dirs, obs: Observation | None = None) -> Ou
 
 
 def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
-    """Before a stop signals the group: record that servicectl saw the service alive now, so
-    that what a stop interrupted half-way leaves of the group can be proven the service's
-    (identity.group_remnants). Only for a session the service itself made (servicectl started
-    it, or it leads its session); a run directory that cannot be written changes nothing."""
+    """Record that servicectl saw the service alive now (a start that finds it running, a stop
+    before it signals the group), so that what a crash or an interrupted stop leaves of its
+    group later can be proven the service's (identity.group_remnants). Only for a session the
+    service itself made (servicectl started it, or it leads its session), and only with
+    kill_mode group; a run directory that cannot be written changes nothing."""
     if record.phase == UNRECORDED or not (record.seen > 0 or record.sid == record.pid):
+        return
+    if record.kill_mode != "group" or svc.kill_mode != "group":
         return
     seen = seen_alive(record.pid, record.starttime, record.sid)
     if seen:

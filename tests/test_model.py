@@ -62,6 +62,10 @@ def scan(tag: str) -> dict[int, tuple[str, int]]:
     return out
 
 
+def _children_of(tag: str, pid: int) -> int:
+    return sum(1 for s, ppid in scan(tag).values() if s == "parent/child" and ppid == pid)
+
+
 def locks_held_by(pid: int) -> bool:
     with open("/proc/locks") as fh:
         return any(line.split()[4] == str(pid) for line in fh if len(line.split()) > 4)
@@ -103,7 +107,9 @@ class World:
             "parent",
             {
                 "command": [PY, str(DAEMONS / "parent_with_children.py"), "--children", "2"],
-                "start_grace": 0,
+                # Ready once its children run: they are then proven its own (R-PROC-3), and
+                # stop or start ends them after a kill -9 of the parent.
+                "ready": "notify",
                 "environment": {SVC_VAR: "parent", "CHILDREN_FILE": str(self.children_file)},
                 **common,
             },
@@ -325,6 +331,8 @@ class ServiceModel(RuleBasedStateMachine):
             mains = self.mains()[svc]
             if not mains:
                 return True
+            if svc == "parent" and _children_of(self.world.env.tag, mains[0]) < 2:
+                return False  # the next start sees it with its children (then proven its own)
             named = set()
             try:
                 named.add(int(self.world.pid_file(svc).read_text()))
