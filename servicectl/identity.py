@@ -200,7 +200,7 @@ def seen_alive(pid: int, starttime: int, sid: int | None = None) -> int:
         later = proc.uptime_ticks()
         info = proc.read_proc(pid)
         if later > now and info is not None and info.starttime == starttime:
-            return later if sid is None or info.sid == sid else 0
+            return later if sid is None or info.sid == sid else now
     return now
 
 
