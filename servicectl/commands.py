@@ -225,11 +225,31 @@ def stop(names: tuple[str, ...], jobs: int) -> int:
 
 
 def restart(names: tuple[str, ...]) -> int:
-    return _each(names, "restart", watched=True)
+    return _with_dependents(names, if_running=False)
 
 
 def try_restart(names: tuple[str, ...]) -> int:
-    return _each(names, "try_restart", watched=True)
+    return _with_dependents(names, if_running=True)
+
+
+def _with_dependents(names: tuple[str, ...], if_running: bool) -> int:
+    """restart/try-restart: the running services that depend on them are restarted too."""
+    from servicectl import fleet, liveview
+
+    wanted = _names(names)
+    catalog = _catalog()
+    known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
+    valid, bad = _invalid(catalog, known)
+    several = len(fleet.dependents_closure(catalog, valid)) > 1
+    with liveview.watching(several) as watch, _explained_interrupt():
+        outcomes = fleet.restart_with_dependents(
+            catalog,
+            valid,
+            report=watch.report(face.outcome),
+            if_running=if_running,
+            progress=watch.progress,
+        )
+    return max(code, bad, _highest(outcomes))
 
 
 def reload(names: tuple[str, ...]) -> int:

@@ -157,45 +157,56 @@ def start_ordered(
 
     A service whose dependency failed (or is invalid, or missing) is skipped with the reason.
     """
-    wanted = dependency_closure(catalog, names)
-    failed: dict[str, str] = {}
     outcomes: list[Outcome] = []
+    with _Pool(jobs) as pool:
+        emit = _emitter(outcomes, report)
+        _start_levels(catalog, dependency_closure(catalog, names), pool, emit, progress=progress)
+    return outcomes
 
+
+def _emitter(outcomes: list[Outcome], report: Report | None) -> Report:
     def emit(outcome: Outcome) -> None:
         outcomes.append(outcome)
         if report:
             report(outcome)
 
+    return emit
+
+
+def _start_levels(
+    catalog: Catalog,
+    wanted: set[str],
+    pool: _Pool,
+    emit: Report,
+    failed: dict[str, str] | None = None,
+    action: Callable[..., Outcome] = lifecycle.start,
+    progress: Progress = silent,
+) -> None:
+    """Run ``action`` (start) on exactly ``wanted``, dependencies first, level by level; a
+    service whose dependency failed (in ``failed``, updated here), is invalid or is missing is
+    skipped with the reason."""
+    failed = {} if failed is None else failed
     for name in sorted(wanted):
         if name in catalog.invalid:
             failed[name] = "is invalid"
             err = catalog.invalid[name].first_error
             emit(Outcome(name, err.exit_code, f"invalid definition: {err.message}", ok_line=False))
-    with _Pool(jobs) as pool:
-        for level in levels(catalog, [n for n in wanted if n in catalog.services]):
-            batch: list[tuple[str, Callable[[], Outcome]]] = []
-            for name in level:
-                svc = catalog.services[name]
-                bad = [d for d in svc.depends if d in failed or d not in catalog.services]
-                if bad:
-                    why = failed.get(bad[0], "is not defined")
-                    failed[name] = "was skipped"
-                    emit(
-                        Outcome(
-                            name,
-                            Exit.FAILURE,
-                            f"skipped: dependency {bad[0]} {_failure_phrase(why)}",
-                            ok_line=False,
-                        )
-                    )
-                    continue
-                start = functools.partial(lifecycle.start, svc, catalog.dirs, progress)
-                batch.append((name, start))
-            for outcome in _parallel(pool, batch):
-                if outcome.code != Exit.OK:
-                    failed[outcome.name] = "failed to start"
-                emit(outcome)
-    return outcomes
+    for level in levels(catalog, [n for n in wanted if n in catalog.services]):
+        batch: list[tuple[str, Callable[[], Outcome]]] = []
+        for name in level:
+            svc = catalog.services[name]
+            bad = [d for d in svc.depends if d in failed or d not in catalog.services]
+            if bad:
+                why = failed.get(bad[0], "is not defined")
+                failed[name] = "was skipped"
+                message = f"skipped: dependency {bad[0]} {_failure_phrase(why)}"
+                emit(Outcome(name, Exit.FAILURE, message, ok_line=False))
+                continue
+            batch.append((name, functools.partial(action, svc, catalog.dirs, progress)))
+        for outcome in _parallel(pool, batch):
+            if outcome.code != Exit.OK:
+                failed[outcome.name] = "failed to start"
+            emit(outcome)
 
 
 def _failure_phrase(why: str) -> str:
@@ -210,19 +221,23 @@ def stop_ordered(
     progress: Progress = silent,
 ) -> list[Outcome]:
     """Stop ``names``, dependents before their dependencies, each level in parallel."""
-    chosen = [n for n in names if n in catalog.services]
     outcomes: list[Outcome] = []
     with _Pool(jobs) as pool:
-        for level in reversed(levels(catalog, chosen)):
-            calls: list[tuple[str, Callable[[], Outcome]]] = [
-                (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs, progress))
-                for n in level
-            ]
-            for outcome in _parallel(pool, calls):
-                outcomes.append(outcome)
-                if report:
-                    report(outcome)
+        _stop_levels(catalog, names, pool, _emitter(outcomes, report), progress)
     return outcomes
+
+
+def _stop_levels(
+    catalog: Catalog, names: Iterable[str], pool: _Pool, emit: Report, progress: Progress = silent
+) -> None:
+    chosen = [n for n in names if n in catalog.services]
+    for level in reversed(levels(catalog, chosen)):
+        calls: list[tuple[str, Callable[[], Outcome]]] = [
+            (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs, progress))
+            for n in level
+        ]
+        for outcome in _parallel(pool, calls):
+            emit(outcome)
 
 
 def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
@@ -243,18 +258,79 @@ def stop_with_dependents(
     progress: Progress = silent,
 ) -> list[Outcome]:
     """Stop ``names``; running services that depend on them are stopped first, and say so."""
+    extra_running = _running_dependents(catalog, names)
+    tag = _tagger(catalog, set(names), extra_running, report)
+    return stop_ordered(catalog, sorted(set(names) | extra_running), jobs, tag, progress)
+
+
+def _running_dependents(catalog: Catalog, names: list[str]) -> set[str]:
+    """The running services that depend on ``names`` (transitively), but not ``names``."""
     extra = dependents_closure(catalog, names) - set(names)
-    extra_running = set(running_names(catalog, sorted(extra)))
-    asked = set(names)
+    return set(running_names(catalog, sorted(extra)))
+
+
+def _tagger(catalog: Catalog, asked: set[str], extra: set[str], report: Report | None) -> Report:
+    """A report that says, on the line of each of ``extra``, which service it depends on."""
 
     def tag(outcome: Outcome) -> None:
-        if outcome.name in extra_running and outcome.name not in asked:
-            deps = sorted(set(catalog.services[outcome.name].depends) & (asked | extra_running))
+        if outcome.name in extra and outcome.name not in asked:
+            deps = sorted(set(catalog.services[outcome.name].depends) & (asked | extra))
             outcome.message += f" (it depends on {', '.join(deps)})"
         if report:
             report(outcome)
 
-    return stop_ordered(catalog, sorted(asked | extra_running), jobs, tag, progress)
+    return tag
+
+
+def restart_with_dependents(
+    catalog: Catalog,
+    names: list[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    if_running: bool = False,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """``restart NAME...`` (``try-restart`` with ``if_running``: only those that run), as
+    systemd's Requires= would: the running services that depend on them are stopped first,
+    the stopped services they depend on are started, they are restarted, and the dependents
+    are started again; each dependent's line says which service it depends on. A service
+    that could not start again (its user, program or working directory is missing) is left
+    running as it is, and so are its dependents."""
+    outcomes: list[Outcome] = []
+    emit = _emitter(outcomes, report)
+    chosen, ready = [], []
+    for name in names:
+        if name not in catalog.services:
+            continue
+        svc = catalog.services[name]
+        if if_running and not observe.inspect(svc, catalog.dirs).running:
+            emit(Outcome(name, Exit.OK, "not running; not started (try-restart)"))
+        else:
+            chosen.append(name)
+    with _Pool(jobs) as pool:
+        for name in chosen:
+            try:
+                lifecycle.preflight(catalog.services[name])
+                ready.append(name)
+            except ServicectlError:  # restart says why, and that it still runs
+                emit(
+                    _run(
+                        functools.partial(
+                            lifecycle.restart, catalog.services[name], catalog.dirs, progress
+                        ),
+                        name,
+                    )
+                )
+        extra = _running_dependents(catalog, ready)
+        tag = _tagger(catalog, set(ready), extra, emit)
+        _stop_levels(catalog, extra, pool, tag, progress)
+        needed = dependency_closure(catalog, ready) - set(ready)
+        stopped = needed - set(running_names(catalog, needed))
+        failed: dict[str, str] = {}
+        _start_levels(catalog, stopped, pool, emit, failed, progress=progress)
+        _start_levels(catalog, set(ready), pool, emit, failed, lifecycle.restart, progress)
+        _start_levels(catalog, extra, pool, tag, failed, progress=progress)
+    return outcomes
 
 
 def startall(

@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING
 
 from servicectl import drift, proc
 from servicectl.config import Service
-from servicectl.errors import Exit, NotInstalledError
-from servicectl.observe import forged_reason
+from servicectl.errors import Exit, NotInstalledError, ServicectlError
+from servicectl.identity import forged_reason, seen_alive
 from servicectl.outcome import StartFailed, log_tail
 from servicectl.paths import Dirs
 from servicectl.pidfile import (
+    NotAPidFile,
     Record,
     read_pidfile,
     remove_file,
+    remove_pidfile,
     state_path,
     write_pidfile,
     write_record,
@@ -30,7 +32,7 @@ from servicectl.proc import Handle, ProcInfo
 from servicectl.progress import Progress, silent
 from servicectl.spawn import GATE_EXIT, Account, Gate, spawn
 from servicectl.states import LAUNCHING, PHASE_STARTING
-from servicectl.terminate import group_handles, kill_and_reap
+from servicectl.terminate import group_handles, kill_tree
 
 if TYPE_CHECKING:
     import subprocess
@@ -91,7 +93,9 @@ def record_start(
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
         notify_socket=notify_socket,
-        definition=drift.fingerprint(svc),
+        seen=seen_alive(info.pid, info.starttime),
+        definition=str(svc.file),
+        fingerprint=drift.fingerprint(svc),
     )
     # Record first: if this fails, the child is killed (FIELD-NOTES 8).
     write_state(svc, dirs, record, info.pid if gate is not None else None)
@@ -133,7 +137,14 @@ def write_state(
         if record is not None:
             write_record(dirs.run, svc.name, record)
         if pid is not None:
-            write_pidfile(svc.pid_file, pid)
+            write_pidfile(svc.pid_file, pid, dirs.run)
+    except ServicectlError as exc:  # not a PID file there (R-PID-2), or a planted symlink
+        if isinstance(exc, NotAPidFile):
+            exc = exc.naming(svc.file)
+        raise StartFailed(
+            f"{svc.name}: failed to start: {exc.message}; the process was stopped",
+            exit_code=exc.exit_code,
+        ) from None
     except OSError as exc:
         where = Path(exc.filename).parent if exc.filename else dirs.run
         raise StartFailed(
@@ -166,6 +177,9 @@ def own_group(svc: Service, info: ProcInfo) -> int:
 # its PID file
 
 
+Launched = tuple["subprocess.Popen[bytes]", tuple[Handle, ProcInfo], list[ProcInfo]]
+
+
 def launch_forking(
     svc: Service,
     dirs: Dirs,
@@ -173,15 +187,15 @@ def launch_forking(
     env: dict[str, str],
     program: str,
     progress: Progress = silent,
-) -> tuple[subprocess.Popen[bytes], tuple[Handle, ProcInfo]]:
-    """Run a forking launcher and find its daemon; if that fails, remove what the launch left
-    (its PID file and its "launching" record)."""
+) -> Launched:
+    """Run a forking launcher and find its daemon: (launcher, (handle, daemon), strays), where
+    the strays are the launch's other orphans, for abort_start to kill if the start fails
+    later. If the launch fails, remove what it left (its PID file and "launching" record)."""
     try:
         return _launch_forking(svc, dirs, account, env, program, progress)
     except BaseException:
         # What the PID file names was never trusted, and its writer has been killed.
-        _remove_quietly(svc.pid_file)
-        _remove_quietly(state_path(dirs.run, svc.name))  # the "launching" record
+        remove_start_files(svc, dirs)  # the PID file, and the "launching" record
         raise
 
 
@@ -192,7 +206,7 @@ def _launch_forking(
     env: dict[str, str],
     program: str,
     progress: Progress = silent,
-) -> tuple[subprocess.Popen[bytes], tuple[Handle, ProcInfo]]:
+) -> Launched:
     """Run a forking launcher and find its daemon.
 
     servicectl is a child subreaper meanwhile, so the daemon and any process it orphaned
@@ -234,8 +248,7 @@ def _launch_forking(
         except BaseException:
             _kill_orphans(_orphans(since))
             raise
-        if found is None:
-            suspects = _orphans(since)
+        suspects = _orphans(since)
     if found is None:
         try:
             found = _find_daemon(svc, account, deadline, final=True)
@@ -244,7 +257,7 @@ def _launch_forking(
             raise
     assert found is not None
     _SPAWNED.add(found[1].pid)
-    return child, found
+    return child, found, [o for o in suspects if o.pid != found[1].pid]
 
 
 def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
@@ -266,6 +279,7 @@ def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
         stop_signal=svc.stop_signal,
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
+        definition=str(svc.file),
     )
 
 
@@ -284,16 +298,9 @@ def _orphans(since: int) -> list[ProcInfo]:
 
 
 def _kill_orphans(orphans: list[ProcInfo]) -> None:
-    """SIGKILL these orphans and their descendants in their groups, wait, and reap them."""
-    targets = []
-    for info in orphans:
-        targets.append(Handle(info.pid, info.starttime))
-        targets += [
-            Handle(m.pid, m.starttime)
-            for m in proc.group_members(info.pgid)
-            if m.pid != info.pid and proc.is_descendant(m.pid, info.pid)
-        ]
-    kill_and_reap(targets)
+    """SIGKILL these orphans and all their descendants (docs/security.md R-PROC-5: by ancestry,
+    children that called setsid included), wait, and reap them."""
+    kill_tree([(o.pid, o.starttime) for o in orphans])
 
 
 def _await_launcher(svc: Service, launcher: subprocess.Popen[bytes], deadline: float) -> None:
@@ -395,47 +402,59 @@ def adopt_mainpid(
 
 
 def kill_quietly(handle: Handle, pgid: int) -> None:
-    """SIGKILL the process (and its own group) and wait briefly: a start that failed."""
-    kill_and_reap([handle] + group_handles(pgid, exclude=handle.pid))
+    """SIGKILL the process, its own group and all its descendants (R-PROC-5), and wait
+    briefly: a start that failed."""
+    members = group_handles(pgid, handle.pid, held_by=[handle])
+    roots = [(h.pid, h.starttime) for h in [handle, *members]]
+    for h in members:
+        h.close()
+    kill_tree(roots)
 
 
-def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> None:
-    """Undo a failed or interrupted start: kill what was started, remove PID file and state."""
+def abort_start(
+    svc: Service, dirs: Dirs, child: subprocess.Popen[bytes], strays: list[ProcInfo]
+) -> None:
+    """Undo a failed or interrupted start: kill what was started (and what a forking launch
+    left beside its daemon: ``strays``), remove PID file and state."""
     import subprocess
 
-    targets = []
+    # The child's own process group (start_new_session), with anything it forked, looked at
+    # before the child is reaped: until then its PID, and so its group, cannot be reused.
+    roots = [m for m in proc.group_members(child.pid) if m.pid != child.pid]
     if child.poll() is None:
         info = proc.read_proc(child.pid)
         if info is not None:
-            targets.append(Handle(child.pid, info.starttime))
-    # The child's own process group (start_new_session), with anything it forked.
-    for member in proc.group_members(child.pid):
-        if member.pid != child.pid:
-            targets.append(Handle(member.pid, member.starttime))
+            roots.append(info)
     if svc.type == "forking":
         pf = read_pidfile(svc.pid_file)
         if pf.pid is not None and proc.is_descendant(pf.pid, os.getpid()):
             info = proc.read_proc(pf.pid)
             if info is not None:
-                targets.append(Handle(info.pid, info.starttime))
-                targets += [
-                    Handle(m.pid, m.starttime)
+                roots.append(info)
+                roots += [
+                    m
                     for m in proc.group_members(info.pgid)
                     if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
                 ]
-    kill_and_reap(targets)
+    # And every descendant of those, by ancestry (R-PROC-5): setsid children too.
+    kill_tree([(r.pid, r.starttime) for r in roots + strays])
     if child.poll() is None:
         try:
             child.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
-    _remove_quietly(svc.pid_file)
-    _remove_quietly(state_path(dirs.run, svc.name))
+    remove_start_files(svc, dirs)
 
 
-def _remove_quietly(path: Path) -> None:
-    """Remove a file of a start that failed; a read-only directory had nothing written to it."""
+def remove_start_files(svc: Service, dirs: Dirs) -> None:
+    """Remove the PID file and state record of a start that failed, quietly: a read-only
+    directory had nothing written to it. The PID file goes only if it is one (docs/security.md
+    R-PID-2): a file that is not is left as it was."""
     try:
-        remove_file(path)
+        remove_pidfile(svc.pid_file, dirs.run)
+    except (OSError, ServicectlError):
+        pass
+    try:
+        remove_file(state_path(dirs.run, svc.name))
     except OSError:
         pass

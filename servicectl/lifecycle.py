@@ -12,8 +12,9 @@ import time
 from typing import TYPE_CHECKING
 
 from servicectl import audit, launch, proc
-from servicectl.config import Service
+from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.identity import seen_alive
 from servicectl.observe import clean_leftovers, inspect
 from servicectl.outcome import (
     KILL_CONFIRM_TIMEOUT,
@@ -27,7 +28,7 @@ from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
 from servicectl.proc import Handle
 from servicectl.progress import Progress, silent
-from servicectl.reloading import reload
+from servicectl.reloading import SignalNotHandled, reload
 from servicectl.spawn import Account, Gate, build_environment, resolve_account, resolve_program
 from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
 from servicectl.terminate import group_handles, terminate
@@ -51,6 +52,7 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
             obs = _await_orphaned_launch(svc, dirs, obs.record, progress)
         if obs.running:
             return _already_running(svc, dirs, obs)
+        _refuse_if_taken(svc, dirs, obs)
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         try:
@@ -66,8 +68,20 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     return outcome
 
 
+def _refuse_if_taken(svc: Service, dirs: Dirs, obs: Observation) -> None:
+    """The name is taken in this run directory by a service of another definition file."""
+    if obs.taken_by is not None:
+        raise ServicectlError(
+            f"{svc.name}: not started: {dirs.run} already has a service of this name, "
+            f"started from {obs.taken_by}; stop it there, or give this services directory "
+            f"a run directory of its own (--run-dir)"
+        )
+
+
 def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
     note = ""
+    if obs.record is not None and obs.record.phase not in (UNRECORDED, LAUNCHING):
+        _note_seen(svc, dirs, obs.record)  # seen alive now: its children so far are its own
     if obs.record is not None and obs.record.phase == UNRECORDED:
         # Identified by its PID file, user and executable: from now on by its record, so that
         # a later loss of the PID file cannot lose it.
@@ -100,14 +114,15 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
     account = resolve_account(svc)
     env = build_environment(svc, account)
     program = resolve_program(svc, env)
-    notify = _notify_socket(svc, dirs, env)
+    notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:
-            child, found = launch.launch_forking(svc, dirs, account, env, program, progress)
+            child, found, strays = launch.launch_forking(svc, dirs, account, env, program, progress)
         else:
             progress(svc.name, "spawning", None)
-            child, found = launch.spawn_simple(svc, account, env, program, gate), None
+            child = launch.spawn_simple(svc, account, env, program, gate)
+            found, strays = None, []
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
@@ -115,7 +130,7 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
             result = _await_ready(svc, account, env, child, handle, record, notify, progress)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
-            launch.abort_start(svc, dirs, child)
+            launch.abort_start(svc, dirs, child, strays)
             if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
                 raise Interrupted(
                     f"{svc.name}: start interrupted; what it had started was stopped, and no "
@@ -129,17 +144,21 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
             gate.close()
 
 
-def _notify_socket(svc: Service, dirs: Dirs, env: dict[str, str]) -> NotifySocket | None:
-    """For ``ready: notify``, the socket the service reports on, named in its NOTIFY_SOCKET;
-    otherwise no NOTIFY_SOCKET at all (not even one from servicectl's own environment)."""
+def _notify_socket(
+    svc: Service, dirs: Dirs, env: dict[str, str], account: Account
+) -> NotifySocket | None:
+    """For ``ready: notify``, the socket the service reports on, named in its NOTIFY_SOCKET
+    (a path socket only its user can write, where that user can reach it: docs/security.md
+    R-NOTIFY-1, R-NOTIFY-2); otherwise no NOTIFY_SOCKET at all (not even one from servicectl's
+    own environment)."""
     from servicectl.ready import NotifySocket, notify_address
 
     if svc.ready is None or svc.ready.kind != "notify":
         env.pop("NOTIFY_SOCKET", None)
         return None
-    address = notify_address(dirs.run, svc.name)
+    address = notify_address(dirs.run, svc.name, account.uid)
     try:
-        notify = NotifySocket(address)
+        notify = NotifySocket(address, uid=account.uid)
     except OSError as exc:
         raise StartFailed(
             f"{svc.name}: cannot create the notify socket {address}: {exc.strerror}"
@@ -209,6 +228,7 @@ def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: No
         phase=PHASE_RUNNING,
         exe=proc.exe_of(pid) or record.exe,
         status_text=notes.status,
+        seen=seen_alive(pid, record.starttime, record.sid) or record.seen,
     )
     launch.write_state(svc, dirs, record)
     handle.close()
@@ -236,49 +256,75 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
-        outcome = _stop_locked(svc, dirs, progress)
+        outcome = _stop_locked(svc, dirs, progress=progress)
     if outcome.pid is not None:
         audit.told(outcome)
     return outcome
 
 
-def _stop_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
-    obs = inspect(svc, dirs)
+def _stop_locked(
+    svc: Service, dirs: Dirs, obs: Observation | None = None, progress: Progress = silent
+) -> Outcome:
+    obs = obs or inspect(svc, dirs)
     if obs.record is not None and obs.record.phase == LAUNCHING:
         obs = _await_orphaned_launch(svc, dirs, obs.record, progress)  # then stop its daemon
     if not obs.running:
         if obs.remnants:
             return _stop_remnants(svc, dirs, obs, progress)
-        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers else []
+        kept: list[str] = []
+        cleaned = clean_leftovers(svc, dirs, obs, kept) if obs.leftovers else []
         message = "not running"
         found = "; ".join(n for n in obs.notes if n)
         if found:
             message += f" ({found})"
         if cleaned:
             message += f"; removed the stale {' and '.join(cleaned)}"
-        return Outcome(svc.name, Exit.OK, message)
+        return Outcome(svc.name, Exit.OK, message + "".join(f"; {k}" for k in kept))
     assert obs.record is not None and obs.pid is not None
     record = obs.record
     t0 = time.monotonic()
     main = Handle(record.pid, record.starttime)
     if not main.valid:
         main.close()
-        cleaned = clean_leftovers(svc, dirs, obs.now(DEAD))
+        kept = []
+        cleaned = clean_leftovers(svc, dirs, obs.now(DEAD), kept)
         return Outcome(
             svc.name,
             Exit.OK,
             f"not running (process {record.pid} exited just now)"
-            + ("; removed the stale " + " and ".join(cleaned) if cleaned else ""),
+            + ("; removed the stale " + " and ".join(cleaned) if cleaned else "")
+            + "".join(f"; {k}" for k in kept),
         )
     group = record.pgid if svc.kill_mode == "group" else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
-    handles = [main] + group_handles(group, exclude=main.pid)
+    if group:
+        _note_seen(svc, dirs, record)
+    handles = [main] + group_handles(group, main.pid, held_by=[main])
     how, elapsed = terminate(svc, handles, group, main.pid, t0, progress=progress)
-    _clean_after_stop(svc, dirs, obs, how)
+    said = _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
-        return Outcome(svc.name, Exit.OK, how, record.pid, elapsed)
-    return Outcome(svc.name, Exit.OK, f"stopped {how} ({elapsed:.2f} s)", record.pid, elapsed)
+        return Outcome(svc.name, Exit.OK, how + said, record.pid, elapsed)
+    message = f"stopped {how} ({elapsed:.2f} s){said}"
+    return Outcome(svc.name, Exit.OK, message, record.pid, elapsed)
+
+
+def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
+    """Record that servicectl saw the service alive now (a start that finds it running, a stop
+    before it signals the group), so that what a crash or an interrupted stop leaves of its
+    group later can be proven the service's (identity.group_remnants). Only for a session the
+    service itself made (servicectl started it, or it leads its session), and only with
+    kill_mode group; a run directory that cannot be written changes nothing."""
+    if record.phase == UNRECORDED or not (record.seen > 0 or record.sid == record.pid):
+        return
+    if record.kill_mode != "group" or svc.kill_mode != "group":
+        return
+    seen = seen_alive(record.pid, record.starttime, record.sid)
+    if seen:
+        try:
+            write_record(dirs.run, svc.name, record._replace(seen=seen))
+        except OSError:
+            pass
 
 
 def _stop_remnants(
@@ -295,7 +341,7 @@ def _stop_remnants(
         else:
             h.close()
     how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0, progress=progress)
-    _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
+    said = _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
     main = f"its main process {obs.record.pid} had already exited"
@@ -303,12 +349,15 @@ def _stop_remnants(
         message = f"{what} {how} ({main})"
     else:
         message = f"stopped {what} {how} ({elapsed:.2f} s; {main})"
-    return Outcome(svc.name, Exit.OK, message, obs.record.pid, elapsed)
+    return Outcome(svc.name, Exit.OK, message + said, obs.record.pid, elapsed)
 
 
-def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> None:
+def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> str:
+    """Remove the stopped service's PID file and record; what was left alone, to be said."""
+    kept: list[str] = []
     try:
-        clean_leftovers(svc, dirs, obs.now(STOPPED))
+        clean_leftovers(svc, dirs, obs.now(STOPPED), kept)
+        return "".join(f"; {k}" for k in kept)
     except ServicectlError as exc:
         done = how if how.startswith("killed") else f"stopped {how}"
         raise ServicectlError(
@@ -327,30 +376,36 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
         try:
-            _preflight(svc)
+            preflight(svc)
         except ServicectlError as exc:
             obs = inspect(svc, dirs)
             if obs.running:
                 exc.message += f"; not restarted: it is still running (pid {obs.pid})"
             raise
-        stopped = _stop_locked(svc, dirs, progress)
+        before = inspect(svc, dirs)
+        _refuse_if_taken(svc, dirs, before)
+        stopped = _stop_locked(svc, dirs, before, progress)
         obs = inspect(svc, dirs)
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
         try:
             pid = _start_locked(svc, dirs, progress)
         except ServicectlError as exc:
-            audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")
+            if before.running:
+                audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")
             raise
-    was = f"was pid {stopped.pid}, " if stopped.pid else ""
-    outcome = Outcome(
-        svc.name, Exit.OK, f"restarted ({was}now pid {pid})", pid, time.monotonic() - t0
-    )
+    if before.running:
+        message = f"restarted (was pid {stopped.pid}, now pid {pid})"
+    elif before.remnants:
+        message = f"started (pid {pid}); it was not running, and first {stopped.message}"
+    else:
+        message = f"started (pid {pid}; it was not running)"
+    outcome = Outcome(svc.name, Exit.OK, message, pid, time.monotonic() - t0)
     audit.told(outcome)
     return outcome
 
 
-def _preflight(svc: Service) -> None:
+def preflight(svc: Service) -> None:
     """What start checks before spawning (user, environment file, program, working directory),
     so that a restart that could not start again does not stop the running instance first."""
     account = resolve_account(svc)
@@ -372,7 +427,17 @@ def try_restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcom
 
 
 def force_reload(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
-    """Reload if the service supports it, else restart it (only if it runs)."""
-    if svc.reload:
+    """Reload if the service supports it, else restart it (only if it runs). A reload by signal
+    is supported only if the process handles that signal (it would die of it otherwise)."""
+    if not svc.reload:
+        return try_restart(svc, dirs, progress)
+    try:
         return reload(svc, dirs)
-    return try_restart(svc, dirs, progress)
+    except SignalNotHandled as exc:
+        outcome = try_restart(svc, dirs, progress)
+        if outcome.pid is not None:
+            outcome.message += (
+                f"; process {exc.pid} does not handle SIG{signal_name(exc.sig)}, so it was "
+                f"restarted instead of reloaded"
+            )
+        return outcome

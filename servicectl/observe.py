@@ -1,36 +1,41 @@
-"""Observing one service without changing anything: which process is it (the identity rules),
-is it running, what is left of it, and the status row.
+"""Observing one service without changing anything: is it running, as which process (by the
+identity rules of identity.py), what is left of it, and the status row.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
 from servicectl import drift, proc
 from servicectl.config import Service
 from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.identity import (
+    expected_exes,
+    forged_reason,
+    group_remnants,
+    hidden_exe,
+    look,
+    recorded_by_other,
+    service_uid,
+    unrecorded_match,
+)
 from servicectl.lock import is_locked
 from servicectl.outcome import Observation
 from servicectl.paths import Dirs, run_dir_problem
 from servicectl.pidfile import (
+    NotAPidFile,
     PidFileRead,
     Record,
     read_pidfile,
     read_record,
     remove_file,
+    remove_pidfile,
     remove_stale_temps,
     state_path,
 )
 from servicectl.proc import ProcInfo
-from servicectl.spawn import (
-    SERVICE_PATH,
-    expected_executables,
-    resolve_account,
-    resolve_program,
-)
 from servicectl.states import (
     DEAD,
     LAUNCHING,
@@ -44,88 +49,22 @@ from servicectl.states import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Identity: is this process the service?
+# Inspection helpers
 
 
-def forged_reason(pid: int, info: ProcInfo | None) -> str | None:
-    """Why ``pid`` can never be a service (init, servicectl or its caller, gone, a zombie, a
-    thread), or None."""
-    if pid == 1:
-        return "PID 1 (init) is never a service"
-    if pid in proc.ancestors_of_self():
-        return f"PID {pid} is servicectl itself or its caller"
-    if info is None:
-        return f"no process has PID {pid}"
-    if info.zombie:
-        return f"PID {pid} has exited (zombie)"
-    tgid = proc.thread_group_of(pid)
-    if tgid is not None and tgid != pid:
-        return f"{pid} is a thread of process {tgid}, not a process"
-    return None
+def _lock_held(dirs: Dirs, name: str) -> bool | None:
+    """Whether a servicectl holds the service's lock now; None if this reader cannot tell."""
+    from servicectl.lock import lock_path
+
+    path = lock_path(dirs.run, name)
+    if os.path.exists(path) and not os.access(path, os.R_OK):
+        return None
+    return is_locked(dirs.run, name)
 
 
-_INTERPRETER = re.compile(
-    r"(python|pypy|perl|ruby|node|nodejs|php|lua|luajit|java|tclsh|Rscript|bash|sh|dash|zsh|"
-    r"ksh|mksh|busybox)[0-9.]*(-[0-9.]+)?$"
-)
-
-
-def unrecorded_match(
-    svc: Service,
-    info: ProcInfo,
-    exes: set[str],
-    uid: int,
-    command: tuple[str, ...] | list[str] | None = None,
-) -> str | None:
-    """Why a process servicectl has no record of is not the service, or None if it matches:
-    the same user and the same executable (FIELD-NOTES 5). When that executable is an
-    interpreter (python, sh, busybox...), which tells nothing of the program, the arguments
-    must be the service's too."""
-    if info.uid != uid:
-        return f"PID {info.pid} belongs to uid {info.uid}, not to the service's uid {uid}"
-    exe = proc.exe_of(info.pid)
-    if exe is None or os.path.realpath(exe) not in exes and exe not in exes:
-        return f"PID {info.pid} runs {exe or info.comm}, not {svc.program}"
-    if _INTERPRETER.match(os.path.basename(exe)):
-        argv = list(command if command is not None else svc.command)
-        if not _same_invocation(proc.cmdline_of(info.pid), argv):
-            shown = " ".join(proc.cmdline_of(info.pid))[:120]
-            return f"PID {info.pid} runs {exe} but not the service's program ({shown})"
-    return None
-
-
-def _same_invocation(cmdline: list[str], argv: list[str]) -> bool:
-    """Whether a process's command line is ``argv`` run directly (``python x.py -v``) or as a
-    #! script (the kernel makes it ``python [opts] /path/x.py -v``)."""
-    args = argv[1:]
-    if cmdline[1:] == args:
-        return True
-    n = len(args)
-    if len(cmdline) < n + 2 or (n and cmdline[-n:] != args):
-        return False
-    script = cmdline[len(cmdline) - n - 1]
-    return os.path.basename(script) == os.path.basename(argv[0])
-
-
-def _service_uid(svc: Service) -> int:
-    try:
-        return resolve_account(svc).uid
-    except ServicectlError:
-        return -1
-
-
-def _expected_exes(svc: Service) -> set[str]:
-    try:
-        return expected_executables(resolve_program(svc, _program_env(svc)))
-    except ServicectlError:
-        # Removed since (its process shows "PATH (deleted)"): the configured path still names it.
-        return {os.path.realpath(svc.program)} if os.path.isabs(svc.program) else set()
-
-
-def _program_env(svc: Service) -> dict[str, str]:
-    """Enough of the service's environment to find its program (its PATH)."""
-    path = dict(svc.environment).get("PATH", SERVICE_PATH)
-    return {"PATH": path}
+def _cannot_tell(why: str, record: Record | None, pf: PidFileRead, notes: list[str]) -> Observation:
+    notes.append(f"servicectl runs as uid {os.geteuid()} and cannot tell whether it runs: {why}")
+    return Observation(UNKNOWN, None, None, record, pf, notes, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +85,8 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         leftovers = True
     else:
         leftovers = record is not None
+    if record is not None and not same_definition(record, svc):
+        return _inspect_other_definition(svc, dirs, record, notes)
     pf = read_pidfile(Path(record.pid_file) if record else svc.pid_file)
     if pf.problem:
         notes.append(pf.problem)
@@ -158,7 +99,40 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         record = None
     if record is not None:
         return _inspect_recorded(svc, dirs, record, pf, notes, leftovers)
-    return _inspect_unrecorded(svc, pf, notes, leftovers)
+    return _inspect_unrecorded(svc, dirs, pf, notes, leftovers)
+
+
+def same_definition(record: Record, svc: Service) -> bool:
+    """Whether ``record`` was written for this definition file (several services directories
+    may share one run directory; a record that names no file is taken as this one's)."""
+    if not record.definition:
+        return True
+    if os.path.realpath(record.definition) == os.path.realpath(svc.file):
+        return True
+    try:
+        return os.path.samefile(record.definition, svc.file)
+    except OSError:
+        return False
+
+
+def _inspect_other_definition(
+    svc: Service, dirs: Dirs, record: Record, notes: list[str]
+) -> Observation:
+    """The name is recorded in this run directory by another definition file: that is another
+    service of the same name. This one is stopped; the other is left alone, running or not."""
+    info, hidden = look(record.pid)
+    runs = hidden or (info is not None and not info.zombie and info.starttime == record.starttime)
+    if runs:
+        notes.append(
+            f"{record.definition} runs a service of this name from {dirs.run} (PID "
+            f"{record.pid}); this one ({svc.file}) is not running"
+        )
+        return Observation(STOPPED, None, None, None, None, notes, taken_by=record.definition)
+    notes.append(
+        f"the state record in {dirs.run} is of {record.definition}, whose process has exited; "
+        f"left to it"
+    )
+    return Observation(STOPPED, None, None, None, None, notes)
 
 
 def _inspect_launching(
@@ -183,42 +157,68 @@ def _inspect_recorded(
 ) -> Observation:
     """The service has a record of this boot: it runs as the recorded process, or as the one
     that replaced it, or it is dead (with what is left of its process group)."""
-    info = proc.read_proc(record.pid)
+    info, hidden = look(record.pid)
+    if hidden:
+        why = f"/proc does not show process {record.pid} to it (mounted with hidepid?)"
+        return _cannot_tell(why, record, pf, notes)
     if info is not None and not info.zombie and info.starttime == record.starttime:
-        if pf.pid is not None and pf.pid != record.pid:
-            notes.append(f"the PID file names {pf.pid}, but the service runs as {record.pid}")
-        elif not pf.exists:
-            notes.append(f"the PID file {pf.path} is missing; servicectl's record is used")
-        state = RUNNING
-        if record.phase == PHASE_STARTING:
-            if is_locked(dirs.run, svc.name):
-                state = STARTING
-            else:
-                notes.append(
-                    "the start that launched it was interrupted before it was confirmed "
-                    "(start_grace or readiness); it has been running since"
-                )
-        return Observation(state, record.pid, info, record, pf, notes, leftovers)
+        return _recorded_running(svc, dirs, record, info, pf, notes, leftovers)
     if info is None or info.zombie:
         notes.append(f"process {record.pid} has exited")
     else:
         notes.append(f"PID {record.pid} now belongs to another process ({info.comm}); left alone")
     if record.type == "forking" and record.sid > 1 and pf.pid not in (None, record.pid):
-        replaced = _adopt_reexec(svc, record, pf, notes)
+        replaced = _adopt_reexec(svc, dirs, record, pf, notes)
         if replaced is not None:
             return replaced
-    remnants = group_remnants(record)
-    if remnants:
-        pids = ", ".join(str(r.pid) for r in remnants)
-        notes.append(
-            f"{len(remnants)} process{'es' if len(remnants) > 1 else ''} of its process "
-            f"group {record.pgid} still running (PID {pids}); stop or start ends them"
-        )
+    remnants, unproven = group_remnants(record)
+    for found, then in ((remnants, "stop or start ends them"), (unproven, _UNPROVEN)):
+        if found:
+            pids = ", ".join(str(r.pid) for r in found)
+            notes.append(
+                f"{len(found)} process{'es' if len(found) > 1 else ''} of its process "
+                f"group {record.pgid} still running (PID {pids}); {then}"
+            )
     return Observation(DEAD, None, None, record, pf, notes, True, remnants)
 
 
+_UNPROVEN = (
+    "servicectl cannot prove they are the service's (they may have taken its old process group "
+    "number since), so it leaves them alone"
+)
+
+
+def _recorded_running(
+    svc: Service,
+    dirs: Dirs,
+    record: Record,
+    info: ProcInfo,
+    pf: PidFileRead,
+    notes: list[str],
+    leftovers: bool,
+) -> Observation:
+    """The recorded process runs: "running", or "starting" while its start is under way."""
+    if pf.pid is not None and pf.pid != record.pid:
+        notes.append(f"the PID file names {pf.pid}, but the service runs as {record.pid}")
+    elif not pf.exists:
+        notes.append(f"the PID file {pf.path} is missing; servicectl's record is used")
+    state = RUNNING
+    if record.phase == PHASE_STARTING:
+        locked = _lock_held(dirs, svc.name)
+        if locked:
+            state = STARTING
+        elif locked is None:
+            notes.append("its start is under way or was interrupted (the lock is not readable)")
+        else:
+            notes.append(
+                "the start that launched it was interrupted before it was confirmed "
+                "(start_grace or readiness); it has been running since"
+            )
+    return Observation(state, record.pid, info, record, pf, notes, leftovers)
+
+
 def _adopt_reexec(
-    svc: Service, record: Record, pf: PidFileRead, notes: list[str]
+    svc: Service, dirs: Dirs, record: Record, pf: PidFileRead, notes: list[str]
 ) -> Observation | None:
     """A forking daemon may have replaced itself (re-exec) and rewritten its PID file: the new
     process must be in the recorded daemon's session (so it came from it), started after it,
@@ -231,7 +231,15 @@ def _adopt_reexec(
     if why is None and cand is not None and cand.starttime < record.starttime:
         why = "it is older than the daemon it would replace"
     if why is None and cand is not None:
-        exes = {record.exe} if record.exe else _expected_exes(svc)
+        other = recorded_by_other(dirs.run, svc.name, cand)
+        if other is not None:
+            why = f"it is service {other}'s process (its state record)"
+    if why is None and cand is not None:
+        if hidden_exe(cand):
+            return _cannot_tell(
+                f"the executable of PID {cand.pid} is not readable", record, pf, notes
+            )
+        exes = {record.exe} if record.exe else expected_exes(svc)
         why = unrecorded_match(svc, cand, exes, record.uid, record.command)
         if why is None:
             adopted = record._replace(
@@ -248,19 +256,30 @@ def _adopt_reexec(
 
 
 def _inspect_unrecorded(
-    svc: Service, pf: PidFileRead, notes: list[str], leftovers: bool
+    svc: Service, dirs: Dirs, pf: PidFileRead, notes: list[str], leftovers: bool
 ) -> Observation:
     """No record: the service runs only if its PID file is trustworthy and names a process with
     the service's user and executable."""
     if pf.pid is None:
         return Observation(DEAD if pf.exists else STOPPED, None, None, None, pf, notes, leftovers)
-    info = proc.read_proc(pf.pid)
+    info, hidden = look(pf.pid)
+    if hidden:
+        why = f"/proc does not show process {pf.pid} to it (mounted with hidepid?)"
+        return _cannot_tell(why, None, pf, notes)
     reason = forged_reason(pf.pid, info)
-    uid = _service_uid(svc)
+    uid = service_uid(svc, dirs)
     if reason is None:
         reason = pf.trusted_by(os.geteuid(), {uid})
     if reason is None and info is not None:
-        reason = unrecorded_match(svc, info, _expected_exes(svc), uid)
+        other = recorded_by_other(dirs.run, svc.name, info)
+        if other is not None:
+            reason = f"it is service {other}'s process (its state record)"
+    if reason is None and info is not None:
+        if info.uid == uid and hidden_exe(info):
+            return _cannot_tell(
+                f"the executable of PID {info.pid} is not readable", None, pf, notes
+            )
+        reason = unrecorded_match(svc, info, expected_exes(svc), uid)
     if reason is not None or info is None:
         notes.append(
             f"the PID file {pf.path} names {pf.pid}, which is not the service: {reason}; left alone"
@@ -290,67 +309,59 @@ def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
         stop_signal=svc.stop_signal,
         stop_timeout=svc.stop_timeout,
         kill_mode=svc.kill_mode,
+        definition=str(svc.file),
     )
 
 
-def group_remnants(record: Record) -> list[ProcInfo]:
-    """Live members of the service's own process group although its main process has exited
-    (a stop interrupted between the main process's exit and its children's, or children that
-    outlived a crash), with the service's user and started after it. ``kill_mode: process``
-    leaves children alone by design: none are reported."""
-    if record.kill_mode != "group" or record.pgid <= 1 or record.pgid == os.getpgrp():
-        return []
-    leader = proc.read_proc(record.pgid)
-    if (
-        leader is not None
-        and not leader.zombie
-        and record.pgid == record.pid
-        and leader.starttime != record.starttime
-    ):
-        return []  # the number leads another group now
-    mine = proc.ancestors_of_self()
-    out = []
-    for member in proc.group_members(record.pgid):
-        info = proc.read_proc(member.pid)
-        if (
-            info is not None
-            and not info.zombie
-            and info.pgid == record.pgid
-            and info.uid == record.uid
-            and info.starttime >= record.starttime
-            and (record.sid <= 1 or info.sid == record.sid)
-            and info.pid not in mine
-        ):
-            out.append(info)
-    return out
+def clean_leftovers(
+    svc: Service, dirs: Dirs, obs: Observation, kept: list[str] | None = None
+) -> list[str]:
+    """Remove a stale PID file and state record of a service that is not running; what was
+    removed ("PID file", "state record").
 
-
-def clean_leftovers(svc: Service, dirs: Dirs, obs: Observation) -> list[str]:
-    """Remove a stale PID file and state record of a service that is not running.
-
-    A file that cannot be removed (read-only or immutable run directory) raises an error that
-    says which, and that status will call the service dead until it is removed.
+    A PID file path is cleaned under docs/security.md R-PID-2 (``pidfile.remove_pidfile``): a
+    file there that is not a PID file (a configuration file named by mistake), or one reached
+    through a symlink another user could have planted, is left alone. With ``kept``, why is
+    appended to it; without, the first such refusal is raised (exit 6 or 4) once the rest is
+    cleaned. A file that cannot be removed (read-only or immutable run directory) raises an
+    error that says which, and that status will call the service dead until it is removed.
     """
     assert not obs.running
-    removed = []
+    removed: list[str] = []
+    refused: list[ServicectlError] = []
     pid_path = obs.pid_read.path if obs.pid_read else svc.pid_file
-    files = [(pid_path, "PID file")]
-    if svc.pid_file != pid_path:
-        files.append((svc.pid_file, "PID file"))
-    files.append((state_path(dirs.run, svc.name), "state record"))
-    for path, what in files:
-        remove_stale_temps(path)
+    for path in dict.fromkeys([pid_path, svc.pid_file]):
         try:
-            if remove_file(path):
-                removed.append(what)
+            if remove_pidfile(path, dirs.run):
+                removed.append("PID file")
+            remove_stale_temps(path)
+        except ServicectlError as exc:
+            if isinstance(exc, NotAPidFile):
+                exc = exc.naming(svc.file)
+            refused.append(ServicectlError(f"{svc.name}: {exc.message}", exit_code=exc.exit_code))
         except OSError as exc:
-            raise ServicectlError(
-                f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
-                f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
-                f"status reports the service dead until it is removed",
-                exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
-            ) from None
+            raise _cannot_remove(svc, path, "PID file", exc) from None
+    state = state_path(dirs.run, svc.name)
+    remove_stale_temps(state)
+    try:
+        if remove_file(state):
+            removed.append("state record")
+    except OSError as exc:
+        raise _cannot_remove(svc, state, "state record", exc) from None
+    if kept is not None:
+        kept += [e.message.removeprefix(f"{svc.name}: ") for e in refused]
+    elif refused:
+        raise refused[0]
     return removed
+
+
+def _cannot_remove(svc: Service, path: Path, what: str, exc: OSError) -> ServicectlError:
+    return ServicectlError(
+        f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
+        f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
+        f"status reports the service dead until it is removed",
+        exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,7 +491,7 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         if obs.record is not None:
             row.status_text = obs.record.status_text
             _own_group(row, obs.info, obs.record)
-            if drift.changed(svc, obs.record.definition):
+            if drift.changed(svc, obs.record.fingerprint):
                 row.definition_changed = True
                 row.notes.append(drift.NOTE)
         if resources:

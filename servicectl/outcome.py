@@ -6,10 +6,8 @@ The bottom of the lifecycle modules: it imports none of them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicectl.errors import ServicectlError
@@ -58,10 +56,21 @@ class Outcome:
 
 class Observation:
     """What is true of a service right now, and the evidence: ``state`` is running, starting,
-    stopped or dead; ``leftovers``: files to clean when not running; ``remnants``: its group,
-    after its main process exited."""
+    stopped, dead or unknown; ``leftovers``: files to clean when not running; ``remnants``: its
+    group, after its main process exited; ``taken_by``: the definition file that runs a
+    service of this name from the same run directory."""
 
-    __slots__ = ("state", "pid", "info", "record", "pid_read", "notes", "leftovers", "remnants")
+    __slots__ = (
+        "state",
+        "pid",
+        "info",
+        "record",
+        "pid_read",
+        "notes",
+        "leftovers",
+        "remnants",
+        "taken_by",
+    )
 
     def __init__(
         self,
@@ -73,6 +82,7 @@ class Observation:
         notes: list[str] | None = None,
         leftovers: bool = False,
         remnants: list[ProcInfo] | None = None,
+        taken_by: str | None = None,
     ) -> None:
         self.state = state
         self.pid = pid
@@ -82,6 +92,8 @@ class Observation:
         self.notes = notes if notes is not None else []
         self.leftovers = leftovers
         self.remnants = remnants if remnants is not None else []
+        # Another definition file runs a service of this name from the same run directory.
+        self.taken_by = taken_by
 
     @property
     def running(self) -> bool:
@@ -98,6 +110,7 @@ class Observation:
             self.notes,
             self.leftovers,
             self.remnants,
+            self.taken_by,
         )
 
 
@@ -113,34 +126,23 @@ def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
 
 
 def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of the service's output log, indented, or a note why there are none."""
+    """The last lines of the service's output log, indented, or a note why there are none.
+
+    Read under docs/security.md R-LOG-1 (``safefile.tail_lines``): a bounded window from the
+    end, never through a symlink another user planted, never blocking on a FIFO.
+    """
+    from servicectl.safefile import describe_refusal, tail_lines
+
     paths = [p for p in dict.fromkeys([svc.stdout, svc.stderr]) if p is not None]
     if not paths:
         return "  (output is discarded: stdout is null)"
     chunks = []
     for path in paths:
-        text = tail_file(path, lines)
+        try:
+            text = tail_lines(path, lines)
+        except (ServicectlError, OSError) as exc:
+            chunks.append(f"  ({path}: {describe_refusal(exc)})")
+            continue
         if text:
             chunks.append(f"  last lines of {path}:\n" + "\n".join("    " + t for t in text))
     return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
-
-
-def tail_file(path: Path, lines: int, end: int | None = None) -> list[str]:
-    """The last ``lines`` lines of a file (up to byte ``end``; default: its end), read from
-    the end backwards, never through a symlink."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell() if end is None else min(end, fh.tell())
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]

@@ -113,8 +113,11 @@ def read_pidfile(path: Path) -> PidFileRead:
     except PermissionError:
         return PidFileRead(path, True, problem=f"the PID file {path} cannot be read")
     if stat.S_ISLNK(st.st_mode):
-        target = os.readlink(path)
-        return PidFileRead(path, True, problem=f"the PID file {path} is a symlink (to {target})")
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:  # replaced since the lstat: a symlink swapped in and out
+            target = ""
+        return PidFileRead(path, True, problem=f"the PID file {path} is a symlink{target}")
     if not stat.S_ISREG(st.st_mode):
         return PidFileRead(path, True, problem=f"the PID file {path} is not a regular file")
     try:
@@ -162,6 +165,18 @@ class NotAPidFile(ServicectlError):
     (docs/security.md R-PID-2). A configuration error: exit 6."""
 
     exit_code = Exit.NOT_CONFIGURED
+
+    def __init__(self, path: Path, what: str, definition: str = "the definition") -> None:
+        super().__init__(
+            f"{path} is not a PID file ({what}); servicectl neither removes nor replaces it "
+            f"(check pid_file: in {definition}; if the file is garbage, remove it yourself)"
+        )
+        self.path = path
+        self.what = what
+
+    def naming(self, definition: Path) -> NotAPidFile:
+        """The same refusal, naming the definition file to check."""
+        return NotAPidFile(self.path, self.what, str(definition))
 
 
 def _pid_text(data: bytes) -> bool:
@@ -211,10 +226,7 @@ def _check_replaceable(dfd: int, path: Path, run_dir: Path | None) -> os.stat_re
         what = f"a file of {st.st_size} bytes that does not hold a PID"
     else:
         what = describe_kind(st)
-    raise NotAPidFile(
-        f"{path} is not a PID file ({what}); servicectl neither removes nor replaces it "
-        f"(check pid_file: in the definition; if the file is garbage, remove it yourself)"
-    )
+    raise NotAPidFile(path, what)
 
 
 def write_pidfile(path: Path, pid: int, run_dir: Path | None = None) -> None:
@@ -264,19 +276,31 @@ def remove_pidfile(path: Path, run_dir: Path | None = None) -> bool:
 
 def remove_stale_temps(path: Path) -> None:
     """Remove temp files that atomic_write left for ``path`` when its writer was killed between
-    creating and renaming them. Only under the service's lock: no writer can be at work then."""
+    creating and renaming them. Only under the service's lock: no writer can be at work then.
+    The directory is reached under R-PATH-1; nothing is reported (this is tidying)."""
     prefix = f".{path.name}."
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
-    except OSError:
+        dfd = open_dir(path.parent)
+    except (OSError, ServicectlError):
         return
-    for name in names:
-        middle = name[len(prefix) : -len(".tmp")]
-        if middle.isdigit():
-            try:
-                remove_file(path.parent / name)
-            except OSError:
-                pass
+    try:
+        rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            names = [n for n in os.listdir(rfd) if n.startswith(prefix) and n.endswith(".tmp")]
+        finally:
+            os.close(rfd)
+        for name in names:
+            if name[len(prefix) : -len(".tmp")].isdigit():
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                        os.unlink(name, dir_fd=dfd)
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 def remove_file(path: Path) -> bool:
@@ -315,8 +339,10 @@ class Record(NamedTuple):
     status_text: str | None = None
     notify_socket: str | None = None
     sid: int = 0  # the session of the recorded process (0: unknown)
+    seen: int = 0  # clock ticks since boot at which servicectl saw it alive in that session
+    definition: str | None = None  # the definition file it was started from (None: unknown)
     # The definition's files at start, (path, mtime_ns, size, sha256) each (see drift.py).
-    definition: tuple[tuple[str, int, int, str], ...] = ()
+    fingerprint: tuple[tuple[str, int, int, str], ...] = ()
 
     def to_json(self) -> bytes:
         import json
@@ -334,8 +360,8 @@ class Record(NamedTuple):
         values = {k: v for k, v in data.items() if k in known}
         if "command" in values:
             values["command"] = tuple(values["command"])
-        if "definition" in values:
-            values["definition"] = tuple(tuple(entry) for entry in values["definition"])
+        if "fingerprint" in values:
+            values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
         return cls(**values)
 
 
@@ -358,7 +384,9 @@ def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, f"the state file {path} is not a regular file; ignored"
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        # Written by servicectl as root, or as the user reading it (docs/security.md R-RUN-2):
+        # a non-root reader trusts root's records, or it would call every service dead.
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
             return None, f"the state file {path} was not written by servicectl; ignored"
         raw = os.read(fd, 1 << 20)
     finally:

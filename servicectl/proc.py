@@ -109,9 +109,23 @@ def cmdline_of(pid: int) -> list[str]:
 
 
 def uptime_ticks() -> int:
-    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime``."""
+    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime`` (both rounded down;
+    parsed exactly: a float would make 12.34 s read as 1233 ticks)."""
     with open("/proc/uptime") as fh:
-        return int(float(fh.read().split()[0]) * CLK_TCK)
+        seconds, _, hundredths = fh.read().split()[0].partition(".")
+    return int(seconds) * CLK_TCK + int(hundredths.ljust(2, "0")[:2]) * CLK_TCK // 100
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs of the process's children (every thread's), or [] if they cannot be read."""
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out += [int(c) for c in fh.read().split()]
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 def age_seconds(info: ProcInfo) -> float:
@@ -287,6 +301,44 @@ def group_members(pgid: int, fresh_after: float | None = None) -> list[ProcInfo]
     if pgid <= 0:
         return []
     return _GROUPS.members(pgid, time.monotonic() if fresh_after is None else fresh_after)
+
+
+def snapshot() -> list[ProcInfo]:
+    """Every live (non-zombie) process, from one /proc scan (``uid`` is not filled in: -1)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                info = _parse_stat(int(name), fh.read())
+        except (OSError, IndexError, ValueError):
+            continue
+        if not info.zombie:
+            out.append(info)
+    return out
+
+
+def descendants(roots: Iterable[tuple[int, int]]) -> list[ProcInfo]:
+    """The live descendants of ``roots`` ((PID, start time) pairs; not the roots themselves),
+    by their parent links in one /proc scan. A root must still have its start time and a child
+    must have started no earlier than its parent: a reused PID brings in no one's children."""
+    children: dict[int, list[ProcInfo]] = {}
+    now: dict[int, ProcInfo] = {}
+    for info in snapshot():
+        now[info.pid] = info
+        children.setdefault(info.ppid, []).append(info)
+    todo = [now[pid] for pid, start in roots if pid in now and now[pid].starttime == start]
+    seen = {r.pid for r in todo}
+    out = []
+    while todo:
+        parent = todo.pop()
+        for child in children.get(parent.pid, ()):
+            if child.pid not in seen and child.starttime >= parent.starttime:
+                seen.add(child.pid)
+                out.append(child)
+                todo.append(child)
+    return out
 
 
 def is_descendant(pid: int, ancestor: int) -> bool:

@@ -5,13 +5,14 @@ then READY=1), or its reload_command.
 from __future__ import annotations
 
 import select
+import shlex
 import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 from servicectl import audit, proc
 from servicectl.config import Service, signal_name
-from servicectl.errors import Exit
+from servicectl.errors import Exit, ServicectlError
 from servicectl.observe import inspect
 from servicectl.outcome import LOG_TAIL_LINES, Outcome, locked, log_tail
 from servicectl.paths import Dirs
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
     from servicectl.ready import NotifySocket
 
 RELOADING_WINDOW = 1.0  # how long a notify service has to say RELOADING=1 after the signal
+
+
+class SignalNotHandled(ServicectlError):
+    """The service's process does not catch its reload signal, which would kill it (exit 1):
+    reload refuses, force-reload restarts instead."""
+
+    def __init__(self, message: str, pid: int, sig: int) -> None:
+        super().__init__(message, exit_code=Exit.FAILURE)
+        self.pid = pid
+        self.sig = sig
 
 
 def reload(svc: Service, dirs: Dirs) -> Outcome:
@@ -57,14 +68,12 @@ def _reload(svc: Service, dirs: Dirs) -> Outcome:
         sig = svc.reload_signal
         harmless = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
         if proc.signal_disposition(pid, sig) == "default" and sig not in harmless:
-            return Outcome(
-                svc.name,
-                Exit.FAILURE,
-                f"not reloaded: process {pid} does not handle SIG{signal_name(sig)}, which "
-                f"would kill it; use restart (or set reload_signal/reload_command in "
-                f"{svc.file})",
-                pid,
-                ok_line=False,
+            raise SignalNotHandled(
+                f"{svc.name}: not reloaded: process {pid} does not handle "
+                f"SIG{signal_name(sig)}, which would kill it; use restart (or set "
+                f"reload_signal/reload_command in {svc.file})",
+                pid=pid,
+                sig=sig,
             )
         notify = _open_notify(obs.record)
         try:
@@ -90,7 +99,7 @@ def _open_notify(record: Record) -> NotifySocket | None:
     if not record.notify_socket:
         return None
     try:
-        return NotifySocket(record.notify_socket)
+        return NotifySocket(record.notify_socket, uid=record.uid)
     except OSError:
         return None
 
@@ -172,10 +181,10 @@ def _reload_command(svc: Service, pid: int) -> Outcome:
         return Outcome(
             svc.name,
             Exit.FAILURE,
-            f"reload failed: {' '.join(svc.reload_command)} "
+            f"reload failed: {shlex.join(svc.reload_command)} "
             f"{proc.describe_exit(result.returncode)}",
             pid,
             detail=detail,
             ok_line=False,
         )
-    return Outcome(svc.name, Exit.OK, f"reloaded ({' '.join(svc.reload_command)})", pid)
+    return Outcome(svc.name, Exit.OK, f"reloaded ({shlex.join(svc.reload_command)})", pid)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from servicectl.config import Service
 
 Step = tuple[int, float]  # (signal, seconds to wait for the exit after sending it)
+TREE_ROUNDS = 8  # how many times kill_tree looks for children forked while it freezes a tree
 
 
 def schedule(svc: Service) -> list[Step]:
@@ -54,7 +55,11 @@ def terminate(
         for i, (sig, seconds) in enumerate(steps):
             if i > 0 and group:
                 known = {h.pid for h in handles if not h.exited()}
-                handles += [h for h in group_handles(group, exclude) if h.pid not in known]
+                late = group_handles(group, exclude, held_by=handles)
+                handles += [h for h in late if h.pid not in known]
+                for h in late:
+                    if h.pid in known:
+                        h.close()
             deadline = (t0 if i == 0 else time.monotonic()) + seconds
             final = i == len(steps) - 1
             progress(svc.name, f"{signal_name(sig)} sent", seconds)
@@ -77,6 +82,33 @@ def kill_and_reap(targets: list[Handle]) -> None:
         _step(targets, signal.SIGKILL, time.monotonic() + KILL_CONFIRM_TIMEOUT, final=True)
     finally:
         _reap_and_close(targets)
+
+
+def kill_tree(roots: list[tuple[int, int]]) -> None:
+    """SIGKILL ``roots`` ((PID, start time) pairs) and every descendant of theirs, found by
+    ancestry (``setsid`` children too, which no process group reaches): the clean-up of a
+    failed start.
+
+    The tree is frozen first (SIGSTOP, one verified pidfd per process, looking again for
+    children forked meanwhile) so that no process can fork past the sweep; then all of it is
+    killed, waited for and reaped. Not cancellable: this is cleanup.
+    """
+    held: dict[int, Handle] = {}
+    todo = list(roots)
+    for _ in range(TREE_ROUNDS):
+        for pid, starttime in todo:
+            if pid in held:
+                continue
+            h = Handle(pid, starttime)
+            if h.valid and h.send(signal.SIGSTOP):
+                held[pid] = h
+            else:
+                h.close()
+        found = proc.descendants((h.pid, h.starttime) for h in held.values())
+        todo = [(d.pid, d.starttime) for d in found if d.pid not in held]
+        if not todo:
+            break
+    kill_and_reap(list(held.values()))
 
 
 def _step(
@@ -102,7 +134,7 @@ def _step(
             h.send(signal.SIGCONT)  # a stopped process cannot act on TERM (FIELD-NOTES 14)
     alive = proc.wait_all_exit(alive, deadline, cancellable=not final)
     if group and not alive and not final:
-        late = group_handles(group, exclude=exclude)
+        late = group_handles(group, exclude, held_by=handles)
         handles += late
         alive = proc.wait_all_exit(late, deadline)
     return alive
@@ -135,8 +167,14 @@ def _reap_and_close(handles: list[Handle]) -> None:
         h.close()
 
 
-def group_handles(pgid: int, exclude: int) -> list[Handle]:
-    """Handles on the live members of process group ``pgid`` (but ``exclude``)."""
+def group_handles(pgid: int, exclude: int, held_by: list[Handle] | None = None) -> list[Handle]:
+    """Handles on the live members of process group ``pgid`` (but ``exclude``).
+
+    With ``held_by`` (the service's processes known so far), the members are taken only if
+    one of those is still in the group after the scan, alive or a zombie: a group's number
+    cannot be reused while a process has it, so the group was the service's all along
+    (docs/security.md R-PROC-3). Otherwise nothing is proven, and none is returned.
+    """
     if pgid <= 1:
         return []
     out = []
@@ -150,7 +188,17 @@ def group_handles(pgid: int, exclude: int) -> list[Handle]:
             out.append(h)
         else:
             h.close()
+    if held_by is not None and out and not any(_in_group(h, pgid) for h in held_by):
+        for h in out:
+            h.close()
+        return []
     return out
+
+
+def _in_group(h: Handle, pgid: int) -> bool:
+    """Whether the handle's process is still there (a zombie counts) in group ``pgid``."""
+    info = proc.read_proc(h.pid)
+    return info is not None and info.starttime == h.starttime and info.pgid == pgid
 
 
 def stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrupted:

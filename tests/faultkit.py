@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conftest import DAEMONS, PY, TAG_VAR, ProcEntry, alive, kill_pids, live_processes, wait_for
 
@@ -163,3 +164,59 @@ def assert_clear(res: subprocess.CompletedProcess[str], *words: str) -> None:
 def chattr(path: Path, flag: str) -> bool:
     """``chattr +i``/``-i``; False where the file system does not support it."""
     return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def spawn_with_pid(
+    pid: int, argv: list[str], env: dict[str, str], **kw: Any
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with PID ``pid`` (root: /proc/sys/kernel/ns_last_pid), or skip: how an
+    attacker who waited for the PID's reuse would get it, without the wait."""
+    import pytest
+
+    for _ in range(200):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as fh:
+            fh.write(str(pid - 1))
+        p = subprocess.Popen(argv, env=env, **kw)
+        if p.pid == pid:
+            return p
+        p.kill()
+        p.wait()
+    pytest.skip(f"could not get PID {pid} back (a busy machine)")
+
+
+@contextmanager
+def subreaper() -> Iterator[None]:
+    """Make this test process the reaper of orphans (so that a PID can be freed at once), and
+    reap what it adopted at the end."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    try:
+        yield
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+
+def reap_adopted(keep: set[int]) -> None:
+    """Reap this process's exited children but ``keep`` (the ones a Popen waits for): what it
+    adopted as a subreaper."""
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in keep:
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] in (b"Z", b"X"):
+            try:
+                os.waitpid(int(name), os.WNOHANG)
+            except ChildProcessError:
+                pass

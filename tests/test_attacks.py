@@ -7,8 +7,7 @@ traceback, and the exit code. Rules attacked here:
 R-PATH-1, R-OUT-1, R-OUT-2, R-OUT-3, R-OUT-4 (output files), R-ENV-1..4 (env_file),
 R-PID-2 (PID files that are not PID files), R-LOCK-1 (read-only run directory),
 R-NOTIFY-1..3 (notify socket), R-DEF-1..3 (untrusted services directory and definitions),
-R-LOG-1 (bounded tails). Tests marked xfail(strict) need wiring into the start/stop code (phase
-2 of the security work): they turn into failures, as a reminder, once that is done.
+R-LOG-1 (bounded tails).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl, by another user"
 )
 
-WIRING = "phase 2 wiring into the start/stop code (docs/security.md)"
 SECRET = "root:$6$SECRETHASH$abc:19000:0:99999:7:::\n"
 
 
@@ -368,7 +366,6 @@ def test_R_PID_2_write_and_remove_refuse_what_is_not_a_pid_file(env: Env) -> Non
     assert remove_pidfile(garbage, run_dir=env.run)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING + ": clean_leftovers uses remove_pidfile")
 def test_R_PID_2_start_and_stop_never_delete_a_file_that_is_not_a_pid_file(
     env: Env, decoy: Recorder
 ) -> None:
@@ -629,16 +626,16 @@ def test_R_DEF_3_a_user_runs_their_own_services_as_before(user: User) -> None:
 
 # -- R-LOG-1: bounded tails -----------------------------------------------------------------------
 
-# Peak memory from VmHWM (this process's own address space): ru_maxrss would also count the
-# parent's memory at fork time (the pytest process), which exec carries over.
+# The peak memory of this process alone (VmHWM): ru_maxrss would start at the RSS of the pytest
+# process that spawned it (vfork), whatever tail_lines does.
 TAIL = """
-import json, sys, time
+import json, re, sys, time
 from servicectl.safefile import tail_lines
 t0 = time.monotonic()
 lines = tail_lines(sys.argv[1], 5)
 seconds = time.monotonic() - t0
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
-print(json.dumps([lines, seconds, int(hwm)]))
+hwm = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+print(json.dumps([lines, seconds, hwm]))
 """
 
 
@@ -664,7 +661,6 @@ def test_R_LOG_1_tail_lines_reads_a_bounded_amount(env: Env) -> None:
         assert lines[-1] in ("the last line", "z") or lines[-1].startswith("[...] ")
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING + ": logs and the failed-start tail use tail_lines")
 def test_R_LOG_1_logs_and_failed_starts_show_a_bounded_tail(env: Env) -> None:
     env.write("web", {"command": "false", "start_grace": 0.5})
     env.log.mkdir()

@@ -49,6 +49,24 @@ def scan(tag: str) -> dict[int, tuple[str, int]]:
     return out
 
 
+def _ticks() -> int:
+    with open("/proc/uptime") as fh:
+        seconds, _, hundredths = fh.read().split()[0].partition(".")
+    return int(seconds) * 100 + int(hundredths[:2].ljust(2, "0"))
+
+
+def _starttime(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rpartition(b")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _children_of(tag: str, pid: int) -> int:
+    return sum(1 for s, ppid in scan(tag).values() if s == "parent/child" and ppid == pid)
+
+
 def locks_held_by(pid: int) -> bool:
     with open("/proc/locks") as fh:
         return any(line.split()[4] == str(pid) for line in fh if len(line.split()) > 4)
@@ -90,7 +108,9 @@ class World:
             "parent",
             {
                 "command": [PY, str(DAEMONS / "parent_with_children.py"), "--children", "2"],
-                "start_grace": 0,
+                # Ready once its children run: they are then proven its own (R-PROC-3), and
+                # stop or start ends them after a kill -9 of the parent.
+                "ready": "notify",
                 "environment": {SVC_VAR: "parent", "CHILDREN_FILE": str(self.children_file)},
                 **common,
             },
@@ -290,6 +310,7 @@ class ServiceModel(RuleBasedStateMachine):
     @rule(svc=st.sampled_from(SERVICES), during=st.sampled_from(("start", "stop")))
     def servicectl_killed(self, svc: str, during: str) -> None:
         """SIGKILL servicectl in the middle of a start or a stop; the next command recovers."""
+        since = _ticks()
         p = self.world.env.popen(during, svc)
 
         def midway() -> bool:
@@ -312,6 +333,13 @@ class ServiceModel(RuleBasedStateMachine):
             mains = self.mains()[svc]
             if not mains:
                 return True
+            if (
+                svc == "parent"
+                and _starttime(mains[0]) >= since
+                and _children_of(self.world.env.tag, mains[0]) < 2
+            ):
+                return False  # a new parent: the next start sees it with its children
+
             named = set()
             try:
                 named.add(int(self.world.pid_file(svc).read_text()))

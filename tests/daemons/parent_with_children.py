@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Test daemon for servicectl: forks N idle children, lists them in $CHILDREN_FILE.
-On SIGTERM the parent exits 0 without touching its children (a manager must signal the group)."""
+"""Test daemon for servicectl: forks N idle children, lists them in $CHILDREN_FILE, then says
+READY=1 to $NOTIFY_SOCKET if set. On SIGTERM the parent exits 0 without touching its children
+(a manager must signal the group)."""
 
 import argparse
 import os
@@ -45,6 +46,15 @@ def main() -> int:
             f.write("".join(f"{pid}\n" for pid in pids))
         os.rename(tmp, path)
     print(f"parent {os.getpid()} children {' '.join(map(str, pids))}", flush=True)
+    notify = os.environ.get("NOTIFY_SOCKET")  # ready: notify: ready once the children run
+    if notify:
+        import socket
+
+        addr = "\0" + notify[1:] if notify.startswith("@") else notify
+        try:
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", addr)
+        except OSError:
+            pass  # no one listens (its servicectl was killed): as sd_notify, carry on
     while True:
         signal.pause()
 
