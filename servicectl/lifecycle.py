@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from servicectl import launch, proc
 from servicectl.config import Service
 from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.expansion import expanded
 from servicectl.observe import clean_leftovers, inspect
 from servicectl.outcome import (
     KILL_CONFIRM_TIMEOUT,
@@ -25,6 +26,7 @@ from servicectl.outcome import (
 )
 from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
+from servicectl.preflight import prepare
 from servicectl.proc import Handle
 from servicectl.reloading import reload
 from servicectl.spawn import Account, Gate, build_environment, resolve_account, resolve_program
@@ -49,6 +51,7 @@ def start(svc: Service, dirs: Dirs) -> Outcome:
             obs = _await_orphaned_launch(svc, dirs, obs.record)
         if obs.running:
             return _already_running(svc, dirs, obs)
+        prepare(svc, "not started")  # directories, config test
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         pid = _start_locked(svc, dirs)
@@ -87,6 +90,7 @@ def _start_locked(svc: Service, dirs: Dirs) -> int:
     interruption, what was started is killed and no PID file or record of it is left."""
     account = resolve_account(svc)
     env = build_environment(svc, account)
+    svc = expanded(svc, env)  # $VAR in its commands
     program = resolve_program(svc, env)
     notify = _notify_socket(svc, dirs, env)
     gate = Gate() if svc.type == "simple" else None
@@ -306,6 +310,7 @@ def restart(svc: Service, dirs: Dirs) -> Outcome:
     with locked(svc, dirs):
         try:
             _preflight(svc)
+            prepare(svc, "")  # directories, config test: before anything is stopped
         except ServicectlError as exc:
             obs = inspect(svc, dirs)
             if obs.running:
@@ -324,7 +329,8 @@ def _preflight(svc: Service) -> None:
     """What start checks before spawning (user, environment file, program, working directory),
     so that a restart that could not start again does not stop the running instance first."""
     account = resolve_account(svc)
-    resolve_program(svc, build_environment(svc, account))
+    env = build_environment(svc, account)
+    resolve_program(expanded(svc, env), env)
     if not svc.working_directory.is_dir():
         raise ServicectlError(
             f"{svc.name}: working directory {svc.working_directory} does not exist "
