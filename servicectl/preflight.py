@@ -169,7 +169,7 @@ def _collect(child: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bo
     data, eof, exited_at = b"", False, None
     while True:
         now = time.monotonic()
-        if exited_at is None and child.poll() is not None:
+        if exited_at is None and _exited(child.pid):
             exited_at = now
         if exited_at is not None and (eof or now >= exited_at + DRAIN):
             return data, True
@@ -182,6 +182,15 @@ def _collect(child: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bo
             chunk = os.read(fd, 65536)
             eof = not chunk
             data = (data + chunk)[-OUTPUT_BYTES:]
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child has exited, without reaping it: until the caller reaps it, its PID
+    (the number of its process group) cannot be reused, so killing that group is safe."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def _kill_group(pgid: int) -> None:
