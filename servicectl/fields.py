@@ -427,8 +427,10 @@ def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float
     list of the same items, as (signal, seconds) steps."""
     if value is None or value == "":
         return ()
-    if isinstance(value, int) and not isinstance(value, bool) or str(value).strip().isdigit():
-        value = f"TERM/{value}/KILL/{value}".replace(" ", "")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SECONDS:
+        value = f"TERM/{value}/KILL/{value}"
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,7}\s*", value):
+        value = f"TERM/{value.strip()}/KILL/{value.strip()}"
     items = value.split("/") if isinstance(value, str) else value
     expected = f'at most {MAX_STEPS} SIG/SECS pairs such as "QUIT/5/TERM/5/KILL/5"'
     if not isinstance(items, list) or not items or len(items) % 2 or len(items) > 2 * MAX_STEPS:

@@ -557,7 +557,9 @@ def test_initd_shim_hands_actions_to_servicectl(env: Env, tmp_path: Path) -> Non
     assert subprocess.run([str(shim), "stop"], env=environ).returncode == 0
 
 
-def test_unit_expresses_the_config_test_and_the_schedule(env: Env) -> None:
+def test_unit_expresses_the_config_test_and_the_schedule(env: Env, tmp_path: Path) -> None:
+    from test_shims import _systemd_verify
+
     env.write(
         "web",
         "command: sleep 1\ncheck_command: [nginx, -t]\nstop_schedule: QUIT/20/TERM/20/KILL/5\n"
@@ -571,3 +573,7 @@ def test_unit_expresses_the_config_test_and_the_schedule(env: Env) -> None:
     assert "servicectl action web rotate" in text
     plain = assert_ok(env.sc("unit", "--stdout", "plain")).stdout
     assert "ExecStartPre" not in plain and "ExecReload=" in plain
+    out = tmp_path / "units"
+    out.mkdir()
+    assert_ok(env.sc("unit", "--dir", str(out), "web", "plain"))
+    _systemd_verify(sorted(out.glob("*.service")))
