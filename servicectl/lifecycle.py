@@ -194,6 +194,11 @@ def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: No
         handle, info, record = launch.adopt_mainpid(svc, record, handle, notes.mainpid)
         pid = info.pid
         launch.write_state(svc, dirs, pid=pid)
+    now = proc.read_proc(pid) if svc.type == "forking" else None
+    if now is not None and now.starttime == record.starttime and now.sid != record.sid:
+        # A daemon whose parent wrote its PID file (Debian's nginx) may call setsid() after
+        # servicectl read it: its session and group are what they are now.
+        record = record._replace(sid=now.sid, pgid=launch.own_group(svc, now))
     record = record._replace(
         phase=PHASE_RUNNING,
         exe=proc.exe_of(pid) or record.exe,

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from conftest import ROOT, Env, alive, assert_ok, free_port, wait_for
+from conftest import ROOT, Env, alive, assert_ok, free_port, kill_pids, wait_for
 
 EXAMPLES = ROOT / "examples" / "distro"
 SBIN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -144,8 +144,13 @@ class Nginx:
 
 
 @pytest.fixture
-def nginx(env: Env, shared: Path) -> Nginx:
-    return Nginx(env, shared)
+def nginx(env: Env, shared: Path) -> Iterator[Nginx]:
+    n = Nginx(env, shared)
+    try:
+        yield n
+    finally:  # a master made by an upgrade has lost the test's tag (nginx resets environ)
+        pids = n.masters()
+        kill_pids([c.pid for p in pids for c in psutil.Process(p).children()] + pids)
 
 
 def test_nginx_restart_with_a_broken_config_keeps_the_old_master(env: Env, nginx: Nginx) -> None:
