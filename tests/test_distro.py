@@ -150,7 +150,12 @@ def nginx(env: Env, shared: Path) -> Iterator[Nginx]:
         yield n
     finally:  # a master made by an upgrade has lost the test's tag (nginx resets environ)
         pids = n.masters()
-        kill_pids([c.pid for p in pids for c in psutil.Process(p).children()] + pids)
+        for master in list(pids):
+            try:
+                pids += [c.pid for c in psutil.Process(master).children()]
+            except psutil.NoSuchProcess:
+                pass
+        kill_pids(pids)
 
 
 def test_nginx_restart_with_a_broken_config_keeps_the_old_master(env: Env, nginx: Nginx) -> None:

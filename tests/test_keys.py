@@ -579,3 +579,39 @@ def test_unit_expresses_the_config_test_and_the_schedule(env: Env, tmp_path: Pat
     out.mkdir()
     assert_ok(env.sc("unit", "--dir", str(out), "web", "plain"))
     _systemd_verify(sorted(out.glob("*.service")))
+
+
+# ---------------------------------------------------------------------------------------------
+# A forking daemon whose parent writes the PID file before the child's setsid (Debian's nginx)
+
+LATE_SETSID = """
+import os, sys, time
+pid = os.fork()
+if pid:
+    open(sys.argv[1], "w").write(f"{pid}\\n")  # the parent writes it, as Debian's nginx does
+    os._exit(0)
+time.sleep(0.2)
+os.setsid()
+time.sleep(300)
+"""
+
+
+def test_a_late_setsid_is_recorded(env: Env) -> None:
+    import json
+
+    pid_file = env.root / "late.pid"
+    env.write(
+        "late",
+        {
+            "type": "forking",
+            "command": [PY, "-c", LATE_SETSID, str(pid_file)],
+            "pid_file": str(pid_file),
+            "start_grace": 0.5,
+        },  # fmt: skip
+    )
+    assert_ok(env.sc("start", "late"))
+    pid = env.pid("late", pid_file)
+    record = json.loads((env.run / "late.state").read_text())
+    assert (record["sid"], record["pgid"]) == (pid, pid) == (os.getsid(pid), os.getpgid(pid))
+    assert_ok(env.sc("stop", "late"))
+    assert not alive(pid)
