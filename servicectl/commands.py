@@ -408,7 +408,7 @@ def list_(as_json: bool) -> int:
     return Exit.OK
 
 
-def check(names: tuple[str, ...]) -> int:
+def check(names: tuple[str, ...], run_checks: bool = False) -> int:
     asked = _names(names)
     catalog = _catalog(use_cache=False)
     code = 0
@@ -421,19 +421,23 @@ def check(names: tuple[str, ...]) -> int:
         if not wanted:
             face.error(f"no service definitions in {catalog.dirs.services}")
             return Exit.NOT_CONFIGURED
+    from servicectl.preflight import check_more
     from servicectl.spawn import env_file_problems
 
     for name in wanted:
         errors: list[ServicectlError] = (
             list(catalog.invalid[name].errors) if name in catalog.invalid else []
         )
+        done = ""
         if not errors:
             errors += env_file_problems(catalog.services[name])
+        if not errors:  # unset $VARIABLES (warnings), --run-checks
+            done = check_more(catalog.services[name], run_checks, errors)
         for err in errors:
-            face.error(err.message)
+            face.error(err.message, err.detail)
             code = max(code, err.exit_code)
         if not errors:
-            face.line(shown(f"{name}: ok ({catalog.services[name].file})"))
+            face.line(shown(f"{name}: ok ({catalog.services[name].file}{done})"))
     return code
 
 

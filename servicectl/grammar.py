@@ -345,17 +345,53 @@ COMMANDS: dict[str, Command] = {
         Command(
             "check",
             "check",
-            "Validate definitions without touching any process (6 if any is invalid).",
+            "Validate definitions without touching any process (6 if any is invalid); warn "
+            "about unset $VARIABLES their commands use.",
             (SOME_NAMES,),
-            (),
             (
-                (0, "every definition is valid"),
-                (1, "the output could not be written"),
+                Opt(
+                    "run_checks",
+                    ("--run-checks",),
+                    "flag",
+                    False,
+                    "Also make their directories and run their config tests (check_command), "
+                    "as start would.",
+                ),
+            ),
+            (
+                (0, "every definition is valid (and, with --run-checks, passes its test)"),
+                (1, "the output could not be written, or a directory could not be made"),
                 (2, "usage error"),
-                (5, "unknown service"),
-                (6, "an invalid definition"),
+                (4, "a directory could not be made: a symlink servicectl does not follow"),
+                (5, "unknown service, or its config test's program is not installed"),
+                (6, "an invalid definition, or a failed config test"),
             ),
             output_code=1,
+        ),
+        Command(
+            "action",
+            "actions:command",
+            "Run one of the service's actions (extra verbs such as rotate or upgrade): send "
+            "its signal to the running service, or run its command.",
+            (
+                Arg("name", "NAME", "Service name.", variadic=False),
+                Arg(
+                    "verb",
+                    "VERB",
+                    "One of the verbs under actions: in its definition.",
+                    variadic=False,
+                ),
+            ),
+            (),
+            (
+                (0, "done"),
+                (1, "the signal would kill the process, or the command failed"),
+                (2, "usage error, or a verb the service does not have (its verbs are listed)"),
+                (4, "insufficient privilege, or an unusable run directory"),
+                (5, "unknown service, or the command's program is not installed"),
+                (6, "invalid definition"),
+                (7, "not running (a signal action)"),
+            ),
         ),
         Command(
             "logs",

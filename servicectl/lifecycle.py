@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from servicectl import audit, launch, proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.expansion import expanded
 from servicectl.identity import seen_alive
 from servicectl.observe import clean_leftovers, inspect
 from servicectl.outcome import (
@@ -26,6 +27,7 @@ from servicectl.outcome import (
 )
 from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
+from servicectl.preflight import prepare
 from servicectl.proc import Handle
 from servicectl.progress import Progress, silent
 from servicectl.reloading import SignalNotHandled, reload
@@ -53,6 +55,7 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         if obs.running:
             return _already_running(svc, dirs, obs)
         _refuse_if_taken(svc, dirs, obs)
+        prepare(svc, "not started")  # directories, config test
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         try:
@@ -113,6 +116,7 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
     interruption, what was started is killed and no PID file or record of it is left."""
     account = resolve_account(svc)
     env = build_environment(svc, account)
+    svc = expanded(svc, env)  # $VAR in its commands
     program = resolve_program(svc, env)
     notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
@@ -224,6 +228,11 @@ def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: No
         handle, info, record = launch.adopt_mainpid(svc, record, handle, notes.mainpid)
         pid = info.pid
         launch.write_state(svc, dirs, pid=pid)
+    now = proc.read_proc(pid) if svc.type == "forking" else None
+    if now is not None and now.starttime == record.starttime and now.sid != record.sid:
+        # A daemon whose parent wrote its PID file (Debian's nginx) may call setsid() after
+        # servicectl read it: its session and group are what they are now.
+        record = record._replace(sid=now.sid, pgid=launch.own_group(svc, now))
     record = record._replace(
         phase=PHASE_RUNNING,
         exe=proc.exe_of(pid) or record.exe,
@@ -377,6 +386,7 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     with locked(svc, dirs):
         try:
             preflight(svc)
+            prepare(svc, "")  # directories, config test: before anything is stopped
         except ServicectlError as exc:
             obs = inspect(svc, dirs)
             if obs.running:
@@ -409,7 +419,8 @@ def preflight(svc: Service) -> None:
     """What start checks before spawning (user, environment file, program, working directory),
     so that a restart that could not start again does not stop the running instance first."""
     account = resolve_account(svc)
-    resolve_program(svc, build_environment(svc, account))
+    env = build_environment(svc, account)
+    resolve_program(expanded(svc, env), env)
     if not svc.working_directory.is_dir():
         raise ServicectlError(
             f"{svc.name}: working directory {svc.working_directory} does not exist "

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from servicectl import audit, proc
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, ServicectlError
+from servicectl.expansion import expand_command
 from servicectl.observe import inspect
 from servicectl.outcome import LOG_TAIL_LINES, Outcome, locked, log_tail
 from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
+from servicectl.preflight import prepare
 from servicectl.proc import Handle
 from servicectl.spawn import build_environment, resolve_account, resolve_program
 from servicectl.states import LAUNCHING
@@ -63,6 +65,7 @@ def _reload(svc: Service, dirs: Dirs) -> Outcome:
                 svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
             )
         pid = obs.record.pid
+        prepare(svc, f"not reloaded: pid {pid} runs on as it was", directories=False)
         if svc.reload_command:
             return _reload_command(svc, pid)
         sig = svc.reload_signal
@@ -152,13 +155,14 @@ def _reload_command(svc: Service, pid: int) -> Outcome:
     account = resolve_account(svc)
     env = build_environment(svc, account)
     env["MAINPID"] = str(pid)
-    program = resolve_program(svc, env, svc.reload_command)
+    argv = expand_command(svc, "reload_command", svc.reload_command, env)
+    program = resolve_program(svc, env, argv)
     kwargs: dict[str, Any] = {}
     if account.switch:
         kwargs.update(user=account.uid, group=account.gid)
     try:
         result = subprocess.run(
-            [program, *svc.reload_command[1:]],
+            [program, *argv[1:]],
             env=env,
             cwd=str(svc.working_directory),
             stdin=subprocess.DEVNULL,

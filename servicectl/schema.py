@@ -25,6 +25,7 @@ from servicectl.paths import Dirs
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
 PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
+KILL_WAIT = 5.0  # after SIGKILL, how long a process may linger (D state) before stop gives up
 READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
 LIMIT_NAMES = {
     name: f"RLIMIT_{name.upper()}"
@@ -47,6 +48,26 @@ class Ready(NamedTuple):
             return "notify"
         target = " ".join(self.target) if isinstance(self.target, tuple) else self.target
         return f"{self.kind} {target}"
+
+
+class Directory(NamedTuple):
+    """A directory made before the config test and the start (``directories``): ``owner`` and
+    ``group`` None mean the service's user and group."""
+
+    path: Path
+    mode: int = 0o755
+    owner: str | None = None
+    group: str | None = None
+
+
+class Action(NamedTuple):
+    """An extra verb (``actions``): send ``signal`` to the main process, or run ``command``."""
+
+    signal: int = 0
+    command: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"SIG{signal_name(self.signal)}" if self.signal else " ".join(self.command)
 
 
 def parse_signal(value: Any) -> int | None:
@@ -156,6 +177,17 @@ KEYS: tuple[Key, ...] = (
         example="/srv/www",
     ),
     Key(
+        "directories",
+        "list of paths, or of {path, mode, owner, group}",
+        None,
+        "directories",
+        doc="Directories made before the config test and the start (missing parents 0755, "
+        "root's), then owned by owner/group (default: the service's user and group) with mode "
+        "(default 0755); an existing symlink or non-directory there is an error; never removed.",
+        example='[/run/redis, {path: /var/run/postgresql, mode: "2775", owner: postgres}]',
+        shown_default="none",
+    ),
+    Key(
         "user",
         "user name or uid",
         None,
@@ -242,6 +274,17 @@ KEYS: tuple[Key, ...] = (
         example="10",
     ),
     Key(
+        "stop_schedule",
+        "SIG/SECS/SIG/SECS...: signals by name or number, seconds",
+        None,
+        "stop_schedule",
+        doc="What stop sends and how long it waits after each signal (SIGCONT follows each), "
+        "as start-stop-daemon --retry; whatever survives it all: stop fails. Replaces "
+        "stop_signal and stop_timeout (giving both is an error).",
+        example="QUIT/5/TERM/5/KILL/5",
+        shown_default="stop_signal/stop_timeout/KILL/5",
+    ),
+    Key(
         "kill_mode",
         "group or process",
         "group",
@@ -273,6 +316,17 @@ KEYS: tuple[Key, ...] = (
         "bool",
         doc="false: the service cannot be reloaded (reload exits 3, force-reload restarts it).",
         example="false",
+    ),
+    Key(
+        "check_command",
+        "command line: a string or a list",
+        None,
+        "argv",
+        doc="A config test run before start, before restart stops anything and before reload "
+        "signals anything (as the service's user, with its environment, within start_timeout); "
+        "if it fails, the action is refused (exit 6) and the running instance left as it was.",
+        example="[nginx, -t, -q]",
+        shown_default="none",
     ),
     Key(
         "start_timeout",
@@ -334,6 +388,17 @@ KEYS: tuple[Key, ...] = (
         example="{nofile: 4096, core: 0}",
         shown_default="unchanged",
     ),
+    Key(
+        "actions",
+        "mapping of verb: {signal: SIG} or {command: CMD}",
+        None,
+        "actions",
+        doc="Extra verbs, like an init.d script's rotate or upgrade (servicectl action NAME "
+        "VERB): a signal goes to the running main process (identity-checked; not running: exit "
+        "7); a command runs as the service's user with its environment and MAINPID.",
+        example="{rotate: {signal: USR1}, configtest: {command: [nginx, -t]}}",
+        shown_default="none",
+    ),
 )
 KNOWN_KEYS = tuple(k.name for k in KEYS)
 _BY_NAME = {k.name: k for k in KEYS}
@@ -351,6 +416,7 @@ class Service(NamedTuple):
     description: str = ""
     type: str = "simple"
     working_directory: Path = Path("/")
+    directories: tuple[Directory, ...] = ()
     user: str | None = None
     group: str | None = None
     umask: int = 0o022
@@ -361,10 +427,12 @@ class Service(NamedTuple):
     pid_file: Path = Path("/")
     stop_signal: int = int(signal.SIGTERM)
     stop_timeout: float = 30.0
+    stop_schedule: tuple[tuple[int, float], ...] = ()  # () : stop_signal/stop_timeout/KILL/5
     kill_mode: str = "group"
     reload_signal: int = int(signal.SIGHUP)
     reload_command: tuple[str, ...] | None = None
     reload: bool = True
+    check_command: tuple[str, ...] | None = None
     start_timeout: float = 30.0
     start_grace: float = 0.5
     ready: Ready | None = None
@@ -372,6 +440,7 @@ class Service(NamedTuple):
     enabled: bool = True
     nice: int | None = None
     limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
+    actions: tuple[tuple[str, Action], ...] = ()  # (verb, what it does), in the file's order
     # Derived: whether the document gave stderr and pid_file.
     stderr_same: bool = True
     pid_file_given: bool = False
@@ -383,6 +452,14 @@ class Service(NamedTuple):
     @property
     def program(self) -> str:
         return self.command[0]
+
+    @property
+    def stop_steps(self) -> tuple[tuple[int, float], ...]:
+        """The stop schedule: stop_schedule, or stop_signal for stop_timeout, then KILL for
+        KILL_WAIT seconds."""
+        if self.stop_schedule:
+            return self.stop_schedule
+        return ((self.stop_signal, self.stop_timeout), (int(signal.SIGKILL), KILL_WAIT))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +487,8 @@ def schema_hash() -> str:
             except OSError:  # installed without sources: the version still tells them apart
                 code.append((module, 0, 0))
         keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
-        fields = (Service._fields, Service._field_defaults, Ready._fields, keys, code)
+        types = (Ready._fields, Directory._fields, Action._fields)
+        fields = (Service._fields, Service._field_defaults, types, keys, code)
         _HASH = format(zlib.crc32(repr(fields).encode()), "08x")
     return _HASH
 

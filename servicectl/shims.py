@@ -9,6 +9,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import stat
 import sys
 import unicodedata
@@ -194,11 +195,9 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         lines.append(f"{var}={_sh(value)}")
         flag_words += [flag, f'"${var}"']
     command = " ".join(['"$SERVICECTL"', *(_sh(w) for w in extra), *flag_words])
-    usage = "|".join(LSB_ACTIONS)
-    lines += [
-        "",
-        'case "$1" in',
-        f"    {usage})",
+    verbs = [verb for verb, _ in svc.actions]  # letters, digits, - and _: safe in a pattern
+    usage = "|".join([*LSB_ACTIONS, *verbs])
+    missing = [
         '        if [ ! -x "$SERVICECTL" ]; then',
         '            echo "$0: $SERVICECTL is missing or not executable;'
         ' is servicectl installed?" >&2',
@@ -208,8 +207,17 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         "            fi",
         "            exit 5",
         "        fi",
-        f'        exec {command} "$1" "$NAME"',
-        "        ;;",
+    ]
+    lines += ["", 'case "$1" in', f"    {'|'.join(LSB_ACTIONS)})", *missing]
+    lines += [f'        exec {command} "$1" "$NAME"', "        ;;"]
+    if verbs:
+        lines += [
+            "    # The service's actions (actions: in its definition).",
+            f"    {'|'.join(verbs)})",
+        ]
+        lines += [*missing[:2], "            exit 5", "        fi"]
+        lines += [f'        exec {command} action "$NAME" "$1"', "        ;;"]
+    lines += [
         "    *)",
         f'        echo "Usage: $0 {{{usage}}}" >&2',
         "        exit 2",
@@ -317,8 +325,6 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     base = _servicectl_argv(dirs, exe)
     deps = [f"{d}.service" for d in svc.depends]
     pid_file = _unit_pid_file(svc, dirs)
-    start_timeout = math.ceil(svc.start_timeout + svc.start_grace + svc.stop_timeout)
-    stop_timeout = math.ceil(svc.stop_timeout)
     lines = [
         f"{MARKER} Regenerate with: servicectl unit {svc.name}",
         "[Unit]",
@@ -334,6 +340,14 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         "# servicectl start returns once the detached service runs and its PID file exists.",
         "Type=forking",
         f"PIDFile={_unit_path_value(svc, pid_file)}",
+    ]
+    if svc.check_command or svc.directories:
+        lines += [
+            "# Its directories and config test (check_command), as servicectl start does them",
+            "# too; not RuntimeDirectory=, which systemd would give to root and remove at stop.",
+            f"ExecStartPre={_unit_exec([*base, 'check', '--run-checks', svc.name])}",
+        ]
+    lines += [
         f"ExecStart={_unit_exec([*base, 'start', svc.name])}",
         f"ExecStop={_unit_exec([*base, 'stop', svc.name])}",
     ]
@@ -341,28 +355,25 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         lines.append(f"ExecReload={_unit_exec([*base, 'reload', svc.name])}")
     else:
         lines.append("# No ExecReload=: the definition says reload: false.")
+    if svc.actions:
+        verbs = "|".join(verb for verb, _ in svc.actions)
+        lines.append(f"# Its actions have no systemctl verb: servicectl action {svc.name} {verbs}")
     if svc.kill_mode == "process":
         lines += [
-            "# ExecStop (servicectl stop) does the stopping: stop_signal, stop_timeout, KILL,",
+            "# ExecStop (servicectl stop) does the stopping: its stop schedule, KILL,",
             "# confirmation. kill_mode: process leaves the service's other processes alone, so",
             "# KillMode=process: systemd signals only a main process that survived ExecStop.",
             "KillMode=process",
         ]
     else:
         lines += [
-            "# ExecStop (servicectl stop) does the stopping: stop_signal, stop_timeout, KILL,",
+            "# ExecStop (servicectl stop) does the stopping: its stop schedule, KILL,",
             "# confirmation. systemd acts only after it returns, and only on what is still in",
             "# the unit's cgroup (helpers that escaped the process group), so it never fights",
             "# servicectl over the service. KillMode=none is deprecated and would leave those.",
             "KillMode=control-group",
         ]
-    lines += [
-        "# start: start_timeout + start_grace + stop_timeout (a failed start is cleaned up)",
-        f"# + {START_MARGIN} s; stop: stop_timeout + {STOP_MARGIN} s (KILL and confirmation).",
-        f"TimeoutStartSec={start_timeout + START_MARGIN}",
-        f"TimeoutStopSec={stop_timeout + STOP_MARGIN}",
-        "",
-    ]
+    lines += [*_unit_timeouts(svc), ""]
     if svc.enabled:
         lines += ["[Install]", "WantedBy=multi-user.target", ""]
     else:
@@ -372,6 +383,24 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             "",
         ]
     return GeneratedFile(f"{svc.name}.service", "\n".join(lines), 0o644)
+
+
+def _unit_timeouts(svc: Service) -> list[str]:
+    """TimeoutStartSec= and TimeoutStopSec= that leave servicectl its own limits."""
+    steps = svc.stop_steps
+    if steps[-1][0] == signal.SIGKILL:
+        steps = steps[:-1]  # the wait after KILL is in the margin
+    stop_seconds = sum(seconds for _, seconds in steps)
+    start_timeout = math.ceil(svc.start_timeout + svc.start_grace + stop_seconds)
+    if svc.check_command:
+        start_timeout += math.ceil(svc.start_timeout)  # the config test's own limit
+    return [
+        "# start: start_timeout + start_grace + the stop schedule's waits (a failed start is",
+        f"# cleaned up) + {START_MARGIN} s, + start_timeout for a config test; stop: the",
+        f"# schedule's waits + {STOP_MARGIN} s (KILL and confirmation).",
+        f"TimeoutStartSec={start_timeout + START_MARGIN}",
+        f"TimeoutStopSec={math.ceil(stop_seconds) + STOP_MARGIN}",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The one signal-wait-KILL schedule, shared by stop and by the clean-up of a failed start.
 
-A schedule is a list of steps (signal, seconds): send the signal to what still runs, wait up to
-that long for it to exit, go on to the next step. Today's stop is ``[(stop_signal,
-stop_timeout), (KILL, KILL_CONFIRM_TIMEOUT)]``, a failed start's clean-up is the KILL step
-alone; a longer schedule (start-stop-daemon's ``--retry QUIT/5/TERM/5/KILL/5``) is a longer
-list.
+A schedule is a list of steps (signal, seconds): send the signal (then CONT) to what still
+runs, wait up to that long for it to exit, go on to the next step. A service's stop is its
+``stop_schedule`` (start-stop-daemon's ``--retry QUIT/5/TERM/5/KILL/5``), or ``[(stop_signal,
+stop_timeout), (KILL, 5)]``; a failed start's clean-up is the KILL step alone. What survives
+the last step is an error, whatever that step's signal.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ TREE_ROUNDS = 8  # how many times kill_tree looks for children forked while it f
 
 
 def schedule(svc: Service) -> list[Step]:
-    """The stop schedule of ``svc``: its stop signal, then KILL."""
-    return [(svc.stop_signal, svc.stop_timeout), (signal.SIGKILL, KILL_CONFIRM_TIMEOUT)]
+    """The stop schedule of ``svc``: its stop_schedule, or its stop signal, then KILL."""
+    return list(svc.stop_steps)
 
 
 def terminate(
@@ -121,11 +121,12 @@ def _step(
 ) -> list[Handle]:
     """Send ``sig`` (then CONT) to the handles still alive and wait for them until ``deadline``.
 
-    Before the final step, if they all exited, wait too for members of ``group`` forked
-    meanwhile (or that outlived the main process); they are added to ``handles``. The final
-    step only confirms (after KILL, nothing can fork) and is cleanup: it is not cancelled.
+    Unless this is a final KILL, if they all exited, wait too for members of ``group`` forked
+    meanwhile (or that outlived the main process); they are added to ``handles``. A final KILL
+    only confirms (after KILL, nothing can fork) and is cleanup: it is not cancelled.
     Returns what still runs.
     """
+    final = final and sig == signal.SIGKILL
     alive = [h for h in handles if not h.exited()]
     for h in alive:
         h.send(sig)
@@ -159,6 +160,11 @@ def _survived(svc: Service, still: list[Handle], last: Step) -> ServicectlError:
         f"{svc.name}: could not be stopped: process {pids} survived SIG{signal_name(sig)} for "
         f"{seconds:g} s ({why}); the PID file is kept. Check with: ps -o pid,stat,wchan -p {pids}"
     )
+
+
+def describe(steps: tuple[Step, ...] | list[Step]) -> str:
+    """A schedule as written in a definition: QUIT/5/TERM/5/KILL/5."""
+    return "/".join(f"{signal_name(sig)}/{secs:g}" for sig, secs in steps)
 
 
 def _reap_and_close(handles: list[Handle]) -> None:
@@ -210,7 +216,7 @@ def stop_interrupted(svc: Service, handles: list[Handle], main: int) -> Interrup
             f"are left: run stop again to clean them"
         )
     pids = ", ".join(str(p) for p in left)
-    again = f"run stop again (KILL follows after stop_timeout {svc.stop_timeout:g} s)"
+    again = f"run stop again (its schedule: {describe(svc.stop_steps)})"
     if main in left:
         return Interrupted(
             f"{svc.name}: stop interrupted: it is still running (PID {pids}) and still "

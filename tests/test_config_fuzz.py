@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -420,7 +421,7 @@ def test_wrong_types_name_the_key(tmp_path: Path, key: str, value: Any) -> None:
             if err.key is None:
                 assert err.problem.startswith("not valid YAML"), err.message
             else:
-                assert err.key.split(".")[0] in allowed, err.message
+                assert re.split(r"[.\[]", err.key)[0] in allowed, err.message  # a.b, a[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from conftest import PY, TAG_VAR, Env, alive, wait_for
 
 from servicectl import proc
+from servicectl.config import Service
 from servicectl.errors import ServicectlError
 from servicectl.terminate import terminate
 
@@ -45,7 +45,7 @@ def _stubborn(env: Env, on_int: str) -> tuple[subprocess.Popen[bytes], proc.Hand
 
 
 def _svc(stop_timeout: float = 0.3) -> Any:
-    return SimpleNamespace(name="t", stop_signal=signal.SIGTERM, stop_timeout=stop_timeout)
+    return Service(name="t", file=Path("t.yaml"), command=("x",), stop_timeout=stop_timeout)
 
 
 def test_default_schedule_is_stop_signal_then_kill(env: Env) -> None:

@@ -98,6 +98,8 @@ def join(argv: list[str]) -> str:
 def fit(draft: Draft, allowed: set[str]) -> dict[str, Any]:
     """The values servicectl can take, in a natural order; what it cannot is listed."""
     values = {k: v for k, v in draft.values.items() if not k.startswith("_")}
+    if "stop_schedule" in values and "stop_schedule" in allowed:
+        _one_stop_form(draft, values)
     if "stop_schedule" in values and "stop_schedule" not in allowed:
         schedule = values.pop("stop_schedule")
         origin = draft.origins.get("stop_schedule", "")
@@ -129,6 +131,26 @@ def fit(draft: Draft, allowed: set[str]) -> dict[str, Any]:
     if out.get("stop_signal") == "TERM" and "stop_timeout" not in out:
         del out["stop_signal"]  # the default: say nothing
     return out
+
+
+def _one_stop_form(draft: Draft, values: dict[str, Any]) -> None:
+    """servicectl takes stop_schedule or stop_signal + stop_timeout, not both: a schedule that
+    means S/T/KILL/5 is written as stop_signal S + stop_timeout T, any other replaces them
+    (what they said went into the schedule)."""
+    schedule = str(values["stop_schedule"])
+    parts = schedule.split("/")
+    if len(parts) == 4 and parts[2:] == ["KILL", "5"] and parts[1].isdigit():
+        del values["stop_schedule"]
+        origin = draft.origins.get("stop_schedule", "")
+        values["stop_signal"], values["stop_timeout"] = parts[0], int(parts[1])
+        draft.origins["stop_signal"] = draft.origins["stop_timeout"] = f"{origin} (= {schedule})"
+        return
+    for key in ("stop_signal", "stop_timeout"):
+        if key in values:
+            draft.notes.append(
+                f"{key}: {values.pop(key)} ({draft.origins.get(key, 'the file')}) is part of "
+                f"stop_schedule: {schedule}"
+            )
 
 
 def _num(x: float) -> float | int:
