@@ -21,10 +21,10 @@ from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
 from servicectl.schema import (
     _BY_NAME,
+    INSTANCE_RE,
     KEYS,
     KNOWN_KEYS,
     LIMIT_NAMES,
-    NAME_RE,
     READY_KINDS,
     UNLIMITED,
     Key,
@@ -32,6 +32,7 @@ from servicectl.schema import (
     Service,
     expand,
     parse_signal,
+    valid_name,
 )
 
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -84,15 +85,25 @@ class Reader:
     """One parsed document being read: its data, where relative paths and placeholders point,
     the fields parsed so far, and every error found (reading goes on after an error)."""
 
-    __slots__ = ("data", "file", "name", "dirs", "values", "errors")
+    __slots__ = ("data", "file", "name", "dirs", "values", "errors", "instance", "template")
 
-    def __init__(self, data: Mapping[Any, Any], file: str, name: str, dirs: Dirs) -> None:
+    def __init__(
+        self,
+        data: Mapping[Any, Any],
+        file: str,
+        name: str,
+        dirs: Dirs,
+        instance: str | None = None,
+        template: bool = False,
+    ) -> None:
         self.data = data
         self.file = file
         self.name = name
         self.dirs = dirs
         self.values: dict[str, Any] = {}
         self.errors: list[ConfigError] = []
+        self.instance = instance  # replaces {instance} (a template's instance, or NAME@INSTANCE)
+        self.template = template  # the document is a template (NAME@.yaml) or one of its instances
 
     def given(self, key: str) -> bool:
         """Whether the document gives ``key`` a value (not absent, null or empty)."""
@@ -105,7 +116,7 @@ class Reader:
         self.error(key, f"found {show(value)}, expected {expected}")
 
     def expand(self, text: str) -> str:
-        return expand(text, self.name, self.dirs)
+        return expand(text, self.name, self.dirs, self.instance)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,8 +362,9 @@ def parse_depends(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
         r.wrong(k.name, value, "a list of service names")
         return ()
+    items = [r.expand(item) for item in items]  # web@{instance} may depend on db@{instance}
     for item in items:
-        if not NAME_RE.match(item):
+        if not valid_name(item):
             r.error(k.name, f"{item!r} is not a service name")
             return ()
     if r.name in items:
@@ -415,6 +427,40 @@ def parse_ready(r: Reader, k: Key, value: Any) -> Ready | None:
     return _ready_target(r, kinds[0], value[kinds[0]], timeout)
 
 
+def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
+    """A template's instances: names made of letters, digits, -, _, ., : (numbers are taken as
+    written: an unquoted port is fine)."""
+    if value is None:
+        return ()
+    if not r.template:
+        r.error(k.name, "only a template (a file named NAME@.yaml) lists instances")
+        return ()
+    items = value if isinstance(value, list) else None
+    if items is None or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in items
+    ):
+        r.wrong(k.name, value, "a list of instance names")
+        return ()
+    out = [str(v) for v in items]
+    for item in out:
+        if not INSTANCE_RE.match(item):
+            r.error(k.name, f"{show(item)} is not an instance name (letters, digits, -, _, ., :)")
+            return ()
+    return tuple(dict.fromkeys(out))
+
+
+def _instance_outside_template(r: Reader) -> None:
+    """{instance} and {prefix} mean something only in an instance: elsewhere they would stay
+    as written, which is never what was meant (environment values are never expanded)."""
+    for key, value in r.data.items():
+        if key != "environment" and any(p in repr(value) for p in ("{instance}", "{prefix}")):
+            r.error(
+                str(key),
+                "{instance} and {prefix} are replaced only in a template (a file named "
+                "NAME@.yaml, run as NAME@INSTANCE); this definition is not one",
+            )
+
+
 # ---------------------------------------------------------------------------------------------
 # Building a Service from a parsed document
 
@@ -433,14 +479,26 @@ def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, A
     return r.values
 
 
-def build(name: str, file: Path, data: Any, dirs: Dirs) -> Service | list[ConfigError]:
-    """Validate one parsed document: the Service, or every error found in it."""
+def build(
+    name: str,
+    file: Path,
+    data: Any,
+    dirs: Dirs,
+    instance: str | None = None,
+    template: bool = False,
+    dropins: tuple[Path, ...] = (),
+) -> Service | list[ConfigError]:
+    """Validate one parsed document (drop-ins already merged into it): the Service, or every
+    error found in it. ``instance`` replaces {instance}; ``template``: the document is a
+    template (NAME@.yaml), built for itself or for one of its instances."""
     label = str(file)
     if data is None:
         return [ConfigError(label, None, "the file is empty; it needs at least a command: key")]
     if not isinstance(data, dict):
         return [ConfigError(label, None, f"found {show(data)}, expected a mapping of keys")]
-    r = Reader(data, label, name, dirs)
+    r = Reader(data, label, name, dirs, instance, template)
+    if instance is None:
+        _instance_outside_template(r)
     for key in data:
         if key not in _BY_NAME:
             r.error(str(key), f"unknown key{hint(str(key), KNOWN_KEYS)}")
@@ -459,4 +517,5 @@ def build(name: str, file: Path, data: Any, dirs: Dirs) -> Service | list[Config
         **r.values,
         stderr_same=not r.given("stderr"),
         pid_file_given=r.given("pid_file"),
+        dropins=dropins,
     )

@@ -249,8 +249,9 @@ def stop_with_dependents(
 def startall(
     catalog: Catalog, jobs: int = DEFAULT_JOBS, report: Report | None = None
 ) -> list[Outcome]:
-    """Start every enabled service (and what they depend on), dependencies first."""
-    enabled = [n for n, s in catalog.services.items() if s.enabled]
+    """Start every enabled service (for a template, its listed instances) and what they
+    depend on, dependencies first."""
+    enabled = [n for n, s in catalog.services.items() if s.in_startall]
     invalid = list(catalog.invalid)
     return start_ordered(catalog, enabled + invalid, jobs, report)
 
