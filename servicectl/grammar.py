@@ -152,7 +152,9 @@ APP_EPILOG = (
 # ---------------------------------------------------------------------------------------------
 # The commands
 
-NAMES = Arg("names", "NAME", "Service names (file stems in the services directory).")
+NAMES = Arg(
+    "names", "NAME", "Service names (file stems in the services directory, or NAME@INSTANCE)."
+)
 SOME_NAMES = Arg("names", "NAME", "Services (default: all).", required=False)
 GEN_NAMES = Arg("names", "NAME", "Services (or --all, or --boot).", required=False)
 JSON = Opt("as_json", ("--json",), "flag", False, "Print a JSON list.")
@@ -204,6 +206,14 @@ ALL_EXITS = (
     (1, "some service failed (or was skipped because a dependency failed)"),
     (2, "usage error"),
     (6, "the services directory cannot be listed"),
+)
+ENABLE_EXITS = (
+    (0, "done, or already so"),
+    (1, "the drop-in could not be written, or a later drop-in overrides it"),
+    (2, "usage error (an instance name a template cannot have)"),
+    (4, "insufficient privilege, or an untrusted definition or drop-in directory"),
+    (5, "unknown service"),
+    (6, "invalid definition (fix it first, with edit)"),
 )
 GEN_EXITS = (
     (0, "every file written (or unchanged)"),
@@ -359,6 +369,66 @@ COMMANDS: dict[str, Command] = {
                 (6, "invalid definition"),
             ),
             output_code=1,
+        ),
+        Command(
+            "enable",
+            "editing:enable",
+            "Put services in startall: write NAME.d/50-enabled.yaml (enabled: true). For a "
+            "template's instance, startall also needs it listed in instances.",
+            (NAMES,),
+            (),
+            ENABLE_EXITS,
+        ),
+        Command(
+            "disable",
+            "editing:disable",
+            "Take services out of startall: write NAME.d/50-enabled.yaml (enabled: false); "
+            "a running service keeps running.",
+            (NAMES,),
+            (),
+            ENABLE_EXITS,
+        ),
+        Command(
+            "cat",
+            "editing:cat",
+            "Print each definition and its drop-ins, each under a # /path/to/file line.",
+            (NAMES,),
+            (),
+            (
+                (0, "printed"),
+                (1, "a file could not be read, or the output could not be written"),
+                (2, "usage error (an instance name a template cannot have)"),
+                (4, "a file could not be read: permission denied"),
+                (5, "unknown service"),
+            ),
+            output_code=1,
+        ),
+        Command(
+            "edit",
+            "editing:edit",
+            "Edit NAME.d/override.yaml with $VISUAL, $EDITOR, editor or vi (on a copy); it "
+            "is installed only if the definition it makes is valid.",
+            (
+                Arg(
+                    "name",
+                    "NAME",
+                    "Service name (NAME@ edits what every instance shares).",
+                    variadic=False,
+                ),
+            ),
+            (),
+            (
+                (0, "installed, or unchanged"),
+                (1, "the editor failed, or the override could not be written"),
+                (2, "usage error"),
+                (4, "insufficient privilege, or an untrusted definition or drop-in directory"),
+                (5, "unknown service"),
+                (
+                    6,
+                    "the edited override makes an invalid definition: the copy is kept, "
+                    "the installed override is unchanged",
+                ),
+            ),
         ),
         _generator("initd", "/etc/init.d", "LSB init.d shims"),
         _generator("unit", "/etc/systemd/system", "native systemd units"),
