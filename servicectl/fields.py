@@ -449,11 +449,26 @@ def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _mentions(value: Any, words: tuple[str, ...]) -> bool:
+    """Whether a string anywhere in ``value`` holds one of ``words``; each list or mapping is
+    looked at once, however often YAML aliases repeat it (no "billion laughs")."""
+    todo, seen = [value], set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if any(w in item for w in words):
+                return True
+        elif id(item) not in seen and isinstance(item, (list, dict)):
+            seen.add(id(item))
+            todo.extend(item.values() if isinstance(item, dict) else item)
+    return False
+
+
 def _instance_outside_template(r: Reader) -> None:
     """{instance} and {prefix} mean something only in an instance: elsewhere they would stay
     as written, which is never what was meant (environment values are never expanded)."""
     for key, value in r.data.items():
-        if key != "environment" and any(p in repr(value) for p in ("{instance}", "{prefix}")):
+        if key != "environment" and _mentions(value, ("{instance}", "{prefix}")):
             r.error(
                 str(key),
                 "{instance} and {prefix} are replaced only in a template (a file named "
