@@ -37,6 +37,49 @@ def file_key(path: Path) -> FileKey | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+DefinitionKey = tuple[Any, ...]  # the definition's FileKey, then per drop-in directory
+
+
+def definition_key(name: str, file: Path) -> DefinitionKey | None:
+    """The identity of everything a definition is made of: its file, and each drop-in
+    directory (missing, or its own identity and the identity of each drop-in file in it: an
+    added, removed, renamed or edited drop-in changes the key). None if it cannot be cached."""
+    main = file_key(file)
+    if main is None:
+        return None
+    from servicectl.dropins import dropin_dirs
+
+    parts: list[Any] = [main]
+    for directory in dropin_dirs(name, file):
+        try:
+            os.stat(directory)
+        except FileNotFoundError:
+            parts.append(None)
+            continue
+        except OSError:
+            return None
+        parts.append(_dir_key(directory))
+        if parts[-1] is None:
+            return None
+    return tuple(parts)
+
+
+def _dir_key(directory: Path) -> tuple[Any, ...] | None:
+    from servicectl.dropins import listing
+
+    own = file_key(directory)
+    if own is None:
+        return None
+    try:
+        names = listing(directory)
+    except OSError:
+        return (own,)  # not a directory, or unreadable: its identity says when that changes
+    keys = [(n, file_key(directory / n)) for n in names]
+    if any(k is None for _, k in keys):
+        return None
+    return (own, tuple(keys))
+
+
 def _cache_path(run_dir: Path, services_dir: Path) -> Path:
     import zlib
 

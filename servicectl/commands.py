@@ -68,10 +68,14 @@ def _dirs() -> Dirs:
     return _CTX.dirs
 
 
-def _catalog(names: list[str] | None = None, use_cache: bool = True) -> Catalog:
+def _catalog(
+    names: list[str] | None = None, use_cache: bool = True, also: list[str] | None = None
+) -> Catalog:
+    """The definitions: all, or ``names`` and their dependencies; ``also``: instances of
+    templates to load besides all (named by the user, neither listed nor recorded)."""
     from servicectl.config import load_catalog
 
-    return load_catalog(_dirs(), names, use_cache)
+    return load_catalog(_dirs(), names, use_cache, None, also or ())
 
 
 def _names(names: tuple[str, ...] | list[str]) -> list[str]:
@@ -96,7 +100,11 @@ def _unknown(catalog: Catalog, name: str) -> str:
         return f"{catalog.problems[0]}{DIR_HINT}"
     import difflib
 
-    from servicectl.config import definition_files
+    from servicectl.config import definition_files, template_problem
+
+    why = template_problem(catalog, name)
+    if why is not None:
+        return why
 
     where = catalog.dirs.services
     every = sorted(definition_files(where))
@@ -106,19 +114,28 @@ def _unknown(catalog: Catalog, name: str) -> str:
     hint = f" (did you mean {near[0]}?)" if near else ""
     if name.endswith(YAML_SUFFIXES):
         return f"neither {name} nor {name}.yaml is in {where}{hint}"
+    if "@" in name and name.partition("@")[0]:
+        return f"no {name}.yaml, nor a template {name.partition('@')[0]}@.yaml, in {where}{hint}"
     return f"no {name}.yaml in {where}{hint}"
 
 
 def _known(catalog: Catalog, names: list[str], unknown_code: int) -> tuple[list[str], int]:
-    """Names that have a definition; report the others."""
+    """Names that have a definition; report the others (a template named without an
+    instance, or an instance name that cannot be one, is a usage error)."""
+    from servicectl.config import template_problem
+
     code = 0
     known = []
     for name in dict.fromkeys(names):
-        if name in catalog.services or name in catalog.invalid:
+        why = template_problem(catalog, name)
+        if why is not None:
+            face.error(f"{name}: {why}")
+            code = max(code, Exit.USAGE)
+        elif name in catalog.services or name in catalog.invalid:
             known.append(name)
-            continue
-        face.error(f"{name}: no such service: {_unknown(catalog, name)}")
-        code = max(code, unknown_code)
+        else:
+            face.error(f"{name}: no such service: {_unknown(catalog, name)}")
+            code = max(code, unknown_code)
     return known, code
 
 
@@ -214,7 +231,7 @@ def stop(names: tuple[str, ...], jobs: int) -> int:
     from servicectl import fleet, liveview
 
     wanted = _names(names)
-    catalog = _catalog()
+    catalog = _catalog(also=wanted)
     known, code = _known(catalog, wanted, Exit.NOT_INSTALLED)
     valid, bad = _invalid(catalog, known)
     several = len(fleet.dependents_closure(catalog, valid)) > 1
@@ -308,6 +325,7 @@ def _timed(o: Outcome) -> None:
 
 def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
     from servicectl import observe
+    from servicectl.config import template_problem
     from servicectl.observe import Status
     from servicectl.paths import run_dir_problem
 
@@ -331,8 +349,8 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
         elif name in catalog.services:
             rows.append(observe.status(catalog.services[name], catalog.dirs))
         else:
-            why = _unknown(catalog, name)
-            rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=f"no such service: {why}"))
+            why = template_problem(catalog, name) or f"no such service: {_unknown(catalog, name)}"
+            rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=why))
     if as_json:
         import json
 
@@ -349,6 +367,44 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
     return max((r.code for r in rows), default=0)
 
 
+def _list_item(catalog: Catalog, name: str) -> dict[str, Any]:
+    """One definition as list shows it. ``template``: the template an instance comes from (or
+    a template's own name); ``instances``: a template's listed ones; ``startall``: whether
+    startall starts it (enabled, and for an instance, listed)."""
+    svc = catalog.services.get(name) or catalog.templates.get(name)
+    if svc is None:
+        err = catalog.invalid[name].first_error.message
+        return {
+            **{"name": name, "type": None, "enabled": None, "depends": [], "description": ""},
+            **{"valid": False, "error": err, "template": None, "instances": [], "startall": False},
+        }
+    is_template = name in catalog.templates
+    return {
+        "name": name,
+        "type": svc.type,
+        "enabled": svc.enabled,
+        "depends": [] if is_template else list(svc.depends),
+        "description": svc.description,
+        "valid": True,
+        "error": None,
+        "template": svc.file.name.rpartition(".")[0] if svc.instance or is_template else None,
+        "instances": list(svc.instances) if is_template else [],
+        "startall": not is_template and svc.in_startall,
+    }
+
+
+def _list_row(i: dict[str, Any]) -> tuple[str, ...]:
+    if not i["valid"]:
+        return (i["name"], INVALID, "-", "-", i["error"])
+    if i["name"] == i["template"]:
+        enabled = "template"  # its description would show a sample instance
+        description = f"template; instances: {', '.join(i['instances']) or 'none listed'}"
+    else:
+        enabled = "yes" if i["startall"] else "no" if not i["enabled"] else "unlisted"
+        description = i["description"]
+    return (i["name"], i["type"], enabled, ",".join(i["depends"]) or "-", description)
+
+
 def list_(as_json: bool) -> int:
     catalog = _catalog()
     if catalog.problems:
@@ -356,34 +412,7 @@ def list_(as_json: bool) -> int:
             face.line("[]")
         _no_services_dir(catalog)
         return Exit.NOT_CONFIGURED
-    items: list[dict[str, Any]] = []
-    for name in catalog.names():
-        svc = catalog.services.get(name)
-        if svc is None:
-            err = catalog.invalid[name].first_error.message
-            items.append(
-                {
-                    "name": name,
-                    "type": None,
-                    "enabled": None,
-                    "depends": [],
-                    "description": "",
-                    "valid": False,
-                    "error": err,
-                }
-            )
-        else:
-            items.append(
-                {
-                    "name": name,
-                    "type": svc.type,
-                    "enabled": svc.enabled,
-                    "depends": list(svc.depends),
-                    "description": svc.description,
-                    "valid": True,
-                    "error": None,
-                }
-            )
+    items = [_list_item(catalog, n) for n in sorted({*catalog.names(), *catalog.templates})]
     if as_json:
         import json
 
@@ -392,32 +421,24 @@ def list_(as_json: bool) -> int:
         face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
     else:
         header = ("NAME", "TYPE", "ENABLED", "DEPENDS", "DESCRIPTION")
-        rows = [
-            (i["name"], INVALID, "-", "-", i["error"])
-            if not i["valid"]
-            else (
-                i["name"],
-                i["type"],
-                "yes" if i["enabled"] else "no",
-                ",".join(i["depends"]) or "-",
-                i["description"],
-            )
-            for i in items
-        ]
-        face.table(header, rows)
+        face.table(header, [_list_row(i) for i in items])
     return Exit.OK
 
 
 def check(names: tuple[str, ...], run_checks: bool = False) -> int:
     asked = _names(names)
-    catalog = _catalog(use_cache=False)
+    catalog = _catalog(use_cache=False, also=asked)
     code = 0
-    if asked:
-        wanted, code = _known(catalog, asked, Exit.NOT_INSTALLED)
+    templates = {
+        n for n in asked if n in catalog.templates or (n.endswith("@") and n in catalog.invalid)
+    }
+    if asked:  # a template is checked on its own here (elsewhere it is not a service)
+        known, code = _known(catalog, [n for n in asked if n not in templates], Exit.NOT_INSTALLED)
+        wanted = [n for n in asked if n in known or n in templates]
     else:
         if _no_services_dir(catalog):
             return Exit.NOT_CONFIGURED
-        wanted = catalog.names()
+        wanted = sorted({*catalog.names(), *catalog.templates})
         if not wanted:
             face.error(f"no service definitions in {catalog.dirs.services}")
             return Exit.NOT_CONFIGURED
@@ -428,16 +449,18 @@ def check(names: tuple[str, ...], run_checks: bool = False) -> int:
         errors: list[ServicectlError] = (
             list(catalog.invalid[name].errors) if name in catalog.invalid else []
         )
+        svc = catalog.templates.get(name) or catalog.services.get(name)
         done = ""
-        if not errors:
+        if not errors and name not in catalog.templates:
             errors += env_file_problems(catalog.services[name])
-        if not errors:  # unset $VARIABLES (warnings), --run-checks
-            done = check_more(catalog.services[name], run_checks, errors)
+            if not errors:  # unset $VARIABLES (warnings), --run-checks
+                done = check_more(catalog.services[name], run_checks, errors)
         for err in errors:
             face.error(err.message, err.detail)
             code = max(code, err.exit_code)
-        if not errors:
-            face.line(shown(f"{name}: ok ({catalog.services[name].file}{done})"))
+        if not errors and svc is not None:
+            files = ", ".join(map(str, (svc.file, *svc.dropins)))
+            face.line(shown(f"{name}: ok ({files}{done})"))
     return code
 
 
@@ -488,7 +511,7 @@ def _generate(
             face.error(f"{kind} --boot: {exc.message}")
             return int(exc.exit_code)
         return _write(kind, files, directory, stdout, force, 0)
-    catalog = _catalog()
+    catalog = _catalog(also=names)
     if all_ and _no_services_dir(catalog):
         return Exit.NOT_CONFIGURED
     # --all covers every definition: invalid ones are reported (exit 6), not skipped silently.

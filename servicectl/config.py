@@ -8,29 +8,31 @@ yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from servicectl.errors import ConfigError, UntrustedError
-from servicectl.paths import Dirs, untrusted_problem, untrusted_tree_problem
+from servicectl.dropins import IGNORED_SUFFIXES, MAX_FILE_BYTES, skipped  # noqa: F401
+from servicectl.errors import ConfigError
+from servicectl.paths import Dirs, untrusted_tree_problem
 from servicectl.schema import (  # noqa: F401 - the definition model, for the layers above
     KNOWN_KEYS,
     LIMIT_NAMES,
     NAME_RE,
     READY_KINDS,
+    SAMPLE_INSTANCE,
     UNLIMITED,
     Ready,
     Service,
     expand,
+    is_template,
     parse_signal,
     signal_name,
+    split_instance,
+    valid_name,
 )
 
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
-IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
-MAX_FILE_BYTES = 1024 * 1024
 
 
 class Invalid(NamedTuple):
@@ -52,8 +54,11 @@ class Catalog(NamedTuple):
     services: Mapping[str, Service]
     invalid: Mapping[str, Invalid]
     problems: tuple[str, ...] = ()  # directory-level notes
+    templates: Mapping[str, Service] = {}  # valid templates (NAME@), checked with a sample
 
     def names(self) -> list[str]:
+        """Every service and invalid definition (a valid template is not a service: its
+        instances are)."""
         return sorted(set(self.services) | set(self.invalid))
 
 
@@ -61,7 +66,7 @@ def collect_errors_and_build(
     name: str, file: Path, data: Any, dirs: Dirs
 ) -> Service | list[ConfigError]:
     """Validate one parsed document: the Service, or every error found in it."""
-    from servicectl.fields import build
+    from servicectl.definition import build
 
     return build(name, file, data, dirs)
 
@@ -71,7 +76,7 @@ def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
 
     All errors found are attached to the raised error as ``.all_errors``.
     """
-    from servicectl.fields import build
+    from servicectl.definition import build
 
     result = build(name, file, data, dirs)
     if isinstance(result, Service):
@@ -88,7 +93,7 @@ def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
 def definition_files(services_dir: Path) -> dict[str, Path]:
     """Map service name to its file, ignoring hidden, backup and package-manager leftovers.
 
-    When both NAME.yaml and NAME.yml exist, NAME.yaml wins.
+    When both NAME.yaml and NAME.yml exist, NAME.yaml wins. A template is there as NAME@.
     """
     found: dict[str, Path] = {}
     try:
@@ -99,7 +104,7 @@ def definition_files(services_dir: Path) -> dict[str, Path]:
         return {}
     for entry in entries:
         fname = entry.name
-        if fname.startswith(".") or fname.endswith(IGNORED_SUFFIXES) or ".dpkg-" in fname:
+        if skipped(fname):
             continue
         stem, dot, ext = fname.rpartition(".")
         if not dot or ext not in ("yaml", "yml") or not stem:
@@ -123,64 +128,112 @@ def services_dir_problem(services_dir: Path) -> str | None:
     return None
 
 
-def load_file(name: str, file: Path, dirs: Dirs) -> Service | Invalid:
-    """Read, parse and validate one definition file."""
-    label = str(file)
-    if not NAME_RE.match(name):
-        err = ConfigError(
-            label, None, f"{name!r} is not a valid service name (letters, digits, -, _, ., @)"
-        )
-        return Invalid(name, file, (err,))
+def _name_problem(name: str, instance: bool) -> str | None:
+    if not valid_name(name):
+        return f"{name!r} is not a valid service name (letters, digits, -, _, ., @)"
     if len(name) > MAX_NAME:
-        err = ConfigError(
-            label,
-            None,
+        fix = "use a shorter instance name" if instance else "rename the file"
+        return (
             f"the service name is {len(name)} characters long, at most {MAX_NAME} "
-            f"(its PID, state and socket names must fit); rename the file",
+            f"(its PID, state and socket names must fit); {fix}"
         )
-        return Invalid(name, file, (err,))
-    try:
-        # Non-blocking: a FIFO planted as NAME.yaml must not hang every command.
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                err = ConfigError(label, None, "not a regular file; a definition must be one")
-                return Invalid(name, file, (err,))
-            untrusted = untrusted_problem(file, "definition", st)
-            if untrusted is not None:  # as root: another user could have written it
-                return Invalid(name, file, (UntrustedError(label, None, untrusted),))
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        return Invalid(name, file, (ConfigError(label, None, f"cannot be read: {exc.strerror}"),))
-    if len(raw) > MAX_FILE_BYTES:
-        return Invalid(name, file, (ConfigError(label, None, "larger than 1 MiB"),))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        err = ConfigError(label, None, f"not UTF-8 text (byte {exc.start})")
-        return Invalid(name, file, (err,))
-    from servicectl.yamlload import parse_yaml
+    return None
 
+
+def instance_for(name: str, file: Path) -> str | None:
+    """What {instance} stands for in the service ``name`` defined by ``file``: its INSTANCE
+    (an instance of a template, or a file named NAME@INSTANCE.yaml), a sample for a template
+    checked on its own, or None for a plain service."""
+    from servicectl.dropins import definition_stem
+
+    if is_template(definition_stem(file)) and name == definition_stem(file):
+        return SAMPLE_INSTANCE
+    split = split_instance(name)
+    return split[1] if split else None
+
+
+def load_file(
+    name: str, file: Path, dirs: Dirs, replace: Mapping[Path, Path] | None = None
+) -> Service | Invalid:
+    """Read, parse and validate one definition (for an instance NAME@INSTANCE, ``file`` is the
+    template NAME@.yaml) with its drop-ins merged over it. ``replace`` maps a drop-in's path to
+    the file to read instead (edit validates an edited copy that way), existing or not."""
+    from servicectl import dropins
+
+    problem = _name_problem(name, name != dropins.definition_stem(file))
+    if problem is not None:
+        return Invalid(name, file, (ConfigError(str(file), None, problem),))
     try:
-        data = parse_yaml(text, label)
+        data = dropins.read_document(file, "definition")
     except ConfigError as err:
         return Invalid(name, file, (err,))
-    from servicectl.fields import build
+    replace = replace or {}
+    paths, errors = dropins.dropin_files(name, file, replace)
+    layers: list[tuple[str, Any]] = []
+    for path in paths:
+        source = replace.get(path, path)
+        try:
+            layers.append((str(source), dropins.read_document(source, "drop-in")))
+        except ConfigError as err:
+            errors.append(err)
+    data, origin, merge_errors = dropins.merge(data, layers)
+    errors += merge_errors
+    if errors:
+        return Invalid(name, file, tuple(errors))
+    from servicectl.definition import build
 
-    result = build(name, file, data, dirs)
+    stem = dropins.definition_stem(file)
+    instance = instance_for(name, file)
+    used = tuple(Path(label) for label, _ in layers)
+    result = build(name, file, data, dirs, instance, is_template(stem), used)
     if isinstance(result, Service):
         return result
-    return Invalid(name, file, tuple(result))
+    return Invalid(name, file, tuple(dropins.attribute(result, str(file), origin)))
 
 
-def load_catalog(dirs: Dirs, only: Iterable[str] | None = None, use_cache: bool = True) -> Catalog:
+def definition_of(files: Mapping[str, Path], name: str) -> Path | None:
+    """The file that defines ``name``: its own, or for NAME@INSTANCE the template NAME@.yaml."""
+    if name in files:
+        return files[name]
+    split = split_instance(name)
+    return files.get(split[0]) if split else None
+
+
+def recorded_instances(run_dir: Path, templates: Iterable[str]) -> list[str]:
+    """Instances of these templates (stems NAME@) that have a state record in the run
+    directory: they run, or ran and were not stopped."""
+    stems = set(templates)
+    if not stems:
+        return []
+    try:
+        with os.scandir(run_dir) as entries:
+            names = [e.name[: -len(".state")] for e in entries if e.name.endswith(".state")]
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        split = split_instance(name)
+        if split is not None and split[0] in stems and not name.startswith("."):
+            out.append(name)
+    return sorted(out)
+
+
+def load_catalog(
+    dirs: Dirs,
+    only: Iterable[str] | None = None,
+    use_cache: bool = True,
+    replace: Mapping[Path, Path] | None = None,
+    also: Iterable[str] = (),
+) -> Catalog:
     """Load every definition in the services directory.
 
     ``only`` limits parsing to those names and their dependencies (for speed); cross-file
-    checks (unknown dependencies, cycles) are done over what was loaded. With ``use_cache``,
-    a file whose identity (inode, size, mtime, ctime) is unchanged since it was last validated
-    is not parsed again (see cache.py).
+    checks (unknown dependencies, cycles) are done over what was loaded. Without ``only``,
+    a template's instances are those it lists and those with a state record in the run
+    directory. With ``use_cache``, a definition whose files (the definition, its drop-in
+    directories and drop-ins) are unchanged since it was last validated is not parsed again
+    (see cache.py). ``replace``: see load_file (the cache is not used then). ``also``: names
+    to load besides (an instance that is neither listed nor recorded, named by the user).
     """
     from servicectl import cache
 
@@ -195,41 +248,60 @@ def load_catalog(dirs: Dirs, only: Iterable[str] | None = None, use_cache: bool 
             raise untrusted
     services: dict[str, Service] = {}
     invalid: dict[str, Invalid] = {}
+    templates: dict[str, Service] = {}
+    use_cache = use_cache and not replace
     cached = cache.load(dirs) if use_cache else {}
-    fresh: dict[str, tuple[cache.FileKey, Service | Invalid]] = {}
+    fresh: dict[str, tuple[Any, Service | Invalid]] = {}
 
-    def parse(name: str) -> Service | Invalid:
-        key = cache.file_key(files[name])
+    def parse(name: str, file: Path) -> Service | Invalid:
+        key = cache.definition_key(name, file) if use_cache else None
         hit = cached.get(name)
         if key is not None and hit is not None and hit[0] == key:
             return hit[1]  # type: ignore[no-any-return]
-        result = load_file(name, files[name], dirs)
-        if key is not None and cache.file_key(files[name]) == key:
+        result = load_file(name, file, dirs, replace)
+        if key is not None and cache.definition_key(name, file) == key:
             fresh[name] = (key, result)
         return result
 
     def load(name: str) -> None:
-        if name in services or name in invalid or name not in files:
+        if name in services or name in invalid or name in templates:
             return
-        result = parse(name)
-        if isinstance(result, Service):
-            services[name] = result
-            if only is not None:
-                for dep in result.depends:
-                    load(dep)
-        else:
+        file = definition_of(files, name)
+        if file is None:
+            return
+        result = parse(name, file)
+        if not isinstance(result, Service):
             invalid[name] = result
+        elif is_template(name) and name in files:
+            templates[name] = result
+        else:
+            services[name] = result
+            for dep in result.depends:
+                load(dep)
 
-    for name in files if only is None else only:
+    for name in [*(files if only is None else only), *also]:
         load(name)
+    if only is None:
+        for stem, template in list(templates.items()):
+            for instance in template.instances:
+                load(stem + instance)
+        for name in recorded_instances(dirs.run, [n for n in files if is_template(n)]):
+            load(name)
     if use_cache and fresh:
-        kept = {n: e for n, e in cached.items() if n in files}
+        kept = {n: e for n, e in cached.items() if definition_of(files, n) is not None}
         kept.update(fresh)
         cache.save(dirs, kept)
+    _cross_checks(files, services, invalid, dirs)
+    return Catalog(dirs, services, invalid, tuple(problems), templates)
 
-    # Dependencies that name no service.
+
+def _cross_checks(
+    files: Mapping[str, Path], services: dict[str, Service], invalid: dict[str, Invalid], dirs: Dirs
+) -> None:
+    """Move to ``invalid`` the services whose dependencies name no service, and those in a
+    dependency cycle."""
     for name, svc in list(services.items()):
-        missing = [d for d in svc.depends if d not in files]
+        missing = [d for d in svc.depends if definition_of(files, d) is None or is_template(d)]
         if missing:
             err = ConfigError(
                 str(svc.file),
@@ -247,7 +319,29 @@ def load_catalog(dirs: Dirs, only: Iterable[str] | None = None, use_cache: bool 
             invalid[name] = Invalid(name, svc.file, (err,))
         for name in cycle:
             del services[name]
-    return Catalog(dirs, services, invalid, tuple(problems))
+
+
+def template_problem(catalog: Catalog, name: str) -> str | None:
+    """Why ``name`` is not a service although it names a template: the template itself (it
+    runs only as an instance), or an instance name with characters an instance cannot have."""
+    stem, at, instance = name.partition("@")
+    if not at or not stem:
+        return None
+    template = stem + "@"
+    known = template in catalog.templates or template in catalog.invalid
+    if not known and template not in definition_files(catalog.dirs.services):
+        return None
+    if not instance:
+        return (
+            f"{name} is a template: name one of its instances ({name}INSTANCE, INSTANCE made "
+            f"of letters, digits, -, _, ., :)"
+        )
+    if split_instance(name) is None:
+        return (
+            f"{instance!r} is not a valid instance name of the template {template} (letters, "
+            f"digits, -, _, ., :)"
+        )
+    return None
 
 
 def find_cycles(services: Mapping[str, Service]) -> list[list[str]]:

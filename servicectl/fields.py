@@ -12,7 +12,6 @@ import math
 import os
 import re
 import shlex
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,14 @@ from typing import Any
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
 from servicectl.schema import (
-    _BY_NAME,
-    KEYS,
-    KNOWN_KEYS,
     LIMIT_NAMES,
-    NAME_RE,
     READY_KINDS,
     UNLIMITED,
-    Action,
-    Directory,
     Key,
     Ready,
-    Service,
     expand,
     parse_signal,
+    valid_name,
 )
 
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -89,15 +82,25 @@ class Reader:
     """One parsed document being read: its data, where relative paths and placeholders point,
     the fields parsed so far, and every error found (reading goes on after an error)."""
 
-    __slots__ = ("data", "file", "name", "dirs", "values", "errors")
+    __slots__ = ("data", "file", "name", "dirs", "values", "errors", "instance", "template")
 
-    def __init__(self, data: Mapping[Any, Any], file: str, name: str, dirs: Dirs) -> None:
+    def __init__(
+        self,
+        data: Mapping[Any, Any],
+        file: str,
+        name: str,
+        dirs: Dirs,
+        instance: str | None = None,
+        template: bool = False,
+    ) -> None:
         self.data = data
         self.file = file
         self.name = name
         self.dirs = dirs
         self.values: dict[str, Any] = {}
         self.errors: list[ConfigError] = []
+        self.instance = instance  # replaces {instance} (a template's instance, or NAME@INSTANCE)
+        self.template = template  # the document is a template (NAME@.yaml) or one of its instances
 
     def given(self, key: str) -> bool:
         """Whether the document gives ``key`` a value (not absent, null or empty)."""
@@ -110,7 +113,7 @@ class Reader:
         self.error(key, f"found {show(value)}, expected {expected}")
 
     def expand(self, text: str) -> str:
-        return expand(text, self.name, self.dirs)
+        return expand(text, self.name, self.dirs, self.instance)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,8 +361,9 @@ def parse_depends(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
         r.wrong(k.name, value, "a list of service names")
         return ()
+    items = [r.expand(item) for item in items]  # web@{instance} may depend on db@{instance}
     for item in items:
-        if not NAME_RE.match(item):
+        if not valid_name(item):
             r.error(k.name, f"{item!r} is not a service name")
             return ()
     if r.name in items:
@@ -420,175 +424,3 @@ def parse_ready(r: Reader, k: Key, value: Any) -> Ready | None:
         r.error(k.name, f"found {found}{near}, expected one of {', '.join(READY_KINDS)}")
         return None
     return _ready_target(r, kinds[0], value[kinds[0]], timeout)
-
-
-def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float], ...]:
-    """``SIG/SECS/SIG/SECS...`` as start-stop-daemon's --retry (a bare N: TERM/N/KILL/N), or a
-    list of the same items, as (signal, seconds) steps."""
-    if value is None or value == "":
-        return ()
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SECONDS:
-        value = f"TERM/{value}/KILL/{value}"
-    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,7}\s*", value):
-        value = f"TERM/{value.strip()}/KILL/{value.strip()}"
-    items = value.split("/") if isinstance(value, str) else value
-    expected = f'at most {MAX_STEPS} SIG/SECS pairs such as "QUIT/5/TERM/5/KILL/5"'
-    if not isinstance(items, list) or not items or len(items) % 2 or len(items) > 2 * MAX_STEPS:
-        r.wrong(k.name, value, expected)
-        return ()
-    if "forever" in items:
-        r.error(k.name, "'forever' repeats the schedule without end; give a finite schedule")
-        return ()
-    steps = []
-    for i in range(0, len(items), 2):
-        sig, secs = parse_signal(items[i]), _number(items[i + 1])
-        if sig is None:
-            r.error(k.name, f"step {i // 2 + 1}: found {show(items[i])}, expected a signal")
-            return ()
-        if secs is None or not 0 <= secs <= MAX_SECONDS:
-            expected = f"a number of seconds from 0 to {MAX_SECONDS}"
-            r.error(k.name, f"step {i // 2 + 1}: found {show(items[i + 1])}, expected {expected}")
-            return ()
-        steps.append((sig, secs))
-    return tuple(steps)
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, str) and re.fullmatch(r"\s*[0-9]{1,7}(\.[0-9]{1,6})?\s*", v):
-        return float(v)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
-    return float(v) if ok else None
-
-
-def _mode(r: Reader, key: str, value: Any) -> int | None:
-    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value.strip()):
-        return int(value.strip(), 8)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
-        return value  # YAML 1.1 reads an unquoted 0755 as octal already
-    r.wrong(key, value, 'an octal mode such as "0755" or "2775"')
-    return None
-
-
-def _key(name: str) -> Key:
-    return Key(name, "", None, "", "", "")
-
-
-def _directory(r: Reader, where: str, item: Any) -> Directory | None:
-    spec = {"path": item} if isinstance(item, str) else item
-    if not isinstance(spec, dict):
-        r.wrong(where, item, "a path, or a mapping {path, mode, owner, group}")
-        return None
-    errors = len(r.errors)
-    for x in spec:
-        if x not in Directory._fields:
-            r.error(where, f"unknown key {x}{hint(str(x), Directory._fields)}")
-    path = parse_text(r, _key(f"{where}.path"), spec.get("path"))
-    if path is not None and (not path.startswith("/") or ".." in path.split("/") or path == "/"):
-        r.wrong(f"{where}.path", spec["path"], "an absolute path other than / (without ..)")
-    elif path is None and len(r.errors) == errors:
-        r.error(f"{where}.path", "missing: the directory to make")
-    mode = _mode(r, f"{where}.mode", spec["mode"]) if "mode" in spec else 0o755
-    owner = parse_account(r, _key(f"{where}.owner"), spec.get("owner"), "user")
-    group = parse_account(r, _key(f"{where}.group"), spec.get("group"), "group")
-    if len(r.errors) > errors or path is None or mode is None:
-        return None
-    return Directory(Path(os.path.normpath(path)), mode, owner, group)
-
-
-def parse_directories(r: Reader, k: Key, value: Any) -> tuple[Directory, ...]:
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, (str, dict)) else value
-    if not isinstance(items, list):
-        r.wrong(k.name, value, "a list of paths, or of {path, mode, owner, group}")
-        return ()
-    out: dict[Path, Directory] = {}
-    for i, item in enumerate(items):
-        d = _directory(r, f"{k.name}[{i}]", item)
-        if d is not None and d.path in out:
-            r.error(f"{k.name}[{i}]", f"{d.path} is listed twice")
-        elif d is not None:
-            out[d.path] = d
-    return tuple(out.values())
-
-
-def parse_actions(r: Reader, k: Key, value: Any) -> tuple[tuple[str, Action], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        r.wrong(k.name, value, "a mapping of verb: {signal: SIG} or verb: {command: CMD}")
-        return ()
-    out = []
-    for verb, spec in value.items():
-        where = f"{k.name}.{verb}"
-        if not isinstance(verb, str) or not VERB_RE.match(verb):
-            rule = "a letter, then letters, digits, - or _; at most 40"
-            r.error(k.name, f"{show(verb)} is not a verb ({rule})")
-        elif verb in LSB_VERBS:
-            r.error(where, f"{verb} is a standard verb servicectl already has; choose another")
-        elif not isinstance(spec, dict) or list(spec) not in (["signal"], ["command"]):
-            r.wrong(where, spec, "{signal: SIG} or {command: CMD}")
-        elif "signal" in spec:
-            number = parse_signal(spec["signal"])
-            if number is None:
-                r.wrong(f"{where}.signal", spec["signal"], "a signal name such as USR1, or 1-64")
-            else:
-                out.append((verb, Action(signal=number)))
-        else:
-            argv = command_line(r, f"{where}.command", spec["command"])
-            if argv:
-                out.append((verb, Action(command=argv)))
-    return tuple(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# Building a Service from a parsed document
-
-
-def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, Any]:
-    """What each key that is not required stands for when absent, as a Service field (for a
-    service ``name`` in ``dirs``, root's directories by default)."""
-    dirs = dirs or Dirs(
-        Path("/etc/servicectl/services.d"), Path("/run/servicectl"), Path("/var/log/servicectl")
-    )
-    r = Reader({}, "(defaults)", name, dirs)
-    for k in KEYS:
-        if not k.required:
-            r.values[k.name] = getattr(sys.modules[__name__], "parse_" + k.parse)(r, k, k.default)
-    assert not r.errors, r.errors
-    return r.values
-
-
-def build(name: str, file: Path, data: Any, dirs: Dirs) -> Service | list[ConfigError]:
-    """Validate one parsed document: the Service, or every error found in it."""
-    label = str(file)
-    if data is None:
-        return [ConfigError(label, None, "the file is empty; it needs at least a command: key")]
-    if not isinstance(data, dict):
-        return [ConfigError(label, None, f"found {show(data)}, expected a mapping of keys")]
-    r = Reader(data, label, name, dirs)
-    for key in data:
-        if key not in _BY_NAME:
-            r.error(str(key), f"unknown key{hint(str(key), KNOWN_KEYS)}")
-    for k in KEYS:
-        parse = getattr(sys.modules[__name__], "parse_" + k.parse)
-        r.values[k.name] = parse(r, k, data.get(k.name, k.default))
-    if r.values["type"] == "forking" and not r.given("pid_file"):
-        r.error("pid_file", "missing: a forking service must say where its daemon writes its PID")
-    if "reload_command" in data and "reload_signal" in data:
-        r.error("reload_command", "give reload_signal or reload_command, not both")
-    if r.given("stop_schedule") and ("stop_signal" in data or "stop_timeout" in data):
-        r.error(
-            "stop_schedule",
-            "give stop_schedule or stop_signal/stop_timeout, not both "
-            "(stop_signal: S with stop_timeout: T means S/T/KILL/5)",
-        )
-    if r.errors:
-        return r.errors
-    return Service(
-        name=name,
-        file=file,
-        **r.values,
-        stderr_same=not r.given("stderr"),
-        pid_file_given=r.given("pid_file"),
-    )

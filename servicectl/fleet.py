@@ -339,8 +339,9 @@ def startall(
     report: Report | None = None,
     progress: Progress = silent,
 ) -> list[Outcome]:
-    """Start every enabled service (and what they depend on), dependencies first."""
-    enabled = [n for n, s in catalog.services.items() if s.enabled]
+    """Start every enabled service (for a template, its listed instances) and what they
+    depend on, dependencies first."""
+    enabled = [n for n, s in catalog.services.items() if s.in_startall]
     invalid = list(catalog.invalid)
     return start_ordered(catalog, enabled + invalid, jobs, report, progress)
 

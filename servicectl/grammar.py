@@ -4,12 +4,11 @@ exit codes and the body that runs it. Typer-free and import-light.
 Both parsers are built from it: the full typer grammar (cli_typer.py: help, completion, usage
 errors) and the fast parser of everyday lines (cli.py). Both produce a ``Call`` (command,
 keyword arguments, global directories), so the two can be compared, and docs/commands.md is
-generated from it (``python -m servicectl.grammar --markdown``).
+generated from it (``python -m servicectl.grammar_doc``).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -152,7 +151,9 @@ APP_EPILOG = (
 # ---------------------------------------------------------------------------------------------
 # The commands
 
-NAMES = Arg("names", "NAME", "Service names (file stems in the services directory).")
+NAMES = Arg(
+    "names", "NAME", "Service names (file stems in the services directory, or NAME@INSTANCE)."
+)
 SOME_NAMES = Arg("names", "NAME", "Services (default: all).", required=False)
 GEN_NAMES = Arg("names", "NAME", "Services (or --all, or --boot).", required=False)
 JSON = Opt("as_json", ("--json",), "flag", False, "Print a JSON list.")
@@ -204,6 +205,14 @@ ALL_EXITS = (
     (1, "some service failed (or was skipped because a dependency failed)"),
     (2, "usage error"),
     (6, "the services directory cannot be listed"),
+)
+ENABLE_EXITS = (
+    (0, "done, or already so"),
+    (1, "the drop-in could not be written, or a later drop-in overrides it"),
+    (2, "usage error (an instance name a template cannot have)"),
+    (4, "insufficient privilege, or an untrusted definition or drop-in directory"),
+    (5, "unknown service"),
+    (6, "invalid definition (fix it first, with edit)"),
 )
 GEN_EXITS = (
     (0, "every file written (or unchanged)"),
@@ -411,6 +420,66 @@ COMMANDS: dict[str, Command] = {
             ),
             output_code=1,
         ),
+        Command(
+            "enable",
+            "editing:enable",
+            "Put services in startall: write NAME.d/50-enabled.yaml (enabled: true). For a "
+            "template's instance, startall also needs it listed in instances.",
+            (NAMES,),
+            (),
+            ENABLE_EXITS,
+        ),
+        Command(
+            "disable",
+            "editing:disable",
+            "Take services out of startall: write NAME.d/50-enabled.yaml (enabled: false); "
+            "a running service keeps running.",
+            (NAMES,),
+            (),
+            ENABLE_EXITS,
+        ),
+        Command(
+            "cat",
+            "editing:cat",
+            "Print each definition and its drop-ins, each under a # /path/to/file line.",
+            (NAMES,),
+            (),
+            (
+                (0, "printed"),
+                (1, "a file could not be read, or the output could not be written"),
+                (2, "usage error (an instance name a template cannot have)"),
+                (4, "a file could not be read: permission denied"),
+                (5, "unknown service"),
+            ),
+            output_code=1,
+        ),
+        Command(
+            "edit",
+            "editing:edit",
+            "Edit NAME.d/override.yaml with $VISUAL, $EDITOR, editor or vi (on a copy); it "
+            "is installed only if the definition it makes is valid.",
+            (
+                Arg(
+                    "name",
+                    "NAME",
+                    "Service name (NAME@ edits what every instance shares).",
+                    variadic=False,
+                ),
+            ),
+            (),
+            (
+                (0, "installed, or unchanged"),
+                (1, "the editor failed, or the override could not be written"),
+                (2, "usage error"),
+                (4, "insufficient privilege, or an untrusted definition or drop-in directory"),
+                (5, "unknown service"),
+                (
+                    6,
+                    "the edited override makes an invalid definition: the copy is kept, "
+                    "the installed override is unchanged",
+                ),
+            ),
+        ),
         _generator("initd", "/etc/init.d", "LSB init.d shims"),
         _generator("unit", "/etc/systemd/system", "native systemd units"),
         Command(
@@ -464,75 +533,3 @@ def make_call(cmd: Command, values: dict[str, Any], dirs: tuple[Any, Any, Any]) 
         kwargs.append((opt.name, value))
     paths = tuple(None if d is None else Path(d) for d in dirs)
     return Call(cmd.name, tuple(kwargs), paths)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------------------------
-# Documentation
-
-
-def _opt_cell(opt: Opt) -> str:
-    flags = ", ".join(f"`{f}`" for f in opt.flags)
-    return flags if opt.kind == "flag" else f"{flags} `{opt.metavar or opt.kind.upper()}`"
-
-
-def _default_cell(opt: Opt) -> str:
-    if opt.kind == "flag":
-        return "off"
-    if opt.default is None:
-        return "see below"
-    text = f"`{opt.default}`"
-    return text + (f" (at least {opt.minimum})" if opt.minimum is not None else "")
-
-
-def usage(cmd: Command) -> str:
-    words = ["servicectl", "[GLOBAL OPTIONS]", cmd.name]
-    for arg in cmd.args:
-        word = f"{arg.metavar}..." if arg.variadic else arg.metavar
-        words.append(word if arg.required else f"[{word}]")
-    for opt in cmd.opts:
-        flag = opt.flags[-1]
-        words.append(f"[{flag}]" if opt.kind == "flag" else f"[{flag} {opt.metavar or 'X'}]")
-    return " ".join(words)
-
-
-def markdown() -> str:
-    """The generated part of docs/commands.md: global options, then every command."""
-    out = ["### Global options", "", "| option | meaning |", "|---|---|"]
-    for opt in (*DIR_OPTS, VERSION):
-        out.append(f"| {_opt_cell(opt)} | {opt.help} |")
-    out += ["| `-h`, `--help` | Show the help of servicectl or of a command, and exit. |", ""]
-    out += [APP_EPILOG, ""]
-    for cmd in COMMANDS.values():
-        out += [f"### {cmd.name}", "", "```", usage(cmd), "```", "", cmd.help, ""]
-        if cmd.args:
-            out += ["| argument | meaning |", "|---|---|"]
-            for arg in cmd.args:
-                count = "one or more" if arg.required else "any number"
-                count = count if arg.variadic else "exactly one"
-                out.append(f"| `{arg.metavar}` ({count}) | {arg.help} |")
-            out.append("")
-        if cmd.opts:
-            out += ["| option | default | meaning |", "|---|---|---|"]
-            for opt in cmd.opts:
-                out.append(f"| {_opt_cell(opt)} | {_default_cell(opt)} | {opt.help} |")
-            out.append("")
-        out += ["| exit | meaning |", "|---|---|"]
-        out += [f"| {code} | {text} |" for code, text in cmd.exits]
-        out.append("")
-    return "\n".join(out)
-
-
-BEGIN = "<!-- BEGIN GENERATED: python -m servicectl.grammar --markdown -->"
-END = "<!-- END GENERATED -->"
-
-
-def main(argv: list[str]) -> int:
-    if argv != ["--markdown"]:
-        print("usage: python -m servicectl.grammar --markdown", file=sys.stderr)
-        return 2
-    print(markdown(), end="")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -23,7 +23,9 @@ from typing import Any, NamedTuple
 from servicectl.paths import Dirs
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
-PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name)\}")
+INSTANCE_RE = re.compile(r"[A-Za-z0-9_.:-]+\Z")  # the INSTANCE of NAME@INSTANCE
+PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name|instance|prefix)\}")
+SAMPLE_INSTANCE = "1"  # what a template is checked with on its own (valid as a port and a name)
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
 KILL_WAIT = 5.0  # after SIGKILL, how long a process may linger (D state) before stop gives up
 READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
@@ -97,15 +99,39 @@ def signal_name(number: int) -> str:
         return str(number)
 
 
-def expand(value: str, name: str, dirs: Dirs) -> str:
-    """Replace {run_dir}, {log_dir}, {services_dir} and {name}; other braces stay as they are."""
+def expand(value: str, name: str, dirs: Dirs, instance: str | None = None) -> str:
+    """Replace {run_dir}, {log_dir}, {services_dir} and {name} (for an instance, the whole
+    NAME@INSTANCE), and for an instance {instance} and {prefix} (NAME); other braces stay as
+    they are."""
     values = {
         "run_dir": str(dirs.run),
         "log_dir": str(dirs.log),
         "services_dir": str(dirs.services),
         "name": name,
     }
-    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], value)
+    if instance is not None:
+        values["instance"] = instance
+        values["prefix"] = name.partition("@")[0]
+    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), value)
+
+
+def is_template(stem: str) -> bool:
+    """Whether a definition file's stem names a template: ``NAME@``."""
+    return len(stem) > 1 and stem.endswith("@") and stem.count("@") == 1
+
+
+def split_instance(name: str) -> tuple[str, str] | None:
+    """``memcached@11211`` to (``memcached@``, ``11211``): the template's stem and the
+    instance; None when ``name`` is not NAME@INSTANCE with a valid INSTANCE."""
+    prefix, at, instance = name.partition("@")
+    if not at or not prefix or not INSTANCE_RE.match(instance):
+        return None
+    return prefix + "@", instance
+
+
+def valid_name(name: str) -> bool:
+    """A service name: a file stem (NAME_RE), or NAME@INSTANCE (INSTANCE may hold a colon)."""
+    return bool(NAME_RE.match(name)) or split_instance(name) is not None
 
 
 class Key:
@@ -118,7 +144,7 @@ class Key:
         name: str,
         type: str,  # what to write; for a choice, the choices joined by " or "
         default: Any,  # the YAML value an absent key stands for (None: nothing)
-        parse: str,  # its parser, fields.parse_<parse>: (reader, key, value) -> the field
+        parse: str,  # parse_<parse> in fields(_more): (reader, key, value) -> the field
         doc: str,  # what it does, one line
         example: str,  # a YAML value, as written after "name: "
         shown_default: str = "",  # the default as the reference shows it, if not the value
@@ -399,6 +425,16 @@ KEYS: tuple[Key, ...] = (
         example="{rotate: {signal: USR1}, configtest: {command: [nginx, -t]}}",
         shown_default="none",
     ),
+    Key(
+        "instances",
+        "list of instance names",
+        None,
+        "instances",
+        doc="Templates (NAME@.yaml) only: the instances startall starts, and status and list "
+        "show; INSTANCE: letters, digits, -, _, ., :.",
+        example='["11211", "11212"]',
+        shown_default="none",
+    ),
 )
 KNOWN_KEYS = tuple(k.name for k in KEYS)
 _BY_NAME = {k.name: k for k in KEYS}
@@ -441,9 +477,24 @@ class Service(NamedTuple):
     nice: int | None = None
     limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
     actions: tuple[tuple[str, Action], ...] = ()  # (verb, what it does), in the file's order
-    # Derived: whether the document gave stderr and pid_file.
+    instances: tuple[str, ...] = ()  # a template's listed instances (its instances carry them)
+    # Derived: whether the document gave stderr and pid_file; the drop-ins merged over file.
     stderr_same: bool = True
     pid_file_given: bool = False
+    dropins: tuple[Path, ...] = ()
+
+    @property
+    def instance(self) -> str | None:
+        """INSTANCE for an instance of a template (NAME@INSTANCE from NAME@.yaml), else None."""
+        if not is_template(self.file.stem) or self.name == self.file.stem:
+            return None
+        return self.name.partition("@")[2]
+
+    @property
+    def in_startall(self) -> bool:
+        """Whether startall starts it: enabled, and for a template's instance, listed in its
+        instances."""
+        return self.enabled and (self.instance is None or self.instance in self.instances)
 
     @property
     def env(self) -> dict[str, str]:
@@ -469,18 +520,24 @@ class Service(NamedTuple):
 _HASH: str | None = None
 
 
+# The code that reads a definition: any change to it must not serve a stale cached definition.
+SOURCES: tuple[str, ...] = ("schema.py", "fields.py", "fields_more.py", "definition.py")
+SOURCES += ("config.py", "yamlload.py", "dropins.py")
+
+
 def schema_hash() -> str:
     """A digest of what a cached definition depends on: the fields of Service and their
     defaults, the declared keys, and the code that reads them (this module, fields.py,
-    config.py and yamlload.py, by size and modification time: any edit or upgrade changes
-    it), so that a change to parsing never serves a stale definition; nothing to bump."""
+    config.py, yamlload.py and dropins.py, by size and modification time: any edit or
+    upgrade changes it), so that a change to parsing never serves a stale definition;
+    nothing to bump."""
     global _HASH
     if _HASH is None:
         import zlib
 
         here = os.path.dirname(__file__)
         code = []
-        for module in ("schema.py", "fields.py", "config.py", "yamlload.py"):
+        for module in SOURCES:
             try:
                 st = os.stat(os.path.join(here, module))
                 code.append((module, st.st_size, st.st_mtime_ns))

@@ -242,16 +242,16 @@ def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPa
 def test_service_fields_are_the_declared_keys() -> None:
     """Service has a field per declared key, in order, whose default is the declared default as
     parsed (but for those that depend on the service's name and directories); besides them
-    only name, file and what is derived from two keys."""
+    only name, file, what is derived from two keys and the drop-ins merged in."""
     from servicectl import schema
 
     fields = Service._fields
     assert fields[:2] == ("name", "file")
     assert fields[2 : 2 + len(schema.KEYS)] == schema.KNOWN_KEYS
-    assert fields[2 + len(schema.KEYS) :] == ("stderr_same", "pid_file_given")
-    from servicectl import fields
+    assert fields[2 + len(schema.KEYS) :] == ("stderr_same", "pid_file_given", "dropins")
+    from servicectl import definition
 
-    defaults = fields.parsed_defaults()
+    defaults = definition.parsed_defaults()
     contextual = {k.name for k in schema.KEYS if "{" in str(k.default)} | {"stderr"}
     assert contextual == {"stdout", "stderr", "pid_file"}
     for k in schema.KEYS:
@@ -270,9 +270,10 @@ def test_every_example_is_valid(env: Env) -> None:
     for k in schema.KEYS:
         extra = "pid_file: /run/x.pid\n" if k.name == "type" else ""
         command = "" if k.name == "command" else "command: x\n"
-        env.write("web", f"{command}{k.name}: {k.example}\n{extra}")
+        name = "web@" if k.name == "instances" else "web"  # only a template lists instances
+        env.write(name, f"{command}{k.name}: {k.example}\n{extra}")
         env.write("db", "command: y\n")
-        assert_ok(env.sc("check", "web"))
+        assert_ok(env.sc("check", name))
 
 
 def test_reference_is_generated_from_the_schema() -> None:

@@ -294,7 +294,17 @@ def test_sigkill_mid_forking_launch_daemon_recognised_later(env: Env) -> None:
     daemon is found later by its PID file, user and executable, and stopped normally."""
     env.forking("late", "--pidfile-delay", "1", start_timeout=10)
     p = env.popen("start", "late")
-    wait_for(lambda: psutil.Process(p.pid).children(), what="the launcher")
+
+    def launcher_runs() -> bool:
+        # Past its gate: until servicectl has recorded the launch, the child is the gate
+        # (dash -c 'read ...'), which exits without running anything when servicectl dies.
+        try:
+            kids = psutil.Process(p.pid).children()
+            return any("forkingd" in " ".join(k.cmdline()[:3]) for k in kids)
+        except psutil.NoSuchProcess:
+            return False
+
+    wait_for(launcher_runs, what="the launcher to run the daemon's program")
     p.kill()
     p.communicate(timeout=10)
     wait_for(lambda: not lock_held(env.run, "late"), what="the lock to be released")

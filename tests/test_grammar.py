@@ -15,7 +15,7 @@ from conftest import ROOT
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from servicectl import cli, cli_typer, grammar
+from servicectl import cli, cli_typer, grammar, grammar_doc
 from servicectl.grammar import COMMANDS, Call
 
 LONG = bool(os.environ.get("SERVICECTL_LONG"))
@@ -194,21 +194,21 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 
 def test_commands_md_matches_the_table() -> None:
     """docs/commands.md carries the table's Markdown between its markers; regenerate with
-    python -m servicectl.grammar --markdown."""
+    python -m servicectl.grammar_doc."""
     doc = (ROOT / "docs" / "commands.md").read_text()
-    begin = doc.index(grammar.BEGIN) + len(grammar.BEGIN)
-    end = doc.index(grammar.END)
-    assert doc[begin:end].strip() == grammar.markdown().strip(), (
+    begin = doc.index(grammar_doc.BEGIN) + len(grammar_doc.BEGIN)
+    end = doc.index(grammar_doc.END)
+    assert doc[begin:end].strip() == grammar_doc.markdown().strip(), (
         "docs/commands.md is out of date: replace its generated part with the output of "
-        "python -m servicectl.grammar --markdown"
+        "python -m servicectl.grammar_doc"
     )
     res = subprocess.run(
-        [sys.executable, "-m", "servicectl.grammar", "--markdown"],
+        [sys.executable, "-m", "servicectl.grammar_doc"],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert res.returncode == 0 and res.stdout.strip() == grammar.markdown().strip()
+    assert res.returncode == 0 and res.stdout.strip() == grammar_doc.markdown().strip()
 
 
 def test_the_table_imports_nothing_heavy() -> None:
