@@ -173,6 +173,17 @@ def shown(text: str) -> str:
     return text.translate(_UNSHOWN)
 
 
+def cell(text: str, last: bool = False) -> str:
+    """``text`` as a table cell: escaped, on one line, ``-`` when empty. Only the last column
+    (free text) may hold blanks; in the others a tab, newline or space (only an invalid name
+    has them) is written ``\\t``, ``\\n``, ``\\x20``, so every row has the same columns for
+    awk."""
+    text = shown(text)
+    if last:
+        return text.replace("\n", " ").replace("\t", " ") or "-"
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace(" ", "\\x20") or "-"
+
+
 def plural(n: int, word: str, words: str = "") -> str:
     """``1 service``, ``2 services`` (``words``: an irregular plural)."""
     return f"{n} {word if n == 1 else words or word + 's'}"
@@ -287,10 +298,7 @@ class Face:
         apart; the last column is free text. Cells are escaped and put on one line, and an
         empty cell is shown as ``-``, so ``awk '{print $2}'`` reads piped output.
         ``colors``: per row, column index -> SGR code (applied after padding)."""
-        cells = [
-            tuple(shown(c).replace("\n", " ").replace("\t", " ") or "-" for c in row)
-            for row in rows
-        ]
+        cells = [tuple(cell(c, i == len(row) - 1) for i, c in enumerate(row)) for row in rows]
         widths = [
             max(width(header[i]), *(width(row[i]) for row in cells)) for i in range(len(header) - 1)
         ]
