@@ -49,6 +49,14 @@ class Ready(NamedTuple):
         return f"{self.kind} {target}"
 
 
+class StartLimit(NamedTuple):
+    """``start_limit``: more than ``burst`` respawns within ``interval`` seconds, and the
+    supervisor gives up (0 s: no limit)."""
+
+    burst: int = 5
+    interval: float = 60.0
+
+
 def parse_signal(value: Any) -> int | None:
     """``TERM``, ``SIGTERM``, ``sigterm`` or ``15`` to 15; None when it is not a signal."""
     if isinstance(value, bool):
@@ -334,6 +342,34 @@ KEYS: tuple[Key, ...] = (
         example="{nofile: 4096, core: 0}",
         shown_default="unchanged",
     ),
+    Key(
+        "restart",
+        '"no", on-failure or always',
+        "no",
+        "restart",
+        doc="Respawn the program when it exits: on-failure after a non-zero status or a signal "
+        'other than the stop signal, always after any exit; "no": never (see docs/supervision.md).',
+        example="on-failure",
+        shown_default='`"no"`',
+    ),
+    Key(
+        "restart_delay",
+        SECONDS,
+        1,
+        "seconds",
+        doc="How long the supervisor waits after an exit before it respawns the program.",
+        example="0.5",
+    ),
+    Key(
+        "start_limit",
+        "mapping: burst (whole number, 1 or more), interval (seconds; 0: no limit)",
+        None,
+        "start_limit",
+        doc="More than burst respawns within interval seconds: the supervisor gives up and the "
+        "service is failed until the next start or restart.",
+        example="{burst: 3, interval: 30}",
+        shown_default="`{burst: 5, interval: 60}`",
+    ),
 )
 KNOWN_KEYS = tuple(k.name for k in KEYS)
 _BY_NAME = {k.name: k for k in KEYS}
@@ -372,6 +408,9 @@ class Service(NamedTuple):
     enabled: bool = True
     nice: int | None = None
     limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
+    restart: str = "no"  # "no", "on-failure" or "always"
+    restart_delay: float = 1.0
+    start_limit: StartLimit = StartLimit()
     # Derived: whether the document gave stderr and pid_file.
     stderr_same: bool = True
     pid_file_given: bool = False
