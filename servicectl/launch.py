@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servicectl import drift, proc
 from servicectl.config import Service
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 _FORKING_LAUNCH = threading.Lock()
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
+# The supervisor keeps the Popen of each simple service it spawns (None elsewhere): it reaps
+# them itself, and a dropped Popen could reap one behind its back.
+KEPT: dict[int, subprocess.Popen[bytes]] | None = None
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
 LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
@@ -51,6 +54,8 @@ def spawn_simple(
     """Spawn a simple service's process, held at ``gate`` until it is recorded."""
     child = spawn(svc, account, env, program, (), gate=gate)
     _SPAWNED.add(child.pid)
+    if KEPT is not None:
+        KEPT[child.pid] = child
     return child
 
 
@@ -70,9 +75,11 @@ def record_start(
     child: subprocess.Popen[bytes],
     gate: Gate | None,
     notify_socket: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> Record:
     """Record the started process ("starting": not confirmed yet), and for a gated one its PID
-    file too, then let it run the program."""
+    file too, then let it run the program. ``extra``: more fields of the record (who
+    supervises it)."""
     record = Record(
         pid=info.pid,
         starttime=info.starttime,
@@ -92,6 +99,7 @@ def record_start(
         kill_mode=svc.kill_mode,
         notify_socket=notify_socket,
         definition=drift.fingerprint(svc),
+        **(extra or {}),
     )
     # Record first: if this fails, the child is killed (FIELD-NOTES 8).
     write_state(svc, dirs, record, info.pid if gate is not None else None)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from servicectl import audit, launch, proc
+from servicectl import audit, launch, proc, supervision
 from servicectl.config import Service
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.observe import clean_leftovers, inspect
@@ -24,7 +24,7 @@ from servicectl.outcome import (
     log_tail,
 )
 from servicectl.paths import Dirs
-from servicectl.pidfile import Record, write_record
+from servicectl.pidfile import Record, read_record, write_record
 from servicectl.proc import Handle
 from servicectl.progress import Progress, silent
 from servicectl.reloading import reload
@@ -76,6 +76,10 @@ def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
             note = "; servicectl had no record of it and has recorded it now"
         except OSError as exc:
             note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
+    try:
+        note += supervision.attach(svc, dirs)
+    except ServicectlError as exc:
+        note += f"; not supervised: {exc.message.removeprefix(svc.name + ': ')}"
     return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
 
 
@@ -94,9 +98,16 @@ def _await_orphaned_launch(
     return inspect(svc, dirs)
 
 
-def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
+def _start_locked(
+    svc: Service, dirs: Dirs, progress: Progress = silent, extra: dict[str, Any] | None = None
+) -> int:
     """Spawn (or launch) and record, wait until ready, confirm; the PID. On a failure or an
-    interruption, what was started is killed and no PID file or record of it is left."""
+    interruption, what was started is killed and no PID file or record of it is left.
+
+    A supervised service is spawned by its supervisor (see _start_supervised); ``extra``: the
+    supervisor's own start, with these fields in the record."""
+    if extra is None and supervision.delegated(svc):
+        return _start_supervised(svc, dirs, progress)
     account = resolve_account(svc)
     env = build_environment(svc, account)
     program = resolve_program(svc, env)
@@ -111,7 +122,8 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
-            record = launch.record_start(svc, dirs, info, program, child, gate, address)
+            fields = supervision.start_fields(svc) if extra is None else extra
+            record = launch.record_start(svc, dirs, info, program, child, gate, address, fields)
             result = _await_ready(svc, account, env, child, handle, record, notify, progress)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
@@ -127,6 +139,45 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
             notify.close()
         if gate is not None:
             gate.close()
+
+
+def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
+    """Start a supervised service: the run directory's supervisor spawns it (so that it is its
+    parent and sees its exits) with the same code, and records it; this start then waits for
+    it to be ready and confirms it, as any start. On a failure or an interruption the
+    supervisor kills what it spawned and removes its PID file and record."""
+    account = resolve_account(svc)
+    env = build_environment(svc, account)
+    resolve_program(svc, env)  # a missing program is said here, as for any start
+    notify = _notify_socket(svc, dirs, env)
+    try:
+        progress(svc.name, "its supervisor", None)
+        link = supervision.link(svc, dirs)
+        try:
+            try:
+                progress(svc.name, "spawning", None)
+                child, handle, _ = link.spawn(svc, notify.address if notify else None)
+                record, _ = read_record(dirs.run, svc.name)
+                if record is None or record.pid != handle.pid:
+                    raise StartFailed(f"{svc.name}: failed to start: its record was not written")
+                popen = cast("subprocess.Popen[bytes]", child)
+                result = _await_ready(svc, account, env, popen, handle, record, notify, progress)
+                pid = _confirm(svc, dirs, record, handle, result.notes)
+            except BaseException as exc:
+                link.abort()
+                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+                    raise Interrupted(
+                        f"{svc.name}: start interrupted; what it had started was stopped, and "
+                        f"no PID file or state of it is left"
+                    ) from None
+                raise
+            link.release_started(dirs, pid)
+            return pid
+        finally:
+            link.close()
+    finally:
+        if notify is not None:
+            notify.close()
 
 
 def _notify_socket(svc: Service, dirs: Dirs, env: dict[str, str]) -> NotifySocket | None:
@@ -177,11 +228,13 @@ def _await_ready(
         code = proc.reap_if_child(record.pid)
         if code is None and child.poll() is not None and child.pid == record.pid:
             code = child.returncode
-        raise StartFailed(
+        died = StartFailed(
             f"{svc.name}: failed to start: the program {proc.describe_exit(code)} "
             f"{_since(record)} after starting" + _status_note(result.notes),
             detail=log_tail(svc),
         )
+        died.exit_status = code
+        raise died
     if result.outcome in ("timeout", "error"):
         what = (
             f"was not ready after {budget:g} s (ready: {svc.ready.describe()}"
@@ -235,8 +288,10 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     process is left alone.
     """
     progress(svc.name, "waiting for its lock", None)
-    with locked(svc, dirs):
+    with locked(svc, dirs), supervision.holding(svc, dirs) as held:
         outcome = _stop_locked(svc, dirs, progress)
+    if held.get("cancelled"):
+        outcome.message += f"; {held['cancelled']}"
     if outcome.pid is not None:
         audit.told(outcome)
     return outcome
@@ -333,7 +388,8 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
             if obs.running:
                 exc.message += f"; not restarted: it is still running (pid {obs.pid})"
             raise
-        stopped = _stop_locked(svc, dirs, progress)
+        with supervision.holding(svc, dirs):
+            stopped = _stop_locked(svc, dirs, progress)
         obs = inspect(svc, dirs)
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
