@@ -16,6 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from servicectl import supervision
 from servicectl.config import Service
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, resolve_dirs
@@ -328,6 +329,13 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     ]
     if deps:
         lines.append("Requires=" + " ".join(deps))
+    if svc.restart != "no":
+        burst, interval = svc.start_limit
+        lines += [
+            f"# start_limit: {burst} respawns within {interval:g} s; systemd counts the start too.",
+            f"StartLimitBurst={burst + 1}",
+            f"StartLimitIntervalSec={interval:g}",
+        ]
     lines += [
         "",
         "[Service]",
@@ -355,6 +363,13 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             "# the unit's cgroup (helpers that escaped the process group), so it never fights",
             "# servicectl over the service. KillMode=none is deprecated and would leave those.",
             "KillMode=control-group",
+        ]
+    if svc.restart != "no":
+        lines += [
+            f"# restart: {svc.restart}: systemd respawns it; servicectl's supervisor stays out.",
+            f"Environment={supervision.OUTER}=systemd",
+            f"Restart={svc.restart}",
+            f"RestartSec={svc.restart_delay:g}",
         ]
     lines += [
         "# start: start_timeout + start_grace + stop_timeout (a failed start is cleaned up)",

@@ -173,9 +173,7 @@ def describe(row: Status, record: Record | None, svc: Service) -> None:
     elif record.supervision:
         row.supervisor = record.supervision
     if record.last_exit:
-        row.last_exit = {k: v for k, v in record.last_exit.items() if k != "unknown"}
-        if "unknown" in record.last_exit:
-            row.last_exit["unknown"] = True
+        row.last_exit = dict(record.last_exit)
 
 
 # ---------------------------------------------------------------------------------------------
