@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import socket
 
     from servicectl.config import Service
-    from servicectl.observe import Status
     from servicectl.paths import Dirs
     from servicectl.pidfile import PidFileRead
     from servicectl.proc import Handle, ProcInfo
@@ -157,8 +156,8 @@ def respawn_pending(record: Record | None) -> str:
     return ""
 
 
-def describe(row: Status, record: Record | None, svc: Service) -> None:
-    """Fill the supervision fields of a status row from the service's record."""
+def describe(row: Any, record: Record | None, svc: Service) -> None:
+    """Fill the supervision fields of a status row (observe.Status) from the record."""
     if record is None or record.phase == LAUNCHING:
         return
     if record.supervision == OURS:
@@ -304,17 +303,32 @@ class RemoteChild:
         return self.returncode
 
 
+def socket_address(run: Path) -> tuple[str, int | None]:
+    """The control socket's address, and a descriptor to close once it is used: a path too
+    long for a socket address (108 bytes) is reached through the run directory's descriptor."""
+    path = str(run / SOCKET_NAME)
+    if len(os.fsencode(path)) < 100:
+        return path, None
+    fd = os.open(run, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{SOCKET_NAME}", fd
+
+
 def _connect(run: Path) -> socket.socket | None:
     """A connection to the run directory's supervisor, or None if none listens there."""
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    fd = None
     try:
-        sock.connect(str(run / SOCKET_NAME))
+        address, fd = socket_address(run)
+        sock.connect(address)
         _check_peer(sock)
-    except (FileNotFoundError, ConnectionRefusedError, PermissionError, ServicectlError):
+    except (OSError, ServicectlError):
         sock.close()
         return None
+    finally:
+        if fd is not None:
+            os.close(fd)
     return sock
 
 

@@ -498,13 +498,16 @@ def _load(payload: str) -> tuple[Any, Any]:
 
 def _listening(run: Path) -> bool:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    address, fd = supervision.socket_address(run)
     try:
-        sock.connect(str(run / supervision.SOCKET_NAME))
+        sock.connect(address)
         return True
     except OSError:
         return False
     finally:
         sock.close()
+        if fd is not None:
+            os.close(fd)
 
 
 def _claim(run: Path) -> int | str:
@@ -536,11 +539,14 @@ def _listen(run: Path) -> socket.socket:
     except FileNotFoundError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    address, fd = supervision.socket_address(run)
     old = os.umask(0o177)
     try:
-        sock.bind(str(path))
+        sock.bind(address)
     finally:
         os.umask(old)
+        if fd is not None:
+            os.close(fd)
     os.chmod(path, 0o600)
     sock.listen(128)
     sock.setblocking(False)

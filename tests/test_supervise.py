@@ -82,6 +82,7 @@ def respawned(env: Env, name: str, old: int, timeout: float = 15) -> int:
 def crash(env: Env, name: str, how: int | str) -> int:
     """End the service's process: an exit status (through SIGUSR1) or a signal; its PID."""
     pid = env.pid(name)
+    wait_for(lambda: pid in started(env, name), 10, f"{name} ({pid}) to be under way")
     if isinstance(how, int):
         (env.root / f"{name}.crash").write_text(str(how))
         os.kill(pid, signal.SIGUSR1)

@@ -24,14 +24,6 @@ def main() -> int:
     p.add_argument("--ignore-term", action="store_true")
     args = p.parse_args()
 
-    marker = os.environ.get("MARKER")
-    if marker:
-        with open(marker, "a") as f:
-            f.write(f"started {os.getpid()}\n")
-    if args.crash_at_start and os.path.exists(args.crash_at_start):
-        print(f"crasher {os.getpid()}: crashing at start", file=sys.stderr, flush=True)
-        return 3
-
     def crash(signum: int, frame: object) -> None:
         try:
             with open(os.environ.get("CRASH_FILE", "/nonexistent")) as f:
@@ -46,6 +38,13 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGTERM, lambda s, f: os._exit(0))
+    marker = os.environ.get("MARKER")  # written once the signals are handled
+    if marker:
+        with open(marker, "a") as f:
+            f.write(f"started {os.getpid()}\n")
+    if args.crash_at_start and os.path.exists(args.crash_at_start):
+        print(f"crasher {os.getpid()}: crashing at start", file=sys.stderr, flush=True)
+        return 3
     if args.ready_file:
         time.sleep(args.ready_after)
         if args.crash_before_ready and os.path.exists(args.crash_before_ready):
