@@ -32,7 +32,7 @@ from servicectl.errors import ServicectlError
 from servicectl.respawn import Unit
 from servicectl.schema import NAME_RE
 
-IDLE_EXIT = float(os.environ.get("SERVICECTL_SUPERVISOR_IDLE", "60") or 60)
+IDLE_EXIT = float(os.environ.get("SERVICECTL_SUPERVISOR_IDLE", "30") or 30)
 SWEEP_DELAY = 1.0  # a zombie child no thread reaped for this long is an orphan's: reaped
 MAX_LINE = 1 << 20
 IN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -79,7 +79,12 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
         while not self.leaving:
             for fd, _ in self.poller.poll(self._timeout()):
-                self._dispatch(fd)
+                try:
+                    self._dispatch(fd)
+                except Exception as exc:  # noqa: BLE001 - one bad event must not end supervision
+                    import traceback
+
+                    say(f"internal error, carrying on: {exc!r}\n{traceback.format_exc()}")
             self._timers()
         self._leave()
 
@@ -477,7 +482,12 @@ def _load(payload: str) -> tuple[Any, Any]:
 
     class Loader(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
-            if module == "pathlib" and name in ("PosixPath", "PurePosixPath"):
+            if (module, name) in (
+                ("pathlib", "PosixPath"),
+                ("pathlib", "PurePosixPath"),
+                ("builtins", "frozenset"),
+                ("builtins", "set"),
+            ):
                 return super().find_class(module, name)
             if module.startswith("servicectl."):
                 found = super().find_class(module, name)
