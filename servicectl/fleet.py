@@ -13,6 +13,7 @@ from typing import Any
 from servicectl import lifecycle, observe, proc, supervision
 from servicectl.config import Catalog
 from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.lock import is_locked
 from servicectl.outcome import Outcome
 from servicectl.progress import Progress, silent
 
@@ -234,8 +235,8 @@ def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
         if svc is None:
             continue
         obs = observe.inspect(svc, catalog.dirs)
-        if obs.running or supervision.pending(obs.record):
-            out.append(name)
+        if obs.running or supervision.pending(obs.record) or is_locked(catalog.dirs.run, name):
+            out.append(name)  # locked: a start (or a respawn) may be under way
     return out
 
 

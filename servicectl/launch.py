@@ -40,6 +40,9 @@ _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (n
 # The supervisor keeps the Popen of each simple service it spawns (None elsewhere): it reaps
 # them itself, and a dropped Popen could reap one behind its back.
 KEPT: dict[int, subprocess.Popen[bytes]] | None = None
+# Set in a supervisor's respawn thread: a failed respawn keeps the record (the supervisor
+# rewrites it at once with the exit), so that no reader ever sees the service unrecorded.
+KEEP_RECORD = threading.local()
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
 LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
@@ -438,7 +441,8 @@ def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> Non
         except subprocess.TimeoutExpired:
             pass
     _remove_quietly(svc.pid_file)
-    _remove_quietly(state_path(dirs.run, svc.name))
+    if not getattr(KEEP_RECORD, "on", False):
+        _remove_quietly(state_path(dirs.run, svc.name))
 
 
 def _remove_quietly(path: Path) -> None:

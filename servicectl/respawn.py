@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl import audit, launch, lifecycle, proc, supervision
 from servicectl.errors import ServicectlError
-from servicectl.observe import clean_leftovers, inspect
+from servicectl.observe import inspect
 from servicectl.outcome import StartFailed, locked
 from servicectl.pidfile import Record, read_pidfile, read_record, remove_file, write_record
+from servicectl.proc import Handle
 from servicectl.spawn import Gate, build_environment, resolve_account, resolve_program
 from servicectl.states import EXITED, GAVE_UP, RESPAWNING
-from servicectl.terminate import schedule
+from servicectl.terminate import schedule, terminate
 
 if TYPE_CHECKING:
     import subprocess
 
     from servicectl.config import Service
     from servicectl.paths import Dirs
-    from servicectl.proc import Handle
 
 
 class Unit:
@@ -123,18 +123,21 @@ def handle_exit(
 ) -> tuple[int, int, subprocess.Popen[bytes] | None] | None:
     """An exit the supervisor saw: record it, then respawn after restart_delay (again after a
     respawn that failed), or give up; unless a command took the service meanwhile (``gen``
-    changed, ``cancel`` set). The respawned process (generation, PID, Popen), or None."""
+    changed, ``cancel`` set). The respawned process (generation, PID, Popen), or None.
+
+    The record always says what is under way (never removed in between), so that status and
+    stopall always see a service its supervisor may still bring back."""
     svc, dirs = unit.svc, unit.dirs
     assert svc is not None and dirs is not None
-    while True:
-        respawn, said = decide(unit)
-        with locked(svc, dirs):
-            if unit.gen != gen:
-                return None
-            _record_exit(unit, GAVE_UP if "gave up" in said else EXITED, said, respawn)
-        tell(unit, said)
-        if not respawn or cancel.wait(svc.restart_delay):
+    respawn, said = decide(unit)
+    with locked(svc, dirs):
+        if unit.gen != gen:
             return None
+        _record_exit(unit, said, respawn)
+    tell(unit, said)
+    while respawn:
+        if cancel.wait(svc.restart_delay):
+            return None  # taken by a command
         with locked(svc, dirs):
             if unit.gen != gen:
                 return None
@@ -144,10 +147,15 @@ def handle_exit(
                 pid, child = _respawn_locked(unit)
             except ServicectlError as exc:
                 unit.last_exit = _failed_respawn(exc)
-                tell(unit, f"respawn failed: {exc.message.removeprefix(svc.name + ': ')}")
-                continue
-        tell(unit, f"respawned (pid {pid})")
-        return gen, pid, child
+                respawn, said = decide(unit)
+                _record_exit(unit, said, respawn)
+                failed = exc.message.removeprefix(svc.name + ": ")
+            else:
+                tell(unit, f"respawned (pid {pid})")
+                return gen, pid, child
+        tell(unit, f"respawn failed: {failed}")
+        tell(unit, said)
+    return None
 
 
 def record_abandoned(unit: Unit) -> None:
@@ -159,7 +167,8 @@ def record_abandoned(unit: Unit) -> None:
         record, _ = read_record(dirs.run, svc.name)
         if record is not None and record.pid == unit.pid:
             what = supervision.describe_exit(unit.last_exit)
-            _record_exit(unit, EXITED, f"{what}; not respawned (its stop was interrupted)")
+            said = f"{what}; not respawned (its stop was interrupted)"
+            _record_exit(unit, said, False, EXITED)
 
 
 def _failed_respawn(exc: ServicectlError) -> dict[str, Any]:
@@ -169,9 +178,9 @@ def _failed_respawn(exc: ServicectlError) -> dict[str, Any]:
     return exit_of(None, f"the respawn failed: {exc.message}")
 
 
-def _record_exit(unit: Unit, phase: str, said: str, respawn: bool = False) -> None:
-    """Under the lock: the record says how the process exited and what comes next (``phase``,
-    or RESPAWNING); the PID file, which names a process that is gone, is removed."""
+def _record_exit(unit: Unit, said: str, respawn: bool, phase: str = "") -> None:
+    """Under the lock: the record says how the process exited and what comes next (RESPAWNING,
+    GAVE_UP, or ``phase``); the PID file, which names a process that is gone, is removed."""
     svc, dirs = unit.svc, unit.dirs
     assert svc is not None and dirs is not None
     record, _ = read_record(dirs.run, svc.name)
@@ -182,6 +191,8 @@ def _record_exit(unit: Unit, phase: str, said: str, respawn: bool = False) -> No
     due = 0.0
     if respawn:
         phase, due = RESPAWNING, time.time() + svc.restart_delay
+    elif not phase:
+        phase = GAVE_UP if "gave up" in said else EXITED
     record = record._replace(phase=phase, respawn_at=due, supervision_note=said, **unit.fields())
     unit.record = record
     write_record(dirs.run, svc.name, record)
@@ -202,11 +213,14 @@ def _respawn_locked(unit: Unit) -> tuple[int, subprocess.Popen[bytes] | None]:
     if obs.running and obs.pid is not None and obs.record is not None:
         unit.record = obs.record  # cannot happen while the supervisor has it: watched all the same
         return obs.pid, None
-    if obs.remnants:
-        lifecycle._stop_remnants(svc, dirs, obs)
-    elif obs.leftovers:
-        clean_leftovers(svc, dirs, obs)
-    pid = lifecycle._start_locked(svc, dirs, extra=unit.fields())
+    if obs.remnants and obs.record is not None:  # what is left of its group: ended first
+        handles = [Handle(i.pid, i.starttime) for i in obs.remnants]
+        terminate(svc, handles, obs.record.pgid, obs.record.pid, time.monotonic())
+    launch.KEEP_RECORD.on = True  # the record is replaced, never removed (see handle_exit)
+    try:
+        pid = lifecycle._start_locked(svc, dirs, extra=unit.fields())
+    finally:
+        launch.KEEP_RECORD.on = False
     assert launch.KEPT is not None
     record, _ = read_record(dirs.run, svc.name)
     unit.record = record

@@ -16,6 +16,7 @@ talk to the supervisor pays for the socket.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ REPLY_TIMEOUT = 30.0  # for requests that do not run a start (a hold, a release)
 SPAWN_MARGIN = 15.0  # added to start_timeout for a spawn request
 EXIT_WAIT = 1.0  # how long a start waits to learn the exit status of what died under it
 IN_SUPERVISOR = False  # set in the supervisor process: its starts are its own
+_STARTING = threading.Lock()
 
 
 def outer() -> str:
@@ -348,8 +350,11 @@ def link(svc: Service, dirs: Dirs) -> Link:
     for _ in range(3):
         sock = _connect(dirs.run)
         if sock is None:
-            _start_supervisor(svc, dirs)
-            sock = _connect(dirs.run)
+            with _STARTING:  # the fleet's threads start one supervisor, not one each
+                sock = _connect(dirs.run)
+                if sock is None:
+                    _start_supervisor(svc, dirs)
+                    sock = _connect(dirs.run)
         if sock is None:
             continue
         held = Link(sock, svc.name)
