@@ -440,6 +440,12 @@ def abort_start(svc: Service, dirs: Dirs, child: subprocess.Popen[bytes]) -> Non
             child.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
+    remove_start_files(svc, dirs)
+
+
+def remove_start_files(svc: Service, dirs: Dirs) -> None:
+    """The PID file and record of a start that failed (the record stays in a supervisor's
+    respawn: it is rewritten at once with the exit)."""
     _remove_quietly(svc.pid_file)
     if not getattr(KEEP_RECORD, "on", False):
         _remove_quietly(state_path(dirs.run, svc.name))

@@ -164,7 +164,7 @@ def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> 
                 result = _await_ready(svc, account, env, popen, handle, record, notify, progress)
                 pid = _confirm(svc, dirs, record, handle, result.notes)
             except BaseException as exc:
-                link.abort()
+                _abort_supervised(svc, dirs, link)
                 if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
                     raise Interrupted(
                         f"{svc.name}: start interrupted; what it had started was stopped, and "
@@ -178,6 +178,20 @@ def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> 
     finally:
         if notify is not None:
             notify.close()
+
+
+def _abort_supervised(svc: Service, dirs: Dirs, link: supervision.Link) -> None:
+    """Have the supervisor undo the start; if it cannot (it died), kill what the record names
+    (a verified handle, its own group) and remove its PID file and record here."""
+    try:
+        link.abort()
+        return
+    except ServicectlError:
+        pass
+    record, _ = read_record(dirs.run, svc.name)
+    if record is not None:
+        launch.kill_quietly(Handle(record.pid, record.starttime), record.pgid)
+        launch.remove_start_files(svc, dirs)
 
 
 def _notify_socket(svc: Service, dirs: Dirs, env: dict[str, str]) -> NotifySocket | None:

@@ -284,6 +284,35 @@ class Link:
         self.sock.close()
 
 
+def load_definition(payload: str) -> tuple[Any, Any]:
+    """In the supervisor: the (Service, Dirs) that ``Link.hold`` sent; only servicectl's value
+    types, paths and sets are accepted."""
+    import base64
+    import io
+    import pickle
+
+    class Loader(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) in (
+                ("pathlib", "PosixPath"),
+                ("pathlib", "PurePosixPath"),
+                ("builtins", "frozenset"),
+                ("builtins", "set"),
+            ):
+                return super().find_class(module, name)
+            if module.startswith("servicectl."):
+                found = super().find_class(module, name)
+                if isinstance(found, type) and issubclass(found, tuple):
+                    return found
+            raise pickle.UnpicklingError(f"{module}.{name} is not a definition's value")
+
+    try:
+        svc, dirs = Loader(io.BytesIO(base64.b64decode(payload))).load()
+    except Exception as exc:  # noqa: BLE001 - any malformed payload is refused alike
+        raise ServicectlError(f"supervisor: a definition could not be read: {exc}") from None
+    return svc, dirs
+
+
 class RemoteChild:
     """The spawned process as the start's readiness wait sees it (the supervisor is its parent,
     so only the supervisor knows its exit status)."""

@@ -248,7 +248,7 @@ class Supervisor:
         cancelled, and none can start until the hold ends."""
         unit = self.units.setdefault(name, Unit(name))
         if isinstance(payload, str):
-            unit.svc, unit.dirs = _load(payload)
+            unit.svc, unit.dirs = supervision.load_definition(payload)
         was_respawning = unit.busy and unit.holder is None and unit.handle is None
         unit.gen += 1
         unit.cancel.set()
@@ -472,34 +472,6 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 def _unknown(conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
     raise ServicectlError(f"{unit.name}: unknown request {msg.get('op')!r}")
-
-
-def _load(payload: str) -> tuple[Any, Any]:
-    """The (Service, Dirs) a command sent: only servicectl's value types and paths."""
-    import base64
-    import io
-    import pickle
-
-    class Loader(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if (module, name) in (
-                ("pathlib", "PosixPath"),
-                ("pathlib", "PurePosixPath"),
-                ("builtins", "frozenset"),
-                ("builtins", "set"),
-            ):
-                return super().find_class(module, name)
-            if module.startswith("servicectl."):
-                found = super().find_class(module, name)
-                if isinstance(found, type) and issubclass(found, tuple):
-                    return found
-            raise pickle.UnpicklingError(f"{module}.{name} is not a definition's value")
-
-    try:
-        svc, dirs = Loader(io.BytesIO(base64.b64decode(payload))).load()
-    except Exception as exc:  # noqa: BLE001 - any malformed payload is refused alike
-        raise ServicectlError(f"supervisor: a definition could not be read: {exc}") from None
-    return svc, dirs
 
 
 # ---------------------------------------------------------------------------------------------

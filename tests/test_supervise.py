@@ -231,6 +231,54 @@ def test_a_failed_supervised_start_leaves_nothing_and_is_not_respawned(env: Env)
     assert len(started(env, "web")) == 1
 
 
+def test_interrupted_supervised_start_leaves_nothing(env: Env) -> None:
+    """SIGTERM to a start waiting for readiness: the supervisor kills what it spawned, removes
+    its files, and respawns nothing."""
+    crasher(
+        env,
+        "web",
+        "--ready-file",
+        str(env.root / "never"),
+        "--ready-after",
+        "999",
+        ready={"file": str(env.root / "ready")},
+        start_timeout=60,
+    )
+    start = env.popen("start", "web")
+    wait_for(lambda: started(env, "web"), 20, "the service to run")
+    (pid,) = started(env, "web")
+    start.send_signal(signal.SIGTERM)
+    _, err = start.communicate(timeout=30)
+    assert start.returncode != 0 and "Traceback" not in err
+    assert not alive(pid) and service_files(env) == []
+    time.sleep(0.5)
+    assert tagged_pids(env.tag) == [] and len(started(env, "web")) == 1
+
+
+def test_supervisor_killed_during_a_start_leaves_nothing(env: Env) -> None:
+    """The supervisor dies while a start waits for readiness: the start fails when readiness
+    does not come, kills the service itself (a verified handle) and removes its files."""
+    crasher(
+        env,
+        "web",
+        "--ready-file",
+        str(env.root / "never"),
+        "--ready-after",
+        "999",
+        ready={"file": str(env.root / "ready")},
+        start_timeout=2,
+    )
+    start = env.popen("start", "web")
+    wait_for(lambda: started(env, "web"), 20, "the service to run")
+    (pid,) = started(env, "web")
+    os.kill(the_supervisor(env), signal.SIGKILL)
+    _, err = start.communicate(timeout=30)
+    assert start.returncode == 1 and "not ready after 2 s" in err, err
+    assert "Traceback" not in err
+    wait_for(lambda: not alive(pid), 10, "the service to be killed")
+    assert service_files(env) == [] and tagged_pids(env.tag) == []
+
+
 def test_forking_service_is_respawned_with_its_exit_status(env: Env) -> None:
     env.forking("fd", restart="on-failure", restart_delay=0.1)
     assert_ok(env.sc("start", "fd"))
