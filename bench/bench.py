@@ -322,6 +322,7 @@ class Target:
     what: str
     limit: float
     series: Optional[Series] = None
+    unit: str = ""  # "" for seconds; "MiB" for memory figures
 
     def verdict(self) -> str:
         s = self.series
@@ -329,8 +330,17 @@ class Target:
             return "not measured"
         return "PASS" if s.median <= self.limit else "MISS"
 
+    def limit_text(self) -> str:
+        return f"{self.limit:g} {self.unit}" if self.unit else fmt_limit(self.limit)
+
     def mark(self) -> str:
-        return f"≤ {fmt_limit(self.limit)}: {self.verdict()}"
+        return f"≤ {self.limit_text()}: {self.verdict()}"
+
+    def figure(self) -> str:
+        s = self.series
+        if self.unit and s is not None and s.median is not None:
+            return f"{s.median:.1f} {self.unit}"
+        return cell(s)
 
 
 TARGETS: dict[str, Target] = {
@@ -344,7 +354,7 @@ TARGETS: dict[str, Target] = {
     "stop_latency": Target("stop latency (daemon exit → stop returns)", 0.020),
     "status_pty": Target("view: status NAME (running) on a pseudo-terminal", 0.120),
     "respawn": Target("supervise: respawn latency (exit → new process running, − delay)", 0.050),
-    "pss100": Target("supervise: PSS of the supervision of 100 services (MiB)", 64.0),
+    "pss100": Target("supervise: PSS of the supervision of 100 services", 64.0, unit="MiB"),
 }
 SUPERVISED_CYCLE_RATIO = 1.5  # a supervised start+stop over an unsupervised one (issue 16)
 # startall of 100 with the live display on a pseudo-terminal, over the same piped (issue 17)
@@ -1154,7 +1164,7 @@ def _bench_supervise_pss(env: Env) -> None:
         threads = sum(psutil.Process(p).num_threads() for p in sups)
         if n == 100:
             TARGETS["pss100"].series = Series([pss])
-        mark = f" **{TARGETS['pss100'].mark().replace(' s', ' MiB')}**" if n == 100 else ""
+        mark = f" **{TARGETS['pss100'].mark()}**" if n == 100 else ""
         rows.append(
             [str(n), str(len(sups)), f"{pss:.1f} MiB{mark}", f"{rss:.1f} MiB", str(threads)]
         )
@@ -1449,12 +1459,8 @@ def main() -> int:
         print("## Targets\n")
         for t in TARGETS.values():
             if t.series is not None:
-                fig = (
-                    f"{t.series.median:.1f} MiB"
-                    if t.series.median and t.limit > 1
-                    else cell(t.series)
-                )
-                print(f"- {t.verdict()}: {t.what}: {fig} (target ≤ {fmt_limit(t.limit)}, median)")
+                fig = t.figure()
+                print(f"- {t.verdict()}: {t.what}: {fig} (target ≤ {t.limit_text()}, median)")
         if NOTES:
             print("\n## Notes\n")
             for n in NOTES:
