@@ -156,7 +156,7 @@ def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> 
         try:
             try:
                 progress(svc.name, "spawning", None)
-                child, handle, _ = link.spawn(svc, notify.address if notify else None)
+                child, handle = link.spawn(svc, notify.address if notify else None)
                 record, _ = read_record(dirs.run, svc.name)
                 if record is None or record.pid != handle.pid:
                     raise StartFailed(f"{svc.name}: failed to start: its record was not written")

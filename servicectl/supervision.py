@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from servicectl.config import Service
     from servicectl.paths import Dirs
     from servicectl.pidfile import PidFileRead
-    from servicectl.proc import Handle, ProcInfo
+    from servicectl.proc import Handle
 
 SOCKET_NAME = ".supervisor.sock"  # no service can be named so: definitions never start with "."
 LOCK_NAME = ".supervisor.lock"
@@ -245,18 +245,15 @@ class Link:
         self.held = self.request("hold", **args)
         return self.held
 
-    def spawn(self, svc: Service, notify: str | None) -> tuple[RemoteChild, Handle, ProcInfo]:
-        """Have the supervisor spawn the service (its child), record it and let it run; a
-        handle on the process and what /proc says of it."""
+    def spawn(self, svc: Service, notify: str | None) -> tuple[RemoteChild, Handle]:
+        """Have the supervisor spawn the service (its child), record it and let it run; the
+        process as the readiness wait sees it, and a handle on it (one that is gone already
+        is seen to have died, with its exit status)."""
         from servicectl.proc import Handle
 
         reply = self.request("spawn", svc.start_timeout + SPAWN_MARGIN, notify=notify)
         handle = Handle(int(reply["pid"]), int(reply["starttime"]))
-        info = proc.read_proc(handle.pid)
-        if info is None or info.starttime != handle.starttime:
-            # Gone already: the readiness wait says so, with its exit status.
-            info = proc.ProcInfo(handle.pid, 0, 0, 0, "Z", handle.starttime, -1, "")
-        return RemoteChild(self, handle.pid), handle, info
+        return RemoteChild(self, handle.pid), handle
 
     def release(self, pid: int | None = None, starttime: int = 0) -> dict[str, Any]:
         """Hand the service back: supervise ``pid`` from now on (None: whatever of it still
