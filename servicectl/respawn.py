@@ -104,7 +104,8 @@ def decide(unit: Unit) -> tuple[bool, str]:
         return False, f"{what}; not respawned (restart: on-failure)"
     burst, interval = svc.start_limit
     now = time.monotonic()
-    recent = [t for t in unit.history if interval <= 0 or now - t < interval]
+    recent = [t for t in unit.history if interval > 0 and now - t < interval]
+    unit.history[:] = recent  # older respawns no longer count (none do without a limit)
     if interval > 0 and len(recent) >= burst:
         return False, (
             f"{what}; {len(recent)} respawns within {interval:g} s (start_limit): gave up; "
