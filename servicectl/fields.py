@@ -21,9 +21,11 @@ from servicectl.paths import Dirs
 from servicectl.schema import (
     LIMIT_NAMES,
     READY_KINDS,
+    SECONDS,
     UNLIMITED,
     Key,
     Ready,
+    StartLimit,
     expand,
     parse_signal,
     valid_name,
@@ -424,3 +426,37 @@ def parse_ready(r: Reader, k: Key, value: Any) -> Ready | None:
         r.error(k.name, f"found {found}{near}, expected one of {', '.join(READY_KINDS)}")
         return None
     return _ready_target(r, kinds[0], value[kinds[0]], timeout)
+
+
+RESTART_CHOICES = ("no", "on-failure", "always")
+
+
+def parse_restart(r: Reader, k: Key, value: Any) -> str:
+    """``"no"``, ``on-failure`` or ``always``; a bare ``no`` (YAML 1.1 reads it as false) is
+    taken as "no"."""
+    if value is False:
+        return "no"
+    if not isinstance(value, str) or value not in RESTART_CHOICES:
+        near = hint(value, RESTART_CHOICES) if isinstance(value, str) else ""
+        r.wrong(k.name, value, f'"no", on-failure or always{near}')
+        return "no"
+    return value
+
+
+def parse_start_limit(r: Reader, k: Key, value: Any) -> StartLimit:
+    """{burst: N, interval: SECONDS}; a key left out keeps its default."""
+    if value is None:
+        return StartLimit()
+    if not isinstance(value, dict):
+        r.wrong(k.name, value, "a mapping such as {burst: 5, interval: 60}")
+        return StartLimit()
+    for key in value:
+        if key not in ("burst", "interval"):
+            r.error(f"{k.name}.{key}", f"unknown key{hint(str(key), ('burst', 'interval'))}")
+    burst = value.get("burst", StartLimit().burst)
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 10_000:
+        r.wrong(f"{k.name}.burst", burst, "a whole number from 1 to 10000")
+        burst = StartLimit().burst
+    where = Key(f"{k.name}.interval", SECONDS, None, "seconds", "", "")
+    interval = parse_seconds(r, where, value.get("interval", StartLimit().interval))
+    return StartLimit(burst, interval)

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from servicectl import lifecycle, observe, proc
+from servicectl import lifecycle, observe, proc, supervision
 from servicectl.config import Catalog
 from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.lock import is_locked
 from servicectl.outcome import Outcome
 from servicectl.progress import Progress, silent
 
@@ -241,12 +242,16 @@ def _stop_levels(
 
 
 def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
-    """Which of ``names`` are running now (by inspection, without locks)."""
+    """Which of ``names`` are running now (by inspection, without locks), or may be brought back
+    by their supervisor (an exit it is handling, a respawn it has scheduled)."""
     out = []
     for name in names:
         svc = catalog.services.get(name)
-        if svc is not None and observe.inspect(svc, catalog.dirs).running:
-            out.append(name)
+        if svc is None:
+            continue
+        obs = observe.inspect(svc, catalog.dirs)
+        if obs.running or supervision.pending(obs.record) or is_locked(catalog.dirs.run, name):
+            out.append(name)  # locked: a start (or a respawn) may be under way
     return out
 
 

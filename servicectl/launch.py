@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servicectl import drift, proc
 from servicectl.config import Service
@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 
 _FORKING_LAUNCH = threading.Lock()
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
+# The supervisor keeps the Popen of each simple service it spawns (None elsewhere): it reaps
+# them itself, and a dropped Popen could reap one behind its back.
+KEPT: dict[int, subprocess.Popen[bytes]] | None = None
+# Set in a supervisor's respawn thread: a failed respawn keeps the record (the supervisor
+# rewrites it at once with the exit), so that no reader ever sees the service unrecorded.
+KEEP_RECORD = threading.local()
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
 LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
@@ -53,6 +59,8 @@ def spawn_simple(
     """Spawn a simple service's process, held at ``gate`` until it is recorded."""
     child = spawn(svc, account, env, program, (), gate=gate)
     _SPAWNED.add(child.pid)
+    if KEPT is not None:
+        KEPT[child.pid] = child
     return child
 
 
@@ -72,9 +80,11 @@ def record_start(
     child: subprocess.Popen[bytes],
     gate: Gate | None,
     notify_socket: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> Record:
     """Record the started process ("starting": not confirmed yet), and for a gated one its PID
-    file too, then let it run the program."""
+    file too, then let it run the program. ``extra``: more fields of the record (who
+    supervises it)."""
     record = Record(
         pid=info.pid,
         starttime=info.starttime,
@@ -96,6 +106,7 @@ def record_start(
         seen=seen_alive(info.pid, info.starttime),
         definition=str(svc.file),
         fingerprint=drift.fingerprint(svc),
+        **(extra or {}),
     )
     # Record first: if this fails, the child is killed (FIELD-NOTES 8).
     write_state(svc, dirs, record, info.pid if gate is not None else None)
@@ -449,11 +460,14 @@ def abort_start(
 def remove_start_files(svc: Service, dirs: Dirs) -> None:
     """Remove the PID file and state record of a start that failed, quietly: a read-only
     directory had nothing written to it. The PID file goes only if it is one (docs/security.md
-    R-PID-2): a file that is not is left as it was."""
+    R-PID-2): a file that is not is left as it was. The record stays in a supervisor's respawn:
+    it is rewritten at once with the exit."""
     try:
         remove_pidfile(svc.pid_file, dirs.run)
     except (OSError, ServicectlError):
         pass
+    if getattr(KEEP_RECORD, "on", False):
+        return
     try:
         remove_file(state_path(dirs.run, svc.name))
     except OSError:

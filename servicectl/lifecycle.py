@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from servicectl import audit, launch, proc
+from servicectl import audit, launch, proc, supervision
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.expansion import expanded
@@ -26,7 +26,7 @@ from servicectl.outcome import (
     log_tail,
 )
 from servicectl.paths import Dirs
-from servicectl.pidfile import Record, write_record
+from servicectl.pidfile import Record, read_record, write_record
 from servicectl.preflight import prepare
 from servicectl.proc import Handle
 from servicectl.progress import Progress, silent
@@ -93,6 +93,10 @@ def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
             note = "; servicectl had no record of it and has recorded it now"
         except OSError as exc:
             note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
+    try:
+        note += supervision.attach(svc, dirs)
+    except ServicectlError as exc:
+        note += f"; not supervised: {exc.message.removeprefix(svc.name + ': ')}"
     return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
 
 
@@ -111,9 +115,16 @@ def _await_orphaned_launch(
     return inspect(svc, dirs)
 
 
-def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
+def _start_locked(
+    svc: Service, dirs: Dirs, progress: Progress = silent, extra: dict[str, Any] | None = None
+) -> int:
     """Spawn (or launch) and record, wait until ready, confirm; the PID. On a failure or an
-    interruption, what was started is killed and no PID file or record of it is left."""
+    interruption, what was started is killed and no PID file or record of it is left.
+
+    A supervised service is spawned by its supervisor (see _start_supervised); ``extra``: the
+    supervisor's own start, with these fields in the record."""
+    if extra is None and supervision.delegated(svc):
+        return _start_supervised(svc, dirs, progress)
     account = resolve_account(svc)
     env = build_environment(svc, account)
     svc = expanded(svc, env)  # $VAR in its commands
@@ -130,7 +141,8 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
-            record = launch.record_start(svc, dirs, info, program, child, gate, address)
+            fields = supervision.start_fields(svc) if extra is None else extra
+            record = launch.record_start(svc, dirs, info, program, child, gate, address, fields)
             result = _await_ready(svc, account, env, child, handle, record, notify, progress)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
@@ -146,6 +158,60 @@ def _start_locked(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
             notify.close()
         if gate is not None:
             gate.close()
+
+
+def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
+    """Start a supervised service: the run directory's supervisor spawns it (so that it is its
+    parent and sees its exits) with the same code, and records it; this start then waits for
+    it to be ready and confirms it, as any start. On a failure or an interruption the
+    supervisor kills what it spawned and removes its PID file and record."""
+    account = resolve_account(svc)
+    env = build_environment(svc, account)
+    resolve_program(svc, env)  # a missing program is said here, as for any start
+    svc = expanded(svc, env)  # $VAR in its commands, as the supervisor will run them
+    notify = _notify_socket(svc, dirs, env, account)
+    try:
+        progress(svc.name, "its supervisor", None)
+        link = supervision.link(svc, dirs)
+        try:
+            try:
+                progress(svc.name, "spawning", None)
+                child, handle = link.spawn(svc, notify.address if notify else None)
+                record, _ = read_record(dirs.run, svc.name)
+                if record is None or record.pid != handle.pid:
+                    raise StartFailed(f"{svc.name}: failed to start: its record was not written")
+                popen = cast("subprocess.Popen[bytes]", child)
+                result = _await_ready(svc, account, env, popen, handle, record, notify, progress)
+                pid = _confirm(svc, dirs, record, handle, result.notes)
+            except BaseException as exc:
+                _abort_supervised(svc, dirs, link)
+                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+                    raise Interrupted(
+                        f"{svc.name}: start interrupted; what it had started was stopped, and "
+                        f"no PID file or state of it is left"
+                    ) from None
+                raise
+            link.release_started(dirs, pid)
+            return pid
+        finally:
+            link.close()
+    finally:
+        if notify is not None:
+            notify.close()
+
+
+def _abort_supervised(svc: Service, dirs: Dirs, link: supervision.Link) -> None:
+    """Have the supervisor undo the start; if it cannot (it died), kill what the record names
+    (a verified handle, its own group) and remove its PID file and record here."""
+    try:
+        link.abort()
+        return
+    except ServicectlError:
+        pass
+    record, _ = read_record(dirs.run, svc.name)
+    if record is not None:
+        launch.kill_quietly(Handle(record.pid, record.starttime), record.pgid)
+        launch.remove_start_files(svc, dirs)
 
 
 def _notify_socket(
@@ -200,11 +266,13 @@ def _await_ready(
         code = proc.reap_if_child(record.pid)
         if code is None and child.poll() is not None and child.pid == record.pid:
             code = child.returncode
-        raise StartFailed(
+        died = StartFailed(
             f"{svc.name}: failed to start: the program {proc.describe_exit(code)} "
             f"{_since(record)} after starting" + _status_note(result.notes),
             detail=log_tail(svc),
         )
+        died.exit_status = code
+        raise died
     if result.outcome in ("timeout", "error"):
         what = (
             f"was not ready after {budget:g} s (ready: {svc.ready.describe()}"
@@ -264,8 +332,10 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     process is left alone.
     """
     progress(svc.name, "waiting for its lock", None)
-    with locked(svc, dirs):
+    with locked(svc, dirs), supervision.holding(svc, dirs) as held:
         outcome = _stop_locked(svc, dirs, progress=progress)
+    if held.get("cancelled"):
+        outcome.message += f"; {held['cancelled']}"
     if outcome.pid is not None:
         audit.told(outcome)
     return outcome
@@ -394,7 +464,8 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
             raise
         before = inspect(svc, dirs)
         _refuse_if_taken(svc, dirs, before)
-        stopped = _stop_locked(svc, dirs, before, progress)
+        with supervision.holding(svc, dirs):
+            stopped = _stop_locked(svc, dirs, before, progress)
         obs = inspect(svc, dirs)
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)

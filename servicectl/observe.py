@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from servicectl import drift, proc
+from servicectl import drift, proc, supervision
 from servicectl.config import Service
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.identity import (
@@ -164,7 +164,8 @@ def _inspect_recorded(
     if info is not None and not info.zombie and info.starttime == record.starttime:
         return _recorded_running(svc, dirs, record, info, pf, notes, leftovers)
     if info is None or info.zombie:
-        notes.append(f"process {record.pid} has exited")
+        if not record.last_exit:
+            notes.append(f"process {record.pid} has exited")
     else:
         notes.append(f"PID {record.pid} now belongs to another process ({info.comm}); left alone")
     if record.type == "forking" and record.sid > 1 and pf.pid not in (None, record.pid):
@@ -179,7 +180,9 @@ def _inspect_recorded(
                 f"{len(found)} process{'es' if len(found) > 1 else ''} of its process "
                 f"group {record.pgid} still running (PID {pids}); {then}"
             )
-    return Observation(DEAD, None, None, record, pf, notes, True, remnants)
+    notes += supervision.exit_notes(record, pf)
+    state = supervision.exit_state(record)
+    return Observation(state, None, None, record, pf, notes, True, remnants)
 
 
 _UNPROVEN = (
@@ -496,6 +499,7 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
                 row.notes.append(drift.NOTE)
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
+    supervision.describe(row, obs.record, svc)
     return row
 
 

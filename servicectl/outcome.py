@@ -115,7 +115,10 @@ class Observation:
 
 
 class StartFailed(ServicectlError):
-    """The service did not start; nothing of it was left behind."""
+    """The service did not start; nothing of it was left behind. ``exit_status``: how its
+    process exited, when it died during the start and that is known."""
+
+    exit_status: int | None = None
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.safefile import describe_kind, open_dir
@@ -343,6 +343,17 @@ class Record(NamedTuple):
     definition: str | None = None  # the definition file it was started from (None: unknown)
     # The definition's files at start, (path, mtime_ns, size, sha256) each (see drift.py).
     fingerprint: tuple[tuple[str, int, int, str], ...] = ()
+    # Supervision: who supervises it ("servicectl", "systemd"...; empty: nobody) and, for
+    # servicectl's supervisor, that process (pid, start time); respawns since the last start,
+    # the last exit seen ({"code": N} or {"signal": "KILL"} or {"unknown": why}, with "at"),
+    # when a pending respawn is due (wall clock), and the supervisor's last word on it.
+    supervision: str = ""
+    supervisor_pid: int = 0
+    supervisor_starttime: int = 0
+    restarts: int = 0
+    last_exit: Optional[dict[str, Any]] = None
+    respawn_at: float = 0.0
+    supervision_note: Optional[str] = None
 
     def to_json(self) -> bytes:
         import json
@@ -362,6 +373,8 @@ class Record(NamedTuple):
             values["command"] = tuple(values["command"])
         if "fingerprint" in values:
             values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
+        if not isinstance(values.get("last_exit"), (dict, type(None))):
+            values["last_exit"] = None
         return cls(**values)
 
 

@@ -10,7 +10,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from servicectl import audit, proc
+from servicectl import audit, proc, supervision
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, ServicectlError
 from servicectl.expansion import expand_command
@@ -61,9 +61,8 @@ def _reload(svc: Service, dirs: Dirs) -> Outcome:
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
         if not obs.running or obs.record is None or obs.record.phase == LAUNCHING:
-            return Outcome(
-                svc.name, Exit.NOT_RUNNING, "not running; nothing to reload", ok_line=False
-            )
+            why = f"not running{supervision.respawn_pending(obs.record)}; nothing to reload"
+            return Outcome(svc.name, Exit.NOT_RUNNING, why, ok_line=False)
         pid = obs.record.pid
         prepare(svc, f"not reloaded: pid {pid} runs on as it was", directories=False)
         if svc.reload_command:

@@ -17,6 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from servicectl import supervision
 from servicectl.config import Service
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, resolve_dirs
@@ -313,6 +314,24 @@ def _unit_pid_file(svc: Service, dirs: Dirs) -> Path:
     return root_dirs.run / f"{svc.name}.pid"
 
 
+def _unit_restart(svc: Service) -> tuple[list[str], list[str]]:
+    """``restart`` as systemd says it: [Unit] lines (the start limit) and [Service] lines;
+    systemd supervises, and servicectl started by the unit starts no supervisor of its own."""
+    if svc.restart == "no":
+        return [], []
+    burst, interval = svc.start_limit
+    return [
+        f"# start_limit: {burst} respawns within {interval:g} s; systemd counts the start too.",
+        f"StartLimitBurst={burst + 1}",
+        f"StartLimitIntervalSec={interval:g}",
+    ], [
+        f"# restart: {svc.restart}: systemd respawns it; servicectl's supervisor stays out.",
+        f"Environment={supervision.OUTER}=systemd",
+        f"Restart={svc.restart}",
+        f"RestartSec={svc.restart_delay:g}",
+    ]
+
+
 def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     """A systemd service unit (mode 0644) whose ExecStart/ExecStop/ExecReload call servicectl.
 
@@ -334,6 +353,8 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     ]
     if deps:
         lines.append("Requires=" + " ".join(deps))
+    respawn_unit, respawn_service = _unit_restart(svc)
+    lines += respawn_unit
     lines += [
         "",
         "[Service]",
@@ -373,6 +394,7 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             "# servicectl over the service. KillMode=none is deprecated and would leave those.",
             "KillMode=control-group",
         ]
+    lines += respawn_service
     lines += [*_unit_timeouts(svc), ""]
     if svc.enabled:
         lines += ["[Install]", "WantedBy=multi-user.target", ""]

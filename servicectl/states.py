@@ -13,7 +13,7 @@ RUNNING = "running"
 STARTING = "starting"  # a start is under way (its servicectl holds the lock, or a launch runs)
 STOPPED = "stopped"
 DEAD = "dead"  # not running, but its PID file or state record is left
-FAILED = "failed"  # not used yet
+FAILED = "failed"  # supervised, and its supervisor gave up (too many respawns)
 INVALID = "invalid"  # its definition is broken
 UNKNOWN = "unknown"  # no such service, or the run directory cannot be used
 
@@ -22,11 +22,16 @@ LAUNCHING = "launching"  # a forking launcher runs; its daemon is not known yet
 PHASE_STARTING = "starting"  # the process runs; start has not confirmed it (grace, readiness)
 PHASE_RUNNING = "running"  # start confirmed it
 UNRECORDED = "unrecorded"  # never on disk: a process found by its PID file alone
+# Written by the supervisor once the recorded process has exited (its exit is in the record):
+RESPAWNING = "respawning"  # a respawn is due after restart_delay
+GAVE_UP = "failed"  # too many respawns: the service is failed until the next start
+EXITED = "exited"  # its exit called for no respawn (a clean exit under on-failure)
 
 STATE_CODES = {
     RUNNING: StatusCode.RUNNING,
     STARTING: StatusCode.RUNNING,
     DEAD: StatusCode.DEAD,
+    FAILED: StatusCode.DEAD,
     STOPPED: StatusCode.STOPPED,
     INVALID: StatusCode.UNKNOWN,
     UNKNOWN: StatusCode.UNKNOWN,

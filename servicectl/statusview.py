@@ -307,7 +307,12 @@ def _supervision(r: Status) -> str:
 
 
 def _last_exit(last: Mapping[str, Any]) -> str:
-    how = f"code {last['code']}" if "code" in last else f"signal {last.get('signal', '?')}"
+    if "code" in last:
+        how = f"code {last['code']}"
+    elif "signal" in last:
+        how = f"signal {last['signal']}"
+    else:
+        how = f"unknown ({last.get('unknown', 'not observed')})"
     at = last.get("at")
     if isinstance(at, (int, float)):
         how += f" at {fmt_when(at)}"

@@ -120,6 +120,16 @@ def recorded_pids(run_dir: Path) -> list[int]:
     return out
 
 
+def supervisor_pids(run_dir: Path) -> list[int]:
+    """The supervisor processes of this run dir (python -S -m servicectl.supervisor RUN FD)."""
+    out = []
+    for p in live_processes("cmdline"):
+        argv = p.files["cmdline"].split(b"\0")
+        if b"servicectl.supervisor" in argv and str(run_dir).encode() in argv:
+            out.append(p.pid)
+    return out
+
+
 def group_of(pgid: int) -> list[int]:
     """Live processes of a process group (nginx workers of a recorded master, say)."""
     return [p.pid for p in live_processes() if int(p.stat[2]) == pgid]
@@ -303,7 +313,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
             if c.poll() is None:
                 c.kill()
             c.communicate()
-        kill_pids(tagged_pids(e.tag) + recorded_pids(e.run))
+        kill_pids(supervisor_pids(e.run) + tagged_pids(e.tag) + recorded_pids(e.run))
 
 
 def dirs_for(env: Env) -> Dirs:

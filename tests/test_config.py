@@ -278,13 +278,13 @@ def test_every_example_is_valid(env: Env) -> None:
 
 def test_reference_is_generated_from_the_schema() -> None:
     """docs/configuration.md holds what the declarations generate (regenerate it with
-    python -m servicectl.schema --write docs/configuration.md)."""
-    from servicectl import schema
+    python -m servicectl.schema_doc --write docs/configuration.md)."""
+    from servicectl import schema, schema_doc
 
     text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-    start, end = text.index(schema.BEGIN), text.index(schema.END) + len(schema.END) + 1
-    assert text[start:end] == schema.markdown(), (
-        "docs/configuration.md is out of date: python -m servicectl.schema --write "
+    start, end = text.index(schema_doc.BEGIN), text.index(schema_doc.END) + len(schema_doc.END) + 1
+    assert text[start:end] == schema_doc.markdown(), (
+        "docs/configuration.md is out of date: python -m servicectl.schema_doc --write "
         "docs/configuration.md"
     )
     for k in schema.KEYS:

@@ -491,7 +491,8 @@ def assert_cli_properties(env: Env, bad: list[str], good_pid: int) -> None:
     ), status_all.stdout
     for name in invalid:  # every row splits into the same columns, as awk splits (on blanks)
         rows = [[f for f in ln.split(" ") if f] for ln in lines if ln.strip()]
-        assert any(row[:2] == [cell(name), "invalid"] for row in rows), status_all.stdout
+        printed = cell(name).encode("utf-8", "backslashreplace").decode("utf-8")  # not UTF-8
+        assert any(row[:2] == [printed, "invalid"] for row in rows), status_all.stdout
 
     no_crash(status_json, {4} if invalid else {0, 1, 3})
     rows = {r["name"]: r for r in json.loads(status_json.stdout)}

@@ -13,12 +13,24 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAEMONS, PY, TAG_VAR, Env, alive, has_tag, kill_pids, live_processes, wait_for
+from conftest import (
+    DAEMONS,
+    PY,
+    TAG_VAR,
+    Env,
+    alive,
+    has_tag,
+    kill_pids,
+    live_processes,
+    supervisor_pids,
+    wait_for,
+)
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -26,11 +38,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from servicectl.proc import cmdline_of
 
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
-SERVICES = ("simple", "forking", "stubborn", "parent")
+SERVICES = ("simple", "forking", "stubborn", "parent", "crashy")
+SUPERVISED = ("crashy",)  # restart: always; its supervisor respawns it after a crash
+RESPAWN_DELAY = 0.1
 DECOYS = ("python", "sleep", "nobody", "init", "pytest")
 SVC_VAR = "MODEL_SVC"
 SYSTEM_PY = "/usr/bin/python3"  # one the user nobody can run (pyenv's lives under /root)
-STATUS_CODES = {"running": 0, "starting": 0, "dead": 1, "stopped": 3}
+STATUS_CODES = {"running": 0, "starting": 0, "dead": 1, "failed": 1, "stopped": 3}
+CRASHES = st.one_of(
+    st.integers(0, 3), st.sampled_from(("SIGKILL", "SIGSEGV", "SIGABRT", "SIGTERM", "SIGINT"))
+)
 
 
 def scan(tag: str) -> dict[int, tuple[str, int]]:
@@ -65,6 +82,14 @@ def _starttime(pid: int) -> int:
 
 def _children_of(tag: str, pid: int) -> int:
     return sum(1 for s, ppid in scan(tag).values() if s == "parent/child" and ppid == pid)
+
+
+def settling(row: dict[str, Any]) -> bool:
+    """Whether a supervised service is between an exit and what its supervisor does next."""
+    notes = " ".join(row.get("notes") or [])
+    return row["state"] == "starting" or any(
+        s in notes for s in ("respawn is pending", "supervisor is handling the exit")
+    )
 
 
 def locks_held_by(pid: int) -> bool:
@@ -112,6 +137,19 @@ class World:
                 # stop or start ends them after a kill -9 of the parent.
                 "ready": "notify",
                 "environment": {SVC_VAR: "parent", "CHILDREN_FILE": str(self.children_file)},
+                **common,
+            },
+        )
+        self.env.write(
+            "crashy",
+            {
+                "command": [PY, str(DAEMONS / "crasher.py")],
+                "start_grace": 0.05,
+                "reload": False,
+                "restart": "always",
+                "restart_delay": RESPAWN_DELAY,
+                "limits": {"core": 0},
+                "environment": {SVC_VAR: "crashy", "CRASH_FILE": str(self.base / "crash")},
                 **common,
             },
         )
@@ -167,7 +205,7 @@ class World:
             if c.poll() is None:
                 c.kill()
             c.communicate()
-        kill_pids(list(scan(self.env.tag)))
+        kill_pids(supervisor_pids(self.env.run) + list(scan(self.env.tag)))
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -251,6 +289,12 @@ class ServiceModel(RuleBasedStateMachine):
         self.expect[svc], self.pids[svc] = "stopped", None
         left = self.strays(svc, None)
         assert not left, f"{svc}: processes left after stop: {left}{self.explain()}"
+        if svc in SUPERVISED:  # nothing may appear after stop: no respawn in flight survived it
+            deadline = time.monotonic() + RESPAWN_DELAY + 0.2
+            while time.monotonic() < deadline:
+                left = self.strays(svc, None)
+                assert not left, f"{svc}: respawned after stop: {left}{self.explain()}"
+                time.sleep(0.01)
 
     @rule(svc=st.sampled_from(SERVICES))
     def restart(self, svc: str) -> None:
@@ -268,7 +312,7 @@ class ServiceModel(RuleBasedStateMachine):
         was = self.expect[svc]
         res = self.world.sc("reload", svc)
         self.after_command(svc, res, "reload")
-        if svc == "stubborn":
+        if svc in ("stubborn", "crashy"):
             expected = {3}  # reload: false
         elif was == "stopped":
             expected = {7}
@@ -369,7 +413,36 @@ class ServiceModel(RuleBasedStateMachine):
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not alive(pid), 10, f"{svc} ({pid}) to die")
         self.trace.append(f"kill -9 {svc} ({pid})")
-        self.expect[svc], self.pids[svc] = "stopped", None
+        # A supervised service may be respawned (unless its supervisor is gone or gave up).
+        self.expect[svc] = None if svc in SUPERVISED else "stopped"
+        self.pids[svc] = None
+
+    @rule(svc=st.sampled_from(SUPERVISED), how=CRASHES)
+    def crash(self, svc: str, how: int | str) -> None:
+        """The service ends by itself: an exit status, or a signal (SIGTERM: as its stop)."""
+        pid = self.pids[svc]
+        if self.expect[svc] != "running" or pid is None:
+            return
+        if isinstance(how, int):
+            (self.world.base / "crash").write_text(str(how))
+            os.kill(pid, signal.SIGUSR1)
+        else:
+            os.kill(pid, getattr(signal, how))
+        wait_for(lambda: not alive(pid), 10, f"{svc} ({pid}) to end")
+        self.trace.append(f"crash {svc} ({pid}): {how}")
+        self.expect[svc], self.pids[svc] = None, None
+
+    @rule()
+    def kill_supervisor(self) -> None:
+        """SIGKILL the run dir's supervisor: what runs stays running and tracked."""
+        pids = supervisor_pids(self.world.env.run)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(alive(p) for p in pids), 10, "the supervisor to die")
+        self.trace.append(f"kill -9 supervisor {pids}")
+        for svc in SUPERVISED:
+            if self.expect[svc] != "running":
+                self.expect[svc] = None  # a respawn it had in hand will not come
 
     @rule()
     def kill_children(self) -> None:
@@ -411,6 +484,8 @@ class ServiceModel(RuleBasedStateMachine):
             servicectl's TERM may still be ending a process)."""
             before = self.mains()
             rows = self.status()
+            if any(settling(rows[svc]) for svc in SUPERVISED):
+                return None
             return (before, rows) if self.mains() == before else None
 
         mains, rows = wait_for(steady, 10, "a steady world")
@@ -428,7 +503,9 @@ class ServiceModel(RuleBasedStateMachine):
                     f"{svc}: {row}, expected {self.pids[svc]}{self.explain()}"
                 )
             elif want == "stopped":
-                assert row["state"] in ("stopped", "dead"), f"{svc}: {row}{self.explain()}"
+                assert row["state"] in ("stopped", "dead", "failed"), (
+                    f"{svc}: {row}{self.explain()}"
+                )
             else:  # undetermined until now: reality decides
                 self.expect[svc] = "running" if running else "stopped"
                 self.pids[svc] = running[0] if running else None
