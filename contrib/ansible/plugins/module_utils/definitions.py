@@ -99,7 +99,7 @@ def _block(value, indent, lines):
         if isinstance(item, nested) and item:
             sub = []
             _block(item, indent + 2, sub)
-            lines.append(pad + "- " + sub[0][indent + 2:])
+            lines.append(pad + "- " + sub[0][indent + 2 :])
             lines.extend(sub[1:])
         else:
             lines.append(pad + "- " + _inline(item))
@@ -163,7 +163,7 @@ def write_atomic(path, data):
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fchmod(fd, stat.S_IMODE(old.st_mode) if old else 0o644)
             if old and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
                 os.fchown(fd, old.st_uid, old.st_gid)

@@ -473,8 +473,13 @@ def apply_enabled(sc, res, enabled, prospective):
         # The definition file already says it: something else (a drop-in) decides.
         module.fail_json(
             msg="%s: still %s after setting enabled in %s: a drop-in in %s.d decides; "
-            "change it there" % (sc.name, "enabled" if entry["enabled"] else "disabled",
-                                 res.get("definition_file"), sc.name),
+            "change it there"
+            % (
+                sc.name,
+                "enabled" if entry["enabled"] else "disabled",
+                res.get("definition_file"),
+                sc.name,
+            ),
             rc=1,
         )
     verb = "enable" if enabled else "disable"
