@@ -72,9 +72,10 @@ class ProcEntry(NamedTuple):
     files: dict[str, bytes]
 
 
-def live_processes(*files: str) -> Iterator[ProcEntry]:
+def live_processes(*files: str, zombies: bool = False) -> Iterator[ProcEntry]:
     """Every live (not zombie) process, with the contents of ``files`` (``environ``, ``status``,
-    ``comm``...); a process that vanishes or cannot be read meanwhile is left out."""
+    ``comm``...); a process that vanishes or cannot be read meanwhile is left out. With
+    ``zombies``, the exited but unreaped ones too."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -87,7 +88,7 @@ def live_processes(*files: str) -> Iterator[ProcEntry]:
                     contents[f] = fh.read()
         except OSError:
             continue
-        if stat and stat[0] not in (b"Z", b"X"):
+        if stat and (zombies or stat[0] not in (b"Z", b"X")):
             yield ProcEntry(int(name), stat, contents)
 
 

@@ -207,16 +207,10 @@ def reap_adopted(keep: set[int]) -> None:
     """Reap this process's exited children but ``keep`` (the ones a Popen waits for): what it
     adopted as a subreaper."""
     me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in keep:
+    for proc in live_processes(zombies=True):
+        if proc.pid in keep or int(proc.stat[1]) != me or proc.stat[0] not in (b"Z", b"X"):
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me and fields[0] in (b"Z", b"X"):
-            try:
-                os.waitpid(int(name), os.WNOHANG)
-            except ChildProcessError:
-                pass
+            os.waitpid(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAEMONS, FORKINGD, TAG_VAR, Env, alive, kill_pids, wait_for
+from conftest import (
+    DAEMONS,
+    FORKINGD,
+    TAG_VAR,
+    Env,
+    alive,
+    has_tag,
+    kill_pids,
+    live_processes,
+    wait_for,
+)
 from faultkit import (
     SYSTEM_PYTHON,
     Recorder,
@@ -204,19 +214,11 @@ class World:
 
 def tagged(tag: str) -> dict[int, set[str]]:
     """Live processes carrying the test's tag: PID -> its environment (as strings)."""
-    needle = f"{TAG_VAR}={tag}".encode()
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if needle in environ and alive(int(name)):
-            out[int(name)] = {e.decode(errors="replace") for e in environ}
-    return out
+    return {
+        p.pid: {e.decode(errors="replace") for e in p.files["environ"].split(b"\0")}
+        for p in live_processes("environ")
+        if has_tag(p, tag)
+    }
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int, int, bytes]]:

@@ -26,19 +26,13 @@ from typing import Any
 import psutil
 import pytest
 from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
-from faultkit import SYSTEM_PYTHON, Recorder, User, assert_clear, chattr, reachable_dir, unix_user
+from faultkit import SYSTEM_PYTHON, Recorder, User, assert_clear, chattr, reachable_dir
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl, by another user"
 )
 
 SECRET = "root:$6$SECRETHASH$abc:19000:0:99999:7:::\n"
-
-
-@pytest.fixture
-def user() -> Iterator[User]:
-    with unix_user() as u:
-        yield u
 
 
 @pytest.fixture
