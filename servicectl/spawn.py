@@ -246,16 +246,30 @@ def open_output(svc: Service, account: Account) -> tuple[int, int]:
 SHIM = """
 import os, resource, sys, json
 spec = json.loads(sys.argv[1])
+def fail(what, e):
+    reason = getattr(e, "strerror", None) or str(e)
+    sys.stderr.write("servicectl: cannot %s: %s\\n" % (what, reason))
+    os._exit(126)
+inf = resource.RLIM_INFINITY
 for name, soft, hard in spec["limits"]:
-    r = getattr(resource, name)
-    inf = resource.RLIM_INFINITY
-    resource.setrlimit(r, (inf if soft < 0 else soft, inf if hard < 0 else hard))
+    pair = (inf if soft < 0 else soft, inf if hard < 0 else hard)
+    try:
+        resource.setrlimit(getattr(resource, name), pair)
+    except (OSError, ValueError) as e:
+        shown = ["unlimited" if v == inf else str(v) for v in pair]
+        fail("set limit %s to %s (soft/hard)" % (name[7:].lower(), "/".join(shown)), e)
 if spec["nice"] is not None:
-    os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
+    except OSError as e:
+        fail("set nice %d" % spec["nice"], e)
 if spec["uid"] is not None:
-    os.setgroups(spec["groups"])
-    os.setgid(spec["gid"])
-    os.setuid(spec["uid"])
+    try:
+        os.setgroups(spec["groups"])
+        os.setgid(spec["gid"])
+        os.setuid(spec["uid"])
+    except OSError as e:
+        fail("switch to uid %d" % spec["uid"], e)
 if spec["gate"] and not os.read(0, 1):
     os._exit(125)
 if spec["gate"]:

@@ -217,6 +217,21 @@ def test_nice_and_limits(env: Env) -> None:
     assert_ok(env.sc("stop", "web"))
 
 
+def test_limits_the_kernel_refuses_fail_the_start_plainly(env: Env) -> None:
+    """A limit above what the kernel allows anyone (nofile above fs.nr_open) fails the start
+    with a line naming the limit, in the message's log tail: no traceback, nothing left."""
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    env.sleeper("big", limits={"nofile": nr_open + 1}, start_grace=2)
+    env.sleeper("hard", limits={"core": 0, "nofile": [64, nr_open + 1]}, start_grace=2)
+    for name in ("big", "hard"):
+        res = env.sc("start", name)
+        assert res.returncode == 1, res.stderr
+        assert "cannot set limit" in res.stderr, res.stderr
+        assert "nofile" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr + (env.log / f"{name}.log").read_text()
+    assert env.files() == []
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
 def test_user_switch(env: Env) -> None:
     # nobody cannot read root's home (where the test interpreter may live): use the system
