@@ -8,19 +8,19 @@ import select
 import shlex
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from servicectl import audit, proc, supervision
 from servicectl.config import Service, signal_name
 from servicectl.errors import Exit, ServicectlError
 from servicectl.expansion import expand_command
 from servicectl.observe import inspect
-from servicectl.outcome import LOG_TAIL_LINES, Outcome, locked, log_tail
+from servicectl.outcome import Outcome, locked, log_tail
 from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
-from servicectl.preflight import prepare
+from servicectl.preflight import prepare, run
 from servicectl.proc import Handle
-from servicectl.spawn import build_environment, resolve_account, resolve_program
+from servicectl.spawn import build_environment, resolve_account
 from servicectl.states import LAUNCHING
 
 if TYPE_CHECKING:
@@ -148,46 +148,30 @@ def _await_reload(
 
 
 def _reload_command(svc: Service, pid: int) -> Outcome:
-    import subprocess
-
+    """Run reload_command as the service's user with MAINPID set, as a config test runs (its
+    own session, killed with what it left at start_timeout, the end of its output kept)."""
     assert svc.reload_command is not None
     account = resolve_account(svc)
     env = build_environment(svc, account)
     env["MAINPID"] = str(pid)
     argv = expand_command(svc, "reload_command", svc.reload_command, env)
-    program = resolve_program(svc, env, argv)
-    kwargs: dict[str, Any] = {}
-    if account.switch:
-        kwargs.update(user=account.uid, group=account.gid)
-    try:
-        result = subprocess.run(
-            [program, *argv[1:]],
-            env=env,
-            cwd=str(svc.working_directory),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=svc.start_timeout,
-            start_new_session=True,
-            **kwargs,
-        )
-    except subprocess.TimeoutExpired:
+    ran = run(svc, argv, env, account, svc.start_timeout)
+    if ran.code is None:
         return Outcome(
             svc.name,
             Exit.FAILURE,
-            f"reload_command did not finish within {svc.start_timeout:g} s",
+            f"reload_command did not finish within {svc.start_timeout:g} s (it was killed)",
             pid,
+            detail=ran.detail(),
             ok_line=False,
         )
-    if result.returncode != 0:
-        out = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-        detail = "\n".join("    " + line for line in out[-LOG_TAIL_LINES:])
+    if ran.code != 0:
         return Outcome(
             svc.name,
             Exit.FAILURE,
-            f"reload failed: {shlex.join(svc.reload_command)} "
-            f"{proc.describe_exit(result.returncode)}",
+            f"reload failed: {shlex.join(svc.reload_command)} {proc.describe_exit(ran.code)}",
             pid,
-            detail=detail,
+            detail=ran.detail(),
             ok_line=False,
         )
     return Outcome(svc.name, Exit.OK, f"reloaded ({shlex.join(svc.reload_command)})", pid)

@@ -147,6 +147,26 @@ def test_reload_command(env: Env) -> None:
     assert "exited with status 4" in res.stderr and "nope" in res.stderr
 
 
+def test_reload_command_output_and_leftovers_are_bounded(env: Env) -> None:
+    """A reload_command that floods its output, or hangs and leaves a child behind: servicectl
+    keeps the end of the output (memory bounded), kills the command's whole group at
+    start_timeout, and the service runs on."""
+    flood = "yes x | head -c 50000000; echo last-words; exit 3"
+    env.sleeper("flood", reload_command=["sh", "-c", flood])
+    assert_ok(env.sc("start", "flood"))
+    res = assert_ok(env.sc("reload", "flood"), 1)
+    assert "last-words" in res.stderr and len(res.stderr) < 70_000, len(res.stderr)
+    left = env.root / "left.pid"
+    hang = f"sleep 300 & echo $! > {left}; echo waiting; wait"
+    env.sleeper("hang", reload_command=["sh", "-c", hang], start_timeout=1)
+    assert_ok(env.sc("start", "hang"))
+    res = assert_ok(env.sc("reload", "hang"), 1)
+    assert "did not finish within 1 s" in res.stderr and "waiting" in res.stderr, res.stderr
+    wait_for(lambda: not alive(int(left.read_text())), 30, "the reload command's child killed")
+    assert alive(env.pid("flood")) and alive(env.pid("hang"))
+    assert "Traceback" not in res.stderr
+
+
 def test_clean_environment_and_detachment(env: Env) -> None:
     dump = env.root / "dump.json"
     workdir = env.root / "work"
