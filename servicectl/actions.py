@@ -68,7 +68,7 @@ def run(svc: Service, dirs: Dirs, verb: str) -> Outcome:
 
 
 def _send(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:
-    from servicectl import proc
+    from servicectl import proc, supervision
     from servicectl.observe import inspect
     from servicectl.proc import Handle
     from servicectl.states import LAUNCHING
@@ -76,8 +76,12 @@ def _send(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:
     obs = inspect(svc, dirs)
     sig = action.describe()
     if not obs.running or obs.record is None or obs.record.phase == LAUNCHING:
+        pending = supervision.respawn_pending(obs.record)
         return Outcome(
-            svc.name, Exit.NOT_RUNNING, f"not running; {verb} ({sig}) not sent", ok_line=False
+            svc.name,
+            Exit.NOT_RUNNING,
+            f"not running{pending}; {verb} ({sig}) not sent",
+            ok_line=False,
         )
     pid = obs.record.pid
     if proc.signal_disposition(pid, action.signal) == "default" and action.signal not in HARMLESS:

@@ -308,8 +308,10 @@ def restart_with_dependents(
         if name not in catalog.services:
             continue
         svc = catalog.services[name]
-        if if_running and not observe.inspect(svc, catalog.dirs).running:
-            emit(Outcome(name, Exit.OK, "not running; not started (try-restart)"))
+        obs = observe.inspect(svc, catalog.dirs) if if_running else None
+        if obs is not None and not obs.running:
+            pending = supervision.respawn_pending(obs.record)
+            emit(Outcome(name, Exit.OK, f"not running{pending}; not started (try-restart)"))
         else:
             chosen.append(name)
     with _Pool(jobs) as pool:

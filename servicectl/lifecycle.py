@@ -502,9 +502,10 @@ def preflight(svc: Service) -> None:
 def try_restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Restart only if running."""
     with locked(svc, dirs):
-        running = inspect(svc, dirs).running
-    if not running:
-        return Outcome(svc.name, Exit.OK, "not running; not started (try-restart)")
+        obs = inspect(svc, dirs)
+    if not obs.running:
+        pending = supervision.respawn_pending(obs.record)
+        return Outcome(svc.name, Exit.OK, f"not running{pending}; not started (try-restart)")
     return restart(svc, dirs, progress)
 
 

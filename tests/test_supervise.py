@@ -388,12 +388,16 @@ def test_stop_wins_against_respawns(env: Env) -> None:
 
 
 def test_restart_during_a_respawn_delay_starts_now(env: Env) -> None:
-    crasher(env, "web", restart_delay=3)
+    crasher(env, "web", restart_delay=3, actions={"rotate": {"signal": "USR1"}})
     assert_ok(env.sc("start", "web"))
     old = crash(env, "web", "SIGKILL")
     wait_for(lambda: record(env, "web")["phase"] == "respawning", 10, "the respawn delay")
     res = env.sc("reload", "web")
     assert res.returncode == 7 and "respawn is pending" in res.stderr
+    res = env.sc("action", "web", "rotate")
+    assert res.returncode == 7 and "respawn is pending" in res.stderr, res.stderr
+    res = assert_ok(env.sc("try-restart", "web"))  # as systemctl: not active, not restarted
+    assert "respawn is pending" in res.stdout + res.stderr
     t0 = time.monotonic()
     res = assert_ok(env.sc("restart", "web"))
     assert time.monotonic() - t0 < 2.5
