@@ -61,10 +61,15 @@ def run(svc: Service, dirs: Dirs, verb: str) -> Outcome:
             f"no action {verb!r} ({known}; see actions: in {svc.file})",
             ok_line=False,
         )
+    from servicectl import audit
+
     with locked(svc, dirs):
-        if action.signal:
-            return _send(svc, dirs, verb, action)
-        return _command(svc, dirs, verb, action)
+        outcome = (_send if action.signal else _command)(svc, dirs, verb, action)
+    if outcome.code == Exit.OK:
+        audit.told(outcome)
+    elif outcome.code != Exit.NOT_RUNNING:
+        audit.failed(svc.name, outcome.message)
+    return outcome
 
 
 def _send(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:

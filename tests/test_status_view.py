@@ -499,22 +499,25 @@ def _messages(sock: socket.socket, n: int) -> list[str]:
 def test_actions_are_told_to_syslog(env: Env, syslog: tuple[Path, socket.socket]) -> None:
     path, sock = syslog
     on = {"SERVICECTL_SYSLOG_SOCKET": str(path)}
-    env.sleeper("web", "--hup")
+    env.sleeper("web", "--hup", actions={"rotate": {"signal": "HUP"}})
     env.sleeper("bad", "--exit-code", "3")
     assert_ok(env.sc("start", "web", extra_env=on))
     pid = env.pid("web")
     assert_ok(env.sc("start", "web", extra_env=on))  # already running: nothing done, nothing said
     assert_ok(env.sc("reload", "web", extra_env=on))
+    assert_ok(env.sc("action", "web", "rotate", extra_env=on))
+    assert_ok(env.sc("action", "web", "nosuch", extra_env=on), 2)  # a usage error: not told
     assert_ok(env.sc("restart", "web", extra_env=on))
     new = env.pid("web")
     assert_ok(env.sc("stop", "web", extra_env=on))
     assert_ok(env.sc("start", "bad", extra_env=on), 1)
-    got = _messages(sock, 5)
+    got = _messages(sock, 6)
     uid = os.getuid()
     head = r"<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d servicectl\[\d+\]: "
     expected = [
         (29, rf"web: started \(pid {pid}\) by uid {uid}"),
         (29, rf"web: reloaded \(SIGHUP sent to pid {pid}\) by uid {uid}"),
+        (29, rf"web: rotate: SIGHUP sent to pid {pid} by uid {uid}"),
         (29, rf"web: restarted \(was pid {pid}, now pid {new}\) by uid {uid}"),
         (29, rf"web: stopped after TERM \([\d.]+ s\) by uid {uid}"),
         (28, rf"bad: failed to start: .* \(by uid {uid}\)"),
