@@ -57,35 +57,7 @@ def read_source(path: str) -> tuple[str, list[str]]:
     """The file's text (at most MAX_BYTES), and remarks on how it was read. A FIFO, device or
     directory is never opened for reading (O_NONBLOCK, then fstat)."""
     remarks: list[str] = []
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise Refused(5, f"{path}: no such file") from None
-    except PermissionError:
-        raise Refused(4, f"{path}: permission denied (run as a user who can read it)") from None
-    except OSError as exc:
-        raise Refused(5, f"{path}: cannot be opened: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
-            raise Refused(6, f"{path}: {what}, not a script or unit file: not read")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BYTES:
-            try:
-                chunk = os.read(fd, MAX_BYTES + 1 - size)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise Refused(5, f"{path}: cannot be read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    raw = b"".join(chunks)
+    raw = _read_bytes(path)
     if len(raw) > MAX_BYTES:
         raw = raw[:MAX_BYTES]
         raw = raw[: raw.rfind(b"\n") + 1] or raw
@@ -97,6 +69,54 @@ def read_source(path: str) -> tuple[str, list[str]]:
         b"\0" in raw[:4096] and not raw.startswith((b"#!", b"[", b"#"))
     ):
         raise Refused(6, f"{path}: a binary file, not a script or unit")
+    return _decoded(raw, remarks), remarks
+
+
+def _open_source(path: str) -> int:
+    """A read-only descriptor that cannot block or become a controlling terminal."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise Refused(5, f"{path}: no such file") from None
+    except PermissionError:
+        raise Refused(4, f"{path}: permission denied (run as a user who can read it)") from None
+    except OSError as exc:
+        raise Refused(5, f"{path}: cannot be opened: {exc.strerror}") from None
+
+
+def _read_bytes(path: str) -> bytes:
+    """Up to MAX_BYTES + 1 bytes of a regular file (one more tells that it was cut)."""
+    fd = _open_source(path)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+            raise Refused(6, f"{path}: {what}, not a script or unit file: not read")
+        return _read_upto(fd, MAX_BYTES + 1)
+    except OSError as exc:
+        raise Refused(5, f"{path}: cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_upto(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes; stops early at the end or when a read would block."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            chunk = os.read(fd, limit - size)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _decoded(raw: bytes, remarks: list[str]) -> str:
+    """The bytes as text: undecodable bytes and NULs become U+FFFD, each with a remark."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -105,7 +125,7 @@ def read_source(path: str) -> tuple[str, list[str]]:
     if "\0" in text:
         text = text.replace("\0", "\ufffd")
         remarks.append("NUL bytes were replaced by U+FFFD")
-    return text, remarks
+    return text
 
 
 def is_unit(path: str, text: str) -> bool:

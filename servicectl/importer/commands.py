@@ -228,51 +228,81 @@ def dir_command(argv: list[str]) -> list[tuple[str, dict[str, str | bool]]] | No
     """``mkdir -p D``, ``chown u:g D``, ``chmod 2775 D``, ``install -d -o u -g g -m M D``:
     per path, what is done to it; None if the command is none of those."""
     tool = os.path.basename(argv[0])
-    args = [a for a in argv[1:]]
+    args = argv[1:]
     if tool == "mkdir":
-        mode = None
-        paths = []
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a in ("-m", "--mode") and i + 1 < len(args):
-                mode = args[i + 1]
-                i += 2
-                continue
-            if a.startswith("--mode="):
-                mode = a.split("=", 1)[1]
-            elif not a.startswith("-"):
-                paths.append(a)
-            i += 1
-        return [(p, {"made": True, **({"mode": mode} if mode else {})}) for p in paths]
-    if tool in ("chown", "chmod"):
-        rest = [a for a in args if not a.startswith("-")]
-        if len(rest) < 2:
-            return None
-        what, paths = rest[0], rest[1:]
-        if tool == "chmod":
-            if not what.isdigit():
-                return None
-            return [(p, {"mode": what}) for p in paths]
-        owner, _, group = what.replace(".", ":", 1).partition(":")
-        info: dict[str, str | bool] = {}
-        if owner:
-            info["owner"] = owner
-        if group:
-            info["group"] = group
-        return [(p, dict(info)) for p in paths]
+        return _mkdir(args)
+    if tool == "chmod":
+        return _chmod(args)
+    if tool == "chown":
+        return _chown(args)
     if tool == "install" and ("-d" in args or "--directory" in args):
-        info2: dict[str, str | bool] = {"made": True}
-        paths = []
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a in ("-o", "-g", "-m") and i + 1 < len(args):
-                info2[{"-o": "owner", "-g": "group", "-m": "mode"}[a]] = args[i + 1]
-                i += 2
-                continue
-            if not a.startswith("-"):
-                paths.append(a)
-            i += 1
-        return [(p, dict(info2)) for p in paths]
+        return _install_dirs(args)
     return None
+
+
+def _mkdir(args: list[str]) -> list[tuple[str, dict[str, str | bool]]]:
+    """``mkdir [-p] [-m MODE | --mode=MODE] D...``"""
+    mode = None
+    paths = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-m", "--mode") and i + 1 < len(args):
+            mode = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--mode="):
+            mode = a.split("=", 1)[1]
+        elif not a.startswith("-"):
+            paths.append(a)
+        i += 1
+    return [(p, {"made": True, **({"mode": mode} if mode else {})}) for p in paths]
+
+
+def _operands(args: list[str]) -> tuple[str, list[str]] | None:
+    """chown's or chmod's first operand (owner or mode) and the paths; None if either lacks."""
+    rest = [a for a in args if not a.startswith("-")]
+    if len(rest) < 2:
+        return None
+    return rest[0], rest[1:]
+
+
+def _chmod(args: list[str]) -> list[tuple[str, dict[str, str | bool]]] | None:
+    """``chmod 2775 D...`` (an octal mode only: ``u+x`` is not carried over)."""
+    operands = _operands(args)
+    if operands is None or not operands[0].isdigit():
+        return None
+    mode, paths = operands
+    return [(p, {"mode": mode}) for p in paths]
+
+
+def _chown(args: list[str]) -> list[tuple[str, dict[str, str | bool]]] | None:
+    """``chown USER[:GROUP] D...`` (or ``USER.GROUP``, ``:GROUP``)."""
+    operands = _operands(args)
+    if operands is None:
+        return None
+    what, paths = operands
+    owner, _, group = what.replace(".", ":", 1).partition(":")
+    info: dict[str, str | bool] = {}
+    if owner:
+        info["owner"] = owner
+    if group:
+        info["group"] = group
+    return [(p, dict(info)) for p in paths]
+
+
+def _install_dirs(args: list[str]) -> list[tuple[str, dict[str, str | bool]]]:
+    """``install -d [-o USER] [-g GROUP] [-m MODE] D...``"""
+    info: dict[str, str | bool] = {"made": True}
+    paths = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-o", "-g", "-m") and i + 1 < len(args):
+            info[{"-o": "owner", "-g": "group", "-m": "mode"}[a]] = args[i + 1]
+            i += 2
+            continue
+        if not a.startswith("-"):
+            paths.append(a)
+        i += 1
+    return [(p, dict(info)) for p in paths]

@@ -415,11 +415,21 @@ def _command(script: Script, draft: Draft, st: Step, launch: C.Launch) -> str | 
         )
         return None
     draft.set("command", argv, line, text)
-    o = launch.opts
-    background = "background" in launch.flags or "make-pidfile" in launch.flags or st.cmd.background
-    if "notify-await" in launch.flags:
+    _type_and_pid_file(script, draft, st, launch, text)
+    _launch_options(draft, launch.opts, line, text)
+    _redirects(draft, st, line, text)
+    return program
+
+
+def _type_and_pid_file(script: Script, draft: Draft, st: Step, launch: C.Launch, text: str) -> None:
+    """type (simple when start-stop-daemon puts it in the background, else forking with its
+    pid_file), and ready: notify for --notify-await."""
+    line = st.line
+    flags = launch.flags
+    background = "background" in flags or "make-pidfile" in flags or st.cmd.background
+    if "notify-await" in flags:
         draft.set("ready", "notify", line, "--notify-await")
-    pid = o.get("pidfile") or next(
+    pid = launch.opts.get("pidfile") or next(
         (a for a in launch.argv[1:] if a.endswith(".pid") and a.startswith("/")), None
     )
     if background:
@@ -428,18 +438,23 @@ def _command(script: Script, draft: Draft, st: Step, launch: C.Launch) -> str | 
             draft.note(
                 f"the script's PID file {pid} is written by servicectl itself: {{run_dir}}/NAME.pid"
             )
-    else:
-        if any(NOT_FORKING_HINT.match(a) for a in launch.argv[1:]):
-            draft.skip(
-                line,
-                text,
-                "started without --background but its options suggest it stays in the "
-                "foreground: check type",
-            )
-        if not pid:
-            pid = _guess_pid(script, draft, program, line, text)
-        draft.set("type", "forking", line, text)
-        draft.set("pid_file", to_servicectl(pid), line, text)
+        return
+    if any(NOT_FORKING_HINT.match(a) for a in launch.argv[1:]):
+        draft.skip(
+            line,
+            text,
+            "started without --background but its options suggest it stays in the "
+            "foreground: check type",
+        )
+    if not pid:
+        pid = _guess_pid(script, draft, launch.argv[0], line, text)
+    draft.set("type", "forking", line, text)
+    draft.set("pid_file", to_servicectl(pid), line, text)
+
+
+def _launch_options(draft: Draft, o: dict[str, str], line: int, text: str) -> None:
+    """start-stop-daemon's --chuid, --group, --chdir, --nicelevel, --umask, --output; the
+    options servicectl has no setting for are listed as not converted."""
     if "chuid" in o:
         user, _, group = o["chuid"].partition(":")
         if user and user not in ("0", "root"):
@@ -459,8 +474,6 @@ def _command(script: Script, draft: Draft, st: Step, launch: C.Launch) -> str | 
             draft.skip(line, f"--{key} {o[key]}", "servicectl has no such setting")
     if "output" in o:
         draft.set("stdout", o["output"], line, text)
-    _redirects(draft, st, line, text)
-    return program
 
 
 def _guess_pid(script: Script, draft: Draft, program: str, line: int, text: str) -> str:

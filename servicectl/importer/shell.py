@@ -162,45 +162,23 @@ def tokenize(text: str) -> list[Tok]:
     pending_heredocs: list[str] = []
     at_word_start = True
     while i < n:
-        c = text[i]
-        if c == "\n":
+        if text[i] == "\n":
             toks.append(Tok("nl", "\n", line))
-            line += 1
-            i += 1
+            i, line = i + 1, line + 1
             if pending_heredocs:
                 i, line = _skip_heredocs(text, i, line, pending_heredocs)
                 pending_heredocs = []
             at_word_start = True
             continue
-        if c in " \t\r":
-            i += 1
-            at_word_start = True
+        gap = _gap(text, i, at_word_start)
+        if gap is not None:
+            i, crossed, at_word_start = gap
+            line += crossed
             continue
-        if c == "\\" and text.startswith("\\\n", i):
-            i += 2
-            line += 1
-            continue
-        if c == "#" and at_word_start:
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        m = _redir_at(text, i)
-        if m is not None:
-            op = m.group(0)
-            j = m.end()
-            if op.endswith("&") and j < n and (text[j].isdigit() or text[j] == "-"):
-                while j < n and (text[j].isdigit() or text[j] == "-"):
-                    j += 1
-                toks.append(Tok("redir", text[i:j], line))
-                i = j
-                continue
-            if op.lstrip("0123456789") in ("<<", "<<-"):
-                hd = _HEREDOC_RE.match(text, i + len(op) - len(op.lstrip("0123456789")))
-                if hd:
-                    pending_heredocs.append(hd.group(2))
-            toks.append(Tok("redir", op, line))
-            i = j
-            at_word_start = True
+        redir = _redirection(text, i, line, toks, pending_heredocs)
+        if redir is not None:
+            i, word_may_start = redir
+            at_word_start = at_word_start or word_may_start
             continue
         matched = next((op for op in _OPS if text.startswith(op, i)), None)
         if matched:
@@ -208,15 +186,61 @@ def tokenize(text: str) -> list[Tok]:
             i += len(matched)
             at_word_start = True
             continue
-        j = max(_word_end(text, i), i + 1)
-        if j < n and text[j] == "(" and _ARRAY_RE.match(text[i:j]):
-            j = _skip_balanced(text, j, "(", ")")  # NAME=(a b c): a bash array
+        j = _word_or_array_end(text, i)
         word = text[i:j]
         toks.append(Tok("word", word, line))
         line += word.count("\n")
         i = j
         at_word_start = False
     return toks
+
+
+def _gap(text: str, i: int, at_word_start: bool) -> tuple[int, int, bool] | None:
+    """A blank, a line continuation or a comment at ``text[i]``: the index after it, the
+    newlines it crossed, and whether a word (and so a comment) may start there; else None."""
+    c = text[i]
+    if c in " \t\r":
+        return i + 1, 0, True
+    if c == "\\" and text.startswith("\\\n", i):
+        return i + 2, 1, at_word_start
+    if c == "#" and at_word_start:
+        j = text.find("\n", i)
+        return (len(text) if j < 0 else j), 0, at_word_start
+    return None
+
+
+def _redirection(
+    text: str, i: int, line: int, toks: list[Tok], heredocs: list[str]
+) -> tuple[int, bool] | None:
+    """A redirection at ``text[i]``, added to ``toks`` (a here-document's end word to
+    ``heredocs``): the index after it, and whether a word starts after it (not after a
+    descriptor copy such as ``>&2``, which is whole). None if there is no redirection."""
+    m = _redir_at(text, i)
+    if m is None:
+        return None
+    op = m.group(0)
+    j = m.end()
+    n = len(text)
+    if op.endswith("&") and j < n and (text[j].isdigit() or text[j] == "-"):
+        while j < n and (text[j].isdigit() or text[j] == "-"):
+            j += 1
+        toks.append(Tok("redir", text[i:j], line))
+        return j, False
+    if op.lstrip("0123456789") in ("<<", "<<-"):
+        hd = _HEREDOC_RE.match(text, i + len(op) - len(op.lstrip("0123456789")))
+        if hd:
+            heredocs.append(hd.group(2))
+    toks.append(Tok("redir", op, line))
+    return j, True
+
+
+def _word_or_array_end(text: str, i: int) -> int:
+    """Index after the word at ``text[i]`` (at least one character); a bash array assignment
+    ``NAME=(a b c)`` is one word."""
+    j = max(_word_end(text, i), i + 1)
+    if j < len(text) and text[j] == "(" and _ARRAY_RE.match(text[i:j]):
+        j = _skip_balanced(text, j, "(", ")")
+    return j
 
 
 def _redir_at(text: str, i: int) -> re.Match[str] | None:
@@ -452,25 +476,32 @@ class Parser:
             if t.kind == "word" and t.text == "esac":
                 self.pos += 1
                 break
-            if self.at("op", "("):
-                self.pos += 1
-            patterns: list[str] = []
-            while self.peek() is not None and not self.at("op", ")") and not self.at("nl"):
-                tok = self.peek()
-                assert tok is not None
-                if tok.kind == "word":
-                    patterns.append(tok.text)
-                self.pos += 1
-            if not self.at("op", ")"):
-                continue  # not a pattern line: skip it
-            self.pos += 1
-            body = self.parse_list({"esac"}, {";;", ";&", ";;&"})
-            arms.append((patterns, body, t.line))
-            nxt = self.peek()
-            if nxt is not None and nxt.kind == "op" and nxt.text in (";;", ";&", ";;&"):
-                self.pos += 1
+            arm = self._case_arm(t.line)
+            if arm is not None:
+                arms.append(arm)
         self._redirects()
         return Case(word, arms, line)
+
+    def _case_arm(self, line: int) -> tuple[list[str], list[Node], int] | None:
+        """One ``(PATTERN|PATTERN) commands ;;``; None if the line is no pattern line (its
+        words are skipped)."""
+        if self.at("op", "("):
+            self.pos += 1
+        patterns: list[str] = []
+        while self.peek() is not None and not self.at("op", ")") and not self.at("nl"):
+            tok = self.peek()
+            assert tok is not None
+            if tok.kind == "word":
+                patterns.append(tok.text)
+            self.pos += 1
+        if not self.at("op", ")"):
+            return None
+        self.pos += 1
+        body = self.parse_list({"esac"}, {";;", ";&", ";;&"})
+        nxt = self.peek()
+        if nxt is not None and nxt.kind == "op" and nxt.text in (";;", ";&", ";;&"):
+            self.pos += 1
+        return patterns, body, line
 
     def _redirects(self) -> list[str]:
         out = []

@@ -119,30 +119,42 @@ def _param(expr: str, v: Vars) -> str:
     op, arg = op_m.group(1), op_m.group(2)
     if name == "0" and op in ("##", "#", "%%", "%"):
         return _trim(v.script, op, expand_text(arg, v))
+    return _operation(expr, name, op, arg, v)
+
+
+def _operation(expr: str, name: str, op: str, arg: str, v: Vars) -> str:
+    """``${NAME<op>arg}``: a default (``-``, ``=``), an alternative (``+``), ``?``, or a
+    pattern trimmed (``#``, ``##``, ``%``, ``%%``)."""
+    kind = op.lstrip(":")
     try:
         text: str | None = _lookup(name, v)
     except Unknown:
-        if op.lstrip(":") in ("-", "="):
-            text = None
-        else:
+        if kind not in ("-", "="):
             raise
+        text = None
     is_ref = text is not None and (text.startswith(SPLIT) and text.endswith(END))
-    if op.lstrip(":") in ("-", "="):
-        if is_ref or text is None:
-            v.defaulted.add(name)
-            return expand_text(arg, v)
-        if text == "" and op.startswith(":"):
-            return expand_text(arg, v)
-        return text
-    if op.lstrip(":") == "+":
+    if kind in ("-", "="):
+        return _with_default(name, op, arg, text, is_ref, v)
+    if kind == "+":
         if is_ref:
             raise Unknown(f"${{{expr}}} depends on whether the defaults file sets {name}")
         return expand_text(arg, v) if text else ""
-    if op.lstrip(":") == "?":
+    if kind == "?":
         return text or ""
     if is_ref or text is None:
         raise Unknown(f"${{{expr}}} depends on the defaults file")
     return _trim(text, op, expand_text(arg, v))
+
+
+def _with_default(name: str, op: str, arg: str, text: str | None, is_ref: bool, v: Vars) -> str:
+    """``${NAME-word}``, ``${NAME:-word}`` (and ``=``): an unknown or kept variable takes the
+    script's default (noted: the defaults file may set it); ``:`` also replaces an empty one."""
+    if is_ref or text is None:
+        v.defaulted.add(name)
+        return expand_text(arg, v)
+    if text == "" and op.startswith(":"):
+        return expand_text(arg, v)
+    return text
 
 
 def _trim(text: str, op: str, pattern: str) -> str:
@@ -217,11 +229,7 @@ def expand_text(word: str, v: Vars, quoted: bool = False) -> str:
         c = word[i]
         if c == "\\":
             if i + 1 < n:
-                nxt = word[i + 1]
-                if not quoted or nxt in '$`"\\\n':
-                    out.append(_lit(nxt))
-                else:
-                    out.append("\\" + nxt)
+                out.append(_escaped(word[i + 1], quoted))
             i += 2
         elif c == "'" and not quoted:
             j = word.find("'", i + 1)
@@ -229,18 +237,7 @@ def expand_text(word: str, v: Vars, quoted: bool = False) -> str:
             out.append(_lit(word[i + 1 : j]))
             i = j + 1
         elif c == '"' and not quoted:
-            j, depth = i + 1, 0
-            while j < n:
-                if word[j] == "\\":
-                    j += 2
-                    continue
-                if word[j] == "$" and j + 1 < n and word[j + 1] in "({":
-                    depth += 1
-                elif word[j] in ")}" and depth:
-                    depth -= 1
-                elif word[j] == '"' and not depth:
-                    break
-                j += 1
+            j = _dquote_end(word, i)
             out.append(_lit(expand_text(word[i + 1 : j], v, quoted=True)))
             i = j + 1
         elif c == "`":
@@ -252,6 +249,33 @@ def expand_text(word: str, v: Vars, quoted: bool = False) -> str:
             out.append(c)
             i += 1
     return "".join(out)
+
+
+def _escaped(ch: str, quoted: bool) -> str:
+    """The character after a backslash: literal, except that in double quotes a backslash
+    escapes only a dollar, backquote, double quote, backslash or newline (else it stays)."""
+    if not quoted or ch in '$`"\\\n':
+        return _lit(ch)
+    return "\\" + ch
+
+
+def _dquote_end(word: str, i: int) -> int:
+    """Index of the ``"`` closing the one at ``word[i]`` (past the end if none); quotes
+    inside ``$(...)`` or ``${...}`` do not close it."""
+    n = len(word)
+    j, depth = i + 1, 0
+    while j < n:
+        if word[j] == "\\":
+            j += 2
+            continue
+        if word[j] == "$" and j + 1 < n and word[j + 1] in "({":
+            depth += 1
+        elif word[j] in ")}" and depth:
+            depth -= 1
+        elif word[j] == '"' and not depth:
+            break
+        j += 1
+    return j
 
 
 _LIT = "\ue003"  # marks the start of quoted text that must not be split
