@@ -96,10 +96,35 @@ def read_env_file(svc: Service) -> dict[str, str]:
     hangs), a regular file of at most 1 MiB; broken content is a configuration error of this
     service (exit 6) that names the line but never quotes it.
     """
-    from servicectl import safefile
-
     path = svc.env_file
     assert path is not None
+    raw = _read_env_bytes(svc, path)
+
+    def bad(number: int, what: str) -> ConfigError:
+        return ConfigError(str(svc.file), "env_file", f"{path} line {number}: {what}")
+
+    if b"\0" in raw:
+        raise bad(raw[: raw.index(b"\0")].count(b"\n") + 1, "contains a NUL byte")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.split("\n"), 1):
+        try:
+            entry = _env_entry(line)
+        except ValueError as exc:
+            raise bad(number, str(exc)) from None
+        if entry is not None:
+            out[entry[0]] = entry[1]
+    return out
+
+
+def _read_env_bytes(svc: Service, path: Path) -> bytes:
+    """The content of the service's env_file, read under the rules of read_env_file: a
+    refused path is exit 4 (the wrong kind of file: 6), an unreadable one exit 6."""
+    from servicectl import safefile
+
     try:
         raw, st = safefile.read_regular(path, MAX_ENV_FILE, "env_file")
     except safefile.Refused as exc:
@@ -115,37 +140,29 @@ def read_env_file(svc: Service) -> dict[str, str]:
     problem = untrusted_problem(path, "env_file", st)
     if problem is not None:
         raise PrivilegeError(f"{svc.name}: {problem}")
+    return raw
 
-    def bad(number: int, what: str) -> ConfigError:
-        return ConfigError(str(svc.file), "env_file", f"{path} line {number}: {what}")
 
-    if b"\0" in raw:
-        raise bad(raw[: raw.index(b"\0")].count(b"\n") + 1, "contains a NUL byte")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad(raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
-    out: dict[str, str] = {}
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep:
-            raise bad(number, "expected KEY=VALUE (no '=' on the line)")
-        if not key or not key.isascii() or not key.replace("_", "a").isalnum() or key[0].isdigit():
-            raise bad(
-                number,
-                "expected KEY=VALUE, where KEY is letters, digits and _ and does not start "
-                "with a digit",
-            )
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
+def _env_entry(line: str) -> tuple[str, str] | None:
+    """The KEY and VALUE of one env_file line (``export`` and one pair of matching quotes
+    removed), None for a blank or comment line; ValueError, saying what was expected, for
+    anything else."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    line = line.removeprefix("export ").strip()
+    key, sep, value = line.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ValueError("expected KEY=VALUE (no '=' on the line)")
+    if not key or not key.isascii() or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        raise ValueError(
+            "expected KEY=VALUE, where KEY is letters, digits and _ and does not start with a digit"
+        )
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return key, value
 
 
 def env_file_problems(svc: Service) -> list[ServicectlError]:
