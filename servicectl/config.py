@@ -8,9 +8,8 @@ yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.dropins import IGNORED_SUFFIXES, MAX_FILE_BYTES, skipped  # noqa: F401
 from servicectl.errors import ConfigError
@@ -31,6 +30,9 @@ from servicectl.schema import (  # noqa: F401 - the definition model, for the la
     split_instance,
     valid_name,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
 

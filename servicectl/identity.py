@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl import proc
-from servicectl.config import Service
 from servicectl.errors import ServicectlError
-from servicectl.paths import Dirs
 from servicectl.pidfile import Record, read_record
-from servicectl.proc import ProcInfo
 from servicectl.spawn import SERVICE_PATH, expected_executables, resolve_program
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servicectl.config import Service
+    from servicectl.paths import Dirs
+    from servicectl.proc import ProcInfo
 
 
 def forged_reason(pid: int, info: ProcInfo | None) -> str | None:

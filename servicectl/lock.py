@@ -9,11 +9,14 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 def lock_path(run_dir: Path, name: str) -> Path:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.safefile import describe_kind, open_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_PIDFILE_BYTES = 64
 

@@ -11,9 +11,11 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

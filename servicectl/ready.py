@@ -10,11 +10,14 @@ import select
 import socket
 import struct
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from servicectl.config import Ready
 from servicectl.proc import CANCEL_SLICE, Handle, check_cancel, is_descendant, read_proc
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servicectl.config import Ready
 
 FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.1

@@ -10,7 +10,6 @@ import os
 import pwd
 import shutil
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.config import LIMIT_NAMES, Service
@@ -26,6 +25,7 @@ from servicectl.paths import untrusted_problem
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
