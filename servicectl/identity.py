@@ -55,7 +55,8 @@ def unrecorded_match(
     command: tuple[str, ...] | list[str] | None = None,
 ) -> str | None:
     """Why a process servicectl has no record of is not the service, or None if it matches:
-    the same user and the same executable (FIELD-NOTES 5). When that executable is an
+    the same user and the same executable, as /proc/PID/exe shows it (for a script, its #!
+    interpreter; never the comm name, which is truncated and changed by exec). When it is an
     interpreter (python, sh, busybox...), which tells nothing of the program, the arguments
     must be the service's too."""
     if info.uid != uid:

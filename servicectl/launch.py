@@ -109,7 +109,8 @@ def record_start(
         fingerprint=drift.fingerprint(svc),
         **(extra or {}),
     )
-    # Record first: if this fails, the child is killed (FIELD-NOTES 8).
+    # Record first, before the program runs: if this fails, the child is killed, so that no
+    # daemon ever runs on untracked.
     write_state(svc, dirs, record, info.pid if gate is not None else None)
     if gate is not None:
         open_gate(svc, program, gate, child)

@@ -1,4 +1,5 @@
-"""One exclusive flock per service, held for a whole action (FIELD-NOTES 10).
+"""One exclusive flock per service, held for a whole action, so that concurrent starts (or a
+start racing a stop) cannot launch a second instance or split the PID file.
 
 The kernel drops the lock when its holder dies, so a killed servicectl never leaves it stale.
 """

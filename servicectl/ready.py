@@ -1,4 +1,5 @@
-"""Readiness: wait until a started service is ready, dies, or runs out of time (SPEC §3 ready).
+"""Readiness: wait until a started service is ready (its ``ready`` probe succeeds, or it sends
+READY=1 through the notify socket), dies, or runs out of time.
 
 Death and notify messages wake the wait through poll(); polling probes back off from 2 ms.
 """

@@ -1,6 +1,8 @@
 """Detached spawn: the clean environment, the user, the program, and subprocess.Popen.
 
-Popen raises exec, chdir and setuid failures in the parent (FIELD-NOTES 12); no preexec_fn.
+Popen raises exec, chdir and setuid failures in the parent (CPython's close-on-exec error
+pipe), which a hand-written fork would lose. No preexec_fn: it is unsafe once threads exist,
+and the fleet runs threads.
 """
 
 from __future__ import annotations
@@ -177,7 +179,8 @@ def env_file_problems(svc: Service) -> list[ServicectlError]:
 
 
 def build_environment(svc: Service, account: Account) -> dict[str, str]:
-    """The clean environment of SPEC §5: like service(8), never servicectl's own."""
+    """The clean environment, like service(8), never servicectl's own: PATH (SERVICE_PATH),
+    LANG if set, HOME/USER/LOGNAME of the service's user, then env_file, then environment."""
     env = {"PATH": SERVICE_PATH}
     if "LANG" in os.environ:
         env["LANG"] = os.environ["LANG"]
