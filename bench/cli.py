@@ -8,11 +8,13 @@ import platform
 import site
 import statistics
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from common import CHILD_ENV, ORIG_ENV, PY, log, peak_rss, run
-from environment import Env
 from report import NOTES, TARGETS, Series, cell, fmt_t, note_failures, ratio, table
+
+if TYPE_CHECKING:
+    from environment import Env
 
 FLOOR = [PY, "-c", "pass"]
 Commands = dict[str, tuple[list[str], tuple[int, ...]]]  # tool -> (argv, exit codes that are ok)

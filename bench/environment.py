@@ -3,7 +3,6 @@ supervisord to compare with, start-stop-daemon's command lines, and the clean-up
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import shutil
@@ -14,10 +13,13 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import psutil
 from common import PY, SLEEP, SSD_RETRY, VENV, kill_pids, log, read_pid, run, supervisors, wait_for
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class Env:

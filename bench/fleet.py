@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from common import SSD_RETRY, kill_pids, log, read_pid, run, wait_for
 from environment import Env, ssd_start_simple, ssd_stop
 from report import NOTES, TARGETS, Series, cell, note_failures, ratio, table
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SIZES = [10, 100, 200]
 HEADERS = [

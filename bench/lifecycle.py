@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from common import (
     FORKING_YAML,
@@ -24,6 +23,9 @@ from common import (
 )
 from environment import Env, ssd_start_simple, ssd_stop
 from report import NOTES, TARGETS, Series, cell, fmt_t, note_failures, ratio, table
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # ---------------------------------------------------------------- 3. cycles
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from common import Run
+if TYPE_CHECKING:
+    from common import Run
 
 
 @dataclass

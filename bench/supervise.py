@@ -7,13 +7,17 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 from common import CHILD_ENV, PY, SLEEP, kill_pids, log, read_pid, run, supervisors
-from environment import Env
 from lifecycle import Cycle, timed_pair
 from report import NOTES, SUPERVISED_CYCLE_RATIO, TARGETS, Series, cell, note_failures, ratio, table
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from environment import Env
 
 
 def pss_mib(pid: int) -> float:

@@ -3,9 +3,13 @@ pseudo-terminal."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from common import log, run, run_pty
-from environment import Env
 from report import LIVE_RATIO_LIMIT, NOTES, TARGETS, Series, cell, note_failures, ratio, table
+
+if TYPE_CHECKING:
+    from environment import Env
 
 
 class Timings:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import pickle
 import stat
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicectl import __version__
 from servicectl.paths import run_dir_problem
 from servicectl.pidfile import atomic_write
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
 

@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 from servicectl import face as _face
 from servicectl.errors import ServicectlError
 from servicectl.face import face, shown  # noqa: F401  (shown: the escaping, for callers)
-from servicectl.grammar import COMMANDS, DIR_OPTS, Call, Opt, make_call, output_code
+from servicectl.grammar import COMMANDS, DIR_OPTS, Call, Command, Opt, make_call, output_code
 
 _GLOBAL = {flag: opt for opt in DIR_OPTS for flag in opt.flags}
 
@@ -73,18 +73,38 @@ def fast_parse(argv: list[str]) -> Optional[Call]:
     """The Call for ``argv``, or None when typer must decide (help, a usage error, forms
     this parser does not know). Whatever it decides, typer decides the same."""
     dirs: dict[str, Any] = {}
-    k = 0
-    while k < len(argv) and argv[k].startswith("-") and argv[k] not in ("-", "--"):
-        k = _option(argv, k, _GLOBAL, dirs)
-        if k < 0:
-            return None
-    if k == len(argv) or argv[k] not in COMMANDS:
+    k = _take_options(argv, _GLOBAL, dirs)
+    if k < 0 or k == len(argv) or argv[k] not in COMMANDS:
         return None
     cmd = COMMANDS[argv[k]]
     table = {flag: opt for opt in (*cmd.opts, *DIR_OPTS) for flag in opt.flags}
     values: dict[str, Any] = {}
+    words = _words_and_options(argv[k + 1 :], table, values)
+    if words is None or not _bind_arguments(cmd, words, values):
+        return None
+    for opt in DIR_OPTS:
+        if opt.name in values:
+            dirs[opt.name] = values.pop(opt.name)
+    return make_call(cmd, values, tuple(dirs.get(o.name) for o in DIR_OPTS))  # type: ignore[arg-type]
+
+
+def _take_options(argv: list[str], table: dict[str, Opt], values: dict[str, Any]) -> int:
+    """Take the leading options of ``argv`` into ``values``; the index of the first word
+    (``-`` and ``--`` are words here), or -1 when an option is not decided here."""
+    k = 0
+    while k < len(argv) and argv[k].startswith("-") and argv[k] not in ("-", "--"):
+        k = _option(argv, k, table, values)
+        if k < 0:
+            return -1
+    return k
+
+
+def _words_and_options(
+    rest: list[str], table: dict[str, Opt], values: dict[str, Any]
+) -> Optional[list[str]]:
+    """The positional words of a command's ``rest``, its options taken into ``values``
+    (everything after ``--`` is a word); None when an option is not decided here."""
     words: list[str] = []
-    rest = argv[k + 1 :]
     k = 0
     while k < len(rest):
         arg = rest[k]
@@ -98,21 +118,22 @@ def fast_parse(argv: list[str]) -> Optional[Call]:
             continue
         words.append(arg)
         k += 1
+    return words
+
+
+def _bind_arguments(cmd: Command, words: list[str], values: dict[str, Any]) -> bool:
+    """Bind ``words`` to the arguments of ``cmd`` in ``values``; False when they do not fit
+    (too few, or more words than arguments), which typer then says."""
     for spec in cmd.args:
         if spec.variadic:
             if spec.required and not words:
-                return None
+                return False
             values[spec.name], words = words, []
         elif not words:
-            return None
+            return False
         else:
             values[spec.name] = words.pop(0)
-    if words:
-        return None  # more words than arguments: typer says so
-    for opt in DIR_OPTS:
-        if opt.name in values:
-            dirs[opt.name] = values.pop(opt.name)
-    return make_call(cmd, values, tuple(dirs.get(o.name) for o in DIR_OPTS))  # type: ignore[arg-type]
+    return not words
 
 
 def decide(argv: list[str]) -> Union[Call, int]:

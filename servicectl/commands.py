@@ -7,9 +7,7 @@ need them, so that one command pays only for itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Exit, ServicectlError, StatusCode
@@ -17,6 +15,9 @@ from servicectl.face import face, plural, shown
 from servicectl.states import INVALID, UNKNOWN
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     from servicectl.config import Catalog
     from servicectl.grammar import Call
     from servicectl.observe import Status

@@ -1,5 +1,5 @@
 """Service definitions: the files of a services directory in, valid Services (or Invalid
-definitions, with every error) out, and the catalog of them all (SPEC §3).
+definitions, with every error) out, and the catalog of them all.
 
 The keys themselves are declared in schema.py and parsed by fields.py; YAML is read by
 yamlload.py. Both are imported only when a file must be parsed (see cache.py).
@@ -8,9 +8,8 @@ yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.dropins import IGNORED_SUFFIXES, MAX_FILE_BYTES, skipped  # noqa: F401
 from servicectl.errors import ConfigError
@@ -31,6 +30,9 @@ from servicectl.schema import (  # noqa: F401 - the definition model, for the la
     split_instance,
     valid_name,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
 
@@ -235,64 +237,99 @@ def load_catalog(
     (see cache.py). ``replace``: see load_file (the cache is not used then). ``also``: names
     to load besides (an instance that is neither listed nor recorded, named by the user).
     """
-    from servicectl import cache
-
     files = definition_files(dirs.services)
-    problems: list[str] = []
+    problems = _directory_problems(dirs)
+    loader = _Loader(dirs, files, use_cache and not replace, replace)
+    for name in [*(files if only is None else only), *also]:
+        loader.load(name)
+    if only is None:
+        loader.load_instances()
+    loader.save_cache()
+    _cross_checks(files, loader.services, loader.invalid, dirs)
+    return Catalog(dirs, loader.services, loader.invalid, tuple(problems), loader.templates)
+
+
+def _directory_problems(dirs: Dirs) -> list[str]:
+    """Notes on the services directory itself (for the catalog). As root, a directory
+    others can write raises instead: whoever can write it decides what root runs."""
     problem = services_dir_problem(dirs.services)
     if problem:
-        problems.append(problem)
-    else:
-        untrusted = untrusted_tree_problem(dirs.services, "services directory")
-        if untrusted is not None:  # as root: whoever can write it decides what root runs
-            raise untrusted
-    services: dict[str, Service] = {}
-    invalid: dict[str, Invalid] = {}
-    templates: dict[str, Service] = {}
-    use_cache = use_cache and not replace
-    cached = cache.load(dirs) if use_cache else {}
-    fresh: dict[str, tuple[Any, Service | Invalid]] = {}
+        return [problem]
+    untrusted = untrusted_tree_problem(dirs.services, "services directory")
+    if untrusted is not None:
+        raise untrusted
+    return []
 
-    def parse(name: str, file: Path) -> Service | Invalid:
-        key = cache.definition_key(name, file) if use_cache else None
-        hit = cached.get(name)
+
+class _Loader:
+    """One load of a catalog: each definition parsed at most once (from the cache when its
+    files are unchanged), sorted into services, templates and invalid definitions."""
+
+    def __init__(
+        self,
+        dirs: Dirs,
+        files: Mapping[str, Path],
+        use_cache: bool,
+        replace: Mapping[Path, Path] | None,
+    ) -> None:
+        from servicectl import cache
+
+        self.cache = cache
+        self.dirs = dirs
+        self.files = files
+        self.use_cache = use_cache
+        self.replace = replace
+        self.cached = cache.load(dirs) if use_cache else {}
+        self.fresh: dict[str, tuple[Any, Service | Invalid]] = {}
+        self.services: dict[str, Service] = {}
+        self.invalid: dict[str, Invalid] = {}
+        self.templates: dict[str, Service] = {}
+
+    def parse(self, name: str, file: Path) -> Service | Invalid:
+        """The definition of ``name`` from ``file``: the cached one while its key holds, else
+        parsed (and kept for the cache if its files did not change meanwhile)."""
+        key = self.cache.definition_key(name, file) if self.use_cache else None
+        hit = self.cached.get(name)
         if key is not None and hit is not None and hit[0] == key:
             return hit[1]  # type: ignore[no-any-return]
-        result = load_file(name, file, dirs, replace)
-        if key is not None and cache.definition_key(name, file) == key:
-            fresh[name] = (key, result)
+        result = load_file(name, file, self.dirs, self.replace)
+        if key is not None and self.cache.definition_key(name, file) == key:
+            self.fresh[name] = (key, result)
         return result
 
-    def load(name: str) -> None:
-        if name in services or name in invalid or name in templates:
+    def load(self, name: str) -> None:
+        """Load ``name`` (if it has a definition and is not loaded yet) and its dependencies."""
+        if name in self.services or name in self.invalid or name in self.templates:
             return
-        file = definition_of(files, name)
+        file = definition_of(self.files, name)
         if file is None:
             return
-        result = parse(name, file)
+        result = self.parse(name, file)
         if not isinstance(result, Service):
-            invalid[name] = result
-        elif is_template(name) and name in files:
-            templates[name] = result
+            self.invalid[name] = result
+        elif is_template(name) and name in self.files:
+            self.templates[name] = result
         else:
-            services[name] = result
+            self.services[name] = result
             for dep in result.depends:
-                load(dep)
+                self.load(dep)
 
-    for name in [*(files if only is None else only), *also]:
-        load(name)
-    if only is None:
-        for stem, template in list(templates.items()):
+    def load_instances(self) -> None:
+        """Load the instances each template lists, and those with a state record."""
+        for stem, template in list(self.templates.items()):
             for instance in template.instances:
-                load(stem + instance)
-        for name in recorded_instances(dirs.run, [n for n in files if is_template(n)]):
-            load(name)
-    if use_cache and fresh:
-        kept = {n: e for n, e in cached.items() if definition_of(files, n) is not None}
-        kept.update(fresh)
-        cache.save(dirs, kept)
-    _cross_checks(files, services, invalid, dirs)
-    return Catalog(dirs, services, invalid, tuple(problems), templates)
+                self.load(stem + instance)
+        stems = [n for n in self.files if is_template(n)]
+        for name in recorded_instances(self.dirs.run, stems):
+            self.load(name)
+
+    def save_cache(self) -> None:
+        """Save what was parsed afresh, with the cached entries whose definitions remain."""
+        if not (self.use_cache and self.fresh):
+            return
+        kept = {n: e for n, e in self.cached.items() if definition_of(self.files, n) is not None}
+        kept.update(self.fresh)
+        self.cache.save(self.dirs, kept)
 
 
 def _cross_checks(

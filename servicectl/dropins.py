@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import ConfigError, UntrustedError
 from servicectl.paths import untrusted_problem, untrusted_tree_problem
 from servicectl.schema import is_template
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
 
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
 SUFFIXES = (".yaml", ".yml")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicectl import commands
@@ -28,6 +27,8 @@ from servicectl.face import face, shown
 from servicectl.paths import untrusted_problem
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from servicectl.config import Catalog, Service
 
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -9,7 +9,7 @@ from enum import IntEnum
 
 
 class Exit(IntEnum):
-    """LSB exit codes for actions (SPEC §5)."""
+    """LSB exit codes for actions (``status`` has its own: StatusCode)."""
 
     OK = 0
     FAILURE = 1

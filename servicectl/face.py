@@ -13,10 +13,11 @@ import errno
 import io
 import os
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from servicectl.outcome import Outcome
 
 _GONE_QUIETLY = (errno.EPIPE, errno.ECONNRESET)  # the reader went away: nobody is listening

@@ -12,12 +12,10 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import ConfigError
-from servicectl.paths import Dirs
 from servicectl.schema import (
     LIMIT_NAMES,
     READY_KINDS,
@@ -30,6 +28,11 @@ from servicectl.schema import (
     parse_signal,
     valid_name,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from servicectl.paths import Dirs
 
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}\Z")

@@ -8,14 +8,16 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicectl import lifecycle, observe, proc, supervision
-from servicectl.config import Catalog
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.lock import is_locked
 from servicectl.outcome import Outcome
 from servicectl.progress import Progress, silent
+
+if TYPE_CHECKING:
+    from servicectl.config import Catalog
 
 Report = Callable[[Outcome], None]
 DEFAULT_JOBS = 64

@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl import proc
-from servicectl.config import Service
 from servicectl.errors import ServicectlError
-from servicectl.paths import Dirs
 from servicectl.pidfile import Record, read_record
-from servicectl.proc import ProcInfo
 from servicectl.spawn import SERVICE_PATH, expected_executables, resolve_program
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servicectl.config import Service
+    from servicectl.paths import Dirs
+    from servicectl.proc import ProcInfo
 
 
 def forged_reason(pid: int, info: ProcInfo | None) -> str | None:
@@ -51,7 +55,8 @@ def unrecorded_match(
     command: tuple[str, ...] | list[str] | None = None,
 ) -> str | None:
     """Why a process servicectl has no record of is not the service, or None if it matches:
-    the same user and the same executable (FIELD-NOTES 5). When that executable is an
+    the same user and the same executable, as /proc/PID/exe shows it (for a script, its #!
+    interpreter; never the comm name, which is truncated and changed by exec). When it is an
     interpreter (python, sh, busybox...), which tells nothing of the program, the arguments
     must be the service's too."""
     if info.uid != uid:

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl import drift, proc
-from servicectl.config import Service
 from servicectl.errors import Exit, NotInstalledError, ServicectlError
 from servicectl.identity import forged_reason, seen_alive
 from servicectl.outcome import StartFailed, log_tail
-from servicectl.paths import Dirs
 from servicectl.pidfile import (
     NotAPidFile,
     Record,
@@ -36,6 +34,9 @@ from servicectl.terminate import group_handles, kill_tree
 
 if TYPE_CHECKING:
     import subprocess
+
+    from servicectl.config import Service
+    from servicectl.paths import Dirs
 
 _FORKING_LAUNCH = threading.Lock()
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
@@ -108,7 +109,8 @@ def record_start(
         fingerprint=drift.fingerprint(svc),
         **(extra or {}),
     )
-    # Record first: if this fails, the child is killed (FIELD-NOTES 8).
+    # Record first, before the program runs: if this fails, the child is killed, so that no
+    # daemon ever runs on untracked.
     write_state(svc, dirs, record, info.pid if gate is not None else None)
     if gate is not None:
         open_gate(svc, program, gate, child)

@@ -25,7 +25,6 @@ from servicectl.outcome import (
     locked,
     log_tail,
 )
-from servicectl.paths import Dirs
 from servicectl.pidfile import Record, read_record, write_record
 from servicectl.preflight import prepare
 from servicectl.proc import Handle
@@ -38,6 +37,7 @@ from servicectl.terminate import group_handles, terminate
 if TYPE_CHECKING:
     import subprocess
 
+    from servicectl.paths import Dirs
     from servicectl.ready import Notes, NotifySocket, WaitResult
 
 # ---------------------------------------------------------------------------------------------

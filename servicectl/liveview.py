@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -21,6 +20,8 @@ from servicectl.face import face, shown
 from servicectl.progress import silent
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from servicectl.outcome import Outcome
     from servicectl.progress import Progress
 

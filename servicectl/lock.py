@@ -1,4 +1,5 @@
-"""One exclusive flock per service, held for a whole action (FIELD-NOTES 10).
+"""One exclusive flock per service, held for a whole action, so that concurrent starts (or a
+start racing a stop) cannot launch a second instance or split the PID file.
 
 The kernel drops the lock when its holder dies, so a killed servicectl never leaves it stale.
 """
@@ -9,11 +10,14 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 def lock_path(run_dir: Path, name: str) -> Path:

@@ -12,10 +12,13 @@ import select
 import signal
 import stat
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.face import face, stdout_gone
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FOLLOW_WAKE = 1.0  # without inotify events (a file system without them), look again this often
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicectl import drift, proc, supervision
-from servicectl.config import Service
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.identity import (
     expected_exes,
@@ -35,7 +35,6 @@ from servicectl.pidfile import (
     remove_stale_temps,
     state_path,
 )
-from servicectl.proc import ProcInfo
 from servicectl.states import (
     DEAD,
     LAUNCHING,
@@ -47,6 +46,10 @@ from servicectl.states import (
     UNKNOWN,
     UNRECORDED,
 )
+
+if TYPE_CHECKING:
+    from servicectl.config import Service
+    from servicectl.proc import ProcInfo
 
 # ---------------------------------------------------------------------------------------------
 # Inspection helpers

@@ -6,7 +6,6 @@ The bottom of the lifecycle modules: it imports none of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,8 @@ from servicectl.paths import Dirs, ensure_run_dir
 from servicectl.states import RUNNING, STARTING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from servicectl.config import Service
     from servicectl.pidfile import PidFileRead, Record
     from servicectl.proc import ProcInfo

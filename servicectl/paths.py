@@ -1,4 +1,4 @@
-"""Where services, PID files and logs live (SPEC §2): flag, then environment, then default.
+"""Where services, PID files and logs live: flag, then SERVICECTL_* environment, then default.
 
 Also creates those directories on demand with safe modes.
 """
@@ -32,7 +32,10 @@ def resolve_dirs(
     environ: dict[str, str] | None = None,
     euid: int | None = None,
 ) -> Dirs:
-    """Resolve the directories by flag, then SERVICECTL_* environment, then SPEC §2 defaults."""
+    """Resolve the directories by flag, then SERVICECTL_* environment, then the defaults: as
+    root /etc/servicectl/services.d, /run/servicectl, /var/log/servicectl; otherwise
+    /etc/servicectl/services.d if it exists (else ./services.d), $XDG_RUNTIME_DIR/servicectl
+    (else ~/.local/state/servicectl/run) and ~/.local/state/servicectl/log."""
     env = dict(os.environ) if environ is None else environ
     root = (os.geteuid() if euid is None else euid) == 0
     home = Path(env.get("HOME") or os.path.expanduser("~"))
@@ -110,7 +113,8 @@ def run_dir_problem(path: Path) -> ServicectlError | None:
     or does not exist yet. Nothing is created here.
 
     PID files and state in a directory another user can write are not evidence of anything
-    (FIELD-NOTES 6), so servicectl will not act on them (exit 4).
+    (that user could have written them, naming any process), so servicectl will not act on
+    them (exit 4).
     """
     try:
         st = os.lstat(path)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.safefile import describe_kind, open_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_PIDFILE_BYTES = 64
 
@@ -21,7 +23,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
 
     Never follows a symlink planted at ``path`` (rename replaces the link itself) or at the
-    temp name (O_EXCL|O_NOFOLLOW), and a reader never sees a torn file (FIELD-NOTES 7).
+    temp name (O_EXCL|O_NOFOLLOW), and a reader never sees a torn (half-written) file.
     There is no fsync: what is written here only means something during this boot (records
     carry the boot id, and the run directory is normally a tmpfs), and after a power loss a
     torn or empty file is read as garbage and ignored, never trusted.
@@ -91,7 +93,7 @@ class PidFileRead(NamedTuple):
         """Why this file cannot be trusted as the only evidence of a PID, or None if it can.
 
         As root, a PID file owned by someone other than root or the service's user, or writable
-        by others, names nothing (FIELD-NOTES 6).
+        by others, names nothing: whoever could write it could name any process.
         """
         if self.owner is None or self.mode is None:
             return None

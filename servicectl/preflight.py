@@ -14,7 +14,6 @@ import os
 import signal
 import stat
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl import safefile
@@ -25,6 +24,7 @@ from servicectl.spawn import Account, build_environment, resolve_account, resolv
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
     from servicectl.schema import Directory, Service
 

@@ -1,6 +1,9 @@
-"""Process identity, signals and waiting, straight from /proc and pidfds (FIELD-NOTES 1-5, 14-18).
+"""Process identity, signals and waiting, straight from /proc and pidfds.
 
-A process is identified by (PID, kernel start time, boot id); signals go through a pidfd.
+A PID is not an identity (PIDs are reused): a process is identified by (PID, kernel start
+time, boot id), never by a name, nor by psutil's create_time (wall clock: it shifts when NTP
+steps the clock). Signals go through a pidfd, so the process checked is the process signalled,
+and the pidfd wakes a wait at the exit, without polling. A zombie counts as gone.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -32,7 +37,8 @@ class ProcInfo(NamedTuple):
 
     @property
     def zombie(self) -> bool:
-        """Exited but not yet reaped (Z) or dead (X): counts as gone (FIELD-NOTES 4)."""
+        """Exited but not yet reaped (Z) or dead (X): counts as gone (an orphan's zombie waits
+        for init to reap it, about a second here, or forever in a container without one)."""
         return self.state in ("Z", "X")
 
 
@@ -376,7 +382,8 @@ class Handle:
     """A verified reference to one process: a pidfd plus the (PID, start time) it must have.
 
     Once opened and verified, signals sent through the handle can only reach that process even
-    if it exits and its PID is reused (FIELD-NOTES 3).
+    if it exits and its PID is reused: nothing can slip in between the identity check and the
+    signal.
     """
 
     def __init__(self, pid: int, starttime: int) -> None:

@@ -1,4 +1,5 @@
-"""Readiness: wait until a started service is ready, dies, or runs out of time (SPEC §3 ready).
+"""Readiness: wait until a started service is ready (its ``ready`` probe succeeds, or it sends
+READY=1 through the notify socket), dies, or runs out of time.
 
 Death and notify messages wake the wait through poll(); polling probes back off from 2 ms.
 """
@@ -10,11 +11,14 @@ import select
 import socket
 import struct
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from servicectl.config import Ready
 from servicectl.proc import CANCEL_SLICE, Handle, check_cancel, is_descendant, read_proc
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servicectl.config import Ready
 
 FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.1
@@ -34,6 +38,24 @@ class Notes:
         self.errno: int | None = None
         self.extend_until: float | None = None
         self.ignored: list[str] = []
+
+    def take(self, line: str) -> None:
+        """Note one line of a message (``KEY=VALUE``); unknown or malformed lines are skipped."""
+        key, _, value = line.partition("=")
+        if key == "READY" and value == "1":
+            self.ready = True
+            self.reloading = False
+        elif key == "RELOADING" and value == "1":
+            self.reloading = True
+            self.ready = False
+        elif key == "STATUS":
+            self.status = value
+        elif key == "MAINPID" and value.isdigit():
+            self.mainpid = int(value)
+        elif key == "ERRNO" and value.isdigit():
+            self.errno = int(value)
+        elif key == "EXTEND_TIMEOUT_USEC" and value.isdigit():
+            self.extend_until = time.monotonic() + int(value) / 1e6
 
 
 MAX_SUN_PATH = 107  # bytes of a socket path (sun_path is 108, with the final NUL)
@@ -137,29 +159,21 @@ class NotifySocket:
                 data, anc, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(creds_size))
             except (BlockingIOError, InterruptedError):
                 return
-            sender = None
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                    sender = struct.unpack("3i", payload[:creds_size])[0]
+            sender = _sender_pid(anc, creds_size)
             if sender is None or not _belongs(sender, main_pid, pgid):
                 notes.ignored.append(f"message from PID {sender} outside the service ignored")
                 continue
             for line in data.decode("utf-8", "replace").splitlines():
-                key, _, value = line.partition("=")
-                if key == "READY" and value == "1":
-                    notes.ready = True
-                    notes.reloading = False
-                elif key == "RELOADING" and value == "1":
-                    notes.reloading = True
-                    notes.ready = False
-                elif key == "STATUS":
-                    notes.status = value
-                elif key == "MAINPID" and value.isdigit():
-                    notes.mainpid = int(value)
-                elif key == "ERRNO" and value.isdigit():
-                    notes.errno = int(value)
-                elif key == "EXTEND_TIMEOUT_USEC" and value.isdigit():
-                    notes.extend_until = time.monotonic() + int(value) / 1e6
+                notes.take(line)
+
+
+def _sender_pid(ancillary: list[tuple[int, int, bytes]], creds_size: int) -> int | None:
+    """The sender's PID from a message's credentials (SCM_CREDENTIALS), or None."""
+    sender = None
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            sender = struct.unpack("3i", payload[:creds_size])[0]
+    return sender
 
 
 def _belongs(pid: int, main_pid: int, pgid: int) -> bool:
@@ -285,25 +299,16 @@ def wait_ready(
     notes = Notes()
     backoff = FIRST_BACKOFF
     cap = MAX_COMMAND_BACKOFF if probe and probe.ready.kind == "command" else MAX_BACKOFF
-    poller = select.poll()
-    if handle.fd is not None and handle.fd >= 0:
-        poller.register(handle.fd, select.POLLIN)
-    if notify is not None:
-        poller.register(notify.fileno(), select.POLLIN)
+    poller = _poller(handle, notify)
     next_probe = time.monotonic()
     while True:
         check_cancel()
         now = time.monotonic()
         if notify is not None:
-            notify.drain(notes, handle.pid, pgid)
-            if notes.errno is not None:
-                return WaitResult(
-                    "error", notes, f"reported ERRNO={notes.errno} ({os.strerror(notes.errno)})"
-                )
-            if notes.ready:
-                return WaitResult("ready", notes)
-            if notes.extend_until is not None and notes.extend_until > deadline:
-                deadline = notes.extend_until
+            heard = _heard(notify, notes, handle.pid, pgid)
+            if heard is not None:
+                return heard
+            deadline = max(deadline, notes.extend_until or deadline)
         if handle.exited():
             return WaitResult("died", notes)
         if probe is not None and now >= next_probe:
@@ -313,9 +318,38 @@ def wait_ready(
             backoff = min(backoff * 2, cap)
         now = time.monotonic()
         if now >= deadline:
-            if probe is None and notify is None:
-                return WaitResult("ready", notes)  # survived start_grace
-            return WaitResult("timeout", notes, probe.last_error if probe else "")
+            return _at_deadline(notes, probe, notify)
         wake = deadline if probe is None else min(deadline, next_probe)
         wake = min(wake, now + CANCEL_SLICE)
         poller.poll(max(0, int((wake - now) * 1000) + 1))
+
+
+def _poller(handle: Handle, notify: NotifySocket | None) -> select.poll:
+    """A poll object woken by the process's death (its pidfd) and by notify messages."""
+    poller = select.poll()
+    if handle.fd is not None and handle.fd >= 0:
+        poller.register(handle.fd, select.POLLIN)
+    if notify is not None:
+        poller.register(notify.fileno(), select.POLLIN)
+    return poller
+
+
+def _heard(notify: NotifySocket, notes: Notes, main_pid: int, pgid: int) -> WaitResult | None:
+    """Read the pending notify messages into ``notes``: the result when the service said it
+    is ready (READY=1) or failed (ERRNO=), else None."""
+    notify.drain(notes, main_pid, pgid)
+    if notes.errno is not None:
+        return WaitResult(
+            "error", notes, f"reported ERRNO={notes.errno} ({os.strerror(notes.errno)})"
+        )
+    if notes.ready:
+        return WaitResult("ready", notes)
+    return None
+
+
+def _at_deadline(notes: Notes, probe: Probe | None, notify: NotifySocket | None) -> WaitResult:
+    """How the wait ends at its deadline: with neither probe nor notify the process survived
+    start_grace (ready); otherwise a timeout, with the probe's last error."""
+    if probe is None and notify is None:
+        return WaitResult("ready", notes)
+    return WaitResult("timeout", notes, probe.last_error if probe else "")

@@ -16,7 +16,6 @@ from servicectl.errors import Exit, ServicectlError
 from servicectl.expansion import expand_command
 from servicectl.observe import inspect
 from servicectl.outcome import Outcome, locked, log_tail
-from servicectl.paths import Dirs
 from servicectl.pidfile import Record, write_record
 from servicectl.preflight import prepare, run
 from servicectl.proc import Handle
@@ -24,6 +23,7 @@ from servicectl.spawn import build_environment, resolve_account
 from servicectl.states import LAUNCHING
 
 if TYPE_CHECKING:
+    from servicectl.paths import Dirs
     from servicectl.ready import NotifySocket
 
 RELOADING_WINDOW = 1.0  # how long a notify service has to say RELOADING=1 after the signal

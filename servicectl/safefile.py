@@ -67,62 +67,95 @@ def open_dir(path: Path | str, create: int | None = None) -> int:
     Raises Refused for a symlink in a directory other users can write, OSError otherwise
     (ENOENT, ENOTDIR, EACCES...), with the full path of the component at fault as filename.
     """
-    text = os.path.abspath(os.fspath(path))
-    todo = [p for p in reversed(text.split("/")) if p not in ("", ".")]
-    fd = os.open("/", O_DIR)
-    where, links, made = "/", 0, 0
+    walk = _Walk(os.path.abspath(os.fspath(path)), create)
     try:
-        while todo:
-            name = todo.pop()
-            if name == "..":
-                nfd = os.open("..", O_DIR, dir_fd=fd)
-                os.close(fd)
-                fd, where = nfd, os.path.dirname(where.rstrip("/")) or "/"
-                continue
-            try:
-                nfd = os.open(name, O_DIR | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                if create is None or made > 100:
-                    raise FileNotFoundError(
-                        errno.ENOENT, os.strerror(errno.ENOENT), _join(where, name)
-                    ) from None
-                try:
-                    os.mkdir(name, create, dir_fd=fd)
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    raise OSError(exc.errno, exc.strerror, _join(where, name)) from None
-                made += 1
-                todo.append(name)
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
-                    raise OSError(exc.errno, exc.strerror, _join(where, name)) from None
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                if not stat.S_ISLNK(st.st_mode):
-                    raise NotADirectoryError(
-                        errno.ENOTDIR, os.strerror(errno.ENOTDIR), _join(where, name)
-                    ) from None
-                target = os.readlink(name, dir_fd=fd)
-                if not writable_by_root_alone(os.fstat(fd)):
-                    raise Refused(
-                        f"{_join(where, name)} is a symlink (to {target}) in {where}, a "
-                        f"directory other users can write; servicectl does not follow it"
-                    ) from None
-                links += 1
-                if links > MAX_LINKS:
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), text) from None
-                if target.startswith("/"):
-                    os.close(fd)
-                    fd, where = os.open("/", O_DIR), "/"
-                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
-                continue
-            os.close(fd)
-            fd, where = nfd, _join(where, name)
-        return fd
+        while walk.todo:
+            walk.step(walk.todo.pop())
+        return walk.fd
     except BaseException:
-        os.close(fd)
+        os.close(walk.fd)
         raise
+
+
+def _components(path: str) -> list[str]:
+    """The components of ``path`` to walk, last first (so that ``pop`` takes the next)."""
+    return [p for p in reversed(path.split("/")) if p not in ("", ".")]
+
+
+class _Walk:
+    """One walk of open_dir: ``fd`` is the directory reached (at ``where``), ``todo`` the
+    components still to walk (last first); symlinks followed and directories made are
+    counted, so that a loop ends."""
+
+    def __init__(self, text: str, create: int | None) -> None:
+        self.text = text
+        self.create = create
+        self.todo = _components(text)
+        self.fd = os.open("/", O_DIR)
+        self.where = "/"
+        self.links = 0
+        self.made = 0
+
+    def _move(self, fd: int, where: str) -> None:
+        os.close(self.fd)
+        self.fd, self.where = fd, where
+
+    def step(self, name: str) -> None:
+        """Walk down into ``name`` (or up, for ``..``): open it without following a symlink;
+        make it when missing, follow it when it is a symlink (both under the rules above)."""
+        if name == "..":
+            nfd = os.open("..", O_DIR, dir_fd=self.fd)
+            self._move(nfd, os.path.dirname(self.where.rstrip("/")) or "/")
+            return
+        try:
+            nfd = os.open(name, O_DIR | os.O_NOFOLLOW, dir_fd=self.fd)
+        except FileNotFoundError:
+            self._make(name)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise OSError(exc.errno, exc.strerror, _join(self.where, name)) from None
+            self._follow(name)
+            return
+        self._move(nfd, _join(self.where, name))
+
+    def _make(self, name: str) -> None:
+        """Make the missing directory ``name`` (mode ``create``) and walk it next; without
+        ``create`` (or after 100 made, a loop) it stays missing: FileNotFoundError."""
+        if self.create is None or self.made > 100:
+            raise FileNotFoundError(
+                errno.ENOENT, os.strerror(errno.ENOENT), _join(self.where, name)
+            ) from None
+        try:
+            os.mkdir(name, self.create, dir_fd=self.fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, _join(self.where, name)) from None
+        self.made += 1
+        self.todo.append(name)
+
+    def _follow(self, name: str) -> None:
+        """``name`` is not a directory: if a symlink in a directory only root can write, walk
+        its target next (from / when absolute); otherwise NotADirectoryError or Refused."""
+        where = self.where
+        st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            raise NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR), _join(where, name)
+            ) from None
+        target = os.readlink(name, dir_fd=self.fd)
+        if not writable_by_root_alone(os.fstat(self.fd)):
+            raise Refused(
+                f"{_join(where, name)} is a symlink (to {target}) in {where}, a "
+                f"directory other users can write; servicectl does not follow it"
+            ) from None
+        self.links += 1
+        if self.links > MAX_LINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), self.text) from None
+        if target.startswith("/"):
+            self._move(os.open("/", O_DIR), "/")
+        self.todo.extend(_components(target))
 
 
 def _lstat_at(dfd: int, name: str) -> os.stat_result | None:

@@ -17,9 +17,10 @@ import os
 import re
 import signal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from servicectl.paths import Dirs
+if TYPE_CHECKING:
+    from servicectl.paths import Dirs
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
 INSTANCE_RE = re.compile(r"[A-Za-z0-9_.:-]+\Z")  # the INSTANCE of NAME@INSTANCE

@@ -1,6 +1,8 @@
 """Detached spawn: the clean environment, the user, the program, and subprocess.Popen.
 
-Popen raises exec, chdir and setuid failures in the parent (FIELD-NOTES 12); no preexec_fn.
+Popen raises exec, chdir and setuid failures in the parent (CPython's close-on-exec error
+pipe), which a hand-written fork would lose. No preexec_fn: it is unsafe once threads exist,
+and the fleet runs threads.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import os
 import pwd
 import shutil
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.config import LIMIT_NAMES, Service
@@ -26,6 +27,7 @@ from servicectl.paths import untrusted_problem
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -96,10 +98,35 @@ def read_env_file(svc: Service) -> dict[str, str]:
     hangs), a regular file of at most 1 MiB; broken content is a configuration error of this
     service (exit 6) that names the line but never quotes it.
     """
-    from servicectl import safefile
-
     path = svc.env_file
     assert path is not None
+    raw = _read_env_bytes(svc, path)
+
+    def bad(number: int, what: str) -> ConfigError:
+        return ConfigError(str(svc.file), "env_file", f"{path} line {number}: {what}")
+
+    if b"\0" in raw:
+        raise bad(raw[: raw.index(b"\0")].count(b"\n") + 1, "contains a NUL byte")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.split("\n"), 1):
+        try:
+            entry = _env_entry(line)
+        except ValueError as exc:
+            raise bad(number, str(exc)) from None
+        if entry is not None:
+            out[entry[0]] = entry[1]
+    return out
+
+
+def _read_env_bytes(svc: Service, path: Path) -> bytes:
+    """The content of the service's env_file, read under the rules of read_env_file: a
+    refused path is exit 4 (the wrong kind of file: 6), an unreadable one exit 6."""
+    from servicectl import safefile
+
     try:
         raw, st = safefile.read_regular(path, MAX_ENV_FILE, "env_file")
     except safefile.Refused as exc:
@@ -115,37 +142,29 @@ def read_env_file(svc: Service) -> dict[str, str]:
     problem = untrusted_problem(path, "env_file", st)
     if problem is not None:
         raise PrivilegeError(f"{svc.name}: {problem}")
+    return raw
 
-    def bad(number: int, what: str) -> ConfigError:
-        return ConfigError(str(svc.file), "env_file", f"{path} line {number}: {what}")
 
-    if b"\0" in raw:
-        raise bad(raw[: raw.index(b"\0")].count(b"\n") + 1, "contains a NUL byte")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad(raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
-    out: dict[str, str] = {}
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep:
-            raise bad(number, "expected KEY=VALUE (no '=' on the line)")
-        if not key or not key.isascii() or not key.replace("_", "a").isalnum() or key[0].isdigit():
-            raise bad(
-                number,
-                "expected KEY=VALUE, where KEY is letters, digits and _ and does not start "
-                "with a digit",
-            )
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
+def _env_entry(line: str) -> tuple[str, str] | None:
+    """The KEY and VALUE of one env_file line (``export`` and one pair of matching quotes
+    removed), None for a blank or comment line; ValueError, saying what was expected, for
+    anything else."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    line = line.removeprefix("export ").strip()
+    key, sep, value = line.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ValueError("expected KEY=VALUE (no '=' on the line)")
+    if not key or not key.isascii() or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        raise ValueError(
+            "expected KEY=VALUE, where KEY is letters, digits and _ and does not start with a digit"
+        )
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return key, value
 
 
 def env_file_problems(svc: Service) -> list[ServicectlError]:
@@ -160,7 +179,8 @@ def env_file_problems(svc: Service) -> list[ServicectlError]:
 
 
 def build_environment(svc: Service, account: Account) -> dict[str, str]:
-    """The clean environment of SPEC §5: like service(8), never servicectl's own."""
+    """The clean environment, like service(8), never servicectl's own: PATH (SERVICE_PATH),
+    LANG if set, HOME/USER/LOGNAME of the service's user, then env_file, then environment."""
     env = {"PATH": SERVICE_PATH}
     if "LANG" in os.environ:
         env["LANG"] = os.environ["LANG"]

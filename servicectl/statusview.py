@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import ServicectlError
@@ -22,6 +21,8 @@ from servicectl.face import face, shown
 from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from servicectl.config import Service
     from servicectl.metrics import Member, Metrics
     from servicectl.observe import Status

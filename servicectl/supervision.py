@@ -18,14 +18,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl import proc
 from servicectl.errors import ServicectlError
-from servicectl.pidfile import Record
 from servicectl.states import (
     DEAD,
     EXITED,
@@ -39,10 +37,11 @@ from servicectl.states import (
 
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Iterator
 
     from servicectl.config import Service
     from servicectl.paths import Dirs
-    from servicectl.pidfile import PidFileRead
+    from servicectl.pidfile import PidFileRead, Record
     from servicectl.proc import Handle
 
 SOCKET_NAME = ".supervisor.sock"  # no service can be named so: definitions never start with "."

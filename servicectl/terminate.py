@@ -132,7 +132,7 @@ def _step(
         h.send(sig)
     if sig not in (signal.SIGKILL, signal.SIGCONT):
         for h in alive:
-            h.send(signal.SIGCONT)  # a stopped process cannot act on TERM (FIELD-NOTES 14)
+            h.send(signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on TERM until CONT
     alive = proc.wait_all_exit(alive, deadline, cancellable=not final)
     if group and not alive and not final:
         late = group_handles(group, exclude, held_by=handles)

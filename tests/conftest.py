@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,6 +22,8 @@ import yaml
 from servicectl.paths import Dirs, resolve_dirs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from faultkit import User
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,13 +12,15 @@ import signal
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conftest import DAEMONS, PY, TAG_VAR, ProcEntry, alive, kill_pids, live_processes, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # reachable by any user (the test's own may live under /root)
 

@@ -12,15 +12,17 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from conftest import DAEMONS, PY, ROOT, TAG_VAR, Env, alive, assert_ok, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytest.importorskip("ansible", reason="ansible-core is not installed (pip install -e '.[test]')")
 

@@ -19,14 +19,16 @@ import stat
 import subprocess
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
 from faultkit import SYSTEM_PYTHON, Recorder, User, assert_clear, chattr, reachable_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl, by another user"

@@ -9,7 +9,7 @@ import os
 import shlex
 import stat
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import PY, ROOT, Env, alive, assert_ok
@@ -17,6 +17,9 @@ from test_shims import _script_env, _sh, _systemd_verify, lsb_headers, read_unit
 
 from servicectl import boot, shims
 from servicectl.paths import Dirs
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONTRIB = ROOT / "contrib"
 ODD = "odd dir 'single' \"double\" $HOME %n back\\slash"

@@ -20,9 +20,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -35,6 +34,9 @@ from servicectl.config import KNOWN_KEYS, MAX_NAME, Invalid, Service, load_catal
 from servicectl.face import cell
 from servicectl.paths import Dirs, resolve_dirs
 from servicectl.yamlload import MAX_DEPTH
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
 

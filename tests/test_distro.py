@@ -13,14 +13,16 @@ import socket
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 import yaml
 from conftest import ROOT, Env, alive, assert_ok, free_port, kill_pids, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 EXAMPLES = ROOT / "examples" / "distro"
 SBIN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

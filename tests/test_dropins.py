@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import DAEMONS, PY, TAG_VAR, Env, assert_ok, wait_for
 
 from servicectl.config import load_catalog
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def dropin(env: Env, name: str, fname: str, text: str) -> Path:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Env, alive, assert_ok, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CHAIN = ("db", "web", "fork")  # fork depends on web, web on db
 

@@ -9,15 +9,17 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from conftest import FORKINGD, ROOT, TAG_VAR, Env, alive, assert_ok, wait_for
 from faultkit import SYSTEM_PYTHON, User, assert_clear, reachable_dir, unix_user
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: root's services, read by nobody"

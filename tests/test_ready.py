@@ -7,10 +7,13 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 from conftest import DAEMONS, PY, Env, alive, assert_ok, free_port, tagged_pids, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def listener(env: Env, name: str, *args: str, **extra: object) -> Path:

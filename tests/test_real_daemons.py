@@ -9,11 +9,14 @@ import shutil
 import socket
 import tempfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Env, alive, assert_ok, free_port, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
@@ -21,6 +20,10 @@ from faultkit import (
     reachable_dir,
     starttime,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,

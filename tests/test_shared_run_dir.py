@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conftest import Env, alive, assert_ok, tagged_pids
 from faultkit import assert_clear
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
 
 
 def other(env: Env, copy: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:

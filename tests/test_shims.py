@@ -12,9 +12,9 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import PY, ROOT, TAG_VAR, Env, alive, assert_ok, kill_pids, wait_for
@@ -22,6 +22,9 @@ from conftest import PY, ROOT, TAG_VAR, Env, alive, assert_ok, kill_pids, wait_f
 from servicectl import shims
 from servicectl.config import Service
 from servicectl.paths import Dirs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CONTRIB = ROOT / "contrib"
 SH_SCRIPTS = [

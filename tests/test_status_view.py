@@ -17,13 +17,15 @@ import sysconfig
 import termios
 import threading
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
 from test_real_daemons import free_port, get, need, nginx_conf, shared, user_or_none  # noqa: F401
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ESC = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MOVE = re.compile(r"\x1b\[[0-9]*[AK]")  # cursor up, erase line: a live display redrawn

@@ -1,6 +1,6 @@
 """The shape of the code: imports run downward (no cycle among servicectl's modules, counting
-imports inside functions and under TYPE_CHECKING), the core never imports typer or rich, and
-modules and functions stay a readable size.
+imports inside functions but not those under TYPE_CHECKING), the core never imports typer or
+rich (not even for types), and modules and functions stay a readable size.
 
 Static: parses servicectl/*.py with ast, imports nothing of it.
 """
@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PACKAGE = Path(__file__).resolve().parent.parent / "servicectl"
 MAX_MODULE_LINES = 600
@@ -35,11 +39,36 @@ def _modules() -> dict[str, ast.Module]:
     return out
 
 
-def _imports(tree: ast.Module, names: set[str]) -> set[str]:
-    """Every module imported anywhere in ``tree`` (top level, functions, TYPE_CHECKING):
-    servicectl's by their short name, others by their top-level package."""
+def _type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _nodes(tree: ast.AST, runtime_only: bool) -> Iterator[ast.AST]:
+    """Every node of ``tree``; with ``runtime_only``, not those in the body of an ``if
+    TYPE_CHECKING:`` block (its ``else`` still runs)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if runtime_only and _type_checking_block(node):
+            assert isinstance(node, ast.If)
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def _imports(tree: ast.Module, names: set[str], runtime_only: bool = False) -> set[str]:
+    """Every module imported anywhere in ``tree`` (top level, functions, and TYPE_CHECKING
+    unless ``runtime_only``): servicectl's by their short name, others by their top-level
+    package."""
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(tree, runtime_only):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
@@ -58,9 +87,14 @@ def _imports(tree: ast.Module, names: set[str]) -> set[str]:
 
 
 def _graph() -> dict[str, set[str]]:
+    """Which servicectl modules each one imports at run time. An import under TYPE_CHECKING
+    never runs, so it cannot take part in an import cycle; it is how a module names, in its
+    annotations only, a type from a module that imports it."""
     modules = _modules()
     names = set(modules)
-    return {m: (_imports(tree, names) & names) - {m} for m, tree in modules.items()}
+    return {
+        m: (_imports(tree, names, runtime_only=True) & names) - {m} for m, tree in modules.items()
+    }
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -113,13 +147,17 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_lazy_and_type_checking_imports_count() -> None:
+def test_lazy_imports_count_type_checking_ones_only_when_asked() -> None:
     tree = ast.parse(
+        "import typing\n"
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from servicectl.b import X\n"
+        "if TYPE_CHECKING:\n    from servicectl.b import X\nelse:\n    import servicectl.e\n"
+        "if typing.TYPE_CHECKING:\n    import servicectl.f\n"
         "def f():\n    from servicectl import c\n    import servicectl.d\n"
     )
-    assert _imports(tree, {"b", "c", "d"}) >= {"b", "c", "d"}
+    names = {"b", "c", "d", "e", "f"}
+    assert _imports(tree, names) & names == {"b", "c", "d", "e", "f"}
+    assert _imports(tree, names, runtime_only=True) & names == {"c", "d", "e"}
 
 
 def test_core_never_imports_typer_or_rich() -> None:

@@ -12,13 +12,14 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicectl.importer.draft import Draft
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from servicectl.paths import Dirs
 
 MAX_BYTES = 1024 * 1024  # init scripts and units are a few kilobytes; a larger file is cut

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicectl.importer.draft import Draft, schedule_as_signal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
 
 ORDER = (
     "description",

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from servicectl.importer import shell
 from servicectl.importer.draft import Draft, one_line
 from servicectl.importer.shell import Case, Cmd, Func, Group, If, Loop, Node
 from servicectl.importer.words import SPLIT, WHOLE, Unknown, Value, Vars, expand_words, plain
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 HEADER_RE = re.compile(r"^#\s*([A-Za-z-]+):\s*(.*)$")
 NOISE = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from servicectl.importer import commands as C
-from servicectl.importer.draft import Draft
 from servicectl.importer.initd import (
     TEST_FLAGS,
     TEST_NAME_RE,
@@ -21,6 +20,11 @@ from servicectl.importer.initd import (
     steps_of,
 )
 from servicectl.importer.words import Unknown, Vars, plain, refs, shown, to_servicectl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from servicectl.importer.draft import Draft
 
 UTILITIES = {
     "mkdir",

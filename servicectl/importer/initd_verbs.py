@@ -5,7 +5,7 @@ become actions."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from servicectl.importer import commands as C
 from servicectl.importer.draft import Draft, retry_schedule, sig
@@ -20,6 +20,9 @@ from servicectl.importer.initd import (
 )
 from servicectl.importer.initd_map import UTILITIES, _argv, _check, _launcher
 from servicectl.importer.words import Unknown, shown, to_servicectl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _signal_of(argv: list[str]) -> str | None:

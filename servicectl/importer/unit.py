@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from servicectl.importer.commands import ssd
 from servicectl.importer.draft import Draft, limit_value, retry_schedule, sig, timespan
@@ -18,6 +18,9 @@ from servicectl.importer.unit_parse import (
     parse,
     split_exec,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SANDBOX_PREFIXES = (
     "Protect",

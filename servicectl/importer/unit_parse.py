@@ -6,9 +6,12 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from servicectl.importer.commands import kill_signal
-from servicectl.importer.draft import Draft
+
+if TYPE_CHECKING:
+    from servicectl.importer.draft import Draft
 
 STATIC_SPECIFIERS = {
     "t": "/run",
