@@ -1,15 +1,15 @@
 """The attacker's moves against running services (docs/security.md), driven by hypothesis: root
-runs servicectl while a real unprivileged user (made for the test), the user two of the
-services run as, plants symlinks and FIFOs where it can write (its services' PID file, output
-file and its parent directory, an env_file), forges its PID file, swaps files for symlinks in a
-loop while commands run, and reuses a dead service's PID by a daemon's double fork (placed with
+runs servicectl while a real unprivileged user (made for the test), the user two of the services
+run as, plants symlinks and FIFOs where it can write (its services' PID file, output file and
+its parent directory, an env_file), forges its PID file, swaps files for symlinks in a loop
+while commands run, and reuses a dead service's PID by a daemon's double fork (placed with
 /proc/sys/kernel/ns_last_pid). Faults root's own tools could leave (symlinks and FIFOs as state
 record, lock and log) are injected too.
 
-After every step: no signal to a decoy (root's, the attacker's, PID 1, pytest), no root-owned
-file changed, no hang (every command has a timeout), no traceback, the exit codes of SPEC §5,
-and never two instances of a service. Bounded for CI (about 30 s); ``SERVICECTL_LONG=1`` runs
-many more and longer sequences.
+After every step: no signal to a decoy (root's, the attacker's, PID 1, pytest), no root-owned file
+changed, no hang (every command has a timeout), no traceback, the documented exit codes, and never
+two instances of a service. Bounded for CI (about 30 s); ``SERVICECTL_LONG=1`` runs many more and
+longer sequences.
 """
 
 from __future__ import annotations

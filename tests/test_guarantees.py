@@ -1,5 +1,6 @@
-"""SPEC §6 from the outside: never the wrong process, one instance, graceful stop, stale state,
-failures that leave nothing, and interruption — each with real processes and real signals."""
+"""The guarantees of docs/guarantees.md from the outside: never the wrong process, one instance,
+graceful stop, stale state, failures that leave nothing, and interruption — each with real
+processes and real signals."""
 
 from __future__ import annotations
 

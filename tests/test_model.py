@@ -1,6 +1,7 @@
 """Stateful model test: hypothesis drives random sequences of servicectl commands and sabotage
 (kill -9, forged/deleted/truncated/garbage/symlinked PID files, concurrent and killed commands)
-against real services, and checks SPEC §6 against /proc after every step.
+against real services, and checks the guarantees (docs/guarantees.md) against /proc after
+every step.
 
 Bounded for CI; ``SERVICECTL_LONG=1`` runs many more and longer sequences.
 """

@@ -1,6 +1,6 @@
-"""Anyone may look (SPEC §6 guarantee 8, docs/security.md R-RUN-2): the real CLI run as
-``nobody`` against services root started (simple, forking, and with ``user:``) sees them as they
-are, and says "unknown" (4) where it truly cannot tell, never a guess.
+"""Anyone may look (guarantee 8, docs/security.md R-RUN-2): the real CLI run as ``nobody`` against
+services root started (simple, forking, and with ``user:``) sees them as they are, and says
+"unknown" (4) where it truly cannot tell, never a guess.
 """
 
 from __future__ import annotations

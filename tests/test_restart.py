@@ -1,5 +1,5 @@
 """restart, try-restart and force-reload through the real CLI: what they say, and the services
-around them (SPEC §4, §5: restart NAME restarts the running services that depend on NAME, as
+around them (docs/commands.md: restart NAME restarts the running services that depend on NAME, as
 stop NAME stops them, and starts NAME's stopped dependencies first, as start NAME does).
 """
 

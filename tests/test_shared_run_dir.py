@@ -1,6 +1,6 @@
-"""Several services directories may share one run directory (SPEC §2): a state record names the
-definition file its service was started from, and a record of another file is another service
-of the same name. Through the real CLI.
+"""Several services directories may share one run directory (docs/design.md): a state record names
+the definition file its service was started from, and a record of another file is another
+service of the same name. Through the real CLI.
 """
 
 from __future__ import annotations
