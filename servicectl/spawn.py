@@ -10,7 +10,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import sys
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -191,6 +190,16 @@ def build_environment(svc: Service, account: Account) -> dict[str, str]:
     return env
 
 
+def which(program: str, path: str) -> str | None:
+    """The first executable regular file named ``program`` in the directories of ``path``, as
+    ``shutil.which`` finds it (whose import costs every command ~3 ms)."""
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", program)
+        if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def resolve_program(svc: Service, env: dict[str, str], argv: tuple[str, ...] | None = None) -> str:
     """The absolute path of the program to execute, or exit 5 with what is wrong."""
     program = (argv or svc.command)[0]
@@ -202,7 +211,7 @@ def resolve_program(svc: Service, env: dict[str, str], argv: tuple[str, ...] | N
                 f"check command: in {svc.file})"
             )
     else:
-        found = shutil.which(program, path=env.get("PATH", SERVICE_PATH))
+        found = which(program, env.get("PATH", SERVICE_PATH))
         if found is None:
             raise NotInstalledError(
                 f"{svc.name}: program {program!r} not found in PATH {env.get('PATH')} "
@@ -447,7 +456,7 @@ def expected_executables(program: str) -> set[str]:
             interp = parts[0]
             if os.path.basename(interp) == "env" and len(parts) > 1:
                 args = [p for p in parts[1:] if not p.startswith("-")]
-                found = shutil.which(args[0], path=SERVICE_PATH) if args else None
+                found = which(args[0], SERVICE_PATH) if args else None
                 if found:
                     out.add(os.path.realpath(found))
             else:
