@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from servicectl import drift, proc
 from servicectl.errors import Exit, NotInstalledError, ServicectlError
 from servicectl.identity import forged_reason, seen_alive
-from servicectl.outcome import StartFailed, log_tail
+from servicectl.outcome import StartFailed, log_tail, new_record
 from servicectl.pidfile import (
     NotAPidFile,
     Record,
@@ -86,26 +86,14 @@ def record_start(
     """Record the started process ("starting": not confirmed yet), and for a gated one its PID
     file too, then let it run the program. ``extra``: more fields of the record (who
     supervises it)."""
-    record = Record(
-        pid=info.pid,
-        starttime=info.starttime,
-        boot_id=proc.boot_id(),
-        uid=info.uid,
+    record = new_record(
+        svc,
+        info,
         pgid=own_group(svc, info),
-        sid=info.sid,
         exe=None if gate else proc.exe_of(info.pid),
-        pid_file=str(svc.pid_file),
-        type=svc.type,
         phase=PHASE_STARTING,
-        started_at=time.time(),
-        command=tuple(svc.command),
-        user=svc.user,
-        stop_signal=svc.stop_signal,
-        stop_timeout=svc.stop_timeout,
-        kill_mode=svc.kill_mode,
         notify_socket=notify_socket,
         seen=seen_alive(info.pid, info.starttime),
-        definition=str(svc.file),
         fingerprint=drift.fingerprint(svc),
         **(extra or {}),
     )
@@ -275,24 +263,13 @@ def _launch_forking(
 
 def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
     """The record of a forking launch under way: the launcher, in its own session."""
-    return Record(
-        pid=launcher.pid,
-        starttime=launcher.starttime,
-        boot_id=proc.boot_id(),
-        uid=launcher.uid,
+    return new_record(
+        svc,
+        launcher,
         pgid=launcher.pgid if launcher.pgid == launcher.pid else 0,
-        sid=launcher.sid,
         exe=None,
-        pid_file=str(svc.pid_file),
         type="forking",
         phase=LAUNCHING,
-        started_at=time.time(),
-        command=tuple(svc.command),
-        user=svc.user,
-        stop_signal=svc.stop_signal,
-        stop_timeout=svc.stop_timeout,
-        kill_mode=svc.kill_mode,
-        definition=str(svc.file),
     )
 
 

@@ -22,7 +22,7 @@ from servicectl.identity import (
     unrecorded_match,
 )
 from servicectl.lock import is_locked
-from servicectl.outcome import Observation
+from servicectl.outcome import Observation, new_record
 from servicectl.paths import Dirs, run_dir_problem
 from servicectl.pidfile import (
     NotAPidFile,
@@ -298,24 +298,14 @@ def _inspect_unrecorded(
 def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
     """A record of a process found by its PID file alone (start writes it: the process
     servicectl "first saw")."""
-    return Record(
-        pid=info.pid,
-        starttime=info.starttime,
-        boot_id=proc.boot_id(),
-        uid=info.uid,
+    return new_record(
+        svc,
+        info,
         pgid=info.pgid if info.pgid == info.pid else 0,
-        sid=info.sid,
         exe=proc.exe_of(info.pid),
         pid_file=str(pf.path),
-        type=svc.type,
         phase=UNRECORDED,
         started_at=time.time() - proc.age_seconds(info),
-        user=svc.user,
-        command=tuple(svc.command),
-        stop_signal=svc.stop_signal,
-        stop_timeout=svc.stop_timeout,
-        kill_mode=svc.kill_mode,
-        definition=str(svc.file),
     )
 
 

@@ -6,8 +6,9 @@ The bottom of the lifecycle modules: it imports none of them.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import ServicectlError
 from servicectl.lock import service_lock
@@ -150,3 +151,30 @@ def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
         if text:
             chunks.append(f"  last lines of {path}:\n" + "\n".join("    " + t for t in text))
     return "\n".join(chunks) if chunks else f"  ({paths[0]} is empty)"
+
+
+def new_record(svc: Service, info: ProcInfo, **fields: Any) -> Record:
+    """A state record of ``info`` as ``svc``'s process: its identity (PID, start time, boot,
+    user, session) and what a later stop needs from the definition as it is now; ``fields``
+    set or override the rest (phase, pgid, exe...)."""
+    from servicectl import proc
+    from servicectl.pidfile import Record
+
+    base: dict[str, Any] = {
+        "pid": info.pid,
+        "starttime": info.starttime,
+        "boot_id": proc.boot_id(),
+        "uid": info.uid,
+        "sid": info.sid,
+        "pid_file": str(svc.pid_file),
+        "type": svc.type,
+        "started_at": time.time(),
+        "command": tuple(svc.command),
+        "user": svc.user,
+        "stop_signal": svc.stop_signal,
+        "stop_timeout": svc.stop_timeout,
+        "kill_mode": svc.kill_mode,
+        "definition": str(svc.file),
+    }
+    base.update(fields)
+    return Record(**base)

@@ -285,16 +285,8 @@ class _GroupIndex:
     @staticmethod
     def _scan() -> dict[int, list[ProcInfo]]:
         groups: dict[int, list[ProcInfo]] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as fh:
-                    info = _parse_stat(int(name), fh.read())
-            except (OSError, IndexError, ValueError):
-                continue
-            if not info.zombie:
-                groups.setdefault(info.pgid, []).append(info)
+        for info in snapshot():
+            groups.setdefault(info.pgid, []).append(info)
         return groups
 
 

@@ -75,7 +75,9 @@ def worker_pids(master: int) -> list[int]:
     return [c.pid for c in psutil.Process(master).children()]
 
 
-def test_nginx_forking(env: Env, shared: Path) -> None:
+def start_nginx(env: Env, shared: Path) -> int:
+    """nginx as the forking service ``web`` (a master and two workers), started and answering;
+    its port."""
     need("nginx")
     port = free_port()
     conf = nginx_conf(env, port, shared)
@@ -90,6 +92,11 @@ def test_nginx_forking(env: Env, shared: Path) -> None:
     )
     assert_ok(env.sc("start", "web"))
     assert get(port) == "hello from nginx\n"
+    return port
+
+
+def test_nginx_forking(env: Env, shared: Path) -> None:
+    start_nginx(env, shared)
     master = env.pid("web", env.run / "web-nginx.pid")
     workers = worker_pids(master)
     assert len(workers) == 2

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
-from test_real_daemons import free_port, get, need, nginx_conf, shared, user_or_none  # noqa: F401
+from test_real_daemons import free_port, get, need, shared, start_nginx, user_or_none  # noqa: F401
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -212,20 +212,7 @@ def test_block_on_a_pty_in_colour_and_without(env: Env) -> None:
 
 
 def test_block_of_nginx_shows_its_workers_memory_and_socket(env: Env, shared: Path) -> None:  # noqa: F811
-    need("nginx")
-    port = free_port()
-    conf = nginx_conf(env, port, shared)
-    env.write(
-        "web",
-        {
-            "type": "forking",
-            "command": f'nginx -c {conf} -g "pid {{run_dir}}/web-nginx.pid;"',
-            "pid_file": "{run_dir}/web-nginx.pid",
-            "ready": {"http": f"http://127.0.0.1:{port}/"},
-        },
-    )
-    assert_ok(env.sc("start", "web"))
-    assert get(port) == "hello from nginx\n"
+    port = start_nginx(env, shared)
     master = psutil.Process(env.pid("web", env.run / "web-nginx.pid"))
     workers = master.children()
     assert len(workers) == 2
