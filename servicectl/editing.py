@@ -97,33 +97,9 @@ def _write(dfd: int, directory: Path, fname: str, data: bytes) -> None:
     """Replace ``fname`` in the directory open as ``dfd`` atomically and durably: a temp file
     (O_EXCL|O_NOFOLLOW, mode 0644), fsync, rename over it (a symlink there is replaced, not
     followed), fsync of the directory."""
-    tmp = f".{fname}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        os.unlink(tmp, dir_fd=dfd)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, flags, 0o644, dir_fd=dfd)
-    try:
-        os.fchmod(fd, 0o644)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp, dir_fd=dfd)
-        raise
-    os.close(fd)
-    try:
-        os.rename(tmp, fname, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
-        try:
-            os.unlink(tmp, dir_fd=dfd)
-        except FileNotFoundError:
-            pass
-        raise
-    os.fsync(dfd)
+    from servicectl.pidfile import atomic_write_at
+
+    atomic_write_at(dfd, directory / fname, data, 0o644, durable=True)
 
 
 def _os_failure(name: str, exc: OSError) -> int:

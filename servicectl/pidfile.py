@@ -38,9 +38,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.close(dfd)
 
 
-def atomic_write_at(dfd: int, path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_at(
+    dfd: int, path: Path, data: bytes, mode: int = 0o644, durable: bool = False
+) -> None:
     """``atomic_write`` of ``path.name`` in the directory open as ``dfd``. An OSError names
-    the file at fault by its full path."""
+    the file at fault by its full path. ``durable``: fsync the file before the rename and the
+    directory after it (for what must survive a power loss: an administrator's edits)."""
     name = path.name
     tmp = f".{name}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -55,6 +58,8 @@ def atomic_write_at(dfd: int, path: Path, data: bytes, mode: int = 0o644) -> Non
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp, dir_fd=dfd)
@@ -67,6 +72,8 @@ def atomic_write_at(dfd: int, path: Path, data: bytes, mode: int = 0o644) -> Non
             # temp file is gone then, and the caller must see the interruption, not ENOENT.
             _unlink_temp(tmp, dfd)
             raise
+        if durable:
+            os.fsync(dfd)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path.parent / tmp)) from None
 
