@@ -12,11 +12,14 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import psutil
 from common import PY, SLEEP, SSD_RETRY, VENV, kill_pids, log, read_pid, run, supervisors, wait_for
+
+from servicectl.cache import RACY_NS
 
 if TYPE_CHECKING:
     import argparse
@@ -60,6 +63,10 @@ class Env:
             p.mkdir(parents=True, exist_ok=True)
         for n, text in services.items():
             (svc / f"{n}.yaml").write_text(text)
+        # servicectl caches a validated definition only once its file is older than the cache's
+        # window for coarse file times (cache.RACY_NS): measure what a machine whose
+        # definitions were written earlier sees, not a YAML parse on every run.
+        time.sleep(RACY_NS / 1e9 + 0.1)
         self.sc_dirs.append((svc, rundir, logdir))
         return [self.sc_exe, "-d", str(svc), "--run-dir", str(rundir), "--log-dir", str(logdir)]
 
