@@ -15,9 +15,9 @@ from servicectl.dropins import IGNORED_SUFFIXES, MAX_FILE_BYTES, skipped  # noqa
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, untrusted_tree_problem
 from servicectl.schema import (  # noqa: F401 - the definition model, for the layers above
+    INSTANCE_CHARS,
     KNOWN_KEYS,
     LIMIT_NAMES,
-    INSTANCE_CHARS,
     NAME_RE,
     READY_KINDS,
     SAMPLE_INSTANCE,

@@ -90,7 +90,11 @@ def _directory(r: Reader, where: str, item: Any) -> Directory | None:
     dotted = path is not None and bool({".", ".."} & set(path.split("/")))
     if path is not None and (not path.startswith("/") or dotted or path.strip("/") == ""):
         # R-INST-2: "/var/lib/x/." is /var/lib/x, and its owner would become the service's
-        r.wrong(f"{where}.path", spec["path"], "an absolute path other than / (without .. or . components)")
+        r.wrong(
+            f"{where}.path",
+            spec["path"],
+            "an absolute path other than / (without .. or . components)",
+        )
     elif path is None and len(r.errors) == errors:
         r.error(f"{where}.path", "missing: the directory to make")
     mode = _mode(r, f"{where}.mode", spec["mode"]) if "mode" in spec else 0o755

@@ -302,8 +302,13 @@ def load_definition(payload: str) -> tuple[Any, Any]:
                     return found
             raise pickle.UnpicklingError(f"{module}.{name} is not a definition's value")
 
+    from servicectl.paths import Dirs
+    from servicectl.schema import Service
+
     try:
         svc, dirs = Loader(io.BytesIO(base64.b64decode(payload))).load()
+        if not isinstance(svc, Service) or not isinstance(dirs, Dirs):
+            raise TypeError("not a (Service, Dirs) pair")
     except Exception as exc:  # noqa: BLE001 - any malformed payload is refused alike
         raise ServicectlError(f"supervisor: a definition could not be read: {exc}") from None
     return svc, dirs
