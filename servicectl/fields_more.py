@@ -89,7 +89,7 @@ def _directory(r: Reader, where: str, item: Any) -> Directory | None:
     path = parse_text(r, _key(f"{where}.path"), spec.get("path"))
     dotted = path is not None and bool({".", ".."} & set(path.split("/")))
     if path is not None and (not path.startswith("/") or dotted or path.strip("/") == ""):
-        # R-INST-2: "/var/lib/x/." is /var/lib/x, and its owner would become the service's
+        # R-DIR-5: "/var/lib/x/." is /var/lib/x, and its owner would become the service's
         r.wrong(
             f"{where}.path",
             spec["path"],

@@ -68,8 +68,8 @@ options:
         its mode, owner and group. A symlink in its place is refused. The services directory is
         created (mode 0755) when missing.
       - Nothing is written into a services directory that C(servicectl) would refuse as root
-        (exit code 4): one another user could write or replace, or reached through a symlink
-        another user could have made.
+        (exit code 4), such as one another user could write or replace, or one reached through
+        a symlink another user could have made.
       - Changing the definition of a running service does not restart it; notify a handler
         with O(state=restarted), or use O(state=restarted) when the result is changed.
     type: raw
