@@ -15,6 +15,7 @@ from servicectl.dropins import IGNORED_SUFFIXES, MAX_FILE_BYTES, skipped  # noqa
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, untrusted_tree_problem
 from servicectl.schema import (  # noqa: F401 - the definition model, for the layers above
+    INSTANCE_CHARS,
     KNOWN_KEYS,
     LIMIT_NAMES,
     NAME_RE,
@@ -371,12 +372,12 @@ def template_problem(catalog: Catalog, name: str) -> str | None:
     if not instance:
         return (
             f"{name} is a template: name one of its instances ({name}INSTANCE, INSTANCE made "
-            f"of letters, digits, -, _, ., :)"
+            f"of {INSTANCE_CHARS})"
         )
     if split_instance(name) is None:
         return (
-            f"{instance!r} is not a valid instance name of the template {template} (letters, "
-            f"digits, -, _, ., :)"
+            f"{instance!r} is not a valid instance name of the template {template} "
+            f"({INSTANCE_CHARS})"
         )
     return None
 

@@ -78,6 +78,19 @@ def hint(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {near[0]}?)" if near else ""
 
 
+DOTS_EXPECTED = "a path to which its {placeholders} add no . or .. component"
+
+
+def dots_added(written: str, text: str) -> bool:
+    """R-INST-2: whether replacing the placeholders of ``written`` gave ``text`` a . or ..
+    component it did not have (a value that would turn a path into its parent's)."""
+
+    def dots(path: str) -> int:
+        return sum(part in (".", "..") for part in path.split("/"))
+
+    return dots(text) > dots(written)
+
+
 def resolve(base: Path, value: str) -> Path:
     path = Path(os.path.expanduser(value))
     return path if path.is_absolute() else base / path
@@ -151,8 +164,12 @@ def parse_line(r: Reader, k: Key, value: Any) -> str:
 def parse_path(r: Reader, k: Key, value: Any) -> Path | None:
     """A path, relative to the services directory; null or empty means the default."""
     text = parse_text(r, k, value)
+    written = k.default if value is None else value
     if not text and k.default:
-        text = r.expand(str(k.default))
+        written, text = k.default, r.expand(str(k.default))
+    if text and dots_added(str(written), text):
+        r.wrong(k.name, written, DOTS_EXPECTED)
+        return None
     return resolve(r.dirs.services, text) if text else None
 
 
@@ -402,6 +419,9 @@ def _ready_target(r: Reader, kind: str, target: Any, timeout: float | None) -> R
             r.wrong(key, target, 'a URL such as "http://127.0.0.1:8080/health"')
             return None
     else:  # unix, file
+        if dots_added(str(target), text):
+            r.wrong(key, target, DOTS_EXPECTED)
+            return None
         text = str(resolve(r.dirs.services, text))
     return Ready(kind, text, timeout)
 

@@ -23,7 +23,7 @@ from servicectl.fields import (
     parse_text,
     show,
 )
-from servicectl.schema import INSTANCE_RE, Action, Directory, Key, parse_signal
+from servicectl.schema import INSTANCE_CHARS, INSTANCE_RE, Action, Directory, Key, parse_signal
 
 
 def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float], ...]:
@@ -87,8 +87,14 @@ def _directory(r: Reader, where: str, item: Any) -> Directory | None:
         if x not in Directory._fields:
             r.error(where, f"unknown key {x}{hint(str(x), Directory._fields)}")
     path = parse_text(r, _key(f"{where}.path"), spec.get("path"))
-    if path is not None and (not path.startswith("/") or ".." in path.split("/") or path == "/"):
-        r.wrong(f"{where}.path", spec["path"], "an absolute path other than / (without ..)")
+    dotted = path is not None and bool({".", ".."} & set(path.split("/")))
+    if path is not None and (not path.startswith("/") or dotted or path.strip("/") == ""):
+        # R-DIR-5: "/var/lib/x/." is /var/lib/x, and its owner would become the service's
+        r.wrong(
+            f"{where}.path",
+            spec["path"],
+            "an absolute path other than / (without .. or . components)",
+        )
     elif path is None and len(r.errors) == errors:
         r.error(f"{where}.path", "missing: the directory to make")
     mode = _mode(r, f"{where}.mode", spec["mode"]) if "mode" in spec else 0o755
@@ -146,8 +152,8 @@ def parse_actions(r: Reader, k: Key, value: Any) -> tuple[tuple[str, Action], ..
 
 
 def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
-    """A template's instances: names made of letters, digits, -, _, ., : (numbers are taken as
-    written: an unquoted port is fine)."""
+    """A template's instances: names made of letters, digits, -, _, ., :, not starting with .
+    or - (numbers are taken as written: an unquoted port is fine)."""
     if value is None:
         return ()
     if not r.template:
@@ -162,7 +168,7 @@ def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
     out = [str(v) for v in items]
     for item in out:
         if not INSTANCE_RE.match(item):
-            r.error(k.name, f"{show(item)} is not an instance name (letters, digits, -, _, ., :)")
+            r.error(k.name, f"{show(item)} is not an instance name ({INSTANCE_CHARS})")
             return ()
     return tuple(dict.fromkeys(out))
 

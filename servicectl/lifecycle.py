@@ -168,11 +168,12 @@ def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> 
     account = resolve_account(svc)
     env = build_environment(svc, account)
     resolve_program(svc, env)  # a missing program is said here, as for any start
+    written = svc  # the supervisor keeps it as written: each spawn of it expands it once
     svc = expanded(svc, env)  # $VAR in its commands, as the supervisor will run them
     notify = _notify_socket(svc, dirs, env, account)
     try:
         progress(svc.name, "its supervisor", None)
-        link = supervision.link(svc, dirs)
+        link = supervision.link(written, dirs)
         try:
             try:
                 progress(svc.name, "spawning", None)

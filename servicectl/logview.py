@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit, ServicectlError
-from servicectl.face import face, stdout_gone
+from servicectl.face import face, shown, stdout_gone
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +46,7 @@ def logs(name: str, lines: int, follow: bool) -> int:
     try:
         # The tail ends at ``end`` and the follow starts there: no line is lost or shown twice.
         for text in tail_lines(path, lines, end):
-            face.line(text)
+            face.line(shown(text))  # R-LOG-3: the service's user wrote it
     except (ServicectlError, OSError) as exc:
         from servicectl.safefile import describe_refusal
 
@@ -86,7 +86,7 @@ def _follow(path: Path, pos: int) -> None:
 def _read_new(path: Path, fd: int, ino: int | None, pos: int) -> tuple[int, int | None, int]:
     """Print what was appended since ``pos``; reopen (under the same rules as the first open)
     when the path names another file now. Returns the descriptor, its inode and position."""
-    from servicectl.safefile import open_regular
+    from servicectl.safefile import TAIL_BYTES, open_regular
 
     try:
         st = os.lstat(path)
@@ -106,12 +106,15 @@ def _read_new(path: Path, fd: int, ino: int | None, pos: int) -> tuple[int, int 
     size = os.fstat(fd).st_size
     if size < pos:
         pos = 0  # truncated (copytruncate)
+    if size - pos > TAIL_BYTES:  # R-LOG-3: a gigabyte (or a sparse terabyte) costs 64 KiB
+        face.out(f"[... {size - pos - TAIL_BYTES} bytes skipped]\n")
+        pos = size - TAIL_BYTES
     while pos < size:
         chunk = os.pread(fd, min(1 << 16, size - pos), pos)
         if not chunk:
             break
         pos += len(chunk)
-        face.out(chunk.decode("utf-8", "replace"))
+        face.out(shown(chunk.decode("utf-8", "replace")))
     sys.stdout.flush()
     return fd, ino, pos
 

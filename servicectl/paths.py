@@ -208,6 +208,14 @@ def untrusted_tree_problem(path: Path, what: str) -> PrivilegeError | None:
     rename or replace it chooses what root runs. None if fine, missing, or not root."""
     if os.geteuid() != 0:
         return None
+    link = _planted_link(str(path))
+    if link is not None:
+        return PrivilegeError(
+            f"the {what} {path} is reached through the symlink {link}, which another user "
+            f"could have made or can replace; as root, servicectl does not act on it. Give "
+            f"the real directory ({os.path.realpath(path)}), or make that symlink root's in "
+            f"a directory only root can write"
+        )
     real = Path(os.path.realpath(path))
     problem = untrusted_problem(real, what)
     if problem is not None:
@@ -231,4 +239,29 @@ def untrusted_tree_problem(path: Path, what: str) -> PrivilegeError | None:
             f"servicectl does not act on it. Fix it with: chown root {parent} && chmod go-w "
             f"{parent} (or move the {what})"
         )
+    return None
+
+
+def _planted_link(path: str) -> str | None:
+    """R-DEF-1: the first symlink met on the way to ``path`` (as given) that another user
+    could have made or can replace: one in a directory others can write, unless that directory
+    is sticky and the link is root's. None if there is none (or the path is missing)."""
+    todo = [p for p in reversed(os.path.abspath(path).split("/")) if p]
+    where, links = "/", 0
+    while todo and links <= 40:  # a symlink loop ends
+        here = os.path.join(where, todo.pop())
+        try:
+            st = os.lstat(here)
+            holder = os.stat(where)
+            target = os.readlink(here) if stat.S_ISLNK(st.st_mode) else None
+        except OSError:
+            return None
+        if target is None:
+            where = os.path.normpath(here)  # where is real: ".." is its physical parent
+            continue
+        sticky = holder.st_mode & stat.S_ISVTX and holder.st_uid in (0, os.geteuid())
+        if not writable_by_root_alone(holder) and not (sticky and st.st_uid in (0, os.geteuid())):
+            return here
+        todo += [p for p in reversed(target.split("/")) if p]
+        where, links = ("/" if target.startswith("/") else where), links + 1
     return None

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl import audit, launch, lifecycle, proc, supervision
 from servicectl.errors import ServicectlError
+from servicectl.expansion import expanded
 from servicectl.observe import inspect
 from servicectl.outcome import StartFailed, locked
-from servicectl.pidfile import Record, read_pidfile, read_record, remove_file, write_record
+from servicectl.pidfile import Record, read_pidfile, read_record, remove_pidfile, write_record
 from servicectl.proc import Handle, ProcInfo
 from servicectl.spawn import Gate, build_environment, resolve_account, resolve_program
 from servicectl.states import EXITED, GAVE_UP, RESPAWNING
@@ -200,9 +201,9 @@ def _record_exit(unit: Unit, said: str, respawn: bool, phase: str = "") -> None:
     write_record(dirs.run, svc.name, record)
     pf = read_pidfile(svc.pid_file)
     if pf.pid == record.pid:
-        try:
-            remove_file(svc.pid_file)
-        except OSError:
+        try:  # R-SUP-2: as start and stop remove it (R-PID-2, never through a planted symlink)
+            remove_pidfile(svc.pid_file, dirs.run)
+        except (OSError, ServicectlError):
             pass
 
 
@@ -239,6 +240,7 @@ def spawn_for(unit: Unit, notify: str | None) -> tuple[int, int]:
     unit.last_exit = None
     account = resolve_account(svc)
     env = build_environment(svc, account)
+    svc = expanded(svc, env)  # once: the definition is kept as written (R-EXP-1)
     program = resolve_program(svc, env)
     if notify:
         env["NOTIFY_SOCKET"] = notify

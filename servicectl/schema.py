@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from servicectl.paths import Dirs
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
-INSTANCE_RE = re.compile(r"[A-Za-z0-9_.:-]+\Z")  # the INSTANCE of NAME@INSTANCE
+# The INSTANCE of NAME@INSTANCE (docs/security.md R-INST-1): never "." or "..", nor anything
+# starting with "." (a path component {instance} would turn into the directory above) or "-"
+# (an option, once in a command line).
+INSTANCE_RE = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*\Z")
 PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name|instance|prefix)\}")
+INSTANCE_CHARS = "letters, digits, -, _, ., :, not starting with . or -"
 SAMPLE_INSTANCE = "1"  # what a template is checked with on its own (valid as a port and a name)
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
 KILL_WAIT = 5.0  # after SIGKILL, how long a process may linger (D state) before stop gives up
@@ -439,7 +443,7 @@ KEYS: tuple[Key, ...] = (
         None,
         "instances",
         doc="Templates (NAME@.yaml) only: the instances startall starts, and status and list "
-        "show; INSTANCE: letters, digits, -, _, ., :.",
+        "show; INSTANCE: letters, digits, -, _, ., :, not starting with . or -.",
         example='["11211", "11212"]',
         shown_default="none",
     ),

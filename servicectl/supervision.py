@@ -302,8 +302,13 @@ def load_definition(payload: str) -> tuple[Any, Any]:
                     return found
             raise pickle.UnpicklingError(f"{module}.{name} is not a definition's value")
 
+    from servicectl.paths import Dirs
+    from servicectl.schema import Service
+
     try:
         svc, dirs = Loader(io.BytesIO(base64.b64decode(payload))).load()
+        if not isinstance(svc, Service) or not isinstance(dirs, Dirs):
+            raise TypeError("not a (Service, Dirs) pair")
     except Exception as exc:  # noqa: BLE001 - any malformed payload is refused alike
         raise ServicectlError(f"supervisor: a definition could not be read: {exc}") from None
     return svc, dirs
@@ -456,12 +461,14 @@ def _start_supervisor(svc: Service, dirs: Dirs) -> None:
     import sys
 
     import servicectl
+    from servicectl import safefile
     from servicectl.paths import ensure_dir
 
     ensure_dir(dirs.log, 0o750, "log directory")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        log = os.open(dirs.log / LOG_NAME, flags, 0o640)
+    try:  # R-SUP-1: as any output file (a FIFO or a planted symlink never hangs or steers it)
+        log = safefile.open_output(dirs.log / LOG_NAME, None, os.geteuid(), "supervisor's log")
+    except ServicectlError as exc:
+        raise SupervisorError(f"{svc.name}: {exc.message}", exit_code=exc.exit_code) from None
     except OSError as exc:
         raise SupervisorError(
             f"{svc.name}: cannot open the supervisor's log {dirs.log / LOG_NAME}: {exc.strerror}"

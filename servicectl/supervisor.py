@@ -246,9 +246,12 @@ class Supervisor:
     def _hold(self, conn: Conn, name: str, payload: object) -> None:
         """The command holding ``name`` acts alone on it from now on: a pending respawn is
         cancelled, and none can start until the hold ends."""
+        # R-SUP-3: a definition that cannot be read is refused before anything changes (no
+        # unit is left behind for it, which would keep this supervisor from ever idling out)
+        definition = supervision.load_definition(payload) if isinstance(payload, str) else None
         unit = self.units.setdefault(name, Unit(name))
-        if isinstance(payload, str):
-            unit.svc, unit.dirs = supervision.load_definition(payload)
+        if definition is not None:
+            unit.svc, unit.dirs = definition
         was_respawning = unit.busy and unit.holder is None and unit.handle is None
         unit.gen += 1
         unit.cancel.set()

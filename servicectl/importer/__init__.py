@@ -197,12 +197,17 @@ def main(paths: list[str], write: bool, force: bool, dirs: Dirs) -> int:
     """Import each path; print the definitions (or write them with ``write``). The exit code
     is the highest of the files'."""
     from servicectl.config import definition_files, services_dir_problem
+    from servicectl.paths import untrusted_tree_problem
 
     if write:
         problem = services_dir_problem(dirs.services)
         if problem:
             _say(f"{problem} (give the right one with -d, or create it)")
             return 6
+        untrusted = untrusted_tree_problem(dirs.services, "services directory")
+        if untrusted is not None:  # R-IMP-1: root writes definitions where only root can
+            _say(f"nothing written: {untrusted.message}")
+            return 4
     names = {n: n for n in definition_files(dirs.services)}
     sources: list[tuple[str, str, list[str]]] = []
     code = 0

@@ -67,6 +67,9 @@ options:
         when it differs from the file in place. A new file gets mode 0644; a replaced file keeps
         its mode, owner and group. A symlink in its place is refused. The services directory is
         created (mode 0755) when missing.
+      - Nothing is written into a services directory that C(servicectl) would refuse as root
+        (exit code 4), such as one another user could write or replace, or one reached through
+        a symlink another user could have made.
       - Changing the definition of a running service does not restart it; notify a handler
         with O(state=restarted), or use O(state=restarted) when the result is changed.
     type: raw
@@ -367,6 +370,17 @@ class Servicectl(object):
                 return entry
         return None
 
+    def refuse_untrusted_dir(self):
+        """Fail unless servicectl would act on the services directory (or, while it is missing,
+        the directory it is to be made in): as root, one another user could write or replace
+        (servicectl's exit 4) never receives a definition written by root."""
+        path = self.services_dir
+        while not os.path.isdir(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        cmd, rc, out, err = self.run(["list", "--json"], services_dir=path)
+        if rc == 4:
+            self.fail(cmd, rc, out, err)
+
     def fail_with_check(self):
         """Why the service cannot be acted on, in servicectl's words (``check NAME``)."""
         cmd, rc, out, err = self.run(["check", self.name])
@@ -439,6 +453,7 @@ def apply_definition(sc, res, want_text, fallback_enabled, want_listing):
     res["definition_file"] = path
     if content == current:
         return None
+    sc.refuse_untrusted_dir()
     listing = validate(sc, path, content, want_listing and module.check_mode)
     res["changed"] = True
     res["actions"].append("write " + path)
