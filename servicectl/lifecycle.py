@@ -222,11 +222,11 @@ def _notify_socket(
     (a path socket only its user can write, where that user can reach it: docs/security.md
     R-NOTIFY-1, R-NOTIFY-2); otherwise no NOTIFY_SOCKET at all (not even one from servicectl's
     own environment)."""
-    from servicectl.ready import NotifySocket, notify_address
-
     if svc.ready is None or svc.ready.kind != "notify":
         env.pop("NOTIFY_SOCKET", None)
         return None
+    from servicectl.ready import NotifySocket, notify_address
+
     address = notify_address(dirs.run, svc.name, account.uid)
     try:
         notify = NotifySocket(address, uid=account.uid)
