@@ -380,7 +380,7 @@ def _stop_locked(
         group = 0  # it left the group it started in: signal only the main process
     if group:
         _note_seen(svc, dirs, record)
-    handles = [main] + group_handles(group, main.pid, held_by=[main])
+    handles = [main] + group_handles(group, main.pid, held_by=[main], fresh_after=t0)
     how, elapsed = terminate(svc, handles, group, main.pid, t0, progress=progress)
     said = _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):

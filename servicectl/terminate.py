@@ -135,7 +135,8 @@ def _step(
             h.send(signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on TERM until CONT
     alive = proc.wait_all_exit(alive, deadline, cancellable=not final)
     if group and not alive and not final:
-        late = group_handles(group, exclude, held_by=handles)
+        # What the exited ones forked was forked before now: a scan begun since finds it.
+        late = group_handles(group, exclude, held_by=handles, fresh_after=time.monotonic())
         handles += late
         alive = proc.wait_all_exit(late, deadline)
     return alive
@@ -173,8 +174,16 @@ def _reap_and_close(handles: list[Handle]) -> None:
         h.close()
 
 
-def group_handles(pgid: int, exclude: int, held_by: list[Handle] | None = None) -> list[Handle]:
-    """Handles on the live members of process group ``pgid`` (but ``exclude``).
+def group_handles(
+    pgid: int,
+    exclude: int,
+    held_by: list[Handle] | None = None,
+    fresh_after: float | None = None,
+) -> list[Handle]:
+    """Handles on the live members of process group ``pgid`` (but ``exclude``), from a /proc
+    scan started after ``fresh_after`` (monotonic; default: now). The moment a caller cares
+    about (its stop began; the processes it knew had all exited) lets one scan serve the
+    parallel stops of a stopall: a process that existed then and still lives is in it.
 
     With ``held_by`` (the service's processes known so far), the members are taken only if
     one of those is still in the group after the scan, alive or a zombie: a group's number
@@ -184,7 +193,7 @@ def group_handles(pgid: int, exclude: int, held_by: list[Handle] | None = None) 
     if pgid <= 1:
         return []
     out = []
-    for member in proc.group_members(pgid):
+    for member in proc.group_members(pgid, fresh_after):
         if member.pid == exclude:
             continue
         h = Handle(member.pid, member.starttime)
