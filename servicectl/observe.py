@@ -108,7 +108,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
 def same_definition(record: Record, svc: Service) -> bool:
     """Whether ``record`` was written for this definition file (several services directories
     may share one run directory; a record that names no file is taken as this one's)."""
-    if not record.definition:
+    if not record.definition or record.definition == str(svc.file):
         return True
     if os.path.realpath(record.definition) == os.path.realpath(svc.file):
         return True
