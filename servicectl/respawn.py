@@ -149,7 +149,7 @@ def handle_exit(
             try:
                 pid, child = _respawn_locked(unit)
             except ServicectlError as exc:
-                unit.last_exit = _failed_respawn(exc)
+                unit.last_exit = _failed_respawn(exc, svc.name)
                 respawn, said = decide(unit)
                 _record_exit(unit, said, respawn)
                 failed = exc.message.removeprefix(svc.name + ": ")
@@ -174,11 +174,11 @@ def record_abandoned(unit: Unit) -> None:
             _record_exit(unit, said, False, EXITED)
 
 
-def _failed_respawn(exc: ServicectlError) -> dict[str, Any]:
+def _failed_respawn(exc: ServicectlError, name: str) -> dict[str, Any]:
     status = getattr(exc, "exit_status", None)
     if isinstance(exc, StartFailed) and status is not None:
         return exit_of(status)
-    return exit_of(None, f"the respawn failed: {exc.message}")
+    return exit_of(None, f"the respawn failed: {exc.message.removeprefix(name + ': ')}")
 
 
 def _record_exit(unit: Unit, said: str, respawn: bool, phase: str = "") -> None:

@@ -220,6 +220,29 @@ def test_crash_during_readiness_is_a_failed_respawn(env: Env) -> None:
     assert "respawn failed" in (env.log / "web.log").read_text()
 
 
+def test_a_respawn_that_cannot_run_says_why_once(env: Env) -> None:
+    """Its program removed under it, the service cannot be respawned: the log and the status
+    say why, naming the service once, and it ends failed."""
+    program = env.root / "run-crasher"
+    program.write_text(f'#!/bin/sh\nexec {PY} {CRASHER} "$@"\n')
+    program.chmod(0o755)
+    crasher(
+        env,
+        "web",
+        command=[str(program)],
+        restart_delay=0.05,
+        start_limit={"burst": 1, "interval": 60},
+    )
+    assert_ok(env.sc("start", "web"))
+    program.unlink()
+    crash(env, "web", 3)
+    wait_for(lambda: env.status_json("web")["web"]["state"] == "failed", 20, "failed")
+    log = (env.log / "web.log").read_text()
+    assert "does not exist" in log and "failed: web:" not in log, log  # named once
+    res = env.sc("status", "web")
+    assert "does not exist" in res.stdout and "failed: web:" not in res.stdout
+
+
 def test_a_failed_supervised_start_leaves_nothing_and_is_not_respawned(env: Env) -> None:
     flag = env.root / "crash-now"
     flag.touch()
