@@ -350,6 +350,42 @@ class Gate:
         return len(cmdline) >= 3 and cmdline[1] == "-c" and cmdline[2].endswith(GATE_SH)
 
 
+def _command_line(
+    svc: Service,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    argv: tuple[str, ...],
+    gate: Gate | None,
+) -> tuple[list[str], str, dict[str, Any]]:
+    """What Popen runs: (argv, executable, keyword arguments for the user switch). The exec
+    shim when ``nice`` or ``limits`` must be applied (or a gate is wanted without dash), the
+    dash gate, or the program itself."""
+    uses_shim = bool(svc.limits) or svc.nice is not None
+    if gate is not None and not uses_shim and not os.access(GATE_SHELL, os.X_OK):
+        uses_shim = True
+    if uses_shim:
+        import json
+
+        spec = {
+            "limits": [(LIMIT_NAMES[n], s, h) for n, s, h in svc.limits],
+            "nice": svc.nice,
+            "uid": account.uid if account.switch else None,
+            "gid": account.gid,
+            "groups": list(account.groups) or [account.gid],
+            "gate": gate is not None,
+        }
+        shim = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
+        return shim, sys.executable, {}
+    kwargs: dict[str, Any] = {}
+    if account.switch:
+        kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+    if gate is not None:
+        script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
+        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL, kwargs
+    return list(argv), program, kwargs
+
+
 def spawn(
     svc: Service,
     account: Account,
@@ -373,31 +409,7 @@ def spawn(
             f"(create it, or fix working_directory: in {svc.file})"
         )
     out, err = open_output(svc, account)
-    uses_shim = bool(svc.limits) or svc.nice is not None
-    if gate is not None and not uses_shim and not os.access(GATE_SHELL, os.X_OK):
-        uses_shim = True
-    kwargs: dict[str, Any] = {}
-    if uses_shim:
-        import json
-
-        spec = {
-            "limits": [(LIMIT_NAMES[n], s, h) for n, s, h in svc.limits],
-            "nice": svc.nice,
-            "uid": account.uid if account.switch else None,
-            "gid": account.gid,
-            "groups": list(account.groups) or [account.gid],
-            "gate": gate is not None,
-        }
-        cmd = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
-        exe = sys.executable
-    else:
-        if gate is not None:
-            script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
-            cmd, exe = [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL
-        else:
-            cmd, exe = list(argv), program
-        if account.switch:
-            kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+    cmd, exe, kwargs = _command_line(svc, account, env, program, argv, gate)
     import subprocess
 
     try:
