@@ -216,3 +216,23 @@ def reap_adopted(keep: set[int]) -> None:
             os.waitpid(proc.pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+
+def as_user(user: User, *argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as the attacker ``user`` (no supplementary groups), output captured."""
+    return subprocess.run(
+        list(argv),
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        **kw,
+    )
+
+
+def owned_by(path: Path, user: User) -> Path:
+    """Make ``path`` the attacker's (lchown: a symlink itself becomes theirs)."""
+    os.chown(path, user.uid, user.gid, follow_symlinks=False)
+    return path

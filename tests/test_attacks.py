@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
-from faultkit import SYSTEM_PYTHON, Recorder, User, assert_clear, chattr, reachable_dir
+from faultkit import (
+    SYSTEM_PYTHON,
+    Recorder,
+    User,
+    as_user,
+    assert_clear,
+    chattr,
+    owned_by,
+    reachable_dir,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -74,24 +83,6 @@ def sc(env: Env, *args: str, code: int | None = None, words: tuple[str, ...] = (
         assert_ok(res, code)
     assert_clear(res, *words)
     return res
-
-
-def as_user(user: User, *argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv),
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        **kw,
-    )
-
-
-def owned_by(path: Path, user: User) -> Path:
-    os.chown(path, user.uid, user.gid, follow_symlinks=False)
-    return path
 
 
 def nothing_runs(env: Env, decoy: Recorder | None = None) -> None:

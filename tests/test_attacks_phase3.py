@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import PY, ROOT, Env, alive, assert_ok, kill_pids, supervisor_pids, wait_for
-from faultkit import SYSTEM_PYTHON, User, assert_clear, reachable_dir
+from faultkit import SYSTEM_PYTHON, User, as_user, assert_clear, owned_by, reachable_dir
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl"
@@ -54,32 +54,14 @@ def sc(env: Env, *args: str, code: int | None = None, words: tuple[str, ...] = (
     return res
 
 
-def as_user(user: User, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv),
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
-def planted_by(user: User, path: Path) -> Path:
-    """What the attacker made (lchown: a symlink itself becomes theirs)."""
-    os.chown(path, user.uid, user.gid, follow_symlinks=False)
-    return path
-
-
 def plant_link(user: User, link: Path, target: Path) -> Path:
     link.symlink_to(target)
-    return planted_by(user, link)
+    return owned_by(link, user)
 
 
 def plant_dir(user: User, path: Path) -> Path:
     path.mkdir()
-    return planted_by(user, path)
+    return owned_by(path, user)
 
 
 def root_file(directory: Path, name: str = "secret", text: str = SECRET) -> Path:
@@ -196,7 +178,7 @@ def test_R_SUP_1_the_supervisors_log_is_an_output_file(env: Env, user: User) -> 
     .supervisor.log neither hangs the start nor steers root's write."""
     supervised(env)
     env.log.mkdir(mode=0o755)
-    planted_by(user, env.log)
+    owned_by(env.log, user)
     secret = root_file(env.root)
     log = env.log / ".supervisor.log"
     attacks = (
@@ -206,7 +188,7 @@ def test_R_SUP_1_the_supervisors_log_is_an_output_file(env: Env, user: User) -> 
     )
     for plant, code, word in attacks:
         plant()
-        planted_by(user, log)
+        owned_by(log, user)
         started = time.monotonic()
         sc(env, "start", "web", code=code, words=(".supervisor.log", word))
         assert time.monotonic() - started < 20
@@ -298,7 +280,7 @@ def test_R_SUP_2_a_respawn_checks_what_start_checks(env: Env, user: User) -> Non
 
         attack(link_log, "symlink")
         out.unlink()
-        attack(lambda: planted_by(user, env_file), "env_file")
+        attack(lambda: owned_by(env_file, user), "env_file")
 
 
 def test_R_EXP_1_a_respawn_runs_what_the_start_ran(env: Env) -> None:

@@ -15,7 +15,7 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import (
@@ -28,6 +28,9 @@ from conftest import (
     tagged_pids,
     wait_for,
 )
+
+if TYPE_CHECKING:
+    import subprocess
 
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
 CRASHER = str(DAEMONS / "crasher.py")
@@ -254,9 +257,9 @@ def test_a_failed_supervised_start_leaves_nothing_and_is_not_respawned(env: Env)
     assert len(started(env, "web")) == 1
 
 
-def test_interrupted_supervised_start_leaves_nothing(env: Env) -> None:
-    """SIGTERM to a start waiting for readiness: the supervisor kills what it spawned, removes
-    its files, and respawns nothing."""
+def start_never_ready(env: Env, start_timeout: float) -> tuple[subprocess.Popen[str], int]:
+    """``start web`` of a supervised service that never becomes ready, under way: the start
+    command and the service's PID, once it runs."""
     crasher(
         env,
         "web",
@@ -265,11 +268,18 @@ def test_interrupted_supervised_start_leaves_nothing(env: Env) -> None:
         "--ready-after",
         "999",
         ready={"file": str(env.root / "ready")},
-        start_timeout=60,
+        start_timeout=start_timeout,
     )
     start = env.popen("start", "web")
     wait_for(lambda: started(env, "web"), 20, "the service to run")
     (pid,) = started(env, "web")
+    return start, pid
+
+
+def test_interrupted_supervised_start_leaves_nothing(env: Env) -> None:
+    """SIGTERM to a start waiting for readiness: the supervisor kills what it spawned, removes
+    its files, and respawns nothing."""
+    start, pid = start_never_ready(env, start_timeout=60)
     start.send_signal(signal.SIGTERM)
     _, err = start.communicate(timeout=30)
     assert start.returncode != 0 and "Traceback" not in err
@@ -281,19 +291,7 @@ def test_interrupted_supervised_start_leaves_nothing(env: Env) -> None:
 def test_supervisor_killed_during_a_start_leaves_nothing(env: Env) -> None:
     """The supervisor dies while a start waits for readiness: the start fails when readiness
     does not come, kills the service itself (a verified handle) and removes its files."""
-    crasher(
-        env,
-        "web",
-        "--ready-file",
-        str(env.root / "never"),
-        "--ready-after",
-        "999",
-        ready={"file": str(env.root / "ready")},
-        start_timeout=2,
-    )
-    start = env.popen("start", "web")
-    wait_for(lambda: started(env, "web"), 20, "the service to run")
-    (pid,) = started(env, "web")
+    start, pid = start_never_ready(env, start_timeout=2)
     os.kill(the_supervisor(env), signal.SIGKILL)
     _, err = start.communicate(timeout=30)
     assert start.returncode == 1 and "not ready after 2 s" in err, err
