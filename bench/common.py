@@ -229,10 +229,10 @@ def kill_pids(pids: list[int], timeout: float = 10.0) -> None:
 
 
 def supervisors(run_dir: Path) -> list[int]:
-    """The supervisor processes of a run dir (python -S -m servicectl.supervisor RUN FD)."""
+    """The supervisor processes of a run dir (python -S -m servicectl.supervisor.daemon RUN FD)."""
     out = []
     for p in psutil.process_iter(["cmdline"]):
         argv = p.info["cmdline"] or []
-        if "servicectl.supervisor" in argv and str(run_dir) in argv:
+        if "servicectl.supervisor.daemon" in argv and str(run_dir) in argv:
             out.append(p.pid)
     return out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Optional
 import psutil
 from common import PY, SLEEP, SSD_RETRY, VENV, kill_pids, log, read_pid, run, supervisors, wait_for
 
-from servicectl.cache import RACY_NS
+from servicectl.definitions.cache import RACY_NS
 
 if TYPE_CHECKING:
     import argparse

@@ -3,6 +3,6 @@
 Delegates to the command-line face.
 """
 
-from servicectl.cli import main
+from servicectl.cli.main import main
 
 main()

@@ -135,11 +135,11 @@ def recorded_pids(run_dir: Path) -> list[int]:
 
 
 def supervisor_pids(run_dir: Path) -> list[int]:
-    """The supervisor processes of this run dir (python -S -m servicectl.supervisor RUN FD)."""
+    """The supervisor processes of this run dir (python -m servicectl.supervisor.daemon RUN FD)."""
     out = []
     for p in live_processes("cmdline"):
         argv = p.files["cmdline"].split(b"\0")
-        if b"servicectl.supervisor" in argv and str(run_dir).encode() in argv:
+        if b"servicectl.supervisor.daemon" in argv and str(run_dir).encode() in argv:
             out.append(p.pid)
     return out
 

@@ -324,7 +324,7 @@ def _not_pid_files(where: Path) -> list[Path]:
 
 def test_R_PID_2_write_and_remove_refuse_what_is_not_a_pid_file(env: Env) -> None:
     """The mechanism (pidfile.write_pidfile, remove_pidfile), called as root."""
-    from servicectl.pidfile import NotAPidFile, remove_pidfile, write_pidfile
+    from servicectl.system.pidfile import NotAPidFile, remove_pidfile, write_pidfile
 
     targets = _not_pid_files(env.root)
     before = snap(*targets)
@@ -617,7 +617,7 @@ def test_R_DEF_3_a_user_runs_their_own_services_as_before(user: User) -> None:
 # process that spawned it (vfork), whatever tail_lines does.
 TAIL = """
 import json, re, sys, time
-from servicectl.safefile import tail_lines
+from servicectl.files.safe import tail_lines
 t0 = time.monotonic()
 lines = tail_lines(sys.argv[1], 5)
 seconds = time.monotonic() - t0

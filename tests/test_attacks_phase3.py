@@ -128,7 +128,7 @@ def test_R_INST_1_no_instance_name_reaches_the_parent_directory(env: Env, user: 
 def test_R_INST_2_placeholders_never_add_a_dot_component(env: Env) -> None:
     """The second line: even an instance of . or .. (R-INST-1 keeps them out) could not turn any
     path key into its parent; a written .. stays the writer's own choice."""
-    from servicectl.definition import build
+    from servicectl.definitions.build import build
 
     file = env.services / "t@.yaml"
     keys: list[tuple[str, Any]] = [

@@ -15,7 +15,7 @@ import pytest
 from conftest import PY, ROOT, Env, alive, assert_ok
 from test_shims import _script_env, _sh, _systemd_verify, lsb_headers, read_unit, shellcheck
 
-from servicectl import boot, shims
+from servicectl.commands import boot, shims
 from servicectl.paths import Dirs
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def exe() -> str:
 
 def test_contrib_is_the_generated_output() -> None:
     """contrib/ holds what --boot writes for /usr/local/bin/servicectl and the default
-    directories (regenerate with: python -m servicectl.boot contrib)."""
+    directories (regenerate with: python -m servicectl.commands.boot contrib)."""
     for rel, f in boot.contrib_files().items():
         path = CONTRIB / rel
         assert path.read_text() == f.content, f"contrib/{rel} is stale"

@@ -14,14 +14,16 @@ from conftest import PY, Env, assert_ok, wait_for
 
 PROBE = """
 import sys
-from servicectl import cli, face
+from servicectl.cli import main
+from servicectl.output import face
 face.install_streams()
 if sys.argv[1] == "--typer":
-    from servicectl import cli_typer, commands
-    call = cli_typer.parse(sys.argv[2:])
-    code = call if isinstance(call, int) else commands.execute(call)
+    from servicectl.cli import typer_app
+    from servicectl.commands import dispatch
+    call = typer_app.parse(sys.argv[2:])
+    code = call if isinstance(call, int) else dispatch.execute(call)
 else:
-    code = cli.run(sys.argv[1:])
+    code = main.run(sys.argv[1:])
 face.flush()
 print("TYPER" if "typer" in sys.modules else "NO-TYPER", code, file=sys.stderr)
 """

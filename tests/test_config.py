@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Env, assert_ok, dirs_for, tagged_pids
 
-from servicectl.config import Service, load_catalog
+from servicectl.definitions.catalog import load_catalog
+from servicectl.definitions.schema import Service
 from servicectl.paths import resolve_dirs
 
 
@@ -196,7 +197,7 @@ def test_directory_resolution(tmp_path: Path) -> None:
 
 
 def test_signal_spellings(env: Env) -> None:
-    from servicectl.config import parse_signal
+    from servicectl.definitions.schema import parse_signal
 
     assert parse_signal("TERM") == parse_signal("SIGTERM") == parse_signal("sigterm") == 15
     assert parse_signal(9) == parse_signal("9") == 9
@@ -208,7 +209,7 @@ def test_signal_spellings(env: Env) -> None:
 def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """Validated definitions are cached by file identity and reused; any edit is seen at once,
     and a damaged cache is ignored."""
-    from servicectl import cache, config
+    from servicectl.definitions import cache, catalog
 
     monkeypatch.setattr(cache, "RACY_NS", 0)  # files here are seconds old at most
     env.run.mkdir()
@@ -216,14 +217,14 @@ def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPa
     path = env.write("web", "command: sleep 1\nstop_timeout: 5\n")
     assert load_catalog(dirs).services["web"].stop_timeout == 5
     assert list(env.run.glob(".definitions-*.cache"))
-    real_load_file = config.load_file
+    real_load_file = catalog.load_file
 
     def must_not_parse(*args: object) -> None:
         raise AssertionError("parsed although the cache was valid")
 
-    monkeypatch.setattr(config, "load_file", must_not_parse)
+    monkeypatch.setattr(catalog, "load_file", must_not_parse)
     assert load_catalog(dirs).services["web"].stop_timeout == 5  # from the cache
-    monkeypatch.setattr(config, "load_file", real_load_file)
+    monkeypatch.setattr(catalog, "load_file", real_load_file)
     path.write_text("command: sleep 1\nstop_timout: 5\n")  # same size, a typo
     cat = load_catalog(dirs)
     assert "stop_timout" in cat.invalid["web"].first_error.message
@@ -243,15 +244,15 @@ def test_service_fields_are_the_declared_keys() -> None:
     """Service has a field per declared key, in order, whose default is the declared default as
     parsed (but for those that depend on the service's name and directories); besides them
     only name, file, what is derived from two keys and the drop-ins merged in."""
-    from servicectl import schema
+    from servicectl.definitions import schema
 
     fields = Service._fields
     assert fields[:2] == ("name", "file")
     assert fields[2 : 2 + len(schema.KEYS)] == schema.KNOWN_KEYS
     assert fields[2 + len(schema.KEYS) :] == ("stderr_same", "pid_file_given", "dropins")
-    from servicectl import definition
+    from servicectl.definitions import build
 
-    defaults = definition.parsed_defaults()
+    defaults = build.parsed_defaults()
     contextual = {k.name for k in schema.KEYS if "{" in str(k.default)} | {"stderr"}
     assert contextual == {"stdout", "stderr", "pid_file"}
     for k in schema.KEYS:
@@ -264,7 +265,7 @@ def test_service_fields_are_the_declared_keys() -> None:
 
 def test_every_example_is_valid(env: Env) -> None:
     """The example of each key, as the reference shows it, is accepted by check."""
-    from servicectl import schema
+    from servicectl.definitions import schema
 
     (env.services / "web.env").write_text("GREETING=hello\n")  # the env_file example
     for k in schema.KEYS:
@@ -278,13 +279,13 @@ def test_every_example_is_valid(env: Env) -> None:
 
 def test_reference_is_generated_from_the_schema() -> None:
     """docs/configuration.md holds what the declarations generate (regenerate it with
-    python -m servicectl.schema_doc --write docs/configuration.md)."""
-    from servicectl import schema, schema_doc
+    python -m servicectl.definitions.schema_doc --write docs/configuration.md)."""
+    from servicectl.definitions import schema, schema_doc
 
     text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     start, end = text.index(schema_doc.BEGIN), text.index(schema_doc.END) + len(schema_doc.END) + 1
     assert text[start:end] == schema_doc.markdown(), (
-        "docs/configuration.md is out of date: python -m servicectl.schema_doc --write "
+        "docs/configuration.md is out of date: python -m servicectl.definitions.schema_doc --write "
         "docs/configuration.md"
     )
     for k in schema.KEYS:
@@ -297,9 +298,9 @@ def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -
     import subprocess
     import sys
 
-    from servicectl import cache, config, schema
+    from servicectl.definitions import cache, catalog, schema
 
-    probe = "from servicectl.schema import schema_hash; print(schema_hash())"
+    probe = "from servicectl.definitions.schema import schema_hash; print(schema_hash())"
     runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout}
     runs.add(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
     assert runs == {schema.schema_hash() + "\n"}
@@ -312,8 +313,8 @@ def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(schema, "_HASH", "another schema")
     assert cache.load(env.dirs) == {}
     parsed = []
-    real = config.load_file
-    monkeypatch.setattr(config, "load_file", lambda *a: parsed.append(a) or real(*a))
+    real = catalog.load_file
+    monkeypatch.setattr(catalog, "load_file", lambda *a: parsed.append(a) or real(*a))
     assert load_catalog(env.dirs).services["web"] and len(parsed) == 1
 
 
@@ -412,7 +413,7 @@ def test_atomic_write_lets_an_interruption_through(
     """A signal handled just after the rename of a PID file, state record or definition cache
     is reported as the interruption it is, not as "No such file or directory" (the cleanup
     tried to remove the temp file the rename had consumed)."""
-    from servicectl import pidfile
+    from servicectl.files import atomic
 
     real_rename = os.rename
 
@@ -423,5 +424,5 @@ def test_atomic_write_lets_an_interruption_through(
     monkeypatch.setattr(os, "rename", rename_then_interrupted)
     target = tmp_path / "web.pid"
     with pytest.raises(KeyboardInterrupt):
-        pidfile.atomic_write(target, b"42\n")
+        atomic.atomic_write(target, b"42\n")
     assert target.read_bytes() == b"42\n" and os.listdir(tmp_path) == ["web.pid"]

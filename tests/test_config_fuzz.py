@@ -29,11 +29,12 @@ from conftest import PY, Env, assert_ok, dirs_for, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from servicectl.cli import shown as cli_shown
-from servicectl.config import KNOWN_KEYS, MAX_NAME, Invalid, Service, load_catalog
-from servicectl.face import cell
+from servicectl.definitions.catalog import MAX_NAME, Invalid, load_catalog
+from servicectl.definitions.schema import KNOWN_KEYS, Service
+from servicectl.definitions.yamlload import MAX_DEPTH
+from servicectl.output.face import cell
+from servicectl.output.face import shown as cli_shown
 from servicectl.paths import Dirs, resolve_dirs
-from servicectl.yamlload import MAX_DEPTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -81,7 +81,7 @@ def shared() -> Iterator[Path]:
 
 
 def test_examples_pass_check(env: Env) -> None:
-    from servicectl.schema import KNOWN_KEYS
+    from servicectl.definitions.schema import KNOWN_KEYS
 
     empty = env.root / "empty.env"
     empty.write_text("")
@@ -320,7 +320,7 @@ def test_memcached_instances(env: Env) -> None:
 
 
 def test_memcached_template(env: Env) -> None:
-    from servicectl.schema import KNOWN_KEYS
+    from servicectl.definitions.schema import KNOWN_KEYS
 
     need("memcached")
     if "instances" not in KNOWN_KEYS:

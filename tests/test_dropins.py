@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import DAEMONS, PY, TAG_VAR, Env, assert_ok, wait_for
 
-from servicectl.config import load_catalog
+from servicectl.definitions.catalog import load_catalog
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -124,7 +124,7 @@ def test_a_changed_dropin_is_never_served_stale(env: Env) -> None:
 def test_the_cache_keys_on_every_dropin(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """Added, edited, removed drop-ins and drop-in directories, and a template's drop-ins
     for its instances, each change what is loaded at once; unchanged, nothing is parsed."""
-    from servicectl import cache, config
+    from servicectl.definitions import cache, catalog
 
     monkeypatch.setattr(cache, "RACY_NS", 0)
     env.run.mkdir()
@@ -136,10 +136,10 @@ def test_the_cache_keys_on_every_dropin(env: Env, monkeypatch: pytest.MonkeyPatc
         return cat.services["web"].stop_timeout, cat.services["t@a"].stop_timeout
 
     assert loaded() == (5, 30)
-    real = config.load_file
-    monkeypatch.setattr(config, "load_file", lambda *a: pytest.fail("parsed"))
+    real = catalog.load_file
+    monkeypatch.setattr(catalog, "load_file", lambda *a: pytest.fail("parsed"))
     assert loaded() == (5, 30)
-    monkeypatch.setattr(config, "load_file", real)
+    monkeypatch.setattr(catalog, "load_file", real)
     path = dropin(env, "web", "10.yaml", "stop_timeout: 6\n")
     assert loaded() == (6, 30)
     path.write_text("stop_timeout: 7\n")

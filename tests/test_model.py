@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from servicectl.proc import cmdline_of
+from servicectl.system.proc import cmdline_of
 
 LONG = os.environ.get("SERVICECTL_LONG") == "1"
 SERVICES = ("simple", "forking", "stubborn", "parent", "crashy")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import PY, ROOT, TAG_VAR, Env, alive, assert_ok, kill_pids, wait_for
 
-from servicectl import shims
-from servicectl.config import Service
+from servicectl.commands import shims
+from servicectl.definitions.schema import Service
 from servicectl.paths import Dirs
 
 if TYPE_CHECKING:
@@ -700,7 +700,10 @@ def test_sh_quoting_round_trips(word: str) -> None:
 
 def test_module_is_import_light() -> None:
     """The core never imports typer or rich."""
-    code = "import sys, servicectl.shims; print('typer' in sys.modules, 'rich' in sys.modules)"
+    code = (
+        "import sys, servicectl.commands.shims; "
+        "print('typer' in sys.modules, 'rich' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["False", "False"]
 

@@ -265,8 +265,9 @@ def test_block_of_redis_shows_its_sockets_and_status_text(env: Env, shared: Path
 
 NOT_VISIBLE = """
 import json, sys
-from servicectl import metrics, statusview
-m = metrics.collect(int(sys.argv[1]))
+from servicectl.output import statusview
+from servicectl.system import process_tree
+m = process_tree.collect(int(sys.argv[1]))
 print(json.dumps([len(m.members), m.hidden, [list(s) for s in m.listeners], statusview._sockets(m),
                   m.memory is not None]))
 """

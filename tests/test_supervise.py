@@ -503,7 +503,7 @@ def test_supervisor_socket_and_idle_exit(env: Env) -> None:
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
     sup = the_supervisor(env)
     cmdline = Path(f"/proc/{sup}/cmdline").read_bytes().split(b"\0")
-    assert b"servicectl.supervisor" in cmdline
+    assert b"servicectl.supervisor.daemon" in cmdline
     with socket.socket(socket.AF_UNIX) as s:  # a request it does not know is refused, politely
         s.connect(str(sock))
         s.sendall(b'{"op": "spawn", "name": "web"}\n')

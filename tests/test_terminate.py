@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import PY, TAG_VAR, Env, alive, wait_for
 
-from servicectl import proc
-from servicectl.config import Service
+from servicectl.definitions.schema import Service
 from servicectl.errors import ServicectlError
-from servicectl.terminate import terminate
+from servicectl.service.terminate import terminate
+from servicectl.system import proc
 
 # Ignores TERM; exits 0 on INT unless told to ignore it too; says when its handlers are set.
 STUBBORN = """

@@ -1,0 +1,170 @@
+"""The full command-line grammar of servicectl in typer (help, completion, usage errors), built
+from the command table in grammar.py. ``parse`` turns a command line into the same Call the
+fast parser of cli.py produces, or into the exit code of typer's own answer (help, a usage
+error, the version); it runs no command.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional, Union
+
+import typer
+
+from servicectl import __version__
+from servicectl.commands.grammar import (
+    APP_EPILOG,
+    APP_HELP,
+    COMMANDS,
+    DIR_OPTS,
+    HELP_FLAGS,
+    VERSION,
+    Arg,
+    Call,
+    Command,
+    Opt,
+    make_call,
+)
+
+_DECIDED: list[Call] = []
+_GROUP_DIRS: list[Optional[str]] = [None, None, None]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"servicectl {__version__}")
+        raise typer.Exit(0)
+
+
+def _option(opt: Opt, hidden: bool = False) -> tuple[Any, Any]:
+    """(annotation, typer default) for one option of the table."""
+    common: dict[str, Any] = {"help": opt.help, "hidden": hidden}
+    if opt.kind == "flag":
+        if opt is VERSION:
+            common.update(callback=_version, is_eager=True)
+        return bool, typer.Option(False, *opt.flags, **common)
+    if opt.kind == "int":
+        return int, typer.Option(
+            opt.default, *opt.flags, min=opt.minimum, metavar=opt.metavar, **common
+        )
+    # Paths are taken as text (click's Path type would refuse unreadable ones, which the
+    # fast parser accepts); the Call makes them Paths.
+    default = None if opt.default is None else str(opt.default)
+    return Optional[str], typer.Option(
+        default, *opt.flags, metavar=opt.metavar or None, show_default=default is not None, **common
+    )
+
+
+def _complete_names(ctx: typer.Context, args: list[str], incomplete: str) -> list[Any]:
+    """Service names for a NAME argument, from the services directory in effect (-d before
+    or after the command, else SERVICECTL_SERVICES_DIR, else the default), each with its
+    description where the definition can be read; names already given are left out."""
+    from servicectl.definitions.catalog import definition_files
+    from servicectl.paths import resolve_dirs
+
+    given = ctx.params.get("services_dir") or (ctx.parent.params if ctx.parent else {}).get(
+        "services_dir"
+    )
+    dirs = resolve_dirs(given)
+    try:
+        files = definition_files(dirs.services)
+    except OSError:
+        return []
+    taken = set(ctx.params.get("names") or ())
+    names = sorted(n for n in files if n.startswith(incomplete) and n not in taken)
+    try:
+        from servicectl.definitions.catalog import load_catalog
+
+        catalog = load_catalog(dirs, names)
+    except Exception:  # completion never fails: names alone will do
+        return names
+    return [(n, catalog.services[n].description) if n in catalog.services else n for n in names]
+
+
+def _argument(arg: Arg) -> tuple[Any, Any]:
+    metavar = f"{arg.metavar}..." if arg.variadic else arg.metavar
+    info = typer.Argument(
+        ... if arg.required else None,
+        metavar=metavar,
+        help=arg.help,
+        show_default=False,
+        autocompletion=_complete_names if arg.metavar == "NAME" else None,
+    )
+    if arg.variadic:
+        return (list[str] if arg.required else Optional[list[str]]), info
+    return str, info
+
+
+def _function(
+    name: str, doc: str, params: list[tuple[str, Any, Any]], body: Callable[..., None]
+) -> Callable[..., None]:
+    """A function typer can read: keyword parameters with typer defaults and annotations."""
+
+    def fn(**values: Any) -> None:
+        body(**values)
+
+    fn.__name__ = name.replace("-", "_")
+    fn.__doc__ = doc
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for p, a, d in params
+        ]
+    )
+    fn.__annotations__ = {p: a for p, a, _ in params}
+    return fn
+
+
+def _command_body(cmd: Command) -> Callable[..., None]:
+    def decide(**values: Any) -> None:
+        # A directory given after the command wins over one given before it.
+        after = [values.pop(opt.name) for opt in DIR_OPTS]
+        dirs = tuple(a if a is not None else b for a, b in zip(after, _GROUP_DIRS))
+        _DECIDED.append(make_call(cmd, values, dirs))  # type: ignore[arg-type]
+
+    return decide
+
+
+def _group(**values: Any) -> None:
+    for i, opt in enumerate(DIR_OPTS):
+        _GROUP_DIRS[i] = values[opt.name]
+
+
+def build() -> typer.Typer:
+    app = typer.Typer(
+        name="servicectl",
+        help=APP_HELP,
+        epilog=APP_EPILOG,
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": list(HELP_FLAGS)},
+    )
+    params = [(o.name, *_option(o)) for o in (*DIR_OPTS, VERSION)]
+    app.callback(epilog=APP_EPILOG)(_function("servicectl", APP_HELP, params, _group))
+    for cmd in COMMANDS.values():
+        params = [(a.name, *_argument(a)) for a in cmd.args]
+        params += [(o.name, *_option(o)) for o in cmd.opts]
+        params += [(o.name, *_option(o, hidden=True)) for o in DIR_OPTS]
+        # "\b": click keeps the lines of this paragraph as they are.
+        exits = "\n".join(f"  {code}  {text}" for code, text in cmd.exits)
+        app.command(cmd.name, help=cmd.help, epilog=f"\b\nExit codes:\n{exits}")(
+            _function(cmd.name, cmd.help, params, _command_body(cmd))
+        )
+    return app
+
+
+def parse(argv: list[str]) -> Union[Call, int]:
+    """The Call for ``argv``, or the exit code of what typer answered itself (help and
+    version: 0; a usage error: 2, said on stderr)."""
+    _DECIDED.clear()
+    _GROUP_DIRS[:] = [None, None, None]
+    try:
+        build()(args=argv, prog_name="servicectl")
+    except SystemExit as exc:
+        if _DECIDED:
+            return _DECIDED[0]
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return _DECIDED[0] if _DECIDED else 0

@@ -1,0 +1,41 @@
+"""Running a decided command line: the directories are resolved once, then the command's body
+(named ``module:function`` in the command table, grammar.py) is imported and called with the
+line's arguments; a ServicectlError it raises is printed and becomes the exit code.
+
+Heavy modules (the lifecycle, the fleet, json, difflib) are imported inside the bodies that
+need them, so that one command pays only for itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from servicectl.commands.resolve import _CTX
+from servicectl.errors import ServicectlError
+from servicectl.output.face import face
+
+if TYPE_CHECKING:
+    from servicectl.commands.grammar import Call
+
+
+def execute(call: Call) -> int:
+    """Run a decided command line; returns its exit code."""
+    from servicectl.commands.grammar import COMMANDS
+    from servicectl.paths import resolve_dirs
+
+    _CTX.dirs = resolve_dirs(*call.dirs)
+    body = _body(COMMANDS[call.command].body)
+    try:
+        return int(body(**call.arguments()))
+    except ServicectlError as exc:
+        face.error(exc.message, exc.detail)
+        return int(exc.exit_code)
+
+
+def _body(name: str) -> Any:
+    """The function a table entry names, ``module:function`` in servicectl.commands (the
+    module is imported only when its command runs)."""
+    import importlib
+
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(f"servicectl.commands.{module}"), function)

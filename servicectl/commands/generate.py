@@ -1,0 +1,106 @@
+"""``initd`` and ``unit``: write one service's init.d shim or systemd unit (or, with
+``--boot``, the fleet's boot file), atomically, never over a file servicectl did not
+write unless ``--force``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from servicectl.commands.resolve import (
+    catalog_for,
+    dirs,
+    known_names,
+    no_services_dir,
+    requested_names,
+    valid_names,
+)
+from servicectl.errors import Exit, ServicectlError
+from servicectl.output.face import face, shown
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated files
+
+
+def initd(
+    names: tuple[str, ...], all_: bool, boot: bool, directory: Path, stdout: bool, force: bool
+) -> int:
+    return _generate("initd", requested_names(names), all_, boot, directory, stdout, force)
+
+
+def unit(
+    names: tuple[str, ...], all_: bool, boot: bool, directory: Path, stdout: bool, force: bool
+) -> int:
+    return _generate("unit", requested_names(names), all_, boot, directory, stdout, force)
+
+
+def _generate(
+    kind: str,
+    names: list[str],
+    all_: bool,
+    boot: bool,
+    directory: Path,
+    stdout: bool,
+    force: bool,
+) -> int:
+    from servicectl.commands import shims
+
+    chosen = sum((bool(names), all_, boot))
+    if chosen != 1:
+        more = "" if chosen == 0 else " (only one of them)"
+        face.error(f"{kind}: name services, or give --all or --boot{more}")
+        return Exit.USAGE
+    if not stdout and not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        face.error(f"{kind}: the directory {directory} {what}; nothing was written")
+        return Exit.FAILURE
+    exe = shims.servicectl_executable()
+    if boot:
+        from servicectl.commands import boot as boot_files
+
+        make_boot = boot_files.initd_file if kind == "initd" else boot_files.unit_file
+        try:
+            files = [make_boot(dirs(), exe)]
+        except ServicectlError as exc:
+            face.error(f"{kind} --boot: {exc.message}")
+            return int(exc.exit_code)
+        return _write(kind, files, directory, stdout, force, 0)
+    catalog = catalog_for(also=names)
+    if all_ and no_services_dir(catalog):
+        return Exit.NOT_CONFIGURED
+    # --all covers every definition: invalid ones are reported (exit 6), not skipped silently.
+    known, code = (catalog.names(), 0) if all_ else known_names(catalog, names, Exit.NOT_INSTALLED)
+    wanted, bad = valid_names(catalog, known)
+    code = max(code, bad)
+    make = shims.initd_file if kind == "initd" else shims.unit_file
+    files = []
+    for name in wanted:
+        try:
+            files.append(make(catalog.services[name], catalog.dirs, exe))
+        except ServicectlError as exc:
+            face.error(f"{name}: {exc.message}")
+            code = max(code, exc.exit_code)
+    return _write(kind, files, directory, stdout, force, code)
+
+
+def _write(
+    kind: str, files: list[Any], directory: Path, stdout: bool, force: bool, code: int
+) -> int:
+    from servicectl.commands import shims
+
+    if stdout:
+        for f in files:
+            face.out(f.content)
+        return code
+    for f, result in zip(files, shims.write_files(files, directory, force)):
+        label = f.name.removesuffix(".service") if kind == "unit" else f.name
+        if result.ok:
+            face.line(shown(f"{label}: {result.message}"))
+        else:
+            face.error(f"{f.name}: {result.message}")
+            code = max(code, Exit.FAILURE)
+    return code

@@ -1,0 +1,544 @@
+"""From a parsed init.d script to the keys of a definition (see initd.py for the reading)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from servicectl.commands.importer import commands as C
+from servicectl.commands.importer.initd import (
+    TEST_FLAGS,
+    TEST_NAME_RE,
+    Script,
+    Step,
+    is_config_test,
+    is_noise,
+    load,
+    program_of,
+    read_header,
+    steps_of,
+)
+from servicectl.commands.importer.words import Unknown, Vars, plain, refs, shown, to_servicectl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from servicectl.commands.importer.draft import Draft
+
+UTILITIES = {
+    "mkdir",
+    "chown",
+    "chmod",
+    "install",
+    "ulimit",
+    "umask",
+    "cd",
+    "kill",
+    "killproc",
+    "killall",
+    "pkill",
+    "start-stop-daemon",
+    "rm",
+    "touch",
+    "ln",
+    "mv",
+    "cp",
+    "chgrp",
+    "su",
+    "runuser",
+    "sudo",
+    "nohup",
+    "setsid",
+    "exec",
+    "env",
+    "nice",
+    "ionice",
+    "chpst",
+}
+NOT_FORKING_HINT = re.compile(
+    r"^(--foreground|--no-daemon|--nodaemon|--no-detach|--nofork|--no-fork)$"
+)
+
+
+def convert(
+    path: str,
+    name: str,
+    text: str,
+    draft: Draft,
+    names: dict[str, str],
+    exists: Callable[[str], bool] = os.path.lexists,
+) -> None:
+    """Fill ``draft`` from the script ``text``. ``names``: service names and Provides that
+    already have (or get, in this import) a definition, to their definition name. ``exists``
+    says whether a defaults file is there (it is never read)."""
+    script = load(path, name, text, draft, exists)
+    _header(script, draft, names)
+    _env_file(script, draft)
+    assert script.top is not None
+    for st in script.top:
+        _setup_step(script, st, draft, "when the script starts")
+    launched = _start(script, draft)
+    if not launched:
+        return
+    program = launched
+    from servicectl.commands.importer import initd_verbs
+
+    initd_verbs.stop(script, draft)
+    initd_verbs.reload(script, draft, program)
+    initd_verbs.restart(script, draft, program)
+    initd_verbs.extra_verbs(script, draft, program)
+    initd_verbs.variable_notes(script, draft)
+
+
+def _header(script: Script, draft: Draft, names: dict[str, str]) -> None:
+    fields = read_header(script.lines, draft)
+    desc = fields.get("short-description") or fields.get("description")
+    if desc and desc[0]:
+        draft.set(
+            "description",
+            desc[0],
+            desc[1],
+            f"{'Short-Description' if 'short-description' in fields else 'description'}: {desc[0]}",
+        )
+    start = fields.get("default-start")
+    if start is not None and not start[0].strip():
+        draft.set("enabled", False, start[1], "Default-Start: (empty)")
+    chk = fields.get("chkconfig")
+    if chk is not None and chk[0].split()[:1] == ["-"]:
+        draft.set("enabled", False, chk[1], f"chkconfig: {chk[0]}")
+    req = fields.get("required-start")
+    if req is not None:
+        deps: list[str] = []
+        for item in req[0].split():
+            if item.startswith("$"):
+                continue
+            target = names.get(item)
+            if target and target != draft.name:
+                deps.append(target)
+            elif not target:
+                draft.skip(req[1], f"Required-Start: {item}", "no definition provides it here")
+        if deps:
+            draft.set("depends", list(dict.fromkeys(deps)), req[1], f"Required-Start: {req[0]}")
+    pidf = fields.get("pidfile")
+    if pidf is not None and pidf[0]:
+        draft.values.setdefault("_header_pidfile", (pidf[0], pidf[1]))
+
+
+def _env_file(script: Script, draft: Draft) -> None:
+    assert script.env_files is not None
+    chosen = False
+    for path, line, text in script.env_files:
+        if chosen:
+            draft.skip(line, text, "servicectl reads one env_file; add this one's settings to it")
+            continue
+        if script.exists(path):
+            draft.set("env_file", path, line, text)
+            chosen = True
+        else:
+            draft.skip(line, text, f"{path} does not exist on this machine: no env_file")
+
+
+def _argv(
+    st: Step, script: Script, draft: Draft, lenient: bool = False, quiet: bool = False
+) -> list[str] | None:
+    """A step's words; an unknown word drops the step (or, ``lenient``, becomes UNKNOWN)."""
+    out: list[str] = []
+    for word in st.cmd.words:
+        try:
+            out += expand_keep(word, st.vars)
+        except Unknown as exc:
+            if not lenient:
+                draft.skip(st.line, st.text(script.lines), exc.why)
+                return None
+            if not quiet:
+                draft.skip(st.line, st.text(script.lines), f"left out {word}: {exc.why}")
+            out.append(UNKNOWN)
+    return out
+
+
+UNKNOWN = "\ue004"  # a word whose value is not known (lenient expansion)
+
+
+def _drop_unknown(launch: C.Launch) -> C.Launch | None:
+    """Options whose value is unknown are left out; an unknown program is no launch."""
+    for key in [k for k, v in launch.opts.items() if UNKNOWN in v]:
+        del launch.opts[key]
+    if not launch.argv or UNKNOWN in launch.argv[0]:
+        return None
+    launch.argv = [a for a in launch.argv if UNKNOWN not in a]
+    return launch
+
+
+def expand_keep(word: str, v: Vars) -> list[str]:
+    from servicectl.commands.importer.words import expand_words
+
+    return expand_words(word, v)
+
+
+def _setup_step(script: Script, st: Step, draft: Draft, when: str) -> bool:
+    """ulimit, umask, cd, mkdir/chown/chmod before the program starts. True if handled."""
+    if is_noise(st) or st.tool() in script.funcs:
+        return True
+    try:
+        argv = st.argv()
+    except Unknown as exc:
+        draft.skip(st.line, st.text(script.lines), exc.why)
+        return True
+    if not argv or is_noise(st, argv):
+        return True
+    tool = program_of(argv)
+    text = st.text(script.lines)
+    if any(refs(a) for a in argv) and tool in ("ulimit", "umask", "cd", "mkdir", "chown", "chmod"):
+        names = ", ".join(sorted({r for a in argv for r in refs(a)}))
+        draft.skip(st.line, text, f"{names} comes from the defaults file, not read at import")
+        return True
+    if tool == "ulimit":
+        limits, why = C.ulimit(argv)
+        if why:
+            draft.skip(st.line, text, why)
+        else:
+            merged = dict(draft.values.get("limits") or {})
+            merged.update(limits)
+            draft.set("limits", merged, st.line, text)
+        return True
+    if tool == "umask" and len(argv) == 2 and re.fullmatch(r"0?[0-7]{1,4}", argv[1]):
+        draft.set("umask", f"{int(argv[1], 8):03o}", st.line, text)
+        return True
+    if tool == "cd" and len(argv) == 2 and argv[1].startswith("/"):
+        draft.set("working_directory", argv[1], st.line, text)
+        return True
+    work = C.dir_command(argv)
+    if work is not None:
+        _directories(draft, work, st.line, text)
+        return True
+    if tool in script.funcs:
+        return True
+    draft.skip(st.line, text, f"runs {when}; servicectl does not run it")
+    return True
+
+
+def _directories(
+    draft: Draft, work: list[tuple[str, dict[str, str | bool]]], line: int, text: str
+) -> None:
+    dirs: dict[str, dict[str, str | bool]] = draft.values.setdefault("_dirs", {})
+    for path, info in work:
+        if not path.startswith("/"):
+            draft.skip(line, text, f"{path}: not an absolute path")
+            continue
+        entry = dirs.setdefault(path, {"line": str(line), "text": text})
+        entry.update(info)
+
+
+def _finish_directories(draft: Draft) -> None:
+    dirs: dict[str, dict[str, str | bool]] = draft.values.pop("_dirs", {})
+    out: list[object] = []
+    first_line, texts = None, []
+    for path, info in dirs.items():
+        is_file = re.search(r"\.(pid|sock|log|lock)$", path) or path == draft.values.get("pid_file")
+        if not info.get("made") and (is_file or not path.startswith(("/run/", "/var/run/"))):
+            draft.skip(
+                int(str(info["line"])),
+                str(info["text"]),
+                f"{path}: servicectl manages directories it creates, not this path",
+            )
+            continue
+        item: dict[str, str] = {"path": path}
+        for key in ("owner", "group"):
+            value = info.get(key)
+            if value and value != draft.values.get("user" if key == "owner" else "group"):
+                item[key] = str(value)
+        mode = info.get("mode")
+        if mode and str(mode).lstrip("0") != "755":
+            item["mode"] = str(mode)
+        out.append(item if len(item) > 1 else path)
+        first_line = first_line or int(str(info["line"]))
+        texts.append(str(info["text"]))
+    if out:
+        draft.set("directories", out, first_line, "; ".join(dict.fromkeys(texts)))
+
+
+def _launcher(script: Script, st: Step, argv: list[str]) -> C.Launch | None:
+    tool = program_of(argv)
+    if tool == "start-stop-daemon":
+        launch = C.ssd(argv)
+        if "start" in launch.flags and "test" not in launch.flags:
+            return launch
+        return None
+    if tool == "start_daemon":
+        return C.start_daemon(argv)
+    if tool == "daemon" and script.family != "lsb":
+        return C.rh_daemon(argv)
+    return None
+
+
+def _direct(script: Script, st: Step, argv: list[str]) -> C.Launch | None:
+    """A start line that runs the program itself (``$DAEMON $ARGS``, ``nohup X &``,
+    ``su -c "X" user``)."""
+    opts: dict[str, str] = {}
+    words = list(argv)
+    while words and program_of(words) in ("exec", "nohup", "setsid", "env", "nice"):
+        if program_of(words) == "nice" and len(words) > 2 and words[1] == "-n":
+            opts["nicelevel"] = words[2]
+            words = words[3:]
+            continue
+        words = words[1:]
+        while words and (
+            words[0].startswith("-") or "=" in words[0] and not words[0].startswith("/")
+        ):
+            words = words[1:]
+    if words and program_of(words) in ("su", "runuser"):
+        user, cmd = _su(words)
+        if user is None or cmd is None:
+            return None
+        opts["chuid"] = user
+        words = cmd
+    if not words or program_of(words) in UTILITIES or program_of(words) in script.funcs:
+        return None
+    if is_noise(st, words):
+        return None
+    return C.Launch("direct", words, opts)
+
+
+def _su(words: list[str]) -> tuple[str | None, list[str] | None]:
+    """``su [-] [-s SHELL] USER -c "CMD"`` or ``runuser -u USER -- CMD``."""
+    import shlex
+
+    if program_of(words) == "runuser" and "-u" in words and "--" in words:
+        return words[words.index("-u") + 1], words[words.index("--") + 1 :]
+    user = cmd = None
+    i = 1
+    while i < len(words):
+        w = words[i]
+        if w in ("-c", "--command") and i + 1 < len(words):
+            cmd = words[i + 1]
+            i += 2
+            continue
+        if w in ("-s", "--shell") and i + 1 < len(words):
+            i += 2
+            continue
+        if not w.startswith("-") and user is None:
+            user = w
+        i += 1
+    if cmd is None:
+        return user, None
+    try:
+        return user, shlex.split(cmd)
+    except ValueError:
+        return user, None
+
+
+def _start(script: Script, draft: Draft) -> str | None:
+    """The program and how it is launched; None (and draft.fatal) if none is found."""
+    verb = "start" if "start" in script.verbs else None
+    steps = steps_of(script, verb, draft) if verb else []
+    if verb is None and script.family == "init-d-script":
+        steps = _init_d_script_start(script, draft)
+    if not steps:
+        draft.fatal = 'no start verb found (no case "$1" with a start) arm'
+        return None
+    found = _find_launch(script, draft, steps)
+    if found is None:
+        draft.fatal = (
+            "its start verb runs no program servicectl can find (no start-stop-daemon "
+            "--start, start_daemon, daemon, or direct run of $DAEMON)"
+        )
+        return None
+    st, launch = found
+    program = _command(script, draft, st, launch)
+    if program is None:
+        return None
+    for other in steps:
+        if other is st:
+            continue
+        _pre_step(script, draft, other, program, "in start")
+    _finish_directories(draft)
+    return program
+
+
+def _find_launch(script: Script, draft: Draft, steps: list[Step]) -> tuple[Step, C.Launch] | None:
+    """start-stop-daemon --start, start_daemon or daemon; else a line that runs the program
+    itself (in the background, through nohup/exec/su, or as ``$DAEMON``-like variable)."""
+    for st in steps:
+        if st.tool() not in ("start-stop-daemon", "start_daemon", "daemon"):
+            continue
+        argv = _argv(st, script, draft, lenient=True) or []
+        launch = _launcher(script, st, argv) if argv else None
+        launch = _drop_unknown(launch) if launch is not None else None
+        if launch is not None and launch.argv:
+            return st, launch
+    for st in steps:
+        if is_noise(st) or any(TEST_NAME_RE.search(f) for f in st.via):
+            continue
+        first = st.cmd.words[0] if st.cmd.words else ""
+        wrapped = st.tool() in ("nohup", "exec", "setsid", "su", "runuser", "env", "nice")
+        if not (st.cmd.background or wrapped or first.startswith("$") or first.startswith('"$')):
+            continue
+        try:
+            argv = st.argv()
+        except Unknown:
+            continue
+        launch = _direct(script, st, argv) if argv else None
+        if launch is not None and launch.argv and not is_config_test(st, launch.argv, None):
+            if any(a in TEST_FLAGS for a in launch.argv[1:]):
+                continue
+            return st, launch
+    return None
+
+
+def _init_d_script_start(script: Script, draft: Draft) -> list[Step]:
+    """Debian's /lib/init/init-d-script runs ``start-stop-daemon --start --pidfile $PIDFILE
+    --exec $DAEMON -- $DAEMON_ARGS`` unless do_start_cmd_override says otherwise."""
+    from servicectl.commands.importer.shell import Cmd
+
+    v = script.vars
+    if "do_start_cmd_override" in script.funcs:
+        body = script.funcs["do_start_cmd_override"].body
+        from servicectl.commands.importer.initd import ordered
+
+        return [Step(c, v, ("do_start_cmd_override",)) for c, _ in ordered(body, None)]
+    words = ["start-stop-daemon", "--start", "--exec", "$DAEMON", "--", "$DAEMON_ARGS"]
+    if v.values.get("PIDFILE") is None or v.values["PIDFILE"].text != "none":
+        words[2:2] = ["--pidfile", "${PIDFILE:-/var/run/$NAME.pid}"]
+    draft.note(
+        "init-d-script: the start line is init-d-script's own "
+        "(start-stop-daemon --start --exec $DAEMON)"
+    )
+    return [Step(Cmd(words, [], 1, 1), v, ())]
+
+
+def _command(script: Script, draft: Draft, st: Step, launch: C.Launch) -> str | None:
+    """Set command, type, pid_file, user, group, working_directory, nice, umask, stdout."""
+    text = st.text(script.lines)
+    line = st.line
+    argv = [to_servicectl(a) for a in launch.argv]
+    program = launch.argv[0]
+    if refs(program) or not program:
+        draft.fatal = (
+            f"line {line}: the program ({shown(program)}) is set only in the defaults file"
+        )
+        return None
+    draft.set("command", argv, line, text)
+    _type_and_pid_file(script, draft, st, launch, text)
+    _launch_options(draft, launch.opts, line, text)
+    _redirects(draft, st, line, text)
+    return program
+
+
+def _type_and_pid_file(script: Script, draft: Draft, st: Step, launch: C.Launch, text: str) -> None:
+    """type (simple when start-stop-daemon puts it in the background, else forking with its
+    pid_file), and ready: notify for --notify-await."""
+    line = st.line
+    flags = launch.flags
+    background = "background" in flags or "make-pidfile" in flags or st.cmd.background
+    if "notify-await" in flags:
+        draft.set("ready", "notify", line, "--notify-await")
+    pid = launch.opts.get("pidfile") or next(
+        (a for a in launch.argv[1:] if a.endswith(".pid") and a.startswith("/")), None
+    )
+    if background:
+        draft.set("type", "simple", line, text)
+        if pid:
+            draft.note(
+                f"the script's PID file {pid} is written by servicectl itself: {{run_dir}}/NAME.pid"
+            )
+        return
+    if any(NOT_FORKING_HINT.match(a) for a in launch.argv[1:]):
+        draft.skip(
+            line,
+            text,
+            "started without --background but its options suggest it stays in the "
+            "foreground: check type",
+        )
+    if not pid:
+        pid = _guess_pid(script, draft, launch.argv[0], line, text)
+    draft.set("type", "forking", line, text)
+    draft.set("pid_file", to_servicectl(pid), line, text)
+
+
+def _launch_options(draft: Draft, o: dict[str, str], line: int, text: str) -> None:
+    """start-stop-daemon's --chuid, --group, --chdir, --nicelevel, --umask, --output; the
+    options servicectl has no setting for are listed as not converted."""
+    if "chuid" in o:
+        user, _, group = o["chuid"].partition(":")
+        if user and user not in ("0", "root"):
+            draft.set("user", user, line, text)
+        if group and group not in ("0", "root"):
+            draft.set("group", group, line, text)
+    if "group" in o and "group" not in draft.values and o["group"] not in ("0", "root"):
+        draft.set("group", o["group"], line, text)
+    if "chdir" in o:
+        draft.set("working_directory", o["chdir"], line, text)
+    if "nicelevel" in o and re.fullmatch(r"[+-]?[0-9]{1,2}", o["nicelevel"]):
+        draft.set("nice", int(o["nicelevel"]), line, text)
+    if "umask" in o and re.fullmatch(r"0?[0-7]{1,4}", o["umask"]):
+        draft.set("umask", f"{int(o['umask'], 8):03o}", line, text)
+    for key in ("chroot", "iosched", "procsched"):
+        if key in o:
+            draft.skip(line, f"--{key} {o[key]}", "servicectl has no such setting")
+    if "output" in o:
+        draft.set("stdout", o["output"], line, text)
+
+
+def _guess_pid(script: Script, draft: Draft, program: str, line: int, text: str) -> str:
+    for var in ("PIDFILE", "PID_FILE", "PID", "pidfile"):
+        value = script.vars.values.get(var)
+        if value is not None and value.text and value.text.startswith("/"):
+            return value.text
+    header = draft.values.pop("_header_pidfile", None)
+    if header:
+        return str(header[0])
+    guess = f"/var/run/{os.path.basename(program)}.pid"
+    draft.skip(
+        line, text, f"a daemon that forks, with no PID file named: {guess} is a guess, check it"
+    )
+    return guess
+
+
+def _redirects(draft: Draft, st: Step, line: int, text: str) -> None:
+    red = st.cmd.redirects
+    for i, op in enumerate(red):
+        target = red[i + 1] if i + 1 < len(red) else ""
+        try:
+            path = plain(target, st.vars)
+        except Unknown:
+            continue
+        if (
+            op in (">", ">>", "1>", "1>>", "&>", "&>>")
+            and path.startswith("/")
+            and path != "/dev/null"
+        ):
+            draft.set("stdout", path, line, text)
+        elif op in ("2>", "2>>") and path.startswith("/") and path != "/dev/null":
+            draft.set("stderr", path, line, text)
+
+
+def _pre_step(script: Script, draft: Draft, st: Step, program: str, where: str) -> None:
+    if is_noise(st):
+        return
+    try:
+        argv = st.argv()
+    except Unknown as exc:
+        if "$!" in st.text(script.lines):
+            draft.note("the script writes $! to a PID file: servicectl records the PID itself")
+            return
+        draft.skip(st.line, st.text(script.lines), exc.why)
+        return
+    if not argv or is_noise(st, argv):
+        return
+    if is_config_test(st, argv, program):
+        _check(draft, st, script, argv)
+        return
+    tool = program_of(argv)
+    if tool == "start-stop-daemon":
+        launch = C.ssd(argv)
+        if "test" in launch.flags or "stop" in launch.flags or "status" in launch.flags:
+            return
+    if tool in ("kill", "killproc") and where == "in start":
+        return
+    _setup_step(script, st, draft, where)
+
+
+def _check(draft: Draft, st: Step, script: Script, argv: list[str]) -> None:
+    if "check_command" not in draft.values:
+        draft.set("check_command", [to_servicectl(a) for a in argv], st.line, st.text(script.lines))

@@ -1,0 +1,130 @@
+"""The commands that show: ``status`` (the board, the block of ``status NAME``, ``--json``)
+and ``list``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from servicectl.commands.resolve import (
+    catalog_for,
+    no_services_dir,
+    requested_names,
+    unknown_reason,
+)
+from servicectl.errors import Exit, StatusCode
+from servicectl.output.face import face, shown
+from servicectl.states import INVALID, UNKNOWN
+
+if TYPE_CHECKING:
+    from servicectl.definitions.catalog import Catalog
+    from servicectl.service.observe import Status
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking
+
+
+def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
+    from servicectl.definitions.catalog import template_problem
+    from servicectl.paths import run_dir_problem
+    from servicectl.service import observe
+    from servicectl.service.observe import Status
+
+    asked = requested_names(names)
+    catalog = catalog_for(asked or None)
+    if not asked and catalog.problems:
+        if as_json:
+            face.line("[]")
+        no_services_dir(catalog)
+        return StatusCode.UNKNOWN
+    problem = run_dir_problem(catalog.dirs.run)
+    if problem is not None:
+        face.error(f"{problem.message}; the status of services is unknown")
+    rows: list[Status] = []
+    for name in asked or catalog.names():
+        if name in catalog.invalid:
+            err = catalog.invalid[name].first_error
+            row = Status(name, INVALID, StatusCode.UNKNOWN, error=err.message)
+            row.file = str(catalog.invalid[name].file)
+            rows.append(row)
+        elif name in catalog.services:
+            rows.append(observe.status(catalog.services[name], catalog.dirs))
+        else:
+            why = (
+                template_problem(catalog, name)
+                or f"no such service: {unknown_reason(catalog, name)}"
+            )
+            rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=why))
+    if as_json:
+        import json
+
+        face.line(json.dumps([r.to_dict() for r in rows], indent=2))
+    elif not rows:
+        face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
+    else:
+        from servicectl.output import statusview
+
+        if asked:
+            statusview.blocks(rows, catalog.services, lines)
+        else:
+            statusview.board(rows)
+    return max((r.code for r in rows), default=0)
+
+
+def _list_item(catalog: Catalog, name: str) -> dict[str, Any]:
+    """One definition as list shows it. ``template``: the template an instance comes from (or
+    a template's own name); ``instances``: a template's listed ones; ``startall``: whether
+    startall starts it (enabled, and for an instance, listed)."""
+    svc = catalog.services.get(name) or catalog.templates.get(name)
+    if svc is None:
+        err = catalog.invalid[name].first_error.message
+        return {
+            **{"name": name, "type": None, "enabled": None, "depends": [], "description": ""},
+            **{"valid": False, "error": err, "template": None, "instances": [], "startall": False},
+        }
+    is_template = name in catalog.templates
+    return {
+        "name": name,
+        "type": svc.type,
+        "enabled": svc.enabled,
+        "depends": [] if is_template else list(svc.depends),
+        "description": svc.description,
+        "valid": True,
+        "error": None,
+        "template": svc.file.name.rpartition(".")[0] if svc.instance or is_template else None,
+        "instances": list(svc.instances) if is_template else [],
+        "startall": not is_template and svc.in_startall,
+    }
+
+
+def _list_row(i: dict[str, Any]) -> tuple[str, ...]:
+    if not i["valid"]:
+        return (i["name"], INVALID, "-", "-", i["error"])
+    if i["name"] == i["template"]:
+        enabled = "template"  # its description would show a sample instance
+        description = f"template; instances: {', '.join(i['instances']) or 'none listed'}"
+    else:
+        enabled = "yes" if i["startall"] else "no" if not i["enabled"] else "unlisted"
+        description = i["description"]
+    return (i["name"], i["type"], enabled, ",".join(i["depends"]) or "-", description)
+
+
+def list_(as_json: bool) -> int:
+    catalog = catalog_for()
+    if catalog.problems:
+        if as_json:
+            face.line("[]")
+        no_services_dir(catalog)
+        return Exit.NOT_CONFIGURED
+    items = [_list_item(catalog, n) for n in sorted({*catalog.names(), *catalog.templates})]
+    if as_json:
+        import json
+
+        face.line(json.dumps(items, indent=2))
+    elif not items:
+        face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
+    else:
+        header = ("NAME", "TYPE", "ENABLED", "DEPENDS", "DESCRIPTION")
+        face.table(header, [_list_row(i) for i in items])
+    return Exit.OK

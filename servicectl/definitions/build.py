@@ -1,0 +1,83 @@
+"""Building a Service from a parsed document: every declared key read by its parser (fields.py,
+fields_more.py), then the checks that involve several keys. Imported only when a definition
+file must be parsed (the definition cache spares it otherwise).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from servicectl.definitions import fields, fields_more
+from servicectl.definitions.fields import Reader, hint, show
+from servicectl.definitions.schema import _BY_NAME, KEYS, KNOWN_KEYS, Service
+from servicectl.errors import ConfigError
+from servicectl.paths import Dirs
+
+
+def _parser(name: str) -> Any:
+    """The parser a declaration names (``parse_<name>``), from fields or fields_more."""
+    found = getattr(fields, "parse_" + name, None)
+    return found if found is not None else getattr(fields_more, "parse_" + name)
+
+
+def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, Any]:
+    """What each key that is not required stands for when absent, as a Service field (for a
+    service ``name`` in ``dirs``, root's directories by default)."""
+    dirs = dirs or Dirs(
+        Path("/etc/servicectl/services.d"), Path("/run/servicectl"), Path("/var/log/servicectl")
+    )
+    r = Reader({}, "(defaults)", name, dirs)
+    for k in KEYS:
+        if not k.required:
+            r.values[k.name] = _parser(k.parse)(r, k, k.default)
+    assert not r.errors, r.errors
+    return r.values
+
+
+def build(
+    name: str,
+    file: Path,
+    data: Any,
+    dirs: Dirs,
+    instance: str | None = None,
+    template: bool = False,
+    dropins: tuple[Path, ...] = (),
+) -> Service | list[ConfigError]:
+    """Validate one parsed document (drop-ins already merged into it): the Service, or every
+    error found in it. ``instance`` replaces {instance}; ``template``: the document is a
+    template (NAME@.yaml), built for itself or for one of its instances."""
+    label = str(file)
+    if data is None:
+        return [ConfigError(label, None, "the file is empty; it needs at least a command: key")]
+    if not isinstance(data, dict):
+        return [ConfigError(label, None, f"found {show(data)}, expected a mapping of keys")]
+    r = Reader(data, label, name, dirs, instance, template)
+    if instance is None:
+        fields_more.instance_outside_template(r)
+    for key in data:
+        if key not in _BY_NAME:
+            r.error(str(key), f"unknown key{hint(str(key), KNOWN_KEYS)}")
+    for k in KEYS:
+        parse = _parser(k.parse)
+        r.values[k.name] = parse(r, k, data.get(k.name, k.default))
+    if r.values["type"] == "forking" and not r.given("pid_file"):
+        r.error("pid_file", "missing: a forking service must say where its daemon writes its PID")
+    if "reload_command" in data and "reload_signal" in data:
+        r.error("reload_command", "give reload_signal or reload_command, not both")
+    if r.given("stop_schedule") and ("stop_signal" in data or "stop_timeout" in data):
+        r.error(
+            "stop_schedule",
+            "give stop_schedule or stop_signal/stop_timeout, not both "
+            "(stop_signal: S with stop_timeout: T means S/T/KILL/5)",
+        )
+    if r.errors:
+        return r.errors
+    return Service(
+        name=name,
+        file=file,
+        **r.values,
+        stderr_same=not r.given("stderr"),
+        pid_file_given=r.given("pid_file"),
+        dropins=dropins,
+    )

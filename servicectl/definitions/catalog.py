@@ -1,0 +1,401 @@
+"""Service definitions: the files of a services directory in, valid Services (or Invalid
+definitions, with every error) out, and the catalog of them all.
+
+The keys themselves are declared in schema.py and parsed by fields.py; YAML is read by
+yamlload.py. Both are imported only when a file must be parsed (see cache.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from servicectl.definitions.dropins import skipped
+from servicectl.definitions.schema import (
+    INSTANCE_CHARS,
+    SAMPLE_INSTANCE,
+    Service,
+    is_template,
+    split_instance,
+    valid_name,
+)
+from servicectl.errors import ConfigError
+from servicectl.paths import Dirs, untrusted_tree_problem
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
+
+
+class Invalid(NamedTuple):
+    """A definition that could not be used, with all its errors (the first one is shown)."""
+
+    name: str
+    file: Path
+    errors: tuple[ConfigError, ...]
+
+    @property
+    def first_error(self) -> ConfigError:
+        return self.errors[0]
+
+
+class Catalog(NamedTuple):
+    """Everything in a services directory: valid services and invalid definitions by name."""
+
+    dirs: Dirs
+    services: Mapping[str, Service]
+    invalid: Mapping[str, Invalid]
+    problems: tuple[str, ...] = ()  # directory-level notes
+    templates: Mapping[str, Service] = {}  # valid templates (NAME@), checked with a sample
+
+    def names(self) -> list[str]:
+        """Every service and invalid definition (a valid template is not a service: its
+        instances are)."""
+        return sorted(set(self.services) | set(self.invalid))
+
+
+def collect_errors_and_build(
+    name: str, file: Path, data: Any, dirs: Dirs
+) -> Service | list[ConfigError]:
+    """Validate one parsed document: the Service, or every error found in it."""
+    from servicectl.definitions.build import build
+
+    return build(name, file, data, dirs)
+
+
+def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
+    """Validate one parsed document into a Service; raise the first ConfigError if invalid.
+
+    All errors found are attached to the raised error as ``.all_errors``.
+    """
+    from servicectl.definitions.build import build
+
+    result = build(name, file, data, dirs)
+    if isinstance(result, Service):
+        return result
+    first = result[0]
+    first.all_errors = result  # type: ignore[attr-defined,union-attr]
+    raise first
+
+
+# ---------------------------------------------------------------------------------------------
+# Directory
+
+
+def definition_files(services_dir: Path) -> dict[str, Path]:
+    """Map service name to its file, ignoring hidden, backup and package-manager leftovers.
+
+    When both NAME.yaml and NAME.yml exist, NAME.yaml wins. A template is there as NAME@.
+    """
+    found: dict[str, Path] = {}
+    try:
+        entries = sorted(os.scandir(services_dir), key=lambda e: e.name)
+    except (
+        OSError
+    ):  # missing, not a directory, a symlink loop, unreadable: see services_dir_problem
+        return {}
+    for entry in entries:
+        fname = entry.name
+        if skipped(fname):
+            continue
+        stem, dot, ext = fname.rpartition(".")
+        if not dot or ext not in ("yaml", "yml") or not stem:
+            continue
+        if stem in found and ext == "yml":
+            continue
+        found[stem] = Path(entry.path)
+    return found
+
+
+def services_dir_problem(services_dir: Path) -> str | None:
+    """Why the services directory cannot be listed, or None if it can."""
+    try:
+        os.close(os.open(services_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    except FileNotFoundError:
+        return f"the services directory {services_dir} does not exist"
+    except NotADirectoryError:
+        return f"the services directory {services_dir} is not a directory"
+    except OSError as exc:
+        return f"the services directory {services_dir} cannot be read: {exc.strerror}"
+    return None
+
+
+def _name_problem(name: str, instance: bool) -> str | None:
+    if not valid_name(name):
+        return f"{name!r} is not a valid service name (letters, digits, -, _, ., @)"
+    if len(name) > MAX_NAME:
+        fix = "use a shorter instance name" if instance else "rename the file"
+        return (
+            f"the service name is {len(name)} characters long, at most {MAX_NAME} "
+            f"(its PID, state and socket names must fit); {fix}"
+        )
+    return None
+
+
+def instance_for(name: str, file: Path) -> str | None:
+    """What {instance} stands for in the service ``name`` defined by ``file``: its INSTANCE
+    (an instance of a template, or a file named NAME@INSTANCE.yaml), a sample for a template
+    checked on its own, or None for a plain service."""
+    from servicectl.definitions.dropins import definition_stem
+
+    if is_template(definition_stem(file)) and name == definition_stem(file):
+        return SAMPLE_INSTANCE
+    split = split_instance(name)
+    return split[1] if split else None
+
+
+def load_file(
+    name: str, file: Path, dirs: Dirs, replace: Mapping[Path, Path] | None = None
+) -> Service | Invalid:
+    """Read, parse and validate one definition (for an instance NAME@INSTANCE, ``file`` is the
+    template NAME@.yaml) with its drop-ins merged over it. ``replace`` maps a drop-in's path to
+    the file to read instead (edit validates an edited copy that way), existing or not."""
+    from servicectl.definitions import dropins
+
+    problem = _name_problem(name, name != dropins.definition_stem(file))
+    if problem is not None:
+        return Invalid(name, file, (ConfigError(str(file), None, problem),))
+    try:
+        data = dropins.read_document(file, "definition")
+    except ConfigError as err:
+        return Invalid(name, file, (err,))
+    replace = replace or {}
+    paths, errors = dropins.dropin_files(name, file, replace)
+    layers: list[tuple[str, Any]] = []
+    for path in paths:
+        source = replace.get(path, path)
+        try:
+            layers.append((str(source), dropins.read_document(source, "drop-in")))
+        except ConfigError as err:
+            errors.append(err)
+    data, origin, merge_errors = dropins.merge(data, layers)
+    errors += merge_errors
+    if errors:
+        return Invalid(name, file, tuple(errors))
+    from servicectl.definitions.build import build
+
+    stem = dropins.definition_stem(file)
+    instance = instance_for(name, file)
+    used = tuple(Path(label) for label, _ in layers)
+    result = build(name, file, data, dirs, instance, is_template(stem), used)
+    if isinstance(result, Service):
+        return result
+    return Invalid(name, file, tuple(dropins.attribute(result, str(file), origin)))
+
+
+def definition_of(files: Mapping[str, Path], name: str) -> Path | None:
+    """The file that defines ``name``: its own, or for NAME@INSTANCE the template NAME@.yaml."""
+    if name in files:
+        return files[name]
+    split = split_instance(name)
+    return files.get(split[0]) if split else None
+
+
+def recorded_instances(run_dir: Path, templates: Iterable[str]) -> list[str]:
+    """Instances of these templates (stems NAME@) that have a state record in the run
+    directory: they run, or ran and were not stopped."""
+    stems = set(templates)
+    if not stems:
+        return []
+    try:
+        with os.scandir(run_dir) as entries:
+            names = [e.name[: -len(".state")] for e in entries if e.name.endswith(".state")]
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        split = split_instance(name)
+        if split is not None and split[0] in stems and not name.startswith("."):
+            out.append(name)
+    return sorted(out)
+
+
+def load_catalog(
+    dirs: Dirs,
+    only: Iterable[str] | None = None,
+    use_cache: bool = True,
+    replace: Mapping[Path, Path] | None = None,
+    also: Iterable[str] = (),
+) -> Catalog:
+    """Load every definition in the services directory.
+
+    ``only`` limits parsing to those names and their dependencies (for speed); cross-file
+    checks (unknown dependencies, cycles) are done over what was loaded. Without ``only``,
+    a template's instances are those it lists and those with a state record in the run
+    directory. With ``use_cache``, a definition whose files (the definition, its drop-in
+    directories and drop-ins) are unchanged since it was last validated is not parsed again
+    (see cache.py). ``replace``: see load_file (the cache is not used then). ``also``: names
+    to load besides (an instance that is neither listed nor recorded, named by the user).
+    """
+    files = definition_files(dirs.services)
+    problems = _directory_problems(dirs)
+    loader = _Loader(dirs, files, use_cache and not replace, replace)
+    for name in [*(files if only is None else only), *also]:
+        loader.load(name)
+    if only is None:
+        loader.load_instances()
+    loader.save_cache()
+    _cross_checks(files, loader.services, loader.invalid, dirs)
+    return Catalog(dirs, loader.services, loader.invalid, tuple(problems), loader.templates)
+
+
+def _directory_problems(dirs: Dirs) -> list[str]:
+    """Notes on the services directory itself (for the catalog). As root, a directory
+    others can write raises instead: whoever can write it decides what root runs."""
+    problem = services_dir_problem(dirs.services)
+    if problem:
+        return [problem]
+    untrusted = untrusted_tree_problem(dirs.services, "services directory")
+    if untrusted is not None:
+        raise untrusted
+    return []
+
+
+class _Loader:
+    """One load of a catalog: each definition parsed at most once (from the cache when its
+    files are unchanged), sorted into services, templates and invalid definitions."""
+
+    def __init__(
+        self,
+        dirs: Dirs,
+        files: Mapping[str, Path],
+        use_cache: bool,
+        replace: Mapping[Path, Path] | None,
+    ) -> None:
+        from servicectl.definitions import cache
+
+        self.cache = cache
+        self.dirs = dirs
+        self.files = files
+        self.use_cache = use_cache
+        self.replace = replace
+        self.cached = cache.load(dirs) if use_cache else {}
+        self.fresh: dict[str, tuple[Any, Service | Invalid]] = {}
+        self.services: dict[str, Service] = {}
+        self.invalid: dict[str, Invalid] = {}
+        self.templates: dict[str, Service] = {}
+
+    def parse(self, name: str, file: Path) -> Service | Invalid:
+        """The definition of ``name`` from ``file``: the cached one while its key holds, else
+        parsed (and kept for the cache if its files did not change meanwhile)."""
+        key = self.cache.definition_key(name, file) if self.use_cache else None
+        hit = self.cached.get(name)
+        if key is not None and hit is not None and hit[0] == key:
+            return hit[1]  # type: ignore[no-any-return]
+        result = load_file(name, file, self.dirs, self.replace)
+        if key is not None and self.cache.definition_key(name, file) == key:
+            self.fresh[name] = (key, result)
+        return result
+
+    def load(self, name: str) -> None:
+        """Load ``name`` (if it has a definition and is not loaded yet) and its dependencies."""
+        if name in self.services or name in self.invalid or name in self.templates:
+            return
+        file = definition_of(self.files, name)
+        if file is None:
+            return
+        result = self.parse(name, file)
+        if not isinstance(result, Service):
+            self.invalid[name] = result
+        elif is_template(name) and name in self.files:
+            self.templates[name] = result
+        else:
+            self.services[name] = result
+            for dep in result.depends:
+                self.load(dep)
+
+    def load_instances(self) -> None:
+        """Load the instances each template lists, and those with a state record."""
+        for stem, template in list(self.templates.items()):
+            for instance in template.instances:
+                self.load(stem + instance)
+        stems = [n for n in self.files if is_template(n)]
+        for name in recorded_instances(self.dirs.run, stems):
+            self.load(name)
+
+    def save_cache(self) -> None:
+        """Save what was parsed afresh, with the cached entries whose definitions remain."""
+        if not (self.use_cache and self.fresh):
+            return
+        kept = {n: e for n, e in self.cached.items() if definition_of(self.files, n) is not None}
+        kept.update(self.fresh)
+        self.cache.save(self.dirs, kept)
+
+
+def _cross_checks(
+    files: Mapping[str, Path], services: dict[str, Service], invalid: dict[str, Invalid], dirs: Dirs
+) -> None:
+    """Move to ``invalid`` the services whose dependencies name no service, and those in a
+    dependency cycle."""
+    for name, svc in list(services.items()):
+        missing = [d for d in svc.depends if definition_of(files, d) is None or is_template(d)]
+        if missing:
+            err = ConfigError(
+                str(svc.file),
+                "depends",
+                f"{', '.join(missing)}: no such service in {dirs.services}",
+            )
+            invalid[name] = Invalid(name, svc.file, (err,))
+            del services[name]
+
+    for cycle in find_cycles(services):
+        text = " -> ".join([*cycle, cycle[0]])
+        for name in cycle:
+            svc = services[name]
+            err = ConfigError(str(svc.file), "depends", f"dependency cycle: {text}")
+            invalid[name] = Invalid(name, svc.file, (err,))
+        for name in cycle:
+            del services[name]
+
+
+def template_problem(catalog: Catalog, name: str) -> str | None:
+    """Why ``name`` is not a service although it names a template: the template itself (it
+    runs only as an instance), or an instance name with characters an instance cannot have."""
+    stem, at, instance = name.partition("@")
+    if not at or not stem:
+        return None
+    template = stem + "@"
+    known = template in catalog.templates or template in catalog.invalid
+    if not known and template not in definition_files(catalog.dirs.services):
+        return None
+    if not instance:
+        return (
+            f"{name} is a template: name one of its instances ({name}INSTANCE, INSTANCE made "
+            f"of {INSTANCE_CHARS})"
+        )
+    if split_instance(name) is None:
+        return (
+            f"{instance!r} is not a valid instance name of the template {template} "
+            f"({INSTANCE_CHARS})"
+        )
+    return None
+
+
+def find_cycles(services: Mapping[str, Service]) -> list[list[str]]:
+    """Every dependency cycle among valid services (each reported once, in order)."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    cycles: list[list[str]] = []
+    in_cycle: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        path.append(name)
+        for dep in services[name].depends:
+            if dep not in services:
+                continue
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep) :]
+                if not in_cycle.intersection(cycle):
+                    cycles.append(cycle)
+                    in_cycle.update(cycle)
+            elif dep not in state:
+                visit(dep, path)
+        path.pop()
+        state[name] = 2
+
+    for name in sorted(services):
+        if name not in state:
+            visit(name, [])
+    return cycles

@@ -1,0 +1,207 @@
+"""Parsers of the keys that say what init.d scripts say beyond running one program: the stop
+schedule, the directories to make, the extra verbs (actions), and a template's instances (with
+the check that {instance} is used only in a template). See fields.py for the Reader they share.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from servicectl.definitions.fields import (
+    LSB_VERBS,
+    MAX_SECONDS,
+    MAX_STEPS,
+    VERB_RE,
+    Reader,
+    command_line,
+    hint,
+    parse_account,
+    parse_text,
+    show,
+)
+from servicectl.definitions.schema import (
+    INSTANCE_CHARS,
+    INSTANCE_RE,
+    Action,
+    Directory,
+    Key,
+    parse_signal,
+)
+
+
+def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float], ...]:
+    """``SIG/SECS/SIG/SECS...`` as start-stop-daemon's --retry (a bare N: TERM/N/KILL/N), or a
+    list of the same items, as (signal, seconds) steps."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SECONDS:
+        value = f"TERM/{value}/KILL/{value}"
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,7}\s*", value):
+        value = f"TERM/{value.strip()}/KILL/{value.strip()}"
+    items = value.split("/") if isinstance(value, str) else value
+    expected = f'at most {MAX_STEPS} SIG/SECS pairs such as "QUIT/5/TERM/5/KILL/5"'
+    if not isinstance(items, list) or not items or len(items) % 2 or len(items) > 2 * MAX_STEPS:
+        r.wrong(k.name, value, expected)
+        return ()
+    if "forever" in items:
+        r.error(k.name, "'forever' repeats the schedule without end; give a finite schedule")
+        return ()
+    steps = []
+    for i in range(0, len(items), 2):
+        sig, secs = parse_signal(items[i]), _number(items[i + 1])
+        if sig is None:
+            r.error(k.name, f"step {i // 2 + 1}: found {show(items[i])}, expected a signal")
+            return ()
+        if secs is None or not 0 <= secs <= MAX_SECONDS:
+            expected = f"a number of seconds from 0 to {MAX_SECONDS}"
+            r.error(k.name, f"step {i // 2 + 1}: found {show(items[i + 1])}, expected {expected}")
+            return ()
+        steps.append((sig, secs))
+    return tuple(steps)
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, str) and re.fullmatch(r"\s*[0-9]{1,7}(\.[0-9]{1,6})?\s*", v):
+        return float(v)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+    return float(v) if ok else None
+
+
+def _mode(r: Reader, key: str, value: Any) -> int | None:
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value.strip()):
+        return int(value.strip(), 8)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
+        return value  # YAML 1.1 reads an unquoted 0755 as octal already
+    r.wrong(key, value, 'an octal mode such as "0755" or "2775"')
+    return None
+
+
+def _key(name: str) -> Key:
+    return Key(name, "", None, "", "", "")
+
+
+def _directory(r: Reader, where: str, item: Any) -> Directory | None:
+    spec = {"path": item} if isinstance(item, str) else item
+    if not isinstance(spec, dict):
+        r.wrong(where, item, "a path, or a mapping {path, mode, owner, group}")
+        return None
+    errors = len(r.errors)
+    for x in spec:
+        if x not in Directory._fields:
+            r.error(where, f"unknown key {x}{hint(str(x), Directory._fields)}")
+    path = parse_text(r, _key(f"{where}.path"), spec.get("path"))
+    dotted = path is not None and bool({".", ".."} & set(path.split("/")))
+    if path is not None and (not path.startswith("/") or dotted or path.strip("/") == ""):
+        # R-DIR-5: "/var/lib/x/." is /var/lib/x, and its owner would become the service's
+        r.wrong(
+            f"{where}.path",
+            spec["path"],
+            "an absolute path other than / (without .. or . components)",
+        )
+    elif path is None and len(r.errors) == errors:
+        r.error(f"{where}.path", "missing: the directory to make")
+    mode = _mode(r, f"{where}.mode", spec["mode"]) if "mode" in spec else 0o755
+    owner = parse_account(r, _key(f"{where}.owner"), spec.get("owner"), "user")
+    group = parse_account(r, _key(f"{where}.group"), spec.get("group"), "group")
+    if len(r.errors) > errors or path is None or mode is None:
+        return None
+    return Directory(Path(os.path.normpath(path)), mode, owner, group)
+
+
+def parse_directories(r: Reader, k: Key, value: Any) -> tuple[Directory, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, (str, dict)) else value
+    if not isinstance(items, list):
+        r.wrong(k.name, value, "a list of paths, or of {path, mode, owner, group}")
+        return ()
+    out: dict[Path, Directory] = {}
+    for i, item in enumerate(items):
+        d = _directory(r, f"{k.name}[{i}]", item)
+        if d is not None and d.path in out:
+            r.error(f"{k.name}[{i}]", f"{d.path} is listed twice")
+        elif d is not None:
+            out[d.path] = d
+    return tuple(out.values())
+
+
+def parse_actions(r: Reader, k: Key, value: Any) -> tuple[tuple[str, Action], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        r.wrong(k.name, value, "a mapping of verb: {signal: SIG} or verb: {command: CMD}")
+        return ()
+    out = []
+    for verb, spec in value.items():
+        where = f"{k.name}.{verb}"
+        if not isinstance(verb, str) or not VERB_RE.match(verb):
+            rule = "a letter, then letters, digits, - or _; at most 40"
+            r.error(k.name, f"{show(verb)} is not a verb ({rule})")
+        elif verb in LSB_VERBS:
+            r.error(where, f"{verb} is a standard verb servicectl already has; choose another")
+        elif not isinstance(spec, dict) or list(spec) not in (["signal"], ["command"]):
+            r.wrong(where, spec, "{signal: SIG} or {command: CMD}")
+        elif "signal" in spec:
+            number = parse_signal(spec["signal"])
+            if number is None:
+                r.wrong(f"{where}.signal", spec["signal"], "a signal name such as USR1, or 1-64")
+            else:
+                out.append((verb, Action(signal=number)))
+        else:
+            argv = command_line(r, f"{where}.command", spec["command"])
+            if argv:
+                out.append((verb, Action(command=argv)))
+    return tuple(out)
+
+
+def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
+    """A template's instances: names made of letters, digits, -, _, ., :, not starting with .
+    or - (numbers are taken as written: an unquoted port is fine)."""
+    if value is None:
+        return ()
+    if not r.template:
+        r.error(k.name, "only a template (a file named NAME@.yaml) lists instances")
+        return ()
+    items = value if isinstance(value, list) else None
+    if items is None or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in items
+    ):
+        r.wrong(k.name, value, "a list of instance names")
+        return ()
+    out = [str(v) for v in items]
+    for item in out:
+        if not INSTANCE_RE.match(item):
+            r.error(k.name, f"{show(item)} is not an instance name ({INSTANCE_CHARS})")
+            return ()
+    return tuple(dict.fromkeys(out))
+
+
+def _mentions(value: Any, words: tuple[str, ...]) -> bool:
+    """Whether a string anywhere in ``value`` holds one of ``words``; each list or mapping is
+    looked at once, however often YAML aliases repeat it (no "billion laughs")."""
+    todo, seen = [value], set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if any(w in item for w in words):
+                return True
+        elif id(item) not in seen and isinstance(item, (list, dict)):
+            seen.add(id(item))
+            todo.extend(item.values() if isinstance(item, dict) else item)
+    return False
+
+
+def instance_outside_template(r: Reader) -> None:
+    """{instance} and {prefix} mean something only in an instance: elsewhere they would stay
+    as written, which is never what was meant (environment values are never expanded)."""
+    for key, value in r.data.items():
+        if key != "environment" and _mentions(value, ("{instance}", "{prefix}")):
+            r.error(
+                str(key),
+                "{instance} and {prefix} are replaced only in a template (a file named "
+                "NAME@.yaml, run as NAME@INSTANCE); this definition is not one",
+            )

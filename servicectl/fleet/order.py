@@ -1,0 +1,66 @@
+"""The dependency order of services: the closure of what a set depends on, of what depends on
+it, and the levels in which a fleet starts (each level after the one it depends on).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from servicectl.definitions.catalog import Catalog
+
+
+def dependency_closure(catalog: Catalog, names: Iterable[str]) -> set[str]:
+    """``names`` and everything they depend on, transitively."""
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.add(name)
+        svc = catalog.services.get(name)
+        if svc is not None:
+            todo.extend(svc.depends)
+    return out
+
+
+def dependents_closure(catalog: Catalog, names: Iterable[str]) -> set[str]:
+    """``names`` and every service that depends on them, transitively."""
+    reverse: dict[str, set[str]] = {}
+    for svc in catalog.services.values():
+        for dep in svc.depends:
+            reverse.setdefault(dep, set()).add(svc.name)
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.add(name)
+        todo.extend(reverse.get(name, ()))
+    return out
+
+
+def levels(catalog: Catalog, names: Iterable[str]) -> list[list[str]]:
+    """``names`` grouped so that each service comes in a later level than its dependencies
+    (dependencies outside ``names`` are ignored). The catalog has no cycles."""
+    chosen = set(names)
+    depth: dict[str, int] = {}
+
+    def level_of(name: str) -> int:
+        if name not in depth:
+            svc = catalog.services.get(name)
+            deps = [d for d in (svc.depends if svc else ()) if d in chosen]
+            depth[name] = 1 + max((level_of(d) for d in deps), default=-1)
+        return depth[name]
+
+    out: list[list[str]] = []
+    for name in sorted(chosen):
+        lvl = level_of(name)
+        while len(out) <= lvl:
+            out.append([])
+        out[lvl].append(name)
+    return out

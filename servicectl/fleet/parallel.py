@@ -1,0 +1,315 @@
+"""The fleet in action: services in dependency order (order.py), each level in parallel
+(startall, stopall, and restarts or stops that carry dependents with them).
+
+Built only from lifecycle actions; a failure skips the failed service's dependents, nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from servicectl.errors import Exit, Interrupted, ServicectlError
+from servicectl.fleet.order import dependency_closure, dependents_closure, levels
+from servicectl.service import lifecycle, observe, supervised
+from servicectl.service.outcome import Outcome
+from servicectl.service.waits import Progress, silent
+from servicectl.system import proc
+from servicectl.system.lock import is_locked
+
+if TYPE_CHECKING:
+    from servicectl.definitions.catalog import Catalog
+
+Report = Callable[[Outcome], None]
+DEFAULT_JOBS = 64
+
+
+class _Pool:
+    """A bounded thread pool created on first use: an action on one service at a time never
+    imports concurrent.futures or starts a thread."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self.executor: Any = None
+
+    def submit(self, fn: Callable[..., Outcome], *args: Any) -> Any:
+        if self.executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(max_workers=self.jobs)
+        return self.executor.submit(fn, *args)
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+
+
+def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> Iterator[Outcome]:
+    """Run one level's actions: in this thread when there is one, else on the pool.
+
+    On interruption, worker threads are told to stop waiting (proc.CANCEL) so that each
+    undoes its half-done action before servicectl exits.
+    """
+    if len(calls) == 1:
+        name, action = calls[0]
+        yield _run(action, name)
+        return
+    futures = [pool.submit(_run, action, name) for name, action in calls]
+    try:
+        for future in futures:
+            yield future.result()
+    except BaseException as exc:
+        proc.CANCEL.set()
+        for future in futures:
+            future.cancel()
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        # Wait for the workers to undo or leave their actions, and say what each left.
+        from concurrent.futures import wait
+
+        wait(futures)
+        said = [getattr(exc, "message", None)]
+        said += [getattr(f.exception(), "message", None) for f in futures if not f.cancelled()]
+        messages = list(dict.fromkeys(m for m in said if m))
+        if not messages:
+            raise
+        raise Interrupted("\n".join(messages)) from None
+
+
+def _run(action: Callable[[], Outcome], name: str) -> Outcome:
+    t0 = time.monotonic()
+    try:
+        outcome = action()
+    except ServicectlError as exc:
+        outcome = Outcome(
+            name,
+            exc.exit_code,
+            exc.message.removeprefix(f"{name}: "),
+            detail=exc.detail,
+            ok_line=False,
+        )
+    if not outcome.elapsed:
+        outcome.elapsed = time.monotonic() - t0
+    return outcome
+
+
+def start_ordered(
+    catalog: Catalog,
+    names: Iterable[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """Start ``names`` with their dependencies first, level by level, in parallel.
+
+    A service whose dependency failed (or is invalid, or missing) is skipped with the reason.
+    """
+    outcomes: list[Outcome] = []
+    with _Pool(jobs) as pool:
+        emit = _emitter(outcomes, report)
+        _start_levels(catalog, dependency_closure(catalog, names), pool, emit, progress=progress)
+    return outcomes
+
+
+def _emitter(outcomes: list[Outcome], report: Report | None) -> Report:
+    def emit(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if report:
+            report(outcome)
+
+    return emit
+
+
+def _start_levels(
+    catalog: Catalog,
+    wanted: set[str],
+    pool: _Pool,
+    emit: Report,
+    failed: dict[str, str] | None = None,
+    action: Callable[..., Outcome] = lifecycle.start,
+    progress: Progress = silent,
+) -> None:
+    """Run ``action`` (start) on exactly ``wanted``, dependencies first, level by level; a
+    service whose dependency failed (in ``failed``, updated here), is invalid or is missing is
+    skipped with the reason."""
+    failed = {} if failed is None else failed
+    for name in sorted(wanted):
+        if name in catalog.invalid:
+            failed[name] = "is invalid"
+            err = catalog.invalid[name].first_error
+            emit(Outcome(name, err.exit_code, f"invalid definition: {err.message}", ok_line=False))
+    for level in levels(catalog, [n for n in wanted if n in catalog.services]):
+        batch: list[tuple[str, Callable[[], Outcome]]] = []
+        for name in level:
+            svc = catalog.services[name]
+            bad = [d for d in svc.depends if d in failed or d not in catalog.services]
+            if bad:
+                why = failed.get(bad[0], "is not defined")
+                failed[name] = "was skipped"
+                message = f"skipped: dependency {bad[0]} {_failure_phrase(why)}"
+                emit(Outcome(name, Exit.FAILURE, message, ok_line=False))
+                continue
+            batch.append((name, functools.partial(action, svc, catalog.dirs, progress)))
+        for outcome in _parallel(pool, batch):
+            if outcome.code != Exit.OK:
+                failed[outcome.name] = "failed to start"
+            emit(outcome)
+
+
+def _failure_phrase(why: str) -> str:
+    return "failed to start" if why == "failed to start" else why
+
+
+def stop_ordered(
+    catalog: Catalog,
+    names: Iterable[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """Stop ``names``, dependents before their dependencies, each level in parallel."""
+    outcomes: list[Outcome] = []
+    with _Pool(jobs) as pool:
+        _stop_levels(catalog, names, pool, _emitter(outcomes, report), progress)
+    return outcomes
+
+
+def _stop_levels(
+    catalog: Catalog, names: Iterable[str], pool: _Pool, emit: Report, progress: Progress = silent
+) -> None:
+    chosen = [n for n in names if n in catalog.services]
+    for level in reversed(levels(catalog, chosen)):
+        calls: list[tuple[str, Callable[[], Outcome]]] = [
+            (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs, progress))
+            for n in level
+        ]
+        for outcome in _parallel(pool, calls):
+            emit(outcome)
+
+
+def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` are running now (by inspection, without locks), or may be brought back
+    by their supervisor (an exit it is handling, a respawn it has scheduled)."""
+    out = []
+    for name in names:
+        svc = catalog.services.get(name)
+        if svc is None:
+            continue
+        obs = observe.inspect(svc, catalog.dirs)
+        if obs.running or supervised.pending(obs.record) or is_locked(catalog.dirs.run, name):
+            out.append(name)  # locked: a start (or a respawn) may be under way
+    return out
+
+
+def stop_with_dependents(
+    catalog: Catalog,
+    names: list[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """Stop ``names``; running services that depend on them are stopped first, and say so."""
+    extra_running = _running_dependents(catalog, names)
+    tag = _tagger(catalog, set(names), extra_running, report)
+    return stop_ordered(catalog, sorted(set(names) | extra_running), jobs, tag, progress)
+
+
+def _running_dependents(catalog: Catalog, names: list[str]) -> set[str]:
+    """The running services that depend on ``names`` (transitively), but not ``names``."""
+    extra = dependents_closure(catalog, names) - set(names)
+    return set(running_names(catalog, sorted(extra)))
+
+
+def _tagger(catalog: Catalog, asked: set[str], extra: set[str], report: Report | None) -> Report:
+    """A report that says, on the line of each of ``extra``, which service it depends on."""
+
+    def tag(outcome: Outcome) -> None:
+        if outcome.name in extra and outcome.name not in asked:
+            deps = sorted(set(catalog.services[outcome.name].depends) & (asked | extra))
+            outcome.message += f" (it depends on {', '.join(deps)})"
+        if report:
+            report(outcome)
+
+    return tag
+
+
+def restart_with_dependents(
+    catalog: Catalog,
+    names: list[str],
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    if_running: bool = False,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """``restart NAME...`` (``try-restart`` with ``if_running``: only those that run), as
+    systemd's Requires= would: the running services that depend on them are stopped first,
+    the stopped services they depend on are started, they are restarted, and the dependents
+    are started again; each dependent's line says which service it depends on. A service
+    that could not start again (its user, program or working directory is missing) is left
+    running as it is, and so are its dependents."""
+    outcomes: list[Outcome] = []
+    emit = _emitter(outcomes, report)
+    chosen, ready = [], []
+    for name in names:
+        if name not in catalog.services:
+            continue
+        svc = catalog.services[name]
+        obs = observe.inspect(svc, catalog.dirs) if if_running else None
+        if obs is not None and not obs.running:
+            pending = supervised.respawn_pending(obs.record)
+            emit(Outcome(name, Exit.OK, f"not running{pending}; not started (try-restart)"))
+        else:
+            chosen.append(name)
+    with _Pool(jobs) as pool:
+        for name in chosen:
+            try:
+                lifecycle.preflight(catalog.services[name])
+                ready.append(name)
+            except ServicectlError:  # restart says why, and that it still runs
+                emit(
+                    _run(
+                        functools.partial(
+                            lifecycle.restart, catalog.services[name], catalog.dirs, progress
+                        ),
+                        name,
+                    )
+                )
+        extra = _running_dependents(catalog, ready)
+        tag = _tagger(catalog, set(ready), extra, emit)
+        _stop_levels(catalog, extra, pool, tag, progress)
+        needed = dependency_closure(catalog, ready) - set(ready)
+        stopped = needed - set(running_names(catalog, needed))
+        failed: dict[str, str] = {}
+        _start_levels(catalog, stopped, pool, emit, failed, progress=progress)
+        _start_levels(catalog, set(ready), pool, emit, failed, lifecycle.restart, progress)
+        _start_levels(catalog, extra, pool, tag, failed, progress=progress)
+    return outcomes
+
+
+def startall(
+    catalog: Catalog,
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """Start every enabled service (for a template, its listed instances) and what they
+    depend on, dependencies first."""
+    enabled = [n for n, s in catalog.services.items() if s.in_startall]
+    invalid = list(catalog.invalid)
+    return start_ordered(catalog, enabled + invalid, jobs, report, progress)
+
+
+def stopall(
+    catalog: Catalog,
+    jobs: int = DEFAULT_JOBS,
+    report: Report | None = None,
+    progress: Progress = silent,
+) -> list[Outcome]:
+    """Stop every running service, enabled or not, dependents first."""
+    running = running_names(catalog, sorted(catalog.services))
+    return stop_ordered(catalog, running, jobs, report, progress)

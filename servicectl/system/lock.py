@@ -1,0 +1,111 @@
+"""One exclusive flock per service, held for a whole action, so that concurrent starts (or a
+start racing a stop) cannot launch a second instance or split the PID file.
+
+The kernel drops the lock when its holder dies, so a killed servicectl never leaves it stale.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
+from servicectl.paths import Dirs, ensure_run_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from servicectl.definitions.schema import Service
+
+
+def lock_path(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.lock"
+
+
+def _open(path: Path) -> int:
+    """Open (or create) the lock file, never through a symlink; a clear error otherwise.
+
+    A lock file that exists but cannot be opened for writing (a read-only or immutable run
+    directory, a read-only file) is opened read-only: flock works on any descriptor, so a
+    running service can still be stopped (docs/security.md R-LOCK-1).
+    """
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o600)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise _lock_error(path, exc) from None
+        try:
+            fd = os.open(path, os.O_RDONLY | flags)
+        except OSError:
+            raise _lock_error(path, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PrivilegeError(
+            f"the lock file {path} is not a regular file; servicectl will not use it "
+            f"(remove it: it is recreated)"
+        )
+    return fd
+
+
+def _lock_error(path: Path, exc: OSError) -> ServicectlError:
+    if exc.errno == errno.ELOOP:
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:
+            target = ""
+        return PrivilegeError(
+            f"the lock file {path} is a symlink{target}; servicectl does not follow symlinks "
+            f"in the run directory (remove the link: the lock file is recreated)"
+        )
+    if exc.errno == errno.EISDIR:
+        return PrivilegeError(f"the lock file {path} is a directory; remove it")
+    if isinstance(exc, PermissionError):
+        return PrivilegeError(
+            f"cannot create the lock file {path}: {exc.strerror} (is the run directory "
+            f"{path.parent} read-only or immutable? see lsattr -d {path.parent})"
+        )
+    return EnvironmentProblem(f"cannot create the lock file {path}: {exc.strerror}")
+
+
+@contextmanager
+def service_lock(run_dir: Path, name: str) -> Iterator[None]:
+    """Hold the service's lock; blocks while another servicectl acts on the same service.
+
+    The lock file is never removed: removing it would let two holders lock different files.
+    """
+    fd = _open(lock_path(run_dir, name))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_locked(run_dir: Path, name: str) -> bool:
+    """Whether another process holds the service's lock right now (mid-start or mid-stop)."""
+    try:
+        fd = os.open(lock_path(run_dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextmanager
+def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
+    ensure_run_dir(dirs.run)
+    with service_lock(dirs.run, svc.name):
+        yield

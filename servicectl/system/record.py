@@ -1,0 +1,143 @@
+"""The state record beside a PID file: what identifies the process servicectl started (PID,
+start time, boot id, executable, user, group), the definition it was started from, and its
+phase. JSON, written atomically, read warily.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+
+from servicectl.files.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servicectl.definitions.schema import Service
+    from servicectl.system.proc import ProcInfo
+
+
+class Record(NamedTuple):
+    """What servicectl knows about a service it started (the state file beside the PID file)."""
+
+    pid: int
+    starttime: int  # kernel clock ticks since boot (/proc/PID/stat field 22)
+    boot_id: str
+    uid: int
+    pgid: int  # the service's own process group, verified at start (0: none)
+    exe: str | None
+    pid_file: str
+    type: str
+    phase: str = "running"  # "starting" until start has confirmed it
+    started_at: float = 0.0  # wall clock, for people only
+    command: tuple[str, ...] = ()
+    user: str | None = None
+    stop_signal: int = 15
+    stop_timeout: float = 30.0
+    kill_mode: str = "group"
+    status_text: str | None = None
+    notify_socket: str | None = None
+    sid: int = 0  # the session of the recorded process (0: unknown)
+    seen: int = 0  # clock ticks since boot at which servicectl saw it alive in that session
+    definition: str | None = None  # the definition file it was started from (None: unknown)
+    # The definition's files at start, (path, mtime_ns, size, sha256) each (see drift.py).
+    fingerprint: tuple[tuple[str, int, int, str], ...] = ()
+    # Supervision: who supervises it ("servicectl", "systemd"...; empty: nobody) and, for
+    # servicectl's supervisor, that process (pid, start time); respawns since the last start,
+    # the last exit seen ({"code": N} or {"signal": "KILL"} or {"unknown": why}, with "at"),
+    # when a pending respawn is due (wall clock), and the supervisor's last word on it.
+    supervision: str = ""
+    supervisor_pid: int = 0
+    supervisor_starttime: int = 0
+    restarts: int = 0
+    last_exit: Optional[dict[str, Any]] = None
+    respawn_at: float = 0.0
+    supervision_note: Optional[str] = None
+
+    def to_json(self) -> bytes:
+        import json
+
+        return json.dumps(self._asdict(), sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Record:
+        import json
+
+        data: dict[str, Any] = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = set(cls._fields)
+        values = {k: v for k, v in data.items() if k in known}
+        if "command" in values:
+            values["command"] = tuple(values["command"])
+        if "fingerprint" in values:
+            values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
+        if not isinstance(values.get("last_exit"), (dict, type(None))):
+            values["last_exit"] = None
+        return cls(**values)
+
+
+def state_path(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.state"
+
+
+def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
+    """The service's state record, or (None, why it was ignored) if missing or unusable."""
+    path = state_path(run_dir, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, f"the state file {path} is a symlink; not followed, ignored"
+        return None, f"the state file {path} cannot be read ({exc.strerror}); ignored"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, f"the state file {path} is not a regular file; ignored"
+        # Written by servicectl as root, or as the user reading it (docs/security.md R-RUN-2):
+        # a non-root reader trusts root's records, or it would call every service dead.
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+            return None, f"the state file {path} was not written by servicectl; ignored"
+        raw = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    try:
+        return Record.from_json(raw), None
+    except (ValueError, TypeError):
+        return None, f"the state file {path} is corrupt; ignored"
+
+
+def write_record(run_dir: Path, name: str, record: Record) -> None:
+    atomic_write(state_path(run_dir, name), record.to_json(), 0o644)
+
+
+def new_record(svc: Service, info: ProcInfo, **fields: Any) -> Record:
+    """A state record of ``info`` as ``svc``'s process: its identity (PID, start time, boot,
+    user, session) and what a later stop needs from the definition as it is now; ``fields``
+    set or override the rest (phase, pgid, exe...)."""
+    from servicectl.system import proc
+    from servicectl.system.record import Record
+
+    base: dict[str, Any] = {
+        "pid": info.pid,
+        "starttime": info.starttime,
+        "boot_id": proc.boot_id(),
+        "uid": info.uid,
+        "sid": info.sid,
+        "pid_file": str(svc.pid_file),
+        "type": svc.type,
+        "started_at": time.time(),
+        "command": tuple(svc.command),
+        "user": svc.user,
+        "stop_signal": svc.stop_signal,
+        "stop_timeout": svc.stop_timeout,
+        "kill_mode": svc.kill_mode,
+        "definition": str(svc.file),
+    }
+    base.update(fields)
+    return Record(**base)

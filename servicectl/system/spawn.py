@@ -1,0 +1,476 @@
+"""Detached spawn: the clean environment, the user, the program, and subprocess.Popen.
+
+Popen raises exec, chdir and setuid failures in the parent (CPython's close-on-exec error
+pipe), which a hand-written fork would lose. No preexec_fn: it is unsafe once threads exist,
+and the fleet runs threads.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import sys
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from servicectl.definitions.schema import LIMIT_NAMES, Service
+from servicectl.errors import (
+    ConfigError,
+    EnvironmentProblem,
+    Exit,
+    NotInstalledError,
+    PrivilegeError,
+    ServicectlError,
+)
+from servicectl.paths import untrusted_problem
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+
+SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Account(NamedTuple):
+    """Who the service runs as. ``switch`` is False when it runs as servicectl's own user."""
+
+    user: str
+    uid: int
+    gid: int
+    home: str
+    groups: tuple[int, ...]
+    switch: bool
+
+
+def resolve_account(svc: Service) -> Account:
+    """The service's user and group, or a clear error (exit 4 without root, else 1)."""
+    euid = os.geteuid()
+    if svc.user is None:
+        try:
+            pw = pwd.getpwuid(euid)
+            name, home, gid = pw.pw_name, pw.pw_dir, os.getegid()
+        except KeyError:
+            name, home, gid = str(euid), "/", os.getegid()
+        if svc.group is not None:
+            gid = _group_id(svc, svc.group)
+            if euid != 0 and gid != os.getegid() and gid not in os.getgroups():
+                raise PrivilegeError(
+                    f"{svc.name}: cannot run as group {svc.group} without root "
+                    f"(servicectl runs as {name})"
+                )
+        return Account(name, euid, gid, home, (), switch=svc.group is not None and euid == 0)
+    try:
+        pw = pwd.getpwuid(int(svc.user)) if svc.user.isdigit() else pwd.getpwnam(svc.user)
+    except KeyError:
+        raise ServicectlError(
+            f"{svc.name}: user {svc.user!r} does not exist on this machine "
+            f"(create it, or change user: in {svc.file})"
+        ) from None
+    gid = _group_id(svc, svc.group) if svc.group is not None else pw.pw_gid
+    if pw.pw_uid != euid and euid != 0:
+        raise PrivilegeError(
+            f"{svc.name}: only root can start a service as user {pw.pw_name}; "
+            f"run servicectl as root (or remove user: from {svc.file})"
+        )
+    groups = tuple(g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem and g.gr_gid != gid)
+    return Account(pw.pw_name, pw.pw_uid, gid, pw.pw_dir, groups, switch=euid == 0)
+
+
+def _group_id(svc: Service, group: str) -> int:
+    try:
+        return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ServicectlError(
+            f"{svc.name}: group {group!r} does not exist on this machine "
+            f"(create it, or change group: in {svc.file})"
+        ) from None
+
+
+MAX_ENV_FILE = 1024 * 1024
+
+
+def read_env_file(svc: Service) -> dict[str, str]:
+    """KEY=VALUE lines; ``#`` comments, blank lines, optional ``export`` and quotes.
+
+    docs/security.md R-ENV: as root, the file must be writable by root alone (exit 4); it is
+    opened without following symlinks others could have planted, non-blocking (a FIFO never
+    hangs), a regular file of at most 1 MiB; broken content is a configuration error of this
+    service (exit 6) that names the line but never quotes it.
+    """
+    path = svc.env_file
+    assert path is not None
+    raw = _read_env_bytes(svc, path)
+
+    def bad(number: int, what: str) -> ConfigError:
+        return ConfigError(str(svc.file), "env_file", f"{path} line {number}: {what}")
+
+    if b"\0" in raw:
+        raise bad(raw[: raw.index(b"\0")].count(b"\n") + 1, "contains a NUL byte")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.split("\n"), 1):
+        try:
+            entry = _env_entry(line)
+        except ValueError as exc:
+            raise bad(number, str(exc)) from None
+        if entry is not None:
+            out[entry[0]] = entry[1]
+    return out
+
+
+def _read_env_bytes(svc: Service, path: Path) -> bytes:
+    """The content of the service's env_file, read under the rules of read_env_file: a
+    refused path is exit 4 (the wrong kind of file: 6), an unreadable one exit 6."""
+    from servicectl.files import safe
+
+    try:
+        raw, st = safe.read_regular(path, MAX_ENV_FILE, "env_file")
+    except safe.Refused as exc:
+        if isinstance(exc, safe.NotUsable):
+            raise ConfigError(str(svc.file), "env_file", exc.message) from None
+        raise PrivilegeError(f"{svc.name}: {exc.message} (fix env_file: in {svc.file})") from None
+    except OSError as exc:
+        raise ServicectlError(
+            f"{svc.name}: env_file {path} cannot be read ({exc.strerror}); "
+            f"create it or fix env_file: in {svc.file}",
+            exit_code=Exit.NOT_CONFIGURED,
+        ) from None
+    problem = untrusted_problem(path, "env_file", st)
+    if problem is not None:
+        raise PrivilegeError(f"{svc.name}: {problem}")
+    return raw
+
+
+def _env_entry(line: str) -> tuple[str, str] | None:
+    """The KEY and VALUE of one env_file line (``export`` and one pair of matching quotes
+    removed), None for a blank or comment line; ValueError, saying what was expected, for
+    anything else."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    line = line.removeprefix("export ").strip()
+    key, sep, value = line.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ValueError("expected KEY=VALUE (no '=' on the line)")
+    if not key or not key.isascii() or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        raise ValueError(
+            "expected KEY=VALUE, where KEY is letters, digits and _ and does not start with a digit"
+        )
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return key, value
+
+
+def env_file_problems(svc: Service) -> list[ServicectlError]:
+    """What ``check`` must report about the service's env_file (empty if none or fine)."""
+    if svc.env_file is None:
+        return []
+    try:
+        read_env_file(svc)
+    except ServicectlError as exc:
+        return [exc]
+    return []
+
+
+def build_environment(svc: Service, account: Account) -> dict[str, str]:
+    """The clean environment, like service(8), never servicectl's own: PATH (SERVICE_PATH),
+    LANG if set, HOME/USER/LOGNAME of the service's user, then env_file, then environment."""
+    env = {"PATH": SERVICE_PATH}
+    if "LANG" in os.environ:
+        env["LANG"] = os.environ["LANG"]
+    env.update(HOME=account.home, USER=account.user, LOGNAME=account.user)
+    if svc.env_file is not None:
+        env.update(read_env_file(svc))
+    env.update(svc.environment)
+    return env
+
+
+def which(program: str, path: str) -> str | None:
+    """The first executable regular file named ``program`` in the directories of ``path``, as
+    ``shutil.which`` finds it (whose import costs every command ~3 ms)."""
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", program)
+        if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def resolve_program(svc: Service, env: dict[str, str], argv: tuple[str, ...] | None = None) -> str:
+    """The absolute path of the program to execute, or exit 5 with what is wrong."""
+    program = (argv or svc.command)[0]
+    if "/" in program:
+        path = program
+        if not os.path.exists(path):
+            raise NotInstalledError(
+                f"{svc.name}: program {path} does not exist (is it installed? "
+                f"check command: in {svc.file})"
+            )
+    else:
+        found = which(program, env.get("PATH", SERVICE_PATH))
+        if found is None:
+            raise NotInstalledError(
+                f"{svc.name}: program {program!r} not found in PATH {env.get('PATH')} "
+                f"(install it, or give its absolute path in command: in {svc.file})"
+            )
+        path = found
+    if os.path.isdir(path):
+        raise NotInstalledError(f"{svc.name}: {path} is a directory, not a program")
+    if not os.access(path, os.X_OK):
+        raise NotInstalledError(
+            f"{svc.name}: {path} is not executable (chmod +x {path}, or run it through its "
+            f"interpreter in command: in {svc.file})"
+        )
+    return path
+
+
+def open_output(svc: Service, account: Account) -> tuple[int, int]:
+    """File descriptors for the service's stdout and stderr (O_APPEND; /dev/null for "null").
+
+    Opened by safefile under docs/security.md R-OUT: no symlink others could have planted is
+    followed, only a file created now is given to the service's user, devices are used as they
+    are and never chowned, FIFOs and other special files are refused without blocking.
+    """
+    from servicectl.files import safe
+
+    give_to = (account.uid, account.gid) if account.switch else None
+
+    def open_one(path: Path | None) -> int:
+        if path is None:
+            return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        key = "stdout" if path == svc.stdout else "stderr"
+        try:
+            return safe.open_output(path, give_to, account.uid)
+        except safe.Refused as exc:
+            raise type(exc)(
+                f"{svc.name}: {exc.message}: remove it, or set {key}: in {svc.file} to another "
+                f"file",
+            ) from None
+        except NotADirectoryError as exc:
+            raise EnvironmentProblem(
+                f"{svc.name}: cannot open the log file {path}: {exc.filename} is not a "
+                f"directory (fix the log directory, or set {key}: in {svc.file})"
+            ) from None
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"{svc.name}: cannot open the log file {path}: {exc.strerror} "
+                f"(check the log directory's permissions, or set {key}: in {svc.file})"
+            ) from None
+
+    out = open_one(svc.stdout)
+    if svc.stderr_same:
+        return out, out
+    try:
+        err = open_one(svc.stderr)
+    except BaseException:
+        os.close(out)
+        raise
+    return out, err
+
+
+SHIM = """
+import os, resource, sys, json
+spec = json.loads(sys.argv[1])
+def fail(what, e):
+    reason = getattr(e, "strerror", None) or str(e)
+    sys.stderr.write("servicectl: cannot %s: %s\\n" % (what, reason))
+    os._exit(126)
+inf = resource.RLIM_INFINITY
+for name, soft, hard in spec["limits"]:
+    pair = (inf if soft < 0 else soft, inf if hard < 0 else hard)
+    try:
+        resource.setrlimit(getattr(resource, name), pair)
+    except (OSError, ValueError) as e:
+        shown = ["unlimited" if v == inf else str(v) for v in pair]
+        fail("set limit %s to %s (soft/hard)" % (name[7:].lower(), "/".join(shown)), e)
+if spec["nice"] is not None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
+    except OSError as e:
+        fail("set nice %d" % spec["nice"], e)
+if spec["uid"] is not None:
+    try:
+        os.setgroups(spec["groups"])
+        os.setgid(spec["gid"])
+        os.setuid(spec["uid"])
+    except OSError as e:
+        fail("switch to uid %d" % spec["uid"], e)
+if spec["gate"] and not os.read(0, 1):
+    os._exit(125)
+if spec["gate"]:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+try:
+    os.execve(sys.argv[2], sys.argv[3:], os.environ)
+except OSError as e:
+    sys.stderr.write("servicectl: cannot execute %s: %s\\n" % (sys.argv[2], e.strerror))
+    os._exit(127)
+"""
+
+
+# The gate: the child waits on stdin (a pipe) until servicectl has recorded it, then becomes the
+# program with stdin from /dev/null. If servicectl dies first, the pipe reads EOF and the child
+# exits 125 without running the program: no process is ever left that servicectl lost.
+# dash adds only PWD to the environment (unset unless the service sets it); other shells add
+# more (bash: SHLVL), so without dash the Python shim does the gate, 10-15 ms slower.
+GATE_SH = 'read -r _ || exit 125; exec "$0" "$@" </dev/null'
+GATE_SHELL = "/bin/dash"
+GATE_EXIT = 125
+
+
+class Gate:
+    """The write end of a spawned child's gate; ``open`` lets the child run the program."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+
+    def open(self) -> None:
+        """Let the child exec the program (idempotent)."""
+        if self.write_fd >= 0:
+            try:
+                os.write(self.write_fd, b"go\n")
+            except OSError:
+                pass  # the child is gone; the caller sees its death
+            self.close()
+
+    def close(self) -> None:
+        """Close both ends: a child still waiting reads EOF and exits without running."""
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+
+    def gated_argv(self, cmdline: list[str]) -> bool:
+        """Whether /proc shows ``cmdline`` as still the gate (the program not yet executed)."""
+        return len(cmdline) >= 3 and cmdline[1] == "-c" and cmdline[2].endswith(GATE_SH)
+
+
+def _command_line(
+    svc: Service,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    argv: tuple[str, ...],
+    gate: Gate | None,
+) -> tuple[list[str], str, dict[str, Any]]:
+    """What Popen runs: (argv, executable, keyword arguments for the user switch). The exec
+    shim when ``nice`` or ``limits`` must be applied (or a gate is wanted without dash), the
+    dash gate, or the program itself."""
+    uses_shim = bool(svc.limits) or svc.nice is not None
+    if gate is not None and not uses_shim and not os.access(GATE_SHELL, os.X_OK):
+        uses_shim = True
+    if uses_shim:
+        import json
+
+        spec = {
+            "limits": [(LIMIT_NAMES[n], s, h) for n, s, h in svc.limits],
+            "nice": svc.nice,
+            "uid": account.uid if account.switch else None,
+            "gid": account.gid,
+            "groups": list(account.groups) or [account.gid],
+            "gate": gate is not None,
+        }
+        shim = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
+        return shim, sys.executable, {}
+    kwargs: dict[str, Any] = {}
+    if account.switch:
+        kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+    if gate is not None:
+        script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
+        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL, kwargs
+    return list(argv), program, kwargs
+
+
+def spawn(
+    svc: Service,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    pass_fds: tuple[int, ...] = (),
+    argv: tuple[str, ...] | None = None,
+    gate: Gate | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the program detached: own session and process group, stdin from /dev/null, output
+    to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
+
+    ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
+    (so hard limits can be raised), because preexec_fn is unsafe once threads exist. With a
+    ``gate``, the child runs the program only once ``gate.open()`` is called (see GATE_SH).
+    """
+    argv = argv or svc.command
+    if not svc.working_directory.is_dir():
+        raise EnvironmentProblem(
+            f"{svc.name}: working directory {svc.working_directory} does not exist "
+            f"(create it, or fix working_directory: in {svc.file})"
+        )
+    out, err = open_output(svc, account)
+    cmd, exe, kwargs = _command_line(svc, account, env, program, argv, gate)
+    import subprocess
+
+    try:
+        return subprocess.Popen(
+            cmd,
+            executable=exe,
+            stdin=gate.read_fd if gate is not None else subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=str(svc.working_directory),
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=pass_fds,
+            umask=svc.umask,
+            restore_signals=True,
+            **kwargs,
+        )
+    except FileNotFoundError as exc:
+        if exc.filename == str(svc.working_directory):
+            raise EnvironmentProblem(
+                f"{svc.name}: working directory {svc.working_directory} does not exist"
+            ) from None
+        raise NotInstalledError(
+            f"{svc.name}: cannot execute {program}: {exc.strerror} "
+            f"(a script whose interpreter is missing? check its #! line)"
+        ) from None
+    except PermissionError as exc:
+        raise NotInstalledError(
+            f"{svc.name}: cannot execute {program}: permission denied"
+            + (f" for user {account.user}" if account.switch else "")
+            + f" ({exc.filename or program})"
+        ) from None
+    except OSError as exc:
+        raise ServicectlError(f"{svc.name}: cannot start {program}: {exc.strerror}") from None
+    finally:
+        os.close(out)
+        if err != out:
+            os.close(err)
+        if gate is not None:
+            os.close(gate.read_fd)
+            gate.read_fd = -1
+
+
+def expected_executables(program: str) -> set[str]:
+    """Paths /proc/PID/exe may show for ``program``: itself, or its #! interpreter."""
+    out = {os.path.realpath(program)}
+    try:
+        with open(program, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return out
+    if head.startswith(b"#!"):
+        parts = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+        if parts:
+            interp = parts[0]
+            if os.path.basename(interp) == "env" and len(parts) > 1:
+                args = [p for p in parts[1:] if not p.startswith("-")]
+                found = which(args[0], SERVICE_PATH) if args else None
+                if found:
+                    out.add(os.path.realpath(found))
+            else:
+                out.add(os.path.realpath(interp))
+    return out
