@@ -395,3 +395,20 @@ def test_logs_follow(env: Env) -> None:
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=10)
     assert p.returncode == 0 and "undoing" not in err
+
+
+def test_a_record_of_the_previous_version_is_still_read(env: Env) -> None:
+    """Records written by servicectl 0.1 carry fields this version dropped (stop_signal,
+    stop_timeout) and lack the ones it added: status, stop and start read them as before."""
+    env.sleeper("web")
+    assert_ok(env.sc("start", "web"))
+    pid = env.pid("web")
+    state = env.run / "web.state"
+    old = json.loads(state.read_text())
+    old.update(stop_signal=15, stop_timeout=30.0)
+    old.pop("fingerprint", None)
+    state.write_text(json.dumps(old))
+    assert env.status_json("web")["web"]["state"] == "running"
+    assert env.status_json("web")["web"]["pid"] == pid
+    assert_ok(env.sc("stop", "web"))
+    assert not alive(pid) and not state.exists()

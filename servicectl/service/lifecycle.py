@@ -12,13 +12,13 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from servicectl.definitions.expansion import expanded
-from servicectl.definitions.schema import Service, signal_name
+from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.service import audit, launch, supervised
 from servicectl.service.identity import seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import clean_leftovers, inspect
-from servicectl.service.outcome import KILL_CONFIRM_TIMEOUT, Outcome, StartFailed
+from servicectl.service.outcome import Outcome, StartFailed
 from servicectl.service.preflight import prepare
 from servicectl.service.reload import SignalNotHandled, reload
 from servicectl.service.terminate import group_handles, terminate
@@ -115,7 +115,7 @@ def _await_orphaned_launch(
         proc.wait_all_exit([launcher], time.monotonic() + svc.start_timeout)
         if not launcher.exited():
             launcher.send(signal.SIGKILL)
-            proc.wait_all_exit([launcher], time.monotonic() + KILL_CONFIRM_TIMEOUT, False)
+            proc.wait_all_exit([launcher], time.monotonic() + KILL_WAIT, False)
     return inspect(svc, dirs)
 
 

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 from servicectl.errors import ServicectlError
 
-KILL_CONFIRM_TIMEOUT = (
-    5.0  # after SIGKILL, how long a process may linger (D state) before we give up
-)
-
 
 class Outcome:
     """What an action did to one service, for one output line (``ok_line`` False: print it on

@@ -13,9 +13,8 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from servicectl.definitions.schema import signal_name
+from servicectl.definitions.schema import KILL_WAIT, signal_name
 from servicectl.errors import Interrupted, ServicectlError
-from servicectl.service.outcome import KILL_CONFIRM_TIMEOUT
 from servicectl.service.waits import Progress, silent
 from servicectl.system import proc
 from servicectl.system.proc import Handle
@@ -79,7 +78,7 @@ def kill_and_reap(targets: list[Handle]) -> None:
     """SIGKILL every handle's process, wait for all (not cancellable: this is cleanup), reap
     those that are our children, and close the handles."""
     try:
-        _step(targets, signal.SIGKILL, time.monotonic() + KILL_CONFIRM_TIMEOUT, final=True)
+        _step(targets, signal.SIGKILL, time.monotonic() + KILL_WAIT, final=True)
     finally:
         _reap_and_close(targets)
 

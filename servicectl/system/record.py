@@ -35,8 +35,6 @@ class Record(NamedTuple):
     started_at: float = 0.0  # wall clock, for people only
     command: tuple[str, ...] = ()
     user: str | None = None
-    stop_signal: int = 15
-    stop_timeout: float = 30.0
     kill_mode: str = "group"
     status_text: str | None = None
     notify_socket: str | None = None
@@ -69,7 +67,7 @@ class Record(NamedTuple):
         data: dict[str, Any] = json.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = set(cls._fields)
+        known = set(cls._fields)  # fields of other versions (stop_signal...) are dropped
         values = {k: v for k, v in data.items() if k in known}
         if "command" in values:
             values["command"] = tuple(values["command"])
@@ -134,8 +132,6 @@ def new_record(svc: Service, info: ProcInfo, **fields: Any) -> Record:
         "started_at": time.time(),
         "command": tuple(svc.command),
         "user": svc.user,
-        "stop_signal": svc.stop_signal,
-        "stop_timeout": svc.stop_timeout,
         "kill_mode": svc.kill_mode,
         "definition": str(svc.file),
     }
