@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 from conftest import DAEMONS, PY, ROOT, TAG_VAR, Env, alive, assert_ok, wait_for
+from faultkit import SYSTEM_PYTHON, reachable_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ pytest.importorskip("ansible", reason="ansible-core is not installed (pip instal
 
 COLLECTION = ROOT / "contrib" / "ansible"
 MODULE = "servicectl.servicectl.servicectl"
+FACTS = "servicectl.servicectl.servicectl_facts"
 BIN = Path(sys.executable).parent
 
 
@@ -115,20 +117,26 @@ class Book:
         self.runs = 0
 
     def run(
-        self, tasks: list[dict[str, Any]], *flags: str, timeout: float = 180
+        self,
+        tasks: list[dict[str, Any]],
+        *flags: str,
+        timeout: float = 180,
+        handlers: list[dict[str, Any]] | None = None,
     ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-        """One play on localhost; every task registers its ``register`` name, and a last task
-        (run even in check mode) dumps them all to JSON."""
+        """One play on localhost; every task (and handler) registers its ``register`` name, and
+        a last task (run even in check mode, after the handlers) dumps them all to JSON."""
         self.runs += 1
         out = self.base / f"results-{self.runs}.json"
-        names = [t["register"] for t in tasks if "register" in t]
+        names = [t["register"] for t in [*tasks, *(handlers or [])] if "register" in t]
         dump = ", ".join(f"'{n}': {n} | default(None)" for n in names)
         play = {
             "hosts": "all",
             "gather_facts": False,
-            "module_defaults": {MODULE: self.defaults},
+            "module_defaults": {MODULE: self.defaults, FACTS: self.defaults},
+            "handlers": handlers or [],
             "tasks": [
                 *tasks,
+                {"ansible.builtin.meta": "flush_handlers"},
                 {
                     "name": "dump results",
                     "ansible.builtin.copy": {
@@ -363,9 +371,14 @@ def test_refused_definition_and_failures_carry_servicectl_message(
     )
     typo_res = r["typo"]
     assert typo_res["failed"] is True and typo_res["rc"] == 6
-    assert f"{web}: stop_timout" in typo_res["msg"]  # the real path, not the mirror's
-    assert "servicectl-check-" not in typo_res["msg"] + typo_res["stderr"]
-    assert typo_res["msg"] == typo_res["stderr"].strip()
+    # The real path, not the staging copy's, and said to be the rejected content, not the file
+    # in place.
+    assert f"{web} (new content; not installed): stop_timout" in typo_res["msg"]
+    assert ".servicectl-staging-" not in typo_res["msg"] + typo_res["stderr"]
+    assert typo_res["msg"].startswith(typo_res["stderr"].strip())
+    assert typo_res["msg"].endswith(
+        "web: refused; nothing was installed (the files in place are unchanged)"
+    )
     assert "depends" in r["nodep"]["msg"] and "nope" in r["nodep"]["msg"]
     assert r["nodep"]["failed"] is True and r["nodep"]["rc"] == 6
     # The refused ones left the file alone; the accepted one (depends on db, relative
@@ -486,60 +499,415 @@ def doc_playbook(title: str) -> list[dict[str, Any]]:
     raise AssertionError(f"no YAML block starting with '# {title}' in docs/fleet.md")
 
 
-def test_rolling_playbook_of_the_docs_stops_at_the_first_failure(
+def test_playbooks_of_the_docs_pass_syntax_check(env: Env, collections: Path) -> None:
+    """docs/fleet.md's roll-web.yml and site.yml (run over ssh on three hosts by
+    tests/test_fleet_hosts.py) are what they say: one host at a time, stopping at the first
+    failure; the module, the facts module and the role resolve, and ansible accepts them."""
+    (roll,) = doc_playbook("roll-web.yml")
+    assert roll["serial"] == 1 and roll["max_fail_percentage"] == 0
+    install = roll["tasks"][0][MODULE]
+    assert install["state"] == "started" and "definition" in install
+    assert FACTS in roll["tasks"][1]
+    (site,) = doc_playbook("site.yml")
+    assert site["roles"][0]["role"] == "servicectl.servicectl.servicectl"
+    assert site["tasks"][0]["notify"] == "restart servicectl services"
+    book = Book(env, collections)
+    (book.base / "inventory").write_text("[web_servers]\nweb1 ansible_connection=local\n")
+    for name, play in (("roll", roll), ("site", site)):
+        res = book.playbook([play], "--syntax-check", "-i", str(book.base / "inventory"))
+        assert res.returncode == 0, (name, res.stdout + res.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# A definition lands only after its config test passed; a failed restart rolls back
+
+CONF_OK = """\
+import sys
+try:
+    ok = open(sys.argv[1]).read().strip() == "ok"
+except OSError as exc:
+    sys.exit(f"cannot read the configuration: {exc}")
+sys.exit(0 if ok else "the configuration does not say ok")
+"""
+
+
+def conf_checked(env: Env, conf: Path, **extra: Any) -> dict[str, Any]:
+    """A sleeper whose config test (run by servicectl before start, restart and reload, and by
+    the module in its staging copy) passes only while ``conf`` says ok."""
+    return sleeper_spec(
+        env, marker="web.marker", check_command=[SYSTEM_PYTHON, "-c", CONF_OK, str(conf)], **extra
+    )
+
+
+def test_config_test_gates_the_definition_in_check_mode_too(env: Env, collections: Path) -> None:
+    """A new definition whose config test fails is refused (rc 6) in check mode and in a real
+    run, the file in place stays byte for byte and the old process keeps running; the config
+    test runs as the service's user (one root would pass is refused for nobody)."""
+    good, broken = env.root / "good.conf", env.root / "broken.conf"
+    good.write_text("ok\n")
+    broken.write_text("not ok\n")
+    book = Book(env, collections)
+    res, r = book.run([task("v1", name="web", definition=conf_checked(env, good), state="started")])
+    assert r["v1"]["changed"] is True and r["v1"]["status"]["state"] == "running"
+    web = env.services / "web.yaml"
+    before, pid = web.read_bytes(), r["v1"]["status"]["pid"]
+    v2 = conf_checked(env, broken, description="v2")
+    as_nobody = conf_checked(env, good, description="v3", user="nobody")  # good.conf: root's
+    res, r = book.run(
+        [
+            task(
+                "dry",
+                name="web",
+                definition=v2,
+                state="started",
+                ignore_errors=True,
+                check_mode=True,
+            ),
+            task("real", name="web", definition=v2, state="started", ignore_errors=True),
+            task("user", name="web", definition=as_nobody, ignore_errors=True),
+        ],
+        "--diff",
+    )
+    for key in ("dry", "real", "user"):
+        got = r[key]
+        assert got["failed"] is True and got["rc"] == 6, (key, got)
+        assert "web: config test failed" in got["msg"], got["msg"]
+        assert got["msg"].endswith(
+            "web: refused; nothing was installed (the files in place are unchanged)"
+        )
+        assert ".servicectl-staging-" not in got["msg"] + got["stderr"] + got["stdout"]
+    assert web.read_bytes() == before
+    assert env.status_json("web")["web"]["pid"] == pid and alive(pid)
+    assert marker_pids(env, "started", "web.marker") == [pid]
+    assert not list(env.services.glob("*~")), "a refused definition leaves no backup"
+    clean_dirs(env, "web.yaml")
+
+
+def test_failed_restart_rolls_back_and_a_rerun_tries_again(env: Env, collections: Path) -> None:
+    """A definition that passes its check but whose process dies at start: the restart fails,
+    the previous definition is put back (a timestamped backup kept), the old service runs again,
+    and the task fails with servicectl's message and exit code and says it rolled back. The
+    rerun fails the same way (never counted as done); the fixed definition goes through, and a
+    second run of it changes nothing."""
+    v1 = sleeper_spec(env, marker="web.marker", description="v1")
+    crashing = sleeper_spec(env, "--exit-code", "3", marker="web.marker", description="v2")
+    v2 = sleeper_spec(env, marker="web.marker", description="v2")
+    book = Book(env, collections)
+    res, r = book.run([task("v1", name="web", definition=v1, state="started")])
+    web = env.services / "web.yaml"
+    v1_bytes, first = web.read_bytes(), r["v1"]["status"]["pid"]
+    assert "backup_file" not in r["v1"]  # nothing ran before: nothing to back up
+    res, r = book.run(
+        [
+            task("bad", name="web", definition=crashing, state="started", ignore_errors=True),
+            task("again", name="web", definition=crashing, state="started", ignore_errors=True),
+        ]
+    )
+    for key in ("bad", "again"):
+        got = r[key]
+        assert got["failed"] is True and got["rc"] == 1 and got["rolled_back"] is True, got
+        assert "web: failed to start" in got["msg"] or "exited" in got["msg"], got["msg"]
+        assert (
+            "web: the restart failed under the new definition, so it was rolled back" in got["msg"]
+        )
+        assert "the previous definition is back in place and the service runs it" in got["msg"]
+        assert got["actions"] == [f"write {web}", "restart", "roll back", "start"], got["actions"]
+        backup = Path(got["backup_file"])
+        assert backup.parent == env.services and backup.name.startswith("web.yaml.")
+        assert backup.name.endswith("~") and backup.read_bytes() == v1_bytes
+        assert got["status"]["state"] == "running" and got["status"]["description"] == "v1"
+    assert web.read_bytes() == v1_bytes
+    row = env.status_json("web")["web"]
+    assert row["state"] == "running" and row["definition_changed"] is False
+    assert row["pid"] == r["again"]["status"]["pid"] != first and not alive(first)
+    assert "web" in listed(env) and len(listed(env)) == 1  # servicectl ignores the backups
+
+    res, r = book.run(
+        [
+            task("fixed", name="web", definition=v2, state="started"),
+            task("idem", name="web", definition=v2, state="started"),
+        ]
+    )
+    assert r["fixed"]["changed"] is True and r["fixed"]["actions"] == [f"write {web}", "restart"]
+    assert r["fixed"]["status"]["description"] == "v2" and r["fixed"]["definition_changed"] is False
+    assert r["idem"]["changed"] is False and r["idem"]["actions"] == []
+    assert r["idem"]["status"]["pid"] == r["fixed"]["status"]["pid"]
+    for backup in env.services.glob("web.yaml.*~"):
+        backup.unlink()
+    clean_dirs(env, "web.yaml")
+
+
+def test_started_restarts_only_a_service_running_another_definition(
     env: Env, collections: Path
 ) -> None:
-    """docs/fleet.md's roll (serial 2, max_fail_percentage 0, any_errors_fatal) on three local
-    hosts: host2 lacks the service web depends on, so check refuses web there and the roll
-    stops (host3 untouched); once host2 has it, the roll goes through everywhere."""
-    (play,) = doc_playbook("roll-web.yml")
-    assert play["serial"] == 2 and play["max_fail_percentage"] == 0
-    assert play["any_errors_fatal"] is True
+    """state=started restarts a running service whose parsed definition differs from the one on
+    disk (and a handler can be notified on definition_changed); the same definition in another
+    YAML style, and enable/disable, are no change and restart nothing."""
+    spec = sleeper_spec(env, marker="web.marker")
     book = Book(env, collections)
-    hosts = ["host1", "host2", "host3"]
-    inventory = ["[web_servers]"]
-    for host in hosts:
-        root = env.root / host
-        (root / "services.d").mkdir(parents=True)
-        inventory.append(f"{host} ansible_connection=local sc_root={root}")
-        if host != "host2":
-            env.write(f"../{host}/services.d/db", sleeper_spec(env, marker=f"{host}.db"))
-    (book.base / "inventory").write_text("\n".join(inventory) + "\n")
-    (book.base / "services").mkdir()
-    web_spec = sleeper_spec(env, marker="web.marker", depends=["db"])
-    (book.base / "services" / "web.yaml").write_text(yaml.safe_dump(web_spec))
-    # The play as documented; only the directories are this test's and no become.
-    play["become"] = False
-    play["module_defaults"] = {
-        MODULE: {
-            "services_dir": "{{ sc_root }}/services.d",
-            "run_dir": "{{ sc_root }}/run",
-            "log_dir": "{{ sc_root }}/log",
-        }
+    res, r = book.run([task("v1", name="web", definition=spec, state="started")])
+    pid = r["v1"]["status"]["pid"]
+    web = env.services / "web.yaml"
+    web.write_text("# restyled by hand\n" + json.dumps(spec) + "\n")  # JSON is YAML too
+    res, r = book.run(
+        [
+            task("restyled", name="web", state="started"),
+            task("off", name="web", enabled=False, state="started"),
+            task("on", name="web", enabled=True, state="started"),
+        ]
+    )
+    for key in ("restyled", "off", "on"):
+        assert r[key]["definition_changed"] is False, r[key]
+        assert r[key]["status"]["pid"] == pid, r[key]
+        assert "restart" not in r[key]["actions"]
+    assert r["restyled"]["changed"] is False
+    env.write("web", dict(spec, environment={**spec["environment"], "FOO": "bar"}), tag=False)
+    handler = {
+        "name": "restart web",
+        MODULE: {"name": "web", "state": "restarted"},
+        "register": "handled",
     }
-    res = book.playbook([play], "-i", str(book.base / "inventory"))
-    assert res.returncode != 0, res.stdout
-    assert "db: no such service" in res.stdout, res.stdout
-    assert (env.root / "host1" / "services.d" / "web.yaml").exists()  # batch 1, before the stop
-    assert not (env.root / "host2" / "services.d" / "web.yaml").exists()  # refused
-    assert not (env.root / "host3" / "services.d" / "web.yaml").exists()  # never reached
-    assert "host3" not in res.stdout
-    assert not marker_pids(env, "started", "web.marker")  # the roll stopped before any start
+    res, r = book.run(
+        [
+            {
+                "name": "look",
+                MODULE: {"name": "web"},
+                "register": "look",
+                "changed_when": "look.definition_changed",
+                "notify": "restart web",
+            },
+        ],
+        handlers=[handler],
+    )
+    assert r["look"]["definition_changed"] is True
+    assert r["look"]["definition_changes"] == ["environment.FOO"]
+    assert r["handled"]["changed"] is True and r["handled"]["definition_changed"] is False
+    second = r["handled"]["status"]["pid"]
+    assert second != pid and not alive(pid)
+    env.write("web", dict(spec, description="edited"), tag=False)
+    res, r = book.run([task("drifted", name="web", state="started")])
+    assert r["drifted"]["changed"] is True and r["drifted"]["actions"] == ["restart"]
+    assert r["drifted"]["status"]["description"] == "edited"
+    assert r["drifted"]["status"]["pid"] != second
+    clean_dirs(env, "web.yaml")
 
-    env.write("../host2/services.d/db", sleeper_spec(env, marker="host2.db"))
-    res = book.playbook([play], "-i", str(book.base / "inventory"))
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert len(marker_pids(env, "started", "web.marker")) == 3
-    for host in hosts:
-        root = env.root / host
-        out = subprocess.run(
-            [*env.base_args()[:3], "-d", str(root / "services.d"), "--run-dir", str(root / "run")]
-            + ["status", "--json", "web"],
-            capture_output=True,
-            text=True,
-            timeout=60,
+
+def test_dropins_are_validated_and_installed_with_the_definition(
+    env: Env, collections: Path
+) -> None:
+    """dropins: written into NAME.d only after the staged whole passed its check, removed by
+    null; a refused one names the drop-in as new content and installs nothing."""
+    book = Book(env, collections)
+    spec = sleeper_spec(env, marker="web.marker")
+    env_dump = env.root / "env.json"
+    res, r = book.run(
+        [
+            task(
+                "add",
+                name="web",
+                definition=spec,
+                dropins={"10-env": {"environment": {"FOO": "bar", "ENV_DUMP": str(env_dump)}}},
+                state="started",
+            ),
+            task("bad", name="web", dropins={"20-typo": "stop_timout: 3\n"}, ignore_errors=True),
+            task(
+                "mine", name="web", dropins={"50-enabled": "enabled: false\n"}, ignore_errors=True
+            ),
+            task("bad_name", name="web", dropins={"../x": "a: 1\n"}, ignore_errors=True),
+        ]
+    )
+    dropin = env.services / "web.d" / "10-env.yaml"
+    assert r["add"]["changed"] is True
+    assert r["add"]["actions"] == [f"write {env.services / 'web.yaml'}", f"write {dropin}", "start"]
+    assert yaml.safe_load(dropin.read_text())["environment"]["FOO"] == "bar"
+    pid = r["add"]["status"]["pid"]
+    bad = r["bad"]
+    assert bad["failed"] is True and bad["rc"] == 6
+    typo = env.services / "web.d" / "20-typo.yaml"
+    assert f"{typo} (new content; not installed): stop_timout" in bad["msg"], bad["msg"]
+    assert not typo.exists()
+    assert r["mine"]["failed"] is True and "enabled option" in r["mine"]["msg"]
+    assert r["bad_name"]["failed"] is True and not (env.root / "x.yaml").exists()
+    assert r["bad_name"]["rc"] == 2
+    res, r = book.run([task("remove", name="web", dropins={"10-env": None}, state="started")])
+    assert r["remove"]["actions"] == [f"remove {dropin}", "restart"]
+    assert not dropin.exists() and r["remove"]["status"]["pid"] != pid
+    shutil.rmtree(env.services / "web.d")
+    clean_dirs(env, "web.yaml")
+
+
+def test_absent_stops_and_removes_definition_and_dropins(env: Env, collections: Path) -> None:
+    """state=absent: check mode changes nothing; then stop, the definition and NAME.d removed;
+    again: no change. With backup, the files are kept under backup names servicectl ignores."""
+    book = Book(env, collections)
+    spec = sleeper_spec(env, marker="web.marker")
+    res, r = book.run(
+        [
+            task(
+                "web", name="web", definition=spec, dropins={"10-x": {"nice": 1}}, state="started"
+            ),
+            task(
+                "db", name="db", definition=sleeper_spec(env, marker="db.marker"), state="started"
+            ),
+        ]
+    )
+    web_pid, db_pid = r["web"]["status"]["pid"], r["db"]["status"]["pid"]
+    res, r = book.run([task("dry", name="web", state="absent", check_mode=True)], "--diff")
+    assert r["dry"]["changed"] is True
+    assert r["dry"]["actions"] == [
+        "stop",
+        f"remove {env.services / 'web.d'}",
+        f"remove {env.services / 'web.yaml'}",
+    ]
+    assert alive(web_pid) and (env.services / "web.yaml").exists()
+    res, r = book.run(
+        [
+            task("gone", name="web", state="absent"),
+            task("again", name="web", state="absent"),
+            task("db_gone", name="db", state="absent", backup=True),
+            task("both", name="db", state="absent", definition=spec, ignore_errors=True),
+        ]
+    )
+    assert r["gone"]["changed"] is True and r["gone"]["status"]["state"] == "unknown"
+    assert not alive(web_pid)
+    assert not (env.services / "web.yaml").exists() and not (env.services / "web.d").exists()
+    assert r["again"]["changed"] is False and r["again"]["actions"] == []
+    assert not alive(db_pid)
+    kept = Path(r["db_gone"]["backup_file"])
+    assert yaml.safe_load(kept.read_text()) == sleeper_spec(env, marker="db.marker")
+    assert kept.name.startswith("db.yaml.") and kept.name.endswith("~")
+    assert listed(env) == {}  # the backups are not definitions
+    assert r["both"]["failed"] is True and "definition" in r["both"]["msg"]
+    kept.unlink()
+    clean_dirs(env)
+
+
+def test_servicectl_facts_report_every_service(env: Env, collections: Path) -> None:
+    """servicectl_facts: every service with state, pid, enabled (status as service_facts says
+    it), supervised, definition_changed and health; changes nothing."""
+    env.write("up", sleeper_spec(env, marker="up.marker"))
+    env.write("down", sleeper_spec(env, marker="down.marker", enabled=False))
+    env.write("sup", sleeper_spec(env, marker="sup.marker", restart="on-failure"))
+    env.write("broken", "command: [sleep\n")
+    assert_ok(env.sc("start", "up", "sup"))
+    env.write("up", sleeper_spec(env, marker="up.marker", stop_timeout=9))
+    book = Book(env, collections)
+    res, r = book.run(
+        [
+            {
+                "name": "theirs",
+                "ansible.builtin.service_facts": {},
+                "register": "theirs",
+                "ignore_errors": True,
+            },
+            {"name": "facts", FACTS: {}, "register": "facts"},
+            {
+                "name": "merged",
+                "ansible.builtin.set_fact": {"merged": "{{ ansible_facts.services }}"},
+                "register": "merged",
+            },
+        ],
+        "--check",
+    )
+    assert r["facts"]["changed"] is False
+    # service_facts' own fact, with servicectl's services merged in (its others kept).
+    merged = r["merged"]["ansible_facts"]["merged"]
+    theirs = (r["theirs"].get("ansible_facts") or {}).get("services") or {}
+    for name, entry in theirs.items():
+        if name not in ("up", "down", "sup", "broken"):
+            assert merged[name] == entry
+    assert merged["up"] == {
+        "name": "up",
+        "state": "running",
+        "status": "enabled",
+        "source": "servicectl",
+    }
+    assert merged["down"]["status"] == "disabled" and merged["down"]["state"] == "stopped"
+    facts = r["facts"]["ansible_facts"]["servicectl_services"]
+    assert sorted(facts) == ["broken", "down", "sup", "up"]
+    up, down, sup, broken = facts["up"], facts["down"], facts["sup"], facts["broken"]
+    assert up["state"] == "running" and up["pid"] == env.pid("up") and up["source"] == "servicectl"
+    assert up["status"] == "enabled" and up["enabled"] is True and up["supervised"] is False
+    assert up["definition_changed"] is True and up["definition_changes"] == ["stop_timeout"]
+    assert up["health"] == env.status_json("up")["up"].get("health")
+    assert down["state"] == "stopped" and down["status"] == "disabled" and down["pid"] is None
+    assert down["definition_changed"] is False and down["enabled"] is False
+    assert sup["supervised"] is True and sup["state"] == "running"
+    assert broken["state"] == "invalid" and broken["status"] == "unknown" and broken["error"]
+    assert env.status_json("down")["down"]["state"] == "stopped"
+
+
+# ---------------------------------------------------------------------------------------------
+# R-ANS-2: the staging copy
+
+PROBE = f"""#!{SYSTEM_PYTHON}
+import json, os, sys
+here = os.path.dirname(sys.argv[0])
+st = os.stat(here)
+info = {{"argv0": sys.argv[0], "uid": os.getuid(), "dir_uid": st.st_uid,
+         "dir_mode": st.st_mode & 0o7777}}
+try:
+    info["listing"] = sorted(os.listdir(here))
+except OSError as exc:
+    info["listing"] = type(exc).__name__
+staged = os.path.join(here, "web.yaml")
+info["file_mode"] = os.stat(staged).st_mode & 0o7777
+try:
+    with open(staged) as fh:
+        info["read"] = "ok" if fh.read() else "empty"
+except OSError as exc:
+    info["read"] = type(exc).__name__
+with open(sys.argv[1], "w") as fh:
+    json.dump(info, fh)
+"""
+
+
+def test_R_ANS_2_the_definition_is_judged_in_a_private_staging_copy(
+    env: Env, collections: Path
+) -> None:
+    """The config test runs on the staged definition, in a hidden mkdtemp directory inside the
+    services directory: root's, 0711, the staged file 0600. The service's user (nobody) runs
+    the relative program through it but can neither list it nor read the staged definition.
+    Nothing of it is left."""
+    with reachable_dir() as top:
+        services = top / "services.d"
+        services.mkdir()
+        services.chmod(0o755)
+        out = top / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        probe = services / "probe.py"
+        probe.write_text(PROBE)
+        probe.chmod(0o755)
+        book = Book(env, collections)
+        book.defaults["services_dir"] = str(services)
+        base = {
+            "command": [SYSTEM_PYTHON, "-c", "import time; time.sleep(300)"],
+            "environment": {TAG_VAR: env.tag, "SECRET": "only root reads this"},
+        }
+        as_root = dict(base, check_command=["./probe.py", str(out / "root.json")])
+        as_nobody = dict(as_root, user="nobody", check_command=["./probe.py", str(out / "n.json")])
+        res, r = book.run(
+            [
+                task("root", name="web", definition=as_root),
+                task("nobody", name="web", definition=as_nobody),
+            ]
         )
-        assert json.loads(out.stdout)[0]["state"] == "running", (host, out.stdout)
+        assert r["root"]["changed"] is True and r["nobody"]["changed"] is True
+        root = json.loads((out / "root.json").read_text())
+        nobody = json.loads((out / "n.json").read_text())
+        for seen in (root, nobody):
+            staged_dir = Path(seen["argv0"]).parent
+            assert staged_dir.parent == services, seen
+            assert staged_dir.name.startswith(".servicectl-staging-"), seen
+            assert seen["dir_uid"] == 0 and seen["dir_mode"] == 0o711, seen
+            assert seen["file_mode"] == 0o600, seen
+        assert root["uid"] == 0 and root["read"] == "ok" and "web.yaml" in root["listing"]
+        assert nobody["uid"] != 0
+        assert nobody["listing"] == "PermissionError" and nobody["read"] == "PermissionError"
+        assert stat.S_IMODE((services / "web.yaml").stat().st_mode) == 0o644
+        assert yaml.safe_load((services / "web.yaml").read_text()) == as_nobody
+        assert sorted(p.name for p in services.iterdir()) == ["probe.py", "web.yaml"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,17 +1,26 @@
-"""Has a service's definition changed on disk since it was started?
+"""Has a service's definition changed on disk since it was started, and what changed?
 
-At start, the state record keeps a fingerprint of every file the definition was read from (the
-definition and its drop-ins): path, mtime_ns, size and sha256. ``status`` compares: the same
-mtime and size mean unchanged (no read); otherwise the content is hashed again, so a ``touch``
-alone is no change. A file added, removed or edited is.
+At start, the state record keeps the parsed definition (``snapshot``: every key of the
+Service as JSON data, drop-ins merged, defaults applied, ``$VARIABLES`` not yet expanded) and a
+fingerprint of every file it was read from (path, mtime_ns, size, sha256). ``status`` compares
+the parsed definitions, never their text: the same keys and values written in another YAML
+style, a comment, a ``touch``, or a drop-in that says what the file said, are no change.
+``enabled`` and a template's ``instances`` only decide what startall starts, so ``enable`` and
+``disable`` never count as one. What changed is named by key (``command``), and for the keys
+that are mappings of named entries by entry (``environment.FOO``, ``limits.nofile``,
+``actions.rotate``).
+
+A record written by a servicectl that kept no parsed definition falls back to the
+fingerprint: the same mtime and size mean unchanged (no read); otherwise the content is hashed
+again. Then it is known that, not what, changed.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
@@ -19,6 +28,12 @@ if TYPE_CHECKING:
 Fingerprint = tuple[tuple[str, int, int, str], ...]  # (path, mtime_ns, size, sha256) per file
 NOTE = "definition changed on disk since start; restart to apply"
 MAX_BYTES = 1 << 20  # definitions are at most 1 MiB
+# Fields of a Service that are not its definition's keys (name, file, the derived ones), and the
+# keys that decide only what startall starts: never a change to the running service.
+IGNORED = frozenset(
+    ("name", "file", "dropins", "stderr_same", "pid_file_given", "enabled", "instances")
+)
+NAMED_ENTRIES = ("environment", "limits", "actions")  # (name, ...) tuples: compared by entry
 
 
 def definition_files(svc: Service) -> list[Path]:
@@ -78,3 +93,78 @@ def changed(svc: Service, recorded: Fingerprint) -> bool:
         if got is None or got[2] != sha:
             return True
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# The parsed definition
+
+
+def snapshot(svc: Service) -> dict[str, Any]:
+    """``svc``'s definition as JSON data (what start records): every key but IGNORED, in the
+    Service's order. Give the definition as parsed, before its $VARIABLES are expanded."""
+    return {key: _plain(key, getattr(svc, key)) for key in svc._fields if key not in IGNORED}
+
+
+def _plain(key: str, value: Any) -> Any:
+    """``value`` as JSON data, equal to itself after a JSON round trip (lists, string keys)."""
+    if key in NAMED_ENTRIES and isinstance(value, tuple):
+        entries = [e for e in value if isinstance(e, tuple) and e]
+        return {str(e[0]): _json(e[1] if len(e) == 2 else e[1:]) for e in entries}
+    return _json(value)
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "_asdict"):  # a NamedTuple (Ready, Action, Directory, StartLimit...)
+        return {str(k): _json(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((_json(v) for v in value), key=repr)
+    if isinstance(value, (tuple, list)):
+        return [_json(v) for v in value]
+    return repr(value)
+
+
+_MISSING = object()
+
+
+def changes(recorded: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The keys (``environment.FOO`` for an entry of a NAMED_ENTRIES key) whose values differ
+    between two snapshots, in ``now``'s order. A key the recorded snapshot lacks (a key newer
+    than the servicectl that started the service) counts as changed only if ``now`` gives it a
+    value other than its default; a key ``now`` lacks is not compared."""
+    out: list[str] = []
+    for key, value in now.items():
+        if key in recorded:
+            old = recorded[key]
+        elif key in defaults:
+            old = _plain(key, defaults[key])
+        else:
+            continue
+        if old == value:
+            continue
+        if key in NAMED_ENTRIES and isinstance(old, dict) and isinstance(value, dict):
+            names = [*value, *(n for n in old if n not in value)]
+            out += [f"{key}.{n}" for n in names if old.get(n, _MISSING) != value.get(n, _MISSING)]
+        else:
+            out.append(key)
+    return out
+
+
+def compare(
+    svc: Service, parsed: dict[str, Any] | None, recorded: Fingerprint
+) -> tuple[bool, list[str] | None]:
+    """Whether a service started from the definition a record describes (its ``parsed``
+    snapshot, or only the ``recorded`` fingerprint of its files) runs a definition other than
+    ``svc`` (the one on disk now), and the keys that differ; None for the keys when the record
+    kept only the fingerprint (then only whether the files changed is known)."""
+    if isinstance(parsed, dict):
+        keys = changes(parsed, snapshot(svc), svc._field_defaults)
+        return bool(keys), keys
+    if changed(svc, recorded):
+        return True, None
+    return False, []

@@ -82,10 +82,12 @@ def record_start(
     gate: Gate | None,
     notify_socket: str | None,
     extra: dict[str, Any] | None = None,
+    written: Service | None = None,
 ) -> Record:
     """Record the started process ("starting": not confirmed yet), and for a gated one its PID
     file too, then let it run the program. ``extra``: more fields of the record (who
-    supervises it)."""
+    supervises it); ``written``: the definition before its $VARIABLES were expanded (``svc``
+    is expanded), kept parsed for status (drift.py)."""
     record = new_record(
         svc,
         info,
@@ -95,6 +97,7 @@ def record_start(
         notify_socket=notify_socket,
         seen=seen_alive(info.pid, info.starttime),
         fingerprint=fingerprint.fingerprint(svc),
+        parsed=fingerprint.snapshot(written or svc),
         **(extra or {}),
     )
     # Record first, before the program runs: if this fails, the child is killed, so that no

@@ -131,7 +131,7 @@ def _start_locked(
         return _start_supervised(svc, dirs, progress)
     account = resolve_account(svc)
     env = build_environment(svc, account)
-    svc = expanded(svc, env)  # $VAR in its commands
+    written, svc = svc, expanded(svc, env)  # $VAR in its commands
     program = resolve_program(svc, env)
     notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
@@ -146,7 +146,9 @@ def _start_locked(
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
             fields = supervised.start_fields(svc) if extra is None else extra
-            record = launch.record_start(svc, dirs, info, program, child, gate, address, fields)
+            record = launch.record_start(
+                svc, dirs, info, program, child, gate, address, fields, written
+            )
             result = _await_ready(svc, account, env, child, handle, record, notify, progress)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:

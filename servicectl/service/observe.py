@@ -369,7 +369,9 @@ class Status:
 
     ``since``: when the running process started (wall clock, for people); ``pgid``/``sid``: the
     service's own process group and session (0: none), whose members the block lists;
-    ``definition_changed``: its files differ from those it was started with.
+    ``definition_changed``: its definition on disk differs from the one it was started with
+    (parsed, ``enabled`` aside), ``definition_changes`` says which keys (None: unknown, a record
+    of an older servicectl); the ``description`` is then the running one's.
 
     Supervision (filled in by the supervisor's record when there is one; None: not known):
     ``restarts`` since the last start, ``last_exit`` (``{"code": N}`` or ``{"signal": "KILL"}``,
@@ -394,6 +396,7 @@ class Status:
         "pgid",
         "sid",
         "definition_changed",
+        "definition_changes",
         "restarts",
         "last_exit",
         "supervisor",
@@ -430,6 +433,7 @@ class Status:
         self.pgid = 0
         self.sid = 0
         self.definition_changed = False
+        self.definition_changes: list[str] | None = []
         self.restarts: int | None = None
         self.last_exit: dict[str, object] | None = None
         self.supervisor: str | None = None
@@ -458,6 +462,8 @@ class Status:
             "status_text": self.status_text,
             "notes": self.notes,
             "error": self.error,
+            "definition_changed": self.definition_changed,
+            "definition_changes": self.definition_changes,
             **supervision,
         }
 
@@ -487,9 +493,13 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         if obs.record is not None:
             row.status_text = obs.record.status_text
             _own_group(row, obs.info, obs.record)
-            if fingerprint.changed(svc, obs.record.fingerprint):
-                row.definition_changed = True
+            row.definition_changed, row.definition_changes = fingerprint.compare(
+                svc, obs.record.parsed, obs.record.fingerprint
+            )
+            if row.definition_changed:
                 row.notes.append(fingerprint.NOTE)
+                if isinstance(obs.record.parsed, dict):  # what runs, not what is on disk
+                    row.description = str(obs.record.parsed.get("description", ""))
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     supervised.describe(row, obs.record, svc)

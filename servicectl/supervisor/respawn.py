@@ -260,7 +260,7 @@ def spawn_for(unit: Unit, notify: str | None) -> tuple[int, int]:
         try:
             handle, info = found or launch.identify(svc, child)
             record = launch.record_start(
-                svc, dirs, info, program, child, gate, notify, unit.fields()
+                svc, dirs, info, program, child, gate, notify, unit.fields(), unit.svc
             )
         except BaseException:
             launch.abort_start(svc, dirs, child, strays)

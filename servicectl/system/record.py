@@ -43,6 +43,9 @@ class Record(NamedTuple):
     definition: str | None = None  # the definition file it was started from (None: unknown)
     # The definition's files at start, (path, mtime_ns, size, sha256) each (see drift.py).
     fingerprint: tuple[tuple[str, int, int, str], ...] = ()
+    # The definition it was started with, parsed (drift.snapshot; None: not kept, as by older
+    # servicectl versions): what status compares with the definition on disk.
+    parsed: Optional[dict[str, Any]] = None
     # Supervision: who supervises it ("servicectl", "systemd"...; empty: nobody) and, for
     # servicectl's supervisor, that process (pid, start time); respawns since the last start,
     # the last exit seen ({"code": N} or {"signal": "KILL"} or {"unknown": why}, with "at"),
@@ -75,6 +78,8 @@ class Record(NamedTuple):
             values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
         if not isinstance(values.get("last_exit"), (dict, type(None))):
             values["last_exit"] = None
+        if not isinstance(values.get("parsed"), (dict, type(None))):
+            values["parsed"] = None
         return cls(**values)
 
 

@@ -4,8 +4,8 @@
 # MIT License (see the collection's LICENSE file)
 
 """Service definition files for the servicectl module: block YAML written without a YAML
-library (none is needed on the target), the ``enabled`` key edited in place, atomic writes,
-and the mirror directory in which ``servicectl check`` judges a definition before it lands."""
+library (none is needed on the target), the ``enabled`` key edited in place, files read
+without following a symlink, and atomic writes."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,7 +15,6 @@ import errno
 import math
 import os
 import re
-import shutil
 import stat
 import tempfile
 
@@ -148,25 +147,62 @@ def definition_path(services_dir, name):
     return yaml_path
 
 
-def write_atomic(path, data):
-    """Write ``data`` to ``path`` by a temporary file in the same directory and a rename. A new
-    file gets mode 0644; a replaced one keeps its mode, owner and group."""
+class RefusedPath(Exception):
+    """A path the module will not read, write or replace (a symlink, not a regular file)."""
+
+
+def read_regular(path):
+    """(bytes, lstat) of a regular file, or (None, None) when there is none. A symlink, a FIFO
+    or anything else that is not a regular file raises RefusedPath (never followed, never
+    blocked on)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None, None
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise RefusedPath(
+                "%s is a symlink; this module never writes through or over one: replace it "
+                "with a regular file, or point services_dir at the directory it leads to" % path
+            )
+        raise RefusedPath("%s cannot be read: %s" % (path, exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RefusedPath("%s is not a regular file; a definition must be one" % path)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path, data, like=None):
+    """Write ``data`` to ``path`` by a temporary file in the same directory and a rename. The
+    file gets the mode, owner and group of ``like`` (a stat result), else of the file it
+    replaces, else mode 0644."""
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    try:
-        old = os.lstat(path)
-    except OSError:
-        old = None
+    if like is None:
+        try:
+            like = os.lstat(path)
+        except OSError:
+            like = None
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fchmod(fd, stat.S_IMODE(old.st_mode) if old else 0o644)
-            if old and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-                os.fchown(fd, old.st_uid, old.st_gid)
+            os.fchmod(fd, stat.S_IMODE(like.st_mode) if like else 0o644)
+            if like and (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(fd, like.st_uid, like.st_gid)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -179,6 +215,11 @@ def write_atomic(path, data):
         except OSError:
             pass
         raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory):
+    """Make a rename in ``directory`` durable (best effort)."""
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -187,30 +228,3 @@ def write_atomic(path, data):
             os.close(dir_fd)
     except OSError:
         pass
-
-
-def mirror_services_dir(real, mirror, skip):
-    """Fill ``mirror`` so that servicectl judges a definition there as it would in ``real``:
-    copies of the definitions and drop-in directories, symlinks to everything else."""
-    try:
-        entries = sorted(os.listdir(real))
-    except OSError:
-        return
-    for entry in entries:
-        if entry in skip:
-            continue
-        src = os.path.join(real, entry)
-        dst = os.path.join(mirror, entry)
-        st = os.lstat(src)
-        if stat.S_ISREG(st.st_mode) and entry.endswith((".yaml", ".yml")):
-            shutil.copyfile(src, dst)
-        elif stat.S_ISDIR(st.st_mode) and entry.endswith(".d"):
-            os.mkdir(dst)
-            for inner in sorted(os.listdir(src)):
-                inner_src = os.path.join(src, inner)
-                if os.path.isfile(inner_src) and not os.path.islink(inner_src):
-                    shutil.copyfile(inner_src, os.path.join(dst, inner))
-                else:
-                    os.symlink(inner_src, os.path.join(dst, inner))
-        else:
-            os.symlink(src, dst)

@@ -14,16 +14,25 @@ short_description: Manage services run by servicectl, the replacement for init.d
 version_added: "0.1.0"
 description:
   - Start, stop, restart and reload services managed by C(servicectl), enable them for
-    C(servicectl startall) at boot, and install their YAML definitions.
-  - A O(definition) is written into the services directory only after C(servicectl check) has
-    accepted it, and only when it differs from the file in place. The file is written
-    atomically (a temporary file in the same directory, then a rename), never through or over a
-    symlink.
+    C(servicectl startall) at boot, install their YAML definitions and drop-ins, and remove
+    them.
+  - A new O(definition) or O(dropins) lands only after its config test passed. The files are
+    first written into a private staging copy of the services directory, where
+    C(servicectl check --run-checks NAME) validates them and runs the service's
+    C(check_command) as the service's user, as servicectl does before a start. Only then is
+    each staged file moved into place by an atomic rename, never through or over a symlink.
+    Check mode runs the same validation and config test.
+  - O(state=started) means running the definition that is on disk. A service that runs but was
+    started with another definition (the parsed definitions differ; O(enabled) never counts) is
+    restarted.
+  - When a start, restart or reload fails after this task changed the files, and O(backup) is
+    on (the default when the service runs), the previous files are put back and a service that
+    ran is started again under them. The task still fails, with servicectl's message and exit
+    code, and says that it rolled back. A rerun tries again.
   - The module runs the C(servicectl) executable on the target and reads its C(--json)
     output. It does not import servicectl's Python package, so it works with whatever Python
     Ansible uses on the target.
   - Every result carries the service's C(servicectl status --json) entry in RV(status).
-  - A failure returns servicectl's own message in C(msg) and its LSB exit code in C(rc).
 author:
   - servicectl contributors (@servicectl)
 options:
@@ -36,8 +45,10 @@ options:
     aliases: [service]
   state:
     description:
-      - V(started) starts the service if it is not running (C(servicectl start)); a service
-        already running or still starting is left alone.
+      - V(started) starts the service if it is not running (C(servicectl start)). A service
+        that runs the definition on disk is left alone; one that runs another definition (its
+        RV(definition_changed) is true, for example after this task wrote a new one) is
+        restarted.
       - V(stopped) stops it if it is not stopped (C(servicectl stop)). A service that is
         C(dead) (its PID file left behind) is stopped too, which cleans the stale PID file.
       - V(restarted) always restarts it (C(servicectl restart)); running services that depend
@@ -45,34 +56,51 @@ options:
       - "V(reloaded) always reloads it (C(servicectl reload)). The service must be running:
         a reload of a stopped service fails with rc 7, and of a service whose definition says
         C(reload: false) with rc 3."
+      - V(absent) stops the service, then removes its definition file and its drop-in
+        directory C(NAME.d) (which takes it out of C(startall) too). With O(backup=true), the
+        definition is kept as a timestamped copy and the drop-in directory is renamed to one.
       - When omitted, no process is touched.
     type: str
-    choices: [started, stopped, restarted, reloaded]
+    choices: [started, stopped, restarted, reloaded, absent]
   enabled:
     description:
       - Whether C(servicectl startall) (the boot script) starts the service.
-      - Set with C(servicectl enable NAME) or C(servicectl disable NAME). When the installed
-        servicectl has no such commands (exit 2), the C(enabled) key of the definition file is
-        set instead, after the result has passed C(servicectl check).
-      - Whether anything changes is decided from C(servicectl list --json).
+      - Set with C(servicectl enable NAME) or C(servicectl disable NAME), which write the
+        drop-in C(NAME.d/50-enabled.yaml). When the installed servicectl has no such commands
+        (exit 2), the C(enabled) key of the definition file is set instead.
+      - Never counts as a change of the running service's definition (no restart).
     type: bool
   definition:
     description:
-      - The service's definition, as YAML text or as a mapping (written out as block YAML).
-      - It is validated with C(servicectl check) in a temporary services directory that holds a
-        copy of the other definitions and drop-ins, symlinks to everything else in the services
-        directory (so that relative paths and C(depends) are judged as in place), and the same
-        run and log directories.
-      - It is written to O(services_dir)/NAME.yaml (or NAME.yml if only that file exists) only
-        when it differs from the file in place. A new file gets mode 0644; a replaced file keeps
-        its mode, owner and group. A symlink in its place is refused. The services directory is
-        created (mode 0755) when missing.
+      - The service's definition, as YAML text or as a mapping (written out as block YAML),
+        for O(services_dir)/NAME.yaml (or NAME.yml if only that file exists).
+      - Written only when it differs from the file in place, and only after it passed
+        C(servicectl check --run-checks) in a staging copy of the services directory (see the
+        description). A new file gets mode 0644; a replaced file keeps its mode, owner and
+        group. A symlink in its place is refused. The services directory is created (mode
+        0755) when missing.
       - Nothing is written into a services directory that C(servicectl) would refuse as root
-        (exit code 4), such as one another user could write or replace, or one reached through
-        a symlink another user could have made.
-      - Changing the definition of a running service does not restart it; notify a handler
-        with O(state=restarted), or use O(state=restarted) when the result is changed.
+        (exit code 4), such as one another user could write or replace.
     type: raw
+  dropins:
+    description:
+      - Drop-ins of the service, C(NAME.d/FILE), as a mapping of file name to content (YAML
+        text or a mapping), or to V(null) to remove that drop-in. C(.yaml) is added to a name
+        without C(.yaml) or C(.yml).
+      - Validated and installed the same way as O(definition), together with it.
+      - Drop-ins not named here are left alone. C(50-enabled.yaml) belongs to O(enabled).
+    type: dict
+    version_added: "0.2.0"
+  backup:
+    description:
+      - Keep a timestamped copy of every definition file or drop-in this task replaces or
+        removes, named as M(ansible.builtin.template) names its backups
+        (C(FILE.PID.YYYY-MM-DD@HH:MM:SS~), which servicectl ignores), and roll the files back
+        when the start, restart or reload that follows fails.
+      - Default V(true) when the service runs at the start of the task, else V(false); with
+        O(state=absent) the default is V(false).
+    type: bool
+    version_added: "0.2.0"
   services_dir:
     description:
       - The directory of service definitions (C(servicectl -d)).
@@ -94,43 +122,64 @@ options:
   executable:
     description:
       - The servicectl program to run, by path or by name.
-      - When omitted, C(servicectl) is looked up on E(PATH) (and the usual sbin directories).
+      - When omitted, C(servicectl) is looked up on E(PATH) and in C(/usr/local/sbin),
+        C(/usr/sbin) and C(/sbin).
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details:
+      - Validation and the config test run in check mode too (in the staging copy, whose
+        C(directories) are not made), so a refused definition fails the check run.
+      - A running service whose files would change is reported as to be restarted with
+        O(state=started); whether the parsed definition really differs is known once the
+        files are written.
   diff_mode:
     support: full
   platform:
     platforms: posix
 notes:
-  - With no O(state), O(enabled) or O(definition), the module only reports the service's
-    status.
-  - O(definition), O(enabled) and O(state) are applied in that order.
+  - With no O(state), O(enabled), O(definition) or O(dropins), the module only reports the
+    service's status.
+  - O(definition) and O(dropins), then O(enabled), then O(state) are applied in that order.
   - V(restarted) and V(reloaded) always report a change.
+  - The staging copy is a hidden directory C(.servicectl-staging-*) in the services directory,
+    removed at the end of the task; servicectl ignores it.
 requirements:
-  - servicectl on the target (C(pip install servicectl)).
+  - servicectl on the target (see the role C(servicectl.servicectl.servicectl)).
 seealso:
   - module: ansible.builtin.service
   - module: ansible.builtin.sysvinit
+  - module: ansible.builtin.template
+  - module: servicectl.servicectl.servicectl_facts
 """
 
 EXAMPLES = r"""
-- name: Install the web service's definition and start it
+- name: Install the web service's definition and run it (restarted when it changed)
   servicectl.servicectl.servicectl:
     name: web
     definition:
       description: Demo HTTP server
       command: python3 -m http.server 8080 --bind 127.0.0.1
       user: www-data
+      check_command: [python3, -c, "import http.server"]
       ready:
         http: http://127.0.0.1:8080/
     state: started
     enabled: true
 
-- name: Install a definition from a file of the playbook, restart when it changed
+- name: A drop-in raises the file limit; another one goes away
+  servicectl.servicectl.servicectl:
+    name: web
+    dropins:
+      10-limits:
+        limits: {nofile: 65536}
+      20-old: null
+    state: started
+
+- name: Install a definition from a file of the playbook, restart through a handler
   servicectl.servicectl.servicectl:
     name: worker
     definition: "{{ lookup('ansible.builtin.file', 'services/worker.yaml') }}"
@@ -141,11 +190,10 @@ EXAMPLES = r"""
     name: web
     state: reloaded
 
-- name: Keep a service out of startall, and stopped
+- name: Remove a service (stopped, definition and drop-ins gone)
   servicectl.servicectl.servicectl:
     name: legacy
-    enabled: false
-    state: stopped
+    state: absent
 
 - name: Read the status, then act on it
   servicectl.servicectl.servicectl:
@@ -154,10 +202,10 @@ EXAMPLES = r"""
     run_dir: /run/app
   register: web
 
-- name: Fail unless it runs
-  ansible.builtin.assert:
-    that: web.status.state == "running"
-    fail_msg: "web is {{ web.status.state }}"
+- name: Say so when web runs an older definition than the one on disk
+  ansible.builtin.debug:
+    msg: "web runs an older definition: {{ web.definition_changes | join(', ') }}"
+  when: web.definition_changed
 """
 
 RETURN = r"""
@@ -171,7 +219,7 @@ status:
     - The service's entry of C(servicectl status --json NAME) after the task (in check mode,
       the status before it).
     - Which keys it has depends on the servicectl version; these are always there.
-  returned: success
+  returned: success, and failures of an action or a rollback
   type: dict
   contains:
     name:
@@ -205,22 +253,61 @@ status:
     description: Demo HTTP server
     notes: []
     error: null
+    definition_changed: false
+    definition_changes: []
+definition_changed:
+  description:
+    - Whether the running service runs another definition than the one on disk (its parsed
+      definition, drop-ins merged, compared with what was recorded at its start; O(enabled)
+      never counts). False when it does not run. After a successful task with
+      O(state=started), always false.
+  returned: success
+  type: bool
+  sample: false
+definition_changes:
+  description:
+    - The keys that differ between the running definition and the one on disk, in the
+      definition's order (C(environment.FOO) for one variable), or null when the servicectl
+      that started the service did not keep its definition.
+  returned: success
+  type: list
+  elements: str
+  sample: [command, environment.FOO]
 enabled:
   description: Whether startall starts the service, after the task.
   returned: when O(enabled) is given
   type: bool
   sample: true
 definition_file:
-  description: The definition file written or compared.
-  returned: when O(definition) is given, or O(enabled) was set in the file
+  description: The definition file written, compared or removed.
+  returned: when O(definition) or O(dropins) is given, or with O(state=absent)
   type: str
   sample: /etc/servicectl/services.d/web.yaml
+backup_file:
+  description:
+    - The backup of the definition file (or, when only drop-ins changed, of the first drop-in)
+      this task replaced or removed.
+  returned: when a file was backed up (O(backup))
+  type: str
+  sample: /etc/servicectl/services.d/web.yaml.4242.2025-01-31@12:00:00~
+backup_files:
+  description: Every backup this task made, the definition's first.
+  returned: when a file was backed up (O(backup))
+  type: list
+  elements: str
+rolled_back:
+  description:
+    - True when the files were put back after the start, restart or reload that followed
+      their change failed. The task has failed then.
+  returned: always
+  type: bool
+  sample: false
 actions:
-  description: The servicectl commands that ran, or would have run in check mode, in order.
+  description: What ran, or would have run in check mode, in order.
   returned: always
   type: list
   elements: str
-  sample: [write /etc/servicectl/services.d/web.yaml, enable, start]
+  sample: [write /etc/servicectl/services.d/web.yaml, enable, restart]
 msg:
   description: What servicectl said about the actions (its output lines), or its error message.
   returned: always
@@ -228,7 +315,7 @@ msg:
   sample: "web: started (pid 4242)"
 rc:
   description: On failure, servicectl's exit code (LSB). 5 unknown service or program, 6
-    invalid definition, 7 not running, 1 any other failure.
+    invalid definition or failed config test, 7 not running, 1 any other failure.
   returned: failure
   type: int
   sample: 6
@@ -240,7 +327,8 @@ stderr:
   description: On failure, the standard error of the servicectl command that failed.
   returned: failure
   type: str
-  sample: "servicectl: /etc/servicectl/services.d/web.yaml: stop_timout: unknown key"
+  sample: "servicectl: /etc/servicectl/services.d/web.yaml (new content; not installed):
+    stop_timout: unknown key (did you mean stop_timeout?)"
 cmd:
   description: On failure, the servicectl command line that failed.
   returned: failure
@@ -248,230 +336,200 @@ cmd:
   elements: str
 """
 
-import errno
-import json
 import os
 import re
-import shutil
-import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible_collections.servicectl.servicectl.plugins.module_utils.definitions import (
+    RefusedPath,
     definition_path,
-    mirror_services_dir,
+    read_regular,
     set_enabled,
     to_yaml,
-    write_atomic,
+)
+from ansible_collections.servicectl.servicectl.plugins.module_utils.runner import (
+    RUNNING_STATES,
+    Servicectl,
+    drifted,
+)
+from ansible_collections.servicectl.servicectl.plugins.module_utils.staging import (
+    Change,
+    Staging,
+    remove_tree,
+    restore,
 )
 
-DEFAULT_SERVICES_DIR = "/etc/servicectl/services.d"
 NAME_RE = re.compile(r"\A[A-Za-z0-9_@-][A-Za-z0-9_.@-]*\Z")
-RUNNING_STATES = ("running", "starting")
+DROPIN_RE = re.compile(r"\A[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*\Z")
+ENABLED_DROPIN = "50-enabled.yaml"
+DONE_STATES = ("running", "starting", "exited")  # state=started needs nothing more
 ACTIONS = {"restarted": "restart", "reloaded": "reload"}
 
-# ---------------------------------------------------------------------------------------------
-# Files
-
-
-def read_definition(module, path):
-    """The file's bytes, or None when there is none; a symlink or non-regular file fails."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        if exc.errno == errno.ELOOP or os.path.islink(path):
-            module.fail_json(
-                msg="%s is a symlink; this module never writes through or over one: replace it "
-                "with a regular file, or point services_dir at the directory it leads to" % path
-            )
-        module.fail_json(msg="%s cannot be read: %s" % (path, to_native(exc.strerror)))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            module.fail_json(msg="%s is not a regular file; a definition must be one" % path)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
 
 # ---------------------------------------------------------------------------------------------
-# servicectl
+# What the files should hold
 
 
-class Servicectl(object):
-    """Runs the servicectl executable with the task's directories."""
-
-    def __init__(self, module):
-        self.module = module
-        self.name = module.params["name"]
-        self.exe = self._find_executable(module.params["executable"])
-        services_dir = module.params["services_dir"]
-        if not services_dir:
-            services_dir = os.environ.get("SERVICECTL_SERVICES_DIR") or DEFAULT_SERVICES_DIR
-        self.services_dir = os.path.abspath(services_dir)
-        self.run_dir = module.params["run_dir"]
-        self.log_dir = module.params["log_dir"]
-        self._has_enable = None
-
-    def _find_executable(self, exe):
-        if exe and "/" in exe:
-            if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-                self.module.fail_json(msg="executable %s is not an executable file" % exe, rc=5)
-            return exe
-        return self.module.get_bin_path(exe or "servicectl", required=True)
-
-    def argv(self, args, services_dir=None, run_dir=None):
-        cmd = [self.exe, "-d", services_dir or self.services_dir]
-        run_dir = run_dir or self.run_dir
-        if run_dir:
-            cmd += ["--run-dir", run_dir]
-        if self.log_dir:
-            cmd += ["--log-dir", self.log_dir]
-        return cmd + list(args)
-
-    def run(self, args, **dirs):
-        cmd = self.argv(args, **dirs)
-        rc, out, err = self.module.run_command(cmd, environ_update={"NO_COLOR": "1"})
-        return cmd, rc, out, err
-
-    def fail(self, cmd, rc, out, err, **extra):
-        """Fail the task with servicectl's own message and exit code."""
-        msg = (err or out or "").strip() or "%s exited %d" % (cmd[0], rc)
-        self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, cmd=cmd, **extra)
-
-    def json(self, args, **dirs):
-        cmd, rc, out, err = self.run(args, **dirs)
-        try:
-            return json.loads(out)
-        except ValueError:
-            self.fail(cmd, rc or 1, out, err)
-
-    def status(self):
-        """The service's ``status --json`` entry (its exit code is the LSB status code)."""
-        for entry in self.json(["status", "--json", self.name]) or []:
-            if isinstance(entry, dict) and entry.get("name") == self.name:
-                return entry
-        cmd, rc, out, err = self.run(["check", self.name])
-        self.fail(cmd, rc or 1, out, err)
-
-    def listing(self, **dirs):
-        """The service's ``list --json`` entry, or None when it has no definition."""
-        for entry in self.json(["list", "--json"], **dirs) or []:
-            if isinstance(entry, dict) and entry.get("name") == self.name:
-                return entry
-        return None
-
-    def refuse_untrusted_dir(self):
-        """Fail unless servicectl would act on the services directory (or, while it is missing,
-        the directory it is to be made in): as root, one another user could write or replace
-        (servicectl's exit 4) never receives a definition written by root."""
-        path = self.services_dir
-        while not os.path.isdir(path) and os.path.dirname(path) != path:
-            path = os.path.dirname(path)
-        cmd, rc, out, err = self.run(["list", "--json"], services_dir=path)
-        if rc == 4:
-            self.fail(cmd, rc, out, err)
-
-    def fail_with_check(self):
-        """Why the service cannot be acted on, in servicectl's words (``check NAME``)."""
-        cmd, rc, out, err = self.run(["check", self.name])
-        if rc == 0:
-            rc, err = 1, "%s: servicectl reports nothing about this service" % self.name
-        self.fail(cmd, rc, out, err)
-
-    def has_enable(self):
-        """Whether this servicectl has ``enable``/``disable`` (older ones answer 2, usage)."""
-        if self._has_enable is None:
-            rc = self.run(["enable", "--help"])[1]
-            self._has_enable = rc == 0
-        return self._has_enable
+def render(module, value, what):
+    if isinstance(value, dict):
+        return to_yaml(value)
+    if isinstance(value, (str, bytes)):
+        return to_text(value)
+    module.fail_json(msg="%s must be YAML text or a mapping, not %s" % (what, type(value)))
 
 
-# ---------------------------------------------------------------------------------------------
-# The three steps: definition, enabled, state
-
-
-def render_definition(module, definition):
-    if isinstance(definition, dict):
-        return to_yaml(definition)
-    if isinstance(definition, (str, bytes)):
-        return to_text(definition)
-    module.fail_json(msg="definition must be YAML text or a mapping, not %s" % type(definition))
-
-
-def validate(sc, path, content, want_enabled):
-    """Run ``servicectl check NAME`` on ``content`` in a mirror of the services directory.
-    Returns the ``list --json`` entry seen there when ``want_enabled``."""
-    module = sc.module
-    tmp = tempfile.mkdtemp(prefix="servicectl-check-", dir=module.tmpdir)
+def read_or_fail(module, path):
     try:
-        mirror = os.path.join(tmp, "services.d")
-        os.mkdir(mirror)
-        skip = (sc.name + ".yaml", sc.name + ".yml")
-        try:
-            mirror_services_dir(sc.services_dir, mirror, skip)
-            with open(os.path.join(mirror, os.path.basename(path)), "wb") as fh:
-                fh.write(content)
-        except OSError as exc:
-            module.fail_json(
-                msg="%s: cannot prepare its check in %s: %s" % (sc.name, tmp, to_native(exc)),
-                rc=1,
-            )
-        cmd, rc, out, err = sc.run(["check", sc.name], services_dir=mirror)
-        if rc != 0:
-            out, err = (s.replace(mirror, sc.services_dir) for s in (out, err))
-            sc.fail(cmd, rc, out, err, definition_file=path)
-        if want_enabled:
-            return sc.listing(services_dir=mirror, run_dir=os.path.join(tmp, "run"))
-        return None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return read_regular(path)
+    except RefusedPath as exc:
+        module.fail_json(msg=to_native(exc), rc=1)
 
 
-def apply_definition(sc, res, want_text, fallback_enabled, want_listing):
-    """Write the definition when it differs. Returns, when check mode leaves it unwritten and
-    ``want_listing``, the ``list --json`` entry it would give, else None."""
-    module = sc.module
-    path = definition_path(sc.services_dir, sc.name)
-    current = read_definition(module, path)
-    if want_text is None:
-        if current is None:
-            return None
+def dropin_file(module, name, file_name):
+    if not file_name.endswith((".yaml", ".yml")):
+        file_name += ".yaml"
+    if not DROPIN_RE.match(file_name) or file_name.endswith("~"):
+        module.fail_json(
+            msg="%s.d/%s is not a drop-in name (letters, digits, -, _, ., @, +; not starting "
+            "with .)" % (name, file_name),
+            rc=2,
+        )
+    if file_name == ENABLED_DROPIN:
+        module.fail_json(
+            msg="%s.d/%s belongs to servicectl enable/disable: use the enabled option"
+            % (name, file_name),
+            rc=2,
+        )
+    return file_name
+
+
+def plan(sc, want_text, dropins, fallback_enabled):
+    """The Changes that bring the service's files to what the task asks."""
+    module, name = sc.module, sc.name
+    path = definition_path(sc.services_dir, name)
+    current, current_st = read_or_fail(module, path)
+    if want_text is None and fallback_enabled is not None and current is not None:
         want_text = to_text(current, errors="surrogate_or_replace")
-    if fallback_enabled is not None:
+    if want_text is not None and fallback_enabled is not None:
         want_text = set_enabled(want_text, fallback_enabled)
-    content = to_bytes(want_text, errors="surrogate_or_strict")
-    res["definition_file"] = path
-    if content == current:
-        return None
+    changes = []
+    if want_text is not None:
+        content = to_bytes(want_text, errors="surrogate_or_strict")
+        if content != current:
+            changes.append(Change(path, content, current, current_st))
+    directory = os.path.join(sc.services_dir, name + ".d")
+    for file_name, value in sorted((dropins or {}).items()):
+        dropin = os.path.join(directory, dropin_file(module, name, to_text(file_name)))
+        old, old_st = read_or_fail(module, dropin)
+        new = None
+        if value is not None:
+            new = to_bytes(render(module, value, "a drop-in"), errors="surrogate_or_strict")
+        if new != old:
+            changes.append(Change(dropin, new, old, old_st))
+    return path, changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: staged, checked, backed up, installed
+
+
+def apply_files(sc, res, changes, backup, want_listing):
+    """Stage ``changes``, have servicectl check them there (validation and config test), then
+    back up and install them. Returns, in check mode with ``want_listing``, the ``list --json``
+    entry the staged definition gives, else None."""
+    module = sc.module
     sc.refuse_untrusted_dir()
-    listing = validate(sc, path, content, want_listing and module.check_mode)
-    res["changed"] = True
-    res["actions"].append("write " + path)
-    res["diff"].append(
-        {
-            "before": to_text(current or b"", errors="surrogate_or_replace"),
-            "after": want_text,
-            "before_header": path if current is not None else path + " (absent)",
-            "after_header": path,
-        }
-    )
-    if not module.check_mode:
-        try:
-            write_atomic(path, content)
-        except OSError as exc:
-            module.fail_json(msg="%s cannot be written: %s" % (path, to_native(exc)), rc=1)
+    if not module.check_mode and not os.path.isdir(sc.services_dir):
+        os.makedirs(sc.services_dir, 0o755)
+        os.chmod(sc.services_dir, 0o755)
+    try:
+        staging = Staging(sc.services_dir, module.tmpdir)
+    except OSError as exc:
+        module.fail_json(msg="%s: cannot make its staging copy: %s" % (sc.name, exc), rc=1)
+    try:
+        listing = check_staged(sc, staging, changes, want_listing)
+        for change in changes:
+            res["actions"].append("%s %s" % (change.verb, change.path))
+            res["diff"].append(diff_of(change))
+        res["changed"] = True
+        if module.check_mode:
+            return listing
+        if backup:
+            for change in changes:
+                if change.old is not None:
+                    change.backup = module.backup_local(change.path)
+            kept = [c.backup for c in changes if c.backup]
+            if kept:
+                res["backup_file"], res["backup_files"] = kept[0], kept
+        for done, change in enumerate(changes):
+            try:
+                staging.install(change)
+            except (OSError, RefusedPath) as exc:
+                restore(changes[:done])
+                module.fail_json(
+                    msg="%s cannot be installed: %s; nothing was changed"
+                    % (change.path, to_native(exc)),
+                    rc=1,
+                )
         return None
-    return listing
+    finally:
+        staging.cleanup()
+
+
+def check_staged(sc, staging, changes, want_listing):
+    """``servicectl check --run-checks NAME`` on the staging copy; a refusal fails the task
+    with servicectl's words (naming the new content as such) and exit code."""
+    module = sc.module
+    name = sc.name
+    dropin_dir = os.path.join(sc.services_dir, name + ".d") if module.check_mode else None
+    try:
+        staging.fill(changes, dropin_dir)
+    except OSError as exc:
+        module.fail_json(
+            msg="%s: cannot prepare its check in %s: %s" % (name, staging.root, to_native(exc)),
+            rc=1,
+        )
+    steps = [["check", name], ["check", "--run-checks", name]]
+    if not module.check_mode:
+        steps = steps[1:]  # one run: validation, directories, config test
+    for args in steps:
+        cmd, rc, out, err = sc.run(args, services_dir=staging.root)
+        if rc != 0:
+            out, err = (staging.shown(s, changes) for s in (out, err))
+            said = (err or out).strip() or "servicectl check exited %d" % rc
+            sc.fail(
+                cmd,
+                rc,
+                out,
+                err,
+                msg="%s\n%s: refused; nothing was installed (the files in place are unchanged)"
+                % (said, name),
+                definition_file=res_file(sc),
+            )
+    if want_listing:
+        return sc.listing(services_dir=staging.root, run_dir=staging.run_dir)
+    return None
+
+
+def res_file(sc):
+    return definition_path(sc.services_dir, sc.name)
+
+
+def diff_of(change):
+    def text(data):
+        return to_text(data or b"", errors="surrogate_or_replace")
+
+    return {
+        "before": text(change.old),
+        "after": text(change.new),
+        "before_header": change.path if change.old is not None else change.path + " (absent)",
+        "after_header": change.path if change.new is not None else change.path + " (absent)",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# enabled
 
 
 def apply_enabled(sc, res, enabled, prospective):
@@ -516,26 +574,37 @@ def apply_enabled(sc, res, enabled, prospective):
         res["messages"].append(out.strip())
 
 
-def needed_action(sc, state, entry, new_definition):
+# ---------------------------------------------------------------------------------------------
+# state
+
+
+def needed_action(sc, state, entry, files_changed):
     """The servicectl command that brings the service to ``state``, or None."""
     current = entry.get("state")
     if current in ("invalid", "unknown"):
-        if not (sc.module.check_mode and new_definition):
-            sc.fail_with_check()
-        current = "stopped"  # check mode: the definition would be written first
+        if not (sc.module.check_mode and files_changed):
+            sc.fail_with_check(status=entry)
+        current = "stopped"  # check mode: the files would be written first
     if state == "started":
-        return None if current in RUNNING_STATES else "start"
+        if current not in DONE_STATES:
+            return "start"
+        if current in RUNNING_STATES and (
+            drifted(entry) or (sc.module.check_mode and files_changed)
+        ):
+            return "restart"
+        return None
     if state == "stopped":
         return None if current == "stopped" else "stop"
     return ACTIONS[state]
 
 
-def apply_state(sc, res, state, new_definition):
-    """Run the action ``state`` needs. Returns the status entry when nothing ran (it is still
-    current), else None."""
+def apply_state(sc, res, state, changes, backup, was_running, entry=None):
+    """Run the action ``state`` needs; when it fails after this task changed the files, roll
+    them back (with ``backup``). ``entry``: the status, when it is still current. Returns the
+    status entry when nothing ran, else None."""
     module = sc.module
-    entry = sc.status()
-    action = needed_action(sc, state, entry, new_definition)
+    entry = entry or sc.status()
+    action = needed_action(sc, state, entry, bool(changes))
     if action is None:
         return entry
     res["changed"] = True
@@ -544,18 +613,128 @@ def apply_state(sc, res, state, new_definition):
         return entry
     cmd, rc, out, err = sc.run([action, sc.name])
     if rc != 0:
+        if changes and backup:
+            roll_back(sc, res, changes, was_running, action, (cmd, rc, out, err))
         sc.fail(cmd, rc, out, err, status=sc.status(), actions=res["actions"])
     res["messages"].append(out.strip())
     return None
 
 
-def run_module():
+def roll_back(sc, res, changes, was_running, action, failed):
+    """Put the previous files back; a service that ran before the task runs again under them.
+    Then fail the task with servicectl's message and exit code, saying what was done."""
+    cmd, rc, out, err = failed
+    name = sc.name
+    said = (err or out or "").strip() or "%s exited %d" % (cmd[0], rc)
+    problems = restore(changes)
+    res["actions"].append("roll back")
+    entry = sc.status()
+    restarted = ""
+    if was_running and entry.get("state") not in RUNNING_STATES and not problems:
+        res["actions"].append("start")
+        start = sc.run(["start", name])
+        if start[1] != 0:
+            restarted = "; starting it again failed too: %s" % (start[3] or start[2]).strip()
+        entry = sc.status()
+    if problems:
+        how = "but could not restore %s" % "; ".join(problems)
+    elif all(c.old is None for c in changes):
+        how = "the new files were removed again; the service is %s%s" % (
+            entry.get("state"),
+            restarted,
+        )
+    elif entry.get("state") in RUNNING_STATES:
+        how = "the previous definition is back in place and the service runs it (pid %s)" % (
+            entry.get("pid"),
+        )
+    else:
+        how = "the previous definition is back in place; the service is %s%s" % (
+            entry.get("state"),
+            restarted,
+        )
+    backups = [c.backup for c in changes if c.backup]
+    extra = dict(backup_file=backups[0], backup_files=backups) if backups else {}
+    sc.fail(
+        cmd,
+        rc,
+        out,
+        err,
+        msg="%s\n%s: the %s failed under the new definition, so it was rolled back: %s"
+        % (said, name, action, how),
+        status=entry,
+        actions=res["actions"],
+        rolled_back=True,
+        **extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# state=absent
+
+
+def apply_absent(sc, res, backup):
+    """Stop the service, then remove its definition and its drop-in directory."""
+    module, name = sc.module, sc.name
+    path = definition_path(sc.services_dir, name)
+    dropin_dir = os.path.join(sc.services_dir, name + ".d")
+    res["definition_file"] = path
+    entry = sc.status()
+    if entry.get("state") not in ("stopped", "unknown", "invalid"):
+        res["changed"] = True
+        res["actions"].append("stop")
+        if not module.check_mode:
+            cmd, rc, out, err = sc.run(["stop", name])
+            if rc != 0:
+                sc.fail(cmd, rc, out, err, status=sc.status(), actions=res["actions"])
+            res["messages"].append(out.strip())
+    current, dummy = read_or_fail(module, path)
+    for target, is_dir in ((dropin_dir, True), (path, False)):
+        if not os.path.lexists(target):
+            continue
+        res["changed"] = True
+        res["actions"].append("remove " + target)
+        if not is_dir:
+            res["diff"].append(diff_of(Change(target, None, current, None)))
+        if module.check_mode:
+            continue
+        try:
+            if backup:
+                kept = module.backup_local(target) if not is_dir else _keep_dir(target)
+                res.setdefault("backup_files", []).append(kept)
+                if not is_dir:
+                    res["backup_file"] = kept
+            elif is_dir:
+                remove_tree(target)
+            if not is_dir:
+                os.unlink(target)
+        except OSError as exc:
+            module.fail_json(msg="%s cannot be removed: %s" % (target, to_native(exc)), rc=1)
+    return entry if module.check_mode else sc.status()
+
+
+def _keep_dir(path):
+    """Rename a drop-in directory to a timestamped backup name, as backup_local names files."""
+    import time
+
+    kept = "%s.%s.%s" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S~"))
+    os.rename(path, kept)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True, aliases=["service"]),
-            state=dict(type="str", choices=["started", "stopped", "restarted", "reloaded"]),
+            state=dict(
+                type="str", choices=["started", "stopped", "restarted", "reloaded", "absent"]
+            ),
             enabled=dict(type="bool"),
             definition=dict(type="raw"),
+            dropins=dict(type="dict"),
+            backup=dict(type="bool"),
             services_dir=dict(type="path"),
             run_dir=dict(type="path"),
             log_dir=dict(type="path"),
@@ -564,30 +743,66 @@ def run_module():
         supports_check_mode=True,
     )
     params = module.params
-    name = params["name"]
-    if not NAME_RE.match(name):
+    if not NAME_RE.match(params["name"]):
         module.fail_json(
             msg="%r is not a service name (letters, digits, -, _, ., @; not starting with .)"
-            % name,
+            % params["name"],
             rc=2,
         )
-    sc = Servicectl(module)
-    res = dict(changed=False, name=name, actions=[], diff=[], messages=[])
+    if params["state"] == "absent":
+        given = [k for k in ("definition", "dropins") if params[k] is not None]
+        if params["enabled"]:
+            given.append("enabled=true")
+        if given:
+            module.fail_json(msg="state=absent removes the service: drop %s" % ", ".join(given))
+    return module
+
+
+def run_module():
+    module = parse_args()
+    params = module.params
+    name = params["name"]
+    sc = Servicectl(module, name)
+    res = dict(changed=False, name=name, actions=[], diff=[], messages=[], rolled_back=False)
+    if params["state"] == "absent":
+        res["status"] = apply_absent(sc, res, bool(params["backup"]))
+        finish(module, res)
+    before = sc.status()
+    was_running = before.get("state") in RUNNING_STATES
+    backup = was_running if params["backup"] is None else params["backup"]
     enabled = params["enabled"]
-    fallback = enabled if enabled is not None and not sc.has_enable() else None
     want_text = None
     if params["definition"] is not None:
-        want_text = render_definition(module, params["definition"])
+        want_text = render(module, params["definition"], "definition")
+    files_asked = want_text is not None or bool(params["dropins"])
+    listed = sc.listing() if enabled is not None else None
+    changes = []
+    if files_asked:
+        res["definition_file"], changes = plan(sc, want_text, params["dropins"], None)
+    if (
+        enabled is not None
+        and (changes or listed is None or listed.get("enabled") != enabled)
+        and not sc.has_enable()
+    ):  # a servicectl without enable/disable: the key is set in the definition file
+        res["definition_file"], changes = plan(sc, want_text, params["dropins"], enabled)
     prospective = None
-    if want_text is not None or fallback is not None:
-        prospective = apply_definition(sc, res, want_text, fallback, enabled is not None)
-    new_definition = bool(res["actions"])
+    if changes:
+        prospective = apply_files(sc, res, changes, backup, enabled is not None)
     if enabled is not None:
-        apply_enabled(sc, res, enabled, prospective)
+        apply_enabled(sc, res, enabled, prospective if changes else listed)
     entry = None
     if params["state"]:
-        entry = apply_state(sc, res, params["state"], new_definition)
+        current = before if not res["changed"] else None
+        entry = apply_state(sc, res, params["state"], changes, backup, was_running, current)
     res["status"] = entry or sc.status()
+    finish(module, res)
+
+
+def finish(module, res):
+    status = res["status"]
+    drift = bool(status.get("state") in RUNNING_STATES and drifted(status))
+    res["definition_changed"] = drift
+    res["definition_changes"] = status.get("definition_changes") if drift else []
     res["msg"] = "\n".join(m for m in res.pop("messages") if m)
     diff = res.pop("diff")
     if module._diff and diff:
