@@ -33,8 +33,8 @@ from servicectl.definitions.catalog import MAX_NAME, Invalid, load_catalog
 from servicectl.definitions.schema import KNOWN_KEYS, Service
 from servicectl.definitions.yamlload import MAX_DEPTH
 from servicectl.output.face import cell
-from servicectl.output.face import shown as cli_shown
 from servicectl.paths import Dirs, resolve_dirs
+from servicectl.text import escape as cli_escape
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,9 +57,10 @@ def examples(default: int, long: int) -> Callable[[Any], Any]:
 
 
 def shown(path: Path | str) -> str:
-    """A path as servicectl prints it: control characters escaped (cli.shown), bytes that are
-    not UTF-8 backslash-escaped, read back as text."""
-    text = cli_shown(str(path)).encode("utf-8", "backslashreplace").decode("utf-8")
+    """A path as servicectl prints it: one line, every control character escaped (cli.escape,
+    docs/security.md R-VIEW-1), bytes that are not UTF-8 backslash-escaped, read back as
+    text."""
+    text = cli_escape(str(path)).encode("utf-8", "backslashreplace").decode("utf-8")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

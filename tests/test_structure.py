@@ -23,7 +23,17 @@ MAX_FUNCTION_LINES = 80
 # below it, never above: at the top level, inside functions and under TYPE_CHECKING alike.
 # Each entry is a package of servicectl (every module in it) or a single module.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("servicectl", "servicectl.paths", "servicectl.errors", "servicectl.states")),
+    (
+        "base",
+        (
+            "servicectl",
+            "servicectl.paths",
+            "servicectl.errors",
+            "servicectl.states",
+            "servicectl.text",
+            "servicectl.lastresort",
+        ),
+    ),
     ("files", ("servicectl.files",)),
     ("definitions", ("servicectl.definitions",)),
     ("system", ("servicectl.system",)),

@@ -13,8 +13,10 @@ import signal
 import sys
 from typing import Any, Optional, Union
 
+from servicectl import lastresort
 from servicectl.commands.grammar import (
     COMMANDS,
+    DEBUG,
     DIR_OPTS,
     Call,
     Command,
@@ -25,8 +27,10 @@ from servicectl.commands.grammar import (
 from servicectl.errors import ServicectlError
 from servicectl.output import face as _face
 from servicectl.output.face import face
+from servicectl.text import escape, shown  # noqa: F401  (the escaping, for callers)
 
-_GLOBAL = {flag: opt for opt in DIR_OPTS for flag in opt.flags}
+GLOBAL_OPTS = (*DIR_OPTS, DEBUG)  # before the command, and also accepted after it
+_GLOBAL = {flag: opt for opt in GLOBAL_OPTS for flag in opt.flags}
 
 
 def _value(opt: Opt, text: str) -> Any:
@@ -85,15 +89,16 @@ def fast_parse(argv: list[str]) -> Optional[Call]:
     if k < 0 or k == len(argv) or argv[k] not in COMMANDS:
         return None
     cmd = COMMANDS[argv[k]]
-    table = {flag: opt for opt in (*cmd.opts, *DIR_OPTS) for flag in opt.flags}
+    table = {flag: opt for opt in (*cmd.opts, *GLOBAL_OPTS) for flag in opt.flags}
     values: dict[str, Any] = {}
     words = _words_and_options(argv[k + 1 :], table, values)
     if words is None or not _bind_arguments(cmd, words, values):
         return None
-    for opt in DIR_OPTS:
+    for opt in GLOBAL_OPTS:
         if opt.name in values:
             dirs[opt.name] = values.pop(opt.name)
-    return make_call(cmd, values, tuple(dirs.get(o.name) for o in DIR_OPTS))  # type: ignore[arg-type]
+    given = tuple(dirs.get(o.name) for o in DIR_OPTS)
+    return make_call(cmd, values, given, bool(dirs.get(DEBUG.name)))  # type: ignore[arg-type]
 
 
 def _take_options(argv: list[str], table: dict[str, Opt], values: dict[str, Any]) -> int:
@@ -174,6 +179,8 @@ def run(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _on_interrupt)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_interrupt)
+    lastresort.DEBUG = _debug_asked(argv)
+    lastresort.install_hooks()
     call: Optional[Call] = None
     try:
         decided = decide(argv)
@@ -181,6 +188,7 @@ def run(argv: list[str]) -> int:
             code = decided
         else:
             call = decided
+            _name_the_call(call)
             from servicectl.commands.dispatch import execute
 
             code = execute(call)
@@ -195,6 +203,10 @@ def run(argv: list[str]) -> int:
         code = int(exc.exit_code)
     except KeyboardInterrupt:
         code = 130  # what was left is already said (_on_interrupt, the commands)
+    except Exception as exc:  # R-VIEW-4: the last net, one line (a traceback with --debug)
+        _face.flush()
+        lastresort.report(exc, _names(call))
+        code = 4 if call is not None and call.command == "status" else 1
     _face.flush()
     lost = _face.output_failure()
     if lost is not None:
@@ -202,6 +214,31 @@ def run(argv: list[str]) -> int:
         _face.flush()
         return _lost_output_code(call, code)
     return code
+
+
+def _debug_asked(argv: list[str]) -> bool:
+    """Whether ``--debug`` is among the options (before ``--``), however parsing goes."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--debug":
+            return True
+    return False
+
+
+def _name_the_call(call: Call) -> None:
+    lastresort.COMMAND = call.command
+    lastresort.DEBUG = lastresort.DEBUG or call.debug
+
+
+def _names(call: Optional[Call]) -> str:
+    """The service(s) a command line names, for the last net's line ("" if none)."""
+    if call is None:
+        return ""
+    values = call.arguments()
+    named = values.get("names") or values.get("name") or ()
+    words = [named] if isinstance(named, str) else [str(n) for n in named]
+    return " ".join(words[:3]) + (" ..." if len(words) > 3 else "")
 
 
 def _lost_output_code(call: Optional[Call], code: int) -> int:

@@ -16,6 +16,7 @@ from servicectl.commands.grammar import (
     APP_EPILOG,
     APP_HELP,
     COMMANDS,
+    DEBUG,
     DIR_OPTS,
     HELP_FLAGS,
     VERSION,
@@ -28,6 +29,7 @@ from servicectl.commands.grammar import (
 
 _DECIDED: list[Call] = []
 _GROUP_DIRS: list[Optional[str]] = [None, None, None]
+_GROUP_DEBUG = [False]  # --debug given before the command
 
 
 def _version(value: bool) -> None:
@@ -120,7 +122,8 @@ def _command_body(cmd: Command) -> Callable[..., None]:
         # A directory given after the command wins over one given before it.
         after = [values.pop(opt.name) for opt in DIR_OPTS]
         dirs = tuple(a if a is not None else b for a, b in zip(after, _GROUP_DIRS))
-        _DECIDED.append(make_call(cmd, values, dirs))  # type: ignore[arg-type]
+        debug = bool(values.pop(DEBUG.name)) or _GROUP_DEBUG[0]
+        _DECIDED.append(make_call(cmd, values, dirs, debug))  # type: ignore[arg-type]
 
     return decide
 
@@ -128,6 +131,7 @@ def _command_body(cmd: Command) -> Callable[..., None]:
 def _group(**values: Any) -> None:
     for i, opt in enumerate(DIR_OPTS):
         _GROUP_DIRS[i] = values[opt.name]
+    _GROUP_DEBUG[0] = bool(values.get(DEBUG.name))
 
 
 def build() -> typer.Typer:
@@ -141,12 +145,12 @@ def build() -> typer.Typer:
         rich_markup_mode=None,
         context_settings={"help_option_names": list(HELP_FLAGS)},
     )
-    params = [(o.name, *_option(o)) for o in (*DIR_OPTS, VERSION)]
+    params = [(o.name, *_option(o)) for o in (*DIR_OPTS, DEBUG, VERSION)]
     app.callback(epilog=APP_EPILOG)(_function("servicectl", APP_HELP, params, _group))
     for cmd in COMMANDS.values():
         params = [(a.name, *_argument(a)) for a in cmd.args]
         params += [(o.name, *_option(o)) for o in cmd.opts]
-        params += [(o.name, *_option(o, hidden=True)) for o in DIR_OPTS]
+        params += [(o.name, *_option(o, hidden=True)) for o in (*DIR_OPTS, DEBUG)]
         # "\b": click keeps the lines of this paragraph as they are.
         exits = "\n".join(f"  {code}  {text}" for code, text in cmd.exits)
         app.command(cmd.name, help=cmd.help, epilog=f"\b\nExit codes:\n{exits}")(
@@ -160,6 +164,7 @@ def parse(argv: list[str]) -> Union[Call, int]:
     version: 0; a usage error: 2, said on stderr)."""
     _DECIDED.clear()
     _GROUP_DIRS[:] = [None, None, None]
+    _GROUP_DEBUG[0] = False
     try:
         build()(args=argv, prog_name="servicectl")
     except SystemExit as exc:

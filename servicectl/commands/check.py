@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING
 
 from servicectl.commands.resolve import catalog_for, known_names, no_services_dir, requested_names
 from servicectl.errors import Exit, ServicectlError
-from servicectl.output.face import face, shown
+from servicectl.output.face import face
 from servicectl.service.preflight import prepare
-from servicectl.system.spawn import Account, build_environment, resolve_account
+from servicectl.system.spawn import (
+    Account,
+    build_environment,
+    resolve_account,
+)
+from servicectl.text import escape
 
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
@@ -91,5 +96,5 @@ def check(names: tuple[str, ...], run_checks: bool = False) -> int:
             code = max(code, err.exit_code)
         if not errors and svc is not None:
             files = ", ".join(map(str, (svc.file, *svc.dropins)))
-            face.line(shown(f"{name}: ok ({files}{done})"))
+            face.line(escape(f"{name}: ok ({files}{done})"))
     return code

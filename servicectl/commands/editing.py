@@ -23,8 +23,9 @@ from servicectl.definitions.dropins import (
     read_document,
 )
 from servicectl.errors import ConfigError, Exit, PrivilegeError, ServicectlError
-from servicectl.output.face import face, shown
+from servicectl.output.face import face
 from servicectl.paths import untrusted_problem
+from servicectl.text import escape, shown
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -143,7 +144,7 @@ def _set_one(catalog: Catalog, name: str, value: bool) -> int:
         return int(err.exit_code)
     svc = catalog.services.get(name) or catalog.templates[name]
     if svc.enabled == value:
-        face.line(shown(f"{name}: already {word}{_unlisted_note(svc, value)}"))
+        face.line(escape(f"{name}: already {word}{_unlisted_note(svc, value)}"))
         return Exit.OK
     directory = dropin_dirs(name, file)[-1]
     text = f"# Written by servicectl {word[:-1]}: whether startall starts {name}.\n"
@@ -173,7 +174,7 @@ def _confirm(catalog: Catalog, name: str, value: bool, written: Path) -> int:
         by = f": {later[-1]} sets enabled after it" if later else ""
         face.error(f"{name}: wrote {written}, but it is still not {word}{by}")
         return Exit.FAILURE
-    face.line(shown(f"{name}: {word} ({written}){_unlisted_note(svc, value)}"))
+    face.line(escape(f"{name}: {word} ({written}){_unlisted_note(svc, value)}"))
     return Exit.OK
 
 
@@ -301,7 +302,7 @@ def _edit_in(catalog: Catalog, name: str, file: Path, directory: Path, dfd: int,
     if edited is None or edited == start:
         _forget(dfd, temp, directory if made else None)
         if status == 0 and edited is not None:
-            face.line(shown(f"{name}: unchanged; nothing written"))
+            face.line(escape(f"{name}: unchanged; nothing written"))
             return Exit.OK
         if status == 0:
             face.error(f"{name}: the edited copy {temp} is gone; nothing written")
@@ -332,7 +333,7 @@ def _edit_in(catalog: Catalog, name: str, file: Path, directory: Path, dfd: int,
     else:
         said = "the override is empty; nothing written"
     _forget(dfd, temp, directory if made and original is None and not edited.strip() else None)
-    face.line(shown(f"{name}: {said}"))
+    face.line(escape(f"{name}: {said}"))
     return Exit.OK
 
 

@@ -16,7 +16,8 @@ from servicectl.commands.resolve import (
     valid_names,
 )
 from servicectl.errors import Exit, ServicectlError
-from servicectl.output.face import face, shown
+from servicectl.output.face import face
+from servicectl.text import escape
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -99,7 +100,7 @@ def _write(
     for f, result in zip(files, shims.write_files(files, directory, force)):
         label = f.name.removesuffix(".service") if kind == "unit" else f.name
         if result.ok:
-            face.line(shown(f"{label}: {result.message}"))
+            face.line(escape(f"{label}: {result.message}"))
         else:
             face.error(f"{f.name}: {result.message}")
             code = max(code, Exit.FAILURE)

@@ -84,20 +84,22 @@ class Call:
     Variadic arguments are tuples; ``dirs`` is (services, run, log), None where not given.
     Two parsers that decide alike produce equal Calls."""
 
-    __slots__ = ("command", "kwargs", "dirs")
+    __slots__ = ("command", "kwargs", "dirs", "debug")
 
     def __init__(
         self,
         command: str,
         kwargs: tuple[tuple[str, Any], ...],
         dirs: tuple[Optional[Path], Optional[Path], Optional[Path]],
+        debug: bool = False,
     ) -> None:
         self.command = command
         self.kwargs = kwargs
         self.dirs = dirs
+        self.debug = debug  # --debug: an internal error's traceback is printed too
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.command, self.kwargs, self.dirs)
+        return (self.command, self.kwargs, self.dirs, self.debug)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Call) and self._key() == other._key()
@@ -106,7 +108,8 @@ class Call:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"Call({self.command!r}, {self.kwargs!r}, {self.dirs!r})"
+        debug = ", debug=True" if self.debug else ""
+        return f"Call({self.command!r}, {self.kwargs!r}, {self.dirs!r}{debug})"
 
     def arguments(self) -> dict[str, Any]:
         return dict(self.kwargs)
@@ -142,6 +145,13 @@ DIR_OPTS = (
     ),
 )
 VERSION = Opt("version", ("--version",), "flag", False, "Print the version and exit.")
+DEBUG = Opt(
+    "debug",
+    ("--debug",),
+    "flag",
+    False,
+    "After an internal error's one line, print its traceback too (for a bug report).",
+)
 HELP_FLAGS = ("-h", "--help")
 APP_HELP = "Start, stop, reload and watch services described by one YAML file each."
 APP_EPILOG = (
@@ -516,7 +526,9 @@ def output_code(call: Call) -> Optional[int]:
     return cmd.output_code
 
 
-def make_call(cmd: Command, values: dict[str, Any], dirs: tuple[Any, Any, Any]) -> Call:
+def make_call(
+    cmd: Command, values: dict[str, Any], dirs: tuple[Any, Any, Any], debug: bool = False
+) -> Call:
     """The Call for ``cmd`` from parsed values (missing ones take their defaults), normalized
     the same way whichever parser produced them."""
     kwargs: list[tuple[str, Any]] = []
@@ -535,4 +547,4 @@ def make_call(cmd: Command, values: dict[str, Any], dirs: tuple[Any, Any, Any]) 
             value = bool(value)
         kwargs.append((opt.name, value))
     paths = tuple(None if d is None else Path(d) for d in dirs)
-    return Call(cmd.name, tuple(kwargs), paths)  # type: ignore[arg-type]
+    return Call(cmd.name, tuple(kwargs), paths, bool(debug))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from servicectl.commands.grammar import APP_EPILOG, COMMANDS, DIR_OPTS, VERSION, Command, Opt
+from servicectl.commands.grammar import APP_EPILOG, COMMANDS, DEBUG, DIR_OPTS, VERSION, Command, Opt
 
 
 def _opt_cell(opt: Opt) -> str:
@@ -37,7 +37,7 @@ def usage(cmd: Command) -> str:
 def markdown() -> str:
     """The generated part of docs/commands.md: global options, then every command."""
     out = ["### Global options", "", "| option | meaning |", "|---|---|"]
-    for opt in (*DIR_OPTS, VERSION):
+    for opt in (*DIR_OPTS, DEBUG, VERSION):
         out.append(f"| {_opt_cell(opt)} | {opt.help} |")
     out += ["| `-h`, `--help` | Show the help of servicectl or of a command, and exit. |", ""]
     out += [APP_EPILOG, ""]

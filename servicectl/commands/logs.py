@@ -15,7 +15,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit, ServicectlError
-from servicectl.output.face import face, shown, stdout_gone
+from servicectl.output.face import face, stdout_gone
+from servicectl.text import escape, shown
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +47,7 @@ def logs(name: str, lines: int, follow: bool) -> int:
     try:
         # The tail ends at ``end`` and the follow starts there: no line is lost or shown twice.
         for text in tail_lines(path, lines, end):
-            face.line(shown(text))  # R-LOG-3: the service's user wrote it
+            face.line(escape(text))  # R-LOG-3: the service's user wrote it
     except (ServicectlError, OSError) as exc:
         from servicectl.files.safe import describe_refusal
 

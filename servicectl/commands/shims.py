@@ -75,7 +75,10 @@ def servicectl_executable() -> str:
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return os.path.abspath(path)
-    return shlex.join([os.path.abspath(sys.executable or "python3"), "-m", "servicectl"])
+    # -P (Python 3.11+): the directory the shim is run from is not put first on sys.path,
+    # where a servicectl/ or json.py planted there would be imported as root (R-EXEC-1).
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return shlex.join([os.path.abspath(sys.executable or "python3"), *safe, "-m", "servicectl"])
 
 
 def exe_argv(exe: str) -> list[str]:

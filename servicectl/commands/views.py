@@ -13,8 +13,9 @@ from servicectl.commands.resolve import (
     unknown_reason,
 )
 from servicectl.errors import Exit, StatusCode
-from servicectl.output.face import face, shown
+from servicectl.output.face import face
 from servicectl.states import INVALID, UNKNOWN
+from servicectl.text import escape
 
 if TYPE_CHECKING:
     from servicectl.definitions.catalog import Catalog
@@ -49,7 +50,12 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
             row.file = str(catalog.invalid[name].file)
             rows.append(row)
         elif name in catalog.services:
-            rows.append(observe.status(catalog.services[name], catalog.dirs))
+            try:
+                rows.append(observe.status(catalog.services[name], catalog.dirs))
+            except Exception as exc:  # R-VIEW-4: this row is unknown, the others stand
+                from servicectl.lastresort import in_action
+
+                rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=in_action(exc)))
         else:
             why = (
                 template_problem(catalog, name)
@@ -61,7 +67,7 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
 
         face.line(json.dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
-        face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
+        face.line(f"no services defined in {escape(str(catalog.dirs.services))}")
     else:
         from servicectl.output import statusview
 
@@ -123,7 +129,7 @@ def list_(as_json: bool) -> int:
 
         face.line(json.dumps(items, indent=2))
     elif not items:
-        face.line(f"no services defined in {shown(str(catalog.dirs.services))}")
+        face.line(f"no services defined in {escape(str(catalog.dirs.services))}")
     else:
         header = ("NAME", "TYPE", "ENABLED", "DEPENDS", "DESCRIPTION")
         face.table(header, [_list_row(i) for i in items])

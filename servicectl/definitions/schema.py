@@ -2,11 +2,10 @@
 turns its YAML value into the Service field of the same name, what it does, and an example.
 
 Derived from these declarations: KNOWN_KEYS, the key reference in docs/configuration.md
-(regenerate: python -m servicectl.definitions.schema_doc --write docs/configuration.md),
-the schema hash that
-keys the definition cache, and the checks that Service's fields and defaults agree with them
-(tests/test_config.py). Adding a key is adding its declaration to KEYS, its parser to
-servicectl/fields.py and its field to Service.
+(regenerate: python -m servicectl.definitions.schema_doc --write docs/configuration.md), the
+schema hash that keys the definition cache, and the checks that Service's fields and defaults
+agree with them (tests/test_config.py). Adding a key is adding its declaration to KEYS, its
+parser to definitions/fields.py and its field to Service.
 
 This module is on every command's path (cached definitions are Services); the parsers in
 fields.py are imported only when a file must be parsed.
@@ -222,7 +221,10 @@ KEYS: tuple[Key, ...] = (
         "directories",
         doc="Directories made before the config test and the start (missing parents 0755, "
         "root's), then owned by owner/group (default: the service's user and group) with mode "
-        "(default 0755); an existing symlink or non-directory there is an error; never removed.",
+        "(default 0755); an existing symlink or non-directory there is an error; never removed. "
+        "An existing directory outside /var/lib, /run, /var/run, /var/log and /var/cache "
+        "(/etc/chrony, say) changes owner only if the entry names it (owner:, or group: for "
+        "the group alone); otherwise start refuses (exit 6).",
         example='[/run/redis, {path: /var/run/postgresql, mode: "2775", owner: postgres}]',
         shown_default="none",
     ),
@@ -388,7 +390,11 @@ KEYS: tuple[Key, ...] = (
         "readiness probe",
         None,
         "ready",
-        doc="How start knows the service is ready: tcp, unix, file, http, command or notify.",
+        doc="How start knows the service is ready: tcp, unix, file, http, command or notify. "
+        "A tcp, unix or http probe counts only if the socket that answers is one of the "
+        "service's processes' (where that cannot be told, start says so); a file only if "
+        "written or touched since this start began; notify messages only from the service's "
+        "processes.",
         example='{tcp: "127.0.0.1:8080"}',
         shown_default="none: started once it survives start_grace",
     ),

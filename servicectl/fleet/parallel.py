@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from servicectl import lastresort
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.fleet.order import dependency_closure, dependents_closure, levels
 from servicectl.service import lifecycle, observe, supervised
@@ -93,6 +94,8 @@ def _run(action: Callable[[], Outcome], name: str) -> Outcome:
             detail=exc.detail,
             ok_line=False,
         )
+    except Exception as exc:  # R-VIEW-4: this service's internal error is said; the others go on
+        outcome = Outcome(name, 1, lastresort.in_action(exc), ok_line=False)
     if not outcome.elapsed:
         outcome.elapsed = time.monotonic() - t0
     return outcome

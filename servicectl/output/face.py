@@ -15,6 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Optional
 
+from servicectl.text import escape, shown
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -152,37 +154,15 @@ def output_failure() -> Optional[str]:
     return None
 
 
-# C0 and C1 controls (newline and tab excepted), line/paragraph separators and bidi controls:
-# a file name, a description or a log line cannot move the cursor, recolour the terminal or
-# reorder what is shown.
-_UNSHOWN = {
-    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-    for c in [
-        *range(0x00, 0x09),
-        *range(0x0B, 0x20),
-        *range(0x7F, 0xA0),
-        0x2028,
-        0x2029,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-    ]
-}
-
-
-def shown(text: str) -> str:
-    """``text`` as printed: control characters escaped (``\\x1b``), newlines kept."""
-    return text.translate(_UNSHOWN)
-
-
 def cell(text: str, last: bool = False) -> str:
     """``text`` as a table cell: escaped, on one line, ``-`` when empty. Only the last column
     (free text) may hold blanks; in the others a tab, newline or space (only an invalid name
     has them) is written ``\\t``, ``\\n``, ``\\x20``, so every row has the same columns for
     awk."""
-    text = shown(text)
+    text = escape(text)
     if last:
-        return text.replace("\n", " ").replace("\t", " ") or "-"
-    return text.replace("\t", "\\t").replace("\n", "\\n").replace(" ", "\\x20") or "-"
+        return text or "-"
+    return text.replace(" ", "\\x20") or "-"
 
 
 def plural(n: int, word: str, words: str = "") -> str:
@@ -271,7 +251,7 @@ class Face:
         sys.stdout.write(text)
 
     def outcome(self, o: Outcome) -> None:
-        line = shown(f"{o.name}: {o.message}")
+        line = escape(f"{o.name}: {o.message}")
         if o.ok_line and o.code == 0:
             print(line, flush=True)
         else:
@@ -281,10 +261,10 @@ class Face:
 
     def note(self, message: str) -> None:
         """A remark on stderr (not an error): ``servicectl: web: the PID file is missing``."""
-        print(self.paint(f"servicectl: {shown(message)}", "33", err=True), file=sys.stderr)
+        print(self.paint(f"servicectl: {escape(message)}", "33", err=True), file=sys.stderr)
 
     def error(self, message: str, detail: str = "") -> None:
-        line = self.paint(f"servicectl: {shown(message)}", "31", err=True)
+        line = self.paint(f"servicectl: {escape(message)}", "31", err=True)
         print(line, file=sys.stderr, flush=True)
         if detail:
             print(shown(detail), file=sys.stderr, flush=True)

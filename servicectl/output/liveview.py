@@ -16,8 +16,9 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
-from servicectl.output.face import face, shown
+from servicectl.output.face import face
 from servicectl.service.waits import silent
+from servicectl.text import escape
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -70,7 +71,7 @@ class _View:
         now = time.monotonic()
         with self.lock:
             first = self.flight[name][3] if name in self.flight else now
-            self.flight[name] = (shown(what), budget, now, first)
+            self.flight[name] = (escape(what), budget, now, first)
 
     def done(self, name: str) -> None:
         with self.lock:
@@ -90,7 +91,7 @@ class _View:
         for name, (what, budget, since, _) in shown_items:
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"{frame} ", style="cyan")
-            line.append(shown(name), style="bold")
+            line.append(escape(name), style="bold")
             line.append(f": {what}")
             waited = now - since
             if budget is not None:

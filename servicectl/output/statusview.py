@@ -6,8 +6,8 @@ text, supervision, notes, the end of its log).
 On a terminal both are drawn with rich, in colour unless NO_COLOR; piped, they are plain text:
 the board's columns are each as wide as their widest cell, with ``-`` for an empty cell and no
 blank inside a cell but the last (the description), so ``awk`` reads it; notes go to stderr.
-rich is imported only for a terminal, psutil (metrics.py) only for the block of a running
-service.
+rich is imported only for a terminal; the processes of a running service are read only
+for its block (metrics.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import ServicectlError
-from servicectl.output.face import face, shown
+from servicectl.output.face import face
 from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
+from servicectl.text import escape
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -120,7 +121,7 @@ def board(rows: Sequence[Status]) -> None:
         )
         for r in rows
     ]
-    notes = [shown(f"{r.name}: {note}") for r in rows for note in r.notes]
+    notes = [escape(f"{r.name}: {note}") for r in rows for note in r.notes]
     if face.draws():
         _rich_board(rows, cells, notes)
         return
@@ -138,7 +139,7 @@ def _rich_board(rows: Sequence[Status], cells: Sequence[Sequence[str]], notes: l
         table.add_column(title, no_wrap=True, justify="right" if title == "PID" else "left")
     table.add_column(BOARD_HEADER[-1], no_wrap=True, overflow="ellipsis")
     for r, row in zip(rows, cells):
-        texts = [Text(shown(c).replace("\n", " ") or "-") for c in row]
+        texts = [Text(escape(c) or "-") for c in row]
         texts[1].stylize(STATE_STYLE.get(r.state, ""))
         table.add_row(*texts)
     console = face.console()
@@ -181,20 +182,20 @@ def blocks(rows: Sequence[Status], services: Mapping[str, Service], lines: int) 
 
 
 def _block(r: Status, svc: Service | None, lines: int) -> Block:
-    title = shown(f"{r.name} - {r.description}" if r.description else r.name)
+    title = escape(f"{r.name} - {r.description}" if r.description else r.name)
     fields = [*_definition(r, svc), _state(r)]
     if r.error:
-        fields.append(Field("Error", [shown(r.error)], "red"))
+        fields.append(Field("Error", [escape(r.error)], "red"))
     if r.pid is not None and r.state in (RUNNING, STARTING):
         fields += _running(r)
     if r.status_text:
-        fields.append(Field("Status", [shown(f'"{r.status_text}"')]))
+        fields.append(Field("Status", [escape(f'"{r.status_text}"')]))
     supervision = _supervision(r)
     if supervision:
         fields.append(Field("Supervision", [supervision]))
     from servicectl.definitions import fingerprint
 
-    notes = [shown(n) for n in r.notes if n != fingerprint.NOTE]
+    notes = [escape(n) for n in r.notes if n != fingerprint.NOTE]
     if notes:
         fields.append(Field("Notes", notes, "yellow"))
     logs = _logs(svc, lines) if svc is not None and lines > 0 else []
@@ -204,12 +205,12 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
 def _definition(r: Status, svc: Service | None) -> list[Field]:
     if r.file is None and svc is None:
         return []
-    what = shown(r.file or str(svc.file if svc else ""))
+    what = escape(r.file or str(svc.file if svc else ""))
     if svc is not None:
         what += f" ({'enabled' if svc.enabled else 'disabled'}; {svc.type})"
     out = [Field("Loaded", [what])]
     if r.dropins:
-        out.append(Field("Drop-In", [shown(p) for p in r.dropins]))
+        out.append(Field("Drop-In", [escape(p) for p in r.dropins]))
     if r.definition_changed:
         from servicectl.definitions import fingerprint
 
@@ -225,14 +226,16 @@ def _state(r: Status) -> Field:
 
 
 def _running(r: Status) -> list[Field]:
-    """What the running service's processes use (read with psutil)."""
+    """What the running service's processes use (bounded /proc reads: metrics.py). Each field
+    degrades on its own; this is the last net under them (R-VIEW-3)."""
     from servicectl.system.process_tree import collect
 
     assert r.pid is not None
     try:
         metrics = collect(r.pid, r.pgid, r.sid)
-    except ImportError:  # psutil missing: a broken install, said rather than a traceback
-        return [Field("Main PID", [str(r.pid)]), Field("Processes", ["(psutil is not installed)"])]
+    except Exception as exc:  # R-VIEW-3: the view degrades, it never dies
+        why = escape(f"{type(exc).__name__}: {exc}")
+        return [Field("Main PID", [str(r.pid)]), Field("Processes", [f"unknown ({why})"])]
     return _process(r, metrics)
 
 
@@ -241,22 +244,24 @@ def _process(r: Status, m: Metrics | None) -> list[Field]:
         return [Field("Main PID", [f"{r.pid} (exited just now)"])]
     main = next((p for p in m.members if p.pid == r.pid), m.members[0])
     out = [
-        Field("Main PID", [shown(f"{main.pid} ({main.name})")]),
+        Field("Main PID", [escape(f"{main.pid} ({main.name})")]),
         Field("Command", [_command_line(main)]),
     ]
-    n = len(m.members)
-    count = f"{n} process{'es' if n > 1 else ''}"
+    count = f"{m.count} process{'es' if m.count > 1 else ''}"
     out.append(Field("Memory", [f"{fmt_bytes(m.memory)} (resident, {count})"]))
     if m.cpu_seconds is not None:
         out.append(Field("CPU", [fmt_cpu(m.cpu_seconds)]))
     out.append(Field("Listening", _sockets(m)))
-    out.append(Field("Processes", _tree_lines(m.members)))
+    out.append(Field("Processes", _tree_lines(m.members, m.more)))
+    if m.unknown:
+        out.append(Field("Unknown", [escape(u) for u in m.unknown], "yellow"))
     return out
 
 
 def _sockets(m: Metrics) -> list[str]:
     lines = [
-        shown(f"{s.kind} {s.address}" + (f" ({s.detail})" if s.detail else "")) for s in m.listeners
+        escape(f"{s.kind} {s.address}" + (f" ({s.detail})" if s.detail else ""))
+        for s in m.listeners
     ]
     if m.hidden:
         if m.hidden == len(m.members):
@@ -266,8 +271,12 @@ def _sockets(m: Metrics) -> list[str]:
     return lines or ["none"]
 
 
-def _tree_lines(members: list[Member]) -> list[str]:
-    """``PID command line``, one per process, under its parent with box-drawing guides."""
+MAX_DEPTH = 12  # levels of the tree drawn indented; deeper ones are drawn at this level
+
+
+def _tree_lines(members: list[Member], more: int = 0) -> list[str]:
+    """``PID command line``, one per process, under its parent with box-drawing guides; drawn
+    without recursion, at most MAX_DEPTH levels indented (deeper: ``+N`` levels said)."""
     mid, last, bar = ("├─", "└─", "│ ") if face.unicode_out() else ("|-", "`-", "| ")
     by_pid = {m.pid: m for m in members}
     children: dict[int, list[Member]] = {}
@@ -275,31 +284,38 @@ def _tree_lines(members: list[Member]) -> list[str]:
     for m in members:  # tree order already: parents first
         (children.setdefault(m.ppid, []) if m.ppid in by_pid else roots).append(m)
     out: list[str] = []
-
-    def walk(m: Member, prefix: str, guide: str) -> None:
-        out.append(f"{shown(prefix + guide)}{m.pid} {_command_line(m)}")
+    todo: list[tuple[Member, str, str, int]] = [(root, "", "", 0) for root in reversed(roots)]
+    while todo:
+        m, prefix, guide, level = todo.pop()
+        deeper = f"+{level - MAX_DEPTH} " if level > MAX_DEPTH else ""
+        out.append(f"{prefix}{guide}{deeper}{m.pid} {_command_line(m)}")
         kids = children.get(m.pid, [])
-        inner = prefix + ("" if not guide else "  " if guide == last else bar)
-        for k, child in enumerate(kids):
-            walk(child, inner, last if k == len(kids) - 1 else mid)
-
-    for root in roots:
-        walk(root, "", "")
+        inner = prefix
+        if guide and level <= MAX_DEPTH:
+            inner = prefix + ("  " if guide == last else bar)
+        for k in range(len(kids) - 1, -1, -1):
+            todo.append((kids[k], inner, last if k == len(kids) - 1 else mid, level + 1))
+    if more:
+        dots = "…" if face.unicode_out() else "..."
+        out.append(f"{dots} and {more} more process{'es' if more > 1 else ''}")
     return out
 
 
 def _command_line(m: Member) -> str:
     """The process's arguments as ``ps`` shows them (a daemon that rewrote its title, as nginx
-    does, shows the title); ``[name]`` when it has none (a kernel thread, a zombie)."""
+    does, shows the title), escaped and cut (metrics.MAX_ARGV); ``[name]`` when it has none
+    (a kernel thread, a zombie)."""
+    if m.argv is None:
+        return escape(f"[{m.name}] (command line unknown)")
     text = " ".join(m.argv).rstrip()
-    return shown(text) if text else shown(f"[{m.name}]")
+    return escape(text) if text else escape(f"[{m.name}]")
 
 
 def _supervision(r: Status) -> str:
     """Restarts, last exit and supervisor, when the service's record has them."""
     parts = []
     if r.supervisor is not None:
-        parts.append(shown(str(r.supervisor)))
+        parts.append(escape(str(r.supervisor)))
     if r.restarts is not None:
         parts.append(f"{r.restarts} restart{'' if r.restarts == 1 else 's'}")
     if r.last_exit is not None:
@@ -317,7 +333,7 @@ def _last_exit(last: Mapping[str, Any]) -> str:
     at = last.get("at")
     if isinstance(at, (int, float)):
         how += f" at {fmt_when(at)}"
-    return shown(how)
+    return escape(how)
 
 
 def _logs(svc: Service, lines: int) -> list[tuple[str, list[str]]]:
@@ -332,15 +348,15 @@ def _logs(svc: Service, lines: int) -> list[tuple[str, list[str]]]:
         try:
             text = tail_lines(path, lines)
         except PermissionError:
-            out.append((shown(f"Log {path}: not readable by this user"), []))
+            out.append((escape(f"Log {path}: not readable by this user"), []))
             continue
         except (ServicectlError, OSError) as exc:  # a refusal (symlink, FIFO...), unreadable
-            out.append((shown(f"Log {path}: {describe_refusal(exc)}"), []))
+            out.append((escape(f"Log {path}: {describe_refusal(exc)}"), []))
             continue
         heading = f"Log {path} (last {len(text)} line{'s' if len(text) != 1 else ''}):"
         if not text:
             heading = f"Log {path}: " + ("empty" if os.path.lexists(path) else "none yet")
-        out.append((shown(heading), [shown(t) for t in text]))
+        out.append((escape(heading), [escape(t) for t in text]))
     return out
 
 
@@ -352,11 +368,18 @@ def _plain_block(b: Block) -> None:
         for k, text in enumerate(f.lines):
             head = f"{f.label:>{LABEL_WIDTH}}: " if k == 0 else pad
             face.line(head + text)
+    gutter = _gutter()
     for heading, lines in b.logs:
         face.line()
         face.line(heading)
         for text in lines:
-            face.line(text)
+            face.line(gutter + text)
+
+
+def _gutter() -> str:
+    """What starts each log line of a block: what the service wrote cannot pass for a line of
+    the block (``    State: running`` in a log is shown ``│     State: running``)."""
+    return "│ " if face.unicode_out() else "| "
 
 
 def _rich_block(console: Any, b: Block) -> None:
@@ -378,4 +401,4 @@ def _rich_block(console: Any, b: Block) -> None:
         console.print()
         console.print(Text(heading, style="dim"))
         for text in lines:
-            console.print(Text(text), overflow="fold")
+            console.print(Text(_gutter(), style="dim") + Text(text), overflow="fold")

@@ -40,7 +40,9 @@ def note(text: str, severity: int = NOTICE) -> None:
         return
     now = time.localtime()
     stamp = f"{_MONTHS[now.tm_mon - 1]} {now.tm_mday:2d} {time.strftime('%H:%M:%S', now)}"
-    line = text.replace("\n", " ")
+    from servicectl.text import escape
+
+    line = escape(text)  # R-VIEW-1: one line, whatever the text holds
     data = f"<{DAEMON * 8 + severity}>{stamp} servicectl[{os.getpid()}]: {line}"
     _send(data.encode("utf-8", "backslashreplace")[:MAX_BYTES], path)
 

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from servicectl.definitions.schema import Directory, Service
-    from servicectl.system.spawn import Account
+    from servicectl.system.spawn import (
+        Account,
+    )
 
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
@@ -90,6 +92,8 @@ def _make(d: Directory, uid: int, gid: int) -> None:
             st = os.fstat(fd)
             if not created and not writable_by_root_alone(os.fstat(parent)):
                 _check_takeover(d.path, st, uid)
+            if not created:
+                _check_handover(d, st, uid, gid)
             if (st.st_uid, st.st_gid) != (uid, gid):
                 os.fchown(fd, uid, gid)
             if stat.S_IMODE(st.st_mode) != d.mode or (st.st_uid, st.st_gid) != (uid, gid):
@@ -161,3 +165,23 @@ def _open_parent(path: Path) -> int:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         os.close(above)
+
+
+STATE_TREES = ("/var/lib", "/run", "/var/run", "/var/log", "/var/cache")
+
+
+def _check_handover(d: Directory, st: os.stat_result, uid: int, gid: int) -> None:
+    """R-DIR-6: an existing directory outside the state, runtime, log and cache trees (say
+    /etc/chrony) changes owner only if the entry names it (``owner:``; ``group:`` for the
+    group alone): a configuration directory is never handed to a daemon by default."""
+    if str(d.path).startswith(tuple(tree + "/" for tree in STATE_TREES)):
+        return
+    new_owner = st.st_uid != uid and d.owner is None
+    new_group = st.st_gid != gid and d.owner is None and d.group is None
+    if new_owner or new_group:
+        raise ServicectlError(
+            f"the directory {d.path} exists (owner uid {st.st_uid}, gid {st.st_gid}) outside "
+            f"{', '.join(STATE_TREES)}: servicectl does not hand it to uid {uid} (gid {gid}) "
+            f"unless the entry names its owner (owner: ...) (docs/security.md R-DIR-6)",
+            exit_code=Exit.NOT_CONFIGURED,
+        )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions import fingerprint
-from servicectl.errors import Exit, NotInstalledError, ServicectlError
+from servicectl.errors import EnvironmentProblem, Exit, NotInstalledError, ServicectlError
 from servicectl.service.identity import forged_reason, seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.outcome import StartFailed
@@ -30,7 +30,7 @@ from servicectl.system.pidfile import (
 )
 from servicectl.system.proc import Handle, ProcInfo
 from servicectl.system.record import Record, new_record, state_path, write_record
-from servicectl.system.spawn import GATE_EXIT, Account, Gate, spawn
+from servicectl.system.spawn import CHDIR_EXIT, GATE_EXIT, Account, Gate, spawn
 
 if TYPE_CHECKING:
     import subprocess
@@ -108,6 +108,18 @@ def record_start(
     return record
 
 
+def chdir_failure(svc: Service) -> EnvironmentProblem:
+    """The start's failure when the service's user could not enter its working directory
+    (entered after the user switch: docs/security.md R-EXEC-2)."""
+    return EnvironmentProblem(
+        f"{svc.name}: failed to start: "
+        + (f"user {svc.user}" if svc.user else "the service")
+        + f" cannot enter its working directory {svc.working_directory} (make it reachable "
+        f"for that user, or fix working_directory: in {svc.file})",
+        detail=log_tail(svc),
+    )
+
+
 def open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[bytes]) -> None:
     """Let the recorded child run the program, and watch it do so (about a millisecond): an
     exec that fails (permission denied for the service's user, say) is exit 5, as it is when
@@ -128,6 +140,8 @@ def open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[by
             + f" (exit {code}); see the log below",
             detail=log_tail(svc),
         )
+    if code == CHDIR_EXIT:
+        raise chdir_failure(svc)
     if code == GATE_EXIT:
         raise StartFailed(f"{svc.name}: failed to start: the process exited before running")
 

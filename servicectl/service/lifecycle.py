@@ -30,6 +30,7 @@ from servicectl.system.lock import locked
 from servicectl.system.proc import Handle
 from servicectl.system.record import Record, read_record, write_record
 from servicectl.system.spawn import (
+    CHDIR_EXIT,
     Account,
     Gate,
     build_environment,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from servicectl.paths import Dirs
     from servicectl.service.observation import Observation
-    from servicectl.system.ready import Notes, NotifySocket, WaitResult
+    from servicectl.system.ready import Notes, NotifySocket, Probe, WaitResult
 
 # ---------------------------------------------------------------------------------------------
 # Start
@@ -70,6 +71,10 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     note = f"; removed a stale {' and '.join(cleaned)}" if cleaned else ""
     if ended:
         note = f"; first {ended}"
+    if svc.ready is not None and svc.ready.kind in ("tcp", "unix", "http"):
+        record, _ = read_record(dirs.run, svc.name)
+        if record is not None and record.ready_note:  # R-READY-1: what it could not tell
+            note += f"; readiness: {record.ready_note}"
     outcome = Outcome(svc.name, Exit.OK, f"started (pid {pid}){note}", pid, time.monotonic() - t0)
     audit.told(outcome)
     return outcome
@@ -135,6 +140,7 @@ def _start_locked(
     program = resolve_program(svc, env)
     notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
+    since = _start_clock()  # before the spawn: a ready file must be newer (R-READY-2)
     try:
         if gate is None:
             child, found, strays = launch.launch_forking(svc, dirs, account, env, program, progress)
@@ -149,8 +155,8 @@ def _start_locked(
             record = launch.record_start(
                 svc, dirs, info, program, child, gate, address, fields, written
             )
-            result = _await_ready(svc, account, env, child, handle, record, notify, progress)
-            return _confirm(svc, dirs, record, handle, result.notes)
+            result = _await_ready(svc, account, env, child, handle, record, notify, progress, since)
+            return _confirm(svc, dirs, record, handle, result)
         except BaseException as exc:
             launch.abort_start(svc, dirs, child, strays)
             if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
@@ -183,13 +189,16 @@ def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> 
         try:
             try:
                 progress(svc.name, "spawning", None)
+                since = _start_clock()
                 child, handle = link.spawn(svc, notify.address if notify else None)
                 record, _ = read_record(dirs.run, svc.name)
                 if record is None or record.pid != handle.pid:
                     raise StartFailed(f"{svc.name}: failed to start: its record was not written")
                 popen = cast("subprocess.Popen[bytes]", child)
-                result = _await_ready(svc, account, env, popen, handle, record, notify, progress)
-                pid = _confirm(svc, dirs, record, handle, result.notes)
+                result = _await_ready(
+                    svc, account, env, popen, handle, record, notify, progress, since
+                )
+                pid = _confirm(svc, dirs, record, handle, result)
             except BaseException as exc:
                 _abort_supervised(svc, dirs, link)
                 if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
@@ -233,9 +242,12 @@ def _notify_socket(
         return None
     from servicectl.system.ready import NotifySocket, notify_address
 
-    address = notify_address(dirs.run, svc.name, account.uid)
+    # R-NOTIFY-1: a service that runs as root may drop privileges before it says READY=1
+    # (mosquitto does): its socket is open to every user, and the sender is checked instead.
+    uid = account.uid if account.uid != 0 else None
+    address = notify_address(dirs.run, svc.name, uid)
     try:
-        notify = NotifySocket(address, uid=account.uid)
+        notify = NotifySocket(address, uid=uid)
     except OSError as exc:
         raise StartFailed(
             f"{svc.name}: cannot create the notify socket {address}: {exc.strerror}"
@@ -253,19 +265,17 @@ def _await_ready(
     record: Record,
     notify: NotifySocket | None,
     progress: Progress = silent,
+    since: int = 0,
 ) -> WaitResult:
     """Watch the started process through start_grace, or until its readiness check passes
-    (up to start_timeout); a StartFailed if it died or was not ready (it is then killed)."""
+    (up to start_timeout); a StartFailed if it died or was not ready (it is then killed).
+    ``since``: ready.start_clock() before the spawn (a ready file must be newer)."""
     from servicectl.system.ready import Probe, wait_ready
 
     probe = None
     if svc.ready is not None and svc.ready.kind != "notify":
-        probe = Probe(
-            svc.ready,
-            env,
-            (account.uid, account.gid) if account.switch else None,
-            str(svc.working_directory),
-        )
+        probe = Probe(svc, account, env, since)
+        probe.service = (record.pid, record.pgid, record.sid)
     budget = svc.start_timeout if svc.ready is not None else svc.start_grace
     progress(svc.name, f"ready: {svc.ready.describe()}" if svc.ready else "start_grace", budget)
     result = wait_ready(handle, time.monotonic() + budget, probe, notify, record.pgid)
@@ -273,9 +283,11 @@ def _await_ready(
         code = proc.reap_if_child(record.pid)
         if code is None and child.poll() is not None and child.pid == record.pid:
             code = child.returncode
+        if code == CHDIR_EXIT:
+            raise launch.chdir_failure(svc)
         died = StartFailed(
             f"{svc.name}: failed to start: the program {proc.describe_exit(code)} "
-            f"{_since(record)} after starting" + _status_note(result.notes),
+            f"{_since(record)} after starting" + _wait_notes(result.notes, probe),
             detail=log_tail(svc),
         )
         died.exit_status = code
@@ -290,14 +302,17 @@ def _await_ready(
         )
         launch.kill_quietly(handle, record.pgid)
         raise StartFailed(
-            f"{svc.name}: failed to start: it {what}; it was stopped" + _status_note(result.notes),
+            f"{svc.name}: failed to start: it {what}; it was stopped"
+            + _wait_notes(result.notes, None),
             detail=log_tail(svc),
         )
     return result
 
 
-def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: Notes) -> int:
-    """The service is up: take the MAINPID it reported, if any, and record it as running."""
+def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, result: WaitResult) -> int:
+    """The service is up: take the MAINPID it reported, if any, and record it as running
+    (with what its readiness check could not tell, if anything)."""
+    notes = result.notes
     pid = record.pid
     if notes.mainpid and notes.mainpid != pid:
         handle, info, record = launch.adopt_mainpid(svc, record, handle, notes.mainpid)
@@ -312,11 +327,18 @@ def _confirm(svc: Service, dirs: Dirs, record: Record, handle: Handle, notes: No
         phase=PHASE_RUNNING,
         exe=proc.exe_of(pid) or record.exe,
         status_text=notes.status,
+        ready_note=result.detail or None,
         seen=seen_alive(pid, record.starttime, record.sid) or record.seen,
     )
     launch.write_state(svc, dirs, record)
     handle.close()
     return pid
+
+
+def _start_clock() -> int:
+    from servicectl.system.ready import start_clock
+
+    return start_clock()
 
 
 def _since(record: Record) -> str:
@@ -326,6 +348,18 @@ def _since(record: Record) -> str:
 def _status_note(notes: object) -> str:
     status = getattr(notes, "status", None)
     return f" (its last status: {status})" if status else ""
+
+
+def _wait_notes(notes: Notes, probe: Probe | None) -> str:
+    """What the wait learnt that explains a failed start: the service's last STATUS=, the
+    notify messages refused and why (R-NOTIFY-3), the last probe of a service that died."""
+    out = _status_note(notes)
+    if notes.ignored:
+        more = f" (and {len(notes.ignored) - 1} more)" if len(notes.ignored) > 1 else ""
+        out += f"; refused: {notes.ignored[0]}{more}"
+    if probe is not None and probe.last_error:
+        out += f"; last probe: {probe.last_error}"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -492,6 +492,8 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         row.since = time.time() - row.uptime_seconds
         if obs.record is not None:
             row.status_text = obs.record.status_text
+            if obs.record.ready_note:
+                row.notes.append(f"readiness: {obs.record.ready_note}")
             _own_group(row, obs.info, obs.record)
             row.definition_changed, row.definition_changes = fingerprint.compare(
                 svc, obs.record.parsed, obs.record.fingerprint

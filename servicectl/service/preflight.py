@@ -12,7 +12,11 @@ from servicectl.definitions.expansion import expanded
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.service.directories import make_directories
 from servicectl.system.runner import run
-from servicectl.system.spawn import Account, build_environment, resolve_account
+from servicectl.system.spawn import (
+    Account,
+    build_environment,
+    resolve_account,
+)
 
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service

@@ -105,7 +105,8 @@ def _open_notify(record: Record) -> NotifySocket | None:
     if not record.notify_socket:
         return None
     try:
-        return NotifySocket(record.notify_socket, uid=record.uid)
+        # R-NOTIFY-1: root's service may have dropped privileges: open, senders checked
+        return NotifySocket(record.notify_socket, uid=record.uid or None)
     except OSError:
         return None
 

@@ -337,12 +337,17 @@ def _start_supervisor(svc: Service, dirs: Dirs) -> None:
         raise SupervisorError(
             f"{svc.name}: cannot open the supervisor's log {dirs.log / LOG_NAME}: {exc.strerror}"
         ) from None
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(Path(servicectl.__file__).resolve().parent.parent)
+    # R-EXEC-1: an isolated interpreter in "/" (no current directory, PYTHON* variable or user
+    # site on its path) that loads servicectl from the very directory this one came from.
+    env = {
+        k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET" and not k.startswith("PYTHON")
+    }
+    package = str(Path(servicectl.__file__).resolve().parent)
+    argv = [sys.executable, "-I", "-c", SUPERVISOR_BOOT, package, "servicectl.supervisor.daemon"]
     r, w = os.pipe()
     try:
         subprocess.Popen(
-            [sys.executable, "-S", "-m", "servicectl.supervisor.daemon", str(dirs.run), str(w)],
+            [*argv, str(dirs.run), str(w)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -373,3 +378,22 @@ def _start_supervisor(svc: Service, dirs: Dirs) -> None:
         raise SupervisorError(
             f"{svc.name}: its supervisor did not start: {text}; see {dirs.log / LOG_NAME}"
         )
+
+
+# How the supervisor is started (R-EXEC-1): ``python -I -c SUPERVISOR_BOOT PACKAGE
+# servicectl.supervisor.daemon RUN_DIR FD``. PACKAGE is the directory of the servicectl that
+# starts it (site-packages once installed, the checkout when run from source): the package is loaded
+# from there by its path, and nothing else is looked up beside it; the standard library and
+# the dependencies come from the interpreter's own isolated path.
+SUPERVISOR_BOOT = (
+    "import sys\n"
+    "from importlib.util import module_from_spec, spec_from_file_location\n"
+    "d = sys.argv[1]\n"
+    "s = spec_from_file_location('servicectl', d + '/__init__.py', "
+    "submodule_search_locations=[d])\n"
+    "m = module_from_spec(s)\n"
+    "sys.modules['servicectl'] = m\n"
+    "s.loader.exec_module(m)\n"
+    "from servicectl.supervisor.daemon import run\n"
+    "sys.exit(run(sys.argv[3:]))\n"
+)

@@ -1,14 +1,14 @@
-"""The supervisor: one process per run directory, parent of every supervised service, started
-by the first start of a supervised service (``python -m servicectl.supervisor.daemon RUN_DIR FD``).
+"""The supervisor: one process per run directory, parent of every supervised service, started by
+the first start of a supervised service (``servicectl.supervisor.daemon RUN_DIR FD``).
 
 One thread polls the control socket, the connections, a pidfd per supervised process, and the
 wake-up pipes of signals and of worker threads; every change to what it knows happens there.
 Whatever takes time (spawning, readiness, recording an exit, respawning) runs in a worker
-thread (servicectl/respawn.py) under the service's lock. It exits after being idle (nothing
-supervised, nobody connected) for a while, and never holds a service's lock while idle.
+thread (respawn.py) under the service's lock. It exits after being idle (nothing supervised,
+nobody connected) for a while, and never holds a service's lock while idle.
 
 The protocol: a JSON object a line, one answer per request, requests of a connection served in
-order (see servicectl/supervision.py for the client's side).
+order (see client.py for the client's side).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from servicectl.system import proc
 
 IDLE_EXIT = float(os.environ.get("SERVICECTL_SUPERVISOR_IDLE", "30") or 30)
 SWEEP_DELAY = 1.0  # a zombie child no thread reaped for this long is an orphan's: reaped
-MAX_LINE = 1 << 20
-IN = select.POLLIN | select.POLLHUP | select.POLLERR
+MAX_LINE = 1 << 20  # a request line
+IN = select.POLLIN | select.POLLHUP | select.POLLERR  # what a watched descriptor may say
 
 
 class Conn:
@@ -84,9 +84,10 @@ class Supervisor:
                 try:
                     self._dispatch(fd)
                 except Exception as exc:  # noqa: BLE001 - one bad event must not end supervision
-                    import traceback
+                    from servicectl import lastresort
 
-                    say(f"internal error, carrying on: {exc!r}\n{traceback.format_exc()}")
+                    text = lastresort.traceback_text(exc)
+                    say(f"{lastresort.describe(exc)}; carrying on\n{text}")
             self._timers()
         self._leave()
 
@@ -346,9 +347,12 @@ class Supervisor:
             _, pid, child = result
             self._watch(unit, pid, unit.record.starttime if unit.record else 0, child)
         if exc is not None and not isinstance(exc, ServicectlError):
-            say(f"{unit.name}: {kind}: {type(exc).__name__}: {exc}")
+            from servicectl import lastresort
+
+            text = lastresort.traceback_text(exc)
+            say(f"{unit.name}: {kind}: {lastresort.describe(exc)}\n{text}")
         if conn is not None:
-            self._answer(conn, _error(exc) if exc is not None else _ok(kind, result))
+            self._answer(conn, _error(exc, unit.name) if exc is not None else _ok(kind, result))
         if unit.holder is None and self.units.get(unit.name) is unit:
             self._resume(unit, closed=False)
 
@@ -402,7 +406,7 @@ class Supervisor:
         their subreaper). A worker reaps its own children at once; a zombie seen twice, a
         sweep apart, is nobody's."""
         mine = {u.pid for u in self.units.values() if u.handle is not None}
-        zombies = {c for c in _children() if c not in mine and _zombie(c)}
+        zombies = {c for c in _children() if c not in mine and proc.is_zombie(c)}
         for pid in zombies & self.zombies:
             _reap(pid)
         self.zombies = zombies - self.zombies
@@ -453,18 +457,13 @@ def _children() -> list[int]:
     return out
 
 
-def _zombie(pid: int) -> bool:
-    info = proc.read_proc(pid)
-    return info is not None and info.zombie
-
-
 def _ok(kind: str, result: Any) -> dict[str, Any]:
     if kind == "spawned":
         return {"ok": True, "pid": result[0], "starttime": result[1]}
     return {"ok": True}
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
+def _error(exc: BaseException, name: str = "") -> dict[str, Any]:
     if isinstance(exc, ServicectlError):
         return {
             "ok": False,
@@ -472,7 +471,12 @@ def _error(exc: BaseException) -> dict[str, Any]:
             "code": int(exc.exit_code),
             "detail": exc.detail,
         }
-    return {"ok": False, "message": f"supervisor: {type(exc).__name__}: {exc}", "code": 1}
+    return {
+        "ok": False,
+        "message": (f"{name}: " if name else "")
+        + f"internal error in the supervisor: {type(exc).__name__}: {exc} (see its log)",
+        "code": 1,
+    }
 
 
 def _unknown(conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
@@ -569,5 +573,24 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def run(argv: list[str]) -> int:
+    """``main``, under the last net (R-VIEW-4): an exception nothing else caught is one line
+    and its traceback in the supervisor's log (its stderr), never lost, exit 1. A worker
+    thread's is logged the same way."""
+    from servicectl import lastresort
+
+    def log(exc: BaseException) -> None:
+        say(f"{lastresort.describe(exc)}\n{lastresort.traceback_text(exc)}")
+
+    threading.excepthook = lambda a: (
+        None if a.exc_type is SystemExit else log(a.exc_value or a.exc_type())
+    )
+    try:
+        return main(argv)
+    except Exception as exc:
+        log(exc)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:]))

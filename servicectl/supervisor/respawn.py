@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -150,7 +151,7 @@ def handle_exit(
             unit.history.append(time.monotonic())
             unit.restarts += 1
             try:
-                pid, child = _respawn_locked(unit)
+                pid, child = _respawn_guarded(unit)
             except ServicectlError as exc:
                 unit.last_exit = _failed_respawn(exc, svc.name)
                 respawn, said = decide(unit)
@@ -208,6 +209,25 @@ def _record_exit(unit: Unit, said: str, respawn: bool, phase: str = "") -> None:
             remove_pidfile(svc.pid_file, dirs.run)
         except (OSError, ServicectlError):
             pass
+
+
+def _respawn_guarded(unit: Unit) -> tuple[int, subprocess.Popen[bytes] | None]:
+    """``_respawn_locked``, an unexpected exception made a failed respawn (R-VIEW-4): its
+    traceback goes to the supervisor's log (its stderr), the service's record says what
+    failed, and the supervisor decides again as after any failed respawn."""
+    try:
+        return _respawn_locked(unit)
+    except ServicectlError:
+        raise
+    except Exception as exc:
+        from servicectl import lastresort
+
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            sys.stderr.write(f"{stamp} {unit.name}: respawn: {lastresort.traceback_text(exc)}\n")
+        except OSError:
+            pass
+        raise ServicectlError(f"{unit.name}: {lastresort.describe(exc)}") from None
 
 
 def _respawn_locked(unit: Unit) -> tuple[int, subprocess.Popen[bytes] | None]:

@@ -370,6 +370,32 @@ def ancestors_of_self() -> set[int]:
 # pidfd-based handles
 
 
+FD_MARGIN = 64  # descriptors kept free for /proc reads, pipes and sockets beside the pidfds
+_SOFT_LIMIT: list[int] = []  # servicectl's soft RLIMIT_NOFILE, once read
+
+
+def _make_room(fd: int) -> None:
+    """Keep room for more descriptors: a stop holds one pidfd per member of the service's group
+    (R-PROC-2), and a service's user can fork thousands; with the usual soft limit of 1024 the
+    thousandth pidfd would leave none for reading /proc. When ``fd`` nears the soft limit, it
+    is doubled (up to the hard limit) for this servicectl process; what it starts later
+    inherits the raised soft limit."""
+    if _SOFT_LIMIT and fd < _SOFT_LIMIT[0] - FD_MARGIN:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if fd >= soft - FD_MARGIN:
+        want = soft * 2 if hard == resource.RLIM_INFINITY else min(hard, soft * 2)
+        if want > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+                soft = want
+            except (OSError, ValueError):
+                pass
+    _SOFT_LIMIT[:] = [soft]
+
+
 class Handle:
     """A verified reference to one process: a pidfd plus the (PID, start time) it must have.
 
@@ -384,6 +410,7 @@ class Handle:
         self.fd: int | None = None
         try:
             self.fd = os.pidfd_open(pid)
+            _make_room(self.fd)
         except ProcessLookupError:
             self.fd = None
         except OSError as exc:
@@ -502,3 +529,9 @@ def describe_exit(code: int | None) -> str:
             name = str(-code)
         return f"was killed by signal {name}"
     return f"exited with status {code}"
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie (exited, not reaped)."""
+    info = read_proc(pid)
+    return info is not None and info.zombie

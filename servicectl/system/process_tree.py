@@ -1,6 +1,13 @@
 """What a running service uses, for the ``status NAME`` block: its processes (the main process,
-its descendants and the rest of its own process group), their memory and CPU time, and the
-sockets they listen on. Read with psutil, imported here only when a block needs it.
+its descendants and the rest of its own process group: tree.py), their memory and CPU time,
+and the sockets they listen on.
+
+Whatever the service does, this stays small and quick (docs/security.md R-VIEW-2): one pass
+over /proc/PID/stat, at most MAX_LISTED processes listed (the rest counted: "and N more"), at
+most MAX_ARGV bytes of each command line, the socket tables and descriptors read with bounds
+(procnet.py), and a time budget after which what is left is said to be unknown. Each field
+is read on its own: a reader that fails leaves that field unknown, never the whole view
+(R-VIEW-3).
 
 What identifies the service (PID, start time, group) comes from observe.py; nothing here is
 used to decide which process to signal.
@@ -8,7 +15,16 @@ used to decide which process to signal.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import os
+import time
+from typing import NamedTuple
+
+from servicectl.system import procnet, tree
+
+BUDGET = 0.5  # seconds one block's metrics may take
+MAX_LISTED = 50  # processes listed in the tree
+MAX_ARGV = 2048  # bytes of a command line read
+NET_KINDS = ("tcp", "tcp6", "udp", "udp6", "unix")
 
 
 class Member(NamedTuple):
@@ -16,7 +32,7 @@ class Member(NamedTuple):
 
     pid: int
     ppid: int
-    argv: tuple[str, ...]
+    argv: tuple[str, ...] | None  # None: could not be read; a cut one ends with "..."
     name: str
     rss: int | None  # bytes
     cpu: float | None  # seconds, user + system, with its reaped children's
@@ -31,144 +47,132 @@ class Listener(NamedTuple):
 
 
 class Metrics:
-    """The service's tree (parents before children) and its totals. ``hidden``: how many of its
-    processes this user may not inspect for sockets (another user's: root's, say)."""
+    """The service's tree (parents before children, the first MAX_LISTED) and its totals.
 
-    __slots__ = ("members", "memory", "cpu_seconds", "listeners", "hidden")
+    ``count``: its processes in all; ``more``: how many are not listed; ``hidden``: how many
+    this user may not inspect for sockets (another user's: root's, say); ``unknown``: what
+    could not be read, and why."""
+
+    __slots__ = (
+        "members",
+        "count",
+        "more",
+        "memory",
+        "cpu_seconds",
+        "listeners",
+        "hidden",
+        "unknown",
+    )
 
     def __init__(self) -> None:
         self.members: list[Member] = []
+        self.count = 0
+        self.more = 0
         self.memory: int | None = None
         self.cpu_seconds: float | None = None
         self.listeners: list[Listener] = []
         self.hidden = 0
+        self.unknown: list[str] = []
 
 
-def collect(pid: int, pgid: int = 0, sid: int = 0) -> Metrics | None:
+def collect(pid: int, pgid: int = 0, sid: int = 0, budget: float = BUDGET) -> Metrics | None:
     """The tree of process ``pid``: it, its descendants and, when ``pgid`` is the service's
-    own group, the members of that group in session ``sid`` (children a crashed parent left).
-    None if ``pid`` is gone."""
-    import psutil
-
-    try:
-        main = psutil.Process(pid)
-        found = {pid: main}
-        found.update((c.pid, c) for c in main.children(recursive=True))
-    except psutil.Error:
-        return None
-    if pgid > 1:
-        from servicectl.system import proc
-
-        for info in proc.group_members(pgid):
-            if info.pid not in found and (sid <= 1 or info.sid == sid):
-                try:
-                    found[info.pid] = psutil.Process(info.pid)
-                except psutil.Error:
-                    continue
+    own group, the members of that group in session ``sid``. None if ``pid`` is gone."""
+    deadline = time.monotonic() + budget
+    table = tree.scan(deadline)
+    if pid not in table:
+        main = tree.read_stat(pid)  # not reached before the deadline, or gone
+        if main is None or main.zombie:
+            return None
+        table[pid] = main
+    order, beyond = tree.members(table, pid, pgid, sid)
     out = Metrics()
-    members = [m for m in (_member(p, psutil) for p in found.values()) if m is not None]
-    out.members = _tree_order(members, pid)
-    rss = [m.rss for m in out.members if m.rss is not None]
-    cpu = [m.cpu for m in out.members if m.cpu is not None]
-    out.memory = sum(rss) if rss else None
-    out.cpu_seconds = sum(cpu) if cpu else None
-    _listeners(out, [found[m.pid] for m in out.members], psutil)
+    out.count = len(order) + beyond
+    out.more = out.count - min(len(order), MAX_LISTED)
+    page = os.sysconf("SC_PAGE_SIZE")
+    ticks = os.sysconf("SC_CLK_TCK")
+    out.memory = sum(table[p].rss_pages for p in order) * page
+    out.cpu_seconds = sum(table[p].cpu_ticks for p in order) / ticks
+    if beyond:
+        out.unknown.append(f"memory and CPU count the first {len(order)} processes only")
+    if not table.complete:
+        out.unknown.append("not every process was looked at (time limit): some may be missing")
+    for p in order[:MAX_LISTED]:
+        st = table[p]
+        argv = _argv(p) if time.monotonic() < deadline else None
+        out.members.append(
+            Member(p, st.ppid, argv, st.comm, st.rss_pages * page, st.cpu_ticks / ticks)
+        )
+    _listeners(out, pid, order, deadline)
     return out
 
 
-def _member(p: Any, psutil: Any) -> Member | None:
+def _argv(pid: int) -> tuple[str, ...] | None:
+    """The first MAX_ARGV bytes of the process's arguments (a cut one ends with ``...``);
+    () when it has none or is gone, None when they cannot be read."""
     try:
-        with p.oneshot():
-            if p.status() == psutil.STATUS_ZOMBIE:
-                return None
-            ppid = p.ppid()
-            name = p.name()
-            try:
-                argv = tuple(p.cmdline())
-            except psutil.AccessDenied:
-                argv = ()
-            rss: int | None = None
-            cpu: float | None = None
-            try:
-                rss = p.memory_info().rss
-                t = p.cpu_times()
-                cpu = t.user + t.system + t.children_user + t.children_system
-            except psutil.AccessDenied:
-                pass
-    except psutil.Error:  # gone meanwhile
+        with open(f"/proc/{pid}/cmdline", "rb", buffering=0) as fh:
+            raw = fh.read(MAX_ARGV + 1)
+    except (FileNotFoundError, ProcessLookupError):
+        return ()
+    except Exception:  # R-VIEW-3: unreadable (permission, a kernel refusal): unknown
         return None
-    return Member(p.pid, ppid, argv, name, rss, cpu)
+    cut = len(raw) > MAX_ARGV
+    words = [a.decode("utf-8", "replace") for a in raw[:MAX_ARGV].split(b"\0") if a]
+    if cut:
+        words.append("...")
+    return tuple(words)
 
 
-def _tree_order(members: list[Member], main: int) -> list[Member]:
-    """Parents before their children, siblings by PID; the main process's tree first."""
-    by_pid = {m.pid: m for m in members}
-    children: dict[int, list[Member]] = {}
-    roots = []
-    for m in sorted(members, key=lambda m: m.pid):
-        if m.ppid in by_pid and m.ppid != m.pid:
-            children.setdefault(m.ppid, []).append(m)
-        else:
-            roots.append(m)
-    roots.sort(key=lambda m: (m.pid != main, m.pid))
-    out: list[Member] = []
-    todo = list(reversed(roots))
-    while todo:
-        m = todo.pop()
-        out.append(m)
-        todo.extend(reversed(children.get(m.pid, [])))
-    return out
-
-
-def depth(members: list[Member], member: Member) -> int:
-    """How deep ``member`` sits in the tree of ``members`` (0: a root)."""
-    by_pid = {m.pid: m for m in members}
-    d = 0
-    seen = {member.pid}
-    while member.ppid in by_pid and member.ppid not in seen:
-        member = by_pid[member.ppid]
-        seen.add(member.pid)
-        d += 1
-    return d
-
-
-def _listeners(out: Metrics, procs: list[Any], psutil: Any) -> None:
-    """The listening sockets of ``procs`` (each once: workers share their master's)."""
-    import socket
-
-    seen: set[Listener] = set()
-    for p in procs:
+def _listeners(out: Metrics, main: int, pids: list[int], deadline: float) -> None:
+    """The listening sockets of ``pids`` (each once: workers share their master's): the
+    sockets each process holds, looked up in the tables of the main process's network
+    namespace."""
+    inodes: set[int] = set()
+    late = 0
+    for p in pids:
+        if time.monotonic() > deadline:
+            late += 1
+            continue
         try:
-            conns = p.net_connections(kind="all")
-        except psutil.AccessDenied:
+            inodes |= procnet.socket_inodes(p, deadline)
+        except PermissionError:
             out.hidden += 1
+        except Exception:  # gone meanwhile, or /proc refused: nothing to show of it
             continue
-        except psutil.Error:
+    if late:
+        out.unknown.append(f"the sockets of {late} processes were not looked at (time limit)")
+    seen: set[Listener] = set()
+    for kind in NET_KINDS if inodes else ():
+        try:
+            table, whole = _table(kind, main, inodes, deadline)
+        except Exception as exc:  # R-VIEW-3: one table unreadable, the others still count
+            out.unknown.append(f"/proc/net/{kind} cannot be read ({_why(exc)})")
             continue
-        for c in conns:
-            got = _listener(c, socket, psutil)
-            if got is not None and got not in seen:
-                seen.add(got)
+        if not whole:
+            out.unknown.append(f"/proc/net/{kind} was not read to its end (size or time limit)")
+        seen.update(_listener(s) for s in table if s.listening or s.forged)
     order = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3, "unix": 4}
     out.listeners = sorted(seen, key=lambda s: (order.get(s.kind, 9), s.address, s.detail))
 
 
-def _listener(c: Any, socket: Any, psutil: Any) -> Listener | None:
-    if c.family == socket.AF_UNIX:
-        if not c.laddr:
-            return None
-        kind = {
-            socket.SOCK_STREAM: "stream",
-            socket.SOCK_DGRAM: "dgram",
-            socket.SOCK_SEQPACKET: "seqpacket",
-        }
-        return Listener("unix", str(c.laddr), kind.get(c.type, ""))
-    if not c.laddr:
-        return None
-    six = "6" if c.family == socket.AF_INET6 else ""
-    host = f"[{c.laddr.ip}]" if six else c.laddr.ip
-    if c.type == socket.SOCK_STREAM and c.status == psutil.CONN_LISTEN:
-        return Listener("tcp" + six, f"{host}:{c.laddr.port}")
-    if c.type == socket.SOCK_DGRAM and not c.raddr:
-        return Listener("udp" + six, f"{host}:{c.laddr.port}")
-    return None
+def _table(
+    kind: str, main: int, inodes: set[int], deadline: float
+) -> tuple[list[procnet.Socket], bool]:
+    def keep(s: procnet.Socket) -> bool:
+        return s.inode in inodes
+
+    try:
+        return procnet.read_table(kind, main, keep, deadline)
+    except (FileNotFoundError, ProcessLookupError):
+        return procnet.read_table(kind, None, keep, deadline)
+
+
+def _listener(s: procnet.Socket) -> Listener:
+    if s.forged:  # another line claims this socket's inode: its name cannot be told
+        return Listener(s.kind, "(name unknown: /proc/net/unix has a forged line)", s.detail)
+    return Listener(s.kind, s.address, s.detail)
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"

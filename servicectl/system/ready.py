@@ -18,7 +18,8 @@ from servicectl.system.proc import CANCEL_SLICE, Handle, check_cancel, is_descen
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from servicectl.definitions.schema import Ready
+    from servicectl.definitions.schema import Ready, Service
+    from servicectl.system.spawn import Account
 
 FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.1
@@ -58,6 +59,7 @@ class Notes:
             self.extend_until = time.monotonic() + int(value) / 1e6
 
 
+MAX_IGNORED = 8  # refused notify messages remembered for the failure message
 MAX_SUN_PATH = 107  # bytes of a socket path (sun_path is 108, with the final NUL)
 
 
@@ -159,61 +161,92 @@ class NotifySocket:
                 data, anc, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(creds_size))
             except (BlockingIOError, InterruptedError):
                 return
-            sender = _sender_pid(anc, creds_size)
-            if sender is None or not _belongs(sender, main_pid, pgid):
-                notes.ignored.append(f"message from PID {sender} outside the service ignored")
+            sender, uid = _sender(anc, creds_size)
+            why = _refusal(sender, main_pid, pgid)
+            if why:
+                if len(notes.ignored) < MAX_IGNORED:
+                    notes.ignored.append(f"a notify message from PID {sender} (uid {uid}): {why}")
                 continue
-            for line in data.decode("utf-8", "replace").splitlines():
+            for line in data.decode("utf-8", "replace").split("\n"):  # sd_notify: \n only
                 notes.take(line)
 
 
-def _sender_pid(ancillary: list[tuple[int, int, bytes]], creds_size: int) -> int | None:
-    """The sender's PID from a message's credentials (SCM_CREDENTIALS), or None."""
-    sender = None
+def _sender(ancillary: list[tuple[int, int, bytes]], creds_size: int) -> tuple[int, int]:
+    """The sender's PID and uid from a message's credentials (SCM_CREDENTIALS); (0, -1)
+    when it has none."""
+    sender, uid = 0, -1
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-            sender = struct.unpack("3i", payload[:creds_size])[0]
-    return sender
+            sender, uid, _gid = struct.unpack("3i", payload[:creds_size])
+    return sender, uid
 
 
-def _belongs(pid: int, main_pid: int, pgid: int) -> bool:
-    if pid == main_pid:
-        return True
+def _refusal(pid: int, main_pid: int, pgid: int) -> str:
+    """Why a message from ``pid`` is not the service's (R-NOTIFY-3), or "" if it is: the
+    main process, a member of its process group, or a descendant of it (whatever user it
+    switched to)."""
+    if pid == main_pid and pid > 0:
+        return ""
+    if pid <= 0:
+        return "refused: it carries no sender credentials"
     info = read_proc(pid)
     if info is None:
-        return False  # sent and exited already: cannot be checked
-    return (pgid > 0 and info.pgid == pgid) or is_descendant(pid, main_pid)
+        return "refused: the sender exited before it could be checked (send from a live process)"
+    if (pgid > 0 and info.pgid == pgid) or is_descendant(pid, main_pid):
+        return ""
+    return "refused: the sender is not a process of the service"
+
+
+def start_clock() -> int:
+    """Now, in nanoseconds, on the clock the kernel stamps files with (CLOCK_REALTIME_COARSE,
+    which a file's ctime never precedes): taken before a spawn, a ready file written after it
+    has a ctime at or after this (R-READY-2)."""
+    try:
+        return time.clock_gettime_ns(CLOCK_REALTIME_COARSE)
+    except OSError:
+        return time.time_ns() - 10_000_000  # the coarse clock lags by at most a tick
+
+
+CLOCK_REALTIME_COARSE = 5  # Linux's clock id (not named in Python's time module)
 
 
 class Probe:
-    """One readiness check that can be retried: ``check()`` is True once ready."""
+    """One readiness check that can be retried: ``check()`` is True once ready.
 
-    def __init__(
-        self, ready: Ready, env: dict[str, str], run_as: tuple[int, int] | None, cwd: str
-    ) -> None:
-        self.ready = ready
+    A ready file counts only if written (its ctime) at or after ``since`` (ns, start_clock
+    before the spawn): one left by an earlier run is not this start's (R-READY-2). A tcp,
+    http or unix probe that connects counts only if the socket that answered is one of the
+    service's (``service``: main PID, group, session; R-READY-1); ``note`` says when that
+    could not be told."""
+
+    def __init__(self, svc: Service, account: Account, env: dict[str, str], since: int = 0) -> None:
+        assert svc.ready is not None
+        self.svc = svc
+        self.ready: Ready = svc.ready
+        self.account = account
         self.env = env
-        self.run_as = run_as
-        self.cwd = cwd
+        self.since = since
+        self.service: tuple[int, int, int] | None = None
         self.last_error = ""
+        self.note = ""
 
     def check(self, remaining: float) -> bool:
         kind = self.ready.kind
         target = self.ready.target
         try:
             if kind == "file":
-                return os.path.exists(str(target))
+                return self._file(str(target))
             if kind == "tcp":
                 host, _, port = str(target).rpartition(":")
                 with socket.create_connection(
                     (host.strip("[]"), int(port)), timeout=min(1.0, remaining)
-                ):
-                    return True
+                ) as conn:
+                    return self._owned("tcp", conn.getpeername())
             if kind == "unix":
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.settimeout(min(1.0, remaining))
                     s.connect(str(target))
-                    return True
+                return self._owned("unix", str(target))
             if kind == "http":
                 return self._http(str(target), remaining)
             if kind == "command":
@@ -223,6 +256,35 @@ class Probe:
             return False
         return False
 
+    def _file(self, path: str) -> bool:
+        st = os.stat(path)
+        if st.st_ctime_ns >= self.since:
+            return True
+        when = time.strftime("%H:%M:%S", time.localtime(st.st_ctime))
+        self.last_error = f"{path} is from before this start (written at {when})"
+        return False
+
+    def _owned(self, kind: str, peer: Any) -> bool:
+        """Whether the socket that answered is the service's own (R-READY-1)."""
+        if self.service is None:
+            return True
+        from servicectl.system import ownership
+
+        pid, pgid, sid = self.service
+        deadline = time.monotonic() + ownership.BUDGET
+        try:
+            if kind == "unix":
+                verdict = ownership.unix(peer, pid, pgid, sid, deadline)
+            else:
+                verdict = ownership.inet(peer, pid, pgid, sid, deadline)
+        except Exception as exc:  # an unreadable or malformed /proc: cannot tell, and say so
+            verdict = ownership.Verdict(None, f"not checked ({type(exc).__name__}: {exc})")
+        if verdict.owned is False:
+            self.last_error = verdict.why
+            return False
+        self.note = verdict.why if verdict.owned is None else ""
+        return True
+
     def _http(self, url: str, remaining: float) -> bool:
         import http.client
         import urllib.parse
@@ -231,6 +293,10 @@ class Probe:
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=min(2.0, remaining))
         try:
+            conn.connect()
+            assert conn.sock is not None
+            if not self._owned("tcp", conn.sock.getpeername()):
+                return False  # another program's server: not asked anything
             path = parts.path or "/"
             if parts.query:
                 path += "?" + parts.query
@@ -245,31 +311,25 @@ class Probe:
             conn.close()
 
     def _command(self, remaining: float) -> bool:
-        import subprocess
+        """Run the probe command as a service's command is run (preflight.run: as its user,
+        the directory entered after the switch, output bounded, its group killed at the
+        limit)."""
+        from servicectl.errors import ServicectlError
+        from servicectl.system.runner import run
 
         assert isinstance(self.ready.target, tuple)
         timeout = min(self.ready.timeout or 10.0, max(remaining, 0.01))
-        kwargs: dict[str, Any] = {}
-        if self.run_as is not None:
-            kwargs.update(user=self.run_as[0], group=self.run_as[1])
         try:
-            result = subprocess.run(
-                list(self.ready.target),
-                env=self.env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                timeout=timeout,
-                start_new_session=True,
-                **kwargs,
-            )
-        except subprocess.TimeoutExpired:
+            ran = run(self.svc, self.ready.target, self.env, self.account, timeout)
+        except ServicectlError as exc:
+            self.last_error = exc.message.removeprefix(f"{self.svc.name}: ")
+            return False
+        if ran.code is None:
             self.last_error = f"probe command timed out after {timeout:.1f} s"
             return False
-        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
-        self.last_error = f"exit status {result.returncode}" + (f": {tail[0]}" if tail else "")
-        return result.returncode == 0
+        tail = ran.output.strip().splitlines()[-1:]
+        self.last_error = f"exit status {ran.code}" + (f": {tail[0]}" if tail else "")
+        return ran.code == 0
 
 
 class WaitResult:
@@ -313,7 +373,11 @@ def wait_ready(
             return WaitResult("died", notes)
         if probe is not None and now >= next_probe:
             if probe.check(max(deadline - now, 0.01)):
-                return WaitResult("ready", notes)
+                # R-READY-1: ready only while the main process runs (it may have died of
+                # EADDRINUSE while another program answered the probe)
+                if handle.exited():
+                    return WaitResult("died", notes)
+                return WaitResult("ready", notes, probe.note)
             next_probe = time.monotonic() + backoff
             backoff = min(backoff * 2, cap)
         now = time.monotonic()

@@ -57,6 +57,8 @@ class Record(NamedTuple):
     last_exit: Optional[dict[str, Any]] = None
     respawn_at: float = 0.0
     supervision_note: Optional[str] = None
+    # What its readiness check could not tell (R-READY-1: whose socket answered), or None.
+    ready_note: Optional[str] = None
 
     def to_json(self) -> bytes:
         import json

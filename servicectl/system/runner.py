@@ -12,7 +12,11 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import Exit, ServicectlError
-from servicectl.system.spawn import Account, resolve_program
+from servicectl.system.spawn import (
+    Account,
+    after_switch,
+    resolve_program,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -60,15 +64,17 @@ def run(
             f"(create it, or fix working_directory: in {svc.file})"
         )
     kwargs: dict[str, Any] = {}
-    if account.switch:
+    cmd, cwd = [program, *argv[1:]], str(svc.working_directory)
+    if account.switch:  # R-EXEC-2: the directory is entered as the user, after the switch
         kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+        cmd, cwd = after_switch(cmd, cwd, env), "/"
     try:
         child = subprocess.Popen(
-            [program, *argv[1:]],
+            cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            cwd=str(svc.working_directory),
+            cwd=cwd,
             env=env,
             umask=svc.umask,
             start_new_session=True,

@@ -272,13 +272,22 @@ def open_output(svc: Service, account: Account) -> tuple[int, int]:
     return out, err
 
 
+# The exec shim runs as root until it switches to the service's user (docs/security.md
+# R-EXEC-1): ``python -I -S`` (no current directory, script directory, PYTHON* variable, user
+# or site directory on sys.path: the standard library alone), started in "/" with an
+# environment of servicectl's making. The service's environment travels in it renamed
+# (ENV_PREFIX + name), so that the loader never reads LD_PRELOAD or LD_LIBRARY_PATH meant for
+# the service while the shim is root; the working directory is entered after the switch.
+ENV_PREFIX = "SERVICECTL_ENV_"
+CHDIR_EXIT = 200  # the service's user cannot enter its working directory
+
 SHIM = """
 import os, resource, sys, json
 spec = json.loads(sys.argv[1])
-def fail(what, e):
+def fail(what, e, code=126):
     reason = getattr(e, "strerror", None) or str(e)
     sys.stderr.write("servicectl: cannot %s: %s\\n" % (what, reason))
-    os._exit(126)
+    os._exit(code)
 inf = resource.RLIM_INFINITY
 for name, soft, hard in spec["limits"]:
     pair = (inf if soft < 0 else soft, inf if hard < 0 else hard)
@@ -299,18 +308,24 @@ if spec["uid"] is not None:
         os.setuid(spec["uid"])
     except OSError as e:
         fail("switch to uid %d" % spec["uid"], e)
+try:
+    os.chdir(spec["cwd"])
+except OSError as e:
+    fail("enter the working directory %s" % spec["cwd"], e, @CHDIR@)
 if spec["gate"] and not os.read(0, 1):
     os._exit(125)
 if spec["gate"]:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+n = len("@PREFIX@")
+env = {k[n:]: v for k, v in os.environ.items() if k.startswith("@PREFIX@")}
 try:
-    os.execve(sys.argv[2], sys.argv[3:], os.environ)
+    os.execve(sys.argv[2], sys.argv[3:], env)
 except OSError as e:
     sys.stderr.write("servicectl: cannot execute %s: %s\\n" % (sys.argv[2], e.strerror))
     os._exit(127)
-"""
+""".replace("@PREFIX@", ENV_PREFIX).replace("@CHDIR@", str(CHDIR_EXIT))
 
 
 # The gate: the child waits on stdin (a pipe) until servicectl has recorded it, then becomes the
@@ -318,7 +333,9 @@ except OSError as e:
 # exits 125 without running the program: no process is ever left that servicectl lost.
 # dash adds only PWD to the environment (unset unless the service sets it); other shells add
 # more (bash: SHLVL), so without dash the Python shim does the gate, 10-15 ms slower.
-GATE_SH = 'read -r _ || exit 125; exec "$0" "$@" </dev/null'
+GATE_READ = "read -r _ || exit 125; "
+GATE_EXEC = 'exec "$0" "$@" </dev/null'
+GATE_SH = GATE_READ + GATE_EXEC  # the gate's script, with the working directory entered between
 GATE_SHELL = "/bin/dash"
 GATE_EXIT = 125
 
@@ -347,7 +364,42 @@ class Gate:
 
     def gated_argv(self, cmdline: list[str]) -> bool:
         """Whether /proc shows ``cmdline`` as still the gate (the program not yet executed)."""
-        return len(cmdline) >= 3 and cmdline[1] == "-c" and cmdline[2].endswith(GATE_SH)
+        return (
+            len(cmdline) >= 3
+            and cmdline[1] == "-c"
+            and cmdline[2].startswith(GATE_READ)
+            and cmdline[2].endswith(GATE_EXEC)
+        )
+
+
+def _sh_word(word: str) -> str:
+    """``word`` quoted for sh, read back literally."""
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def enter_directory(directory: str, env: dict[str, str]) -> str:
+    """sh text that enters ``directory`` (run after the user switch: R-EXEC-2) or exits
+    CHDIR_EXIT saying so, then leaves PWD and OLDPWD as the service's environment has them
+    (cd would export them)."""
+    word = _sh_word(directory)
+    why = "servicectl: cannot enter the working directory %s as the service user\\n"
+    restore = "".join(
+        f"{var}={_sh_word(env[var])}; " if var in env else f"unset {var}; "
+        for var in ("PWD", "OLDPWD")
+    )
+    return (
+        f"cd -P -- {word} 2>/dev/null || {{ printf '{why}' {word} >&2; exit {CHDIR_EXIT}; }}; "
+        + restore
+    )
+
+
+def after_switch(argv: list[str], directory: str, env: dict[str, str]) -> list[str]:
+    """``argv`` (its program resolved) run through sh, which enters ``directory`` as the user
+    Popen switched to, then becomes the program: for commands servicectl runs as the service's
+    user (R-EXEC-2), so that root never enters a directory for them."""
+    shell = GATE_SHELL if os.access(GATE_SHELL, os.X_OK) else "/bin/sh"
+    script = enter_directory(directory, env) + 'exec "$0" "$@"'
+    return [shell, "-c", script, *argv]
 
 
 def _command_line(
@@ -357,13 +409,15 @@ def _command_line(
     program: str,
     argv: tuple[str, ...],
     gate: Gate | None,
-) -> tuple[list[str], str, dict[str, Any]]:
-    """What Popen runs: (argv, executable, keyword arguments for the user switch). The exec
-    shim when ``nice`` or ``limits`` must be applied (or a gate is wanted without dash), the
-    dash gate, or the program itself."""
+) -> tuple[list[str], str, dict[str, Any], dict[str, str]]:
+    """What Popen runs: (argv, executable, keyword arguments for the user switch, the
+    environment). The exec shim when ``nice`` or ``limits`` must be applied (or a gate is
+    wanted without dash), the dash gate, or the program itself. Each enters the working
+    directory only after the user switch, and is started in "/" (R-EXEC-1, R-EXEC-2)."""
     uses_shim = bool(svc.limits) or svc.nice is not None
     if gate is not None and not uses_shim and not os.access(GATE_SHELL, os.X_OK):
         uses_shim = True
+    directory = str(svc.working_directory)
     if uses_shim:
         import json
 
@@ -374,16 +428,20 @@ def _command_line(
             "gid": account.gid,
             "groups": list(account.groups) or [account.gid],
             "gate": gate is not None,
+            "cwd": directory,
         }
-        shim = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
-        return shim, sys.executable, {}
+        shim = [sys.executable, "-I", "-S", "-c", SHIM, json.dumps(spec), program, *argv]
+        return shim, sys.executable, {}, {ENV_PREFIX + k: v for k, v in env.items()}
     kwargs: dict[str, Any] = {}
     if account.switch:
         kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
     if gate is not None:
-        script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
-        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL, kwargs
-    return list(argv), program, kwargs
+        script = GATE_READ + enter_directory(directory, env) + GATE_EXEC
+        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL, kwargs, env
+    if account.switch:
+        wrapped = after_switch([program, *argv[1:]], directory, env)
+        return wrapped, wrapped[0], kwargs, env
+    return list(argv), program, kwargs, env
 
 
 def spawn(
@@ -399,7 +457,9 @@ def spawn(
     to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
 
     ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
-    (so hard limits can be raised), because preexec_fn is unsafe once threads exist. With a
+    (so hard limits can be raised), because preexec_fn is unsafe once threads exist; it is an
+    isolated interpreter started in "/" (R-EXEC-1). The working directory is entered after
+    the user switch (R-EXEC-2). With a
     ``gate``, the child runs the program only once ``gate.open()`` is called (see GATE_SH).
     """
     argv = argv or svc.command
@@ -409,7 +469,8 @@ def spawn(
             f"(create it, or fix working_directory: in {svc.file})"
         )
     out, err = open_output(svc, account)
-    cmd, exe, kwargs = _command_line(svc, account, env, program, argv, gate)
+    cmd, exe, kwargs, environment = _command_line(svc, account, env, program, argv, gate)
+    plain = exe == program  # the program itself, not a shell or the shim: entered by Popen
     import subprocess
 
     try:
@@ -419,8 +480,8 @@ def spawn(
             stdin=gate.read_fd if gate is not None else subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            cwd=str(svc.working_directory),
-            env=env,
+            cwd=str(svc.working_directory) if plain else "/",
+            env=environment,
             start_new_session=True,
             close_fds=True,
             pass_fds=pass_fds,

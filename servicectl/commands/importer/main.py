@@ -46,7 +46,7 @@ class Refused(Exception):
 
 
 def _say(message: str) -> None:
-    from servicectl.output.face import shown
+    from servicectl.text import shown
 
     try:
         print(f"servicectl: {shown(message)}", file=sys.stderr, flush=True)

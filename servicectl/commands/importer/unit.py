@@ -190,7 +190,12 @@ class _State:
         for base, name, e in self.dirs:
             path = f"{base}/{name}"
             mode = self.modes.get(base)
-            out.append({"path": path, "mode": mode} if mode and mode.lstrip("0") != "755" else path)
+            entry: dict[str, str] = {"path": path}
+            if mode and mode.lstrip("0") != "755":
+                entry["mode"] = mode
+            if base == DIRECTORY_KEYS["ConfigurationDirectory"]:  # root's, as systemd keeps it
+                entry.update(owner="root", group="root")
+            out.append(entry if len(entry) > 1 else path)
             first = first or e
         if out and first is not None:
             self.draft.set("directories", out, first.line, first.text)

@@ -16,6 +16,7 @@ import os
 
 DEFAULT_SERVICES_DIR = "/etc/servicectl/services.d"
 RUNNING_STATES = ("running", "starting")
+UNTRUSTED_ENV = ("PYTHON", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT")
 # What `status` said of a drifted service before servicectl had `definition_changed`.
 DRIFT_NOTE = "definition changed on disk since start; restart to apply"
 
@@ -56,7 +57,12 @@ class Servicectl(object):
 
     def run(self, args, **dirs):
         cmd = self.argv(args, **dirs)
-        rc, out, err = self.module.run_command(cmd, environ_update={"NO_COLOR": "1"})
+        # R-ANS-3: servicectl runs as root from "/", with no PYTHON* variable (an empty one is
+        # ignored) and no loader variable the task's login environment may have brought: it
+        # resolves code from its installation alone, never from the task's directory.
+        clean = dict((k, "") for k in os.environ if k.startswith(UNTRUSTED_ENV))
+        clean["NO_COLOR"] = "1"
+        rc, out, err = self.module.run_command(cmd, environ_update=clean, cwd="/")
         return cmd, rc, out, err
 
     def fail(self, cmd, rc, out, err, msg=None, **extra):
