@@ -26,6 +26,8 @@ UNRECORDED = "unrecorded"  # never on disk: a process found by its PID file alon
 RESPAWNING = "respawning"  # a respawn is due after restart_delay
 GAVE_UP = "failed"  # too many respawns: the service is failed until the next start
 EXITED = "exited"  # its exit called for no respawn (a clean exit under on-failure)
+# ... and what ``status`` says of a ``type: oneshot`` whose last run succeeded (oneshot.py):
+# status 0, as systemd's active (exited).
 
 STATE_CODES = {
     RUNNING: StatusCode.RUNNING,
@@ -33,6 +35,7 @@ STATE_CODES = {
     DEAD: StatusCode.DEAD,
     FAILED: StatusCode.DEAD,
     STOPPED: StatusCode.STOPPED,
+    EXITED: StatusCode.RUNNING,
     INVALID: StatusCode.UNKNOWN,
     UNKNOWN: StatusCode.UNKNOWN,
 }

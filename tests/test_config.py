@@ -86,7 +86,7 @@ limits: {nofile: 4096, core: [0, unlimited]}
         ("command: x\nstop_timeout: soon\n", "stop_timeout", "found 'soon', expected a number"),
         ("command: x\nstop_signal: FOO\n", "stop_signal", "expected a signal name"),
         ("command: x\nkill_mode: all\n", "kill_mode", "expected group or process"),
-        ("command: x\ntype: oneshot\n", "type", "expected simple or forking"),
+        ("command: x\ntype: daemon\n", "type", "expected simple or forking or oneshot"),
         ("command: x\ntype: forking\n", "pid_file", "forking service"),
         ("description: no command\n", "command", "missing"),
         ("command: []\n", "command", "non-empty"),
@@ -269,7 +269,9 @@ def test_every_example_is_valid(env: Env) -> None:
 
     (env.services / "web.env").write_text("GREETING=hello\n")  # the env_file example
     for k in schema.KEYS:
-        extra = "pid_file: /run/x.pid\n" if k.name == "type" else ""
+        extra = {"type": "pid_file: /run/x.pid\n", "stop_command": "type: oneshot\n"}.get(
+            k.name, ""
+        )
         command = "" if k.name == "command" else "command: x\n"
         name = "web@" if k.name == "instances" else "web"  # only a template lists instances
         env.write(name, f"{command}{k.name}: {k.example}\n{extra}")

@@ -20,11 +20,18 @@ from test_real_daemons import shared as shared  # noqa: F401  (a fixture)
 
 from servicectl.commands.importer import emit
 from servicectl.commands.importer.main import draft_for
+from servicectl.commands.importer.sysfiles import System
 from servicectl.definitions import schema
 
 DATA = Path(__file__).resolve().parent / "data" / "import"
+# Beside the scripts and units: the files they source or read (apache2's envvars, a defaults
+# file saved as NAME.default, tmpfiles.d's NAME.conf), imported with them, not alone.
 FILES = sorted(
-    p for p in DATA.rglob("*") if p.is_file() and p.name not in ("copyright", "README.md")
+    p
+    for p in DATA.rglob("*")
+    if p.is_file()
+    and p.name not in ("copyright", "README.md", "envvars")
+    and p.suffix not in (".default", ".conf")
 )
 # Files with no long-running program servicectl can find: postgresql's script drives
 # pg_ctlcluster through a sourced library; dnsmasq sets DAEMON in a sourced file.
@@ -45,9 +52,34 @@ def rel(p: Path) -> str:
     return str(p.relative_to(DATA))
 
 
-def draft(relpath: str, names: dict[str, str] | None = None, exists: bool = True) -> Any:
+def system(exists: bool = True, files: dict[str, Path] | None = None, tmpfiles: str = "") -> System:
+    """The machine as an import sees it: ``files`` (path on the machine: its copy here) are
+    there and readable, anything else is there (``exists``) but unreadable; tmpfiles.d is the
+    directory ``tmpfiles`` here (none by default)."""
+    known = {k: v.read_text() for k, v in (files or {}).items()}
+
+    def read(path: str) -> str | None:
+        if tmpfiles and path.startswith(tmpfiles + "/"):
+            return Path(path).read_text()
+        return known.get(path)
+
+    return System(
+        exists=lambda p: p in known or exists,
+        read=read,
+        tmpfiles_dirs=(tmpfiles,) if tmpfiles else (),
+        listdir=lambda d: sorted(p.name for p in Path(d).glob("*.conf")),
+    )
+
+
+def draft(
+    relpath: str,
+    names: dict[str, str] | None = None,
+    exists: bool = True,
+    files: dict[str, Path] | None = None,
+    tmpfiles: str = "",
+) -> Any:
     path = DATA / relpath
-    return draft_for(str(path), path.read_text(), names, exists=lambda _p: exists)
+    return draft_for(str(path), path.read_text(), names, system=system(exists, files, tmpfiles))
 
 
 @pytest.mark.parametrize("path", FILES, ids=rel)
@@ -304,6 +336,233 @@ def test_plain_script_background_and_pid(env: Env, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Debian's apache2, mariadb, mosquitto, chrony, exim4 and postfix (issue 26): each gap closed by
+# a general rule, checked on the packaged files.
+
+APACHE_ENVVARS = {"/etc/apache2/envvars": DATA / "apache2/envvars"}
+
+
+def test_apache2_script_its_control_tool_envvars_and_a_real_config_test() -> None:
+    d = draft("apache2/apache2", exists=False, files=APACHE_ENVVARS)
+    v = d.values
+    assert v["command"] == ["apache2ctl", "start"] and v["type"] == "forking"
+    assert v["pid_file"] == "/var/run/apache2/apache2.pid"  # $APACHE_PID_FILE, from envvars
+    assert v["environment"] == {"LANG": "C"}  # $ENV: env -i LANG=C PATH=... (PATH: the same)
+    assert v["check_command"] == ["apache2ctl", "configtest"]  # not the test's rm -f
+    assert v["reload_command"] == ["apache2ctl", "graceful"]
+    assert v["actions"] == {
+        "graceful-stop": {"command": ["apache2ctl", "graceful-stop"], "stops": True}
+    }
+    assert any("graceful does what reload does" in s for s in d.skipped)
+    unread = draft("apache2/apache2", exists=False)  # envvars not readable: said, guessed
+    assert any("PID file is computed when it runs" in s for s in unread.skipped)
+
+
+def test_a_check_command_is_a_config_test_or_nothing(tmp_path: Path) -> None:
+    """Housekeeping around a config test (mktemp, rm -f) never becomes check_command."""
+    script = tmp_path / "web"
+    script.write_text(
+        "#!/bin/sh\nDAEMON=/usr/sbin/webd\nOUT=\n"
+        'conftest() {\n  [ -z "$OUT" ] || rm -f "$OUT"\n  OUT=$(mktemp)\n'
+        '  if ! $DAEMON --check-config > "$OUT" 2>&1; then\n    return 1\n  fi\n'
+        '  rm -f "$OUT"\n}\n'
+        'case "$1" in\n'
+        "  start) conftest && start-stop-daemon --start --background --exec $DAEMON ;;\n"
+        "  reload) conftest; start-stop-daemon --stop --signal HUP --exec $DAEMON ;;\nesac\n"
+    )
+    v = draft_for(str(script), script.read_text(), system=system(False)).values
+    assert v["check_command"] == ["/usr/sbin/webd", "--check-config"]
+    assert v["reload_signal"] == "HUP"
+    housekeeping = script.read_text().replace("$DAEMON --check-config", "cat /etc/hosts")
+    script.write_text(housekeeping)
+    v = draft_for(str(script), script.read_text(), system=system(False)).values
+    assert "check_command" not in v  # nothing that tests the daemon's configuration
+
+
+def test_apache2_unit() -> None:
+    d = draft("apache2/apache2.service")
+    v = d.values
+    assert v["command"] == ["/usr/sbin/apachectl", "start"]
+    assert v["reload_command"] == ["/usr/sbin/apachectl", "graceful"]
+    assert v["restart"] == "on-failure"  # Restart=on-abort, with the difference said
+    assert any("Restart=on-abort" in n for n in d.notes)
+    assert any("no PIDFile=" in s for s in d.skipped)  # the unit does not say it
+
+
+def test_mariadb_script_a_backgrounded_pipeline() -> None:
+    d = draft("mariadb/mariadb", exists=False)
+    v = d.values
+    assert v["command"] == ["/usr/bin/mysqld_safe"]  # "${@:2}": no extra arguments at boot
+    assert v["type"] == "simple"  # mysqld_safe ... | logger &
+    assert any("its output went to" in n and "logger" in n for n in d.notes)
+    assert v["directories"] == [{"path": "/run/mysqld", "owner": "mysql", "group": "root"}]
+    assert v["reload_command"][-1] == "reload" and v["environment"] == {"HOME": "/etc/mysql/"}
+    assert (v["umask"], v["working_directory"]) == ("077", "/")
+
+
+def test_mariadb_unit_tmpfiles_restart_and_limits() -> None:
+    d = draft("mariadb/mariadb.service", tmpfiles=str(DATA / "mariadb"))
+    v = d.values
+    assert v["directories"] == [{"path": "/run/mysqld", "group": "root"}]  # mysql owns it
+    assert (v["restart"], v["restart_delay"]) == ("on-failure", 5)  # Restart=on-abnormal
+    assert v["limits"] == {"nofile": 32768, "memlock": 524288}
+    assert any("ExecStartPost=!/etc/mysql/debian-start" in s for s in d.skipped)
+    without = draft("mariadb/mariadb.service")
+    assert "directories" not in without.values  # no tmpfiles.d here: nothing invented
+
+
+def test_mosquitto_unit_exec_start_pre_directories_and_script_pid_file() -> None:
+    v = draft("mosquitto/mosquitto.service").values
+    assert v["directories"] == [
+        {"path": "/var/log/mosquitto", "owner": "mosquitto", "mode": "740"},
+        {"path": "/run/mosquitto", "owner": "mosquitto", "mode": "740"},
+    ]
+    assert v["ready"] == "notify" and v["reload_signal"] == "HUP"
+    s = draft("mosquitto/mosquitto", exists=False).values
+    assert (s["type"], s["pid_file"]) == ("simple", "/run/mosquitto/mosquitto.pid")
+    assert s["stop_schedule"] == "TERM/30/KILL/30" and s["reload_signal"] == "HUP"
+
+
+def test_chrony_unit_full_privileges_and_directory_owners() -> None:
+    d = draft("chrony/chrony.service")
+    v = d.values
+    assert "user" not in v and "group" not in v  # ExecStart=!: chronyd runs as root
+    assert any("full privileges" in n and "User=_chrony" in n for n in d.notes)
+    dirs = {x["path"] if isinstance(x, dict) else x: x for x in v["directories"]}
+    assert dirs["/etc/chrony"] == "/etc/chrony"  # ConfigurationDirectory=: root's
+    assert dirs["/run/chrony"]["owner"] == "_chrony" and dirs["/run/chrony"]["mode"] == "0700"
+    assert dirs["/var/lib/chrony"]["mode"] == "0750"
+    assert (v["type"], v["pid_file"]) == ("forking", "/run/chrony/chronyd.pid")
+    assert v["command"] == ["/usr/sbin/chronyd", "$DAEMON_OPTS"]
+
+
+def test_configuration_directory_stays_roots(tmp_path: Path) -> None:
+    unit = tmp_path / "svc.service"
+    unit.write_text(
+        "[Service]\nExecStart=/usr/sbin/svcd\nUser=svc\nConfigurationDirectory=svc\n"
+        "StateDirectory=svc\n"
+    )
+    v = draft_for(str(unit), unit.read_text(), system=system(False)).values
+    assert v["user"] == "svc"
+    assert v["directories"] == [
+        {"path": "/etc/svc", "owner": "root", "group": "root"},
+        "/var/lib/svc",
+    ]
+
+
+def test_chrony_script_defaults_file_read() -> None:
+    files = {"/etc/default/chrony": DATA / "chrony/chrony.default"}
+    d = draft("chrony/chrony", exists=False, files=files)
+    assert d.values["env_file"] == "/etc/default/chrony"
+    assert d.values["command"] == ["/usr/sbin/chronyd", "$DAEMON_OPTS"]  # expanded at start
+    assert not any("may set them differently" in n for n in d.notes)  # it was read
+
+
+def test_exim4_script_defaults_decide_guard_test_and_hup() -> None:
+    files = {"/etc/default/exim4": DATA / "exim4/exim4.default"}
+    d = draft("exim4/exim4", exists=False, files=files)
+    v = d.values
+    assert v["command"][:3] == ["/usr/sbin/exim4", "-bd", "-q${QFLAGS}${QUEUEINTERVAL}"]
+    assert v["env_file"] == "/etc/default/exim4"
+    assert v["check_command"] == ["/usr/sbin/exim4", "-bV"]  # if ! $DAEMON -bV; then exit 1
+    assert v["reload_signal"] == "HUP"  # QUEUERUNNER=combined decides the case
+    assert v["directories"] == [
+        {"path": "/run/exim4", "owner": "Debian-exim", "group": "Debian-exim", "mode": "750"}
+    ]
+    assert v["pid_file"] == "/run/exim4/exim.pid"
+    assert any("update-exim4.conf" in s or "UPEX4CONF" in s for s in d.skipped)
+
+
+def test_postfix_script_a_template_its_actions_and_check() -> None:
+    d = draft("postfix/postfix", exists=False)
+    v = d.values
+    assert d.name == "postfix@"  # one daemon per $INSTANCE: a template, never lost
+    assert v["command"] == [
+        "/usr/sbin/postmulti",
+        *("-i", "{instance}", "-x", "/usr/sbin/postfix", "start"),  # "--" was start-stop-daemon's
+    ]
+    assert v["check_command"] == ["/usr/sbin/postfix", "check"]
+    assert v["reload_command"] == ["/usr/sbin/postfix", "reload"]
+    assert v["actions"] == {
+        "flush": {"command": ["/usr/sbin/postfix", "flush"]},
+        "check": {"command": ["/usr/sbin/postfix", "check"]},
+        "abort": {"command": ["/usr/sbin/postfix", "abort"], "stops": True},
+    }
+    assert any("for each value of $INSTANCE" in n for n in d.notes)
+    tpl = draft("postfix/postfix@.service")
+    assert tpl.name == "postfix@" and tpl.values["command"][2] == "{instance}"
+
+
+def test_unset_variables_are_never_lost_silently(tmp_path: Path) -> None:
+    script = tmp_path / "svc"
+    script.write_text(
+        '#!/bin/sh\ncase "$1" in\n start)\n  for INSTANCE in one two; do\n'
+        "   start-stop-daemon --start --background --exec /usr/sbin/svcd -- -i $INSTANCE\n"
+        "  done ;;\nesac\n"
+    )
+    d = draft_for(str(script), script.read_text(), system=system(False))
+    assert d.name == "svc@" and d.values["instances"] == ["one", "two"]
+    assert d.values["command"] == ["/usr/sbin/svcd", "-i", "{instance}"]
+
+
+def test_postfix_default_instance_dash(env: Env) -> None:
+    res = assert_ok(env.sc("import", str(DATA / "postfix/postfix@.service")))
+    (env.services / "postfix@.yaml").write_text(res.stdout)
+    assert_ok(env.sc("check", "postfix@-"))  # Debian's default instance: "-" alone
+
+
+def test_one_shot_scripts_are_oneshots() -> None:
+    procps = draft("procps/procps", exists=False).values
+    assert (procps["type"], procps["command"]) == ("oneshot", ["/sbin/sysctl", "-q", "--system"])
+    assert "pid_file" not in procps and "stop_command" not in procps
+    hw = draft("hwclock/hwclock.sh", exists=False)
+    assert hw.name == "hwclock" and hw.values["type"] == "oneshot"
+    assert hw.values["command"] == ["/bin/true"]  # its start does nothing: udev does it
+    assert hw.values["stop_command"] == ["/sbin/hwclock", "--rtc=/dev/rtc0", "--systohc"]
+    assert hw.values["actions"] == {
+        "show": {"command": ["/sbin/hwclock", "--rtc=/dev/rtc0", "--show"]}
+    }
+    kmod = draft("kmod/kmod", exists=False)
+    assert kmod.values["type"] == "oneshot"  # a loop over modules read when it runs:
+    assert kmod.values["command"] == [str(DATA / "kmod/kmod"), "start"]  # the script itself
+    assert any("keep that script" in n for n in kmod.notes)
+
+
+def test_oneshot_units() -> None:
+    d = draft("postfix/postfix.service")
+    assert (d.values["type"], d.values["command"]) == ("oneshot", ["/bin/true"])
+    assert "reload" not in d.values and any("not reloaded" in s for s in d.skipped)
+
+
+def test_oneshot_unit_several_exec_start_and_exec_stop(tmp_path: Path) -> None:
+    unit = tmp_path / "setup.service"
+    unit.write_text(
+        "[Service]\nType=oneshot\nExecStart=/sbin/sysctl -p\nExecStart=/bin/echo 'a b'\n"
+        "ExecStop=/sbin/hwclock --systohc\n"
+    )
+    d = draft_for(str(unit), unit.read_text(), system=system(False))
+    assert d.values["command"] == ["/bin/sh", "-c", "/sbin/sysctl -p && /bin/echo 'a b'"]
+    assert d.values["stop_command"] == ["/sbin/hwclock", "--systohc"]
+    assert any("RemainAfterExit" in n for n in d.notes)
+
+
+def test_redis_unit_keeps_its_pid_file() -> None:
+    v = draft("redis-server/redis-server.service").values
+    assert v["pid_file"] == "/run/redis/redis-server.pid" and v["type"] == "simple"
+
+
+@pytest.mark.parametrize(
+    ("value", "policy"),
+    [("on-abnormal", "on-failure"), ("on-abort", "on-failure"), ("on-watchdog", "on-failure")],
+)
+def test_restart_values_servicectl_has_no_word_for(tmp_path: Path, value: str, policy: str) -> None:
+    unit = tmp_path / "x.service"
+    unit.write_text(f"[Service]\nExecStart=/usr/sbin/x\nRestart={value}\n")
+    d = draft_for(str(unit), unit.read_text(), system=system(False))
+    assert d.values["restart"] == policy and any(f"Restart={value}" in n for n in d.notes)
+
+
+# ---------------------------------------------------------------------------------------------
 # The real daemons, started from what was imported (private ports, dirs and PID files).
 
 
@@ -402,3 +661,49 @@ def test_imported_memcached_runs(env: Env, shared: Path) -> None:
     assert_ok(env.sc("status", "mc"))
     assert_ok(env.sc("stop", "mc"))
     assert not alive(daemon)
+
+
+def test_a_variable_set_nowhere_is_listed(tmp_path: Path) -> None:
+    script = tmp_path / "svc"
+    script.write_text(
+        '#!/bin/sh\ncase "$1" in\n start)\n'
+        "   start-stop-daemon --start --background --exec /usr/sbin/svcd -- -i $INSTANCE -v\n"
+        "  ;;\nesac\n"
+    )
+    d = draft_for(str(script), script.read_text(), system=system(False))
+    assert d.values["command"] == ["/usr/sbin/svcd", "-i", "-v"]
+    assert any("$INSTANCE is set nowhere" in s for s in d.skipped)
+
+
+def test_R_IMP_2_a_script_another_user_can_write_names_no_file_to_read(
+    env: Env, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("PIDFILE=/run/the-secret-value.pid\n")
+    secret.chmod(0o600)
+    script = tmp_path / "svc"
+    script.write_text(
+        f'#!/bin/sh\nPIDFILE=$(. {secret} && echo $PIDFILE)\ncase "$1" in\n'
+        " start) start-stop-daemon --start --pidfile $PIDFILE --exec /usr/sbin/svcd ;;\nesac\n"
+    )
+    script.chmod(0o644)
+    trusted = assert_ok(env.sc("import", str(script)))
+    assert "the-secret-value" in trusted.stdout  # its owner's own file: read
+    script.chmod(0o666)  # now anyone could have written it
+    res = assert_ok(env.sc("import", str(script)))
+    assert "the-secret-value" not in res.stdout + res.stderr
+    assert "could be written by another user" in res.stdout
+
+
+def test_a_pid_file_the_script_writes_itself_is_listed(tmp_path: Path) -> None:
+    """rpcbind's script writes the PID file after start: its daemon does not."""
+    script = tmp_path / "rpcd"
+    script.write_text(
+        '#!/bin/sh\nPIDFILE=/run/rpcd.pid\ncase "$1" in\n start)\n'
+        "   start-stop-daemon --start --exec /sbin/rpcd\n"
+        '   pid=$( pidofproc /sbin/rpcd )\n   echo -n "$pid" >"$PIDFILE" ;;\n'
+        " stop) start-stop-daemon --stop --exec /sbin/rpcd ;;\nesac\n"
+    )
+    d = draft_for(str(script), script.read_text(), system=system(False))
+    assert (d.values["type"], d.values["pid_file"]) == ("forking", "/run/rpcd.pid")
+    assert any("the script writes /run/rpcd.pid itself" in s for s in d.skipped)

@@ -63,9 +63,14 @@ def run(svc: Service, dirs: Dirs, verb: str) -> Outcome:
             ok_line=False,
         )
     from servicectl.service import audit
+    from servicectl.supervisor import client
 
     with locked(svc, dirs):
-        outcome = (_send if action.signal else _command)(svc, dirs, verb, action)
+        if action.stops:  # no respawn while it stops; then it stays stopped
+            with client.holding(svc, dirs):
+                outcome = _stopping(svc, dirs, verb, action)
+        else:
+            outcome = (_send if action.signal else _command)(svc, dirs, verb, action)
     if outcome.code == Exit.OK:
         audit.told(outcome)
     elif outcome.code != Exit.NOT_RUNNING:
@@ -140,6 +145,50 @@ def _command(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:
             ok_line=False,
         )
     return Outcome(svc.name, Exit.OK, f"{verb}: done ({shown}){moved}", pid, detail=ran.detail())
+
+
+def _stopping(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:
+    """A verb that stops the service (``stops: true``: graceful-stop, abort): do it, wait for
+    the main process to end (at most the stop schedule's time), then remove its PID file and
+    record, as stop does: it is stopped, not dead."""
+    import time
+
+    from servicectl.service.observe import clean_leftovers, inspect
+    from servicectl.service.terminate import group_handles
+    from servicectl.system.proc import Handle, wait_all_exit
+
+    obs = inspect(svc, dirs)
+    record = obs.record if obs.running else None
+    handles = []
+    if record is not None:  # its main process and its own group (workers that finish late)
+        handles.append(Handle(record.pid, record.starttime))
+        if svc.kill_mode == "group":
+            handles += group_handles(record.pgid, record.pid, held_by=handles)
+    try:
+        outcome = (_send if action.signal else _command)(svc, dirs, verb, action)
+        if not handles or outcome.code != Exit.OK:
+            return outcome
+        budget = sum(seconds for _, seconds in svc.stop_steps)
+        t0 = time.monotonic()
+        if wait_all_exit(handles, t0 + budget):
+            outcome.code = Exit.FAILURE
+            outcome.ok_line = False
+            outcome.message += f"; it still runs after {budget:g} s (stop ends it)"
+            return outcome
+    finally:
+        for h in handles:
+            h.close()
+    after = inspect(svc, dirs)
+    kept: list[str] = []
+    if after.remnants:  # its group outlived it: stop ends them (and cleans up then)
+        n = len(after.remnants)
+        kept.append(f"{n} process{'es' if n > 1 else ''} of its group still run (stop ends them)")
+    elif not after.running:
+        clean_leftovers(svc, dirs, after, kept)
+    outcome.message = outcome.message.split("; it is no longer running")[0]
+    outcome.message += f"; it has stopped ({time.monotonic() - t0:.2f} s)"
+    outcome.message += "".join(f"; {k}" for k in kept)
+    return outcome
 
 
 def _follow(svc: Service, dirs: Dirs, before: int) -> str:

@@ -40,6 +40,14 @@ class GeneratedFile:
     name: str  # "web" for an init.d shim, "web.service" for a unit
     content: str
     mode: int  # 0o755 for init.d shims, 0o644 for units
+    runs: tuple[str, ...] = ()  # the programs the service runs: never replaced by the shim
+
+
+def _runs(svc: Service) -> tuple[str, ...]:
+    """The programs the service's own commands run (an imported oneshot may run its old
+    init.d script: a shim in its place would call itself)."""
+    argvs = [svc.command, svc.stop_command or (), svc.check_command or (), svc.reload_command]
+    return tuple(os.path.realpath(a[0]) for a in argvs if a and a[0].startswith("/"))
 
 
 @dataclass(frozen=True)
@@ -232,7 +240,7 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         "esac",
         "",
     ]
-    return GeneratedFile(svc.name, "\n".join(lines), 0o755)
+    return GeneratedFile(svc.name, "\n".join(lines), 0o755, _runs(svc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +346,21 @@ def _unit_restart(svc: Service) -> tuple[list[str], list[str]]:
     ]
 
 
+def _unit_type(svc: Service, dirs: Dirs) -> list[str]:
+    if svc.type == "oneshot":
+        return [
+            "# type: oneshot: servicectl start runs the task to its end; it stays active",
+            "# (exited) until servicectl stop runs its stop_command.",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+        ]
+    return [
+        "# servicectl start returns once the detached service runs and its PID file exists.",
+        "Type=forking",
+        f"PIDFile={_unit_path_value(svc, _unit_pid_file(svc, dirs))}",
+    ]
+
+
 def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     """A systemd service unit (mode 0644) whose ExecStart/ExecStop/ExecReload call servicectl.
 
@@ -349,7 +372,6 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
     """
     base = _servicectl_argv(dirs, exe)
     deps = [f"{d}.service" for d in svc.depends]
-    pid_file = _unit_pid_file(svc, dirs)
     lines = [
         f"{MARKER} Regenerate with: servicectl unit {svc.name}",
         "[Unit]",
@@ -361,13 +383,7 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         lines.append("Requires=" + " ".join(deps))
     respawn_unit, respawn_service = _unit_restart(svc)
     lines += respawn_unit
-    lines += [
-        "",
-        "[Service]",
-        "# servicectl start returns once the detached service runs and its PID file exists.",
-        "Type=forking",
-        f"PIDFile={_unit_path_value(svc, pid_file)}",
-    ]
+    lines += ["", "[Service]", *_unit_type(svc, dirs)]
     if svc.check_command or svc.directories:
         lines += [
             "# Its directories and config test (check_command), as servicectl start does them",
@@ -410,7 +426,7 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             "# dependency; systemctl enable will refuse).",
             "",
         ]
-    return GeneratedFile(f"{svc.name}.service", "\n".join(lines), 0o644)
+    return GeneratedFile(f"{svc.name}.service", "\n".join(lines), 0o644, _runs(svc))
 
 
 def _unit_timeouts(svc: Service) -> list[str]:
@@ -534,6 +550,15 @@ def write_files(files: list[GeneratedFile], directory: Path, force: bool) -> lis
             results.append(WriteResult(False, f"{f.name!r} is not a file name"))
             continue
         data = f.content.encode("utf-8", "surrogateescape")
+        if os.path.realpath(path) in f.runs:
+            results.append(
+                WriteResult(
+                    False,
+                    f"{path} is what the service itself runs (its command); left alone, even "
+                    "with --force: move the script elsewhere and change the definition first",
+                )
+            )
+            continue
         try:
             # One byte more than the new content: enough to tell "identical" from "not".
             ours, old, old_mode, what = _is_ours(path, max(len(data) + 1, 4096))

@@ -35,6 +35,31 @@ def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, A
     return r.values
 
 
+# A oneshot runs a task to its end: there is no process to track, reload or respawn.
+ONESHOT_REFUSES = {
+    "ready": "start waits for the task to end; no readiness to wait for",
+    "pid_file": "it leaves no process to track",
+    "reload_signal": "there is no process to reload (restart runs it again)",
+    "reload_command": "there is no process to reload (restart runs it again)",
+}
+
+
+def _oneshot_keys(r: Reader, data: dict[str, Any]) -> None:
+    """``type: oneshot`` and the keys that go with it (docs/configuration.md, type)."""
+    if r.values["type"] != "oneshot":
+        if "stop_command" in data:
+            r.error("stop_command", "only a type: oneshot service has one (others stop by signal)")
+        return
+    for key, why in ONESHOT_REFUSES.items():
+        if key in data:
+            r.error(key, f"not for a type: oneshot service: {why}")
+    if r.values["restart"] != "no":
+        r.error("restart", 'a type: oneshot service is not respawned: use restart: "no"')
+    if data.get("reload") is True:
+        r.error("reload", "a type: oneshot service cannot be reloaded (restart runs it again)")
+    r.values["reload"] = False
+
+
 def build(
     name: str,
     file: Path,
@@ -71,6 +96,7 @@ def build(
             "give stop_schedule or stop_signal/stop_timeout, not both "
             "(stop_signal: S with stop_timeout: T means S/T/KILL/5)",
         )
+    _oneshot_keys(r, data)
     if r.errors:
         return r.errors
     return Service(

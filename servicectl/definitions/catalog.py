@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.definitions.dropins import skipped
-from servicectl.definitions.schema import (
+from servicectl.definitions.names import (
     INSTANCE_CHARS,
     SAMPLE_INSTANCE,
-    Service,
     is_template,
     split_instance,
     valid_name,
 )
+from servicectl.definitions.schema import Service
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, untrusted_tree_problem
 

@@ -13,7 +13,7 @@ import os
 import stat
 from typing import TYPE_CHECKING, Any
 
-from servicectl.definitions.schema import is_template
+from servicectl.definitions.names import is_template
 from servicectl.errors import ConfigError, UntrustedError
 from servicectl.paths import untrusted_problem, untrusted_tree_problem
 

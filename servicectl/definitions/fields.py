@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from servicectl.definitions.names import expand, valid_name
 from servicectl.definitions.schema import (
     LIMIT_NAMES,
     READY_KINDS,
@@ -23,9 +24,7 @@ from servicectl.definitions.schema import (
     Key,
     Ready,
     StartLimit,
-    expand,
     parse_signal,
-    valid_name,
 )
 from servicectl.errors import ConfigError
 

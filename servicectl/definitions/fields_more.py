@@ -23,14 +23,8 @@ from servicectl.definitions.fields import (
     parse_text,
     show,
 )
-from servicectl.definitions.schema import (
-    INSTANCE_CHARS,
-    INSTANCE_RE,
-    Action,
-    Directory,
-    Key,
-    parse_signal,
-)
+from servicectl.definitions.names import INSTANCE_CHARS, INSTANCE_RE
+from servicectl.definitions.schema import Action, Directory, Key, parse_signal
 
 
 def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float], ...]:
@@ -143,19 +137,29 @@ def parse_actions(r: Reader, k: Key, value: Any) -> tuple[tuple[str, Action], ..
             r.error(k.name, f"{show(verb)} is not a verb ({rule})")
         elif verb in LSB_VERBS:
             r.error(where, f"{verb} is a standard verb servicectl already has; choose another")
-        elif not isinstance(spec, dict) or list(spec) not in (["signal"], ["command"]):
-            r.wrong(where, spec, "{signal: SIG} or {command: CMD}")
-        elif "signal" in spec:
-            number = parse_signal(spec["signal"])
-            if number is None:
-                r.wrong(f"{where}.signal", spec["signal"], "a signal name such as USR1, or 1-64")
-            else:
-                out.append((verb, Action(signal=number)))
+        elif not isinstance(spec, dict) or sorted(set(spec) - {"stops"}) not in (
+            ["signal"],
+            ["command"],
+        ):
+            r.wrong(where, spec, "{signal: SIG} or {command: CMD} (and stops: true or false)")
+        elif "stops" in spec and not isinstance(spec["stops"], bool):
+            r.wrong(f"{where}.stops", spec["stops"], "true or false")
         else:
-            argv = command_line(r, f"{where}.command", spec["command"])
-            if argv:
-                out.append((verb, Action(command=argv)))
+            action = _action(r, where, spec)
+            if action is not None:
+                out.append((verb, action._replace(stops=bool(spec.get("stops")))))
     return tuple(out)
+
+
+def _action(r: Reader, where: str, spec: dict[str, Any]) -> Action | None:
+    if "signal" in spec:
+        number = parse_signal(spec["signal"])
+        if number is None:
+            r.wrong(f"{where}.signal", spec["signal"], "a signal name such as USR1, or 1-64")
+            return None
+        return Action(signal=number)
+    argv = command_line(r, f"{where}.command", spec["command"])
+    return Action(command=argv) if argv else None
 
 
 def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:

@@ -17,19 +17,10 @@ import os
 import re
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from servicectl.paths import Dirs
+from servicectl.definitions.names import is_template
 
-NAME_RE = re.compile(r"[A-Za-z0-9_.@-]+\Z")  # \Z: "$" would let a final newline through
-# The INSTANCE of NAME@INSTANCE (docs/security.md R-INST-1): never "." or "..", nor anything
-# starting with "." (a path component {instance} would turn into the directory above) or "-"
-# (an option, once in a command line).
-INSTANCE_RE = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*\Z")
-PLACEHOLDER_RE = re.compile(r"\{(run_dir|log_dir|services_dir|name|instance|prefix)\}")
-INSTANCE_CHARS = "letters, digits, -, _, ., :, not starting with . or -"
-SAMPLE_INSTANCE = "1"  # what a template is checked with on its own (valid as a port and a name)
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
 KILL_WAIT = 5.0  # after SIGKILL, how long a process may linger (D state) before stop gives up
 READY_KINDS = ("tcp", "unix", "file", "http", "command", "notify")
@@ -57,8 +48,7 @@ class Ready(NamedTuple):
 
 
 class Directory(NamedTuple):
-    """A directory made before the config test and the start (``directories``): ``owner`` and
-    ``group`` None mean the service's user and group."""
+    """A directory of ``directories``: ``owner`` and ``group`` None mean the service's."""
 
     path: Path
     mode: int = 0o755
@@ -67,10 +57,11 @@ class Directory(NamedTuple):
 
 
 class Action(NamedTuple):
-    """An extra verb (``actions``): send ``signal`` to the main process, or run ``command``."""
+    """An extra verb (``actions``): a ``signal`` or a ``command``; ``stops``: it stops it."""
 
     signal: int = 0
     command: tuple[str, ...] = ()
+    stops: bool = False
 
     def describe(self) -> str:
         return f"SIG{signal_name(self.signal)}" if self.signal else " ".join(self.command)
@@ -109,41 +100,6 @@ def signal_name(number: int) -> str:
         return signal.Signals(number).name.removeprefix("SIG")
     except ValueError:
         return str(number)
-
-
-def expand(value: str, name: str, dirs: Dirs, instance: str | None = None) -> str:
-    """Replace {run_dir}, {log_dir}, {services_dir} and {name} (for an instance, the whole
-    NAME@INSTANCE), and for an instance {instance} and {prefix} (NAME); other braces stay as
-    they are."""
-    values = {
-        "run_dir": str(dirs.run),
-        "log_dir": str(dirs.log),
-        "services_dir": str(dirs.services),
-        "name": name,
-    }
-    if instance is not None:
-        values["instance"] = instance
-        values["prefix"] = name.partition("@")[0]
-    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), value)
-
-
-def is_template(stem: str) -> bool:
-    """Whether a definition file's stem names a template: ``NAME@``."""
-    return len(stem) > 1 and stem.endswith("@") and stem.count("@") == 1
-
-
-def split_instance(name: str) -> tuple[str, str] | None:
-    """``memcached@11211`` to (``memcached@``, ``11211``): the template's stem and the
-    instance; None when ``name`` is not NAME@INSTANCE with a valid INSTANCE."""
-    prefix, at, instance = name.partition("@")
-    if not at or not prefix or not INSTANCE_RE.match(instance):
-        return None
-    return prefix + "@", instance
-
-
-def valid_name(name: str) -> bool:
-    """A service name: a file stem (NAME_RE), or NAME@INSTANCE (INSTANCE may hold a colon)."""
-    return bool(NAME_RE.match(name)) or split_instance(name) is not None
 
 
 class Key:
@@ -199,11 +155,11 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "type",
-        "simple or forking",
+        "simple or forking or oneshot",
         "simple",
         "choice",
         doc="simple: the program stays in the foreground; forking: it daemonizes itself and "
-        "writes pid_file.",
+        "writes pid_file; oneshot: a task start runs to its end (state exited or failed).",
         example="forking",
     ),
     Key(
@@ -434,13 +390,23 @@ KEYS: tuple[Key, ...] = (
         shown_default="unchanged",
     ),
     Key(
+        "stop_command",
+        "command line: a string or a list",
+        None,
+        "argv",
+        doc="type: oneshot only: what stop runs (as the service's user, within stop_timeout).",
+        example="[/sbin/hwclock, --systohc]",
+        shown_default="none",
+    ),
+    Key(
         "actions",
-        "mapping of verb: {signal: SIG} or {command: CMD}",
+        "mapping of verb: {signal: SIG} or {command: CMD}, each with stops: true or false",
         None,
         "actions",
         doc="Extra verbs, like an init.d script's rotate or upgrade (servicectl action NAME "
         "VERB): a signal goes to the running main process (identity-checked; not running: exit "
-        "7); a command runs as the service's user with its environment and MAINPID.",
+        "7); a command runs as the service's user with its environment and MAINPID. stops: "
+        "the verb stops the service (graceful-stop): servicectl waits for it, then it is stopped.",
         example="{rotate: {signal: USR1}, configtest: {command: [nginx, -t]}}",
         shown_default="none",
     ),
@@ -450,7 +416,7 @@ KEYS: tuple[Key, ...] = (
         None,
         "instances",
         doc="Templates (NAME@.yaml) only: the instances startall starts, and status and list "
-        "show; INSTANCE: letters, digits, -, _, ., :, not starting with . or -.",
+        "show; INSTANCE: letters, digits, -, _, ., :, not starting with . or - (but - alone).",
         example='["11211", "11212"]',
         shown_default="none",
     ),
@@ -523,6 +489,7 @@ class Service(NamedTuple):
     enabled: bool = True
     nice: int | None = None
     limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
+    stop_command: tuple[str, ...] | None = None  # a oneshot's
     actions: tuple[tuple[str, Action], ...] = ()  # (verb, what it does), in the file's order
     instances: tuple[str, ...] = ()  # a template's listed instances (its instances carry them)
     restart: str = "no"  # "no", "on-failure" or "always"
@@ -571,16 +538,19 @@ _HASH: str | None = None
 
 
 # The code that reads a definition: any change to it must not serve a stale cached definition.
-SOURCES: tuple[str, ...] = ("schema.py", "fields.py", "fields_more.py", "definition.py")
-SOURCES += ("config.py", "yamlload.py", "dropins.py")
+SOURCES: tuple[str, ...] = (
+    "schema.py",
+    "names.py",
+    "fields.py",
+    "fields_more.py",
+    "build.py",
+)
+SOURCES += ("catalog.py", "yamlload.py", "dropins.py")
 
 
 def schema_hash() -> str:
-    """A digest of what a cached definition depends on: the fields of Service and their
-    defaults, the declared keys, and the code that reads them (this module, fields.py,
-    config.py, yamlload.py and dropins.py, by size and modification time: any edit or
-    upgrade changes it), so that a change to parsing never serves a stale definition;
-    nothing to bump."""
+    """A digest of what a cached definition depends on: Service's fields and defaults, the
+    keys, and the code that reads them (SOURCES, by size and mtime): nothing to bump."""
     global _HASH
     if _HASH is None:
         import zlib

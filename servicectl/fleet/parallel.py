@@ -17,6 +17,7 @@ from servicectl.fleet.order import dependency_closure, dependents_closure, level
 from servicectl.service import lifecycle, observe, supervised
 from servicectl.service.outcome import Outcome
 from servicectl.service.waits import Progress, silent
+from servicectl.states import EXITED
 from servicectl.system import proc
 from servicectl.system.lock import is_locked
 
@@ -206,6 +207,8 @@ def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
         obs = observe.inspect(svc, catalog.dirs)
         if obs.running or supervised.pending(obs.record) or is_locked(catalog.dirs.run, name):
             out.append(name)  # locked: a start (or a respawn) may be under way
+        elif obs.state == EXITED:
+            out.append(name)  # a oneshot that ran: its stop_command is due
     return out
 
 
@@ -263,7 +266,7 @@ def restart_with_dependents(
             continue
         svc = catalog.services[name]
         obs = observe.inspect(svc, catalog.dirs) if if_running else None
-        if obs is not None and not obs.running:
+        if obs is not None and not obs.running and obs.state != EXITED:
             pending = supervised.respawn_pending(obs.record)
             emit(Outcome(name, Exit.OK, f"not running{pending}; not started (try-restart)"))
         else:

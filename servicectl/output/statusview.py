@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import ServicectlError
 from servicectl.output.face import face
-from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
+from servicectl.states import (
+    DEAD,
+    EXITED,
+    FAILED,
+    INVALID,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    UNKNOWN,
+)
 from servicectl.text import escape
 
 if TYPE_CHECKING:
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 
 STATE_STYLE = {  # rich styles (terminal)
     RUNNING: "green",
+    EXITED: "green",
     STARTING: "yellow",
     STOPPED: "dim",
     DEAD: "red",
@@ -39,6 +49,7 @@ STATE_STYLE = {  # rich styles (terminal)
 }
 STATE_SGR = {  # the same as SGR codes (face.table, piped with colour)
     RUNNING: "32",
+    EXITED: "32",
     STARTING: "33",
     STOPPED: "2",
     DEAD: "31",
@@ -192,7 +203,8 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
         fields.append(Field("Status", [escape(f'"{r.status_text}"')]))
     supervision = _supervision(r)
     if supervision:
-        fields.append(Field("Supervision", [supervision]))
+        oneshot = svc is not None and svc.type == "oneshot"
+        fields.append(Field("Last run" if oneshot else "Supervision", [supervision]))
     from servicectl.definitions import fingerprint
 
     notes = [escape(n) for n in r.notes if n != fingerprint.NOTE]

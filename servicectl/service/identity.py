@@ -165,21 +165,21 @@ def group_remnants(record: Record) -> tuple[list[ProcInfo], list[ProcInfo]]:
     ):
         return [], []  # the number leads another group now
     mine = proc.ancestors_of_self()
-    out = []
+    out: list[ProcInfo] = []  # with the service's user
+    others: list[ProcInfo] = []  # workers that dropped to another user (www-data)
     for member in proc.group_members(record.pgid):
         info = proc.read_proc(member.pid)
         if (
             info is not None
             and not info.zombie
             and info.pgid == record.pgid
-            and info.uid == record.uid
             and info.starttime >= record.starttime
             and info.sid == record.sid
             and info.pid not in mine
         ):
-            out.append(info)
-    if record.seen > 0 and record.sid > 1 and any(i.starttime < record.seen for i in out):
-        return out, []
+            (out if info.uid == record.uid else others).append(info)
+    if record.seen > 0 and record.sid > 1 and any(i.starttime < record.seen for i in out + others):
+        return out + others, []  # the session never let go: all of it descends from the service
     return [], out
 
 

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, cast
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.service import audit, launch, supervised
+from servicectl.service import audit, launch, oneshot, supervised
 from servicectl.service.identity import seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import clean_leftovers, inspect
 from servicectl.service.outcome import Outcome, StartFailed
 from servicectl.service.preflight import prepare
-from servicectl.service.reload import SignalNotHandled, reload
+from servicectl.service.reload import SignalNotHandled
+from servicectl.service.reload import reload as _reload
 from servicectl.service.terminate import group_handles, terminate
 from servicectl.service.waits import Progress, silent
 from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
 def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Start ``svc`` (success if it already runs). The lock is held throughout."""
+    if svc.type == "oneshot":
+        return oneshot.start(svc, dirs, progress)
     t0 = time.monotonic()
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
@@ -372,6 +375,8 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     Success if it was not running; a PID file that names another process is reported and the
     process is left alone.
     """
+    if svc.type == "oneshot":
+        return oneshot.stop(svc, dirs, progress)
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs), client.holding(svc, dirs) as held:
         outcome = _stop_locked(svc, dirs, progress=progress)
@@ -492,6 +497,8 @@ def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> s
 
 def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Stop if running, then start, all under one lock."""
+    if svc.type == "oneshot":
+        return oneshot.restart(svc, dirs, progress)
     t0 = time.monotonic()
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
@@ -542,12 +549,19 @@ def preflight(svc: Service) -> None:
 
 def try_restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     """Restart only if running."""
+    if svc.type == "oneshot":
+        return oneshot.try_restart(svc, dirs, progress)
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
     if not obs.running:
         pending = supervised.respawn_pending(obs.record)
         return Outcome(svc.name, Exit.OK, f"not running{pending}; not started (try-restart)")
     return restart(svc, dirs, progress)
+
+
+def reload(svc: Service, dirs: Dirs) -> Outcome:
+    """Send reload_signal or run reload_command (reloading.py); a oneshot has nothing to."""
+    return oneshot.reload(svc, dirs) if svc.type == "oneshot" else _reload(svc, dirs)
 
 
 def force_reload(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:

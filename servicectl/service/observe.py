@@ -13,7 +13,7 @@ from servicectl.definitions import fingerprint
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.files.atomic import remove_stale_temps
 from servicectl.paths import Dirs, run_dir_problem
-from servicectl.service import supervised
+from servicectl.service import oneshot_state, supervised
 from servicectl.service.identity import (
     expected_exes,
     forged_reason,
@@ -80,6 +80,8 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
     A recorded (PID, start time, boot id) is trusted; a PID file alone is trusted only if its
     process has the service's user and executable and the file itself is trustworthy.
     """
+    if svc.type == "oneshot":  # no process: its last run (oneshot_state.py)
+        return oneshot_state.observe(svc, dirs)[0]
     record, record_note = read_record(dirs.run, svc.name)
     notes = [record_note] if record_note else []
     if record is not None and record.boot_id != proc.boot_id():
@@ -476,7 +478,11 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         return Status(
             svc.name, UNKNOWN, int(StatusCode.UNKNOWN), svc.description, error=problem.message
         )
-    obs = inspect(svc, dirs)
+    run = None
+    if svc.type == "oneshot":
+        obs, run = oneshot_state.observe(svc, dirs)
+    else:
+        obs = inspect(svc, dirs)
     row = Status(
         svc.name,
         obs.state,
@@ -485,6 +491,7 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         obs.pid,
         notes=[n for n in obs.notes if n],
     )
+    oneshot_state.describe(row, run)
     row.file = str(svc.file)
     row.dropins = tuple(str(p) for p in getattr(svc, "dropins", ()))
     if obs.running and obs.info is not None:
@@ -504,7 +511,8 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
                     row.description = str(obs.record.parsed.get("description", ""))
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
-    supervised.describe(row, obs.record, svc)
+    if svc.type != "oneshot":
+        supervised.describe(row, obs.record, svc)
     return row
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from servicectl.definitions.schema import NAME_RE
+from servicectl.definitions.names import NAME_RE
 from servicectl.errors import ServicectlError
 from servicectl.service import launch, supervised
 from servicectl.supervisor import client, respawn

@@ -4,10 +4,41 @@ helpers (start_daemon, daemon, killproc), kill, ulimit, mkdir/chown/chmod."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from servicectl.commands.importer.draft import ULIMIT_FLAGS, sig
 
+UTILITIES = {
+    "mkdir",
+    "chown",
+    "chmod",
+    "install",
+    "ulimit",
+    "umask",
+    "cd",
+    "kill",
+    "killproc",
+    "killall",
+    "pkill",
+    "start-stop-daemon",
+    "rm",
+    "touch",
+    "ln",
+    "mv",
+    "cp",
+    "chgrp",
+    "su",
+    "runuser",
+    "sudo",
+    "nohup",
+    "setsid",
+    "exec",
+    "env",
+    "nice",
+    "ionice",
+    "chpst",
+}
 SSD_VALUE = {
     "-x": "exec",
     "--exec": "exec",
@@ -81,6 +112,80 @@ class Launch:
     opts: dict[str, str] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
     unknown_opts: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # what ``env NAME=VALUE`` sets
+    env_clear: bool = False  # ``env -i``: the program gets no other variable
+
+
+WRAPPERS = ("exec", "nohup", "setsid", "env", "nice")
+_ENV_WORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+
+
+def unwrap(argv: list[str]) -> Launch:
+    """``argv`` without the wrappers that only run it (``exec``, ``nohup``, ``setsid``,
+    ``env [-i] NAME=VALUE...``, ``nice [-n N]``): the program's words, with what ``env`` sets
+    and ``nice -n`` asks kept aside."""
+    out = Launch("direct", list(argv))
+    words = out.argv
+    while words and os.path.basename(words[0]) in WRAPPERS:
+        tool = os.path.basename(words[0])
+        words = words[1:]
+        while words and (words[0].startswith("-") or tool == "env" and _ENV_WORD.match(words[0])):
+            word = words.pop(0)
+            if tool == "env" and word in ("-i", "--ignore-environment", "-"):
+                out.env_clear = True
+            elif tool == "nice" and word in ("-n", "--adjustment") and words:
+                out.opts["nicelevel"] = words.pop(0)
+            elif tool == "nice" and re.fullmatch(r"-n?[+-]?[0-9]+", word):
+                out.opts["nicelevel"] = word.lstrip("-n") or "10"
+            elif tool == "env" and _ENV_WORD.match(word):
+                name, value = _ENV_WORD.match(word).groups()  # type: ignore[union-attr]
+                out.env[name] = value
+    out.argv = words
+    return out
+
+
+def direct(argv: list[str]) -> Launch | None:
+    """A line that runs the program itself, through its wrappers and ``su``/``runuser``; None
+    if the user or command of ``su`` cannot be told."""
+    launch = unwrap(argv)
+    if launch.argv and os.path.basename(launch.argv[0]) in ("su", "runuser"):
+        user, cmd = _su(launch.argv)
+        if user is None or cmd is None:
+            return None
+        launch.opts["chuid"] = user
+        inner = unwrap(cmd)
+        launch.argv = inner.argv
+        launch.env.update(inner.env)
+        launch.env_clear = launch.env_clear or inner.env_clear
+    return launch
+
+
+def _su(words: list[str]) -> tuple[str | None, list[str] | None]:
+    """``su [-] [-s SHELL] USER -c "CMD"`` or ``runuser -u USER -- CMD``."""
+    import shlex
+
+    if os.path.basename(words[0]) == "runuser" and "-u" in words and "--" in words:
+        return words[words.index("-u") + 1], words[words.index("--") + 1 :]
+    user = cmd = None
+    i = 1
+    while i < len(words):
+        w = words[i]
+        if w in ("-c", "--command") and i + 1 < len(words):
+            cmd = words[i + 1]
+            i += 2
+            continue
+        if w in ("-s", "--shell") and i + 1 < len(words):
+            i += 2
+            continue
+        if not w.startswith("-") and user is None:
+            user = w
+        i += 1
+    if cmd is None:
+        return user, None
+    try:
+        return user, shlex.split(cmd)
+    except ValueError:
+        return user, None
 
 
 def ssd(argv: list[str]) -> Launch:
@@ -291,18 +396,28 @@ def _chown(args: list[str]) -> list[tuple[str, dict[str, str | bool]]] | None:
     return [(p, dict(info)) for p in paths]
 
 
+_INSTALL_OPTS = {"-o": "owner", "-g": "group", "-m": "mode"}
+_INSTALL_LONG = {"--owner": "owner", "--group": "group", "--mode": "mode"}
+
+
 def _install_dirs(args: list[str]) -> list[tuple[str, dict[str, str | bool]]]:
-    """``install -d [-o USER] [-g GROUP] [-m MODE] D...``"""
+    """``install -d [-o USER] [-g GROUP] [-m MODE] D...`` (also ``-oUSER``, ``-m750``,
+    ``--owner=USER``)."""
     info: dict[str, str | bool] = {"made": True}
     paths = []
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-o", "-g", "-m") and i + 1 < len(args):
-            info[{"-o": "owner", "-g": "group", "-m": "mode"}[a]] = args[i + 1]
+        name, eq, value = a.partition("=")
+        if a in _INSTALL_OPTS and i + 1 < len(args):
+            info[_INSTALL_OPTS[a]] = args[i + 1]
             i += 2
             continue
-        if not a.startswith("-"):
+        if a[:2] in _INSTALL_OPTS and len(a) > 2:
+            info[_INSTALL_OPTS[a[:2]]] = a[2:]
+        elif eq and name in _INSTALL_LONG:
+            info[_INSTALL_LONG[name]] = value
+        elif not a.startswith("-"):
             paths.append(a)
         i += 1
     return [(p, dict(info)) for p in paths]

@@ -18,6 +18,7 @@ ORDER = (
     "description",
     "command",
     "type",
+    "stop_command",
     "pid_file",
     "ready",
     "user",
@@ -49,7 +50,7 @@ ORDER = (
     "instances",
 )
 FLOW = {"limits", "start_limit", "depends", "ready"}
-COMMAND_KEYS = {"command", "check_command", "reload_command"}
+COMMAND_KEYS = {"command", "check_command", "reload_command", "stop_command"}
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./${}-]+$")
 
 

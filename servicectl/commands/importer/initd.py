@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import shell
 from servicectl.commands.importer.draft import Draft, one_line
+from servicectl.commands.importer.initd_source import assign, env_file_problem, follow
 from servicectl.commands.importer.shell import Case, Cmd, Func, Group, If, Loop, Node
-from servicectl.commands.importer.words import (
-    SPLIT,
-    WHOLE,
-    Unknown,
-    Value,
-    Vars,
-    expand_words,
-    plain,
-)
+from servicectl.commands.importer.sysfiles import System
+from servicectl.commands.importer.walk import ordered
+from servicectl.commands.importer.words import LOOP, Unknown, Value, Vars, expand_words, plain
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterable
 
 HEADER_RE = re.compile(r"^#\s*([A-Za-z-]+):\s*(.*)$")
 NOISE = {
@@ -148,26 +143,42 @@ FAMILY_SOURCES = {
 
 @dataclass
 class Step:
-    """One command on a verb's path, with the variables as they are when it runs."""
+    """One command on a verb's path, with the variables as they are when it runs (its
+    positional parameters as they were when it was reached: a function's arguments)."""
 
     cmd: Cmd
     vars: Vars
     via: tuple[str, ...]  # the functions it was reached through
+    args: list[str | None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.args = None if self.vars.args is None else list(self.vars.args)
 
     def argv(self) -> list[str]:
         out: list[str] = []
         for word in self.cmd.words:
-            out += expand_words(word, self.vars)
+            out += self.expand(word)
         return out
+
+    def expand(self, word: str) -> list[str]:
+        """One of its words, expanded and split as when it runs."""
+        saved, self.vars.args = self.vars.args, self.args
+        try:
+            return expand_words(word, self.vars)
+        finally:
+            self.vars.args = saved
 
     def tool(self) -> str | None:
         """The program's base name, from the first word alone; None if it is computed."""
         if not self.cmd.words:
             return None
+        saved, self.vars.args = self.vars.args, self.args
         try:
             return os.path.basename(plain(self.cmd.words[0], self.vars))
         except Unknown:
             return None
+        finally:
+            self.vars.args = saved
 
     def text(self, lines: list[str]) -> str:
         return source_text(lines, self.cmd)
@@ -194,30 +205,23 @@ class Script:
     main: Case | None
     vars: Vars
     family: str = "plain"
-    exists: Callable[[str], bool] = os.path.lexists
-    env_files: list[tuple[str, int, str]] | None = None
+    system: System = field(default_factory=System)
+    env_files: list[tuple[str, int, str]] = field(default_factory=list)
     top: list[Step] | None = None
+    exported: dict[str, int] = field(default_factory=dict)  # name -> line of its export
+    env_problem: str | None = None  # why the defaults file cannot be an env_file
+    foreign: dict[str, str] = field(default_factory=dict)  # functions of sourced files: file
+    programs: set[str] = field(default_factory=set)  # the daemon's programs (config tests)
 
+    def is_function(self, name: str | None) -> bool:
+        return name is not None and (name in self.funcs or name in self.foreign)
 
-def ordered(nodes: list[Node], skip: Node | None, cond: bool = False) -> Iterator[tuple[Cmd, bool]]:
-    """Simple commands in order, each with whether it runs only under a condition."""
-    for node in nodes:
-        if node is skip or isinstance(node, Func):
-            continue
-        if isinstance(node, Cmd):
-            yield node, cond or node.guarded
-        elif isinstance(node, If):
-            for test, body in node.branches:
-                yield from ordered(test, skip, True)
-                yield from ordered(body, skip, True)
-            yield from ordered(node.otherwise, skip, True)
-        elif isinstance(node, Case):
-            for _, body, _ in node.arms:
-                yield from ordered(body, skip, True)
-        elif isinstance(node, Loop):
-            yield from ordered(node.body, skip, True)
-        elif isinstance(node, Group):
-            yield from ordered(node.body, skip, cond)
+    def config_test(self, st: Step, argv: list[str]) -> bool:
+        """Whether the step is a config test of this script's daemon (is_config_test)."""
+        return is_config_test(st, argv, self.programs, [*self.funcs, *self.foreign])
+
+    def exists(self, path: str) -> bool:
+        return self.system.exists(path)
 
 
 def _find_main(nodes: list[Node]) -> Case | None:
@@ -294,9 +298,7 @@ def read_header(lines: list[str], draft: Draft) -> dict[str, tuple[str, int]]:
     return fields
 
 
-def load(
-    path: str, name: str, text: str, draft: Draft, exists: Callable[[str], bool] = os.path.lexists
-) -> Script:
+def load(path: str, name: str, text: str, draft: Draft, system: System | None = None) -> Script:
     lines = text.split("\n")
     nodes = shell.parse(text)
     funcs = _funcs(nodes)
@@ -308,68 +310,72 @@ def load(
             for p in clean:
                 verbs.setdefault(p, (body, line, clean))
     v = Vars(script=path, service=name)
-    script = Script(path, name, lines, nodes, funcs, verbs, main, v, exists=exists, env_files=[])
+    v.args = [None]  # $1 is the verb (not known here); at boot nothing follows it ($2...)
+    script = Script(path, name, lines, nodes, funcs, verbs, main, v, system=system or System())
     script.top = _top(script, draft)
     return script
 
 
-def _assign(v: Vars, name: str, raw: str, line: int, cond: bool, text: str) -> None:
-    try:
-        value = Value(
-            None if raw.startswith("(") else plain(raw, v).replace(WHOLE, SPLIT), line, how=text
-        )
-    except Unknown:
-        value = Value(None, line, how=text)
-    old = v.values.get(name)
-    if cond and value.text is None:
-        return  # computed under a condition (SSHD_OPTS="$SSHD_OPTS $2"): keep what was known
-    if cond and old is not None and old.text is not None:
-        return  # a fallback under a condition does not replace a known value
-    if old is not None and old.text is None and value.text is not None and old.line != line:
-        v.fallbacks.append((name, old, value))
-    if cond and old is None and value.text is not None:
-        value.overridable = v.env_sourced
-    v.values[name] = value
-
-
 def _top(script: Script, draft: Draft) -> list[Step]:
     """The commands outside functions and the main case, run when the script starts; follows
-    assignments and sourced files. Returns the steps worth a look (limits, directories...)."""
+    assignments and sourced files. Returns the steps worth a look (limits, directories...).
+    A main case inside a function (``hwclocksh "$@"``) is left out of the function's call."""
     v = script.vars
     out: list[Step] = []
-    for cmd, cond in ordered(script.nodes, script.main):
+    for cmd, cond in ordered(script.nodes, script.main, False, v):
         out += _apply(script, Step(cmd, v, ()), cond, draft, follow=True)
     return out
 
 
 def _apply(script: Script, st: Step, cond: bool, draft: Draft, follow: bool) -> list[Step]:
     """Assignments and ``.`` files change the variables; a call to a script function is
-    followed; anything else is returned as a step."""
+    followed (with its arguments as $1...); anything else is returned as a step."""
     cmd, v = st.cmd, st.vars
     text = source_text(script.lines, cmd)
     if not cmd.words:
         for name, raw in cmd.assigns:
-            _assign(v, name, raw, cmd.line, cond, text)
+            assign(v, name, raw, cmd.line, cond, text, script.system.read)
         return []
     try:
         first = plain(cmd.words[0], v)
     except Unknown:
         return [st]
     if first in ("export", "readonly", "declare", "typeset", "local"):
-        for word in cmd.words[1:]:
-            m = shell.ASSIGN_RE.match(word)
-            if m:
-                _assign(v, m.group(1), word[m.end() :], cmd.line, cond, text)
+        from servicectl.commands.importer.initd_source import _declared
+
+        for exported in _declared(v, cmd, cond, script.system.read, "", first == "export"):
+            script.exported.setdefault(exported, cmd.line)
         return []
     if first in (".", "source") and len(cmd.words) > 1:
         _source(script, cmd, v, draft, text)
         return []
+    if first == "read":  # read VAR...: values known only when it runs
+        for word in cmd.words[1:]:
+            if not word.startswith("-"):
+                v.values[word] = Value(None, cmd.line, how=text, source="read")
+        return [st]
     if follow and first in script.funcs and first not in st.via and len(st.via) < 8:
-        out: list[Step] = []
-        for sub, sub_cond in ordered(script.funcs[first].body, None, cond):
-            out += _apply(script, Step(sub, v, (*st.via, first)), sub_cond, draft, follow)
-        return out
+        saved = v.args
+        v.args = _call_args(cmd, v)
+        try:
+            out: list[Step] = []
+            for sub, sub_cond in ordered(script.funcs[first].body, script.main, cond, v):
+                out += _apply(script, Step(sub, v, (*st.via, first)), sub_cond, draft, follow)
+            return out
+        finally:
+            v.args = saved
     return [st]
+
+
+def _call_args(cmd: Cmd, v: Vars) -> list[str | None]:
+    """A function call's arguments, as its $1... (None for one that is not known)."""
+    out: list[str | None] = []
+    for word in cmd.words[1:]:
+        try:
+            out += [plain(word, v)] if word.startswith('"') else expand_words(word, v)
+        except Unknown:
+            out.append(None)
+    return out
 
 
 def _source(script: Script, cmd: Cmd, v: Vars, draft: Draft, text: str) -> None:
@@ -382,29 +388,57 @@ def _source(script: Script, cmd: Cmd, v: Vars, draft: Draft, text: str) -> None:
         if script.family == "plain" or FAMILY_SOURCES[path] == "init-d-script":
             script.family = FAMILY_SOURCES[path]
         return
-    if path in NOISE_SOURCES:
+    if path in NOISE_SOURCES or LOOP in path:
         return
     if path.startswith(("/etc/default/", "/etc/sysconfig/")):
-        assert script.env_files is not None
-        if all(p != path for p, _, _ in script.env_files):
-            script.env_files.append((path, cmd.line, text))
-        if script.exists(path):  # a file that is not there sets nothing
-            for value in v.values.values():
-                value.overridable = True
-            v.env_sourced = True
+        _source_defaults(script, v, path, cmd.line, text)
         return
-    draft.skip(cmd.line, text, "a sourced file: its settings are not followed")
-    v.opaque = v.opaque or path
+    content = script.system.read(path)
+    if content is None:
+        draft.skip(cmd.line, text, f"{path} cannot be read here: its settings are not followed")
+        v.opaque = v.opaque or path
+        return
+    for name in follow(content, v, script.system.read):
+        script.exported.setdefault(name, cmd.line)
+    for name in _funcs(shell.parse(content)):
+        script.foreign.setdefault(name, path)
+    draft.note(f"line {cmd.line}: {path} was read for the variables it sets (never run)")
+
+
+def _source_defaults(script: Script, v: Vars, path: str, line: int, text: str) -> None:
+    """The defaults file: env_file (if it exists). Read where it can be, for the values it
+    sets: those stay $VAR in command lines (expanded from env_file at start), and decide the
+    script's conditions. A file that is shell, not KEY=VALUE lines, is no env_file: its values
+    are then written into the definition."""
+    if all(p != path for p, _, _ in script.env_files):
+        script.env_files.append((path, line, text))
+    v.sourced_at = v.sourced_at or line  # what is set before it is the administrator's knob
+    if not script.exists(path):  # a file that is not there sets nothing
+        return
+    for value in v.values.values():
+        value.overridable = True
+    v.env_sourced = True
+    content = script.system.read(path)
+    if content is None:
+        return
+    problem = env_file_problem(content)
+    if problem is not None:
+        script.env_problem = f"{path}: {problem}"
+    v.defaults_read = True
+    follow(content, v, script.system.read, "" if problem else "defaults")
 
 
 def steps_of(script: Script, verb: str, draft: Draft, seen: tuple[str, ...] = ()) -> list[Step]:
-    """The commands a verb runs, through the functions it calls and ``$0 VERB``."""
+    """The commands a verb runs, through the functions it calls and ``$0 VERB``; $1 is the
+    verb itself (and nothing follows it: what ``service NAME VERB`` passes at boot)."""
     if verb not in script.verbs or verb in seen or len(seen) > 4:
         return []
     body = script.verbs[verb][0]
     v = script.vars.copy()
+    v.args = [verb]
+    v.in_verb = True
     out: list[Step] = []
-    for cmd, cond in ordered(body, None):
+    for cmd, cond in ordered(body, None, False, v):
         for st in _apply(script, Step(cmd, v, ()), cond, draft, follow=True):
             again = _self_call(script, st)
             if again:
@@ -436,10 +470,26 @@ def program_of(argv: list[str]) -> str:
     return os.path.basename(argv[0]) if argv else ""
 
 
+_VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+SHELL_WORDS = {"[", "[[", "test", "true", "false", ":", "!"}
+# A program that is a configuration checker of its own (named-checkconf, apachectl
+# configtest's cousins): its name says so.
+CHECKER_RE = re.compile(r"check-?conf|conf-?check|configtest|checkconfig", re.I)
+
+
+def _temp_file_work(st: Step) -> bool:
+    """``rm``/``cat``/``touch`` of a temp file the script made with mktemp: housekeeping."""
+    if st.tool() not in ("rm", "cat", "touch", "mv", "cp"):
+        return False
+    names = {m.group(1) for w in st.cmd.words[1:] for m in _VAR_REF.finditer(w)}
+    values = st.vars.values
+    return any(n in values and values[n].source == "temp" for n in names)
+
+
 def is_noise(st: Step, argv: list[str] | None = None) -> bool:
-    """Messages, tests, sleeps, lock and PID file housekeeping: nothing to convert."""
+    """Messages, tests, sleeps, lock, PID and temp file housekeeping: nothing to convert."""
     tool = program_of(argv) if argv else st.tool()
-    if tool in NOISE or (tool or "").startswith("log_"):
+    if tool in NOISE or (tool or "").startswith("log_") or _temp_file_work(st):
         return True
     words = st.cmd.words
     if tool == "kill" and len(words) > 1 and words[1] in ("-0", "-s0", "-SIG0"):
@@ -448,17 +498,53 @@ def is_noise(st: Step, argv: list[str] | None = None) -> bool:
         return False
     if tool in ("rm", "touch"):
         return all(
-            a.startswith("-") or ".pid" in a or "/lock/" in a or "pid" in a.lower()
+            a == "" or ".pid" in a or "/lock/" in a or "pid" in a.lower()
             for a in argv[1:]
+            if not a.startswith("-")
         )
     return False
 
 
-def is_config_test(st: Step, argv: list[str], program: str | None) -> bool:
-    """A configuration test: reached through a function like test_config, or the daemon's
-    own program run with a test flag (``nginx -t``, ``sshd -t``)."""
-    if any(TEST_NAME_RE.search(f) for f in st.via):
-        return True
-    if program and argv and (argv[0] == program or program_of(argv) == os.path.basename(program)):
-        return any(a in TEST_FLAGS for a in argv[1:])
+def _stem(name: str) -> str:
+    base = os.path.basename(name)
+    return re.sub(r"(ctl|d|-server|-admin|-daemon)$", "", base) or base
+
+
+def related(tool: str, programs: set[str]) -> bool:
+    """Whether ``tool`` is the daemon's program or its own tool (apache2ctl for apache2,
+    mariadb-admin for mariadbd): the same name, but for ctl, d, -server, -admin."""
+    stem = _stem(tool)
+    for program in programs:
+        other = _stem(program)
+        if (
+            stem == other
+            or min(len(stem), len(other)) >= 4
+            and (stem.startswith(other) or other.startswith(stem))
+        ):
+            return True
     return False
+
+
+def is_config_test(
+    st: Step, argv: list[str], programs: set[str], functions: Iterable[str] = ()
+) -> bool:
+    """A configuration test, decided positively: a checker of its own (named-checkconf), or
+    the daemon's program or its own tool (``programs``) run with a test flag (``nginx -t``,
+    ``apache2ctl configtest``), from a function named like test_config, or as a guard whose
+    failure makes the script give up (``if ! exim4 -bV; then exit 1``). Housekeeping around
+    a test (``rm -f $TMPFILE``) is never one."""
+    from servicectl.commands.importer.commands import UTILITIES, unwrap
+
+    words = unwrap(argv).argv
+    tool = program_of(words)
+    if not tool or tool in NOISE or tool in SHELL_WORDS or tool in UTILITIES:
+        return False
+    if tool in functions:
+        return False  # a shell function of the script (or of a file it sources): not a program
+    if CHECKER_RE.search(tool):
+        return True
+    if not related(tool, programs):
+        return False
+    flagged = any(a in TEST_FLAGS for a in words[1:])
+    via = any(TEST_NAME_RE.search(f) for f in st.via)
+    return flagged or via or st.cmd.aborts and not st.cmd.background

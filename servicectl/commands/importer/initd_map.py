@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import commands as C
+from servicectl.commands.importer.commands import UTILITIES
 from servicectl.commands.importer.initd import (
     TEST_FLAGS,
     TEST_NAME_RE,
@@ -19,43 +20,17 @@ from servicectl.commands.importer.initd import (
     read_header,
     steps_of,
 )
-from servicectl.commands.importer.words import Unknown, Vars, plain, refs, shown, to_servicectl
+from servicectl.commands.importer.initd_env import (
+    add_environment,
+    command_words,
+    exported_environment,
+)
+from servicectl.commands.importer.words import Unknown, plain, refs, shown, to_servicectl
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from servicectl.commands.importer.draft import Draft
+    from servicectl.commands.importer.sysfiles import System
 
-UTILITIES = {
-    "mkdir",
-    "chown",
-    "chmod",
-    "install",
-    "ulimit",
-    "umask",
-    "cd",
-    "kill",
-    "killproc",
-    "killall",
-    "pkill",
-    "start-stop-daemon",
-    "rm",
-    "touch",
-    "ln",
-    "mv",
-    "cp",
-    "chgrp",
-    "su",
-    "runuser",
-    "sudo",
-    "nohup",
-    "setsid",
-    "exec",
-    "env",
-    "nice",
-    "ionice",
-    "chpst",
-}
 NOT_FORKING_HINT = re.compile(
     r"^(--foreground|--no-daemon|--nodaemon|--no-detach|--nofork|--no-fork)$"
 )
@@ -67,12 +42,12 @@ def convert(
     text: str,
     draft: Draft,
     names: dict[str, str],
-    exists: Callable[[str], bool] = os.path.lexists,
+    system: System | None = None,
 ) -> None:
     """Fill ``draft`` from the script ``text``. ``names``: service names and Provides that
-    already have (or get, in this import) a definition, to their definition name. ``exists``
-    says whether a defaults file is there (it is never read)."""
-    script = load(path, name, text, draft, exists)
+    already have (or get, in this import) a definition, to their definition name.
+    ``system``: the machine's files the import reads (sysfiles.py)."""
+    script = load(path, name, text, draft, system)
     _header(script, draft, names)
     _env_file(script, draft)
     assert script.top is not None
@@ -81,14 +56,45 @@ def convert(
     launched = _start(script, draft)
     if not launched:
         return
-    program = launched
-    from servicectl.commands.importer import initd_verbs
+    from servicectl.commands.importer import initd_oneshot, initd_verbs
 
-    initd_verbs.stop(script, draft)
-    initd_verbs.reload(script, draft, program)
-    initd_verbs.restart(script, draft, program)
-    initd_verbs.extra_verbs(script, draft, program)
+    if draft.values.get("type") == "oneshot":
+        initd_oneshot.verbs(script, draft)
+    else:
+        initd_verbs.stop(script, draft)
+        initd_verbs.reload(script, draft)
+        initd_verbs.restart(script, draft)
+    initd_verbs.extra_verbs(script, draft)
     initd_verbs.variable_notes(script, draft)
+    _templated(script, draft)
+    _switches(script, draft)
+
+
+def _switches(script: Script, draft: Draft) -> None:
+    """An on/off switch of the defaults file that is off (ENABLED=false): enabled: false."""
+    for name, value in script.vars.switches.items():
+        on = value.strip().lower() not in ("", "0", "no", "false", "off", "disabled")
+        if on == ("DISABLE" in name):
+            line, how = script.vars.sourced_at or None, f"{name}={value}"
+            draft.set("enabled", False, line, f"{draft.values.get('env_file', 'defaults')}: {how}")
+
+
+def _templated(script: Script, draft: Draft) -> None:
+    """A script that starts one daemon per value of a loop (``for INSTANCE in ...``): the
+    definition is a template, {instance} standing for the value."""
+    if "{instance}" not in repr(draft.values.get("command")) or "@" in draft.name:
+        return
+    v = script.vars
+    name = next((n for n in v.loops if n in v.used), "")
+    line, how, values = v.loops.get(name, (None, "a loop", None))
+    draft.name += "@"
+    draft.note(
+        f"line {line}: it starts a daemon for each value of ${name} ({how}): this is the "
+        f"template {draft.name}; start {draft.name}INSTANCE"
+        + ("" if values else "; list the instances you run in instances:")
+    )
+    if values:
+        draft.set("instances", values, line, how)
 
 
 def _header(script: Script, draft: Draft, names: dict[str, str]) -> None:
@@ -132,11 +138,14 @@ def _env_file(script: Script, draft: Draft) -> None:
         if chosen:
             draft.skip(line, text, "servicectl reads one env_file; add this one's settings to it")
             continue
-        if script.exists(path):
+        if script.env_problem and script.env_problem.startswith(f"{path}:"):
+            why = script.env_problem.removeprefix(f"{path}: ")
+            draft.skip(line, text, f"no env_file: {why}; the values it sets were written here")
+        elif script.exists(path):
             draft.set("env_file", path, line, text)
             chosen = True
         else:
-            draft.skip(line, text, f"{path} does not exist on this machine: no env_file")
+            draft.note(f"line {line}: {path} does not exist on this machine: no env_file")
 
 
 def _argv(
@@ -146,7 +155,7 @@ def _argv(
     out: list[str] = []
     for word in st.cmd.words:
         try:
-            out += expand_keep(word, st.vars)
+            out += st.expand(word)
         except Unknown as exc:
             if not lenient:
                 draft.skip(st.line, st.text(script.lines), exc.why)
@@ -170,15 +179,14 @@ def _drop_unknown(launch: C.Launch) -> C.Launch | None:
     return launch
 
 
-def expand_keep(word: str, v: Vars) -> list[str]:
-    from servicectl.commands.importer.words import expand_words
-
-    return expand_words(word, v)
-
-
 def _setup_step(script: Script, st: Step, draft: Draft, when: str) -> bool:
     """ulimit, umask, cd, mkdir/chown/chmod before the program starts. True if handled."""
-    if is_noise(st) or st.tool() in script.funcs:
+    tool = st.tool()
+    if tool in script.foreign:
+        why = f"{tool} is a function of {script.foreign[tool]}, which is not followed"
+        draft.skip(st.line, st.text(script.lines), f"runs {when}: {why}")
+        return True
+    if is_noise(st) or script.is_function(tool):
         return True
     try:
         argv = st.argv()
@@ -212,7 +220,7 @@ def _setup_step(script: Script, st: Step, draft: Draft, when: str) -> bool:
     if work is not None:
         _directories(draft, work, st.line, text)
         return True
-    if tool in script.funcs:
+    if script.is_function(tool):
         return True
     draft.skip(st.line, text, f"runs {when}; servicectl does not run it")
     return True
@@ -274,58 +282,14 @@ def _launcher(script: Script, st: Step, argv: list[str]) -> C.Launch | None:
 
 def _direct(script: Script, st: Step, argv: list[str]) -> C.Launch | None:
     """A start line that runs the program itself (``$DAEMON $ARGS``, ``nohup X &``,
-    ``su -c "X" user``)."""
-    opts: dict[str, str] = {}
-    words = list(argv)
-    while words and program_of(words) in ("exec", "nohup", "setsid", "env", "nice"):
-        if program_of(words) == "nice" and len(words) > 2 and words[1] == "-n":
-            opts["nicelevel"] = words[2]
-            words = words[3:]
-            continue
-        words = words[1:]
-        while words and (
-            words[0].startswith("-") or "=" in words[0] and not words[0].startswith("/")
-        ):
-            words = words[1:]
-    if words and program_of(words) in ("su", "runuser"):
-        user, cmd = _su(words)
-        if user is None or cmd is None:
-            return None
-        opts["chuid"] = user
-        words = cmd
-    if not words or program_of(words) in UTILITIES or program_of(words) in script.funcs:
+    ``su -c "X" user``, ``env -i LANG=C X``)."""
+    launch = C.direct(argv)
+    if launch is None or not launch.argv:
         return None
-    if is_noise(st, words):
+    tool = program_of(launch.argv)
+    if tool in UTILITIES or script.is_function(tool) or is_noise(st, launch.argv):
         return None
-    return C.Launch("direct", words, opts)
-
-
-def _su(words: list[str]) -> tuple[str | None, list[str] | None]:
-    """``su [-] [-s SHELL] USER -c "CMD"`` or ``runuser -u USER -- CMD``."""
-    import shlex
-
-    if program_of(words) == "runuser" and "-u" in words and "--" in words:
-        return words[words.index("-u") + 1], words[words.index("--") + 1 :]
-    user = cmd = None
-    i = 1
-    while i < len(words):
-        w = words[i]
-        if w in ("-c", "--command") and i + 1 < len(words):
-            cmd = words[i + 1]
-            i += 2
-            continue
-        if w in ("-s", "--shell") and i + 1 < len(words):
-            i += 2
-            continue
-        if not w.startswith("-") and user is None:
-            user = w
-        i += 1
-    if cmd is None:
-        return user, None
-    try:
-        return user, shlex.split(cmd)
-    except ValueError:
-        return user, None
+    return launch
 
 
 def _start(script: Script, draft: Draft) -> str | None:
@@ -334,17 +298,20 @@ def _start(script: Script, draft: Draft) -> str | None:
     steps = steps_of(script, verb, draft) if verb else []
     if verb is None and script.family == "init-d-script":
         steps = _init_d_script_start(script, draft)
-    if not steps:
+    if verb is None and script.family != "init-d-script":
         draft.fatal = 'no start verb found (no case "$1" with a start) arm'
         return None
+    from servicectl.commands.importer import initd_oneshot
+
     found = _find_launch(script, draft, steps)
     if found is None:
-        draft.fatal = (
-            "its start verb runs no program servicectl can find (no start-stop-daemon "
-            "--start, start_daemon, daemon, or direct run of $DAEMON)"
-        )
-        return None
+        return initd_oneshot.task(script, draft, steps)
     st, launch = found
+    if initd_oneshot.is_task(script, draft, st, launch):
+        program = initd_oneshot.task(script, draft, [st], launch.argv)
+        if program is not None:
+            _launch_options(draft, launch.opts, st.line, st.text(script.lines))
+        return program
     program = _command(script, draft, st, launch)
     if program is None:
         return None
@@ -379,7 +346,11 @@ def _find_launch(script: Script, draft: Draft, steps: list[Step]) -> tuple[Step,
         except Unknown:
             continue
         launch = _direct(script, st, argv) if argv else None
-        if launch is not None and launch.argv and not is_config_test(st, launch.argv, None):
+        if (
+            launch is not None
+            and launch.argv
+            and not is_config_test(st, launch.argv, set(), [*script.funcs, *script.foreign])
+        ):
             if any(a in TEST_FLAGS for a in launch.argv[1:]):
                 continue
             return st, launch
@@ -392,11 +363,13 @@ def _init_d_script_start(script: Script, draft: Draft) -> list[Step]:
     from servicectl.commands.importer.shell import Cmd
 
     v = script.vars
-    if "do_start_cmd_override" in script.funcs:
-        body = script.funcs["do_start_cmd_override"].body
-        from servicectl.commands.importer.initd import ordered
+    for own in ("do_start_cmd_override", "do_start_cmd"):
+        if own in script.funcs:
+            from servicectl.commands.importer.walk import ordered
 
-        return [Step(c, v, ("do_start_cmd_override",)) for c, _ in ordered(body, None)]
+            v = v.copy()
+            v.in_verb = True
+            return [Step(c, v, (own,)) for c, _ in ordered(script.funcs[own].body, None, False, v)]
     words = ["start-stop-daemon", "--start", "--exec", "$DAEMON", "--", "$DAEMON_ARGS"]
     if v.values.get("PIDFILE") is None or v.values["PIDFILE"].text != "none":
         words[2:2] = ["--pidfile", "${PIDFILE:-/var/run/$NAME.pid}"]
@@ -419,6 +392,14 @@ def _command(script: Script, draft: Draft, st: Step, launch: C.Launch) -> str | 
         )
         return None
     draft.set("command", argv, line, text)
+    add_environment(draft, launch.env, line, text)
+    exported_environment(script, draft, launch.env_clear)
+    script.programs = {os.path.basename(program)} | {
+        os.path.basename(a) for a in launch.argv if a.startswith("/") and not a.endswith("/")
+    }
+    daemon = script.vars.values.get("DAEMON")
+    if daemon is not None and daemon.text:
+        script.programs.add(os.path.basename(daemon.text))
     _type_and_pid_file(script, draft, st, launch, text)
     _launch_options(draft, launch.opts, line, text)
     _redirects(draft, st, line, text)
@@ -438,9 +419,17 @@ def _type_and_pid_file(script: Script, draft: Draft, st: Step, launch: C.Launch,
     )
     if background:
         draft.set("type", "simple", line, text)
-        if pid:
+        if pid:  # the path other tools read (logrotate snippets, monitoring): kept
+            draft.set("pid_file", to_servicectl(pid), line, text)
+            draft.note(f"pid_file: servicectl writes {pid} itself, as the script had it written")
+        if st.cmd.piped_to:
+            try:
+                shown_to = " ".join(w for x in st.cmd.piped_to for w in st.expand(x))
+            except Unknown:
+                shown_to = " ".join(st.cmd.piped_to)
             draft.note(
-                f"the script's PID file {pid} is written by servicectl itself: {{run_dir}}/NAME.pid"
+                f"line {line}: its output went to `{shown_to}`; servicectl appends it to the "
+                "service's log (stdout:)"
             )
         return
     if any(NOT_FORKING_HINT.match(a) for a in launch.argv[1:]):
@@ -489,6 +478,18 @@ def _guess_pid(script: Script, draft: Draft, program: str, line: int, text: str)
     if header:
         return str(header[0])
     guess = f"/var/run/{os.path.basename(program)}.pid"
+    computed = next(
+        (
+            v
+            for n in ("PIDFILE", "PID_FILE", "PID")
+            if (v := script.vars.values.get(n)) and not v.text
+        ),
+        None,
+    )
+    if computed is not None:
+        why = f"its PID file is computed when it runs (line {computed.line}: {computed.how})"
+        draft.skip(line, text, f"{why}: {guess} is a guess, check it")
+        return guess
     draft.skip(
         line, text, f"a daemon that forks, with no PID file named: {guess} is a guess, check it"
     )
@@ -514,6 +515,8 @@ def _redirects(draft: Draft, st: Step, line: int, text: str) -> None:
 
 
 def _pre_step(script: Script, draft: Draft, st: Step, program: str, where: str) -> None:
+    if _writes_pid_file(script, draft, st):
+        return
     if is_noise(st):
         return
     try:
@@ -526,7 +529,7 @@ def _pre_step(script: Script, draft: Draft, st: Step, program: str, where: str) 
         return
     if not argv or is_noise(st, argv):
         return
-    if is_config_test(st, argv, program):
+    if script.config_test(st, argv):
         _check(draft, st, script, argv)
         return
     tool = program_of(argv)
@@ -539,6 +542,33 @@ def _pre_step(script: Script, draft: Draft, st: Step, program: str, where: str) 
     _setup_step(script, st, draft, where)
 
 
+def _writes_pid_file(script: Script, draft: Draft, st: Step) -> bool:
+    """``echo -n "$pid" > "$PIDFILE"`` after a forking start: the script writes the daemon's
+    PID file itself, which servicectl waits for the daemon to write (rpcbind's)."""
+    red = st.cmd.redirects
+    pid_file = draft.values.get("pid_file")
+    if draft.values.get("type") != "forking" or "$!" in st.text(script.lines):
+        return False
+    for op, target in zip(red, red[1:]):
+        try:
+            path = plain(target, st.vars)
+        except Unknown:
+            continue
+        if op in (">", ">>", ">|") and path == pid_file:
+            draft.skip(
+                st.line,
+                st.text(script.lines),
+                f"the script writes {path} itself: servicectl waits for the daemon to write "
+                "it; make the daemon write it, or run it in the foreground (type: simple)",
+            )
+            return True
+    return False
+
+
 def _check(draft: Draft, st: Step, script: Script, argv: list[str]) -> None:
-    if "check_command" not in draft.values:
-        draft.set("check_command", [to_servicectl(a) for a in argv], st.line, st.text(script.lines))
+    if "check_command" in draft.values:
+        return
+    text = st.text(script.lines)
+    words = command_words(draft, argv, st.line, text)
+    if words != draft.values.get("command"):
+        draft.set("check_command", words, st.line, text)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from servicectl.commands.importer.sysfiles import System
     from servicectl.paths import Dirs
 
 MAX_BYTES = 1024 * 1024  # init scripts and units are a few kilobytes; a larger file is cut
@@ -54,11 +55,12 @@ def _say(message: str) -> None:
         pass
 
 
-def read_source(path: str) -> tuple[str, list[str]]:
-    """The file's text (at most MAX_BYTES), and remarks on how it was read. A FIFO, device or
-    directory is never opened for reading (O_NONBLOCK, then fstat)."""
+def read_source(path: str) -> tuple[str, list[str], str | None]:
+    """The file's text (at most MAX_BYTES), remarks on how it was read, and why the files it
+    sources must not be read for it (None: they may). A FIFO, device or directory is never
+    opened for reading (O_NONBLOCK, then fstat)."""
     remarks: list[str] = []
-    raw = _read_bytes(path)
+    raw, st = _read_bytes(path)
     if len(raw) > MAX_BYTES:
         raw = raw[:MAX_BYTES]
         raw = raw[: raw.rfind(b"\n") + 1] or raw
@@ -70,7 +72,19 @@ def read_source(path: str) -> tuple[str, list[str]]:
         b"\0" in raw[:4096] and not raw.startswith((b"#!", b"[", b"#"))
     ):
         raise Refused(6, f"{path}: a binary file, not a script or unit")
-    return _decoded(raw, remarks), remarks
+    return _decoded(raw, remarks), remarks, _untrusted(path, st)
+
+
+def _untrusted(path: str, st: os.stat_result) -> str | None:
+    """docs/security.md R-IMP-2: a script that someone other than root (or the user importing)
+    could have written may not name files for servicectl to read: their values would be
+    printed in the definition."""
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        return (
+            f"{path} could be written by another user (uid {st.st_uid}, mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): the files it sources were not read"
+        )
+    return None
 
 
 def _open_source(path: str) -> int:
@@ -85,15 +99,16 @@ def _open_source(path: str) -> int:
         raise Refused(5, f"{path}: cannot be opened: {exc.strerror}") from None
 
 
-def _read_bytes(path: str) -> bytes:
-    """Up to MAX_BYTES + 1 bytes of a regular file (one more tells that it was cut)."""
+def _read_bytes(path: str) -> tuple[bytes, os.stat_result]:
+    """Up to MAX_BYTES + 1 bytes of a regular file (one more tells that it was cut), and its
+    fstat."""
     fd = _open_source(path)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
             raise Refused(6, f"{path}: {what}, not a script or unit file: not read")
-        return _read_upto(fd, MAX_BYTES + 1)
+        return _read_upto(fd, MAX_BYTES + 1), st
     except OSError as exc:
         raise Refused(5, f"{path}: cannot be read: {exc.strerror}") from None
     finally:
@@ -146,7 +161,7 @@ def definition_name(path: str, unit: bool) -> tuple[str, str]:
         base = base[: -len(".service")] if base.endswith(".service") else base
     else:
         base = re.sub(r"^[SK][0-9]{2}", "", base)
-        base = re.sub(r"\.(sysv|init|initd|rc)$", "", base)
+        base = re.sub(r"\.(sysv|init|initd|rc|sh)$", "", base)
     name = re.sub(r"[^A-Za-z0-9_.@-]", "-", base)[:80].lstrip(".") or "imported"
     remark = (
         "" if name == base else f"the name {base!r} was made {name!r} (letters, digits, - _ . @)"
@@ -159,9 +174,15 @@ def draft_for(
     text: str,
     names: dict[str, str] | None = None,
     exists: Callable[[str], bool] = os.path.lexists,
+    system: System | None = None,
 ) -> Draft:
     """The intermediate result for one file: keys, origins, what was not converted.
-    ``exists`` says whether a file named as env_file is there (it is never read)."""
+    ``system``: the machine's files the import reads (the defaults file and others the script
+    sources, tmpfiles.d); by default the machine's own, with ``exists`` saying whether a file
+    is there."""
+    from servicectl.commands.importer.sysfiles import System
+
+    system = system or System(exists=exists)
     unit = is_unit(path, text)
     name, remark = definition_name(path, unit)
     draft = Draft(name, path, "systemd unit" if unit else "init.d script")
@@ -174,11 +195,11 @@ def draft_for(
 
             stem = os.path.basename(path)
             stem = stem[: -len(".service")] if stem.endswith(".service") else stem
-            unit_reader.convert(stem, text, draft, names, exists)
+            unit_reader.convert(stem, text, draft, names, system)
         else:
             from servicectl.commands.importer import initd_map
 
-            initd_map.convert(path, name, text, draft, names, exists)
+            initd_map.convert(path, name, text, draft, names, system)
     except RecursionError:
         draft.fatal = "nested too deeply to be read"
     except Exception as exc:  # noqa: BLE001 - a reader's bug must not become a traceback
@@ -209,24 +230,24 @@ def main(paths: list[str], write: bool, force: bool, dirs: Dirs) -> int:
             _say(f"nothing written: {untrusted.message}")
             return 4
     names = {n: n for n in definition_files(dirs.services)}
-    sources: list[tuple[str, str, list[str]]] = []
+    sources: list[tuple[str, str, list[str], str | None]] = []
     code = 0
     for path in paths:
         try:
-            text, remarks = read_source(path)
+            text, remarks, unsafe = read_source(path)
         except Refused as exc:
             _say(exc.message)
             code = max(code, exc.code)
             continue
-        sources.append((path, text, remarks))
+        sources.append((path, text, remarks, unsafe))
         unit = is_unit(path, text)
         name, _ = definition_name(path, unit)
         names.setdefault(name, name)
         if not unit:
             for item in _provides(text):
                 names.setdefault(item, name)
-    for index, (path, text, remarks) in enumerate(sources):
-        code = max(code, _one(path, text, remarks, names, write, force, dirs, index))
+    for index, (path, text, remarks, unsafe) in enumerate(sources):
+        code = max(code, _one(path, text, remarks, unsafe, names, write, force, dirs, index))
     return code
 
 
@@ -234,15 +255,24 @@ def _one(
     path: str,
     text: str,
     remarks: list[str],
+    untrusted: str | None,
     names: dict[str, str],
     write: bool,
     force: bool,
     dirs: Dirs,
     index: int,
 ) -> int:
-    from servicectl.commands.importer import emit
+    from servicectl.commands.importer import emit, sysfiles
 
-    draft = draft_for(path, text, names)
+    system = None
+    if untrusted is not None:  # R-IMP-2: only the machine's tmpfiles.d, never what it names
+        tmpfiles = tuple(d + "/" for d in sysfiles.TMPFILES_DIRS)
+        system = sysfiles.System(
+            read=lambda p: sysfiles.read_text(p) if p.startswith(tmpfiles) else None
+        )
+    draft = draft_for(path, text, names, system=system)
+    if untrusted is not None:
+        draft.note(untrusted)
     for remark in remarks:
         draft.skipped.insert(0, remark)
     result = None if draft.fatal else emit.finish(draft, dirs.services, dirs.run, dirs.log)

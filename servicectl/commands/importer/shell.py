@@ -35,6 +35,9 @@ class Cmd:
     background: bool = False
     guarded: bool = False  # after && or ||, or in a condition: may not run
     redirects: list[str] = field(default_factory=list)
+    negated: bool = False  # ``! cmd``: its failure is what counts
+    aborts: bool = False  # the script gives up when it fails (``if ! cmd; then exit 1``)
+    piped_to: list[str] = field(default_factory=list)  # the next command of its pipeline
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Loop:
     header: list[str]
     body: list[Node]
     line: int
+    test: list[Node] = field(default_factory=list)  # while/until: the commands of the test
 
 
 @dataclass
@@ -277,6 +281,7 @@ class Parser:
         self.toks = toks
         self.pos = 0
         self.depth = 0
+        self._last_pipeline: list[Node] = []
 
     def peek(self) -> Tok | None:
         return self.toks[self.pos] if self.pos < len(self.toks) else None
@@ -323,28 +328,40 @@ class Parser:
     def parse_and_or(self) -> list[Node]:
         nodes = self.parse_pipeline(False)
         while self.at("op", "&&") or self.at("op", "||"):
+            either = self.at("op", "||")
             self.pos += 1
             while self.at("nl"):
                 self.pos += 1
-            nodes += self.parse_pipeline(True)
+            more = self.parse_pipeline(True)
+            if either and aborts(more):  # cmd || exit 1
+                _mark_aborts(nodes[-1:], negated=False)
+            nodes += more
         if self.at("op", "&"):
             self.pos += 1
-            if nodes:
-                last = nodes[-1]
-                if isinstance(last, (Cmd, Group)):
-                    last.background = True
+            for node in self._last_pipeline:  # a whole pipeline runs in the background
+                if isinstance(node, (Cmd, Group)):
+                    node.background = True
         return nodes
 
     def parse_pipeline(self, guarded: bool) -> list[Node]:
+        negated = False
         if self.at_word("!"):
             self.pos += 1
-            guarded = True
+            guarded = negated = True
         nodes = self.parse_command(guarded)
+        members = list(nodes)
         while self.at("op", "|") or self.at("op", "|&"):
             self.pos += 1
             while self.at("nl"):
                 self.pos += 1
-            nodes += self.parse_command(guarded)
+            more = self.parse_command(guarded)
+            if members and more and isinstance(members[-1], Cmd) and isinstance(more[0], Cmd):
+                members[-1].piped_to = list(more[0].words)
+            members += more
+            nodes += more
+        if negated and nodes and isinstance(nodes[0], Cmd):
+            nodes[0].negated = True
+        self._last_pipeline = members
         return nodes
 
     def parse_command(self, guarded: bool) -> list[Node]:
@@ -410,6 +427,7 @@ class Parser:
             self._redirects()
             return Group(body, t.line)
         header: list[str] = []
+        test: list[Node] = []
         if kw == "for" and self.at("op", "("):  # for ((i=0; ...)): skip the header
             while self.peek() is not None and not self.at_word("do"):
                 self.pos += 1
@@ -422,9 +440,8 @@ class Parser:
                 header.append(tok.text)
                 self.pos += 1
         else:
-            header = [
-                c.words[0] for c in self.parse_list({"do"}, set()) if isinstance(c, Cmd) and c.words
-            ]
+            test = self.parse_list({"do"}, set())
+            header = [c.words[0] for c in test if isinstance(c, Cmd) and c.words]
         self.skip_nl()
         if self.at_word("do"):
             self.pos += 1
@@ -432,7 +449,7 @@ class Parser:
         if self.at_word("done"):
             self.pos += 1
         self._redirects()
-        return Loop(kw, header, body, t.line)
+        return Loop(kw, header, body, t.line, test)
 
     def _if(self, line: int) -> If:
         branches: list[tuple[list[Node], list[Node]]] = []
@@ -445,6 +462,8 @@ class Parser:
             if self.at_word("then"):
                 self.pos += 1
             body = self.parse_list({"elif", "else", "fi"}, set())
+            if aborts(body):  # if ! cmd; then exit 1; fi
+                _mark_aborts(cond, negated=True)
             branches.append((cond, body))
             if self.at_word("elif"):
                 self.pos += 1
@@ -452,6 +471,8 @@ class Parser:
             if self.at_word("else"):
                 self.pos += 1
                 otherwise = self.parse_list({"fi"}, set())
+                if aborts(otherwise):  # if cmd; then ...; else exit 1; fi
+                    _mark_aborts(branches[-1][0], negated=False)
             if self.at_word("fi"):
                 self.pos += 1
             self._redirects()
@@ -545,36 +566,29 @@ class Parser:
         return [Cmd(words, assigns, line, end, guarded=guarded, redirects=redirects)]
 
 
+def aborts(nodes: list[Node]) -> bool:
+    """Whether these commands give up: ``exit N`` or ``return N`` with N not 0 among them."""
+    for node in nodes:
+        if isinstance(node, Group) and aborts(node.body):
+            return True
+        if isinstance(node, Cmd) and node.words[:1] in (["exit"], ["return"]):
+            code = node.words[1] if len(node.words) > 1 else ""
+            if re.fullmatch(r"-?[1-9][0-9]*", code):
+                return True
+    return False
+
+
+def _mark_aborts(cond: list[Node], negated: bool) -> None:
+    """The test of an ``if`` (or the command before ``||``) whose failure makes the script give
+    up: ``if ! cmd; then exit 1`` (``negated``) or ``if cmd; then ...; else exit 1``."""
+    cmds = [n for n in cond if isinstance(n, Cmd)]
+    if len(cmds) == 1 and cmds[0].negated == negated:
+        cmds[0].aborts = True
+
+
 ASSIGN_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
 
 
 def parse(text: str) -> list[Node]:
     """The tree of a whole script."""
     return Parser(tokenize(text)).parse_all()
-
-
-def walk(nodes: list[Node], funcs: bool = False) -> list[Cmd]:
-    """Every simple command in ``nodes``, in order (function bodies only with ``funcs``)."""
-    out: list[Cmd] = []
-    stack: list[tuple[list[Node], int]] = [(nodes, 0)]
-    while stack:
-        seq, i = stack.pop()
-        if i >= len(seq):
-            continue
-        stack.append((seq, i + 1))
-        node = seq[i]
-        if isinstance(node, Cmd):
-            out.append(node)
-        elif isinstance(node, If):
-            parts: list[list[Node]] = []
-            for cond, body in node.branches:
-                parts += [cond, body]
-            parts.append(node.otherwise)
-            for part in reversed(parts):
-                stack.append((part, 0))
-        elif isinstance(node, Case):
-            for _, body, _ in reversed(node.arms):
-                stack.append((body, 0))
-        elif isinstance(node, (Loop, Group)) or isinstance(node, Func) and funcs:
-            stack.append((node.body, 0))
-    return out

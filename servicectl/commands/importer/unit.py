@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from servicectl.commands.importer import unit_more
 from servicectl.commands.importer.commands import ssd
 from servicectl.commands.importer.draft import Draft, limit_value, retry_schedule, sig, timespan
+from servicectl.commands.importer.sysfiles import System
+from servicectl.commands.importer.unit_more import DIRECTORY_KEYS
 from servicectl.commands.importer.unit_parse import (
     Entry,
     Specifiers,
@@ -49,13 +52,6 @@ SANDBOX_PREFIXES = (
     "Mount",
     "Personality",
 )
-DIRECTORY_KEYS = {
-    "RuntimeDirectory": "/run",
-    "StateDirectory": "/var/lib",
-    "CacheDirectory": "/var/cache",
-    "LogsDirectory": "/var/log",
-    "ConfigurationDirectory": "/etc",
-}
 
 
 def convert(
@@ -63,9 +59,10 @@ def convert(
     text: str,
     draft: Draft,
     names: dict[str, str],
-    exists: Callable[[str], bool] = os.path.lexists,
+    system: System | None = None,
 ) -> None:
-    """Fill ``draft`` from the unit ``text``; ``names`` as for init.d scripts."""
+    """Fill ``draft`` from the unit ``text``; ``names`` as for init.d scripts; ``system``: the
+    machine's files the import reads (sysfiles.py)."""
     entries = parse(text, draft)
     spec = Specifiers(stem, draft)
     by_key: dict[tuple[str, str], list[Entry]] = {}
@@ -74,7 +71,9 @@ def convert(
             spec.user = e.value
         by_key.setdefault((e.section, e.key), []).append(e)
     state = _State(draft, spec, names)
-    state.exists = exists
+    state.system = system or System()
+    state.exists = state.system.exists
+    state.text = text
     for e in entries:
         e.value = spec(e.value, e.line)
         handler = HANDLERS.get((e.section, e.key))
@@ -104,10 +103,18 @@ class _State:
         self.install = False
         self.burst: tuple[int, Entry] | None = None
         self.interval: tuple[float, Entry] | None = None
-        self.dirs: list[tuple[str, str, Entry]] = []
-        self.modes: dict[str, str] = {}
+        self.dirs: dict[str, dict[str, Any]] = {}  # path -> how it is made (unit_more.py)
+        self.modes: dict[str, str] = {}  # RuntimeDirectory -> its RuntimeDirectoryMode
+        self.account: tuple[str | None, str | None] = (None, None)  # owner of *Directory=
+        self.starts: list[tuple[Entry, list[str]]] = []  # every ExecStart= (a oneshot's)
+        self.start_prefix = ""
+        self.stops: list[tuple[Entry, list[str]]] = []
+        self.post: list[tuple[Entry, list[str]]] = []
+        self.remain = False
         self.pid: Entry | None = None
         self.exists: Callable[[str], bool] = os.path.lexists
+        self.system = System()
+        self.text = ""
 
     def finish(self) -> None:
         d = self.draft
@@ -115,12 +122,32 @@ class _State:
             d.fatal = "no ExecStart= line: no program to run"
             return
         d.set("command", self.start, self.start_entry.line, self.start_entry.text)
+        if "!" in self.start_prefix or "+" in self.start_prefix:
+            unit_more.privileged(self)
         if self.type == "oneshot":
-            d.fatal = (
-                f"line {self.type_line}: Type=oneshot runs a task to its end; servicectl "
-                "runs long-lived services: not converted"
-            )
-            return
+            unit_more.oneshot(self)
+        else:
+            for e, _ in self.starts[1:]:
+                d.skip(e.line, e.text, "a second ExecStart=: servicectl runs one program")
+            self._pid_file()
+        self._pre_post()
+        if self.type != "oneshot":
+            self._reload()
+            self._stop()
+        if (self.burst or self.interval) and self.type != "oneshot":
+            burst = self.burst[0] if self.burst else 5
+            interval = self.interval[0] if self.interval else 10
+            e = (self.burst or self.interval)[1]  # type: ignore[index]
+            d.set("start_limit", {"burst": burst, "interval": interval}, e.line, e.text)
+        unit_more.directories(self)
+        if not self.install:
+            d.set("enabled", False, None, "no WantedBy= in [Install]: not started at boot")
+
+    def _pid_file(self) -> None:
+        """PIDFile=: a forking daemon's, or the path other tools read for a simple one
+        (servicectl writes it then); a guess, said, for a forking one without it."""
+        d = self.draft
+        assert self.start is not None
         if self.type == "forking":
             d.values["type"] = "forking"
             if self.pid is not None:
@@ -134,24 +161,23 @@ class _State:
                     f"no PIDFile=: {guess} is a guess, check where the daemon writes its PID",
                 )
         elif self.pid is not None:
-            d.skip(
-                self.pid.line, self.pid.text, "a simple service: servicectl writes its own PID file"
-            )
+            d.set("pid_file", self.pid.value, self.pid.line, self.pid.text)
+            d.note(f"pid_file: servicectl writes {self.pid.value} itself (PIDFile=)")
+
+    def _pre_post(self) -> None:
+        """ExecStartPre=/Post: directories, a config test; the rest is listed."""
+        d = self.draft
+        assert self.start is not None
         for e, argv in self.pre:
+            if unit_more.exec_dirs(self, e, argv):
+                continue
             if is_test(argv, self.start[0]) and "check_command" not in d.values:
                 d.set("check_command", argv, e.line, e.text)
             else:
                 d.skip(e.line, e.text, "runs before start; servicectl does not run it")
-        self._reload()
-        self._stop()
-        if self.burst or self.interval:
-            burst = self.burst[0] if self.burst else 5
-            interval = self.interval[0] if self.interval else 10
-            e = (self.burst or self.interval)[1]  # type: ignore[index]
-            d.set("start_limit", {"burst": burst, "interval": interval}, e.line, e.text)
-        self._directories()
-        if not self.install:
-            d.set("enabled", False, None, "no WantedBy= in [Install]: not started at boot")
+        for e, argv in self.post:
+            if not unit_more.exec_dirs(self, e, argv):
+                d.skip(e.line, e.text, "runs after start; servicectl does not run it")
 
     def _reload(self) -> None:
         d = self.draft
@@ -184,22 +210,6 @@ class _State:
         if self.kill_signal != "TERM":
             d.values.setdefault("stop_signal", self.kill_signal)
 
-    def _directories(self) -> None:
-        out: list[object] = []
-        first: Entry | None = None
-        for base, name, e in self.dirs:
-            path = f"{base}/{name}"
-            mode = self.modes.get(base)
-            entry: dict[str, str] = {"path": path}
-            if mode and mode.lstrip("0") != "755":
-                entry["mode"] = mode
-            if base == DIRECTORY_KEYS["ConfigurationDirectory"]:  # root's, as systemd keeps it
-                entry.update(owner="root", group="root")
-            out.append(entry if len(entry) > 1 else path)
-            first = first or e
-        if out and first is not None:
-            self.draft.set("directories", out, first.line, first.text)
-
 
 def _type(s: _State, e: Entry) -> None:
     t = e.value
@@ -223,13 +233,16 @@ def _type(s: _State, e: Entry) -> None:
 
 def _exec_start(s: _State, e: Entry) -> None:
     if not e.value:
-        s.start = None
+        s.start, s.start_entry, s.starts = None, None, []
         return
-    if s.start is not None:
-        s.draft.skip(e.line, e.text, "a second ExecStart=: servicectl runs one program")
+    argv = split_exec(e.value, s.draft, e.line, e.key)
+    if argv is None:
         return
-    s.start = split_exec(e.value, s.draft, e.line, e.key)
-    s.start_entry = e
+    s.starts.append((e, argv))
+    if s.start is None:
+        s.start = argv
+        s.start_entry = e
+        s.start_prefix = unit_more.exec_start_prefix(e.value)
 
 
 def _exec_list(attr: str) -> Callable[[_State, Entry], None]:
@@ -246,6 +259,9 @@ def _exec_list(attr: str) -> Callable[[_State, Entry], None]:
 def _exec_stop(s: _State, e: Entry) -> None:
     argv = split_exec(e.value, s.draft, e.line, e.key) if e.value else None
     if not argv:
+        return
+    s.stops.append((e, argv))
+    if s.type == "oneshot":
         return
     signal = mainpid_signal(argv)
     if signal:
@@ -344,11 +360,8 @@ def _kill_mode(s: _State, e: Entry) -> None:
     s.draft.set("kill_mode", mode, e.line, e.text)
 
 
-def _restart(s: _State, e: Entry) -> None:
-    if e.value in ("no", "on-failure", "always"):
-        s.draft.set("restart", e.value, e.line, e.text)
-    else:
-        s.draft.skip(e.line, e.text, "servicectl respawns: no, on-failure or always")
+def _remain(s: _State, e: Entry) -> None:
+    s.remain = e.value.lower() in ("yes", "true", "1", "on")
 
 
 def _pid_file(s: _State, e: Entry) -> None:
@@ -443,23 +456,6 @@ def _start_limit_interval(s: _State, e: Entry) -> None:
         s.interval = (t, e)
 
 
-def _directory(s: _State, e: Entry) -> None:
-    base = DIRECTORY_KEYS[e.key]
-    for name in e.value.split():
-        if ".." in name.split("/") or name.startswith("/"):
-            s.draft.skip(e.line, e.text, f"{name}: not a relative directory name")
-            continue
-        s.dirs.append((base, name, e))
-
-
-def _directory_mode(s: _State, e: Entry) -> None:
-    base = DIRECTORY_KEYS[e.key[: -len("Mode")]]
-    if re.fullmatch(r"0?[0-7]{3,4}", e.value):
-        s.modes[base] = e.value
-    else:
-        s.draft.skip(e.line, e.text, "not an octal mode")
-
-
 def _noted(why: str) -> Callable[[_State, Entry], None]:
     def handler(s: _State, e: Entry) -> None:
         s.draft.skip(e.line, e.text, why)
@@ -511,12 +507,14 @@ HANDLERS: dict[tuple[str, str], Callable[[_State, Entry], None]] = {
     ("Service", "TimeoutStopSec"): _stop_timeout,
     ("Service", "TimeoutStartSec"): _simple_key("start_timeout", _seconds),
     ("Service", "TimeoutSec"): _timeout,
-    ("Service", "Restart"): _restart,
+    ("Service", "Restart"): unit_more.restart,
+    ("Service", "RemainAfterExit"): _remain,
+    ("Service", "ExecStartPost"): _exec_list("post"),
     ("Service", "RestartSec"): _simple_key("restart_delay", _seconds),
     ("Service", "RuntimeDirectoryPreserve"): _ignore,
     ("Install", "WantedBy"): _install,
     ("Install", "RequiredBy"): _install,
 }
 for _key in DIRECTORY_KEYS:
-    HANDLERS[("Service", _key)] = _directory
-    HANDLERS[("Service", _key + "Mode")] = _directory_mode
+    HANDLERS[("Service", _key)] = unit_more.directory_key
+    HANDLERS[("Service", _key + "Mode")] = unit_more.directory_mode

@@ -132,8 +132,8 @@ def split_exec(value: str, draft: Draft, line: int, key: str) -> list[str] | Non
     meaning = {
         "-": "its failure is ignored by systemd; servicectl treats a failed start as a failure",
         "@": "the second word was argv[0]; servicectl runs the program under its own name",
-        "+": "ran with full privileges",
-        "!": "ran without the user change of systemd's ambient capabilities",
+        "+": "it runs with full privileges (as root)",
+        "!": "it runs with full privileges (as root; the program drops them itself)",
         ":": "no variable expansion: '$' is kept literally",
     }
     for p in dict.fromkeys(prefixes):

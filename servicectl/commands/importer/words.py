@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 # Private-use characters mark a kept reference inside a value: SPLIT + NAME + END (an unquoted
 # reference: field-split at start) or WHOLE + NAME + END (quoted: one word).
 SPLIT, WHOLE, END = "\ue000", "\ue002", "\ue001"
+# LOOP + NAME + END: the variable of a ``for`` loop over several or computed values (a script
+# that starts one daemon per value: a template, the value being {instance}).
+LOOP = "\ue005"
 _REF_RE = re.compile(f"[{SPLIT}{WHOLE}]([A-Za-z_][A-Za-z0-9_]*){END}")
+LOOP_RE = re.compile(f"{LOOP}([A-Za-z_][A-Za-z0-9_]*){END}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -26,6 +30,7 @@ class Value:
     line: int
     overridable: bool = False  # set before a defaults file was sourced: that file may change it
     how: str = ""  # the assignment as written, for messages
+    source: str = ""  # "defaults": set by the defaults file (env_file); "loop", "temp"
 
 
 @dataclass
@@ -41,6 +46,17 @@ class Vars:
     defaulted: set[str] = field(default_factory=set)  # ${VAR:-x} used x; the env file may not
     fallbacks: list[tuple[str, Value, Value]] = field(default_factory=list)
     opaque: str = ""  # a sourced file not followed: unset variables may come from it
+    defaults_read: bool = False  # the defaults file was read: what it does not set is unset
+    args: list[str | None] | None = None  # the positional parameters $1... (None: not known)
+    resolve: bool = False  # deciding (a test, a case word): the defaults file's own values
+    unset: set[str] = field(default_factory=set)  # read, but set nowhere: expanded to nothing
+    # The variables of ``for`` loops over several or computed values: line, the loop as
+    # written, and its values when they are literal words.
+    loops: dict[str, tuple[int, str, list[str] | None]] = field(default_factory=dict)
+    in_verb: bool = False  # walking a verb (a loop there may start one daemon per value)
+    sourced_at: int = 0  # the line the defaults file was sourced at (0: never)
+    # The defaults file's on/off switches a condition reads (ENABLED=false): name -> value.
+    switches: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> Vars:
         return Vars(
@@ -53,6 +69,14 @@ class Vars:
             self.defaulted,
             self.fallbacks,
             self.opaque,
+            self.defaults_read,
+            None if self.args is None else list(self.args),
+            self.resolve,
+            self.unset,
+            self.loops,
+            self.in_verb,
+            self.sourced_at,
+            self.switches,
         )
 
 
@@ -73,30 +97,72 @@ def is_option_var(name: str) -> bool:
     return bool(OPTION_VAR_RE.match(name))
 
 
+def _positional(name: str, v: Vars) -> str:
+    """``$1``..., ``$@``, ``$*``, ``$#``: the arguments of the verb or of the function called
+    (a verb has only itself: what else ``service NAME VERB`` passes is nothing at boot)."""
+    if v.args is None:
+        raise Unknown(f"${name} is known only when the script runs")
+    if name == "#":
+        return str(len(v.args))
+    if name in ("@", "*"):
+        return " ".join(_known_args(v.args, name))
+    index = int(name) - 1
+    if index >= len(v.args):
+        return ""
+    found = v.args[index]
+    if found is None:
+        raise Unknown(f"${name} is known only when the script runs")
+    return found
+
+
+def _known_args(args: list[str | None], name: str) -> list[str]:
+    if any(a is None for a in args):
+        raise Unknown(f"${name} is known only when the script runs")
+    return [a for a in args if a is not None]
+
+
 def _lookup(name: str, v: Vars) -> str:
     """A variable's text (references kept as markers); raises Unknown."""
     v.used.add(name)
     if name == "0":
         return v.script
-    if name in ("$", "!", "?", "#", "@", "*", "-") or name.isdigit():
+    if name.isdigit() or name in ("@", "*", "#"):
+        return _positional(name, v)
+    if name in ("$", "!", "?", "-"):
         raise Unknown(f"${name} is known only when the script runs")
     val = v.values.get(name)
     if val is None and name == "NAME" and v.service:
         return v.service
     if val is not None:
-        if val.text is None:
-            if name == "NAME" and v.service:
-                return v.service
-            v.unknown[name] = val
-            raise Unknown(f"{name} is computed by a command (line {val.line})")
-        if is_option_var(name) and val.overridable and val.text.strip() == "" and v.env_sourced:
-            return SPLIT + name + END
-        return val.text
+        return _value(name, val, v)
     if v.opaque and name.isupper():
         raise Unknown(f"{name} may be set by {v.opaque}, which is not followed")
-    if v.env_sourced:
-        return SPLIT + name + END
+    if v.env_sourced and not v.defaults_read and v.resolve:
+        raise Unknown(f"{name} may be set by the defaults file, which was not read")
+    if v.env_sourced and (not v.defaults_read or is_option_var(name)) and not v.resolve:
+        return SPLIT + name + END  # an administrator's knob stays one, set or not
+    v.unset.add(name)
     return ""
+
+
+def _value(name: str, val: Value, v: Vars) -> str:
+    """The text of a variable that was assigned (a reference for one the defaults file sets,
+    unless deciding)."""
+    if val.text is None:
+        if name == "NAME" and v.service:
+            return v.service
+        v.unknown[name] = val
+        if val.source == "loop":
+            raise Unknown(f"{name} takes each value of a loop (line {val.line}: {val.how})")
+        if val.source == "read":
+            raise Unknown(f"{name} is read when the script runs (line {val.line})")
+        raise Unknown(f"{name} is computed by a command (line {val.line})")
+    if val.source == "defaults" and not v.resolve:
+        return SPLIT + name + END
+    before = not v.sourced_at or val.line < v.sourced_at  # the defaults file may set it
+    if is_option_var(name) and val.overridable and not val.text.strip() and before:
+        return SPLIT + name + END
+    return val.text
 
 
 def _param(expr: str, v: Vars) -> str:
@@ -113,6 +179,11 @@ def _param(expr: str, v: Vars) -> str:
     name, rest = m.group(1), m.group(2)
     if not rest:
         return _lookup(name, v)
+    sliced = re.fullmatch(r":([0-9]{1,2})", rest)
+    if name in ("@", "*") and sliced:
+        _lookup(name, v)  # raises when the arguments are not known
+        assert v.args is not None
+        return " ".join(_known_args(v.args[max(0, int(sliced.group(1)) - 1) :], name))
     op_m = re.match(r"(:?[-=+?]|##|#|%%|%)(.*)$", rest, re.S)
     if not op_m:
         raise Unknown(f"${{{expr}}} is not understood")
@@ -133,6 +204,8 @@ def _operation(expr: str, name: str, op: str, arg: str, v: Vars) -> str:
             raise
         text = None
     is_ref = text is not None and (text.startswith(SPLIT) and text.endswith(END))
+    if text is not None and LOOP in text and kind not in ("-", "="):
+        raise Unknown(f"${{{expr}}} depends on the value of a loop ({name})")
     if kind in ("-", "="):
         return _with_default(name, op, arg, text, is_ref, v)
     if kind == "+":
@@ -285,8 +358,14 @@ def _lit(text: str) -> str:
     return "".join(_LIT + ch if ch in " \t\n" else ch for ch in text)
 
 
+_ALL_ARGS_RE = re.compile(r'^"\$(?:@|\{@(?::[0-9]{1,2})?\})"$')
+
+
 def expand_words(word: str, v: Vars) -> list[str]:
-    """An unquoted word after expansion and field splitting (empty unquoted values vanish)."""
+    """An unquoted word after expansion and field splitting (empty unquoted values vanish, and
+    so does ``"$@"`` when there are no arguments: one word per argument otherwise)."""
+    if _ALL_ARGS_RE.match(word):
+        return plain(word, v).split()
     text = expand_text(word, v)
     fields: list[str] = []
     cur: list[str] = []
@@ -325,7 +404,8 @@ def refs(text: str) -> list[str]:
 
 def to_servicectl(word: str) -> str:
     """A field as servicectl writes it: a literal ``$`` doubled, kept references as ``$VAR``
-    (standing alone, unquoted in the script) or ``${VAR}``."""
+    (standing alone, unquoted in the script) or ``${VAR}``, a loop variable as {instance}."""
+    word = LOOP_RE.sub("{instance}", word)
     m = _REF_RE.fullmatch(word)
     if m and word[0] == SPLIT:
         return "$" + m.group(1)
@@ -335,4 +415,5 @@ def to_servicectl(word: str) -> str:
 
 def shown(text: str) -> str:
     """A value with its markers as the script wrote them, for messages."""
+    text = LOOP_RE.sub(lambda m: "$" + m.group(1), text)
     return _REF_RE.sub(lambda m: "$" + m.group(1), text).replace(_LIT, "")
