@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions.expansion import expanded
 from servicectl.errors import ServicectlError
-from servicectl.service import audit, launch, lifecycle, supervised
+from servicectl.service import audit, launch, lifecycle, supervised, tracked
 from servicectl.service.observe import inspect
 from servicectl.service.outcome import StartFailed
 from servicectl.service.terminate import schedule, terminate
@@ -249,19 +249,22 @@ def spawn_for(unit: Unit, notify: str | None) -> tuple[int, int]:
         env["NOTIFY_SOCKET"] = notify
     else:
         env.pop("NOTIFY_SOCKET", None)
+    cgroups = tracked.plan(svc, dirs)
+    tracked.open_cgroups(svc, cgroups)  # what its previous run left in them is ended first
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:
-            child, found, strays = launch.launch_forking(svc, dirs, account, env, program)
+            child, found, strays = launch.launch_forking(
+                svc, dirs, account, env, program, cgroups=cgroups
+            )
         else:
-            child = launch.spawn_simple(svc, account, env, program, gate)
+            child = launch.spawn_simple(svc, account, env, program, gate, cgroups)
             found, strays = None, []
         unit.launched, unit.strays = child, strays
         try:
             handle, info = found or launch.identify(svc, child)
-            record = launch.record_start(
-                svc, dirs, info, program, child, gate, notify, unit.fields()
-            )
+            fields = {**unit.fields(), **tracked.fields(cgroups)}
+            record = launch.record_start(svc, dirs, info, program, child, gate, notify, fields)
         except BaseException:
             launch.abort_start(svc, dirs, child, strays)
             raise

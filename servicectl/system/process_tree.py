@@ -44,27 +44,55 @@ class Metrics:
         self.hidden = 0
 
 
-def collect(pid: int, pgid: int = 0, sid: int = 0) -> Metrics | None:
+def collect(pid: int, pgid: int = 0, sid: int = 0, cgroup: str = "") -> Metrics | None:
     """The tree of process ``pid``: it, its descendants and, when ``pgid`` is the service's
-    own group, the members of that group in session ``sid`` (children a crashed parent left).
-    None if ``pid`` is gone."""
+    own group, the members of that group in session ``sid`` (children a crashed parent left);
+    with the service's ``cgroup``, every process in it, wherever it went. None if ``pid`` is
+    gone (and, with a cgroup, nothing is left in it)."""
     import psutil
 
+    found: dict[int, Any] = {}
     try:
         main = psutil.Process(pid)
-        found = {pid: main}
+        found[pid] = main
         found.update((c.pid, c) for c in main.children(recursive=True))
     except psutil.Error:
-        return None
+        if not cgroup:
+            return None
+    if cgroup:
+        from servicectl.system import cgroup as cg
+
+        _add(found, cg.members(cgroup), psutil)
+        if not found:
+            return None
     if pgid > 1:
         from servicectl.system import proc
 
-        for info in proc.group_members(pgid):
-            if info.pid not in found and (sid <= 1 or info.sid == sid):
-                try:
-                    found[info.pid] = psutil.Process(info.pid)
-                except psutil.Error:
-                    continue
+        group = proc.group_members(pgid)
+        _add(found, [i.pid for i in group if sid <= 1 or i.sid == sid], psutil)
+    return _metrics(found, pid, psutil)
+
+
+def collect_pids(pids: list[int]) -> Metrics:
+    """The processes ``pids`` (what is left of a service whose main process exited) as a
+    tree, with what they use."""
+    import psutil
+
+    found: dict[int, Any] = {}
+    _add(found, pids, psutil)
+    return _metrics(found, pids[0] if pids else 0, psutil)
+
+
+def _add(found: dict[int, Any], pids: list[int], psutil: Any) -> None:
+    for pid in pids:
+        if pid not in found:
+            try:
+                found[pid] = psutil.Process(pid)
+            except psutil.Error:
+                continue
+
+
+def _metrics(found: dict[int, Any], pid: int, psutil: Any) -> Metrics:
     out = Metrics()
     members = [m for m in (_member(p, psutil) for p in found.values()) if m is not None]
     out.members = _tree_order(members, pid)

@@ -189,8 +189,14 @@ class Probe:
     """One readiness check that can be retried: ``check()`` is True once ready."""
 
     def __init__(
-        self, ready: Ready, env: dict[str, str], run_as: tuple[int, int] | None, cwd: str
+        self,
+        ready: Ready,
+        env: dict[str, str],
+        run_as: tuple[int, int] | None,
+        cwd: str,
+        name: str = "probe",
     ) -> None:
+        self.name = name  # the service's: its probe command's cgroup is named after it
         self.ready = ready
         self.env = env
         self.run_as = run_as
@@ -245,31 +251,45 @@ class Probe:
             conn.close()
 
     def _command(self, remaining: float) -> bool:
+        """Run the probe command in a cgroup of its own (confined.py), as the service's user;
+        whatever it leaves, in its group or its cgroup, is killed when it ends."""
         import subprocess
+
+        from servicectl.system.confined import Confined, kill_group
+        from servicectl.system.spawn import which
 
         assert isinstance(self.ready.target, tuple)
         timeout = min(self.ready.timeout or 10.0, max(remaining, 0.01))
         kwargs: dict[str, Any] = {}
         if self.run_as is not None:
             kwargs.update(user=self.run_as[0], group=self.run_as[1])
+        argv = self.ready.target
+        program = argv[0] if "/" in argv[0] else which(argv[0], self.env.get("PATH", "")) or argv[0]
+        box = Confined(self.name)
+        child = box.popen(
+            program,
+            argv,
+            self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            **kwargs,
+        )
         try:
-            result = subprocess.run(
-                list(self.ready.target),
-                env=self.env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                timeout=timeout,
-                start_new_session=True,
-                **kwargs,
-            )
+            _, err = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.last_error = f"probe command timed out after {timeout:.1f} s"
             return False
-        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
-        self.last_error = f"exit status {result.returncode}" + (f": {tail[0]}" if tail else "")
-        return result.returncode == 0
+        finally:
+            kill_group(child.pid)
+            box.end()
+            if child.poll() is None:
+                child.kill()
+            child.communicate()
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:]
+        self.last_error = f"exit status {child.returncode}" + (f": {tail[0]}" if tail else "")
+        return child.returncode == 0
 
 
 class WaitResult:

@@ -56,6 +56,11 @@ class Record(NamedTuple):
     last_exit: Optional[dict[str, Any]] = None
     respawn_at: float = 0.0
     supervision_note: Optional[str] = None
+    # Its cgroup v2 ("": none could be written; the process group and session track it), the
+    # cgroup v1 ones its limits needed, and its memory_max (bytes, 0: none) when it started.
+    cgroup: str = ""
+    cgroups_v1: tuple[str, ...] = ()
+    memory_max: int = 0
 
     def to_json(self) -> bytes:
         import json
@@ -77,6 +82,10 @@ class Record(NamedTuple):
             values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
         if not isinstance(values.get("last_exit"), (dict, type(None))):
             values["last_exit"] = None
+        if not isinstance(values.get("cgroup", ""), str):
+            values["cgroup"] = ""
+        if "cgroups_v1" in values:
+            values["cgroups_v1"] = tuple(p for p in values["cgroups_v1"] if isinstance(p, str))
         return cls(**values)
 
 

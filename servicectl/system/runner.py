@@ -7,11 +7,11 @@ limit.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import Exit, ServicectlError
+from servicectl.system.confined import Confined, kill_group
 from servicectl.system.spawn import Account, resolve_program
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ def run(
     """Run ``argv`` (already expanded) as the service's user, with ``env``, in its working
     directory and umask, in a session of its own, stdin from /dev/null; keep the last
     OUTPUT_BYTES of its output. At ``timeout``, or interrupted, its process group is killed.
-    Whatever it left in its process group is killed when it exits."""
+    Whatever it left in its process group, or in its own cgroup (confined.py: joined before it
+    runs), is killed when it exits."""
     import subprocess
 
     program = resolve_program(svc, env, argv)
@@ -62,14 +63,15 @@ def run(
     kwargs: dict[str, Any] = {}
     if account.switch:
         kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
+    box = Confined(svc.name)
     try:
-        child = subprocess.Popen(
-            [program, *argv[1:]],
-            stdin=subprocess.DEVNULL,
+        child = box.popen(
+            program,
+            argv,
+            env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=str(svc.working_directory),
-            env=env,
             umask=svc.umask,
             start_new_session=True,
             close_fds=True,
@@ -83,7 +85,8 @@ def run(
     try:
         output, finished = _collect(child, time.monotonic() + timeout)
     finally:
-        _kill_group(child.pid)  # leftovers, or the whole command at the limit
+        kill_group(child.pid)  # leftovers, or the whole command at the limit
+        box.end()  # and whatever left its group: its cgroup holds them all
         child.wait()
         assert child.stdout is not None
         child.stdout.close()
@@ -123,12 +126,3 @@ def _exited(pid: int) -> bool:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL the process group the command leads (its own session: nothing else is in it;
-    its leader is not reaped yet, so the number cannot have been reused)."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass

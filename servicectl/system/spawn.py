@@ -350,6 +350,20 @@ class Gate:
         return len(cmdline) >= 3 and cmdline[1] == "-c" and cmdline[2].endswith(GATE_SH)
 
 
+def gated(program: str, argv: tuple[str, ...], env: dict[str, str]) -> tuple[list[str], str]:
+    """A command held at a gate (its stdin a Gate's pipe), no user switch nor limits: the dash
+    gate, or the exec shim where there is no dash. (argv, executable) for Popen."""
+    if os.access(GATE_SHELL, os.X_OK):
+        script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
+        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL
+    import json
+
+    spec: dict[str, object] = {"limits": [], "nice": None, "uid": None, "gid": 0, "groups": []}
+    spec["gate"] = True
+    shim = [sys.executable, "-S", "-E", "-c", SHIM, json.dumps(spec), program, *argv]
+    return shim, sys.executable
+
+
 def _command_line(
     svc: Service,
     account: Account,
@@ -381,8 +395,8 @@ def _command_line(
     if account.switch:
         kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
     if gate is not None:
-        script = GATE_SH if "PWD" in env else "unset PWD; " + GATE_SH
-        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL, kwargs
+        cmd, exe = gated(program, argv, env)
+        return cmd, exe, kwargs
     return list(argv), program, kwargs
 
 
