@@ -13,6 +13,8 @@ from servicectl.service.preflight import prepare
 from servicectl.system.spawn import Account, build_environment, resolve_account
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from servicectl.definitions.schema import Service
 
 
@@ -55,6 +57,20 @@ def check_more(svc: Service, run_checks: bool, errors: list[ServicectlError]) ->
     return "; " + ", ".join(done) if done else "; nothing to run"
 
 
+def limit_problems(svc: Service, run: Path) -> list[ServicectlError]:
+    """A cgroup limit (memory_max, pids_max, cpu_weight) this machine cannot apply: exit 6,
+    as start would say it; nothing is made."""
+    if not (svc.memory_max or svc.pids_max or svc.cpu_weight):
+        return []
+    from servicectl.system.cgroup_limits import plan
+
+    try:
+        plan(svc, str(run))
+    except ServicectlError as exc:
+        return [exc]
+    return []
+
+
 def check(names: tuple[str, ...], run_checks: bool = False) -> int:
     asked = requested_names(names)
     catalog = catalog_for(use_cache=False, also=asked)
@@ -84,6 +100,7 @@ def check(names: tuple[str, ...], run_checks: bool = False) -> int:
         done = ""
         if not errors and name not in catalog.templates:
             errors += env_file_problems(catalog.services[name])
+            errors += limit_problems(catalog.services[name], catalog.dirs.run)
             if not errors:  # unset $VARIABLES (warnings), --run-checks
                 done = check_more(catalog.services[name], run_checks, errors)
         for err in errors:

@@ -338,6 +338,8 @@ def _last_exit(last: Mapping[str, Any]) -> str:
         how = f"signal {last['signal']}"
     else:
         how = f"unknown ({last.get('unknown', 'not observed')})"
+    if last.get("oom"):
+        how += f" (killed by the kernel: out of memory at memory_max {last['oom']})"
     at = last.get("at")
     if isinstance(at, (int, float)):
         how += f" at {fmt_when(at)}"

@@ -438,8 +438,10 @@ def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
 def _stop_remnants(
     svc: Service, dirs: Dirs, obs: Observation, progress: Progress = silent
 ) -> Outcome:
-    """Stop what is left of the service's process group after its main process exited."""
-    assert obs.record is not None
+    """Stop what is left of the service's process group (or cgroup) after its main process
+    exited."""
+    if obs.record is None:  # in its cgroup, with no record at all
+        return tracked.stop_unrecorded(svc, dirs, obs.remnants, progress)
     t0 = time.monotonic()
     handles = []
     for info in obs.remnants:

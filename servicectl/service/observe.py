@@ -277,7 +277,12 @@ def _inspect_unrecorded(
     """No record: the service runs only if its PID file is trustworthy and names a process with
     the service's user and executable."""
     if pf.pid is None:
-        return Observation(DEAD if pf.exists else STOPPED, None, None, None, pf, notes, leftovers)
+        state = DEAD if pf.exists else STOPPED
+        left = tracked.unrecorded(svc, dirs, notes)  # in its cgroup, with no record
+        if left is not None:
+            state = DEAD if left else state
+            return Observation(state, None, None, None, pf, notes, leftovers, left)
+        return Observation(state, None, None, None, pf, notes, leftovers)
     info, hidden = look(pf.pid)
     if hidden:
         why = f"/proc does not show process {pf.pid} to it (mounted with hidepid?)"

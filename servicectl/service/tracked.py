@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from servicectl.service.outcome import KILL_CONFIRM_TIMEOUT, StartFailed
+from servicectl.service.outcome import KILL_CONFIRM_TIMEOUT, Outcome, StartFailed
 from servicectl.system import cgroup, cgroup_limits, proc
 
 if TYPE_CHECKING:
@@ -168,6 +168,14 @@ def tracking(svc: Service, dirs: Dirs, record: Record | None) -> str:
     return cgroup.NO_CGROUP
 
 
+def oom_limit(svc: Service, dirs: Dirs, record: Record) -> str | None:
+    """memory_max as written (``64M``) when the kernel killed some of the service for memory,
+    else None: how the supervisor records an exit's cause."""
+    if not cgroup_limits.oom_kills(recorded(svc, dirs, record)):
+        return None
+    return cgroup_limits.show_bytes(record.memory_max) if record.memory_max else "its limit"
+
+
 def oom_note(svc: Service, dirs: Dirs, record: Record, running: bool) -> str | None:
     """What the kernel's OOM killer did in the service's cgroup, if anything."""
     n = cgroup_limits.oom_kills(recorded(svc, dirs, record))
@@ -230,3 +238,46 @@ def describe(row: Any, svc: Service, dirs: Dirs, obs: Observation) -> None:
     for note in (left_cgroup(svc, dirs, record, obs.pid), oom_note(svc, dirs, record, True)):
         if note:
             row.notes.append(note)
+
+
+def unrecorded(svc: Service, dirs: Dirs, notes: list[str]) -> list[ProcInfo] | None:
+    """Processes in the service's cgroup although it has no record (nor PID): None if there
+    are none. With kill_mode: process they are what its last stop left on purpose (noted,
+    []); otherwise they are remnants that stop and start end (noted, returned)."""
+    path = cgroup.service_path(str(dirs.run), svc.name)
+    if not path or not os.path.isdir(path):
+        return None
+    left = [i for i in map(proc.read_proc, cgroup.members(path)) if i and not i.zombie]
+    if not left:
+        return None
+    pids = pids_text([i.pid for i in left])
+    if svc.kill_mode == "process":
+        notes.append(
+            f"its last run left {_processes(len(left))} running in its cgroup {path} (kill_mode: "
+            f"process): {pids}"
+        )
+        return []
+    notes.append(
+        f"no main process, but {_processes(len(left))} remain in its cgroup {path}: {pids}; "
+        f"stop or start ends them"
+    )
+    return left
+
+
+def stop_unrecorded(svc: Service, dirs: Dirs, left: list[ProcInfo], progress: Any) -> Outcome:
+    """Stop what is in the service's cgroup when there is no record of it: the stop schedule
+    on each, then whatever is left gets cgroup.kill, and the cgroups go."""
+    import time
+
+    from servicectl.errors import Exit
+    from servicectl.service.terminate import cgroup_handles, terminate
+
+    path = cgroup.service_path(str(dirs.run), svc.name)
+    t0 = time.monotonic()
+    handles = cgroup_handles(path)
+    how, elapsed = terminate(svc, handles, 0, 0, t0, progress=progress, cgroup=path)
+    end_service(svc, dirs)
+    what = f"{_processes(len(left))} left in its cgroup with no main process"
+    if how.startswith("killed"):
+        return Outcome(svc.name, Exit.OK, f"{what} {how}", None, elapsed)
+    return Outcome(svc.name, Exit.OK, f"stopped {what} {how} ({elapsed:.2f} s)", None, elapsed)

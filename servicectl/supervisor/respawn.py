@@ -321,4 +321,8 @@ def refresh_record(unit: Unit) -> None:
 def record_exit_now(unit: Unit, code: int | None, reaped: bool) -> None:
     """What the poll loop learnt of the watched process's exit."""
     unit.last_exit = exit_of(code) if reaped else exit_of(None)
+    if unit.svc is not None and unit.dirs is not None and unit.record is not None:
+        oom = tracked.oom_limit(unit.svc, unit.dirs, unit.record)
+        if oom:
+            unit.last_exit["oom"] = oom  # killed by the kernel at memory_max
     launch._SPAWNED.discard(unit.pid)

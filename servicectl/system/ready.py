@@ -256,6 +256,7 @@ class Probe:
         import subprocess
 
         from servicectl.system.confined import Confined, kill_group
+        from servicectl.system.runner import collect
         from servicectl.system.spawn import which
 
         assert isinstance(self.ready.target, tuple)
@@ -277,16 +278,16 @@ class Probe:
             **kwargs,
         )
         try:
-            _, err = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            err, finished = collect(child, time.monotonic() + timeout, child.stderr)
+        finally:
+            kill_group(child.pid)  # what it left, or all of it at the limit
+            box.end()
+            child.wait()
+            assert child.stderr is not None
+            child.stderr.close()
+        if not finished:
             self.last_error = f"probe command timed out after {timeout:.1f} s"
             return False
-        finally:
-            kill_group(child.pid)
-            box.end()
-            if child.poll() is None:
-                child.kill()
-            child.communicate()
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:]
         self.last_error = f"exit status {child.returncode}" + (f": {tail[0]}" if tail else "")
         return child.returncode == 0

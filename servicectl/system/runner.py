@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.system.confined import Confined, kill_group
@@ -83,7 +83,7 @@ def run(
             f"{svc.name}: cannot run {program}: {exc.strerror}", exit_code=Exit.NOT_INSTALLED
         ) from None
     try:
-        output, finished = _collect(child, time.monotonic() + timeout)
+        output, finished = collect(child, time.monotonic() + timeout)
     finally:
         kill_group(child.pid)  # leftovers, or the whole command at the limit
         box.end()  # and whatever left its group: its cgroup holds them all
@@ -93,14 +93,18 @@ def run(
     return Ran(child.returncode if finished else None, output.decode("utf-8", "replace"))
 
 
-def _collect(child: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bool]:
-    """Read the child's output (keeping its end) until it has exited and closed it, or until
-    ``deadline``; (output, whether it exited). Something it left that holds the output open
-    is given DRAIN seconds after its exit (then killed by the caller)."""
+def collect(
+    child: subprocess.Popen[bytes], deadline: float, stream: IO[bytes] | None = None
+) -> tuple[bytes, bool]:
+    """Read the child's output (``stream``, default its stdout; keeping its end) until it has
+    exited and closed it, or until ``deadline``; (output, whether it exited). Something it
+    left that holds the output open is given DRAIN seconds after its exit (then killed by the
+    caller)."""
     import select
 
-    assert child.stdout is not None
-    fd = child.stdout.fileno()
+    stream = stream or child.stdout
+    assert stream is not None
+    fd = stream.fileno()
     data, eof, exited_at = b"", False, None
     while True:
         now = time.monotonic()
