@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 from pathlib import Path
+from shutil import which as shutil_which
 from typing import Any
 
 import pytest
-from conftest import DAEMONS, PY, Env, alive, assert_ok, cgroup_dirs, wait_for
+import yaml
+from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, cgroup_dirs, wait_for
 from faultkit import reachable_copy, reachable_dir
 
 from servicectl.system import cgroup, cgroup_limits
@@ -477,3 +480,123 @@ def test_a_record_written_before_cgroups_still_reads(env: Env) -> None:
     assert row["state"] == "running" and row["pid"] == rec["pid"]
     assert_ok(env.sc("stop", "old"))
     assert not alive(rec["pid"])
+
+
+# -- In a container: the same tracking inside its own cgroup namespace --------------------------
+
+
+@needs_v2
+def test_container_entrypoint_tracks_inside_its_cgroup_namespace(env: Env) -> None:
+    """contrib/container-entrypoint.sh as PID 1 of a container made here with unshare: its
+    own cgroup namespace (rooted at a cgroup made for the test) with cgroup2 mounted at
+    /sys/fs/cgroup, its own PID namespace. servicectl inside finds that hierarchy writable,
+    the entrypoint moves itself out of the namespace's root into init/, each service gets a
+    cgroup beneath the container's (seen from outside: CONTAINER/servicectl/<id>/NAME.service)
+    with its setsid'd grandchild in it, and docker stop's SIGTERM ends them all, cgroups too."""
+    import psutil
+
+    from servicectl.commands import shims
+
+    if not shutil_which("unshare"):
+        pytest.skip("no unshare(1) here")
+    ctr = Path(FOUND.top) / f"servicectl-ctr-{env.tag[:8]}"
+    ctr.mkdir()
+    pids = escaper(env, "esc", "setsid")
+    inner = (
+        "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && "
+        f"exec sh {ROOT / 'contrib' / 'container-entrypoint.sh'}"
+    )
+    unshare = "unshare --cgroup --mount --propagation private --pid --fork --mount-proc"
+    outer = f"echo $$ > {ctr}/cgroup.procs && exec {unshare} sh -c {shlex.quote(inner)}"
+    environ = dict(
+        os.environ,
+        SERVICECTL=shims.exe_argv(shims.servicectl_executable())[0],
+        SERVICECTL_SERVICES_DIR=str(env.services),
+        SERVICECTL_RUN_DIR=str(env.run),
+        SERVICECTL_LOG_DIR=str(env.log),
+    )
+    proc = subprocess.Popen(
+        ["sh", "-c", outer], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(pids.exists, 30, "startall inside the container")
+        leaf = ctr / "servicectl" / cgroup.run_id(str(env.run)) / "esc.service"
+        inside = members(str(leaf))  # PIDs as seen from outside (the file has the inner ones)
+        assert len(inside) == 2 and len({os.getsid(p) for p in inside}) == 2, inside
+        init = psutil.Process(proc.pid).children()[0].pid  # the container's PID 1
+        assert init in members(str(ctr / "init"))
+        assert record(env, "esc")["cgroup"].startswith("/sys/fs/cgroup/servicectl/")
+        os.kill(init, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out + err
+        assert not any(alive(p) for p in inside)
+        assert not leaf.exists() and not leaf.parent.exists()
+    finally:
+        cgroup.set_value(str(ctr), "cgroup.kill", "1")  # the whole container, if still there
+        cgroup.wait_empty(str(ctr), 10)
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        for path in sorted(ctr.rglob("*"), reverse=True):
+            if path.is_dir():
+                path.rmdir()
+        ctr.rmdir()
+
+
+# -- import and the generated files say the limits ----------------------------------------------
+
+
+def test_import_maps_the_units_limits_and_the_unit_says_them(env: Env) -> None:
+    """MemoryMax=, TasksMax=, CPUWeight= (and CPUShares=), KillMode= become memory_max,
+    pids_max, cpu_weight, kill_mode; `servicectl unit` writes them back as systemd directives
+    (the unit's cgroup holding the service), the init.d shim names them."""
+    unit = env.root / "lim.service"
+    unit.write_text(
+        "[Service]\nExecStart=/bin/sleep 100\nMemoryMax=512M\nTasksMax=64\nCPUWeight=200\n"
+        "KillMode=mixed\n"
+    )
+    draft = yaml.safe_load(assert_ok(env.sc("import", str(unit))).stdout)
+    assert (draft["memory_max"], draft["pids_max"], draft["cpu_weight"]) == ("512M", 64, 200)
+    assert draft["kill_mode"] == "group"
+    unit.write_text(
+        "[Service]\nExecStart=/bin/sleep 100\nCPUShares=2048\nKillMode=none\n"
+        "MemoryMax=infinity\nTasksMax=10%\n"
+    )
+    res = assert_ok(env.sc("import", str(unit)))
+    other = yaml.safe_load(res.stdout)
+    assert (other["cpu_weight"], other["kill_mode"]) == (200, "process")
+    assert "memory_max" not in other and "pids_max" not in other
+    assert "TasksMax=10%" in res.stdout + res.stderr  # said, not dropped silently
+    env.write(
+        "lim",
+        {
+            "command": ["/bin/sleep", "100"],
+            **{k: draft[k] for k in ("memory_max", "pids_max", "cpu_weight")},
+        },
+    )
+    text = assert_ok(env.sc("unit", "--stdout", "lim")).stdout
+    for line in (
+        "MemoryMax=536870912",
+        "TasksMax=64",
+        "CPUWeight=200",
+        "Environment=SERVICECTL_TRACKED_BY=systemd",
+    ):
+        assert line in text.splitlines()
+    shim = assert_ok(env.sc("initd", "--stdout", "lim")).stdout
+    assert "memory_max 512M, pids_max 64, cpu_weight 200" in shim
+
+
+def test_under_its_systemd_unit_servicectl_makes_no_cgroup(env: Env) -> None:
+    """Run as a generated unit runs it (SERVICECTL_TRACKED_BY=systemd): the service stays in
+    the cgroup servicectl is in, no cgroup is made, limits are left to the unit, and status
+    says who tracks it."""
+    env.sleeper("unit", memory_max="64M")
+    unit_env = {"SERVICECTL_TRACKED_BY": "systemd"}
+    assert_ok(env.sc("start", "unit", extra_env=unit_env))
+    rec = record(env, "unit")
+    assert (rec["cgroup"], rec["cgroups_v1"], rec["tracked_by"]) == ("", [], "systemd")
+    assert cgroup.where(rec["pid"]) == cgroup.where(os.getpid())
+    assert own_cgroups(env) == []
+    row = env.status_json("unit")["unit"]
+    assert row["tracking"].startswith("the cgroup of its systemd unit")
+    assert_ok(env.sc("stop", "unit", extra_env=unit_env))

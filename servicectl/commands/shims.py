@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, resolve_dirs
 from servicectl.service import supervised
+from servicectl.system.cgroup import TRACKED_BY
+from servicectl.system.cgroup_limits import show_bytes
 
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
@@ -185,6 +187,13 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             f"# Default-Start is empty because {svc.name} has enabled: false; "
             "start it by hand or as a dependency."
         )
+    limits = _limits(svc)
+    if limits:
+        shown = ", ".join(
+            f"{key} {show_bytes(value) if key == 'memory_max' else value}"
+            for key, _, value in limits
+        )
+        lines.append(f"# servicectl applies its limits in the service's cgroup: {shown}.")
     lines += [
         "",
         "# servicectl keeps the PID file, the lock and the log; this script only forwards.",
@@ -397,6 +406,12 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             "# servicectl over the service. KillMode=none is deprecated and would leave those.",
             "KillMode=control-group",
         ]
+    lines += [
+        "# The service stays in this unit's cgroup: systemd tracks every process of it (and",
+        "# applies its limits), so servicectl makes no cgroup of its own for it.",
+        f"Environment={TRACKED_BY}=systemd",
+    ]
+    lines += [f"{directive}={value}" for _, directive, value in _limits(svc)]
     lines += respawn_service
     lines += [*_unit_timeouts(svc), ""]
     if svc.enabled:
@@ -408,6 +423,17 @@ def unit_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
             "",
         ]
     return GeneratedFile(f"{svc.name}.service", "\n".join(lines), 0o644)
+
+
+def _limits(svc: Service) -> list[tuple[str, str, int]]:
+    """The service's cgroup limits: (key, systemd directive, value)."""
+    pairs = (("memory_max", "MemoryMax"), ("pids_max", "TasksMax"), ("cpu_weight", "CPUWeight"))
+    out = []
+    for key, directive in pairs:
+        value = getattr(svc, key)
+        if value is not None:
+            out.append((key, directive, int(value)))
+    return out
 
 
 def _unit_timeouts(svc: Service) -> list[str]:

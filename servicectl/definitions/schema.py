@@ -310,7 +310,8 @@ KEYS: tuple[Key, ...] = (
         "group or process",
         "group",
         "choice",
-        doc="group: stop signals the service's own process group; process: its main process only.",
+        doc="group: stop signals every process of the service (its cgroup; without one, its own "
+        "process group); process: its main process only, the rest is left running.",
         example="process",
     ),
     Key(

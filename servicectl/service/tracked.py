@@ -34,7 +34,8 @@ def plan(svc: Service, dirs: Dirs) -> Plan:
 def fields(p: Plan) -> dict[str, Any]:
     """The record's fields for a service spawned under ``p``."""
     v1 = tuple(path for _, path in p.v1)
-    return {"cgroup": p.v2, "cgroups_v1": v1, "memory_max": p.memory_max}
+    by = "systemd" if p.why == cgroup.SYSTEMD_UNIT else ""
+    return {"cgroup": p.v2, "cgroups_v1": v1, "memory_max": p.memory_max, "tracked_by": by}
 
 
 def pids_text(pids: list[int]) -> str:
@@ -165,7 +166,7 @@ def tracking(svc: Service, dirs: Dirs, record: Record | None) -> str:
     path = v2_of(svc, dirs, record)
     if path:
         return f"cgroup {path}"
-    return cgroup.NO_CGROUP
+    return cgroup.SYSTEMD_UNIT if record.tracked_by == "systemd" else cgroup.NO_CGROUP
 
 
 def oom_limit(svc: Service, dirs: Dirs, record: Record) -> str | None:

@@ -15,6 +15,8 @@ decides what to do with a service: it makes, joins, reads, kills and removes wha
 
 ``SERVICECTL_CGROUP_V2`` (``none``, or a cgroup v2 directory to use as BASE) and
 ``SERVICECTL_CGROUP_V1`` (``none``) exist for the tests alone (docs/security.md R-CG-3).
+``SERVICECTL_TRACKED_BY=systemd`` is set by the units ``servicectl unit`` writes: the unit's
+cgroup holds the service, systemd applies its limits, and servicectl makes no cgroup.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from typing import NamedTuple
 
 ENV_V2 = "SERVICECTL_CGROUP_V2"
 ENV_V1 = "SERVICECTL_CGROUP_V1"
+# Set by the systemd units servicectl generates: the unit's own cgroup holds the service, and
+# systemd tracks it and applies its limits (MemoryMax=...); servicectl makes no cgroup then.
+TRACKED_BY = "SERVICECTL_TRACKED_BY"
+SYSTEMD_UNIT = "the cgroup of its systemd unit (systemd tracks it, and applies its limits)"
 TOP = "servicectl"
 SUFFIX = ".service"
 CHECKS = "checks"
@@ -124,6 +130,8 @@ def hierarchies() -> Hierarchies:
 
 
 def _v2_top(mounts: list[Mount], own: str | None) -> tuple[str, str]:
+    if os.environ.get(TRACKED_BY) == "systemd":
+        return "", SYSTEMD_UNIT
     forced = os.environ.get(ENV_V2, "")
     if forced == "none":
         return "", f"{NO_CGROUP}: cgroups are turned off for the tests ({ENV_V2}=none)"
@@ -150,7 +158,7 @@ def _v2_top(mounts: list[Mount], own: str | None) -> tuple[str, str]:
 def _v1_tops(mounts: list[Mount], own: dict[str, str]) -> dict[str, str]:
     """For each of memory, pids and cpu mounted as v1: the cgroup servicectl is in there, where
     its limit cgroups go (never out of a cgroup the machine put servicectl in)."""
-    if os.environ.get(ENV_V1) == "none":
+    if os.environ.get(ENV_V1) == "none" or os.environ.get(TRACKED_BY) == "systemd":
         return {}
     out: dict[str, str] = {}
     for mount in mounts:

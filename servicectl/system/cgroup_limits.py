@@ -71,11 +71,13 @@ def plan(svc: Service, run_dir: str) -> Plan:
     """Where ``svc``'s cgroups and limits go on this machine; a ConfigError (exit 6) naming the
     first key that cannot be applied and the missing controller. Reads, changes nothing."""
     found = cgroup.hierarchies()
+    limits = wanted(svc)
+    if found.why == cgroup.SYSTEMD_UNIT:  # the unit's MemoryMax=, TasksMax=, CPUWeight=
+        return Plan("", "", found.why, frozenset(), (), (), limits.get("memory_max", 0))
     v2 = cgroup.leaf(found.top, run_dir, svc.name) if found.top else ""
     enable: set[str] = set()
     v1: dict[str, str] = {}
     writes: list[tuple[str, str, str]] = []
-    limits = wanted(svc)
     for key, value in limits.items():
         controller, v2_file, v1_file = LIMITS[key]
         text = str(value)

@@ -61,6 +61,7 @@ class Record(NamedTuple):
     cgroup: str = ""
     cgroups_v1: tuple[str, ...] = ()
     memory_max: int = 0
+    tracked_by: str = ""  # "systemd": its systemd unit's cgroup holds it (cgroup.TRACKED_BY)
 
     def to_json(self) -> bytes:
         import json
