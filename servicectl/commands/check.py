@@ -59,16 +59,35 @@ def check_more(svc: Service, run_checks: bool, errors: list[ServicectlError]) ->
 
 def limit_problems(svc: Service, run: Path) -> list[ServicectlError]:
     """A cgroup limit (memory_max, pids_max, cpu_weight) this machine cannot apply: exit 6,
-    as start would say it; nothing is made."""
+    as start would say it; nothing is made. Run as another user than root, which may not
+    write the cgroups root would, ``check`` cannot tell: it warns instead."""
     if not (svc.memory_max or svc.pids_max or svc.cpu_weight):
         return []
+    import os
+
     from servicectl.system.cgroup_limits import plan
 
     try:
         plan(svc, str(run))
     except ServicectlError as exc:
-        return [exc]
+        if _own_services(run):
+            return [exc]
+        face.error(
+            f"{svc.name}: warning: servicectl runs as uid {os.geteuid()} and cannot tell "
+            f"whether its limits can be applied; as its user could not: {exc.message}"
+        )
     return []
+
+
+def _own_services(run: Path) -> bool:
+    """Whether the services checked are servicectl's user's own (root, or the run directory's
+    owner): it would start them with the rights it has now."""
+    import os
+
+    try:
+        return os.geteuid() in (0, os.stat(run).st_uid)
+    except OSError:
+        return True
 
 
 def check(names: tuple[str, ...], run_checks: bool = False) -> int:

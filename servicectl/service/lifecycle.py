@@ -143,10 +143,10 @@ def _start_locked(
     env = build_environment(svc, account)
     svc = expanded(svc, env)  # $VAR in its commands
     program = resolve_program(svc, env)
-    notify = _notify_socket(svc, dirs, env, account)
     ended = tracked.open_cgroups(svc, cgroups)
     if ended and said is not None:
         said.append(ended)
+    notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:

@@ -309,7 +309,7 @@ def kill(path: str) -> list[int]:
     try:
         set_value(path, "cgroup.kill", "1")
         return pids
-    except FileNotFoundError:
+    except OSError:  # no cgroup.kill (v1, or a kernel before 5.14): one by one
         pass
     frozen = os.path.isfile(os.path.join(path, "cgroup.freeze"))
     if frozen:
@@ -383,9 +383,13 @@ def _wait_members(path: str, deadline: float) -> bool:
 
 
 def remove(path: str, up_to: str = "") -> bool:
-    """Remove the empty cgroup ``path`` (gone already counts), then its parents up to, not
-    including, ``up_to`` as long as they are empty; whether ``path`` is gone."""
+    """Remove the empty cgroup ``path`` (gone already counts) with the empty cgroups a root
+    service made beneath it, then its parents up to, not including, ``up_to`` as long as they
+    are empty; whether ``path`` is gone."""
     try:
+        below = [os.path.join(top, d) for top, dirs, _ in os.walk(path) for d in dirs]
+        for directory in sorted(below, key=len, reverse=True):
+            os.rmdir(directory)
         os.rmdir(path)
     except FileNotFoundError:
         pass
