@@ -331,6 +331,25 @@ def env(tmp_path: Path) -> Iterator[Env]:
         remove_cgroups(e.run)
 
 
+def tracked_by() -> str:
+    """What servicectl tracks services by on this machine, as its messages say it: "cgroup"
+    where a cgroup v2 hierarchy is writable, else "process group"."""
+    from servicectl.system import cgroup
+
+    return "cgroup" if cgroup.hierarchies().top else "process group"
+
+
+def remain_note(main: int, pids: list[int], pgid: int) -> str:
+    """How status says what is left running after the main process exited: by cgroup, "main
+    process M exited; 2 processes remain: A, B"; by group, "2 processes of its process group
+    G still running (PID A, B)"."""
+    shown = ", ".join(map(str, pids))
+    n = f"{len(pids)} process{'es' if len(pids) != 1 else ''}"
+    if tracked_by() == "cgroup":
+        return f"main process {main} exited; {n} remain: {shown}"
+    return f"{n} of its process group {pgid} still running (PID {shown})"
+
+
 def cgroup_dirs(run_dir: Path) -> list[Path]:
     """The cgroups servicectl made for this run dir on this machine (v2 and v1), deepest
     first."""

@@ -182,18 +182,7 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         _lsb_field("Description", long_desc),
         "### END INIT INFO",
     ]
-    if not svc.enabled:
-        lines.append(
-            f"# Default-Start is empty because {svc.name} has enabled: false; "
-            "start it by hand or as a dependency."
-        )
-    limits = _limits(svc)
-    if limits:
-        shown = ", ".join(
-            f"{key} {show_bytes(value) if key == 'memory_max' else value}"
-            for key, _, value in limits
-        )
-        lines.append(f"# servicectl applies its limits in the service's cgroup: {shown}.")
+    lines += _initd_notes(svc)
     lines += [
         "",
         "# servicectl keeps the PID file, the lock and the log; this script only forwards.",
@@ -239,6 +228,24 @@ def initd_file(svc: Service, dirs: Dirs, exe: str) -> GeneratedFile:
         "",
     ]
     return GeneratedFile(svc.name, "\n".join(lines), 0o755)
+
+
+def _initd_notes(svc: Service) -> list[str]:
+    """Comments under the INIT INFO block: why Default-Start is empty, the cgroup limits."""
+    out = []
+    if not svc.enabled:
+        out.append(
+            f"# Default-Start is empty because {svc.name} has enabled: false; "
+            "start it by hand or as a dependency."
+        )
+    limits = _limits(svc)
+    if limits:
+        shown = ", ".join(
+            f"{key} {show_bytes(value) if key == 'memory_max' else value}"
+            for key, _, value in limits
+        )
+        out.append(f"# servicectl applies its limits in the service's cgroup: {shown}.")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
