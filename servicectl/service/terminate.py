@@ -241,7 +241,7 @@ def cgroup_handles(path: str, known: set[int] | frozenset[int] = frozenset()) ->
     can never be taken for a member (docs/security.md R-CG-2)."""
     from servicectl.system import cgroup as cg
 
-    out = []
+    held = []
     for pid in cg.members(path):
         if pid in known:
             continue
@@ -249,9 +249,14 @@ def cgroup_handles(path: str, known: set[int] | frozenset[int] = frozenset()) ->
         if info is None or info.zombie:
             continue
         h = Handle(pid, info.starttime)
-        if h.valid and pid in cg.members(path):
-            out.append(h)
+        if h.valid:
+            held.append(h)
         else:
+            h.close()
+    still = set(cg.members(path)) if held else set()  # once, after every pidfd is open
+    out = [h for h in held if h.pid in still]
+    for h in held:
+        if h.pid not in still:
             h.close()
     return out
 

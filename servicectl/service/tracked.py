@@ -50,6 +50,27 @@ def open_cgroups(svc: Service, p: Plan) -> str:
     """Before a spawn: make the service's cgroups, fresh (the kernel's counters at zero), with
     its limits. What an earlier run left in them is ended first (kill_mode: process keeps it,
     as systemd's KillMode=process does). Returns what to say of it ("" if nothing)."""
+    try:
+        # Usually none is there (stop removed them): made now, they are fresh.
+        fresh = all(cgroup.make(path, _top_of(path)) for path in p.all)
+        said = "" if fresh else _leftovers(svc, p)
+        cgroup_limits.make(p)
+    except OSError as exc:
+        raise StartFailed(
+            f"{svc.name}: failed to start: cannot make its cgroup {exc.filename or p.v2}: "
+            f"{exc.strerror}"
+        ) from None
+    return said
+
+
+def _top_of(path: str) -> str:
+    """TOP/servicectl/<run id>/NAME.service: TOP."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(path)))
+
+
+def _leftovers(svc: Service, p: Plan) -> str:
+    """The service's cgroups were there already: end what is in them (or keep it, with
+    kill_mode: process), and remove the empty ones, to be made again; what to say."""
     said, kept = "", False
     if p.v2 and cgroup.populated(p.v2):
         if svc.kill_mode == "process":
@@ -69,13 +90,6 @@ def open_cgroups(svc: Service, p: Plan) -> str:
         for path in p.all:
             if os.path.isdir(path) and not cgroup.populated(path):
                 cgroup.remove(path)
-    try:
-        cgroup_limits.make(p)
-    except OSError as exc:
-        raise StartFailed(
-            f"{svc.name}: failed to start: cannot make its cgroup {exc.filename or p.v2}: "
-            f"{exc.strerror}"
-        ) from None
     return said
 
 
@@ -97,9 +111,10 @@ def end(paths: tuple[str, ...], timeout: float = KILL_CONFIRM_TIMEOUT) -> list[i
     process stuck in the kernel) is left."""
     killed: set[int] = set()
     for path in paths:
-        killed.update(cgroup.kill(path))
+        if cgroup.populated(path):
+            killed.update(cgroup.kill(path))
     for path in paths:
-        if cgroup.wait_empty(path, timeout):
+        if not killed or cgroup.wait_empty(path, timeout):
             cgroup.remove(path, os.path.dirname(os.path.dirname(path)))
     return sorted(killed)
 
@@ -149,9 +164,9 @@ def left_cgroup(svc: Service, dirs: Dirs, record: Record, pid: int) -> str | Non
     """A note when the main process is no longer in its cgroup (a root service can move
     itself): where it went. None while it is in it."""
     path = v2_of(svc, dirs, record)
-    if not path or pid in cgroup.members(path):
+    now = cgroup.where(pid)  # /proc/PID/cgroup: cheaper than reading cgroup.procs
+    if not path or now is None or path.endswith(now):
         return None
-    now = cgroup.where(pid)
     return (
         f"process {pid} has left its cgroup {path}"
         + (f" (it is in {now} now)" if now else "")

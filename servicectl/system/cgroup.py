@@ -51,11 +51,14 @@ class Mount(NamedTuple):
 class Hierarchies(NamedTuple):
     """What this machine offers servicectl: the v2 directory its cgroups go under (``top``:
     the hierarchy's root, or the delegated cgroup servicectl runs in; "" when none, and
-    ``why``), and for each v1 controller the directory its limit cgroups go under."""
+    ``why``), for each v1 controller the directory its limit cgroups go under, and every
+    directory a servicectl of this machine may have put them under (``known``: whether this
+    one may write there or not, for reading records)."""
 
     top: str
     why: str
     v1: dict[str, str]
+    known: frozenset[str] = frozenset()
 
 
 def _unescape(field: str) -> str:
@@ -113,7 +116,7 @@ def _in_mount(mount: Mount, cgroup: str | None) -> str | None:
     root = mount.root.rstrip("/")
     if cgroup != root and not cgroup.startswith(root + "/"):
         return None
-    return mount.point.rstrip("/") + cgroup[len(root) :]
+    return (mount.point.rstrip("/") + cgroup[len(root) :]).rstrip("/") or "/"
 
 
 def _writable(directory: str) -> bool:
@@ -126,7 +129,14 @@ def hierarchies() -> Hierarchies:
     """Where servicectl's cgroups go on this machine (read once per process)."""
     v2, v1 = _mounts()
     own = _own()
-    return Hierarchies(*_v2_top(v2, own.get("")), _v1_tops(v1, own))
+    top, why = _v2_top(v2, own.get(""))
+    tops = _v1_tops(v1, own)
+    known: set[str | None] = {top, *tops.values()}
+    for mount in v2:
+        known.update((mount.point, _in_mount(mount, own.get(""))))
+    for mount in v1:
+        known.update(_in_mount(mount, own.get(c)) for c in mount.controllers)
+    return Hierarchies(top, why, tops, frozenset(k for k in known if k))
 
 
 def _v2_top(mounts: list[Mount], own: str | None) -> tuple[str, str]:
@@ -173,6 +183,7 @@ def _v1_tops(mounts: list[Mount], own: dict[str, str]) -> dict[str, str]:
 # Paths
 
 
+@lru_cache(maxsize=64)
 def run_id(run_dir: str) -> str:
     """8 hex digits of the run directory's path: its cgroups are apart from another's."""
     import hashlib
@@ -192,16 +203,14 @@ def service_path(run_dir: str, name: str) -> str:
 
 
 def trusted(path: str, run_dir: str, name: str) -> bool:
-    """Whether a recorded cgroup path can be the service's (docs/security.md R-CG-2): it ends
-    in servicectl/<run id>/<NAME>.service, has no symlink or ``..`` on the way, and is a
-    cgroup (it has cgroup.procs). A record naming any other cgroup is never killed."""
+    """Whether a recorded cgroup path can be the service's (docs/security.md R-CG-2): exactly
+    ``T/servicectl/<run id>/<NAME>.service`` where T is a cgroup mount point of this machine
+    or the cgroup servicectl runs in there (``known``): no ``..``, and no symlink (a cgroup
+    file system cannot hold one). A record naming any other cgroup is never used."""
     tail = os.path.join(TOP, run_id(run_dir), name + SUFFIX)
-    return (
-        os.path.isabs(path)
-        and path.endswith("/" + tail)
-        and os.path.realpath(path) == os.path.normpath(path)
-        and os.path.isfile(os.path.join(path, "cgroup.procs"))
-    )
+    if not path.endswith("/" + tail):
+        return False
+    return path[: -len(tail) - 1] in hierarchies().known
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,10 +396,15 @@ def remove(path: str, up_to: str = "") -> bool:
     service made beneath it, then its parents up to, not including, ``up_to`` as long as they
     are empty; whether ``path`` is gone."""
     try:
-        below = [os.path.join(top, d) for top, dirs, _ in os.walk(path) for d in dirs]
-        for directory in sorted(below, key=len, reverse=True):
-            os.rmdir(directory)
-        os.rmdir(path)
+        try:
+            os.rmdir(path)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                raise
+            below = [os.path.join(top, d) for top, dirs, _ in os.walk(path) for d in dirs]
+            for directory in sorted(below, key=len, reverse=True):
+                os.rmdir(directory)
+            os.rmdir(path)
     except FileNotFoundError:
         pass
     except OSError:
