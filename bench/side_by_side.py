@@ -57,13 +57,14 @@ def services(root: Path, n: int, limits: bool) -> list[str]:
     return ["-m", "servicectl", "-d", str(svc), "--run-dir", str(rundir), "--log-dir", str(logdir)]
 
 
-def one(tree: Path, argv: list[str], what: str) -> float:
+def one(tree: Path, argv: list[str], what: str) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the command and what it reaped) of one command."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     r = run([PY, *argv, what], timeout=300, env=env)
     if r.rc not in (0, 3) if what == "status" else r.rc != 0:
         log(f"{tree.name} {what}: exit {r.rc}: {r.err[-300:]}")
-    return r.secs
+    return r.secs, r.cpu
 
 
 def cell(xs: list[float]) -> str:
@@ -84,19 +85,27 @@ def main() -> int:
             trees = {f"base ({a.base})": extract(a.base, tmp), **trees}
         argvs = {name: services(tmp / f"t{i}", a.n, a.limits) for i, name in enumerate(trees)}
         times: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[float]] = {}
         for rep in range(a.reps + 1):  # the first is a warm-up
             order = list(trees) if rep % 2 else list(reversed(trees))
             for name in order:
                 for what in ("startall", "status", "stopall"):
-                    secs = one(trees[name], argvs[name], what)
+                    secs, cpu = one(trees[name], argvs[name], what)
                     if rep:
                         times.setdefault((name, what), []).append(secs)
+                        cpus.setdefault((name, what), []).append(cpu)
             log(f"repetition {rep} done")
         print(f"\nstartall / stopall of {a.n} services (`command: sleep 100000`), median (min–max)")
         print(f"of {a.reps} repetitions, the trees alternating:\n")
         print("| tree | startall | status (the board) | stopall |\n|---|---|---|---|")
         for name in trees:
             cells = " | ".join(cell(times[(name, w)]) for w in ("startall", "status", "stopall"))
+            print(f"| {name} | {cells} |")
+        print("\nCPU seconds (user + system of the command and the children it reaped: the")
+        print("services' own run, started and killed, is in startall's), median (min–max):\n")
+        print("| tree | startall | status (the board) | stopall |\n|---|---|---|---|")
+        for name in trees:
+            cells = " | ".join(cell(cpus[(name, w)]) for w in ("startall", "status", "stopall"))
             print(f"| {name} | {cells} |")
         return 0
     finally:
