@@ -165,7 +165,10 @@ def left_cgroup(svc: Service, dirs: Dirs, record: Record, pid: int) -> str | Non
     itself): where it went. None while it is in it."""
     path = v2_of(svc, dirs, record)
     now = cgroup.where(pid)  # /proc/PID/cgroup: cheaper than reading cgroup.procs
-    if not path or now is None or path.endswith(now):
+    if not path or now is None:
+        return None
+    tail = path[path.rindex("/" + cgroup.TOP + "/") :]
+    if now.endswith(tail) or tail + "/" in now:  # in it, or in a cgroup a root service made
         return None
     return (
         f"process {pid} has left its cgroup {path}"
