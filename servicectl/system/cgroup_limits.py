@@ -107,17 +107,16 @@ def plan(svc: Service, run_dir: str) -> Plan:
 def _missing(controller: str, found: cgroup.Hierarchies) -> str:
     if found.top:
         offered = (cgroup.read(os.path.join(found.top, "cgroup.controllers")) or "").split()
-        v2 = (
-            f"the cgroup v2 hierarchy at {found.top} does not offer it to servicectl "
-            f"(it offers: {', '.join(offered) or 'none'}"
-            + ("; not below a cgroup that holds processes" if controller in offered else "")
-            + ")"
-        )
+        if controller in offered:  # but servicectl's cgroup holds processes: cannot enable it
+            v2 = f"{found.top} holds processes, so it cannot enable {controller} below it"
+        else:
+            shown = ", ".join(offered) or "none"
+            v2 = f"the cgroup v2 hierarchy at {found.top} offers only {shown}"
     else:
         v2 = found.why.partition(": ")[2] or "no writable cgroup v2 hierarchy"
     return (
-        f"cannot be applied on this machine: no cgroup {controller} controller ({v2}, and no "
-        f"cgroup v1 {controller} hierarchy servicectl can write is mounted); remove the key, or "
+        f"cannot be applied on this machine: no cgroup {controller} controller: {v2}, and no "
+        f"cgroup v1 {controller} hierarchy servicectl can write is mounted; remove the key, or "
         f"run servicectl where the {controller} controller is available"
     )
 
