@@ -328,7 +328,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
                 c.kill()
             c.communicate()
         kill_pids(supervisor_pids(e.run) + tagged_pids(e.tag) + recorded_pids(e.run))
-        remove_cgroups(e.run)
+        for run in {e.run, *e.root.glob("**/run")}:  # other run dirs of the test's (hosts...)
+            remove_cgroups(run)
 
 
 def tracked_by() -> str:

@@ -17,7 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import PY, ROOT, TAG_VAR, Env, alive, assert_ok, kill_pids, wait_for
+from conftest import (
+    PY,
+    ROOT,
+    TAG_VAR,
+    Env,
+    alive,
+    assert_ok,
+    kill_pids,
+    remove_cgroups,
+    wait_for,
+)
 
 from servicectl.commands import shims
 from servicectl.definitions.schema import Service
@@ -87,6 +97,7 @@ def fleet(env: Env) -> Iterator[Fleet]:
         for e in (env, odd):
             e.sc("stopall", timeout=60)
             kill_pids(_pid_file_pids(e))
+        remove_cgroups(odd.run)
 
 
 def _script_env() -> dict[str, str]:
