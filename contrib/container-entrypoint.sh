@@ -13,9 +13,35 @@
 # SERVICECTL_RUN_DIR, SERVICECTL_LOG_DIR (read by servicectl itself), and
 # SERVICECTL_KEEP_GOING=1 to keep the container up when some service failed to start
 # (by default the container stops them all and exits 1, so the orchestrator notices).
+#
+# cgroups: with a cgroup namespace of its own and /sys/fs/cgroup a writable cgroup v2 (docker
+# run --cgroupns=private with a writable cgroup mount, podman, a delegated systemd-nspawn...),
+# servicectl gives every service a cgroup of its own beneath the container's, as on a host
+# (docs/guarantees.md, "Tracking"). The processes of the container's root cgroup (its init and
+# this script) are first moved into a leaf, /sys/fs/cgroup/init, so that controllers (memory,
+# pids, cpu for memory_max, pids_max, cpu_weight) can be enabled below the root: a cgroup that
+# holds processes cannot hand controllers to its children. Done only at the root of a cgroup
+# namespace (/proc/self/cgroup says "0::/") and as PID 1 or its child, never on a host's real
+# root; SERVICECTL_CGROUP_INIT=0 turns it off.
 
 SERVICECTL=${SERVICECTL:-servicectl}
 sleeper=
+
+leave_root_cgroup() {
+    cg=/sys/fs/cgroup
+    [ "${SERVICECTL_CGROUP_INIT:-1}" = 1 ] || return 0
+    [ "$$" = 1 ] || [ "$PPID" = 1 ] || return 0
+    grep -qx '0::/' /proc/self/cgroup 2>/dev/null || return 0
+    [ -f "$cg/cgroup.subtree_control" ] && [ -w "$cg/cgroup.procs" ] || return 0
+    mkdir -p "$cg/init" 2>/dev/null || return 0
+    # Each process of the root cgroup (this script, its init, anything they started so far).
+    while read -r pid; do
+        echo "$pid" >"$cg/init/cgroup.procs" 2>/dev/null
+    done <"$cg/cgroup.procs"
+    return 0
+}
+
+leave_root_cgroup
 
 shutdown() {
     trap '' TERM INT

@@ -328,6 +328,53 @@ def env(tmp_path: Path) -> Iterator[Env]:
                 c.kill()
             c.communicate()
         kill_pids(supervisor_pids(e.run) + tagged_pids(e.tag) + recorded_pids(e.run))
+        for run in {e.run, *e.root.glob("**/run")}:  # other run dirs of the test's (hosts...)
+            remove_cgroups(run)
+
+
+def tracked_by() -> str:
+    """What servicectl tracks services by on this machine, as its messages say it: "cgroup"
+    where a cgroup v2 hierarchy is writable, else "process group"."""
+    from servicectl.system import cgroup
+
+    return "cgroup" if cgroup.hierarchies().top else "process group"
+
+
+def remain_note(main: int, pids: list[int], pgid: int) -> str:
+    """How status says what is left running after the main process exited: by cgroup, "main
+    process M exited; 2 processes remain: A, B"; by group, "2 processes of its process group
+    G still running (PID A, B)"."""
+    shown = ", ".join(map(str, pids))
+    n = f"{len(pids)} process{'es' if len(pids) != 1 else ''}"
+    if tracked_by() == "cgroup":
+        return f"main process {main} exited; {n} remain: {shown}"
+    return f"{n} of its process group {pgid} still running (PID {shown})"
+
+
+def cgroup_dirs(run_dir: Path) -> list[Path]:
+    """The cgroups servicectl made for this run dir on this machine (v2 and v1), deepest
+    first."""
+    from servicectl.system import cgroup
+
+    found = cgroup.hierarchies()
+    out: list[Path] = []
+    for top in [found.top, *found.v1.values()]:
+        if top:
+            base = Path(top) / cgroup.TOP / cgroup.run_id(str(run_dir))
+            leaves = [p for p in base.glob("*") if p.is_dir()]
+            out += sorted(leaves, reverse=True) + ([base] if base.is_dir() else [])
+    return out
+
+
+def remove_cgroups(run_dir: Path) -> None:
+    """End and remove whatever cgroups of this run dir a test left (a killed servicectl, a
+    test that kills by PID): the fixture's share of the clean-up."""
+    from servicectl.system import cgroup
+
+    for path in cgroup_dirs(run_dir):
+        cgroup.kill(str(path))
+        cgroup.wait_empty(str(path), 10)
+        cgroup.remove(str(path))
 
 
 def dirs_for(env: Env) -> Dirs:

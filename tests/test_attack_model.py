@@ -35,6 +35,7 @@ from conftest import (
     has_tag,
     kill_pids,
     live_processes,
+    remove_cgroups,
     wait_for,
 )
 from faultkit import (
@@ -209,6 +210,7 @@ class World:
             d.close()
         kill_pids(list(tagged(self.env.tag)))
         reap_adopted(set())
+        remove_cgroups(self.env.run)
         shutil.rmtree(self.top, ignore_errors=True)
 
 

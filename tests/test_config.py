@@ -300,19 +300,19 @@ def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -
     import subprocess
     import sys
 
-    from servicectl.definitions import cache, catalog, schema
+    from servicectl.definitions import cache, catalog, digest
 
-    probe = "from servicectl.definitions.schema import schema_hash; print(schema_hash())"
+    probe = "from servicectl.definitions.digest import schema_hash; print(schema_hash())"
     runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout}
     runs.add(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
-    assert runs == {schema.schema_hash() + "\n"}
+    assert runs == {digest.schema_hash() + "\n"}
 
     monkeypatch.setattr(cache, "RACY_NS", 0)
     env.run.mkdir()
     env.write("web", "command: sleep 1\n")
     assert load_catalog(env.dirs).services["web"]
     assert cache.load(env.dirs)  # cached
-    monkeypatch.setattr(schema, "_HASH", "another schema")
+    monkeypatch.setattr(digest, "_HASH", "another schema")
     assert cache.load(env.dirs) == {}
     parsed = []
     real = catalog.load_file

@@ -12,7 +12,17 @@ import stat
 
 import psutil
 import pytest
-from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
+from conftest import (
+    DAEMONS,
+    PY,
+    Env,
+    alive,
+    assert_ok,
+    remain_note,
+    tagged_pids,
+    tracked_by,
+    wait_for,
+)
 from faultkit import (
     User,
     assert_clear,
@@ -377,10 +387,10 @@ def test_sigkill_mid_stop_then_recovery(env: Env) -> None:
     assert all(alive(k) for k in kids)
     res = assert_ok(env.sc("status", "fam"), 1)
     assert "dead" in res.stdout
-    assert f"2 processes of its process group {main} still running" in res.stdout
+    assert remain_note(main, kids, main) in res.stdout
     _family_service(env, "fam", 0.2)
     res = assert_ok(env.sc("stop", "fam"))
-    assert "2 leftover processes of its process group killed after 0.2 s" in res.stdout
+    assert f"2 leftover processes of its {tracked_by()} killed after 0.2 s" in res.stdout
     assert f"its main process {main} had already exited" in res.stdout
     assert not any(alive(k) for k in kids)
     _nothing_left(env)
@@ -416,11 +426,11 @@ def test_sigint_mid_stop_of_group_service(env: Env) -> None:
     assert f"fam: stop interrupted: its main process {main} has exited, but PID {pids}" in err
     assert "Traceback" not in err and all(alive(k) for k in kids)
     res = assert_ok(env.sc("status", "fam"), 1)
-    assert f"still running (PID {pids})" in res.stdout
+    assert remain_note(main, kids, main) in res.stdout
     # start ends what is left of the previous instance before starting a new one
     _family_service(env, "fam", 0.2)
     res = assert_ok(env.sc("start", "fam"))
-    assert "; first 2 leftover processes of its process group killed after 0.2 s" in res.stdout
+    assert f"; first 2 leftover processes of its {tracked_by()} killed after 0.2 s" in res.stdout
     assert not any(alive(k) for k in kids)
     assert_ok(env.sc("stop", "fam"))
     _nothing_left(env)

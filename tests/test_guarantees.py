@@ -18,7 +18,17 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import DAEMONS, PY, Env, alive, assert_ok, proc_state, tagged_pids, wait_for
+from conftest import (
+    DAEMONS,
+    PY,
+    Env,
+    alive,
+    assert_ok,
+    proc_state,
+    tagged_pids,
+    tracked_by,
+    wait_for,
+)
 from faultkit import lock_held
 
 # -- 1. Never the wrong process --------------------------------------------------------------
@@ -496,7 +506,7 @@ def test_killed_main_process_leaves_no_children_behind(env: Env) -> None:
         assert all(alive(k) for k in kids)
         assert_ok(env.sc("status", "fam"), 1)
         res = assert_ok(env.sc(action, "fam"))
-        assert "2 leftover processes of its process group" in res.stdout
+        assert f"2 leftover processes of its {tracked_by()}" in res.stdout
         assert not any(alive(k) for k in kids)
     assert_ok(env.sc("stop", "fam"))
     assert tagged_pids(env.tag) == [decoy.pid]

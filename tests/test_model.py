@@ -29,6 +29,7 @@ from conftest import (
     has_tag,
     kill_pids,
     live_processes,
+    remove_cgroups,
     supervisor_pids,
     wait_for,
 )
@@ -207,6 +208,7 @@ class World:
                 c.kill()
             c.communicate()
         kill_pids(supervisor_pids(self.env.run) + list(scan(self.env.tag)))
+        remove_cgroups(self.env.run)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -17,9 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import PY, ROOT, TAG_VAR, Env, alive, assert_ok, kill_pids, wait_for
+from conftest import (
+    PY,
+    ROOT,
+    TAG_VAR,
+    Env,
+    alive,
+    assert_ok,
+    kill_pids,
+    remove_cgroups,
+    wait_for,
+)
 
-from servicectl.commands import shims
+from servicectl.commands import shims, units
 from servicectl.definitions.schema import Service
 from servicectl.paths import Dirs
 
@@ -87,6 +97,7 @@ def fleet(env: Env) -> Iterator[Fleet]:
         for e in (env, odd):
             e.sc("stopall", timeout=60)
             kill_pids(_pid_file_pids(e))
+        remove_cgroups(odd.run)
 
 
 def _script_env() -> dict[str, str]:
@@ -356,7 +367,7 @@ def test_python_m_fallback_is_quoted(tmp_path: Path) -> None:
         check=True,
     )
     assert probe.stdout == str(link)
-    unit = shims.unit_file(svc, dirs, exe).content
+    unit = units.unit_file(svc, dirs, exe).content
     start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
     assert exec_argv(start.partition("=")[2])[:3] == [str(link), "-m", "servicectl"]
 
@@ -457,7 +468,7 @@ def test_header_text_cannot_break_lines(tmp_path: Path) -> None:
     )
     shim = shims.initd_file(svc, dirs, "/usr/bin/servicectl").content
     assert lsb_headers(shim)["Short-Description"] == "one?two?three?four?five %n $X \\"
-    unit = shims.unit_file(svc, dirs, "/usr/bin/servicectl").content
+    unit = units.unit_file(svc, dirs, "/usr/bin/servicectl").content
     [desc] = [ln for ln in unit.split("\n") if ln.startswith("Description=")]
     assert desc == "Description=one?two?three?four?five %%n $X"
     for text in (shim, unit):
@@ -515,7 +526,7 @@ def test_unit_pid_file_when_run_dir_not_given(tmp_path: Path) -> None:
         pid_file=tmp_path / "user-run" / "w.pid",
         kill_mode="process",
     )
-    unit = shims.unit_file(svc, dirs, "/usr/bin/servicectl").content
+    unit = units.unit_file(svc, dirs, "/usr/bin/servicectl").content
     assert "PIDFile=/run/servicectl/w.pid" in unit
     assert "KillMode=process" in unit
     assert "--run-dir" not in unit and "--log-dir" not in unit
@@ -526,7 +537,7 @@ def test_unit_pid_file_when_run_dir_not_given(tmp_path: Path) -> None:
         pid_file=tmp_path / "mine.pid",
         pid_file_given=True,
     )
-    assert f"PIDFile={tmp_path / 'mine.pid'}" in shims.unit_file(given, dirs, "/x").content
+    assert f"PIDFile={tmp_path / 'mine.pid'}" in units.unit_file(given, dirs, "/x").content
 
 
 def _systemd_verify(units: list[Path]) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servicectl.commands.shims import MARKER, GeneratedFile, _sh, _unit_exec, exe_argv
+from servicectl.commands.shims import MARKER, GeneratedFile, _sh, exe_argv
+from servicectl.commands.units import _unit_exec
 from servicectl.errors import ServicectlError
 from servicectl.paths import SYSTEM_SERVICES_DIR, Dirs
 

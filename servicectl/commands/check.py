@@ -18,6 +18,8 @@ from servicectl.system.spawn import (
 from servicectl.text import escape
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from servicectl.definitions.schema import Service
 
 
@@ -60,6 +62,39 @@ def check_more(svc: Service, run_checks: bool, errors: list[ServicectlError]) ->
     return "; " + ", ".join(done) if done else "; nothing to run"
 
 
+def limit_problems(svc: Service, run: Path) -> list[ServicectlError]:
+    """A cgroup limit (memory_max, pids_max, cpu_weight) this machine cannot apply: exit 6,
+    as start would say it; nothing is made. Run as another user than root, which may not
+    write the cgroups root would, ``check`` cannot tell: it warns instead."""
+    if not (svc.memory_max or svc.pids_max or svc.cpu_weight):
+        return []
+    import os
+
+    from servicectl.system.cgroup_limits import plan
+
+    try:
+        plan(svc, str(run))
+    except ServicectlError as exc:
+        if _own_services(run):
+            return [exc]
+        face.error(
+            f"{svc.name}: warning: servicectl runs as uid {os.geteuid()} and cannot tell "
+            f"whether its limits can be applied; as its user could not: {exc.message}"
+        )
+    return []
+
+
+def _own_services(run: Path) -> bool:
+    """Whether the services checked are servicectl's user's own (root, or the run directory's
+    owner): it would start them with the rights it has now."""
+    import os
+
+    try:
+        return os.geteuid() in (0, os.stat(run).st_uid)
+    except OSError:
+        return True
+
+
 def check(names: tuple[str, ...], run_checks: bool = False) -> int:
     asked = requested_names(names)
     catalog = catalog_for(use_cache=False, also=asked)
@@ -89,6 +124,7 @@ def check(names: tuple[str, ...], run_checks: bool = False) -> int:
         done = ""
         if not errors and name not in catalog.templates:
             errors += env_file_problems(catalog.services[name])
+            errors += limit_problems(catalog.services[name], catalog.dirs.run)
             if not errors:  # unset $VARIABLES (warnings), --run-checks
                 done = check_more(catalog.services[name], run_checks, errors)
         for err in errors:

@@ -48,7 +48,7 @@ def _generate(
     stdout: bool,
     force: bool,
 ) -> int:
-    from servicectl.commands import shims
+    from servicectl.commands import shims, units
 
     chosen = sum((bool(names), all_, boot))
     if chosen != 1:
@@ -77,7 +77,7 @@ def _generate(
     known, code = (catalog.names(), 0) if all_ else known_names(catalog, names, Exit.NOT_INSTALLED)
     wanted, bad = valid_names(catalog, known)
     code = max(code, bad)
-    make = shims.initd_file if kind == "initd" else shims.unit_file
+    make = shims.initd_file if kind == "initd" else units.unit_file
     files = []
     for name in wanted:
         try:

@@ -93,7 +93,7 @@ def _context(dirs: Any) -> tuple[str, str, str, str, str, int]:
     """What the cached results depend on besides each file: servicectl's version, the schema
     (its fields, defaults and parsing code: any change makes a new hash, nothing to bump), the
     directories that placeholders and relative paths stand for, and the user."""
-    from servicectl.definitions.schema import schema_hash
+    from servicectl.definitions.digest import schema_hash
 
     return (
         __version__,

@@ -209,3 +209,52 @@ def instance_outside_template(r: Reader) -> None:
                 "{instance} and {prefix} are replaced only in a template (a file named "
                 "NAME@.yaml, run as NAME@INSTANCE); this definition is not one",
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# The cgroup limits (applied by system/cgroup_limits.py)
+
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MIN_MEMORY = 1 << 20  # less is surely a unit forgotten: "memory_max: 512" meant 512M
+MAX_PIDS = 4194304  # the kernel's highest pid_max
+
+
+def parse_bytes(r: Reader, k: Key, value: Any) -> int | None:
+    """``512M``, ``1.5G``, ``65536``: a number of bytes (K, M, G, T are 1024-based)."""
+    if value is None:
+        return None
+    expected = "a number of bytes, with K, M or G (1024-based), such as 512M, at least 1M"
+    text = str(value).strip() if isinstance(value, (int, str)) else ""
+    match = re.fullmatch(r"([0-9]{1,15})(\.[0-9]{1,3})?\s*([KMGTkmgt]?)[Bb]?", text)
+    if isinstance(value, bool) or match is None:
+        r.wrong(k.name, value, expected)
+        return None
+    number = float(match.group(1) + (match.group(2) or ""))
+    size = int(number * UNITS[match.group(3).upper()])
+    if size < MIN_MEMORY:
+        unit = "" if match.group(3) else f" (did you mean {match.group(1)}M?)"
+        r.error(k.name, f"found {show(value)}: {size} bytes is less than 1M{unit}")
+        return None
+    if size >= 1 << 62:
+        r.wrong(k.name, value, expected)
+        return None
+    return size
+
+
+def _whole(r: Reader, k: Key, value: Any, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,8}\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        r.wrong(k.name, value, f"a whole number from {low} to {high}")
+        return None
+    return value
+
+
+def parse_pids_max(r: Reader, k: Key, value: Any) -> int | None:
+    return _whole(r, k, value, 1, MAX_PIDS)
+
+
+def parse_cpu_weight(r: Reader, k: Key, value: Any) -> int | None:
+    return _whole(r, k, value, 1, 10000)

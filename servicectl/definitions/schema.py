@@ -2,10 +2,10 @@
 turns its YAML value into the Service field of the same name, what it does, and an example.
 
 Derived from these declarations: KNOWN_KEYS, the key reference in docs/configuration.md
-(regenerate: python -m servicectl.definitions.schema_doc --write docs/configuration.md), the
-schema hash that keys the definition cache, and the checks that Service's fields and defaults
-agree with them (tests/test_config.py). Adding a key is adding its declaration to KEYS, its
-parser to definitions/fields.py and its field to Service.
+(regenerate: python -m servicectl.definitions.schema_doc --write docs/configuration.md),
+the schema hash that keys the definition cache (digest.py), and the checks that Service's
+fields and defaults agree with them (tests/test_config.py). Adding a key is adding its
+declaration to KEYS, its parser to fields.py (or fields_more.py) and its field to Service.
 
 This module is on every command's path (cached definitions are Services); the parsers in
 fields.py are imported only when a file must be parsed.
@@ -13,7 +13,6 @@ fields.py are imported only when a file must be parsed.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 from pathlib import Path
@@ -102,33 +101,17 @@ def signal_name(number: int) -> str:
         return str(number)
 
 
-class Key:
+class Key(NamedTuple):
     """One key of a definition, as people write it and as servicectl reads it."""
 
-    __slots__ = ("name", "type", "default", "parse", "doc", "example", "shown_default", "required")
-
-    def __init__(
-        self,
-        name: str,
-        type: str,  # what to write; for a choice, the choices joined by " or "
-        default: Any,  # the YAML value an absent key stands for (None: nothing)
-        parse: str,  # parse_<parse> in fields(_more): (reader, key, value) -> the field
-        doc: str,  # what it does, one line
-        example: str,  # a YAML value, as written after "name: "
-        shown_default: str = "",  # the default as the reference shows it, if not the value
-        required: bool = False,
-    ) -> None:
-        self.name = name
-        self.type = type
-        self.default = default
-        self.parse = parse
-        self.doc = doc
-        self.example = example
-        self.shown_default = shown_default
-        self.required = required
-
-    def __repr__(self) -> str:
-        return f"Key{tuple(getattr(self, slot) for slot in self.__slots__)!r}"
+    name: str
+    type: str  # what to write; for a choice, the choices joined by " or "
+    default: Any  # the YAML value an absent key stands for (None: nothing)
+    parse: str  # parse_<parse> in fields(_more): (reader, key, value) -> the field
+    doc: str  # what it does, one line
+    example: str  # a YAML value, as written after "name: "
+    shown_default: str = ""  # the default as the reference shows it, if not the value
+    required: bool = False
 
 
 SECONDS = "number of seconds"
@@ -286,7 +269,8 @@ KEYS: tuple[Key, ...] = (
         "group or process",
         "group",
         "choice",
-        doc="group: stop signals the service's own process group; process: its main process only.",
+        doc="group: stop signals every process of the service (its cgroup; without one, its own "
+        "process group); process: its main process only, the rest is left running.",
         example="process",
     ),
     Key(
@@ -399,6 +383,36 @@ KEYS: tuple[Key, ...] = (
         shown_default="none",
     ),
     Key(
+        "memory_max",
+        "bytes: a whole number, or with K, M or G (1024-based)",
+        None,
+        "bytes",
+        doc="The most memory all the service's processes together may use (its cgroup's "
+        "memory.max, or v1 memory.limit_in_bytes); beyond it the kernel kills one of them.",
+        example="512M",
+        shown_default="no limit",
+    ),
+    Key(
+        "pids_max",
+        "whole number, 1 or more",
+        None,
+        "pids_max",
+        doc="The most processes and threads the service may have at once (pids.max); a fork "
+        "beyond it fails.",
+        example="64",
+        shown_default="no limit",
+    ),
+    Key(
+        "cpu_weight",
+        "whole number from 1 to 10000",
+        None,
+        "cpu_weight",
+        doc="The service's share of CPU time against others when the CPU is busy (cpu.weight; "
+        "v1 cpu.shares = weight * 1024 / 100).",
+        example="200",
+        shown_default="100, as every process",
+    ),
+    Key(
         "actions",
         "mapping of verb: {signal: SIG} or {command: CMD}, each with stops: true or false",
         None,
@@ -490,6 +504,9 @@ class Service(NamedTuple):
     nice: int | None = None
     limits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); -1 is unlimited
     stop_command: tuple[str, ...] | None = None  # a oneshot's
+    memory_max: int | None = None  # bytes; the cgroup limits (system/cgroup_limits.py)
+    pids_max: int | None = None
+    cpu_weight: int | None = None
     actions: tuple[tuple[str, Action], ...] = ()  # (verb, what it does), in the file's order
     instances: tuple[str, ...] = ()  # a template's listed instances (its instances carry them)
     restart: str = "no"  # "no", "on-failure" or "always"
@@ -528,43 +545,3 @@ class Service(NamedTuple):
         if self.stop_schedule:
             return self.stop_schedule
         return ((self.stop_signal, self.stop_timeout), (int(signal.SIGKILL), KILL_WAIT))
-
-
-# ---------------------------------------------------------------------------------------------
-# The schema hash and the reference
-
-
-_HASH: str | None = None
-
-
-# The code that reads a definition: any change to it must not serve a stale cached definition.
-SOURCES: tuple[str, ...] = (
-    "schema.py",
-    "names.py",
-    "fields.py",
-    "fields_more.py",
-    "build.py",
-)
-SOURCES += ("catalog.py", "yamlload.py", "dropins.py")
-
-
-def schema_hash() -> str:
-    """A digest of what a cached definition depends on: Service's fields and defaults, the
-    keys, and the code that reads them (SOURCES, by size and mtime): nothing to bump."""
-    global _HASH
-    if _HASH is None:
-        import zlib
-
-        here = os.path.dirname(__file__)
-        code = []
-        for module in SOURCES:
-            try:
-                st = os.stat(os.path.join(here, module))
-                code.append((module, st.st_size, st.st_mtime_ns))
-            except OSError:  # installed without sources: the version still tells them apart
-                code.append((module, 0, 0))
-        keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
-        types = (Ready._fields, Directory._fields, Action._fields)
-        fields = (Service._fields, Service._field_defaults, types, keys, code)
-        _HASH = format(zlib.crc32(repr(fields).encode()), "08x")
-    return _HASH

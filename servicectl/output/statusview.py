@@ -197,8 +197,12 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
     fields = [*_definition(r, svc), _state(r)]
     if r.error:
         fields.append(Field("Error", [escape(r.error)], "red"))
+    if r.tracking:
+        fields.append(Field("Tracking", [escape(r.tracking)]))
     if r.pid is not None and r.state in (RUNNING, STARTING):
         fields += _running(r)
+    elif r.remaining:
+        fields += _remaining(r)
     if r.status_text:
         fields.append(Field("Status", [escape(f'"{r.status_text}"')]))
     supervision = _supervision(r)
@@ -244,7 +248,7 @@ def _running(r: Status) -> list[Field]:
 
     assert r.pid is not None
     try:
-        metrics = collect(r.pid, r.pgid, r.sid)
+        metrics = collect(r.pid, r.pgid, r.sid, r.cgroup)
     except Exception as exc:  # R-VIEW-3: the view degrades, it never dies
         why = escape(f"{type(exc).__name__}: {exc}")
         return [Field("Main PID", [str(r.pid)]), Field("Processes", [f"unknown ({why})"])]
@@ -259,8 +263,7 @@ def _process(r: Status, m: Metrics | None) -> list[Field]:
         Field("Main PID", [escape(f"{main.pid} ({main.name})")]),
         Field("Command", [_command_line(main)]),
     ]
-    count = f"{m.count} process{'es' if m.count > 1 else ''}"
-    out.append(Field("Memory", [f"{fmt_bytes(m.memory)} (resident, {count})"]))
+    out.append(Field("Memory", [_memory(r, m)]))
     if m.cpu_seconds is not None:
         out.append(Field("CPU", [fmt_cpu(m.cpu_seconds)]))
     out.append(Field("Listening", _sockets(m)))
@@ -268,6 +271,28 @@ def _process(r: Status, m: Metrics | None) -> list[Field]:
     if m.unknown:
         out.append(Field("Unknown", [escape(u) for u in m.unknown], "yellow"))
     return out
+
+
+def _memory(r: Status, m: Metrics) -> str:
+    """What its processes use: from its cgroup (all of them, as the kernel charges it) beside
+    its memory_max, or their resident memory."""
+    n = len(m.members)
+    count = f"{n} process{'es' if n > 1 else ''}"
+    limit = f" of memory_max {fmt_bytes(r.memory_max)}" if r.memory_max else ""
+    if r.cgroup_memory is not None:
+        return f"{fmt_bytes(r.cgroup_memory)}{limit} (its cgroup, {count})"
+    return f"{fmt_bytes(m.memory)} (resident, {count}){limit}"
+
+
+def _remaining(r: Status) -> list[Field]:
+    """What is left running of a service whose main process exited."""
+    from servicectl.system.process_tree import collect_pids
+
+    try:
+        m = collect_pids(r.remaining)
+    except ImportError:
+        return [Field("Remaining", [", ".join(str(p) for p in r.remaining)])]
+    return [Field("Remaining", _tree_lines(m.members) or ["(exited just now)"], "yellow")]
 
 
 def _sockets(m: Metrics) -> list[str]:
@@ -342,6 +367,8 @@ def _last_exit(last: Mapping[str, Any]) -> str:
         how = f"signal {last['signal']}"
     else:
         how = f"unknown ({last.get('unknown', 'not observed')})"
+    if last.get("oom"):
+        how += f" (killed by the kernel: out of memory at memory_max {last['oom']})"
     at = last.get("at")
     if isinstance(at, (int, float)):
         how += f" at {fmt_when(at)}"

@@ -2,9 +2,10 @@
 mechanisms.
 
 Owns the identity rules (identity: is this process the service?), observation (observe,
-observation), the start (launch, preflight, directories), the stop schedule (terminate),
-reload (reload), their results (outcome), what a record says of its supervision
-(supervised), log tails (logtail), syslog (audit) and the waits an action reports (waits).
+observation), the start (launch, preflight, directories), the stop schedule (terminate), its
+cgroup (tracked), reload (reload), their results (outcome), what a record says of its
+supervision (supervised), log tails (logtail), syslog (audit) and the waits an action reports
+(waits).
 lifecycle composes them into the actions on one service.
 
 May import: the base, files, definitions, system.

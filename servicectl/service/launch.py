@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import EnvironmentProblem, Exit, NotInstalledError, ServicectlError
+from servicectl.service import tracked
 from servicectl.service.identity import forged_reason, seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.outcome import StartFailed
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
+    from servicectl.system.cgroup_limits import Plan
 
 _FORKING_LAUNCH = threading.Lock()
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
@@ -55,14 +57,36 @@ LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID fil
 
 
 def spawn_simple(
-    svc: Service, account: Account, env: dict[str, str], program: str, gate: Gate
+    svc: Service,
+    account: Account,
+    env: dict[str, str],
+    program: str,
+    gate: Gate,
+    cgroups: Plan | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Spawn a simple service's process, held at ``gate`` until it is recorded."""
+    """Spawn a simple service's process, held at ``gate`` until it is recorded, and move it
+    into its cgroups meanwhile: the program runs in them from its first instruction."""
     child = spawn(svc, account, env, program, (), gate=gate)
     _SPAWNED.add(child.pid)
     if KEPT is not None:
         KEPT[child.pid] = child
+    _join(svc, cgroups, gate, child)
     return child
+
+
+def _join(svc: Service, cgroups: Plan | None, gate: Gate, child: subprocess.Popen[bytes]) -> None:
+    """Move the gated child into the service's cgroups; if that fails, it is let go without
+    running anything (its gate closed: it exits 125) and the start fails."""
+    if cgroups is None or not cgroups.all:
+        return
+    try:
+        tracked.join(svc, cgroups, child.pid)
+    except StartFailed:
+        gate.close()
+        child.wait()
+        if KEPT is not None:
+            KEPT.pop(child.pid, None)
+        raise
 
 
 def identify(svc: Service, child: subprocess.Popen[bytes]) -> tuple[Handle, ProcInfo]:
@@ -205,12 +229,14 @@ def launch_forking(
     env: dict[str, str],
     program: str,
     progress: Progress = silent,
+    cgroups: Plan | None = None,
 ) -> Launched:
     """Run a forking launcher and find its daemon: (launcher, (handle, daemon), strays), where
     the strays are the launch's other orphans, for abort_start to kill if the start fails
-    later. If the launch fails, remove what it left (its PID file and "launching" record)."""
+    later. If the launch fails, remove what it left (its PID file and "launching" record).
+    The launcher runs in the service's cgroups (``cgroups``): so does all it forks."""
     try:
-        return _launch_forking(svc, dirs, account, env, program, progress)
+        return _launch_forking(svc, dirs, account, env, program, progress, cgroups)
     except BaseException:
         # What the PID file names was never trusted, and its writer has been killed.
         remove_start_files(svc, dirs)  # the PID file, and the "launching" record
@@ -224,6 +250,7 @@ def _launch_forking(
     env: dict[str, str],
     program: str,
     progress: Progress = silent,
+    cgroups: Plan | None = None,
 ) -> Launched:
     """Run a forking launcher and find its daemon.
 
@@ -251,10 +278,15 @@ def _launch_forking(
             raise
         _SPAWNED.add(child.pid)
         try:
+            _join(svc, cgroups, gate, child)
+        except BaseException:
+            gate.close()
+            raise
+        try:
             try:
                 seen = proc.read_proc(child.pid)
                 if seen is not None:
-                    write_state(svc, dirs, _launch_record(svc, seen))
+                    write_state(svc, dirs, _launch_record(svc, seen, cgroups))
                 open_gate(svc, program, gate, child)
             finally:
                 gate.close()
@@ -278,8 +310,9 @@ def _launch_forking(
     return child, found, [o for o in suspects if o.pid != found[1].pid]
 
 
-def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
-    """The record of a forking launch under way: the launcher, in its own session."""
+def _launch_record(svc: Service, launcher: ProcInfo, cgroups: Plan | None) -> Record:
+    """The record of a forking launch under way: the launcher, in its own session (and its
+    cgroups)."""
     return new_record(
         svc,
         launcher,
@@ -287,6 +320,7 @@ def _launch_record(svc: Service, launcher: ProcInfo) -> Record:
         exe=None,
         type="forking",
         phase=LAUNCHING,
+        **(tracked.fields(cgroups) if cgroups is not None else {}),
     )
 
 
@@ -443,8 +477,10 @@ def abort_start(
                     for m in proc.group_members(info.pgid)
                     if m.pid != info.pid and proc.is_descendant(m.pid, os.getpid())
                 ]
-    # And every descendant of those, by ancestry (R-PROC-5): setsid children too.
+    # And every descendant of those, by ancestry (R-PROC-5): setsid children too; then all
+    # that is in its cgroups, wherever it went.
     kill_tree([(r.pid, r.starttime) for r in roots + strays])
+    tracked.end_service(svc, dirs)
     if child.poll() is None:
         try:
             child.wait(timeout=1)

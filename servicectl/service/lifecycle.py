@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.service import audit, launch, oneshot, supervised
+from servicectl.service import audit, launch, oneshot, supervised, tracked
 from servicectl.service.identity import seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import clean_leftovers, inspect
@@ -22,6 +22,7 @@ from servicectl.service.outcome import Outcome, StartFailed
 from servicectl.service.preflight import prepare
 from servicectl.service.reload import SignalNotHandled
 from servicectl.service.reload import reload as _reload
+from servicectl.service.terminate import cgroup_handles as terminate_cgroup_handles
 from servicectl.service.terminate import group_handles, terminate
 from servicectl.service.waits import Progress, silent
 from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
@@ -66,14 +67,16 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         prepare(svc, "not started")  # directories, config test
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
+        said: list[str] = []
         try:
-            pid = _start_locked(svc, dirs, progress)
+            pid = _start_locked(svc, dirs, progress, said=said)
         except ServicectlError as exc:
             audit.failed(svc.name, exc.message)
             raise
     note = f"; removed a stale {' and '.join(cleaned)}" if cleaned else ""
     if ended:
         note = f"; first {ended}"
+    note += "".join(f"; first {s}" if s.startswith("ended") else f"; {s}" for s in said)
     if svc.ready is not None and svc.ready.kind in ("tcp", "unix", "http"):
         record, _ = read_record(dirs.run, svc.name)
         if record is not None and record.ready_note:  # R-READY-1: what it could not tell
@@ -128,33 +131,46 @@ def _await_orphaned_launch(
 
 
 def _start_locked(
-    svc: Service, dirs: Dirs, progress: Progress = silent, extra: dict[str, Any] | None = None
+    svc: Service,
+    dirs: Dirs,
+    progress: Progress = silent,
+    extra: dict[str, Any] | None = None,
+    said: list[str] | None = None,
 ) -> int:
     """Spawn (or launch) and record, wait until ready, confirm; the PID. On a failure or an
     interruption, what was started is killed and no PID file or record of it is left.
 
-    A supervised service is spawned by its supervisor (see _start_supervised); ``extra``: the
-    supervisor's own start, with these fields in the record."""
+    The service's cgroups are made fresh first: what an earlier run left in them is ended, and
+    said in ``said`` (a respawn goes through here too). A supervised service is spawned by its
+    supervisor (see _start_supervised); ``extra``: the supervisor's own start, with these
+    fields in the record."""
+    cgroups = tracked.plan(svc, dirs)  # a limit that cannot be applied: exit 6, before all
     if extra is None and supervised.delegated(svc):
         return _start_supervised(svc, dirs, progress)
     account = resolve_account(svc)
     env = build_environment(svc, account)
     written, svc = svc, expanded(svc, env)  # $VAR in its commands
     program = resolve_program(svc, env)
+    ended = tracked.open_cgroups(svc, cgroups)
+    if ended and said is not None:
+        said.append(ended)
     notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
     since = _start_clock()  # before the spawn: a ready file must be newer (R-READY-2)
     try:
         if gate is None:
-            child, found, strays = launch.launch_forking(svc, dirs, account, env, program, progress)
+            child, found, strays = launch.launch_forking(
+                svc, dirs, account, env, program, progress, cgroups
+            )
         else:
             progress(svc.name, "spawning", None)
-            child = launch.spawn_simple(svc, account, env, program, gate)
+            child = launch.spawn_simple(svc, account, env, program, gate, cgroups)
             found, strays = None, []
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
-            fields = supervised.start_fields(svc) if extra is None else extra
+            fields = supervised.start_fields(svc) if extra is None else dict(extra)
+            fields.update(tracked.fields(cgroups))
             record = launch.record_start(
                 svc, dirs, info, program, child, gate, address, fields, written
             )
@@ -397,11 +413,13 @@ def _stop_locked(
         if obs.remnants:
             return _stop_remnants(svc, dirs, obs, progress)
         kept: list[str] = []
+        ended = tracked.finish(svc, dirs, obs.record)  # its empty cgroups, or what appeared
         cleaned = clean_leftovers(svc, dirs, obs, kept) if obs.leftovers else []
         message = "not running"
         found = "; ".join(n for n in obs.notes if n)
         if found:
             message += f" ({found})"
+        message += ended
         if cleaned:
             message += f"; removed the stale {' and '.join(cleaned)}"
         return Outcome(svc.name, Exit.OK, message + "".join(f"; {k}" for k in kept))
@@ -412,22 +430,27 @@ def _stop_locked(
     if not main.valid:
         main.close()
         kept = []
+        ended = tracked.finish(svc, dirs, record)
         cleaned = clean_leftovers(svc, dirs, obs.now(DEAD), kept)
         return Outcome(
             svc.name,
             Exit.OK,
-            f"not running (process {record.pid} exited just now)"
+            f"not running (process {record.pid} exited just now){ended}"
             + ("; removed the stale " + " and ".join(cleaned) if cleaned else "")
             + "".join(f"; {k}" for k in kept),
         )
-    group = record.pgid if svc.kill_mode == "group" else 0
+    cgroup = tracked.v2_of(svc, dirs, record) if svc.kill_mode == "group" else ""
+    group = record.pgid if svc.kill_mode == "group" and not cgroup else 0
     if group and obs.info is not None and obs.info.pgid != group:
         group = 0  # it left the group it started in: signal only the main process
     if group:
         _note_seen(svc, dirs, record)
-    handles = [main] + group_handles(group, main.pid, held_by=[main], fresh_after=t0)
-    how, elapsed = terminate(svc, handles, group, main.pid, t0, progress=progress)
-    said = _clean_after_stop(svc, dirs, obs, how)
+    if cgroup:  # all of its cgroup: nothing in it can be another's (docs/security.md R-CG-1)
+        handles = [main] + terminate_cgroup_handles(cgroup, {main.pid})
+    else:
+        handles = [main] + group_handles(group, main.pid, held_by=[main], fresh_after=t0)
+    how, elapsed = terminate(svc, handles, group, main.pid, t0, progress=progress, cgroup=cgroup)
+    said = tracked.finish(svc, dirs, record) + _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how + said, record.pid, elapsed)
     message = f"stopped {how} ({elapsed:.2f} s){said}"
@@ -455,8 +478,10 @@ def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
 def _stop_remnants(
     svc: Service, dirs: Dirs, obs: Observation, progress: Progress = silent
 ) -> Outcome:
-    """Stop what is left of the service's process group after its main process exited."""
-    assert obs.record is not None
+    """Stop what is left of the service's process group (or cgroup) after its main process
+    exited."""
+    if obs.record is None:  # in its cgroup, with no record at all
+        return tracked.stop_unrecorded(svc, dirs, obs.remnants, progress)
     t0 = time.monotonic()
     handles = []
     for info in obs.remnants:
@@ -465,10 +490,16 @@ def _stop_remnants(
             handles.append(h)
         else:
             h.close()
-    how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0, progress=progress)
-    said = _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
+    cgroup = tracked.v2_of(svc, dirs, obs.record)
+    group = 0 if cgroup else obs.record.pgid
+    how, elapsed = terminate(
+        svc, handles, group, obs.record.pid, t0, progress=progress, cgroup=cgroup
+    )
+    said = tracked.finish(svc, dirs, obs.record)
+    said += _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
     n = len(obs.remnants)
-    what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
+    where = "cgroup" if cgroup else "process group"
+    what = f"{n} leftover process{'es' if n > 1 else ''} of its {where}"
     main = f"its main process {obs.record.pid} had already exited"
     if how.startswith("killed"):
         message = f"{what} {how} ({main})"
@@ -518,7 +549,7 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
         try:
-            pid = _start_locked(svc, dirs, progress)
+            pid = _start_locked(svc, dirs, progress, said=[])
         except ServicectlError as exc:
             if before.running:
                 audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")

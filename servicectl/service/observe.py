@@ -13,7 +13,7 @@ from servicectl.definitions import fingerprint
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.files.atomic import remove_stale_temps
 from servicectl.paths import Dirs, run_dir_problem
-from servicectl.service import oneshot_state, supervised
+from servicectl.service import oneshot_state, supervised, tracked
 from servicectl.service.identity import (
     expected_exes,
     forged_reason,
@@ -177,16 +177,26 @@ def _inspect_recorded(
         replaced = _adopt_reexec(svc, dirs, record, pf, notes)
         if replaced is not None:
             return replaced
-    remnants, unproven = group_remnants(record)
-    for found, then in ((remnants, "stop or start ends them"), (unproven, _UNPROVEN)):
-        if found:
-            pids = ", ".join(str(r.pid) for r in found)
-            notes.append(
-                f"{len(found)} process{'es' if len(found) > 1 else ''} of its process "
-                f"group {record.pgid} still running (PID {pids}); {then}"
-            )
+    in_cgroup = tracked.after_exit(svc, dirs, record)
+    if in_cgroup is not None:
+        remnants, said, remain = in_cgroup
+        if remain:  # the note says the main process exited, and what remains
+            notes[:] = [n for n in notes if n != f"process {record.pid} has exited"]
+        notes += said
+    else:
+        remnants, unproven = group_remnants(record)
+        remain = bool(remnants)
+        for found, then in ((remnants, "stop or start ends them"), (unproven, _UNPROVEN)):
+            if found:
+                pids = ", ".join(str(r.pid) for r in found)
+                notes.append(
+                    f"{len(found)} process{'es' if len(found) > 1 else ''} of its process "
+                    f"group {record.pgid} still running (PID {pids}); {then}"
+                )
     notes += supervised.exit_notes(record, pf)
     state = supervised.exit_state(record)
+    if remain and state == STOPPED:
+        state = DEAD  # its processes still run: never "stopped"
     return Observation(state, None, None, record, pf, notes, True, remnants)
 
 
@@ -269,7 +279,12 @@ def _inspect_unrecorded(
     """No record: the service runs only if its PID file is trustworthy and names a process with
     the service's user and executable."""
     if pf.pid is None:
-        return Observation(DEAD if pf.exists else STOPPED, None, None, None, pf, notes, leftovers)
+        state = DEAD if pf.exists else STOPPED
+        left = tracked.unrecorded(svc, dirs, notes)  # in its cgroup, with no record
+        if left is not None:
+            state = DEAD if left else state
+            return Observation(state, None, None, None, pf, notes, leftovers, left)
+        return Observation(state, None, None, None, pf, notes, leftovers)
     info, hidden = look(pf.pid)
     if hidden:
         why = f"/proc does not show process {pf.pid} to it (mounted with hidepid?)"
@@ -402,6 +417,11 @@ class Status:
         "restarts",
         "last_exit",
         "supervisor",
+        "tracking",
+        "cgroup",
+        "memory_max",
+        "remaining",
+        "cgroup_memory",
     )
 
     def __init__(
@@ -439,9 +459,16 @@ class Status:
         self.restarts: int | None = None
         self.last_exit: dict[str, object] | None = None
         self.supervisor: str | None = None
+        # How it is tracked (its cgroup, or its process group and session), its cgroup, its
+        # memory_max (bytes, 0: none), what is left running of it after its main process.
+        self.tracking: str | None = None
+        self.cgroup = ""
+        self.memory_max = 0
+        self.remaining: list[int] = []
+        self.cgroup_memory: int | None = None  # bytes, all its processes (from its cgroup)
 
     def to_dict(self) -> dict[str, object]:
-        supervision = {
+        supervision: dict[str, object] = {
             key: value
             for key, value in (
                 ("restarts", self.restarts),
@@ -450,6 +477,12 @@ class Status:
             )
             if value is not None
         }
+        if self.tracking:
+            supervision.update(tracking=self.tracking, cgroup=self.cgroup or None)
+        if self.memory_max:
+            supervision["memory_max"] = self.memory_max
+        if self.remaining:
+            supervision["remaining"] = self.remaining
         return {
             "name": self.name,
             "state": self.state,
@@ -511,6 +544,7 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
                     row.description = str(obs.record.parsed.get("description", ""))
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
+    tracked.describe(row, svc, dirs, obs)
     if svc.type != "oneshot":
         supervised.describe(row, obs.record, svc)
     return row

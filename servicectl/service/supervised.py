@@ -74,6 +74,8 @@ def describe_exit(last: dict[str, Any] | None) -> str:
     """``exited with status 1``, ``was killed by signal KILL``, or why it is unknown."""
     if not last:
         return "exit status unknown"
+    if last.get("oom"):
+        return f"was killed by the kernel: out of memory at memory_max {last['oom']}"
     if "code" in last:
         return f"exited with status {last['code']}"
     if "signal" in last:

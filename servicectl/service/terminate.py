@@ -39,10 +39,13 @@ def terminate(
     t0: float,
     steps: list[Step] | None = None,
     progress: Progress = silent,
+    cgroup: str = "",
 ) -> tuple[str, float]:
     """Run the stop schedule (default: ``schedule(svc)``) on every handle, and on the members
-    of ``group`` (but ``exclude``) that appear meanwhile. The first step's wait counts from
-    ``t0``. Returns how it ended ("after TERM", "killed after 10 s") and how long it took.
+    of ``group`` (but ``exclude``) that appear meanwhile, or with ``cgroup``, on every process
+    that appears in that cgroup (the caller ends what is left of it after the schedule). The
+    first step's wait counts from ``t0``. Returns how it ended ("after TERM", "killed after
+    10 s") and how long it took.
 
     What survives the last step is an error: "could not be stopped". Interrupted, it raises
     Interrupted saying what still runs. The handles are closed in every case.
@@ -50,11 +53,12 @@ def terminate(
     steps = schedule(svc) if steps is None else steps
     handles = list(handles)
     alive = handles
+    scope = Scope(group, exclude, cgroup)
     try:
         for i, (sig, seconds) in enumerate(steps):
-            if i > 0 and group:
+            if i > 0 and (group or cgroup):
                 known = {h.pid for h in handles if not h.exited()}
-                late = group_handles(group, exclude, held_by=handles)
+                late = scope.late(handles)
                 handles += [h for h in late if h.pid not in known]
                 for h in late:
                     if h.pid in known:
@@ -62,7 +66,7 @@ def terminate(
             deadline = (t0 if i == 0 else time.monotonic()) + seconds
             final = i == len(steps) - 1
             progress(svc.name, f"{signal_name(sig)} sent", seconds)
-            alive = _step(handles, sig, deadline, final, group, exclude)
+            alive = _step(handles, sig, deadline, final, scope)
             if not alive:
                 return _how(steps, i), time.monotonic() - t0
         raise _survived(svc, alive, steps[-1])
@@ -110,35 +114,56 @@ def kill_tree(roots: list[tuple[int, int]]) -> None:
     kill_and_reap(list(held.values()))
 
 
+class Scope:
+    """Where the members of a stopped service that appear during its stop are found: its own
+    process group (``group``, but ``exclude``, proven under R-PROC-3), or its cgroup."""
+
+    def __init__(self, group: int = 0, exclude: int = 0, cgroup: str = "") -> None:
+        self.group, self.exclude, self.cgroup = group, exclude, cgroup
+
+    def __bool__(self) -> bool:
+        return bool(self.group or self.cgroup)
+
+    def late(self, handles: list[Handle], fresh_after: float | None = None) -> list[Handle]:
+        if self.cgroup:
+            return cgroup_handles(self.cgroup, {h.pid for h in handles})
+        return group_handles(self.group, self.exclude, held_by=handles, fresh_after=fresh_after)
+
+
 def _step(
     handles: list[Handle],
     sig: int,
     deadline: float,
     final: bool,
-    group: int = 0,
-    exclude: int = 0,
+    scope: Scope | None = None,
 ) -> list[Handle]:
     """Send ``sig`` (then CONT) to the handles still alive and wait for them until ``deadline``.
 
-    Unless this is a final KILL, if they all exited, wait too for members of ``group`` forked
-    meanwhile (or that outlived the main process); they are added to ``handles``. A final KILL
-    only confirms (after KILL, nothing can fork) and is cleanup: it is not cancelled.
-    Returns what still runs.
+    Unless this is a final KILL, if they all exited, wait too for the members of ``scope``
+    forked meanwhile (or that outlived the main process): sent ``sig`` too, and added to
+    ``handles``. A final KILL only confirms (after KILL, nothing can fork) and is cleanup: it
+    is not cancelled. Returns what still runs.
     """
     final = final and sig == signal.SIGKILL
     alive = [h for h in handles if not h.exited()]
-    for h in alive:
-        h.send(sig)
-    if sig not in (signal.SIGKILL, signal.SIGCONT):
-        for h in alive:
-            h.send(signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on TERM until CONT
+    _send(alive, sig)
     alive = proc.wait_all_exit(alive, deadline, cancellable=not final)
-    if group and not alive and not final:
+    if scope and not alive and not final:
         # What the exited ones forked was forked before now: a scan begun since finds it.
-        late = group_handles(group, exclude, held_by=handles, fresh_after=time.monotonic())
+        late = scope.late(handles, fresh_after=time.monotonic())
         handles += late
+        if scope.cgroup:
+            _send(late, sig)
         alive = proc.wait_all_exit(late, deadline)
     return alive
+
+
+def _send(handles: list[Handle], sig: int) -> None:
+    for h in handles:
+        h.send(sig)
+    if sig not in (signal.SIGKILL, signal.SIGCONT):
+        for h in handles:
+            h.send(signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on TERM until CONT
 
 
 def _how(steps: list[Step], i: int) -> str:
@@ -206,6 +231,32 @@ def group_handles(
         for h in out:
             h.close()
         return []
+    return out
+
+
+def cgroup_handles(path: str, known: set[int] | frozenset[int] = frozenset()) -> list[Handle]:
+    """Verified handles on the live processes in the cgroup ``path`` (but ``known``): each one
+    is still listed there after its pidfd was opened, so a PID reused by a process outside
+    can never be taken for a member (docs/security.md R-CG-2)."""
+    from servicectl.system import cgroup as cg
+
+    held = []
+    for pid in cg.members(path):
+        if pid in known:
+            continue
+        info = proc.read_proc(pid)
+        if info is None or info.zombie:
+            continue
+        h = Handle(pid, info.starttime)
+        if h.valid:
+            held.append(h)
+        else:
+            h.close()
+    still = set(cg.members(path)) if held else set()  # once, after every pidfd is open
+    out = [h for h in held if h.pid in still]
+    for h in held:
+        if h.pid not in still:
+            h.close()
     return out
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions.expansion import expanded
 from servicectl.errors import ServicectlError
-from servicectl.service import audit, launch, lifecycle, supervised
+from servicectl.service import audit, launch, lifecycle, supervised, tracked
 from servicectl.service.observe import inspect
 from servicectl.service.outcome import StartFailed
 from servicectl.service.terminate import schedule, terminate
@@ -269,18 +269,23 @@ def spawn_for(unit: Unit, notify: str | None) -> tuple[int, int]:
         env["NOTIFY_SOCKET"] = notify
     else:
         env.pop("NOTIFY_SOCKET", None)
+    cgroups = tracked.plan(svc, dirs)
+    tracked.open_cgroups(svc, cgroups)  # what its previous run left in them is ended first
     gate = Gate() if svc.type == "simple" else None
     try:
         if gate is None:
-            child, found, strays = launch.launch_forking(svc, dirs, account, env, program)
+            child, found, strays = launch.launch_forking(
+                svc, dirs, account, env, program, cgroups=cgroups
+            )
         else:
-            child = launch.spawn_simple(svc, account, env, program, gate)
+            child = launch.spawn_simple(svc, account, env, program, gate, cgroups)
             found, strays = None, []
         unit.launched, unit.strays = child, strays
         try:
             handle, info = found or launch.identify(svc, child)
+            fields = {**unit.fields(), **tracked.fields(cgroups)}
             record = launch.record_start(
-                svc, dirs, info, program, child, gate, notify, unit.fields(), unit.svc
+                svc, dirs, info, program, child, gate, notify, fields, unit.svc
             )
         except BaseException:
             launch.abort_start(svc, dirs, child, strays)
@@ -338,4 +343,8 @@ def refresh_record(unit: Unit) -> None:
 def record_exit_now(unit: Unit, code: int | None, reaped: bool) -> None:
     """What the poll loop learnt of the watched process's exit."""
     unit.last_exit = exit_of(code) if reaped else exit_of(None)
+    if unit.svc is not None and unit.dirs is not None and unit.record is not None:
+        oom = tracked.oom_limit(unit.svc, unit.dirs, unit.record)
+        if oom:
+            unit.last_exit["oom"] = oom  # killed by the kernel at memory_max
     launch._SPAWNED.discard(unit.pid)

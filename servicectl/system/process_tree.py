@@ -75,17 +75,55 @@ class Metrics:
         self.unknown: list[str] = []
 
 
-def collect(pid: int, pgid: int = 0, sid: int = 0, budget: float = BUDGET) -> Metrics | None:
+def collect(
+    pid: int, pgid: int = 0, sid: int = 0, cgroup: str = "", budget: float = BUDGET
+) -> Metrics | None:
     """The tree of process ``pid``: it, its descendants and, when ``pgid`` is the service's
-    own group, the members of that group in session ``sid``. None if ``pid`` is gone."""
+    own group, the members of that group in session ``sid`` (children a crashed parent left);
+    with the service's ``cgroup``, every process in it, wherever it went. None if ``pid`` is
+    gone (and, with a cgroup, nothing is left in it)."""
     deadline = time.monotonic() + budget
     table = tree.scan(deadline)
+    also = _cgroup_members(cgroup, table) if cgroup else set()
     if pid not in table:
         main = tree.read_stat(pid)  # not reached before the deadline, or gone
-        if main is None or main.zombie:
+        if main is not None and not main.zombie:
+            table[pid] = main
+        elif not also:
             return None
-        table[pid] = main
-    order, beyond = tree.members(table, pid, pgid, sid)
+    order, beyond = tree.members(table, pid, pgid, sid, also=also)
+    return _metrics(table, pid, order, beyond, deadline)
+
+
+def collect_pids(pids: list[int], budget: float = BUDGET) -> Metrics:
+    """The processes ``pids`` (what is left of a service whose main process exited) as a
+    tree, with what they use."""
+    deadline = time.monotonic() + budget
+    table = tree.scan(deadline)
+    also = {p for p in pids if p in table}
+    order, beyond = tree.members(table, 0, also=also)
+    return _metrics(table, pids[0] if pids else 0, order, beyond, deadline)
+
+
+def _cgroup_members(path: str, table: tree.Table) -> set[int]:
+    """The PIDs in the service's cgroup (those /proc showed: a member that appeared since is
+    read alone)."""
+    from servicectl.system import cgroup as cg
+
+    found = set()
+    for p in cg.members(path):
+        if p not in table:
+            st = tree.read_stat(p)
+            if st is None or st.zombie:
+                continue
+            table[p] = st
+        found.add(p)
+    return found
+
+
+def _metrics(
+    table: tree.Table, pid: int, order: list[int], beyond: int, deadline: float
+) -> Metrics:
     out = Metrics()
     out.count = len(order) + beyond
     out.more = out.count - min(len(order), MAX_LISTED)

@@ -59,6 +59,12 @@ class Record(NamedTuple):
     supervision_note: Optional[str] = None
     # What its readiness check could not tell (R-READY-1: whose socket answered), or None.
     ready_note: Optional[str] = None
+    # Its cgroup v2 ("": none could be written; the process group and session track it), the
+    # cgroup v1 ones its limits needed, and its memory_max (bytes, 0: none) when it started.
+    cgroup: str = ""
+    cgroups_v1: tuple[str, ...] = ()
+    memory_max: int = 0
+    tracked_by: str = ""  # "systemd": its systemd unit's cgroup holds it (cgroup.TRACKED_BY)
 
     def to_json(self) -> bytes:
         import json
@@ -82,6 +88,10 @@ class Record(NamedTuple):
             values["last_exit"] = None
         if not isinstance(values.get("parsed"), (dict, type(None))):
             values["parsed"] = None
+        if not isinstance(values.get("cgroup", ""), str):
+            values["cgroup"] = ""
+        if "cgroups_v1" in values:
+            values["cgroups_v1"] = tuple(p for p in values["cgroups_v1"] if isinstance(p, str))
         return cls(**values)
 
 

@@ -7,16 +7,12 @@ limit.
 from __future__ import annotations
 
 import os
-import signal
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import Exit, ServicectlError
-from servicectl.system.spawn import (
-    Account,
-    after_switch,
-    resolve_program,
-)
+from servicectl.system.confined import Confined, kill_group
+from servicectl.system.spawn import Account, resolve_program
 
 if TYPE_CHECKING:
     import subprocess
@@ -54,7 +50,8 @@ def run(
     """Run ``argv`` (already expanded) as the service's user, with ``env``, in its working
     directory and umask, in a session of its own, stdin from /dev/null; keep the last
     OUTPUT_BYTES of its output. At ``timeout``, or interrupted, its process group is killed.
-    Whatever it left in its process group is killed when it exits."""
+    Whatever it left in its process group, or in its own cgroup (confined.py: joined before it
+    runs), is killed when it exits."""
     import subprocess
 
     program = resolve_program(svc, env, argv)
@@ -64,18 +61,17 @@ def run(
             f"(create it, or fix working_directory: in {svc.file})"
         )
     kwargs: dict[str, Any] = {}
-    cmd, cwd = [program, *argv[1:]], str(svc.working_directory)
     if account.switch:  # R-EXEC-2: the directory is entered as the user, after the switch
         kwargs.update(user=account.uid, group=account.gid, extra_groups=list(account.groups))
-        cmd, cwd = after_switch(cmd, cwd, env), "/"
+    box = Confined(svc.name)
     try:
-        child = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
+        child = box.popen(
+            program,
+            argv,
+            env,
+            str(svc.working_directory),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
             umask=svc.umask,
             start_new_session=True,
             close_fds=True,
@@ -87,23 +83,28 @@ def run(
             f"{svc.name}: cannot run {program}: {exc.strerror}", exit_code=Exit.NOT_INSTALLED
         ) from None
     try:
-        output, finished = _collect(child, time.monotonic() + timeout)
+        output, finished = collect(child, time.monotonic() + timeout)
     finally:
-        _kill_group(child.pid)  # leftovers, or the whole command at the limit
+        kill_group(child.pid)  # leftovers, or the whole command at the limit
+        box.end()  # and whatever left its group: its cgroup holds them all
         child.wait()
         assert child.stdout is not None
         child.stdout.close()
     return Ran(child.returncode if finished else None, output.decode("utf-8", "replace"))
 
 
-def _collect(child: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bool]:
-    """Read the child's output (keeping its end) until it has exited and closed it, or until
-    ``deadline``; (output, whether it exited). Something it left that holds the output open
-    is given DRAIN seconds after its exit (then killed by the caller)."""
+def collect(
+    child: subprocess.Popen[bytes], deadline: float, stream: IO[bytes] | None = None
+) -> tuple[bytes, bool]:
+    """Read the child's output (``stream``, default its stdout; keeping its end) until it has
+    exited and closed it, or until ``deadline``; (output, whether it exited). Something it
+    left that holds the output open is given DRAIN seconds after its exit (then killed by the
+    caller)."""
     import select
 
-    assert child.stdout is not None
-    fd = child.stdout.fileno()
+    stream = stream or child.stdout
+    assert stream is not None
+    fd = stream.fileno()
     data, eof, exited_at = b"", False, None
     while True:
         now = time.monotonic()
@@ -129,12 +130,3 @@ def _exited(pid: int) -> bool:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL the process group the command leads (its own session: nothing else is in it;
-    its leader is not reaped yet, so the number cannot have been reused)."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass

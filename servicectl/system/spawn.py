@@ -405,6 +405,26 @@ def after_switch(argv: list[str], directory: str, env: dict[str, str]) -> list[s
     return [shell, "-c", script, *argv]
 
 
+def gated(
+    program: str, argv: tuple[str, ...], env: dict[str, str], directory: str | None = None
+) -> tuple[list[str], str]:
+    """A command held at a gate (its stdin a Gate's pipe), no limits: the dash gate, or the
+    exec shim where there is no dash; it enters ``directory`` once through the gate, after
+    Popen's user switch (R-EXEC-2), so start it in "/". (argv, executable) for Popen."""
+    if os.access(GATE_SHELL, os.X_OK):
+        enter = enter_directory(directory, env) if directory else ""
+        script = GATE_READ + enter + GATE_EXEC
+        if not directory and "PWD" not in env:
+            script = "unset PWD; " + script
+        return [GATE_SHELL, "-c", script, program, *argv[1:]], GATE_SHELL
+    import json
+
+    spec: dict[str, object] = {"limits": [], "nice": None, "uid": None, "gid": 0, "groups": []}
+    spec.update(gate=True, cwd=directory)
+    shim = [sys.executable, "-I", "-S", "-c", SHIM, json.dumps(spec), program, *argv]
+    return shim, sys.executable
+
+
 def _command_line(
     svc: Service,
     account: Account,

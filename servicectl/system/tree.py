@@ -101,7 +101,12 @@ def scan(deadline: float | None = None) -> Table:
 
 
 def members(
-    table: dict[int, Stat], pid: int, pgid: int = 0, sid: int = 0, limit: int = MAX_PROCESSES
+    table: dict[int, Stat],
+    pid: int,
+    pgid: int = 0,
+    sid: int = 0,
+    limit: int = MAX_PROCESSES,
+    also: set[int] | frozenset[int] = frozenset(),
 ) -> tuple[list[int], int]:
     """The service of main process ``pid`` in ``table``: (its PIDs, parents before children,
     siblings by PID, the main process first; how many more there were beyond ``limit``).
@@ -109,8 +114,9 @@ def members(
     Descendants are followed by parent links (a child started no earlier than its parent: a
     reused PID brings in no one's children); with ``pgid`` (the service's own group, > 1),
     the group's members in session ``sid`` and their descendants come too (children a crashed
-    parent left). Iterative: a chain of any depth costs no recursion."""
-    if pid not in table:
+    parent left); the PIDs ``also`` (the service's cgroup's) and their descendants come too,
+    wherever they went. Iterative: a chain of any depth costs no recursion."""
+    if pid not in table and not also:
         return [], 0
     children: dict[int, list[int]] = {}
     for st in table.values():
@@ -118,10 +124,12 @@ def members(
             children.setdefault(st.ppid, []).append(st.pid)
     order: list[int] = []
     seen: set[int] = set()
-    more = _walk(table, children, pid, seen, order, limit)
-    group = set()
+    more = _walk(table, children, pid, seen, order, limit) if pid in table else 0
+    group = {p for p in also if p in table}
     if pgid > 1:
-        group = {st.pid for st in table.values() if st.pgid == pgid and (sid <= 1 or st.sid == sid)}
+        group |= {
+            st.pid for st in table.values() if st.pgid == pgid and (sid <= 1 or st.sid == sid)
+        }
     while group - seen:
         left = group - seen
         tops = sorted(g for g in left if table[g].ppid not in left) or [min(left)]

@@ -352,8 +352,45 @@ def _timeout(s: _State, e: Entry) -> None:
         s.draft.set("start_timeout", s.draft.values["stop_timeout"], e.line, e.text)
 
 
+def _bytes(text: str) -> tuple[object, str]:
+    """MemoryMax=/MemoryLimit=: bytes with K, M, G, T as memory_max takes them."""
+    if text in ("infinity", ""):
+        return None, "no limit: none is set"
+    if text.endswith("%"):
+        return None, "a share of the machine's memory: give memory_max in bytes (512M)"
+    match = re.fullmatch(r"([0-9]+)([KMGT]?)", text)
+    if match is None:
+        return None, "not a number of bytes"
+    return (int(text) if not match.group(2) else text), ""
+
+
+def _tasks(text: str) -> tuple[object, str]:
+    """TasksMax=: a number (a percentage of the kernel's limit has no servicectl form)."""
+    if text in ("infinity", ""):
+        return None, "no limit: none is set"
+    if re.fullmatch(r"[0-9]{1,7}", text) and int(text) > 0:
+        return int(text), ""
+    return None, "a share of the kernel's limit: give pids_max as a number"
+
+
+def _weight(text: str) -> tuple[object, str]:
+    """CPUWeight=: 1 to 10000 (idle has no servicectl form)."""
+    if re.fullmatch(r"[0-9]{1,5}", text) and 1 <= int(text) <= 10000:
+        return int(text), ""
+    return None, "not a weight from 1 to 10000"
+
+
+def _shares(text: str) -> tuple[object, str]:
+    """CPUShares= (cgroup v1, 1024 by default) as cpu_weight (100 by default)."""
+    if re.fullmatch(r"[0-9]{1,6}", text) and int(text) >= 2:
+        return max(1, min(10000, int(text) * 100 // 1024)), ""
+    return None, "not a number of shares"
+
+
 def _kill_mode(s: _State, e: Entry) -> None:
     mode = {"control-group": "group", "mixed": "group", "process": "process"}.get(e.value)
+    if e.value == "none":  # nothing is killed but the main process: the nearest is process
+        mode = "process"
     if mode is None:
         s.draft.skip(e.line, e.text, "servicectl always signals the service (group or process)")
         return
@@ -504,6 +541,11 @@ HANDLERS: dict[tuple[str, str], Callable[[_State, Entry], None]] = {
     ("Service", "Nice"): _simple_key("nice", _nice),
     ("Service", "KillSignal"): _kill_signal,
     ("Service", "KillMode"): _kill_mode,
+    ("Service", "MemoryMax"): _simple_key("memory_max", _bytes),
+    ("Service", "MemoryLimit"): _simple_key("memory_max", _bytes),
+    ("Service", "TasksMax"): _simple_key("pids_max", _tasks),
+    ("Service", "CPUWeight"): _simple_key("cpu_weight", _weight),
+    ("Service", "CPUShares"): _simple_key("cpu_weight", _shares),
     ("Service", "TimeoutStopSec"): _stop_timeout,
     ("Service", "TimeoutStartSec"): _simple_key("start_timeout", _seconds),
     ("Service", "TimeoutSec"): _timeout,
