@@ -7,7 +7,7 @@ The rules are in docs/security.md:
 - R-OUT-1..4: output files (``open_output``): never a final symlink, chown only what was just
   created, existing files in others' directories only if theirs to use, character devices as
   they are, anything else refused, nothing ever blocks.
-- R-LOG-1: bounded log tails (``tail_lines``).
+- R-LOG-1: bounded log tails (``tail_lines``, ``tail_window``).
 - R-ENV-2: small regular files to read (``read_regular``), non-blocking.
 """
 
@@ -333,10 +333,18 @@ def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
     """
     if n <= 0:
         return []
+    return tail_window(path, end)[0][-n:]
+
+
+def tail_window(path: Path | str, end: int | None = None) -> tuple[list[str], bool]:
+    """Every whole line of the last TAIL_BYTES of a log (up to byte ``end``), under the rules
+    of tail_lines, and whether they begin at the start of the file (so that what precedes a
+    line in them is all that precedes it in the file). ([], True) if the file does not
+    exist."""
     try:
         fd, st = open_regular(Path(path), "log file", follow_final=False)
     except FileNotFoundError:
-        return []
+        return [], True
     try:
         size = st.st_size if end is None else max(0, min(end, st.st_size))
         start = max(0, size - TAIL_BYTES)
@@ -358,7 +366,7 @@ def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
         else:
             cut_head = True  # one line longer than the whole window: show its end
     out = []
-    for raw in lines[-n:]:
+    for raw in lines:
         raw = raw.removesuffix(b"\r")
         if cut_head:
             out.append("[...] " + raw[-LINE_BYTES:].decode("utf-8", "replace"))
@@ -367,7 +375,7 @@ def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
             out.append(raw[:LINE_BYTES].decode("utf-8", "replace") + f" [... {more} bytes cut]")
         else:
             out.append(raw.decode("utf-8", "replace"))
-    return out
+    return out, start == 0
 
 
 def describe_refusal(exc: BaseException) -> str:
