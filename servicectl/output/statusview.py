@@ -198,8 +198,9 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
     if r.status_text:
         fields.append(Field("Status", [shown(f'"{r.status_text}"')]))
     supervision = _supervision(r)
-    if supervision:
-        fields.append(Field("Supervision", [supervision]))
+    if supervision:  # a failed start's last exit is no supervisor's
+        supervised = r.supervisor is not None or r.restarts is not None
+        fields.append(Field("Supervision" if supervised else "Last exit", [supervision]))
     from servicectl.definitions import fingerprint
 
     notes = [shown(n) for n in r.notes if n != fingerprint.NOTE]
@@ -311,7 +312,8 @@ def _supervision(r: Status) -> str:
     if r.restarts is not None:
         parts.append(f"{r.restarts} restart{'' if r.restarts == 1 else 's'}")
     if r.last_exit is not None:
-        parts.append("last exit: " + _last_exit(r.last_exit))
+        supervised = r.supervisor is not None or r.restarts is not None
+        parts.append(("last exit: " if supervised else "") + _last_exit(r.last_exit))
     return "; ".join(parts)
 
 

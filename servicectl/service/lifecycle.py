@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.service import audit, launch, supervised
+from servicectl.service import audit, failed, launch, supervised
 from servicectl.service.identity import seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import clean_leftovers, inspect
@@ -63,7 +63,8 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         try:
-            pid = _start_locked(svc, dirs, progress)
+            with failed.noted(svc, dirs):  # a failure is kept until the next start or stop
+                pid = _start_locked(svc, dirs, progress)
         except ServicectlError as exc:
             audit.failed(svc.name, exc.message)
             raise
@@ -339,6 +340,8 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs), client.holding(svc, dirs) as held:
         outcome = _stop_locked(svc, dirs, progress=progress)
+        if failed.forget(svc, dirs) and outcome.pid is None:
+            outcome.message += "; its failed state is cleared"
     if held.get("cancelled"):
         outcome.message += f"; {held['cancelled']}"
     if outcome.pid is not None:
@@ -475,7 +478,8 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
         try:
-            pid = _start_locked(svc, dirs, progress)
+            with failed.noted(svc, dirs):
+                pid = _start_locked(svc, dirs, progress)
         except ServicectlError as exc:
             if before.running:
                 audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")
