@@ -188,7 +188,7 @@ def test_logs_follow_ends_when_nobody_reads(env: Env, tmp_path: Path) -> None:
         fh.write("first\n")
     # head -1 exits after the first line; the follow must notice at its next write and end.
     proc = subprocess.Popen(
-        ["sh", "-c", '"$@" | head -1', "sh", *env.base_args(), "logs", "web", "-f"],
+        ["sh", "-c", '"$@" | head -1', "sh", *env.base_args(), "logs", "web", "-n0", "-f"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -203,5 +203,5 @@ def test_logs_follow_ends_when_nobody_reads(env: Env, tmp_path: Path) -> None:
 
     wait_for(more, 30, "logs -f to end once head -1 has gone")
     out, err = proc.communicate(timeout=30)
-    assert out == "first\n" and "Traceback" not in err
+    assert out == "more\n" and "Traceback" not in err  # -n0: only what came after
     assert proc.returncode == 0
