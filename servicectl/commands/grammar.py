@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from servicectl.commands import exits
-
 
 class Arg:
     """A positional argument: ``variadic`` takes any number of words (at least one if
@@ -63,9 +61,10 @@ class Command:
     """One command: ``body`` names its function as ``module:function`` in servicectl.commands
     (imported lazily); ``summary``: one short line for the list of commands in the main help
     (it must fit whole: SUMMARY_WIDTH); ``help``: the full text of its own help;
+    ``exit_table``: the name of its table in exits.py (read only by help and the docs);
     ``output_code``: the exit code when its output, its whole job, could not be written."""
 
-    __slots__ = ("name", "body", "summary", "help", "args", "opts", "exits", "output_code")
+    __slots__ = ("name", "body", "summary", "help", "args", "opts", "exit_table", "output_code")
 
     def __init__(
         self,
@@ -75,7 +74,7 @@ class Command:
         help: str,
         args: tuple[Arg, ...] = (),
         opts: tuple[Opt, ...] = (),
-        exits: tuple[tuple[int, str], ...] = (),
+        exit_table: str = "",
         output_code: Optional[int] = None,
     ) -> None:
         self.name = name
@@ -84,8 +83,16 @@ class Command:
         self.help = help
         self.args = args
         self.opts = opts
-        self.exits = exits
+        self.exit_table = exit_table
         self.output_code = output_code
+
+    @property
+    def exits(self) -> tuple[tuple[int, str], ...]:
+        """(code, meaning) of each exit code it can give, as its help lists them."""
+        from servicectl.commands import exits
+
+        table: tuple[tuple[int, str], ...] = getattr(exits, self.exit_table)
+        return table
 
 
 class Call:
@@ -202,7 +209,7 @@ def _generator(kind: str, where: str, what: str, short: str) -> Command:
             STDOUT,
             FORCE,
         ),
-        exits.GENERATE,
+        "GENERATE",
     )
 
 
@@ -216,7 +223,7 @@ COMMANDS: dict[str, Command] = {
             "Start services (their stopped dependencies first); success if already running.",
             (NAMES,),
             (_jobs("starts"),),
-            exits.START,
+            "START",
         ),
         Command(
             "stop",
@@ -226,7 +233,7 @@ COMMANDS: dict[str, Command] = {
             "if already stopped.",
             (NAMES,),
             (_jobs("stops"),),
-            exits.STOP,
+            "STOP",
         ),
         Command(
             "restart",
@@ -237,7 +244,7 @@ COMMANDS: dict[str, Command] = {
             "too.",
             (NAMES,),
             (),
-            exits.RESTART,
+            "RESTART",
         ),
         Command(
             "try-restart",
@@ -246,7 +253,7 @@ COMMANDS: dict[str, Command] = {
             "Restart only services that are running; a stopped one is left stopped (exit 0).",
             (NAMES,),
             (),
-            exits.TRY_RESTART,
+            "TRY_RESTART",
         ),
         Command(
             "reload",
@@ -255,7 +262,7 @@ COMMANDS: dict[str, Command] = {
             "Send reload_signal or run reload_command, after the config test (check_command).",
             (NAMES,),
             (),
-            exits.RELOAD,
+            "RELOAD",
         ),
         Command(
             "force-reload",
@@ -264,7 +271,7 @@ COMMANDS: dict[str, Command] = {
             "Reload if supported, else restart if running.",
             (NAMES,),
             (),
-            exits.FORCE_RELOAD,
+            "FORCE_RELOAD",
         ),
         Command(
             "status",
@@ -288,7 +295,7 @@ COMMANDS: dict[str, Command] = {
                     "N",
                 ),
             ),
-            exits.STATUS,
+            "STATUS",
             output_code=4,
         ),
         Command(
@@ -298,7 +305,7 @@ COMMANDS: dict[str, Command] = {
             "Start every enabled service, dependencies first, each level in parallel.",
             (),
             (_jobs("starts"),),
-            exits.FLEET,
+            "FLEET",
         ),
         Command(
             "stopall",
@@ -307,7 +314,7 @@ COMMANDS: dict[str, Command] = {
             "Stop every running service, dependents first, each level in parallel.",
             (),
             (_jobs("stops"),),
-            exits.FLEET,
+            "FLEET",
         ),
         Command(
             "list",
@@ -316,7 +323,7 @@ COMMANDS: dict[str, Command] = {
             "List definitions: name, type, enabled, depends, description.",
             (),
             (JSON,),
-            exits.LIST,
+            "LIST",
             output_code=1,
         ),
         Command(
@@ -338,7 +345,7 @@ COMMANDS: dict[str, Command] = {
                     "its program.",
                 ),
             ),
-            exits.CHECK,
+            "CHECK",
             output_code=1,
         ),
         Command(
@@ -357,7 +364,7 @@ COMMANDS: dict[str, Command] = {
                 ),
             ),
             (),
-            exits.ACTION,
+            "ACTION",
         ),
         Command(
             "logs",
@@ -391,7 +398,7 @@ COMMANDS: dict[str, Command] = {
                 ),
                 Opt("follow", ("-f", "--follow"), "flag", False, "Keep printing new lines."),
             ),
-            exits.LOGS,
+            "LOGS",
             output_code=1,
         ),
         Command(
@@ -402,7 +409,7 @@ COMMANDS: dict[str, Command] = {
             "Prometheus text format (for node_exporter's textfile collector).",
             (),
             (),
-            exits.METRICS,
+            "METRICS",
             output_code=1,
         ),
         Command(
@@ -413,7 +420,7 @@ COMMANDS: dict[str, Command] = {
             "template's instance, startall also needs it listed in instances.",
             (NAMES,),
             (),
-            exits.ENABLE,
+            "ENABLE",
         ),
         Command(
             "disable",
@@ -423,7 +430,7 @@ COMMANDS: dict[str, Command] = {
             "a running service keeps running.",
             (NAMES,),
             (),
-            exits.ENABLE,
+            "ENABLE",
         ),
         Command(
             "cat",
@@ -432,7 +439,7 @@ COMMANDS: dict[str, Command] = {
             "Print each definition and its drop-ins, each under a # /path/to/file line.",
             (NAMES,),
             (),
-            exits.CAT,
+            "CAT",
             output_code=1,
         ),
         Command(
@@ -450,7 +457,7 @@ COMMANDS: dict[str, Command] = {
                 ),
             ),
             (),
-            exits.EDIT,
+            "EDIT",
         ),
         _generator("initd", "/etc/init.d", "LSB init.d shims", "init.d shims"),
         _generator("unit", "/etc/systemd/system", "native systemd units", "systemd units"),
@@ -465,7 +472,7 @@ COMMANDS: dict[str, Command] = {
                 Opt("write", ("--write",), "flag", False, "Write NAME.yaml into the services dir."),
                 Opt("force", ("--force",), "flag", False, "Overwrite an existing NAME.yaml."),
             ),
-            exits.IMPORT,
+            "IMPORT",
         ),
     )
 }

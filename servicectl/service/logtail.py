@@ -49,24 +49,29 @@ class RunTail(NamedTuple):
 
 def run_tail(path: Path | str, name: str, lines: int) -> RunTail:
     """The last ``lines`` lines that the last run of ``name`` wrote to ``path`` (R-LOG-1).
-    Raises as files.safe.tail_window does."""
-    from servicectl.files.safe import tail_window
+    Raises as files.safe.read_tail does. Only the lines shown are decoded."""
+    from servicectl.files.safe import read_tail, window_lines
     from servicectl.system.logmark import last_mark
 
-    window, whole = tail_window(path)
-    mark = last_mark(window, name)
+    data, start = read_tail(path)
+    mark = last_mark(data, name, start > 0)
     if mark is None:
-        return RunTail(window[-lines:] if lines > 0 else [], None, len(window) > lines, 0, whole)
-    index, started = mark
-    mine = window[index + 1 :]
-    return RunTail(mine[-lines:] if lines > 0 else [], started, len(mine) > lines, index, whole)
+        shown = window_lines(data, start > 0, lines + 1)
+        return RunTail(shown[-lines:] if lines > 0 else [], None, len(shown) > lines, 0, start == 0)
+    at, started = mark
+    line_end = data.find(b"\n", at)
+    mine = window_lines(data[line_end + 1 :], False, lines + 1) if line_end >= 0 else []
+    earlier = data.count(b"\n", 0, at) - (1 if start > 0 else 0)  # whole lines before it
+    return RunTail(
+        mine[-lines:] if lines > 0 else [], started, len(mine) > lines, earlier, start == 0
+    )
 
 
 def log_tail(svc: Service, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines this start of the service wrote to its output log, indented, or a note
     why there are none; how many lines before them are from earlier runs is said, not shown.
 
-    Read under docs/security.md R-LOG-1 (``safe.tail_window``): a bounded window from the
+    Read under docs/security.md R-LOG-1 (``safe.read_tail``): a bounded window from the
     end, never through a symlink another user planted, never blocking on a FIFO.
     """
     from servicectl.files.safe import describe_refusal

@@ -13,7 +13,7 @@ from servicectl.definitions import fingerprint
 from servicectl.errors import Exit, ServicectlError, StatusCode
 from servicectl.files.atomic import remove_stale_temps
 from servicectl.paths import Dirs, run_dir_problem
-from servicectl.service import failed, supervised
+from servicectl.service import supervised
 from servicectl.service.identity import (
     expected_exes,
     forged_reason,
@@ -494,6 +494,8 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     supervised.describe(row, obs.record, svc)
     if obs.state == STOPPED and obs.record is None:
+        from servicectl.service import failed
+
         failed.describe(row, svc, dirs)  # its last start failed: "failed" until the next
     return row
 

@@ -20,7 +20,7 @@ import stat
 import time
 
 PREFIX = "-- servicectl: starting "
-_MARK = re.compile(
+_MARK = (  # compiled on first use: a status block that finds no mark never compiles it
     r"-- servicectl: starting (?P<name>[A-Za-z0-9_.@:-]{1,255}) at "
     r"(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}) --"
 )
@@ -48,7 +48,7 @@ def parse_mark(line: str) -> tuple[str, float] | None:
     """(service name, time) of a mark line, or None for any other line."""
     if not line.startswith(PREFIX):
         return None
-    m = _MARK.fullmatch(line.rstrip("\r"))
+    m = re.fullmatch(_MARK, line.rstrip("\r"))
     if m is None:
         return None
     return m.group("name"), epoch_of(m.group("when"))
@@ -74,11 +74,20 @@ def days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-def last_mark(lines: list[str], name: str) -> tuple[int, float] | None:
-    """The index in ``lines`` of the last mark of ``name``, and its time; None if none."""
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].startswith(PREFIX):
-            mark = parse_mark(lines[i])
+def last_mark(data: bytes, name: str, cut: bool) -> tuple[int, float] | None:
+    """The offset in ``data`` (a log's tail) of the last mark of ``name``, and its time; None
+    if there is none. ``cut``: data begins in the middle of a line (not at the file's start),
+    so a mark at offset 0 would be the end of a longer line. Matched by name, on whole lines."""
+    key = f"{PREFIX}{name} at ".encode()
+    end = len(data)
+    while True:
+        at = data.rfind(key, 0, end)
+        if at < 0:
+            return None
+        if (at > 0 and data[at - 1 : at] == b"\n") or (at == 0 and not cut):
+            stop = data.find(b"\n", at)
+            line = data[at : stop if stop >= 0 else len(data)]
+            mark = parse_mark(line.decode("utf-8", "replace"))
             if mark is not None and mark[0] == name:
-                return i, mark[1]
-    return None
+                return at, mark[1]
+        end = at
