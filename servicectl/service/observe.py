@@ -37,6 +37,7 @@ from servicectl.states import (
     UNRECORDED,
 )
 from servicectl.system import proc
+from servicectl.system.failure import failure_path
 from servicectl.system.lock import is_locked
 from servicectl.system.pidfile import (
     NotAPidFile,
@@ -493,7 +494,11 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     supervised.describe(row, obs.record, svc)
-    if obs.state == STOPPED and obs.record is None:
+    if (
+        obs.state == STOPPED
+        and obs.record is None
+        and os.path.lexists(failure_path(dirs.run, svc.name))
+    ):
         from servicectl.service import failed
 
         failed.describe(row, svc, dirs)  # its last start failed: "failed" until the next
