@@ -117,8 +117,12 @@ def test_R_OUT_2_root_files_and_devices_are_never_handed_to_the_service(
             sc(env, "start", "web", code=0)
             assert snap(real)[real][:3] == before[real][:3], target  # owner, group, mode
             sc(env, "stop", "web", code=0)
-            if os.path.isfile(real):
-                assert snap(real) == before
+            if os.path.isfile(real):  # unchanged but for servicectl's start mark (R-LOG-4)
+                after = snap(real)[real]
+                assert after[:-1] == before[real][:-1]
+                assert after[-1].startswith(before[real][-1])
+                added = after[-1][len(before[real][-1]) :].decode().splitlines()
+                assert len(added) == 1 and added[0].startswith("-- servicectl: starting web at ")
     # The control: a log servicectl creates is the service's, so that it can reopen it.
     sleeper_as(env, user)
     sc(env, "start", "web", code=0)
