@@ -656,7 +656,10 @@ def test_R_LOG_1_logs_and_failed_starts_show_a_bounded_tail(env: Env) -> None:
     env.write("web", {"command": "false", "start_grace": 0.5})
     env.log.mkdir()
     huge_log(env.log / "web.log", size=64 << 20)  # 64 MiB: gentle while unfixed
-    for args, code in ((("logs", "web", "-n", "5"), 0), (("start", "web"), 1)):
+    # The failed start wrote nothing after its start mark: its message says so (R-LOG-4).
+    said = (("logs", "web", "-n", "5"), 0, "the last line")
+    failed = (("start", "web"), 1, "nothing written by this start; at least 2 earlier lines")
+    for args, code, words in (said, failed):
         t0 = time.monotonic()
-        res = sc(env, *args, code=code, words=("the last line",))
+        res = sc(env, *args, code=code, words=(words,))
         assert time.monotonic() - t0 < 5 and len(res.stdout + res.stderr) < 100_000

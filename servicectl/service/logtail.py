@@ -37,14 +37,15 @@ class RunTail(NamedTuple):
     all_counted: bool
 
     def earlier_phrase(self) -> str:
-        """``57 earlier lines are from previous runs`` (``more than 57`` when the window did
-        not reach the start of the file); "" when there are none, or no mark was found."""
+        """``57 earlier lines are from previous runs`` (``at least 58`` when the window did not
+        reach the start of the file: the line it began in is one more); "" when there are
+        none, or no mark was found."""
         if self.started is None or (self.earlier == 0 and self.all_counted):
             return ""
         if self.all_counted:
             n = self.earlier
             return f"{n} earlier line{'s are' if n != 1 else ' is'} from previous runs"
-        return f"more than {self.earlier} earlier lines are from previous runs"
+        return f"at least {self.earlier + 1} earlier lines are from previous runs"
 
 
 def run_tail(path: Path | str, name: str, lines: int) -> RunTail:
