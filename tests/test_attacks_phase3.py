@@ -192,7 +192,8 @@ def test_R_SUP_1_the_supervisors_log_is_an_output_file(env: Env, user: User) -> 
         started = time.monotonic()
         sc(env, "start", "web", code=code, words=(".supervisor.log", word))
         assert time.monotonic() - started < 20
-        assert supervisor_pids(env.run) == [] and state_of(env, "web") == "stopped"
+        # Nothing runs; the start that failed is remembered (failed, until the next start).
+        assert supervisor_pids(env.run) == [] and state_of(env, "web") == "failed"
         assert secret.read_text() == SECRET
         log.unlink()
     sc(env, "start", "web", code=0)
