@@ -101,11 +101,7 @@ CHECK: Exits = (
     (1, "the output could not be written, or a directory could not be made"),
     USAGE,
     (4, "a directory could not be made: a symlink servicectl does not follow"),
-    (
-        5,
-        "unknown service, or (with --run-checks) its program or its config test's program "
-        "is not installed",
-    ),
+    (5, "unknown service, or (--run-checks) its program or its config test's is missing"),
     (6, "an invalid definition, or a failed config test"),
 )
 ACTION: Exits = (

@@ -330,9 +330,9 @@ COMMANDS: dict[str, Command] = {
             "check",
             "check:check",
             "Validate definitions (and their programs)",
-            "Validate definitions without touching any process (6 if any is invalid), and "
-            "find each program as start would (5 if it is missing); warn about unset "
-            "$VARIABLES their commands use.",
+            "Validate definitions without touching any process (6 if any is invalid); find "
+            "each program as start would (a missing one is a warning, or exit 5 when the "
+            "checks are run); warn about unset $VARIABLES their commands use.",
             (SOME_NAMES,),
             (
                 Opt(
@@ -340,9 +340,9 @@ COMMANDS: dict[str, Command] = {
                     ("--run-checks",),
                     "flag",
                     False,
-                    "Also make their directories and run their config tests (check_command), "
-                    "as start would, and (as root) test that each service's user may execute "
-                    "its program.",
+                    "Do what start would before it spawns: make their directories, run their "
+                    "config tests (check_command), refuse a missing program (5) and, as root, "
+                    "test that each service's user may execute it.",
                 ),
             ),
             "CHECK",

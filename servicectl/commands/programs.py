@@ -1,7 +1,9 @@
 """``check``'s look at the program a start would run, found exactly as start finds it (its
 ``$VARIABLES`` expanded, the service's PATH, a relative path from the services directory):
 missing, a directory, not executable, or a script whose ``#!`` interpreter is missing is what
-start would refuse with exit 5, and ``check`` says the same, with the same message.
+start would refuse with exit 5. ``check --run-checks`` (which does what start would) says
+the same, with the same message and exit 5; plain ``check``, which validates a definition
+that may be written before its package is installed (``import``, the Ansible module), warns.
 
 Where ``check`` runs as a user who may not see what the service's user sees (a non-root user
 checking root's definitions, or a service of another user), a program it cannot find is a
@@ -42,10 +44,16 @@ def check_program(
         _interpreter(svc, program)
     except ServicectlError as exc:
         other = _other_viewer(svc, account)
-        if other is None:
+        if other is not None:
+            face.error(f"{exc.message}; warning only: {other}")
+        elif not run_checks:  # a definition may be checked before its package is installed
+            face.error(
+                f"{exc.message}; warning only: start would fail (exit 5); check "
+                f"--run-checks makes it an error"
+            )
+        else:
             errors.append(exc)
             return False
-        face.error(f"{exc.message}; warning only: {other}")
         return True
     if run_checks and account.switch:
         problem = _user_cannot_execute(svc, program, env, account)
