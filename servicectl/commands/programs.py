@@ -87,12 +87,18 @@ def _other_viewer(svc: Service, account: Account) -> str | None:
 
 def _interpreter(svc: Service, program: str) -> None:
     """A script whose ``#!`` interpreter does not exist cannot be executed (exit 5)."""
-    try:
+    import stat
+
+    try:  # a regular file only: opening a device (a watchdog, a tape) can act
+        if not stat.S_ISREG(os.stat(program).st_mode):
+            return
         fd = os.open(program, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
         return  # unreadable but executable: the kernel may still run it
     try:
-        head = os.read(fd, 256) if os.path.isfile(program) else b""
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since: read nothing
+            return
+        head = os.read(fd, 256)
     except OSError:
         head = b""
     finally:

@@ -198,8 +198,9 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
     if r.status_text:
         fields.append(Field("Status", [shown(f'"{r.status_text}"')]))
     supervision = _supervision(r)
-    if supervision:  # a failed start's last exit is no supervisor's
-        supervised = r.supervisor is not None or r.restarts is not None
+    supervised = r.supervisor is not None or r.restarts is not None
+    if supervision and (supervised or "unknown" not in (r.last_exit or {})):
+        # A failed start's last exit is no supervisor's; with no exit status, its note says all.
         fields.append(Field("Supervision" if supervised else "Last exit", [supervision]))
     from servicectl.definitions import fingerprint
 

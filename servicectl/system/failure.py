@@ -53,7 +53,7 @@ def remember(
     note = {
         "reason": reason,
         "at": round(time.time(), 3),
-        "last_exit": exit_form(code, reason),
+        "last_exit": exit_form(code, "the start failed without an exit status"),
         "definition": definition,
         "boot_id": boot_id,
     }
