@@ -37,7 +37,6 @@ from servicectl.states import (
     UNRECORDED,
 )
 from servicectl.system import proc
-from servicectl.system.failure import failure_path
 from servicectl.system.lock import is_locked
 from servicectl.system.pidfile import (
     NotAPidFile,
@@ -494,15 +493,19 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     supervised.describe(row, obs.record, svc)
-    if (
-        obs.state == STOPPED
-        and obs.record is None
-        and os.path.lexists(failure_path(dirs.run, svc.name))
-    ):
+    if obs.state == STOPPED and obs.record is None:
+        _failed_start(row, svc, dirs)
+    return row
+
+
+def _failed_start(row: Status, svc: Service, dirs: Dirs) -> None:
+    """A stopped service whose last start failed is "failed" until the next start or stop."""
+    from servicectl.system.failure import failure_path
+
+    if os.path.lexists(failure_path(dirs.run, svc.name)):
         from servicectl.service import failed
 
-        failed.describe(row, svc, dirs)  # its last start failed: "failed" until the next
-    return row
+        failed.describe(row, svc, dirs)
 
 
 def _own_group(row: Status, info: ProcInfo, record: Record) -> None:
