@@ -305,10 +305,13 @@ class Env:
         return resolve_dirs(self.services, self.run, self.log)
 
     def files(self) -> list[str]:
-        """What is left in the run dir, lock files aside."""
+        """What is left in the run dir, lock files and the notes of failed starts (NAME.failed:
+        what status shows as "failed" until the next start or stop) aside."""
         if not self.run.exists():
             return []
-        return sorted(p.name for p in self.run.iterdir() if not p.name.endswith(".lock"))
+        return sorted(
+            p.name for p in self.run.iterdir() if not p.name.endswith((".lock", ".failed"))
+        )
 
 
 @pytest.fixture

@@ -117,8 +117,12 @@ def test_R_OUT_2_root_files_and_devices_are_never_handed_to_the_service(
             sc(env, "start", "web", code=0)
             assert snap(real)[real][:3] == before[real][:3], target  # owner, group, mode
             sc(env, "stop", "web", code=0)
-            if os.path.isfile(real):
-                assert snap(real) == before
+            if os.path.isfile(real):  # unchanged but for servicectl's start mark (R-LOG-4)
+                after = snap(real)[real]
+                assert after[:-1] == before[real][:-1]
+                assert after[-1].startswith(before[real][-1])
+                added = after[-1][len(before[real][-1]) :].decode().splitlines()
+                assert len(added) == 1 and added[0].startswith("-- servicectl: starting web at ")
     # The control: a log servicectl creates is the service's, so that it can reopen it.
     sleeper_as(env, user)
     sc(env, "start", "web", code=0)
@@ -652,7 +656,10 @@ def test_R_LOG_1_logs_and_failed_starts_show_a_bounded_tail(env: Env) -> None:
     env.write("web", {"command": "false", "start_grace": 0.5})
     env.log.mkdir()
     huge_log(env.log / "web.log", size=64 << 20)  # 64 MiB: gentle while unfixed
-    for args, code in ((("logs", "web", "-n", "5"), 0), (("start", "web"), 1)):
+    # The failed start wrote nothing after its start mark: its message says so (R-LOG-4).
+    said = (("logs", "web", "-n", "5"), 0, "the last line")
+    failed = (("start", "web"), 1, "nothing written by this start; at least 2 earlier lines")
+    for args, code, words in (said, failed):
         t0 = time.monotonic()
-        res = sc(env, *args, code=code, words=("the last line",))
+        res = sc(env, *args, code=code, words=(words,))
         assert time.monotonic() - t0 < 5 and len(res.stdout + res.stderr) < 100_000

@@ -10,6 +10,8 @@ import inspect
 from typing import Any, Callable, Optional, Union
 
 import typer
+from typer import _click as click
+from typer.core import TyperArgument, TyperCommand
 
 from servicectl import __version__
 from servicectl.commands.grammar import (
@@ -46,7 +48,7 @@ def _option(opt: Opt, hidden: bool = False) -> tuple[Any, Any]:
             common.update(callback=_version, is_eager=True)
         return bool, typer.Option(False, *opt.flags, **common)
     if opt.kind == "int":
-        return int, typer.Option(
+        return (int if opt.default is not None else Optional[int]), typer.Option(
             opt.default, *opt.flags, min=opt.minimum, metavar=opt.metavar, **common
         )
     # Paths are taken as text (click's Path type would refuse unreadable ones, which the
@@ -84,6 +86,7 @@ def _complete_names(ctx: typer.Context, args: list[str], incomplete: str) -> lis
 
 
 def _argument(arg: Arg) -> tuple[Any, Any]:
+    # Written as the usage line shows it (NAME..., [NAME]...): see _Command.
     metavar = f"{arg.metavar}..." if arg.variadic else arg.metavar
     info = typer.Argument(
         ... if arg.required else None,
@@ -134,6 +137,35 @@ def _group(**values: Any) -> None:
     _GROUP_DEBUG[0] = bool(values.get(DEBUG.name))
 
 
+class _Command(TyperCommand):
+    """A command as servicectl writes it: required arguments bare in the usage line
+    (``stop [OPTIONS] NAME...``, where typer writes ``{NAME...}``), optional ones in brackets,
+    and the directory options, hidden from each command's help (the main help lists them),
+    still offered by completion after the command name."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                metavar = param.make_metavar(ctx)
+                pieces.append(metavar if param.required else f"[{metavar}]")
+        return pieces
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        from typer._click.shell_completion import CompletionItem
+
+        items = super().shell_complete(ctx, incomplete)
+        if incomplete and not incomplete[0].isalnum():
+            for opt in DIR_OPTS:
+                given = ctx.params.get(opt.name) is not None
+                items += [
+                    CompletionItem(flag, help=opt.help)
+                    for flag in opt.flags
+                    if flag.startswith(incomplete) and not given
+                ]
+        return items
+
+
 def build() -> typer.Typer:
     app = typer.Typer(
         name="servicectl",
@@ -153,9 +185,13 @@ def build() -> typer.Typer:
         params += [(o.name, *_option(o, hidden=True)) for o in (*DIR_OPTS, DEBUG)]
         # "\b": click keeps the lines of this paragraph as they are.
         exits = "\n".join(f"  {code}  {text}" for code, text in cmd.exits)
-        app.command(cmd.name, help=cmd.help, epilog=f"\b\nExit codes:\n{exits}")(
-            _function(cmd.name, cmd.help, params, _command_body(cmd))
-        )
+        app.command(
+            cmd.name,
+            cls=_Command,
+            help=cmd.help,
+            short_help=cmd.summary,
+            epilog=f"\b\nExit codes:\n{exits}",
+        )(_function(cmd.name, cmd.help, params, _command_body(cmd)))
     return app
 
 

@@ -44,6 +44,10 @@ def check_more(svc: Service, run_checks: bool, errors: list[ServicectlError]) ->
             f"{svc.name}: warning: {key}: ${name} is not set (neither by env_file nor by "
             f"environment in {svc.file}); it expands to nothing"
         )
+    from servicectl.commands.programs import check_program
+
+    if not check_program(svc, env, account, run_checks, errors):
+        return ""
     if not run_checks:
         return ""
     try:

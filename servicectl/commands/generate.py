@@ -5,6 +5,7 @@ write unless ``--force``.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from servicectl.commands.resolve import (
@@ -59,6 +60,13 @@ def _generate(
         what = "is not a directory" if directory.exists() else "does not exist"
         face.error(f"{kind}: the directory {directory} {what}; nothing was written")
         return Exit.FAILURE
+    if not stdout and not _writable(directory):
+        face.error(
+            f"{kind}: cannot write into {directory}: servicectl runs as uid {os.geteuid()}, "
+            f"and writing there needs root (run it as root: sudo servicectl {kind} ...; or "
+            f"print with --stdout, or give --dir a directory you can write); nothing was written"
+        )
+        return Exit.PRIVILEGE
     exe = shims.servicectl_executable()
     if boot:
         from servicectl.commands import boot as boot_files
@@ -86,6 +94,14 @@ def _generate(
             face.error(f"{name}: {exc.message}")
             code = max(code, exc.exit_code)
     return _write(kind, files, directory, stdout, force, code)
+
+
+def _writable(directory: Path) -> bool:
+    """Whether servicectl's user may create files in ``directory`` (by its effective ids)."""
+    try:
+        return os.access(directory, os.W_OK | os.X_OK, effective_ids=True)
+    except NotImplementedError:  # effective_ids unsupported: the real ids are servicectl's too
+        return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _write(

@@ -30,9 +30,11 @@ class Arg:
 
 
 class Opt:
-    """An option. ``kind``: "flag" (no value), "int", "path"; ``minimum`` for ints."""
+    """An option. ``kind``: "flag" (no value), "int", "path", "text"; ``minimum`` for ints.
+    A default of None means "not given" (the body decides); ``shown_default`` then says what
+    that means, for the docs."""
 
-    __slots__ = ("name", "flags", "kind", "default", "help", "minimum", "metavar")
+    __slots__ = ("name", "flags", "kind", "default", "help", "minimum", "metavar", "shown_default")
 
     def __init__(
         self,
@@ -43,6 +45,7 @@ class Opt:
         help: str,
         minimum: Optional[int] = None,
         metavar: str = "",
+        shown_default: str = "",
     ) -> None:
         self.name = name  # keyword of the body
         self.flags = flags
@@ -51,32 +54,45 @@ class Opt:
         self.help = help
         self.minimum = minimum
         self.metavar = metavar
+        self.shown_default = shown_default
 
 
 class Command:
     """One command: ``body`` names its function as ``module:function`` in servicectl.commands
-    (imported lazily);
+    (imported lazily); ``summary``: one short line for the list of commands in the main help
+    (it must fit whole: SUMMARY_WIDTH); ``help``: the full text of its own help;
+    ``exit_table``: the name of its table in exits.py (read only by help and the docs);
     ``output_code``: the exit code when its output, its whole job, could not be written."""
 
-    __slots__ = ("name", "body", "help", "args", "opts", "exits", "output_code")
+    __slots__ = ("name", "body", "summary", "help", "args", "opts", "exit_table", "output_code")
 
     def __init__(
         self,
         name: str,
         body: str,
+        summary: str,
         help: str,
         args: tuple[Arg, ...] = (),
         opts: tuple[Opt, ...] = (),
-        exits: tuple[tuple[int, str], ...] = (),
+        exit_table: str = "",
         output_code: Optional[int] = None,
     ) -> None:
         self.name = name
         self.body = body
+        self.summary = summary
         self.help = help
         self.args = args
         self.opts = opts
-        self.exits = exits
+        self.exit_table = exit_table
         self.output_code = output_code
+
+    @property
+    def exits(self) -> tuple[tuple[int, str], ...]:
+        """(code, meaning) of each exit code it can give, as its help lists them."""
+        from servicectl.commands import exits
+
+        table: tuple[tuple[int, str], ...] = getattr(exits, self.exit_table)
+        return table
 
 
 class Call:
@@ -162,6 +178,8 @@ APP_EPILOG = (
 # ---------------------------------------------------------------------------------------------
 # The commands
 
+SUMMARY_WIDTH = 60  # a summary fits the main --help's list of commands at 80 columns, whole
+
 NAMES = Arg(
     "names", "NAME", "Service names (file stems in the services directory, or NAME@INSTANCE)."
 )
@@ -171,75 +189,21 @@ JSON = Opt("as_json", ("--json",), "flag", False, "Print a JSON list.")
 FORCE = Opt("force", ("--force",), "flag", False, "Overwrite files servicectl did not write.")
 STDOUT = Opt("stdout", ("--stdout",), "flag", False, "Print instead of writing.")
 ALL = Opt("all_", ("--all",), "flag", False, "Every service definition.")
+LOG_LINES = 10  # the lines of log shown by status NAME and by logs, unless -n says otherwise
 
 
 def _jobs(what: str) -> Opt:
     return Opt("jobs", ("-j", "--jobs"), "int", 64, f"Parallel {what} per level.", 1, "N")
 
 
-_COMMON_EXITS = (
-    (2, "usage error"),
-    (4, "insufficient privilege, or an unusable run directory"),
-    (5, "unknown service, or its program is not installed"),
-    (6, "invalid definition, or its config test (check_command) failed"),
-)
-START_EXITS = (
-    (0, "every service named runs (started now, or already running)"),
-    (
-        1,
-        "a start failed (died within start_grace, launcher exit, timeout) or was skipped "
-        "because a dependency failed",
-    ),
-    *_COMMON_EXITS,
-)
-STOP_EXITS = (
-    (0, "every service named is stopped (now, or already; a stale PID file is left alone)"),
-    (1, "a service could not be stopped (it survived its stop schedule)"),
-    *_COMMON_EXITS,
-)
-ACTION_EXITS = (
-    (0, "done (for try-restart: also a stopped service, left stopped)"),
-    (1, "failure (the stop or the start failed)"),
-    *_COMMON_EXITS,
-)
-RELOAD_EXITS = (
-    (0, "reloaded"),
-    (1, "failure"),
-    (2, "usage error"),
-    (3, "the service cannot be reloaded (reload: false)"),
-    (5, "unknown service, or its program is not installed"),
-    (6, "invalid definition, or its config test failed"),
-    (7, "not running"),
-)
-ALL_EXITS = (
-    (0, "every service concerned ends as asked"),
-    (1, "some service failed (or was skipped because a dependency failed)"),
-    (2, "usage error"),
-    (6, "the services directory cannot be listed"),
-)
-ENABLE_EXITS = (
-    (0, "done, or already so"),
-    (1, "the drop-in could not be written, or a later drop-in overrides it"),
-    (2, "usage error (an instance name a template cannot have)"),
-    (4, "insufficient privilege, or an untrusted definition or drop-in directory"),
-    (5, "unknown service"),
-    (6, "invalid definition (fix it first, with edit)"),
-)
-GEN_EXITS = (
-    (0, "every file written (or unchanged)"),
-    (1, "a file was not written (a foreign file without --force, a missing --dir...)"),
-    (2, "usage error (no names and no --all/--boot, or several of them)"),
-    (5, "unknown service"),
-    (6, "invalid definition"),
-)
-
-
-def _generator(kind: str, where: str, what: str) -> Command:
+def _generator(kind: str, where: str, what: str, short: str) -> Command:
     return Command(
         kind,
         f"generate:{kind}",
+        f"Write {short} for services (or for boot: --boot)",
         f"Write {what} that hand every action to servicectl; --boot writes the one for the "
-        f"whole fleet (startall at boot, stopall at shutdown).",
+        f"whole fleet (startall at boot, stopall at shutdown). Writing into {where} needs "
+        f"root; --stdout prints instead.",
         (GEN_NAMES,),
         (
             ALL,
@@ -255,7 +219,7 @@ def _generator(kind: str, where: str, what: str) -> Command:
             STDOUT,
             FORCE,
         ),
-        GEN_EXITS,
+        "GENERATE",
     )
 
 
@@ -265,54 +229,69 @@ COMMANDS: dict[str, Command] = {
         Command(
             "start",
             "control:start",
+            "Start services (their stopped dependencies first)",
             "Start services (their stopped dependencies first); success if already running.",
             (NAMES,),
             (_jobs("starts"),),
-            START_EXITS,
+            "START",
         ),
         Command(
             "stop",
             "control:stop",
-            "Stop services; running services that depend on them are stopped first.",
+            "Stop services (their running dependents first)",
+            "Stop services; running services that depend on them are stopped first. Success "
+            "if already stopped.",
             (NAMES,),
             (_jobs("stops"),),
-            STOP_EXITS,
+            "STOP",
         ),
         Command(
-            "restart", "control:restart", "Stop if running, then start.", (NAMES,), (), ACTION_EXITS
+            "restart",
+            "control:restart",
+            "Stop if running, then start (dependents too)",
+            "Stop if running, then start. The config test (check_command) runs first: if it "
+            "fails, nothing is stopped. Running services that depend on them are restarted "
+            "too.",
+            (NAMES,),
+            (),
+            "RESTART",
         ),
         Command(
             "try-restart",
             "control:try_restart",
-            "Restart only services that are running.",
+            "Restart the services that are running",
+            "Restart only services that are running; a stopped one is left stopped (exit 0).",
             (NAMES,),
             (),
-            ACTION_EXITS,
+            "TRY_RESTART",
         ),
         Command(
             "reload",
             "control:reload",
-            "Send reload_signal or run reload_command (3: cannot reload, 7: not running).",
+            "Reload services (reload_signal or reload_command)",
+            "Send reload_signal or run reload_command, after the config test (check_command).",
             (NAMES,),
             (),
-            RELOAD_EXITS,
+            "RELOAD",
         ),
         Command(
             "force-reload",
             "control:force_reload",
+            "Reload if supported, else restart if running",
             "Reload if supported, else restart if running.",
             (NAMES,),
             (),
-            (*ACTION_EXITS, (7, "not running (a service that supports reload)")),
+            "FORCE_RELOAD",
         ),
         Command(
             "status",
             "views:status",
+            "One line per service, or a block for each one named",
             "Without names, one line per service: state, PID, uptime, memory, CPU and "
             "description. With names, a block per service (as systemctl status): its "
             "definition, state and since when, main PID and command line, process tree, "
-            "memory, CPU time, listening sockets, notes and the end of its log. LSB status "
-            "codes.",
+            "memory, CPU time, listening sockets, notes and what its last start wrote to its "
+            "log. LSB status codes.",
             (SOME_NAMES,),
             (
                 JSON,
@@ -320,55 +299,50 @@ COMMANDS: dict[str, Command] = {
                     "lines",
                     ("-n", "--lines"),
                     "int",
-                    10,
+                    LOG_LINES,
                     "Log lines in the block of each service named (0: none).",
                     0,
                     "N",
                 ),
             ),
-            (
-                (0, "running (or starting); with several services: every one runs"),
-                (1, "dead: a PID file is left but its process is gone (or failed)"),
-                (3, "stopped"),
-                (4, "unknown service, invalid definition, status unknown, or lost output"),
-            ),
+            "STATUS",
             output_code=4,
         ),
         Command(
             "startall",
             "control:startall",
+            "Start every enabled service, in dependency order",
             "Start every enabled service, dependencies first, each level in parallel.",
             (),
             (_jobs("starts"),),
-            ALL_EXITS,
+            "FLEET",
         ),
         Command(
             "stopall",
             "control:stopall",
+            "Stop every running service, dependents first",
             "Stop every running service, dependents first, each level in parallel.",
             (),
             (_jobs("stops"),),
-            ALL_EXITS,
+            "FLEET",
         ),
         Command(
             "list",
             "views:list_",
+            "List definitions: name, type, enabled, depends",
             "List definitions: name, type, enabled, depends, description.",
             (),
             (JSON,),
-            (
-                (0, "listed"),
-                (1, "the output could not be written"),
-                (2, "usage error"),
-                (6, "the services directory cannot be listed"),
-            ),
+            "LIST",
             output_code=1,
         ),
         Command(
             "check",
             "check:check",
-            "Validate definitions without touching any process (6 if any is invalid); warn "
-            "about unset $VARIABLES their commands use.",
+            "Validate definitions (and their programs)",
+            "Validate definitions without touching any process (6 if any is invalid); find "
+            "each program as start would (a missing one is a warning, or exit 5 when the "
+            "checks are run); warn about unset $VARIABLES their commands use.",
             (SOME_NAMES,),
             (
                 Opt(
@@ -376,23 +350,18 @@ COMMANDS: dict[str, Command] = {
                     ("--run-checks",),
                     "flag",
                     False,
-                    "Also make their directories and run their config tests (check_command), "
-                    "as start would.",
+                    "Do what start would before it spawns: make their directories, run their "
+                    "config tests (check_command), refuse a missing program (5) and, as root, "
+                    "test that each service's user may execute it.",
                 ),
             ),
-            (
-                (0, "every definition is valid (and, with --run-checks, passes its test)"),
-                (1, "the output could not be written, or a directory could not be made"),
-                (2, "usage error"),
-                (4, "a directory could not be made: a symlink servicectl does not follow"),
-                (5, "unknown service, or its config test's program is not installed"),
-                (6, "an invalid definition, or a failed config test"),
-            ),
+            "CHECK",
             output_code=1,
         ),
         Command(
             "action",
             "actions:command",
+            "Run one of a service's extra verbs (rotate...)",
             "Run one of the service's actions (extra verbs such as rotate or upgrade): send "
             "its signal to the running service, or run its command.",
             (
@@ -405,70 +374,88 @@ COMMANDS: dict[str, Command] = {
                 ),
             ),
             (),
-            (
-                (0, "done"),
-                (1, "the signal would kill the process, or the command failed"),
-                (2, "usage error, or a verb the service does not have (its verbs are listed)"),
-                (4, "insufficient privilege, or an unusable run directory"),
-                (5, "unknown service, or the command's program is not installed"),
-                (6, "invalid definition"),
-                (7, "not running (a signal action)"),
-            ),
+            "ACTION",
         ),
         Command(
             "logs",
             "logs:logs",
-            "Print the end of the service's output log.",
+            "Print (or follow) the end of a service's log",
+            "Print the end of the service's output log. Each start is marked in the log "
+            "(-- servicectl: starting NAME at TIME --).",
             (Arg("name", "NAME", "Service name.", variadic=False),),
             (
-                Opt("lines", ("-n", "--lines"), "int", 20, "How many lines.", 0, "N"),
+                Opt(
+                    "lines",
+                    ("-n", "--lines"),
+                    "int",
+                    None,
+                    f"How many lines (default {LOG_LINES}, as status NAME shows; with "
+                    f"--since: every line since then).",
+                    0,
+                    "N",
+                    shown_default=f"`{LOG_LINES}`; with `--since`, all",
+                ),
+                Opt(
+                    "since",
+                    ("-S", "--since"),
+                    "text",
+                    None,
+                    "Only lines written since TIME: 2025-06-01 12:00, 12:00, yesterday, "
+                    "'10 min ago', -2h, @EPOCH (times read at the start of lines, and "
+                    "servicectl's start marks).",
+                    metavar="TIME",
+                    shown_default="all",
+                ),
                 Opt("follow", ("-f", "--follow"), "flag", False, "Keep printing new lines."),
             ),
-            (
-                (0, "printed"),
-                (1, "no log (output discarded, never started) or lost output"),
-                (2, "usage error"),
-                (5, "unknown service"),
-                (6, "invalid definition"),
-            ),
+            "LOGS",
+            output_code=1,
+        ),
+        Command(
+            "metrics",
+            "metrics:metrics",
+            "Every service's state and use, for Prometheus",
+            "Print every service's state, restarts, last exit, health, memory and CPU in the "
+            "Prometheus text format (for node_exporter's textfile collector).",
+            (),
+            (),
+            "METRICS",
             output_code=1,
         ),
         Command(
             "enable",
             "editing:enable",
+            "Put services in startall",
             "Put services in startall: write NAME.d/50-enabled.yaml (enabled: true). For a "
             "template's instance, startall also needs it listed in instances.",
             (NAMES,),
             (),
-            ENABLE_EXITS,
+            "ENABLE",
         ),
         Command(
             "disable",
             "editing:disable",
+            "Take services out of startall",
             "Take services out of startall: write NAME.d/50-enabled.yaml (enabled: false); "
             "a running service keeps running.",
             (NAMES,),
             (),
-            ENABLE_EXITS,
+            "ENABLE",
         ),
         Command(
             "cat",
             "editing:cat",
+            "Print definitions with their drop-ins",
             "Print each definition and its drop-ins, each under a # /path/to/file line.",
             (NAMES,),
             (),
-            (
-                (0, "printed"),
-                (1, "a file could not be read, or the output could not be written"),
-                (2, "usage error (an instance name a template cannot have)"),
-                (4, "a file could not be read: permission denied"),
-                (5, "unknown service"),
-            ),
+            "CAT",
             output_code=1,
         ),
         Command(
             "edit",
             "editing:edit",
+            "Edit a service's override drop-in, validated",
             "Edit NAME.d/override.yaml with $VISUAL, $EDITOR, editor or vi (on a copy); it "
             "is installed only if the definition it makes is valid.",
             (
@@ -480,24 +467,14 @@ COMMANDS: dict[str, Command] = {
                 ),
             ),
             (),
-            (
-                (0, "installed, or unchanged"),
-                (1, "the editor failed, or the override could not be written"),
-                (2, "usage error"),
-                (4, "insufficient privilege, or an untrusted definition or drop-in directory"),
-                (5, "unknown service"),
-                (
-                    6,
-                    "the edited override makes an invalid definition: the copy is kept, "
-                    "the installed override is unchanged",
-                ),
-            ),
+            "EDIT",
         ),
-        _generator("initd", "/etc/init.d", "LSB init.d shims"),
-        _generator("unit", "/etc/systemd/system", "native systemd units"),
+        _generator("initd", "/etc/init.d", "LSB init.d shims", "init.d shims"),
+        _generator("unit", "/etc/systemd/system", "native systemd units", "systemd units"),
         Command(
             "import",
             "importer.main:command",
+            "Turn init.d scripts and systemd units into definitions",
             "Turn init.d scripts and systemd units into definitions (never run them); list "
             "what was not converted, at the top of the result and on stderr.",
             (Arg("paths", "PATH", "init.d scripts or systemd .service units to read."),),
@@ -505,13 +482,7 @@ COMMANDS: dict[str, Command] = {
                 Opt("write", ("--write",), "flag", False, "Write NAME.yaml into the services dir."),
                 Opt("force", ("--force",), "flag", False, "Overwrite an existing NAME.yaml."),
             ),
-            (
-                (0, "a definition was produced (printed, or written with --write)"),
-                (1, "a definition could not be written (it exists: use --force)"),
-                (2, "usage error"),
-                (5, "the file is missing"),
-                (6, "no program to run could be found, or the file is not a script or unit"),
-            ),
+            "IMPORT",
         ),
     )
 }
@@ -539,10 +510,14 @@ def make_call(
         value = values.get(opt.name, opt.default)
         if value is None:
             value = opt.default
-        if opt.kind == "path":
+        if value is None:  # not given, and no default: the body decides
+            pass
+        elif opt.kind == "path":
             value = Path(value)
         elif opt.kind == "int":
             value = int(value)
+        elif opt.kind == "text":
+            value = str(value)
         else:
             value = bool(value)
         kwargs.append((opt.name, value))

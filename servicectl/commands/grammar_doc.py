@@ -17,6 +17,8 @@ def _opt_cell(opt: Opt) -> str:
 def _default_cell(opt: Opt) -> str:
     if opt.kind == "flag":
         return "off"
+    if opt.shown_default:
+        return opt.shown_default
     if opt.default is None:
         return "see below"
     text = f"`{opt.default}`"

@@ -19,15 +19,26 @@ from servicectl.output.face import face, stdout_gone
 from servicectl.text import escape, shown
 
 if TYPE_CHECKING:
+    from collections import deque
     from pathlib import Path
 
 FOLLOW_WAKE = 1.0  # without inotify events (a file system without them), look again this often
 
 
-def logs(name: str, lines: int, follow: bool) -> int:
+def logs(name: str, lines: int | None, since: str | None, follow: bool) -> int:
     from servicectl.commands import resolve
+    from servicectl.commands.grammar import LOG_LINES
     from servicectl.files.safe import tail_lines
 
+    when = None
+    if since is not None:
+        from servicectl.commands.logtimes import parse_since
+
+        try:
+            when = parse_since(since)
+        except ValueError as exc:
+            face.error(f"logs: --since {shown(repr(since))}: {exc}")
+            return Exit.USAGE
     [name] = resolve.requested_names([name])
     catalog = resolve.catalog_for([name])
     known, code = resolve.known_names(catalog, [name], Exit.NOT_INSTALLED)
@@ -46,8 +57,11 @@ def logs(name: str, lines: int, follow: bool) -> int:
     end = st.st_size if st is not None and stat.S_ISREG(st.st_mode) else 0
     try:
         # The tail ends at ``end`` and the follow starts there: no line is lost or shown twice.
-        for text in tail_lines(path, lines, end):
-            face.line(escape(text))  # R-LOG-3: the service's user wrote it
+        if when is None:
+            for text in tail_lines(path, LOG_LINES if lines is None else lines, end):
+                face.line(escape(text))  # R-LOG-3: the service's user wrote it
+        else:
+            _print_since(name, path, when, lines, end)
     except (ServicectlError, OSError) as exc:
         from servicectl.files.safe import describe_refusal
 
@@ -61,6 +75,64 @@ def logs(name: str, lines: int, follow: bool) -> int:
         sys.stdout.flush()
         _follow(path, end)
     return Exit.OK
+
+
+def _print_since(name: str, path: Path, when: float, lines: int | None, end: int) -> None:
+    """Print the lines of the log written at ``when`` or later (up to byte ``end``; the last
+    ``lines`` of them if given), read under R-LOG-1's open, escaped (R-LOG-3)."""
+    from collections import deque
+
+    from servicectl.commands.logtimes import SCAN_LIMIT, offset_since
+    from servicectl.files.safe import LINE_BYTES, open_regular
+
+    try:
+        fd, st = open_regular(path, "log file", follow_final=False)
+    except FileNotFoundError:
+        return
+    try:
+        end = min(end, st.st_size)
+        pos, cut = offset_since(fd, end, when, st.st_mtime)
+        if cut:
+            face.error(
+                f"{name}: no line older than that in the last {SCAN_LIMIT >> 20} MiB of "
+                f"{path}: showing those"
+            )
+        kept: deque[str] = deque(maxlen=lines)
+        rest, skipped = b"", 0
+        while pos < end:
+            chunk = os.pread(fd, min(1 << 16, end - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            *whole, rest = (rest + chunk).split(b"\n")
+            for raw in whole:
+                _keep(kept, raw, skipped, lines)
+                skipped = 0
+            if len(rest) > LINE_BYTES:  # R-LOG-3: a line without end costs LINE_BYTES
+                skipped += len(rest) - LINE_BYTES
+                rest = rest[:LINE_BYTES]
+        if rest:
+            _keep(kept, rest, skipped, lines)
+        for text in kept:
+            face.line(shown(text))
+    finally:
+        os.close(fd)
+
+
+def _keep(kept: deque[str], raw: bytes, skipped: int, lines: int | None) -> None:
+    """Print a line at once when every line is wanted, else keep it among the last ones;
+    a line longer than LINE_BYTES is cut, as tails cut it."""
+    from servicectl.files.safe import LINE_BYTES
+
+    raw = raw.removesuffix(b"\r")
+    more = skipped + max(0, len(raw) - LINE_BYTES)
+    text = raw[:LINE_BYTES].decode("utf-8", "replace") + (
+        f" [... {more} bytes cut]" if more else ""
+    )
+    if lines is None:
+        face.line(shown(text))
+    else:
+        kept.append(text)
 
 
 def _follow(path: Path, pos: int) -> None:

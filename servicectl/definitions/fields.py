@@ -233,9 +233,16 @@ def parse_seconds(r: Reader, k: Key, value: Any) -> float:
     return 0.0
 
 
+BOOL_WORDS = ("true", "false")
+
+
 def parse_bool(r: Reader, k: Key, value: Any) -> bool:
     if not isinstance(value, bool):
-        r.wrong(k.name, value, "true or false")
+        word = {"yes": "true", "on": "true", "no": "false", "off": "false"}.get(
+            str(value).strip().lower(), str(value).strip().lower()
+        )
+        unquoted = f" (unquoted: {word})" if isinstance(value, str) and word in BOOL_WORDS else ""
+        r.wrong(k.name, value, "true or false" + unquoted)
         return False
     return value
 
@@ -319,7 +326,12 @@ def parse_environment(r: Reader, k: Key, value: Any) -> tuple[tuple[str, str], .
             continue
         where = f"{k.name}.{key}"
         if isinstance(val, bool):
-            r.error(where, f'found {show(val)}, expected a string (quote it: "{val}")')
+            word = show(val)  # YAML's own word (true/false), never Python's True
+            r.error(
+                where,
+                f'found {word}, expected a string: quote it, as in "{word}" (YAML reads '
+                f"yes, no, on, off, true and false unquoted as booleans)",
+            )
         elif val is None or not isinstance(val, (str, int, float)):
             r.wrong(where, val, "a string")
         elif "\0" in str(val):

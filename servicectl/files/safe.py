@@ -7,7 +7,7 @@ The rules are in docs/security.md:
 - R-OUT-1..4: output files (``open_output``): never a final symlink, chown only what was just
   created, existing files in others' directories only if theirs to use, character devices as
   they are, anything else refused, nothing ever blocks.
-- R-LOG-1: bounded log tails (``tail_lines``).
+- R-LOG-1: bounded log tails (``tail_lines``, ``read_tail``).
 - R-ENV-2: small regular files to read (``read_regular``), non-blocking.
 """
 
@@ -333,10 +333,17 @@ def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
     """
     if n <= 0:
         return []
+    data, start = read_tail(path, end)
+    return window_lines(data, start > 0, n)
+
+
+def read_tail(path: Path | str, end: int | None = None) -> tuple[bytes, int]:
+    """The last TAIL_BYTES of a log (up to byte ``end``) and the offset they start at, read
+    under the rules of tail_lines; (b"", 0) if the file does not exist."""
     try:
         fd, st = open_regular(Path(path), "log file", follow_final=False)
     except FileNotFoundError:
-        return []
+        return b"", 0
     try:
         size = st.st_size if end is None else max(0, min(end, st.st_size))
         start = max(0, size - TAIL_BYTES)
@@ -348,17 +355,24 @@ def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
             data += chunk
     finally:
         os.close(fd)
+    return data, start
+
+
+def window_lines(data: bytes, cut: bool, n: int) -> list[str]:
+    """The last ``n`` whole lines of ``data``, decoded, each cut at LINE_BYTES. ``cut``: data
+    begins in the middle of a line (a window that does not start at the file's start), whose
+    start is dropped, unless it is the only line (then its end is shown)."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     cut_head = False
-    if start > 0 and lines:
+    if cut and lines:
         if len(lines) > 1:
             lines.pop(0)  # the window began in the middle of this line
         else:
             cut_head = True  # one line longer than the whole window: show its end
     out = []
-    for raw in lines[-n:]:
+    for raw in lines[-n:] if n > 0 else []:
         raw = raw.removesuffix(b"\r")
         if cut_head:
             out.append("[...] " + raw[-LINE_BYTES:].decode("utf-8", "replace"))

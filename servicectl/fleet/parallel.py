@@ -52,7 +52,9 @@ class _Pool:
 
 
 def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> Iterator[Outcome]:
-    """Run one level's actions: in this thread when there is one, else on the pool.
+    """Run one level's actions: in this thread when there is one, else on the pool. Each
+    outcome is yielded the moment it is known (the order they finish in, not the order of
+    ``calls``): a quick service is never reported behind a slow one.
 
     On interruption, worker threads are told to stop waiting (proc.CANCEL) so that each
     undoes its half-done action before servicectl exits.
@@ -61,9 +63,11 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
         name, action = calls[0]
         yield _run(action, name)
         return
+    from concurrent.futures import as_completed
+
     futures = [pool.submit(_run, action, name) for name, action in calls]
     try:
-        for future in futures:
+        for future in as_completed(futures):
             yield future.result()
     except BaseException as exc:
         proc.CANCEL.set()

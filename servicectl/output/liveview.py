@@ -5,7 +5,9 @@ drawn with rich under the lines of the services that finished.
 The core reports through a Progress callback (progress.py) from the fleet's worker threads;
 this module keeps the latest word of each service under a lock and rich redraws it a few times
 a second. Off a terminal (piped, TERM=dumb) nothing here runs and rich is never imported: the
-output is one line per service as each finishes, as always.
+output is one line per service as each finishes, as always. On both, a service's line is
+printed the moment its action ends (fleet/parallel.py yields outcomes as they come), and it
+leaves the live area at that moment; a clock never shows more than its limit.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ class _View:
             line.append(escape(name), style="bold")
             line.append(f": {what}")
             waited = now - since
-            if budget is not None:
-                line.append(f", {waited:.1f} s of {budget:g} s", style="dim")
+            if budget is not None:  # a clock never shows more than its limit
+                line.append(f", {min(waited, budget):.1f} s of {budget:g} s", style="dim")
             elif waited >= 1:
                 line.append(f", {waited:.1f} s", style="dim")
             lines.append(line)

@@ -106,6 +106,14 @@ def fmt_when(epoch: float) -> str:
     return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))
 
 
+def fmt_stamp(epoch: float) -> str:
+    """``14:03:22`` today, ``2026-11-24 23:50:01`` another day (local time)."""
+    then = time.localtime(epoch)
+    if time.strftime("%Y-%m-%d", then) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M:%S", then)
+    return time.strftime("%Y-%m-%d %H:%M:%S", then)
+
+
 def fmt_cpu(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
@@ -206,15 +214,18 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
     if r.status_text:
         fields.append(Field("Status", [escape(f'"{r.status_text}"')]))
     supervision = _supervision(r)
-    if supervision:
-        oneshot = svc is not None and svc.type == "oneshot"
-        fields.append(Field("Last run" if oneshot else "Supervision", [supervision]))
+    supervised = r.supervisor is not None or r.restarts is not None
+    oneshot = svc is not None and svc.type == "oneshot"
+    if supervision and (oneshot or supervised or "unknown" not in (r.last_exit or {})):
+        # A failed start's last exit is no supervisor's; with no exit status, its note says all.
+        title = "Last run" if oneshot else "Supervision" if supervised else "Last exit"
+        fields.append(Field(title, [supervision]))
     from servicectl.definitions import fingerprint
 
     notes = [escape(n) for n in r.notes if n != fingerprint.NOTE]
     if notes:
         fields.append(Field("Notes", notes, "yellow"))
-    logs = _logs(svc, lines) if svc is not None and lines > 0 else []
+    logs = _logs(svc, lines, r.state) if svc is not None and lines > 0 else []
     return Block(r, title, fields, logs)
 
 
@@ -356,7 +367,8 @@ def _supervision(r: Status) -> str:
     if r.restarts is not None:
         parts.append(f"{r.restarts} restart{'' if r.restarts == 1 else 's'}")
     if r.last_exit is not None:
-        parts.append("last exit: " + _last_exit(r.last_exit))
+        supervised = r.supervisor is not None or r.restarts is not None
+        parts.append(("last exit: " if supervised else "") + _last_exit(r.last_exit))
     return "; ".join(parts)
 
 
@@ -375,27 +387,38 @@ def _last_exit(last: Mapping[str, Any]) -> str:
     return escape(how)
 
 
-def _logs(svc: Service, lines: int) -> list[tuple[str, list[str]]]:
-    """The last ``lines`` lines of each output file of the service (bounded reads)."""
-    from servicectl.files.safe import describe_refusal, tail_lines
+def _logs(svc: Service, lines: int, state: str) -> list[tuple[str, list[str]]]:
+    """The last ``lines`` lines its last run wrote to each output file of the service (bounded
+    reads), with how many lines before them are from earlier runs."""
+    from servicectl.files.safe import describe_refusal
+    from servicectl.service.logtail import run_tail
 
     paths = [p for p in dict.fromkeys([svc.stdout, svc.stderr]) if p is not None]
     if not paths:
         return [("Log: none (output is discarded: stdout is null)", [])]
     out: list[tuple[str, list[str]]] = []
+    run = "this run" if state in (RUNNING, STARTING) else "its last run"
     for path in paths:
         try:
-            text = tail_lines(path, lines)
+            tail = run_tail(path, svc.name, lines)
         except PermissionError:
             out.append((escape(f"Log {path}: not readable by this user"), []))
             continue
         except (ServicectlError, OSError) as exc:  # a refusal (symlink, FIFO...), unreadable
             out.append((escape(f"Log {path}: {describe_refusal(exc)}"), []))
             continue
-        heading = f"Log {path} (last {len(text)} line{'s' if len(text) != 1 else ''}):"
-        if not text:
-            heading = f"Log {path}: " + ("empty" if os.path.lexists(path) else "none yet")
-        out.append((escape(heading), [escape(t) for t in text]))
+        n = len(tail.lines)
+        count = f"last {n} line{'s' if n != 1 else ''}"
+        if tail.started is None:
+            heading = f"Log {path} ({count}):"
+            if not tail.lines:
+                heading = f"Log {path}: " + ("empty" if os.path.lexists(path) else "none yet")
+        else:
+            what = f"{count} of {run}" if tail.more else f"{run}: {count}" if n else run
+            extra = "".join(f"; {p}" for p in [tail.earlier_phrase()] if p)
+            heading = f"Log {path} ({what}, started {fmt_stamp(tail.started)}{extra})"
+            heading += ":" if n else ": nothing written"
+        out.append((escape(heading), [escape(t) for t in tail.lines]))
     return out
 
 

@@ -4,8 +4,8 @@ mechanisms.
 Owns the identity rules (identity: is this process the service?), observation (observe,
 observation), the start (launch, preflight, directories), the stop schedule (terminate), its
 cgroup (tracked), reload (reload), their results (outcome), what a record says of its
-supervision (supervised), log tails (logtail), syslog (audit) and the waits an action reports
-(waits).
+supervision (supervised), the failed state of a failed start (failed), log tails of the last
+run (logtail), syslog (audit) and the waits an action reports (waits).
 lifecycle composes them into the actions on one service.
 
 May import: the base, files, definitions, system.

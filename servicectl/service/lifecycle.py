@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.service import audit, launch, oneshot, supervised, tracked
+from servicectl.service import audit, failed, launch, oneshot, supervised, tracked
 from servicectl.service.identity import seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import clean_leftovers, inspect
@@ -69,7 +69,8 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         said: list[str] = []
         try:
-            pid = _start_locked(svc, dirs, progress, said=said)
+            with failed.noted(svc, dirs):  # a failure is kept until the next start or stop
+                pid = _start_locked(svc, dirs, progress, said=said)
         except ServicectlError as exc:
             audit.failed(svc.name, exc.message)
             raise
@@ -396,6 +397,8 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs), client.holding(svc, dirs) as held:
         outcome = _stop_locked(svc, dirs, progress=progress)
+        if failed.forget(svc, dirs) and outcome.pid is None:
+            outcome.message += "; its failed state is cleared"
     if held.get("cancelled"):
         outcome.message += f"; {held['cancelled']}"
     if outcome.pid is not None:
@@ -549,7 +552,8 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
         try:
-            pid = _start_locked(svc, dirs, progress, said=[])
+            with failed.noted(svc, dirs):
+                pid = _start_locked(svc, dirs, progress, said=[])
         except ServicectlError as exc:
             if before.running:
                 audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")

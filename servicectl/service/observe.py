@@ -547,7 +547,19 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
     tracked.describe(row, svc, dirs, obs)
     if svc.type != "oneshot":
         supervised.describe(row, obs.record, svc)
+    if obs.state == STOPPED and obs.record is None:
+        _failed_start(row, svc, dirs)
     return row
+
+
+def _failed_start(row: Status, svc: Service, dirs: Dirs) -> None:
+    """A stopped service whose last start failed is "failed" until the next start or stop."""
+    from servicectl.system.failure import failure_path
+
+    if os.path.lexists(failure_path(dirs.run, svc.name)):
+        from servicectl.service import failed
+
+        failed.describe(row, svc, dirs)
 
 
 def _own_group(row: Status, info: ProcInfo, record: Record) -> None:

@@ -66,11 +66,40 @@ def _lock_error(path: Path, exc: OSError) -> ServicectlError:
     if exc.errno == errno.EISDIR:
         return PrivilegeError(f"the lock file {path} is a directory; remove it")
     if isinstance(exc, PermissionError):
+        owned = _other_owner(path)
+        if owned is not None:
+            owner, what = owned
+            return PrivilegeError(
+                f"needs {owner}: the service is {owner}'s ({what} belongs to {owner}) and "
+                f"servicectl runs as uid {os.geteuid()}; run the command as {owner} (sudo "
+                f"servicectl ...)"
+            )
         return PrivilegeError(
             f"cannot create the lock file {path}: {exc.strerror} (is the run directory "
             f"{path.parent} read-only or immutable? see lsattr -d {path.parent})"
         )
     return EnvironmentProblem(f"cannot create the lock file {path}: {exc.strerror}")
+
+
+def _other_owner(path: Path) -> tuple[str, str] | None:
+    """Who owns the lock file (or, if it does not exist yet, the run directory), when that is
+    not servicectl's user: ("root", "its lock file PATH"); None when it is servicectl's own."""
+    for where, what in ((path, "its lock file"), (path.parent, "the run directory")):
+        try:
+            uid = os.stat(where).st_uid
+        except OSError:
+            continue
+        if uid == os.geteuid():
+            return None
+        if uid == 0:
+            return "root", f"{what} {where}"
+        import pwd
+
+        try:
+            return f"user {pwd.getpwuid(uid).pw_name}", f"{what} {where}"
+        except KeyError:
+            return f"uid {uid}", f"{what} {where}"
+    return None
 
 
 @contextmanager

@@ -515,6 +515,7 @@ def spawn(
     """Start the program detached: own session and process group, stdin from /dev/null, output
     to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
 
+    Each log file gets the start mark first (logmark.py), so that its runs can be told apart.
     ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
     (so hard limits can be raised), because preexec_fn is unsafe once threads exist; it is an
     isolated interpreter started in "/" (R-EXEC-1). The working directory is entered after
@@ -528,6 +529,9 @@ def spawn(
             f"(create it, or fix working_directory: in {svc.file})"
         )
     out, err = open_output(svc, account)
+    from servicectl.system.logmark import write_mark
+
+    write_mark((out, err), svc.name)  # before the child exists: all it writes comes after
     cmd, exe, kwargs, environment = _command_line(svc, account, env, program, argv, gate)
     plain = exe == program  # the program itself, not a shell or the shim: entered by Popen
     import subprocess
