@@ -20,6 +20,8 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from servicectl.definitions.values import Directory, Health, Ready, StartLimit
+
 if TYPE_CHECKING:
     from servicectl.paths import Dirs
 
@@ -43,30 +45,6 @@ LIMIT_NAMES = {
 }
 
 
-class Ready(NamedTuple):
-    """A readiness probe: ``kind`` is one of READY_KINDS; ``target`` its argument."""
-
-    kind: str
-    target: str | tuple[str, ...] = ""
-    timeout: float | None = None  # per-probe timeout for ``command``
-
-    def describe(self) -> str:
-        if self.kind == "notify":
-            return "notify"
-        target = " ".join(self.target) if isinstance(self.target, tuple) else self.target
-        return f"{self.kind} {target}"
-
-
-class Directory(NamedTuple):
-    """A directory made before the config test and the start (``directories``): ``owner`` and
-    ``group`` None mean the service's user and group."""
-
-    path: Path
-    mode: int = 0o755
-    owner: str | None = None
-    group: str | None = None
-
-
 class Action(NamedTuple):
     """An extra verb (``actions``): send ``signal`` to the main process, or run ``command``."""
 
@@ -75,14 +53,6 @@ class Action(NamedTuple):
 
     def describe(self) -> str:
         return f"SIG{signal_name(self.signal)}" if self.signal else " ".join(self.command)
-
-
-class StartLimit(NamedTuple):
-    """``start_limit``: more than ``burst`` respawns within ``interval`` seconds, and the
-    supervisor gives up (0 s: no limit)."""
-
-    burst: int = 5
-    interval: float = 60.0
 
 
 def parse_signal(value: Any) -> int | None:
@@ -476,6 +446,16 @@ KEYS: tuple[Key, ...] = (
         example="{burst: 3, interval: 30}",
         shown_default="`{burst: 5, interval: 60}`",
     ),
+    Key(
+        "health",
+        "probe (tcp, unix, http or command) with interval, timeout, retries",
+        None,
+        "health",
+        doc="Probed every interval seconds once the service is ready; after retries failures "
+        "in a row (timeout seconds each) its supervisor restarts it. Needs a restart policy.",
+        example='{http: "http://127.0.0.1:8080/health", interval: 10, timeout: 5, retries: 3}',
+        shown_default="none",
+    ),
 )
 KNOWN_KEYS = tuple(k.name for k in KEYS)
 _BY_NAME = {k.name: k for k in KEYS}
@@ -522,6 +502,7 @@ class Service(NamedTuple):
     restart: str = "no"  # "no", "on-failure" or "always"
     restart_delay: float = 1.0
     start_limit: StartLimit = StartLimit()
+    health: Health | None = None
     # Derived: whether the document gave stderr and pid_file; the drop-ins merged over file.
     stderr_same: bool = True
     pid_file_given: bool = False
@@ -566,7 +547,7 @@ _HASH: str | None = None
 
 # The code that reads a definition: any change to it must not serve a stale cached definition.
 SOURCES: tuple[str, ...] = ("schema.py", "fields.py", "fields_more.py", "definition.py")
-SOURCES += ("config.py", "yamlload.py", "dropins.py")
+SOURCES += ("config.py", "yamlload.py", "dropins.py", "values.py")
 
 
 def schema_hash() -> str:
@@ -588,7 +569,7 @@ def schema_hash() -> str:
             except OSError:  # installed without sources: the version still tells them apart
                 code.append((module, 0, 0))
         keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
-        types = (Ready._fields, Directory._fields, Action._fields)
+        types = (Ready._fields, Directory._fields, Action._fields, Health._fields)
         fields = (Service._fields, Service._field_defaults, types, keys, code)
         _HASH = format(zlib.crc32(repr(fields).encode()), "08x")
     return _HASH

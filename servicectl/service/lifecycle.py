@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.service import audit, launch, supervised
+from servicectl.service.actor import COMMAND, Actor
 from servicectl.service.identity import seen_alive
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import clean_leftovers, inspect
@@ -24,11 +25,10 @@ from servicectl.service.reload import SignalNotHandled, reload
 from servicectl.service.terminate import group_handles, terminate
 from servicectl.service.waits import Progress, silent
 from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
-from servicectl.supervisor import client
 from servicectl.system import proc
 from servicectl.system.lock import locked
 from servicectl.system.proc import Handle
-from servicectl.system.record import Record, read_record, write_record
+from servicectl.system.record import Record, write_record
 from servicectl.system.spawn import (
     Account,
     Gate,
@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 # Start
 
 
-def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
-    """Start ``svc`` (success if it already runs). The lock is held throughout."""
+def start(svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND) -> Outcome:
+    """Start ``svc`` (success if it already runs). The lock is held throughout. ``actor``:
+    who starts it (servicectl's command, or the supervisor: servicectl/service/actor.py)."""
     t0 = time.monotonic()
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
@@ -57,13 +58,13 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
         if obs.record is not None and obs.record.phase == LAUNCHING:
             obs = _await_orphaned_launch(svc, dirs, obs.record, progress)
         if obs.running:
-            return _already_running(svc, dirs, obs)
+            return _already_running(svc, dirs, obs, actor)
         _refuse_if_taken(svc, dirs, obs)
         prepare(svc, "not started")  # directories, config test
         ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
         cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
         try:
-            pid = _start_locked(svc, dirs, progress)
+            pid = _start_locked(svc, dirs, progress, actor)
         except ServicectlError as exc:
             audit.failed(svc.name, exc.message)
             raise
@@ -85,7 +86,7 @@ def _refuse_if_taken(svc: Service, dirs: Dirs, obs: Observation) -> None:
         )
 
 
-def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
+def _already_running(svc: Service, dirs: Dirs, obs: Observation, actor: Actor) -> Outcome:
     note = ""
     if obs.record is not None and obs.record.phase not in (UNRECORDED, LAUNCHING):
         _note_seen(svc, dirs, obs.record)  # seen alive now: its children so far are its own
@@ -97,10 +98,8 @@ def _already_running(svc: Service, dirs: Dirs, obs: Observation) -> Outcome:
             note = "; servicectl had no record of it and has recorded it now"
         except OSError as exc:
             note = f"; servicectl has no record of it and cannot write one: {exc.strerror}"
-    try:
-        note += client.attach(svc, dirs)
-    except ServicectlError as exc:
-        note += f"; not supervised: {exc.message.removeprefix(svc.name + ': ')}"
+    if obs.record is not None:
+        note += actor.attach(svc, dirs, obs.record)
     return Outcome(svc.name, Exit.OK, f"already running (pid {obs.pid}){note}", obs.pid)
 
 
@@ -120,37 +119,36 @@ def _await_orphaned_launch(
 
 
 def _start_locked(
-    svc: Service, dirs: Dirs, progress: Progress = silent, extra: dict[str, Any] | None = None
+    svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND
 ) -> int:
     """Spawn (or launch) and record, wait until ready, confirm; the PID. On a failure or an
-    interruption, what was started is killed and no PID file or record of it is left.
-
-    A supervised service is spawned by its supervisor (see _start_supervised); ``extra``: the
-    supervisor's own start, with these fields in the record."""
-    if extra is None and supervised.delegated(svc):
-        return _start_supervised(svc, dirs, progress)
+    interruption, what was started is killed and no PID file or record of it is left (but
+    the record of a supervisor's respawn: ``actor.keep_record``)."""
     account = resolve_account(svc)
     env = build_environment(svc, account)
     svc = expanded(svc, env)  # $VAR in its commands
     program = resolve_program(svc, env)
     notify = _notify_socket(svc, dirs, env, account)
     gate = Gate() if svc.type == "simple" else None
+    fields = actor.fields(svc)
     try:
         if gate is None:
-            child, found, strays = launch.launch_forking(svc, dirs, account, env, program, progress)
+            child, found, strays = launch.launch_forking(
+                svc, dirs, account, env, program, progress, fields, actor.keep_record
+            )
         else:
             progress(svc.name, "spawning", None)
             child = launch.spawn_simple(svc, account, env, program, gate)
             found, strays = None, []
+        actor.spawned(child)
         try:
             handle, info = found or launch.identify(svc, child)
             address = notify.address if notify else None
-            fields = supervised.start_fields(svc) if extra is None else extra
             record = launch.record_start(svc, dirs, info, program, child, gate, address, fields)
             result = _await_ready(svc, account, env, child, handle, record, notify, progress)
             return _confirm(svc, dirs, record, handle, result.notes)
         except BaseException as exc:
-            launch.abort_start(svc, dirs, child, strays)
+            launch.abort_start(svc, dirs, child, strays, actor.keep_record)
             if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
                 raise Interrupted(
                     f"{svc.name}: start interrupted; what it had started was stopped, and no "
@@ -162,61 +160,6 @@ def _start_locked(
             notify.close()
         if gate is not None:
             gate.close()
-
-
-def _start_supervised(svc: Service, dirs: Dirs, progress: Progress = silent) -> int:
-    """Start a supervised service: the run directory's supervisor spawns it (so that it is its
-    parent and sees its exits) with the same code, and records it; this start then waits for
-    it to be ready and confirms it, as any start. On a failure or an interruption the
-    supervisor kills what it spawned and removes its PID file and record."""
-    account = resolve_account(svc)
-    env = build_environment(svc, account)
-    resolve_program(svc, env)  # a missing program is said here, as for any start
-    written = svc  # the supervisor keeps it as written: each spawn of it expands it once
-    svc = expanded(svc, env)  # $VAR in its commands, as the supervisor will run them
-    notify = _notify_socket(svc, dirs, env, account)
-    try:
-        progress(svc.name, "its supervisor", None)
-        link = client.link(written, dirs)
-        try:
-            try:
-                progress(svc.name, "spawning", None)
-                child, handle = link.spawn(svc, notify.address if notify else None)
-                record, _ = read_record(dirs.run, svc.name)
-                if record is None or record.pid != handle.pid:
-                    raise StartFailed(f"{svc.name}: failed to start: its record was not written")
-                popen = cast("subprocess.Popen[bytes]", child)
-                result = _await_ready(svc, account, env, popen, handle, record, notify, progress)
-                pid = _confirm(svc, dirs, record, handle, result.notes)
-            except BaseException as exc:
-                _abort_supervised(svc, dirs, link)
-                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
-                    raise Interrupted(
-                        f"{svc.name}: start interrupted; what it had started was stopped, and "
-                        f"no PID file or state of it is left"
-                    ) from None
-                raise
-            link.release_started(dirs, pid)
-            return pid
-        finally:
-            link.close()
-    finally:
-        if notify is not None:
-            notify.close()
-
-
-def _abort_supervised(svc: Service, dirs: Dirs, link: client.Link) -> None:
-    """Have the supervisor undo the start; if it cannot (it died), kill what the record names
-    (a verified handle, its own group) and remove its PID file and record here."""
-    try:
-        link.abort()
-        return
-    except ServicectlError:
-        pass
-    record, _ = read_record(dirs.run, svc.name)
-    if record is not None:
-        launch.kill_quietly(Handle(record.pid, record.starttime), record.pgid)
-        launch.remove_start_files(svc, dirs)
 
 
 def _notify_socket(
@@ -330,24 +273,32 @@ def _status_note(notes: object) -> str:
 # Stop
 
 
-def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
+def stop(svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND) -> Outcome:
     """Stop ``svc``: stop signal (then CONT), wait up to stop_timeout, KILL, confirm, clean up.
 
     Success if it was not running; a PID file that names another process is reported and the
     process is left alone.
     """
     progress(svc.name, "waiting for its lock", None)
-    with locked(svc, dirs), client.holding(svc, dirs) as held:
-        outcome = _stop_locked(svc, dirs, progress=progress)
-    if held.get("cancelled"):
-        outcome.message += f"; {held['cancelled']}"
+    with locked(svc, dirs):
+        outcome = _stop_locked(svc, dirs, progress=progress, actor=actor)
     if outcome.pid is not None:
         audit.told(outcome)
     return outcome
 
 
+def stop_locked(svc: Service, dirs: Dirs, actor: Actor = COMMAND) -> Outcome:
+    """Stop ``svc`` as stop does, the caller holding its lock (a supervisor's health restart:
+    the stop and the record of what comes next under one lock)."""
+    return _stop_locked(svc, dirs, actor=actor)
+
+
 def _stop_locked(
-    svc: Service, dirs: Dirs, obs: Observation | None = None, progress: Progress = silent
+    svc: Service,
+    dirs: Dirs,
+    obs: Observation | None = None,
+    progress: Progress = silent,
+    actor: Actor = COMMAND,
 ) -> Outcome:
     obs = obs or inspect(svc, dirs)
     if obs.record is not None and obs.record.phase == LAUNCHING:
@@ -385,7 +336,9 @@ def _stop_locked(
     if group:
         _note_seen(svc, dirs, record)
     handles = [main] + group_handles(group, main.pid, held_by=[main], fresh_after=t0)
-    how, elapsed = terminate(svc, handles, group, main.pid, t0, progress=progress)
+    how, elapsed = terminate(
+        svc, handles, group, main.pid, t0, progress=progress, reaped=actor.reaped
+    )
     said = _clean_after_stop(svc, dirs, obs, how)
     if how.startswith("killed"):
         return Outcome(svc.name, Exit.OK, how + said, record.pid, elapsed)
@@ -454,7 +407,9 @@ def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> s
 # Restart, reload
 
 
-def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
+def restart(
+    svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND
+) -> Outcome:
     """Stop if running, then start, all under one lock."""
     t0 = time.monotonic()
     progress(svc.name, "waiting for its lock", None)
@@ -469,13 +424,12 @@ def restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
             raise
         before = inspect(svc, dirs)
         _refuse_if_taken(svc, dirs, before)
-        with client.holding(svc, dirs):
-            stopped = _stop_locked(svc, dirs, before, progress)
+        stopped = _stop_locked(svc, dirs, before, progress, actor)
         obs = inspect(svc, dirs)
         if obs.leftovers:
             clean_leftovers(svc, dirs, obs)
         try:
-            pid = _start_locked(svc, dirs, progress)
+            pid = _start_locked(svc, dirs, progress, actor)
         except ServicectlError as exc:
             if before.running:
                 audit.failed(svc.name, f"{exc.message} (restart; it was stopped)")
@@ -504,25 +458,29 @@ def preflight(svc: Service) -> None:
         )
 
 
-def try_restart(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
+def try_restart(
+    svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND
+) -> Outcome:
     """Restart only if running."""
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
     if not obs.running:
         pending = supervised.respawn_pending(obs.record)
         return Outcome(svc.name, Exit.OK, f"not running{pending}; not started (try-restart)")
-    return restart(svc, dirs, progress)
+    return restart(svc, dirs, progress, actor)
 
 
-def force_reload(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
+def force_reload(
+    svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND
+) -> Outcome:
     """Reload if the service supports it, else restart it (only if it runs). A reload by signal
     is supported only if the process handles that signal (it would die of it otherwise)."""
     if not svc.reload:
-        return try_restart(svc, dirs, progress)
+        return try_restart(svc, dirs, progress, actor)
     try:
         return reload(svc, dirs)
     except SignalNotHandled as exc:
-        outcome = try_restart(svc, dirs, progress)
+        outcome = try_restart(svc, dirs, progress, actor)
         if outcome.pid is not None:
             outcome.message += (
                 f"; process {exc.pid} does not handle SIG{signal_name(exc.sig)}, so it was "

@@ -397,6 +397,8 @@ class Status:
         "restarts",
         "last_exit",
         "supervisor",
+        "adopted",
+        "health",
     )
 
     def __init__(
@@ -433,6 +435,8 @@ class Status:
         self.restarts: int | None = None
         self.last_exit: dict[str, object] | None = None
         self.supervisor: str | None = None
+        self.adopted: dict[str, object] | None = None
+        self.health: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         supervision = {
@@ -441,6 +445,8 @@ class Status:
                 ("restarts", self.restarts),
                 ("last_exit", self.last_exit),
                 ("supervisor", self.supervisor),
+                ("adopted", self.adopted),
+                ("health", self.health),
             )
             if value is not None
         }

@@ -56,6 +56,11 @@ class Record(NamedTuple):
     last_exit: Optional[dict[str, Any]] = None
     respawn_at: float = 0.0
     supervision_note: Optional[str] = None
+    # How its supervisor came to have it when it did not start it ({"at", "from", "why"}:
+    # its supervisor died, or handed over), and its health ({"state", "since", "last",
+    # "failures"}: see servicectl/supervisor/health.py).
+    adopted: Optional[dict[str, Any]] = None
+    health: Optional[dict[str, Any]] = None
 
     def to_json(self) -> bytes:
         import json
@@ -75,8 +80,9 @@ class Record(NamedTuple):
             values["command"] = tuple(values["command"])
         if "fingerprint" in values:
             values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
-        if not isinstance(values.get("last_exit"), (dict, type(None))):
-            values["last_exit"] = None
+        for key in ("last_exit", "adopted", "health"):
+            if not isinstance(values.get(key), (dict, type(None))):
+                values[key] = None
         return cls(**values)
 
 
