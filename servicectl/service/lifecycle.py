@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import Service, signal_name
@@ -24,7 +24,7 @@ from servicectl.service.preflight import prepare
 from servicectl.service.reload import SignalNotHandled, reload
 from servicectl.service.terminate import group_handles, terminate
 from servicectl.service.waits import Progress, silent
-from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, STOPPED, UNRECORDED
+from servicectl.states import DEAD, LAUNCHING, PHASE_RUNNING, PHASE_STARTING, STOPPED, UNRECORDED
 from servicectl.system import proc
 from servicectl.system.lock import locked
 from servicectl.system.proc import Handle
@@ -61,8 +61,9 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = 
             return _already_running(svc, dirs, obs, actor)
         _refuse_if_taken(svc, dirs, obs)
         prepare(svc, "not started")  # directories, config test
-        ended = _stop_remnants(svc, dirs, obs).message if obs.remnants else ""
-        cleaned = clean_leftovers(svc, dirs, obs) if obs.leftovers and not ended else []
+        ended = _stop_remnants(svc, dirs, obs, actor=actor).message if obs.remnants else ""
+        keep = actor.keep_record
+        cleaned = clean_leftovers(svc, dirs, obs, None, keep) if obs.leftovers and not ended else []
         try:
             pid = _start_locked(svc, dirs, progress, actor)
         except ServicectlError as exc:
@@ -160,6 +161,64 @@ def _start_locked(
             notify.close()
         if gate is not None:
             gate.close()
+
+
+def finish_start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
+    """A start whose supervisor died under it (the process it spawned runs, recorded but not
+    confirmed): this command sees it through as a start would, within start_grace or
+    start_timeout from now, and confirms it (the next supervisor adopts it), or kills it with
+    a verified handle and removes its PID file and record."""
+    t0 = time.monotonic()
+    with locked(svc, dirs):
+        obs = inspect(svc, dirs)
+        record = obs.record
+        if not obs.running or record is None:
+            raise StartFailed(
+                f"{svc.name}: failed to start: its supervisor died during the start, and the "
+                f"service is not running"
+            )
+        if record.phase != PHASE_STARTING:
+            return _already_running(svc, dirs, obs, COMMAND)
+        account = resolve_account(svc)
+        env = build_environment(svc, account)
+        handle = Handle(record.pid, record.starttime)
+        notify = _reopen_notify(record)
+        try:
+            xsvc = expanded(svc, env)
+            child = cast("subprocess.Popen[bytes]", _NotOurs())
+            result = _await_ready(xsvc, account, env, child, handle, record, notify, progress)
+            pid = _confirm(svc, dirs, record, handle, result.notes)
+        except BaseException:
+            launch.kill_quietly(handle, record.pgid)
+            launch.remove_start_files(svc, dirs)
+            raise
+        finally:
+            if notify is not None:
+                notify.close()
+    message = f"started (pid {pid}); its supervisor died during the start; unsupervised"
+    outcome = Outcome(svc.name, Exit.OK, message, pid, time.monotonic() - t0)
+    audit.told(outcome)
+    return outcome
+
+
+class _NotOurs:
+    """The process of a start this command took over: another process spawned it."""
+
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
+def _reopen_notify(record: Record) -> NotifySocket | None:
+    if not record.notify_socket:
+        return None
+    from servicectl.system.ready import NotifySocket
+
+    try:
+        return NotifySocket(record.notify_socket, uid=record.uid)
+    except OSError:
+        return None
 
 
 def _notify_socket(
@@ -365,7 +424,11 @@ def _note_seen(svc: Service, dirs: Dirs, record: Record) -> None:
 
 
 def _stop_remnants(
-    svc: Service, dirs: Dirs, obs: Observation, progress: Progress = silent
+    svc: Service,
+    dirs: Dirs,
+    obs: Observation,
+    progress: Progress = silent,
+    actor: Actor = COMMAND,
 ) -> Outcome:
     """Stop what is left of the service's process group after its main process exited."""
     assert obs.record is not None
@@ -378,7 +441,7 @@ def _stop_remnants(
         else:
             h.close()
     how, elapsed = terminate(svc, handles, obs.record.pgid, obs.record.pid, t0, progress=progress)
-    said = _clean_after_stop(svc, dirs, obs.now(STOPPED), how)
+    said = _clean_after_stop(svc, dirs, obs.now(STOPPED), how, actor.keep_record)
     n = len(obs.remnants)
     what = f"{n} leftover process{'es' if n > 1 else ''} of its process group"
     main = f"its main process {obs.record.pid} had already exited"
@@ -389,11 +452,13 @@ def _stop_remnants(
     return Outcome(svc.name, Exit.OK, message + said, obs.record.pid, elapsed)
 
 
-def _clean_after_stop(svc: Service, dirs: Dirs, obs: Observation, how: str) -> str:
+def _clean_after_stop(
+    svc: Service, dirs: Dirs, obs: Observation, how: str, keep_record: bool = False
+) -> str:
     """Remove the stopped service's PID file and record; what was left alone, to be said."""
     kept: list[str] = []
     try:
-        clean_leftovers(svc, dirs, obs.now(STOPPED), kept)
+        clean_leftovers(svc, dirs, obs.now(STOPPED), kept, keep_record)
         return "".join(f"; {k}" for k in kept)
     except ServicectlError as exc:
         done = how if how.startswith("killed") else f"stopped {how}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import Exit, ServicectlError, StatusCode
@@ -95,14 +95,22 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         notes.append(pf.problem)
     leftovers = leftovers or pf.exists
 
+    carried: dict[str, Any] = {}
     if record is not None and record.phase == LAUNCHING:
         launching = _inspect_launching(svc, dirs, record, pf, notes)
         if launching is not None:
             return launching
+        carried = {f: getattr(record, f) for f in SUPERVISION_FIELDS}
         record = None
     if record is not None:
         return _inspect_recorded(svc, dirs, record, pf, notes, leftovers)
-    return _inspect_unrecorded(svc, dirs, pf, notes, leftovers)
+    return _inspect_unrecorded(svc, dirs, pf, notes, leftovers, carried)
+
+
+# What a forking launch's record says of the service's supervision (the restarts and the last
+# exit of a respawn): its daemon, found by the PID file once the launcher is gone, keeps it.
+SUPERVISION_FIELDS: tuple[str, ...] = ("supervision", "supervisor_pid", "supervisor_starttime")
+SUPERVISION_FIELDS += ("restarts", "last_exit", "adopted")
 
 
 def same_definition(record: Record, svc: Service) -> bool:
@@ -262,7 +270,12 @@ def _adopt_reexec(
 
 
 def _inspect_unrecorded(
-    svc: Service, dirs: Dirs, pf: PidFileRead, notes: list[str], leftovers: bool
+    svc: Service,
+    dirs: Dirs,
+    pf: PidFileRead,
+    notes: list[str],
+    leftovers: bool,
+    carried: dict[str, Any] | None = None,
 ) -> Observation:
     """No record: the service runs only if its PID file is trustworthy and names a process with
     the service's user and executable."""
@@ -292,12 +305,13 @@ def _inspect_unrecorded(
         )
         return Observation(DEAD, None, None, None, pf, notes, True)
     notes.append(f"PID {info.pid} has no servicectl record; identified by user and executable")
-    return Observation(RUNNING, info.pid, info, _unrecorded(svc, info, pf), pf, notes, True)
+    record = _unrecorded(svc, info, pf, carried or {})
+    return Observation(RUNNING, info.pid, info, record, pf, notes, True)
 
 
-def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
+def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead, carried: dict[str, Any]) -> Record:
     """A record of a process found by its PID file alone (start writes it: the process
-    servicectl "first saw")."""
+    servicectl "first saw"), with what a launch's record said of its supervision."""
     return new_record(
         svc,
         info,
@@ -306,14 +320,20 @@ def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
         pid_file=str(pf.path),
         phase=UNRECORDED,
         started_at=time.time() - proc.age_seconds(info),
+        **carried,
     )
 
 
 def clean_leftovers(
-    svc: Service, dirs: Dirs, obs: Observation, kept: list[str] | None = None
+    svc: Service,
+    dirs: Dirs,
+    obs: Observation,
+    kept: list[str] | None = None,
+    keep_record: bool = False,
 ) -> list[str]:
     """Remove a stale PID file and state record of a service that is not running; what was
-    removed ("PID file", "state record").
+    removed ("PID file", "state record"). ``keep_record``: the PID file alone (a supervisor's
+    respawn: the record says what is under way until the new one replaces it).
 
     A PID file path is cleaned under docs/security.md R-PID-2 (``pidfile.remove_pidfile``): a
     file there that is not a PID file (a configuration file named by mistake), or one reached
@@ -340,7 +360,7 @@ def clean_leftovers(
     state = state_path(dirs.run, svc.name)
     remove_stale_temps(state)
     try:
-        if remove_file(state):
+        if not keep_record and remove_file(state):
             removed.append("state record")
     except OSError as exc:
         raise _cannot_remove(svc, state, "state record", exc) from None

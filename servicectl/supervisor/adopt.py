@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import ServicectlError
 from servicectl.service import supervised
-from servicectl.states import EXITED, GAVE_UP, RESPAWNING
+from servicectl.states import EXITED, GAVE_UP, LAUNCHING, PHASE_STARTING, RESPAWNING
 from servicectl.supervisor import jobs, protocol
 from servicectl.supervisor.machine import RUNNING, STARTING, Unit
 from servicectl.supervisor.start import say
 from servicectl.system import proc
+from servicectl.system.lock import is_locked
 from servicectl.system.record import read_record
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ def orphans(run: Path, me: int) -> tuple[list[Orphan], dict[int, list[str]], lis
             continue
         if supervised.supervisor_alive(record):
             continue
+        if record.phase in (LAUNCHING, PHASE_STARTING) and is_locked(run, name):
+            continue  # the command whose start it was sees it through (route.start)
         dead.setdefault(record.supervisor_pid, []).append(name)
         definition = load_definition(run, name)
         if definition is None or definition[0].name != name:

@@ -36,6 +36,10 @@ class SupervisorError(ServicectlError):
     """The supervisor could not be started or reached, or it went away mid-request."""
 
 
+class Lost(SupervisorError):
+    """The supervisor went away (it died) while it carried out the request."""
+
+
 class Link:
     """One connection to the run directory's supervisor."""
 
@@ -111,7 +115,7 @@ def _exchange(link: Link, request: dict[str, Any], progress: Progress, op: str) 
             link.send({"op": "confirm", "name": name})
         return reply
     except (OSError, ValueError) as exc:
-        raise SupervisorError(
+        raise Lost(
             f"{name}: its supervisor went away during the {op} ({_why(exc)}); see "
             f"{protocol.LOG_NAME} in the log directory; the next command starts a new one, "
             f"which adopts the service"

@@ -197,6 +197,8 @@ class Supervisor(Steps):
                 self._send(conn, {"progress": [what, budget]}, wait=False)
             return
         _, unit, job, result = event
+        if result.error is not None and job.own and not jobs.interrupted(result.error):
+            say(f"{unit.name}: {job.kind}: {type(result.error).__name__}: {result.error}")
         self.busy -= 1
         self._next_job()
         if unit.job is job:

@@ -66,7 +66,9 @@ class Hands(Actor):
             "last_exit": unit.last_exit,
             "respawn_at": 0.0,
             "supervision_note": None,
-            "adopted": unit.adopted,
+            "adopted": {k: v for k, v in unit.adopted.items() if k != "said"}
+            if unit.adopted
+            else None,
             "health": None,
         }
 
@@ -77,6 +79,11 @@ class Hands(Actor):
         """A start found the service running: from now on this supervisor watches it (the
         loop does, with the PID the job hands back) and its record says so."""
         mine = record.supervision == supervised.OURS and record.supervisor_pid == self.me[0]
+        adopted = self.unit.adopted
+        if mine and adopted and not adopted.get("said") and adopted.get("from") != self.me[0]:
+            adopted["said"] = True  # the first start since the adoption says so
+            old = adopted["from"]
+            return f"; its supervisor (pid {old}) had gone: supervised again by pid {self.me[0]}"
         if mine:
             return ""
         was = record.supervision == supervised.OURS
@@ -349,10 +356,14 @@ def lost_stop(hands: Hands, result: Result) -> None:
     with locked(svc, dirs):
         record, _ = read_record(dirs.run, svc.name)
         if record is None and unit.pid:
+            from servicectl.system.proc import boot_id
             from servicectl.system.record import Record
 
-            record = Record(unit.pid, unit.starttime, "", 0, 0, None, str(svc.pid_file), svc.type)
-            write_record(dirs.run, svc.name, record._replace(definition=str(svc.file)))
+            record = Record(
+                unit.pid, unit.starttime, boot_id(), os.geteuid(), 0, None, "", svc.type
+            )
+            record = record._replace(pid_file=str(svc.pid_file), definition=str(svc.file))
+            write_record(dirs.run, svc.name, record)
         record_exit(hands, said, False, EXITED)
     result.alive = None
 

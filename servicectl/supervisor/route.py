@@ -37,11 +37,30 @@ def _ask(op: str, svc: Service, dirs: Dirs, progress: Progress, verb: str = "") 
 
 
 def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
-    if supervised_here(svc, dirs):
-        return _ask("start", svc, dirs, progress)
     from servicectl.service import lifecycle
 
+    if supervised_here(svc, dirs):
+        from servicectl.supervisor import client
+
+        try:
+            return _ask("start", svc, dirs, progress)
+        except client.Lost:  # it died mid-start: this command sees the start through,
+            outcome = lifecycle.finish_start(svc, dirs, progress)
+        return _supervised_again(svc, dirs, outcome)  # and a new supervisor takes it
     return lifecycle.start(svc, dirs, progress)
+
+
+def _supervised_again(svc: Service, dirs: Dirs, outcome: Outcome) -> Outcome:
+    from servicectl.errors import ServicectlError
+
+    try:
+        again = _ask("start", svc, dirs, silent)
+    except ServicectlError as exc:
+        outcome.message += f"; not supervised: {exc.message.removeprefix(svc.name + ': ')}"
+        return outcome
+    note = again.message.partition(")")[2]  # already running (pid N); supervised again...
+    outcome.message = outcome.message.replace("; unsupervised", "") + note
+    return outcome
 
 
 def stop(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
