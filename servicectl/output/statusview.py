@@ -192,6 +192,8 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
     supervision = _supervision(r)
     if supervision:
         fields.append(Field("Supervision", [supervision]))
+    if r.health is not None:
+        fields.append(_health(r.health))
     from servicectl.definitions import fingerprint
 
     notes = [shown(n) for n in r.notes if n != fingerprint.NOTE]
@@ -304,7 +306,29 @@ def _supervision(r: Status) -> str:
         parts.append(f"{r.restarts} restart{'' if r.restarts == 1 else 's'}")
     if r.last_exit is not None:
         parts.append("last exit: " + _last_exit(r.last_exit))
+    adopted = r.adopted or {}
+    at = adopted.get("at")
+    if isinstance(at, (int, float)):
+        why = shown(str(adopted.get("why", "")))
+        parts.append(f"adopted at {fmt_when(at)} ({why}; was pid {adopted.get('from')})")
     return "; ".join(parts)
+
+
+def _health(health: Mapping[str, Any]) -> Field:
+    """``healthy``, ``unhealthy since ...``, or ``starting`` (no probe answered yet), with
+    the last probe's result."""
+    state = str(health.get("state", "unknown"))
+    text = state
+    since = health.get("since")
+    if state == "unhealthy" and isinstance(since, (int, float)):
+        text += f" since {fmt_when(since)}"
+    failures = health.get("failures")
+    if state != "unhealthy" and isinstance(failures, int) and failures:
+        text += f", {failures} failed probe{'s' if failures > 1 else ''} in a row"
+    if health.get("last"):
+        text += f"; last probe: {health['last']}"
+    color = {"healthy": "green", "unhealthy": "red"}.get(state, "yellow")
+    return Field("Health", [shown(text)], color)
 
 
 def _last_exit(last: Mapping[str, Any]) -> str:

@@ -207,7 +207,7 @@ class Supervisor(Steps):
         for child in result.children:
             if child.returncode is None and child.pid in (result.alive or (0,))[:1]:
                 self.kept[child.pid] = child
-        self.on_done(unit, job.kind, job.conn if self.alive_conn(job.conn) else None, result)
+        self.on_done(unit, job, job.conn if self.alive_conn(job.conn) else None, result)
         self.next(unit)
 
     # ------------------------------------------------------------------ connections

@@ -90,13 +90,14 @@ class Job:
     """One job under way on a service: what it is, who asked for it (a connection, or None:
     the supervisor itself), and its cancellation."""
 
-    __slots__ = ("kind", "conn", "cancel", "own")
+    __slots__ = ("kind", "conn", "cancel", "own", "preempted")
 
     def __init__(self, kind: str, conn: Any, cancel: Any) -> None:
         self.kind = kind
         self.conn = conn
         self.cancel = cancel
         self.own = conn is None  # the supervisor's own job: a command's request cancels it
+        self.preempted = False  # a stop or a restart came: what the job decided is void
 
 
 class Unit:

@@ -22,6 +22,7 @@ from servicectl.supervisor.machine import (
     TABLE,
     TELL,
     UNHEALTHY,
+    Job,
     Unit,
 )
 
@@ -74,8 +75,10 @@ class Steps:
         unit.waiting.append((conn, msg))
         if job is not None and job.own:
             job.cancel.set()
-            if event in (STOP, RESTART) and unit.state != STOPPING:
-                self.transition(unit, STOPPING, f"{op} requested: the {job.kind} is cancelled")
+            if event in (STOP, RESTART):
+                job.preempted = True
+                if unit.state != STOPPING:
+                    self.transition(unit, STOPPING, f"{op}: the {job.kind} is cancelled")
 
     def take(self, unit: Unit, conn: Conn, msg: dict[str, Any], event: str) -> None:
         op = str(msg.get("op"))
@@ -168,9 +171,11 @@ class Steps:
 
     # ------------------------------------------------------------------ a job's end
 
-    def on_done(self, unit: Unit, kind: str, conn: Conn | None, result: Result) -> None:
+    def on_done(self, unit: Unit, job: Job, conn: Conn | None, result: Result) -> None:
         """A job ended: answer whoever asked, then move on from what it left: what runs of
-        the service is watched (running); else what the supervisor decided, or stopped."""
+        the service is watched (running); else what the supervisor decided (unless a stop
+        or a restart came meanwhile), or stopped."""
+        kind = job.kind
         if conn is not None:
             self._reply(unit, kind, conn, result)
         was = unit.state
@@ -183,7 +188,9 @@ class Steps:
             unit.state = RUNNING
             self.on_exited(unit, None if code == UNKNOWN_EXIT else code)
             return
-        if was != STOPPING:
+        if kind in ("tell", "adopt") and was in (STOPPED, RESPAWNING):
+            return  # a reload or an action of what does not run changed nothing
+        if not job.preempted:
             if kind == "exited":
                 return  # on_exited moved it already
             if kind in ("respawn", "heal") and result.respawn is not None:
@@ -191,8 +198,6 @@ class Steps:
                 unit.due = time.monotonic() + unit.svc.restart_delay
                 self.transition(unit, RESPAWNING if result.respawn else STOPPED, result.said)
                 return
-            if kind in ("tell", "adopt") and was in (STOPPED, RESPAWNING):
-                return  # a reload or an action of what does not run changed nothing
             if kind == "adopt":  # its process exited while it was being adopted
                 unit.state = RUNNING
                 self.on_exited(unit, *self.collect(unit))
