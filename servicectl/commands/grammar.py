@@ -483,6 +483,19 @@ COMMANDS: dict[str, Command] = {
                 ),
             ),
         ),
+        Command(
+            "supervise",
+            "supervise:command",
+            "Run the run directory's supervisor in the foreground, for an init system that "
+            "restarts it (systemd Restart=always, inittab respawn, OpenRC supervisor): it waits "
+            "for a supervisor already running to leave, then adopts every supervised service.",
+            (),
+            (),
+            (
+                (0, "it was told to leave (SIGTERM): the services run on"),
+                (1, "the run directory cannot be used, or the supervisor could not start"),
+            ),
+        ),
         _generator("initd", "/etc/init.d", "LSB init.d shims"),
         _generator("unit", "/etc/systemd/system", "native systemd units"),
         Command(
