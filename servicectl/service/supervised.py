@@ -165,7 +165,7 @@ def describe(row: Any, record: Record | None, svc: Service) -> None:
                     f"unsupervised: {gone}; the next servicectl command that acts (start, "
                     f"stop...; not status) starts a new one, which adopts it"
                 )
-        if record.health and row.pid is not None:
+        if record.health:
             row.health = dict(record.health)
     elif record.supervision:
         row.supervisor = record.supervision

@@ -385,6 +385,8 @@ class Supervisor(Steps):
         """Watch ``pid``: a child through SIGCHLD, any other process through a pidfd; one that
         is gone already is an exit now."""
         self.unwatch(unit)
+        if (pid, starttime) != (unit.pid, unit.starttime):
+            unit.health = None  # a new process: its health is not known yet
         unit.pid, unit.starttime = pid, starttime
         unit.move(RUNNING)
         info = proc.read_proc(pid)
@@ -502,6 +504,7 @@ class Supervisor(Steps):
 
     def health_changed(self, unit: Unit, state: dict[str, Any]) -> None:
         """The prober's verdict changed: the record says so (a short thread, under the lock)."""
+        unit.health = state
         threading.Thread(target=jobs.write_health, args=(unit, state), daemon=True).start()
 
 

@@ -334,7 +334,7 @@ def record_exit(hands: Hands, said: str, respawn: bool, phase: str = "") -> None
     elif not phase:
         phase = GAVE_UP if "gave up" in said else EXITED
     fields = hands.fields(svc)
-    fields.update(respawn_at=due, supervision_note=said, health=record.health)
+    fields.update(respawn_at=due, supervision_note=said, health=unit.health or record.health)
     write_record(dirs.run, svc.name, record._replace(phase=phase, **fields))
     pf = read_pidfile(svc.pid_file)
     if pf.pid == record.pid:
