@@ -422,11 +422,12 @@ def test_an_upgrade_hands_the_services_over_without_restarting_them(
     sup = the_supervisor(env.run)
     before = info(env.run)
     assert before["version"] == servicectl.__version__
-    install(python, next_wheel)
-    res = assert_ok(run("start", "a"))
-    assert f"already running (pid {pids['a']})" in res.stdout
+    install(python, next_wheel)  # no command: the supervisor sees its code change on disk
+    wait_for(lambda: info(env.run)["version"] != before["version"], 15, "the hand-over")
     after = info(env.run)
     assert after["version"] == "9." + servicectl.__version__ and after["schema"] != before["schema"]
+    res = assert_ok(run("start", "a"))
+    assert f"already running (pid {pids['a']})" in res.stdout
     assert after["pid"] == sup and supervisor_pids(env.run) == [sup]
     assert {n: env.pid(n) for n in ("a", "b")} == pids
     assert sorted(after["units"]) == ["a", "b"]
@@ -438,6 +439,15 @@ def test_an_upgrade_hands_the_services_over_without_restarting_them(
     assert row(env, "b")["last_exit"]["signal"] == "KILL"
     assert "handed over" in (env.log / "a.log").read_text()
     log = (env.log / ".supervisor.log").read_text()
-    assert "handing its services over" in log
+    assert "its code changed on disk" in log
+    # The first version from another venv, the supervisor's code left as it is: the command's
+    # hello finds another schema, and the supervisor hands over to the command's code.
+    other = venv(tmp_path / "venv2")
+    install(other, build_wheel(ROOT, tmp_path / "w3", servicectl.__version__))
+    sc[0] = str(other.parent / "servicectl")
+    assert_ok(run("start", "a", "b"))
+    assert info(env.run)["version"] == servicectl.__version__
+    assert env.pid("a") == pids["a"] and env.pid("b") == new
+    assert "this command is " + servicectl.__version__ in (env.log / ".supervisor.log").read_text()
     assert_ok(run("stop", "a", "b"))
     assert not alive(new) and not alive(pids["a"])

@@ -159,6 +159,21 @@ def note(why: str, old: int) -> dict[str, Any]:
 # A hand-over: the state of every service, for the code this process executes next
 
 
+def code_stamp() -> tuple[tuple[int, int, int], ...]:
+    """What identifies the servicectl code on disk (an upgrade replaces these files)."""
+    import servicectl
+
+    top = os.path.dirname(servicectl.__file__)
+    out = []
+    for rel in ("__init__.py", "supervisor/daemon.py", "supervisor/protocol.py"):
+        try:
+            st = os.stat(os.path.join(top, rel))
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((0, 0, 0))
+    return tuple(out)
+
+
 def dump(units: list[Unit], said: dict[str, Any]) -> int:
     """The services' states in a memfd (inherited by the new code; its descriptor)."""
     now = time.monotonic()

@@ -47,6 +47,10 @@ from servicectl.system import proc
 
 IDLE_EXIT = float(os.environ.get("SERVICECTL_SUPERVISOR_IDLE", "30") or 30)
 SWEEP_DELAY = 1.0  # a zombie child no thread reaped for this long is an orphan's: reaped
+CODE_CHECK = 2.0  # how often it looks whether its own code was upgraded on disk
+# What the jobs import on the way (inside functions): imported once at start-up, so that an
+# upgrade of the files on disk never mixes new modules into this process's old code.
+PRELOAD = ("servicectl.system.ready", "servicectl.service.action", "subprocess")
 JOBS = 64  # worker threads at most (more jobs wait their turn)
 IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
@@ -95,6 +99,8 @@ class Supervisor(Steps):
         self.me = (os.getpid(), me.starttime if me else 0)
         self.hello = protocol.hello()
         self.uids: dict[str | None, int] = {}
+        self.code = adopt.code_stamp()
+        self.code_at = time.monotonic() + CODE_CHECK
         self.lock_fd = -1  # the run directory's supervisor lock (kept across a hand-over)
 
     # ------------------------------------------------------------------ the loop
@@ -129,6 +135,8 @@ class Supervisor(Steps):
         due = [self.idle_since + IDLE_EXIT] if not self.foreground else []
         if self.timers:
             due.append(self.timers[0][0])
+        if self.units:
+            due.append(self.code_at)
         if self.sweep_at is not None:
             due.append(self.sweep_at)
         probe = self.prober.next_due()
@@ -161,6 +169,9 @@ class Supervisor(Steps):
             if unit is not None and unit.job is None and self.handover is None:
                 self.next(unit)
         self.prober.tick(now)
+        if now >= self.code_at:
+            self.code_at = now + CODE_CHECK
+            self._code_changed()
         if self.sweep_at is not None and now >= self.sweep_at:
             self._sweep()
         if self.units or self.conns or self.busy or self.foreground:
@@ -270,6 +281,30 @@ class Supervisor(Steps):
     def _refuse(self, conn: Conn, message: str) -> None:
         self.answer(conn, {"ok": False, "code": 1, "message": message})
 
+    def _code_changed(self) -> None:
+        """servicectl was upgraded (or edited) on disk under this supervisor: it hands its
+        services over to the code now there, as it does when a newer command says hello."""
+        stamp = adopt.code_stamp()
+        if stamp == self.code or self.handover is not None or not self.units:
+            return
+        self.code = stamp
+        import servicectl
+
+        path = str(Path(servicectl.__file__).resolve().parent.parent)
+        said = {"python": sys.executable, "path": path, "schema": f"on disk {stamp}"}
+        self._begin_handover(said, "its code changed on disk (an upgrade?)")
+
+    def _begin_handover(self, said: dict[str, Any], why: str) -> None:
+        """Stop accepting; what waits is answered "handing over" (asked again of the new
+        code); once the jobs under way are done, the loop executes the new code."""
+        say(f"{why}: handing its services over")
+        self.handover = said
+        self.poller.unregister(self.listener.fileno())  # it stops accepting
+        for unit in self.units.values():
+            for waiting, _ in unit.waiting:
+                self._handing_over(waiting)
+            unit.waiting = []
+
     def _hello(self, conn: Conn, msg: dict[str, Any]) -> None:
         said = {k: v for k, v in msg.items() if k != "op"}
         if protocol.same_code(said, self.hello):
@@ -290,13 +325,7 @@ class Supervisor(Steps):
             self._refuse(conn, f"{why}; a hand-over to it failed: see {protocol.LOG_NAME}")
             return
         if self.handover is None:
-            say(f"{why}: handing its services over")
-            self.handover = said
-            self.poller.unregister(self.listener.fileno())  # it stops accepting
-            for unit in self.units.values():
-                for waiting, _ in unit.waiting:
-                    self._handing_over(waiting)
-                unit.waiting = []
+            self._begin_handover(said, why)
         self._handing_over(conn)
 
     def _handing_over(self, conn: Conn) -> None:
@@ -534,6 +563,10 @@ def main(argv: list[str]) -> int:
             say_ready(ready, f"cannot listen on {run / protocol.SOCKET_NAME}: {exc}")
             return 1
     proc.become_subreaper()
+    import importlib
+
+    for module in PRELOAD:
+        importlib.import_module(module)
     sup = Supervisor(run, listener, foreground)
     sup.lock_fd = lock
     if handover is not None:
