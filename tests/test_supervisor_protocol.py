@@ -451,3 +451,48 @@ def test_an_upgrade_hands_the_services_over_without_restarting_them(
     assert "this command is " + servicectl.__version__ in (env.log / ".supervisor.log").read_text()
     assert_ok(run("stop", "a", "b"))
     assert not alive(new) and not alive(pids["a"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The boot files keep the supervisor up
+
+
+def test_the_init_script_keeps_the_supervisor_up(env: Env, tmp_path: Path) -> None:
+    """The fleet's init script (``initd --boot``) starts ``servicectl supervise`` in a restart
+    loop before startall: the supervisor killed, another one is up a second later and adopts
+    the services; a crash afterwards is respawned; stop leaves nothing running."""
+    if os.path.exists("/etc/default/servicectl"):
+        pytest.skip("/etc/default/servicectl exists on this machine and would override the test")
+    supervised(env, "a")
+    out = tmp_path / "init.d"
+    out.mkdir()
+    assert_ok(env.sc("initd", "--boot", "--dir", str(out)))
+    script = [str(out / "servicectl")]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECTL_")}
+    environ["SERVICECTL_SYSLOG_SOCKET"] = os.environ["SERVICECTL_SYSLOG_SOCKET"]
+
+    def sh(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", *script, action], capture_output=True, text=True, timeout=60, env=environ
+        )
+
+    try:
+        assert_ok(sh("start"))
+        a = env.pid("a")
+        first = the_supervisor(env.run)
+        kill(first)
+        wait_for(
+            lambda: (
+                row(env, "a")["supervisor"].startswith("pid ")
+                and not row(env, "a")["supervisor"].startswith(f"pid {first} ")
+            ),
+            15,
+            "the keeper's next supervisor",
+        )
+        kill(a)
+        respawned(env, "a", a)
+    finally:
+        res = sh("stop")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: not supervisor_pids(env.run), 10, "the supervisor to leave")
+    assert not (env.run / ".keeper.pid").exists() and not (env.run / "a.pid").exists()

@@ -1,7 +1,9 @@
 """``servicectl supervise``: the run directory's supervisor, in the foreground, for an init
 system that keeps it up (docs/boot.md): the process is replaced by the supervisor itself
 (``python -S -m servicectl.supervisor.daemon RUN_DIR - --foreground``), so that the init
-system watches the supervisor, and its output goes where the init system sends it.
+system watches the supervisor, and its output goes where the init system sends it. Under
+systemd (``Type=notify``) it says READY=1 once it listens, or once it waits for another
+supervisor to leave (STATUS= says which).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def command() -> int:
     except ServicectlError as exc:
         face.error(f"supervise: {exc.message}")
         return 1
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # NOTIFY_SOCKET stays
     env["PYTHONPATH"] = str(Path(servicectl.__file__).resolve().parent.parent)
     argv = [sys.executable, "-S", "-m", "servicectl.supervisor.daemon", str(run), "-"]
     try:

@@ -36,6 +36,7 @@ from servicectl.supervisor.start import (
     drain,
     handed,
     listen,
+    notify,
     reap,
     say,
     say_ready,
@@ -576,6 +577,9 @@ def main(argv: list[str]) -> int:
         say(f"supervising the services of {run}" + (" (foreground)" if foreground else ""))
         adopt.adopt_orphans(sup)
     say_ready(ready, "ready")
+    if foreground:
+        notify(f"READY=1\nSTATUS=supervising the services of {run}")
+    os.environ.pop("NOTIFY_SOCKET", None)  # its own: never handed to what it runs or executes
     sup.loop()
     return 0
 

@@ -53,6 +53,7 @@ def claim(run: Path, wait: bool = False) -> int | str:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             say("another supervisor runs for this run directory: waiting to take over")
+            notify("READY=1\nSTATUS=waiting for the running supervisor to leave, to take over")
             fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
     deadline = time.monotonic() + 5
@@ -170,3 +171,18 @@ def children() -> list[int]:
 def zombie(pid: int) -> bool:
     info = proc.read_proc(pid)
     return info is not None and info.zombie
+
+
+def notify(text: str) -> None:
+    """Tell an init system that watches this supervisor (systemd's NOTIFY_SOCKET, for a
+    Type=notify unit running ``servicectl supervise``); nothing without one."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.sendto(text.encode(), address)
+    except OSError:
+        pass
