@@ -496,3 +496,20 @@ def test_the_init_script_keeps_the_supervisor_up(env: Env, tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr
     wait_for(lambda: not supervisor_pids(env.run), 10, "the supervisor to leave")
     assert not (env.run / ".keeper.pid").exists() and not (env.run / "a.pid").exists()
+
+
+def test_import_says_what_watchdogsec_becomes(env: Env, tmp_path: Path) -> None:
+    """systemd's WatchdogSec= (sd_notify keep-alives) has no equivalent: import says so, with
+    the health check to write instead (its interval from the watchdog's); off is silent."""
+    unit = tmp_path / "wd.service"
+    for value, said in (("30s", True), ("0", False), ("infinity", False)):
+        unit.write_text(
+            "[Service]\nExecStart=/bin/sleep 100\nRestart=on-failure\n"
+            f"WatchdogSec={value}\n[Install]\nWantedBy=multi-user.target\n"
+        )
+        res = assert_ok(env.sc("import", str(unit)))
+        if said:
+            assert "WatchdogSec=30s: servicectl does not watch WATCHDOG=1" in res.stderr
+            assert "health: {tcp: HOST:PORT, interval: 15, retries: 2}" in res.stdout
+        else:
+            assert "WatchdogSec" not in res.stderr + res.stdout

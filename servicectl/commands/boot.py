@@ -217,7 +217,7 @@ _UNIT_HEAD = """\
 Description=Services managed by servicectl (startall/stopall)
 # servicectl-supervisor.service (written beside this unit): the supervisor, kept up by systemd
 Wants=servicectl-supervisor.service
-After=network.target remote-fs.target nss-lookup.target time-sync.target servicectl-supervisor.service
+After=network.target remote-fs.target nss-lookup.target time-sync.target {keeper}
 
 [Service]
 Type=oneshot
@@ -250,7 +250,8 @@ def unit_file(dirs: Dirs, exe: str) -> GeneratedFile:
         f"ExecStart={_unit_exec([*argv, 'startall'])}",
         f"ExecStop={_unit_exec([*argv, 'stopall'])}",
     ]
-    text = _UNIT_HEAD.format(marker=MARKER) + "\n".join(lines) + "\n" + _UNIT_TAIL
+    head = _UNIT_HEAD.format(marker=MARKER, keeper="servicectl-supervisor.service")
+    text = head + "\n".join(lines) + "\n" + _UNIT_TAIL
     return GeneratedFile("servicectl.service", text, 0o644)
 
 
