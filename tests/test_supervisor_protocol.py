@@ -513,3 +513,30 @@ def test_import_says_what_watchdogsec_becomes(env: Env, tmp_path: Path) -> None:
             assert "health: {tcp: HOST:PORT, interval: 15, retries: 2}" in res.stdout
         else:
             assert "WatchdogSec" not in res.stderr + res.stdout
+
+
+def test_every_record_of_a_respawn_carries_its_last_exit(env: Env) -> None:
+    """A forking service killed: every state record written from then on (the exit, the
+    launch of the respawn, its daemon found, confirmed) says how the last one exited, so that
+    status never shows the respawned service without its last exit."""
+    env.forking("fd", "--pidfile-delay", "0.2", restart="on-failure", restart_delay=0.1)
+    assert_ok(env.sc("start", "fd"))
+    old = int((env.run / "fd.daemon.pid").read_text())
+    os.kill(old, signal.SIGKILL)
+    seen: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            record = json.loads((env.run / "fd.state").read_text())
+        except (OSError, ValueError):
+            continue  # between two atomic writes: a rename
+        if record["pid"] != old or record["phase"] != "running":
+            seen.setdefault(record["phase"], record)
+        if record["phase"] == "running" and record["pid"] != old:
+            break
+        time.sleep(0.001)
+    assert {"respawning", "launching", "running"} <= set(seen), sorted(seen)
+    for phase, record in seen.items():
+        assert (record["last_exit"] or {}).get("signal") == "KILL", (phase, record)
+    assert row(env, "fd")["last_exit"]["signal"] == "KILL"
+    assert_ok(env.sc("stop", "fd"))
