@@ -40,7 +40,6 @@ from servicectl.supervisor.start import (
     reap,
     say,
     say_ready,
-    uid_of,
     zombie,
 )
 from servicectl.supervisor.steps import Steps
@@ -99,7 +98,7 @@ class Supervisor(Steps):
         me = proc.read_proc(os.getpid())
         self.me = (os.getpid(), me.starttime if me else 0)
         self.hello = protocol.hello()
-        self.uids: dict[str | None, int] = {}
+        self.to_log: set[str] = set()  # units whose transitions are not written yet
         self.code = adopt.code_stamp()
         self.code_at = time.monotonic() + CODE_CHECK
         self.lock_fd = -1  # the run directory's supervisor lock (kept across a hand-over)
@@ -170,6 +169,8 @@ class Supervisor(Steps):
             if unit is not None and unit.job is None and self.handover is None:
                 self.next(unit)
         self.prober.tick(now)
+        if self.to_log:
+            self._flush_logs()
         if now >= self.code_at:
             self.code_at = now + CODE_CHECK
             self._code_changed()
@@ -395,6 +396,7 @@ class Supervisor(Steps):
         job = Job(kind, conn, proc.Cancel())
         unit.job = job
         hands = jobs.Hands(self.me, unit, job.cancel, respawn=kind == "respawn")
+        hands.lines, unit.lines = unit.lines, []
         self.backlog.append((unit, job, fn, (hands, *args)))
         self._next_job()
 
@@ -494,39 +496,32 @@ class Supervisor(Steps):
     # ------------------------------------------------------------------ states
 
     def transition(self, unit: Unit, state: str, why: str) -> None:
-        """Move the unit, and say so with the time in the service's log."""
+        """Move the unit, and say so with the time in the service's log: written by the job
+        that follows (after its work: a respawn is not delayed by it), else by the loop."""
         old = unit.state
         unit.move(state)
-        if old != state:
-            self._log(unit, f"{old} -> {state}: {why}" if why else f"{old} -> {state}")
+        if old != state and unit.svc is not None and unit.svc.stdout is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            said = f"{old} -> {state}: {why}" if why else f"{old} -> {state}"
+            unit.lines.append(f"{stamp} servicectl: {said}\n")
+            self.to_log.add(unit.name)
 
-    def _log(self, unit: Unit, message: str) -> None:
-        svc = unit.svc
-        if svc is None or svc.stdout is None:
-            return
-        from servicectl.files import safe
-
-        uid = self.uids.get(svc.user)
-        if uid is None:
-            uid = self.uids[svc.user] = uid_of(svc.user)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        line = f"{stamp} servicectl: {message}\n".encode("utf-8", "backslashreplace")
-        try:
-            fd = safe.open_output(svc.stdout, None, uid)
-        except Exception:  # noqa: BLE001 - the state moved all the same
-            return
-        try:
-            os.write(fd, line)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    def _flush_logs(self) -> None:
+        for name in self.to_log:
+            unit = self.units.get(name)
+            if unit is not None and unit.job is None and unit.lines:
+                lines, unit.lines = unit.lines, []
+                jobs.write_lines(unit.svc, lines)
+        self.to_log.clear()
 
     def schedule(self, unit: Unit) -> None:
         self.seq += 1
         heapq.heappush(self.timers, (unit.due, self.seq, unit.name))
 
     def forget(self, unit: Unit) -> None:
+        if unit.lines:
+            lines, unit.lines = unit.lines, []
+            jobs.write_lines(unit.svc, lines)
         if self.units.get(unit.name) is unit:
             del self.units[unit.name]
             if unit.dirs is not None:

@@ -55,6 +55,7 @@ class Hands(Actor):
         self.keep_record = respawn
         self.reaped = {}
         self.children: list[subprocess.Popen[bytes]] = []
+        self.lines: list[str] = []  # the service's transitions, for its log
 
     def fields(self, svc: Service) -> dict[str, Any]:
         unit = self.unit
@@ -134,15 +135,10 @@ def run(kind: str, job: Callable[..., Any], hands: Hands, *args: Any) -> Result:
     except Exception as exc:  # noqa: BLE001 - the loop answers it, and carries on
         result.error = exc
     result.children = hands.children
-    if (
-        kind in COMMANDS
-        and unit.svc is not None
-        and unit.dirs is not None
-        or kind == "respawn"
-        and result.outcome is not None
-        and unit.svc
-        and unit.dirs
-    ):
+    if hands.lines:
+        write_lines(unit.svc, hands.lines)
+    looks = kind in COMMANDS or (kind == "respawn" and result.outcome is not None)
+    if looks and unit.svc is not None and unit.dirs is not None:
         result.alive = alive(unit.svc, unit.dirs)
     return result
 
@@ -263,13 +259,16 @@ def exited(hands: Hands, result: Result, said: str, respawn: bool) -> None:
     result.alive = None
 
 
-def respawn(hands: Hands, result: Result) -> None:
+def respawn(hands: Hands, result: Result, said: str = "") -> None:
     """Start the service again as start does (the common start path: what the previous run
     left is ended first, the gate, the record before the program runs, readiness awaited),
-    with the record kept throughout. A failed respawn is an exit: decided again."""
+    with the record kept throughout. A failed respawn is an exit: decided again. ``said``:
+    the exit it follows at once (restart_delay 0), recorded first."""
     unit = hands.unit
     svc, dirs = unit.svc, unit.dirs
     assert svc is not None and dirs is not None
+    if said:
+        exited(hands, result, said, True)
     unit.history.append(time.monotonic())
     unit.restarts += 1
     try:
@@ -424,21 +423,36 @@ def log(unit: Unit, message: str, syslog: bool = True) -> None:
         return
     if syslog:
         audit.note(f"{svc.name}: {message}")
-    if svc.stdout is None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    write_lines(svc, [f"{stamp} servicectl: {message}\n"])
+
+
+def write_lines(svc: Service | None, lines: list[str]) -> None:
+    """Append ``lines`` to the service's log (opened as any output file: R-OUT)."""
+    if svc is None or svc.stdout is None or not lines:
         return
     from servicectl.files import safe
-    from servicectl.system.spawn import resolve_account
 
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    line = f"{stamp} servicectl: {message}\n".encode("utf-8", "backslashreplace")
+    data = "".join(lines).encode("utf-8", "backslashreplace")
     try:
-        uid = resolve_account(svc).uid
-        fd = safe.open_output(svc.stdout, None, uid)
-    except (ServicectlError, OSError):
+        fd = safe.open_output(svc.stdout, None, _uid(svc.user))
+    except Exception:  # noqa: BLE001 - what the supervisor does goes on without its log
         return
     try:
-        os.write(fd, line)
+        os.write(fd, data)
     except OSError:
         pass
     finally:
         os.close(fd)
+
+
+def _uid(user: str | None) -> int:
+    """The service's user's uid (for its log), without its groups."""
+    if user is None:
+        return os.geteuid()
+    import pwd
+
+    try:
+        return pwd.getpwuid(int(user)).pw_uid if user.isdigit() else pwd.getpwnam(user).pw_uid
+    except (KeyError, OverflowError):
+        return os.geteuid()

@@ -124,6 +124,7 @@ class Unit:
         "unconfirmed",
         "adopted",
         "health",
+        "lines",
     )
 
     def __init__(self, name: str, svc: Service | None = None, dirs: Dirs | None = None) -> None:
@@ -145,6 +146,7 @@ class Unit:
         self.unconfirmed: Any = None  # a stop whose requester has not said it heard the end
         self.adopted: dict[str, Any] | None = None  # how this supervisor came to have it
         self.health: Any = None  # its health probe's state (supervisor/health.py)
+        self.lines: list[str] = []  # what its log is to say of its transitions, not written yet
 
     def move(self, state: str) -> None:
         assert state in STATES, state

@@ -127,17 +127,6 @@ def say(text: str) -> None:
         pass
 
 
-def uid_of(user: str | None) -> int:
-    if user is None:
-        return os.geteuid()
-    import pwd
-
-    try:
-        return pwd.getpwuid(int(user)).pw_uid if user.isdigit() else pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return os.geteuid()
-
-
 def drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):

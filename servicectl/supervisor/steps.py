@@ -147,6 +147,10 @@ class Steps:
             assert unit.svc is not None
             unit.due = time.monotonic() + unit.svc.restart_delay
             self.transition(unit, RESPAWNING, said)
+            if unit.svc.restart_delay <= 0:  # due now: one job records the exit and respawns
+                self.transition(unit, STARTING, "respawn due")
+                self.work(unit, "respawn", None, jobs.respawn, said)
+                return
         else:
             self.transition(unit, STOPPED, said)
         self.work(unit, "exited", None, jobs.exited, said, respawn)
