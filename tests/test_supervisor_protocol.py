@@ -540,3 +540,83 @@ def test_every_record_of_a_respawn_carries_its_last_exit(env: Env) -> None:
         assert (record["last_exit"] or {}).get("signal") == "KILL", (phase, record)
     assert row(env, "fd")["last_exit"]["signal"] == "KILL"
     assert_ok(env.sc("stop", "fd"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules (docs/security.md)
+
+
+def test_R_SUP_4_a_kept_definition_anyone_else_could_write_is_not_adopted(env: Env) -> None:
+    """The definition a supervisor keeps for a successor is 0600; one that is a symlink, or
+    that others could read or write, is not adopted (the service stays unsupervised, said in
+    the supervisor's log), so no one can have root run a command at the next respawn."""
+    supervised(env, "a")
+    assert_ok(env.sc("start", "a"))
+    kept = env.run / ".a.definition"
+    assert kept.stat().st_mode & 0o777 == 0o600 and kept.stat().st_uid == os.geteuid()
+    a = env.pid("a")
+    kill(the_supervisor(env.run))
+    kept.chmod(0o666)
+    env.sleeper("plain")
+    assert_ok(env.sc("start", "plain"))  # a new supervisor: it looks for what to adopt
+    log = env.log / ".supervisor.log"
+    wait_for(lambda: "cannot adopt a: its definition was not kept" in log.read_text(), 10, "it")
+    assert row(env, "a")["supervisor"].startswith("unsupervised") and alive(a)
+    assert_ok(env.sc("stop", "a", "plain"))
+
+
+def test_R_SUP_5_a_hand_over_to_code_that_cannot_run_changes_nothing(env: Env) -> None:
+    """A hello from other code whose interpreter cannot be executed: the supervisor stays as
+    it was (listening, its services supervised), tries that code no more, and says why."""
+    supervised(env, "a")
+    assert_ok(env.sc("start", "a"))
+    sup = the_supervisor(env.run)
+    hello = {
+        "op": "hello",
+        "protocol": 999,
+        "schema": "other",
+        "version": "x",
+        "python": str(env.root / "no-python"),
+        "path": str(env.root),
+    }
+    for expected in ("handover", "refused"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(20)
+            s.connect(str(env.run / ".supervisor.sock"))
+            s.sendall(json.dumps(hello).encode() + b"\n")
+            answer = json.loads(s.makefile().readline())
+        if expected == "handover":
+            assert answer.get("handover") is True, answer
+            wait_for(
+                lambda: "the hand-over failed" in (env.log / ".supervisor.log").read_text(),
+                10,
+                "the hand-over to fail",
+            )
+        else:
+            assert answer["ok"] is False and "a hand-over to it failed" in answer["message"]
+    assert supervisor_pids(env.run) == [sup] and info(env.run)["units"]["a"]["state"] == "running"
+    a = env.pid("a")
+    kill(a)
+    respawned(env, "a", a)
+    assert_ok(env.sc("stop", "a"))
+
+
+def test_R_HEALTH_1_a_command_probe_runs_as_the_services_user(env: Env, user: Any) -> None:
+    """A command probe of a ``user:`` service runs as that user, in its working directory."""
+    from faultkit import reachable_dir
+
+    with reachable_dir(owner=user) as theirs:
+        out = theirs / "probe.out"
+        supervised(
+            env,
+            "web",
+            command=["sleep", "300"],
+            user=user.name,
+            working_directory=str(theirs),
+            health={"command": ["/bin/sh", "-c", f"id -u >> {out}; pwd >> {out}"], "interval": 0.3},
+        )
+        assert_ok(env.sc("start", "web"))
+        wait_for(lambda: out.exists() and len(out.read_text().split()) >= 2, 10, "a probe")
+        uid, cwd = out.read_text().split()[:2]
+        assert int(uid) == user.uid and cwd == str(theirs)
+        assert_ok(env.sc("stop", "web"))
