@@ -297,9 +297,21 @@ _GROUPS = _GroupIndex()
 def group_members(pgid: int, fresh_after: float | None = None) -> list[ProcInfo]:
     """Live (non-zombie) processes whose process group is ``pgid``, from a /proc scan that
     started after ``fresh_after`` (monotonic; default: now). ``uid`` is not filled in (-1)."""
-    if pgid <= 0:
+    if pgid <= 0 or not _group_exists(pgid):
         return []
     return _GROUPS.members(pgid, time.monotonic() if fresh_after is None else fresh_after)
+
+
+def _group_exists(pgid: int) -> bool:
+    """Whether any process (a zombie too) has process group ``pgid`` now: signal 0 to the
+    group, one system call instead of a scan of /proc (the usual answer after an exit: no)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, with processes of another user
+    return True
 
 
 def snapshot() -> list[ProcInfo]:
