@@ -159,7 +159,7 @@ def test_a_killed_supervisor_is_replaced_by_the_next_command_which_adopts(
     assert r["supervisor"].startswith(f"pid {new} ") and r["adopted"]["from"] == old
     assert "adopted at" in env.sc("status", "a").stdout
     text = said(sock)
-    assert f"the supervisor (pid {old})" in text and "died" in text, text
+    assert f"the supervisor (pid {old})" in text and "is gone" in text, text
     assert f"a: adopted by the supervisor (pid {new})" in text, text
     kill(a)
     respawned(env, "a", a)

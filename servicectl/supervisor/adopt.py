@@ -241,14 +241,14 @@ def adopt_orphans(sup: Supervisor) -> None:
 
     found, dead, refused = orphans(sup.run, sup.me[0])
     for pid, names in sorted(dead.items()):
-        text = f"the supervisor (pid {pid}) of {', '.join(names)} in {sup.run} died"
+        text = f"the supervisor (pid {pid}) of {', '.join(names)} in {sup.run} is gone (it died, or was made to leave)"
         say(text)
         audit.note(f"{text}; pid {sup.me[0]} adopts them", audit.WARNING)
     for why in refused:
         say(f"cannot adopt {why}")
     for orphan in found:
         unit, record = orphan.unit, orphan.record
-        unit.adopted = note("its supervisor died", record.supervisor_pid)
+        unit.adopted = note("its supervisor was gone", record.supervisor_pid)
         sup.units[unit.name] = unit
         unit.pid, unit.starttime = record.pid, record.starttime
         if orphan.alive:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Interrupted, ServicectlError
-from servicectl.supervisor import protocol
+from servicectl.supervisor import legacy, protocol
 
 if TYPE_CHECKING:
     import socket
@@ -177,6 +177,8 @@ def linked(name: str, dirs: Dirs) -> Link:
                 reply = {"ok": False, "retry": True}
             if reply.get("ok"):
                 return link
+            if legacy.protocol_1(reply) and legacy.retire(sock, dirs):
+                reply = {"retry": True}  # it left: the supervisor started next adopts its services
             link.close()
             if not reply.get("handover") and not reply.get("retry"):
                 raise SupervisorError(f"{name}: its supervisor refused it: {reply.get('message')}")

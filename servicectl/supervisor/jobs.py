@@ -393,7 +393,7 @@ def adopt(hands: Hands, result: Result, why: str) -> None:
             restarts=unit.restarts,
         )
         write_record(dirs.run, svc.name, record)
-    how = why or f"its supervisor (pid {old}) had died"
+    how = why or f"its supervisor (pid {old}) was gone"
     log(unit, f"adopted by the supervisor (pid {hands.me[0]}): {how}")
 
 
