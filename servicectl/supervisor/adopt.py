@@ -241,7 +241,7 @@ def adopt_orphans(sup: Supervisor) -> None:
 
     found, dead, refused = orphans(sup.run, sup.me[0])
     for pid, names in sorted(dead.items()):
-        text = f"the supervisor (pid {pid}) of {', '.join(names)} in {sup.run} is gone (it died, or was made to leave)"
+        text = f"the supervisor (pid {pid}) of {', '.join(names)} in {sup.run} is gone"
         say(text)
         audit.note(f"{text}; pid {sup.me[0]} adopts them", audit.WARNING)
     for why in refused:
