@@ -58,12 +58,13 @@ IN = select.POLLIN | select.POLLHUP | select.POLLERR
 class Conn:
     """One client connection: its socket, what it sent and was not read yet, its hello."""
 
-    __slots__ = ("sock", "buf", "said")
+    __slots__ = ("sock", "buf", "said", "names")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
         self.said: dict[str, Any] | None = None
+        self.names: set[str] = set()  # the services it asked something of
 
 
 class Supervisor(Steps):
@@ -350,6 +351,7 @@ class Supervisor(Steps):
             adopt.mark(self.run, True)
         unit.svc, unit.dirs = svc, dirs
         adopt.save_definition(unit, self.saved)
+        conn.names.add(name)
         self.request(conn, msg, unit)
 
     def _info(self) -> dict[str, Any]:

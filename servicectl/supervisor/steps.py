@@ -232,7 +232,10 @@ class Steps:
         dropped, its job is cancelled (the job undoes it: a start kills what it spawned, a
         stop leaves what still runs supervised), and a stop whose end it never confirmed
         leaves a record of how the service exited."""
-        for unit in list(self.units.values()):
+        for name in conn.names:
+            unit = self.units.get(name)
+            if unit is None:
+                continue
             unit.waiting = [(c, m) for c, m in unit.waiting if c is not conn]
             if unit.job is not None and unit.job.conn is conn:
                 unit.job.cancel.set()
