@@ -478,6 +478,7 @@ class Supervisor(Steps):
                 got, status = pid, -1
             if got != pid:
                 continue
+            del self.children[pid]  # collected once: the event handles its exit
             code = os.waitstatus_to_exitcode(status) if status >= 0 else None
             self._reaped(pid, code, status >= 0)
             self.event(unit, EXIT, code, "" if status >= 0 else "it was reaped elsewhere")

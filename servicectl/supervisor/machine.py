@@ -65,7 +65,8 @@ REQUESTS = {
 # what comes next: see on_done).
 TABLE: dict[str, dict[str, str]] = {
     STOPPED: {START: "start", STOP: "stop", RESTART: "restart", TELL: "tell"},
-    STARTING: {},  # a start or a respawn runs: requests wait (and cancel a respawn)
+    STARTING: {EXIT: "defer_exit"},  # requests wait (and cancel a respawn); a start of what
+    # runs keeps it watched: its exit is handled once the start is done
     RUNNING: {
         START: "start",  # already running: the start says so (and supervises it)
         STOP: "stop",

@@ -113,7 +113,8 @@ class Steps:
     def on_start(self, unit: Unit, conn: Conn, msg: dict[str, Any]) -> None:
         if unit.state != RUNNING:  # a start by a command begins a new count
             unit.restarts, unit.history, unit.last_exit = 0, [], None
-        self.unwatch(unit)
+        # What runs stays watched (and reaped) meanwhile: the start finds it running, or, if
+        # it exited just now, starts it anew.
         self.transition(unit, STARTING, "start requested")
         self.work(unit, "start", conn, jobs.start, self.progress_for(conn))
 
@@ -187,34 +188,48 @@ class Steps:
             unit.pending_exit = None  # what exited meanwhile was replaced (a re-exec)
             self.watch(unit, *result.alive)
             return
-        if was == RELOADING and unit.pending_exit is not None:
+        if was == RELOADING or unit.pending_exit is not None:  # it exited during the job
             code, unit.pending_exit = unit.pending_exit, None
             unit.state = RUNNING
-            self.on_exited(unit, None if code == UNKNOWN_EXIT else code)
+            if code is None:  # not seen yet: collected now
+                self.on_exited(unit, *self.collect(unit))
+            else:
+                self.on_exited(unit, None if code == UNKNOWN_EXIT else code)
             return
         if kind in ("tell", "adopt") and was in (STOPPED, RESPAWNING):
             return  # a reload or an action of what does not run changed nothing
-        if not job.preempted:
-            if kind == "exited":
-                return  # on_exited moved it already
-            if kind in ("respawn", "heal") and result.respawn is not None:
-                assert unit.svc is not None
-                unit.due = time.monotonic() + unit.svc.restart_delay
-                self.transition(unit, RESPAWNING if result.respawn else STOPPED, result.said)
-                return
-            if kind == "adopt":  # its process exited while it was being adopted
-                unit.state = RUNNING
-                self.on_exited(unit, *self.collect(unit))
-                return
-        if kind == "stop":
-            unit.last_exit = jobs.exit_of(result.code, "it was not the supervisor's child")
-            if result.error is None and conn is not None:
-                unit.unconfirmed = conn  # until it says it heard the end (see gone)
-            elif jobs.interrupted(result.error) and unit.svc is not None:
-                self.transition(unit, STOPPED, "its stop was interrupted after it exited")
-                self.work(unit, "lost", None, jobs.lost_stop)
-                return
+        if not job.preempted and self._decided(unit, kind, result):
+            return
+        if kind == "stop" and self._stopped(unit, conn, result):
+            return
         self.transition(unit, STOPPED, f"{kind} done")
+
+    def _decided(self, unit: Unit, kind: str, result: Result) -> bool:
+        """The supervisor's own job said what comes next; whether it did."""
+        if kind == "exited":
+            return True  # on_exited moved it already
+        if kind in ("respawn", "heal") and result.respawn is not None:
+            assert unit.svc is not None
+            unit.due = time.monotonic() + unit.svc.restart_delay
+            self.transition(unit, RESPAWNING if result.respawn else STOPPED, result.said)
+            return True
+        if kind == "adopt":  # its process exited while it was being adopted
+            unit.state = RUNNING
+            self.on_exited(unit, *self.collect(unit))
+            return True
+        return False
+
+    def _stopped(self, unit: Unit, conn: Conn | None, result: Result) -> bool:
+        """A stop's end: until its requester says it heard it, how the service exited is
+        kept (see gone); an interrupted stop after the exit records it now (and True)."""
+        unit.last_exit = jobs.exit_of(result.code, "it was not the supervisor's child")
+        if result.error is None and conn is not None:
+            unit.unconfirmed = conn
+        elif jobs.interrupted(result.error) and unit.svc is not None:
+            self.transition(unit, STOPPED, "its stop was interrupted after it exited")
+            self.work(unit, "lost", None, jobs.lost_stop)
+            return True
+        return False
 
     def _reply(self, unit: Unit, kind: str, conn: Conn, result: Result) -> None:
         if result.error is not None:
