@@ -202,7 +202,12 @@ class Supervisord(Peer):
                 "stdout_logfile=NONE\nstderr_logfile=NONE\n"
             )
         conf.write_text(text)
-        self.proc = subprocess.Popen([str(sd), "-n", "-c", str(conf)], env=CHILD_ENV)
+        self.proc = subprocess.Popen(
+            [str(sd), "-n", "-c", str(conf)],
+            env=CHILD_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return True
 
     def supervisors(self) -> list[int]:
