@@ -100,7 +100,7 @@ def respawn_of(parent: Callable[[], int], reps: int, delay: float = 0.0) -> Seri
     s = Series()
     for _ in range(reps):
         sup = parent()
-        old = wait(lambda: sleeping_child(sup), 10)
+        old = wait(lambda sup=sup: sleeping_child(sup), 10)
         if not old:
             s.failures.append("no running service to kill")
             break
