@@ -3,8 +3,9 @@ mechanisms.
 
 Owns the identity rules (identity: is this process the service?), observation (observe,
 observation), the start (launch, preflight, directories), the stop schedule (terminate),
-reload (reload), their results (outcome), what a record says of its supervision
-(supervised), log tails (logtail), syslog (audit) and the waits an action reports (waits).
+reload (reload), a service's extra verbs (action), their results (outcome), what a record
+says of its supervision (supervised), who acts (actor: the command, or a supervisor's Actor
+passed down), log tails (logtail), syslog (audit) and the waits an action reports (waits).
 lifecycle composes them into the actions on one service.
 
 May import: the base, files, definitions, system.
