@@ -167,6 +167,8 @@ def describe(row: Any, record: Record | None, svc: Service) -> None:
                 )
         if record.health:
             row.health = dict(record.health)
+        elif svc.health is not None and row.pid is not None:  # no probe has answered yet
+            row.health = {"state": "starting", "probe": svc.health.describe(), "failures": 0}
     elif record.supervision:
         row.supervisor = record.supervision
     if record.last_exit:
