@@ -263,16 +263,19 @@ def respawn(hands: Hands, result: Result, said: str = "") -> None:
     """Start the service again as start does (the common start path: what the previous run
     left is ended first, the gate, the record before the program runs, readiness awaited),
     with the record kept throughout. A failed respawn is an exit: decided again. ``said``:
-    the exit it follows at once (restart_delay 0), recorded first."""
+    the exit it follows at once (restart_delay 0): the new process's records say it from their
+    first write, and the logs once it runs (nothing is written before the spawn)."""
     unit = hands.unit
     svc, dirs = unit.svc, unit.dirs
     assert svc is not None and dirs is not None
-    if said:
-        exited(hands, result, said, True)
     unit.history.append(time.monotonic())
     unit.restarts += 1
     try:
-        outcome = lifecycle.start(svc, dirs, supervised_progress, hands)
+        try:
+            outcome = lifecycle.start(svc, dirs, supervised_progress, hands)
+        finally:
+            if said:
+                log(unit, said)
     except StartFailed as exc:
         failed = exc.message.removeprefix(svc.name + ": ")
         status = exc.exit_status
