@@ -19,6 +19,7 @@ from common import CHILD_ENV, FORKING_YAML, ORIG_ENV, PY, REPO, log, run
 from environment import Env, ensure_supervisor
 from fleet import bench_fleet
 from lifecycle import bench_cycles, bench_latency
+from peers import bench_peers
 from report import NOTES, TARGETS
 from supervise import bench_supervise
 from view import bench_view
@@ -100,7 +101,8 @@ STEPS: dict[str, list[Callable[[Env], None]]] = {
     "cli": [bench_cli],
     "cycle": [bench_cycles, bench_latency],
     "view": [bench_view],
-    "supervise": [bench_supervise],
+    "supervise": [bench_supervise, bench_peers],
+    "peers": [bench_peers],
 }
 
 
@@ -111,7 +113,8 @@ def parse_args() -> argparse.Namespace:
         "--only",
         choices=list(STEPS),
         help="cycle = cycles + stop latency; view = status NAME, board, startall on a terminal; "
-        "supervise = respawn latency, the supervisor's PSS, supervised cycles",
+        "supervise = respawn latency, the supervisor's PSS, supervised cycles, and beside "
+        "runsv, s6-supervise and supervisord (respawn, PSS of 1/100/1,000, health checks)",
     )
     ap.add_argument("--reps", type=int, help="repetitions per row (default 7, --quick 3)")
     ap.add_argument(

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Container entrypoint for servicectl: start every enabled service, wait, and on SIGTERM or
-# SIGINT (docker stop, Ctrl-C) stop them all, dependents first, then exit.
+# Container entrypoint for servicectl: keep the supervisor up, start every enabled service,
+# wait, and on SIGTERM or SIGINT (docker stop, Ctrl-C) stop them all, dependents first, then
+# exit.
 #
 # Run it under a real init that reaps orphans and forwards signals, because the services
 # are detached and get re-parented to PID 1:
@@ -26,6 +27,7 @@
 
 SERVICECTL=${SERVICECTL:-servicectl}
 sleeper=
+keeper=
 
 leave_root_cgroup() {
     cg=/sys/fs/cgroup
@@ -49,10 +51,29 @@ shutdown() {
         kill "$sleeper" 2>/dev/null
     fi
     "$SERVICECTL" stopall
-    exit $?
+    stopped=$?
+    if [ -n "$keeper" ]; then
+        kill "$keeper" 2>/dev/null
+    fi
+    exit "$stopped"
+}
+
+# The supervisor of supervised services (restart: on-failure or always), kept up: if it
+# crashes, "servicectl supervise" runs again a second later and adopts what it left.
+keep_supervisor() {
+    supervisor=
+    trap 'if [ -n "$supervisor" ]; then kill "$supervisor" 2>/dev/null; fi; exit 0' TERM
+    while :; do
+        "$SERVICECTL" supervise &
+        supervisor=$!
+        wait "$supervisor"
+        sleep 1
+    done
 }
 
 trap shutdown TERM INT
+keep_supervisor &
+keeper=$!
 
 # A signal that arrives during startall runs the trap as soon as startall returns.
 if ! "$SERVICECTL" startall; then

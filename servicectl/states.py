@@ -29,6 +29,18 @@ EXITED = "exited"  # its exit called for no respawn (a clean exit under on-failu
 # ... and what ``status`` says of a ``type: oneshot`` whose last run succeeded (oneshot.py):
 # status 0, as systemd's active (exited).
 
+# A supervised service in its supervisor (servicectl/supervisor/machine.py: the table of these
+# states and the events that move them): the same words as the phases and the states above.
+# STOPPED: nothing of it is watched or due; PHASE_STARTING: a start or a respawn is under way;
+# PHASE_RUNNING: its process runs and is watched; RELOADING: it runs, and a reload or an action
+# is under way; STOPPING: a stop or a restart is under way, and no respawn can follow;
+# RESPAWNING: its process exited and a respawn is due after restart_delay.
+RELOADING = "reloading"
+STOPPING = "stopping"
+# Health (``health:``), as the record and status say it.
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+
 STATE_CODES = {
     RUNNING: StatusCode.RUNNING,
     STARTING: StatusCode.RUNNING,

@@ -303,6 +303,14 @@ def test_R_EXP_1_a_respawn_runs_what_the_start_ran(env: Env) -> None:
     assert lines == ["x${HOME} ${HOME}", "x${HOME} ${HOME}"], lines
 
 
+def load_service(env: Env, name: str, run: Path) -> Any:
+    """The valid Service of ``name`` as servicectl loads it for this run directory."""
+    from servicectl.definitions.catalog import load_catalog
+    from servicectl.paths import resolve_dirs
+
+    return load_catalog(resolve_dirs(env.services, run, env.log), [name]).services[name]
+
+
 class Evil:
     """A pickle that would run a command when loaded."""
 
@@ -352,9 +360,11 @@ except OSError:
 def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> None:
     """Another user cannot reach the socket (0600); with the socket opened to all by mistake,
     the supervisor still refuses them (SO_PEERCRED). Root's own requests with a definition that
-    is no definition (a pickle that runs a command; other servicectl values) are refused, and
-    change nothing: the service stays supervised, the supervisor carries on."""
+    is no definition (a pickle that would run a command; a type that is not the schema's; a
+    field of the wrong type; another run directory) are refused, and change nothing: the
+    service stays supervised, the supervisor carries on."""
     from servicectl.paths import resolve_dirs
+    from servicectl.supervisor import protocol
 
     with reachable_dir() as top:
         run, flags = top / "run", ("--run-dir", str(top / "run"))
@@ -370,15 +380,21 @@ def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> 
             assert res.stdout.strip() == "closed", res.stdout + res.stderr
             marker = top / "pwned"
             dirs = resolve_dirs(env.services, run, env.log)
-            payloads = [
-                pickle.dumps((Evil(marker), dirs)),
-                pickle.dumps((dirs, dirs)),
-                b"not a pickle",
+            good = protocol.definition(load_service(env, "web", run), dirs)
+            payloads: list[dict[str, Any]] = [
+                {"definition": base64.b64encode(pickle.dumps((Evil(marker), dirs))).decode()},
+                {"definition": {"$type": "Evil", "command": ["touch", str(marker)]}},
+                {"definition": {**good["definition"], "stop_timeout": "never"}},
+                {"definition": {**good["definition"], "command": [1, 2]}},
+                {"dirs": protocol.encode(dirs._replace(run=top))},
+                {"definition": "not a definition"},
             ]
+            hello = {"op": "hello", **protocol.hello()}
             for name in ("web", "ghost"):
-                for raw in payloads:
-                    hold = {"op": "hold", "name": name, "service": base64.b64encode(raw).decode()}
-                    (answer,) = ask(sock, hold)
+                for bad in payloads:
+                    request = {"op": "start", "name": name, **good, **bad}
+                    greeting, answer = ask(sock, hello, request)
+                    assert greeting["ok"] is True, greeting
                     assert answer["ok"] is False and "could not be read" in answer["message"]
             assert not marker.exists()
             (info,) = ask(sock, {"op": "info"})

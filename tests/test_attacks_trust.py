@@ -977,7 +977,7 @@ def test_R_NOTIFY_3_another_users_ready_is_refused_and_said(env: Env, user: User
 # raise): the injected function raises for the services named in INJECT only.
 INJECT = r"""
 import os, sys
-from servicectl.service import lifecycle, observe
+from servicectl.service import lifecycle, status_row
 names = set(os.environ["INJECT"].split())
 def broken(real):
     def call(svc, *args, **kwargs):
@@ -985,7 +985,7 @@ def broken(real):
             raise RuntimeError("injected\n    State: forged \x1b[2J")
         return real(svc, *args, **kwargs)
     return call
-observe.status = broken(observe.status)
+status_row.status = broken(status_row.status)
 lifecycle.start = broken(lifecycle.start)
 if os.environ.get("INJECT_ALL"):
     import servicectl.commands.control as control

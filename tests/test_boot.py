@@ -66,7 +66,8 @@ def test_boot_stdout_is_contrib_but_for_the_executable_and_dirs(
     assert len(program) == 1, "the test expects the console script of this interpreter"
     text = res.stdout.replace(program[0], boot.CONTRIB_EXE)
     text = text.replace(str(services), str(boot.CONTRIB_DIRS.services))
-    assert text == (CONTRIB / rel).read_text()
+    files = [rel, "systemd/servicectl-supervisor.service"] if kind == "unit" else [rel]
+    assert text == "".join((CONTRIB / f).read_text() for f in files)
 
 
 def test_initd_boot_written_checked_and_run(env: Env, tmp_path: Path) -> None:
@@ -119,7 +120,13 @@ def test_unit_boot_written_and_verified(env: Env, tmp_path: Path) -> None:
     ]
     assert u["Service"]["EnvironmentFile"] == "-/etc/default/servicectl"
     assert u["Install"]["WantedBy"] == "multi-user.target"
-    _systemd_verify([path])
+    assert u["Unit"]["Wants"] == "servicectl-supervisor.service"
+    keeper = out / "servicectl-supervisor.service"
+    k = read_unit(keeper)
+    assert k["Service"]["ExecStart"] == f"{program} supervise"
+    assert k["Service"]["Restart"] == "always" and k["Service"]["KillMode"] == "process"
+    assert k["Service"]["Type"] == "notify"
+    _systemd_verify([path, keeper])
 
 
 def test_boot_files_quote_odd_directories(tmp_path: Path) -> None:
@@ -157,7 +164,8 @@ def test_boot_never_overwrites_a_foreign_file(
     assert res.returncode == 1
     assert "not written by servicectl" in res.stderr and "--force" in res.stderr
     assert mine.read_text() == "#!/bin/sh\necho hand-written\n"
-    assert [p.name for p in out.iterdir()] == [name]  # no temporary file left
+    also = ["servicectl-supervisor.service"] if kind == "unit" else []  # written beside it
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, *also])  # no temporary file
     res = assert_ok(env.sc(kind, "--boot", "--dir", str(out), "--force"))
     assert "wrote" in res.stdout and shims.MARKER in mine.read_text()
 

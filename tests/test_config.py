@@ -269,9 +269,11 @@ def test_every_example_is_valid(env: Env) -> None:
 
     (env.services / "web.env").write_text("GREETING=hello\n")  # the env_file example
     for k in schema.KEYS:
-        extra = {"type": "pid_file: /run/x.pid\n", "stop_command": "type: oneshot\n"}.get(
-            k.name, ""
-        )
+        extra = {
+            "type": "pid_file: /run/x.pid\n",
+            "stop_command": "type: oneshot\n",
+            "health": "restart: on-failure\n",
+        }.get(k.name, "")
         command = "" if k.name == "command" else "command: x\n"
         name = "web@" if k.name == "instances" else "web"  # only a template lists instances
         env.write(name, f"{command}{k.name}: {k.example}\n{extra}")

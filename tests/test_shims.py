@@ -41,6 +41,7 @@ SH_SCRIPTS = [
     CONTRIB / "init.d" / "servicectl",
     CONTRIB / "container-entrypoint.sh",
     CONTRIB / "openrc" / "servicectl",
+    CONTRIB / "openrc" / "servicectl-supervisor",
 ]
 ODD_DIR = "odd dir 'single' \"double\" $HOME %n back\\slash"
 ODD_DESCRIPTION = "Odd \"double\" 'single' $HOME `id` 100% back\\slash"

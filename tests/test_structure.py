@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("servicectl.cli", "servicectl.__main__")),
 ]
 # Edges being removed by work in progress (each names where it goes); empty when done.
-KNOWN_UPWARD = {("servicectl.service.lifecycle", "servicectl.supervisor.client")}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 KNOWN_CYCLES = [
     ["servicectl.commands.importer.initd_map", "servicectl.commands.importer.initd_verbs"]
 ]

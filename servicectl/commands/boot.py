@@ -1,5 +1,7 @@
 """Boot files for the whole fleet: the LSB init script and the oneshot systemd unit that run
-``servicectl startall`` at boot and ``stopall`` at shutdown (``initd --boot``, ``unit --boot``).
+``servicectl startall`` at boot and ``stopall`` at shutdown (``initd --boot``, ``unit --boot``),
+and what keeps the supervisor up after a crash: ``servicectl supervise`` restarted by the init
+system (a systemd unit with Restart=always, a restart loop in the init script).
 
 The files in contrib/ are this module's output for /usr/local/bin/servicectl and the default
 directories (``contrib_files``), so a ``pip install`` alone is enough to set up boot.
@@ -42,7 +44,8 @@ _INITD_HEAD = """\
 # Default-Stop:      0 1 6
 # Short-Description: Start and stop every service managed by servicectl
 # Description:       Runs "servicectl startall" at boot (enabled services,
-#                    dependencies first) and "servicectl stopall" at shutdown.
+#                    dependencies first) and "servicectl stopall" at shutdown,
+#                    and keeps the supervisor of supervised services up.
 ### END INIT INFO
 #
 # Boot integration for the whole servicectl fleet (sysvinit, Devuan, busybox rcS).
@@ -60,6 +63,11 @@ _INITD_HEAD = """\
 # This script deliberately does not source /lib/lsb/init-functions: on a systemd host
 # that would redirect the call to systemctl. On systemd hosts use the unit written by
 # "servicectl unit --boot" instead.
+#
+# start also runs "servicectl supervise" in a restart loop of its own session (its PID in
+# RUN_DIR/.keeper.pid): the supervisor of supervised services comes back a second after a
+# crash and adopts them. With an /etc/inittab, a respawn entry does the same:
+#   sv:2345:respawn:/usr/local/bin/servicectl supervise
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
@@ -88,6 +96,27 @@ usage() {{
     echo "Usage: $0 {{start|stop|restart|force-reload|status}}" >&2
 }}
 
+keeper_pidfile="${{SERVICECTL_RUN_DIR:-/run/servicectl}}/.keeper.pid"
+
+# Keep the supervisor up: "servicectl supervise" again a second after it ends (a crash).
+keeper_start() {{
+    if [ -r "$keeper_pidfile" ] && kill -0 "$(cat "$keeper_pidfile")" 2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$(dirname "$keeper_pidfile")"
+    # shellcheck disable=SC2016
+    setsid sh -c 'trap "kill \\$s 2>/dev/null; exit 0" TERM; echo $$ >"$1"; shift
+        while :; do "$@" supervise & s=$!; wait "$s"; sleep 1; done' \\
+        keeper "$keeper_pidfile" {sc} </dev/null >/dev/null 2>&1 &
+}}
+
+keeper_stop() {{
+    if [ -r "$keeper_pidfile" ]; then
+        kill "$(cat "$keeper_pidfile")" 2>/dev/null
+        rm -f "$keeper_pidfile"
+    fi
+}}
+
 case "${{1:-}}" in
     start|stop|restart|force-reload|status|reload) ;;
     *)
@@ -106,10 +135,14 @@ fi
 
 case "$1" in
     start)
+        keeper_start
         exec {sc} startall
         ;;
     stop)
-        exec {sc} stopall
+        {sc} stopall
+        stopped=$?
+        keeper_stop
+        exit "$stopped"
         ;;
     restart|force-reload)
         # force-reload of the whole fleet is a restart: each service that supports reload
@@ -183,7 +216,9 @@ _UNIT_HEAD = """\
 
 [Unit]
 Description=Services managed by servicectl (startall/stopall)
-After=network.target remote-fs.target nss-lookup.target time-sync.target
+# servicectl-supervisor.service (written beside this unit): the supervisor, kept up by systemd
+Wants=servicectl-supervisor.service
+After=network.target remote-fs.target nss-lookup.target time-sync.target {keeper}
 
 [Service]
 Type=oneshot
@@ -216,8 +251,49 @@ def unit_file(dirs: Dirs, exe: str) -> GeneratedFile:
         f"ExecStart={_unit_exec([*argv, 'startall'])}",
         f"ExecStop={_unit_exec([*argv, 'stopall'])}",
     ]
-    text = _UNIT_HEAD.format(marker=MARKER) + "\n".join(lines) + "\n" + _UNIT_TAIL
+    head = _UNIT_HEAD.format(marker=MARKER, keeper="servicectl-supervisor.service")
+    text = head + "\n".join(lines) + "\n" + _UNIT_TAIL
     return GeneratedFile("servicectl.service", text, 0o644)
+
+
+_SUPERVISOR_HEAD = """\
+{marker} Regenerate with: servicectl unit --boot
+# The supervisor of the services servicectl supervises (restart: on-failure or always), kept
+# up by systemd: "servicectl supervise" runs it in the foreground, and if it crashes systemd
+# starts it again a second later; it adopts the services the dead one left (they kept
+# running). Stopping this unit stops the supervisor only: its services run on, and the next
+# supervisor adopts them (KillMode=process). servicectl.service wants it.
+
+[Unit]
+Description=servicectl supervisor (respawns, health checks, adoption)
+After=local-fs.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+"""
+
+_SUPERVISOR_TAIL = """\
+Restart=always
+RestartSec=1
+KillMode=process
+TimeoutStopSec=30
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def supervisor_unit_file(dirs: Dirs, exe: str) -> GeneratedFile:
+    """servicectl-supervisor.service: ``servicectl supervise``, restarted by systemd."""
+    assignments = " ".join(_env_assignment(var, value) for var, value in _dir_defaults(dirs))
+    lines = [
+        f"Environment={assignments}",
+        "EnvironmentFile=-/etc/default/servicectl",
+        f"ExecStart={_unit_exec([*exe_argv(exe), 'supervise'])}",
+    ]
+    text = _SUPERVISOR_HEAD.format(marker=MARKER) + "\n".join(lines) + "\n" + _SUPERVISOR_TAIL
+    return GeneratedFile("servicectl-supervisor.service", text, 0o644)
 
 
 def contrib_files() -> dict[str, GeneratedFile]:
@@ -226,6 +302,7 @@ def contrib_files() -> dict[str, GeneratedFile]:
     return {
         "init.d/servicectl": initd_file(CONTRIB_DIRS, CONTRIB_EXE),
         "systemd/servicectl.service": unit_file(CONTRIB_DIRS, CONTRIB_EXE),
+        "systemd/servicectl-supervisor.service": supervisor_unit_file(CONTRIB_DIRS, CONTRIB_EXE),
     }
 
 

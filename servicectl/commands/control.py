@@ -31,7 +31,7 @@ def _each(names: tuple[str, ...], action_name: str, watched: bool = False) -> in
     """Run a single-service action on each name; the highest code. ``watched``: the action
     reports progress (restarts), shown live on a terminal when there are several."""
     from servicectl.output import liveview
-    from servicectl.service import lifecycle
+    from servicectl.supervisor import route
 
     wanted = requested_names(names)
     catalog = catalog_for(wanted)
@@ -39,7 +39,7 @@ def _each(names: tuple[str, ...], action_name: str, watched: bool = False) -> in
     valid, bad = valid_names(catalog, known)
     code = max(code, bad)
 
-    action = getattr(lifecycle, action_name)
+    action = getattr(route, action_name)
     with liveview.watching(watched and len(valid) > 1) as watch:
         report = watch.report(face.outcome)
         for name in valid:

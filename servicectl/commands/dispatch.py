@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from servicectl.commands.grammar import Call
 
 
+# The commands that act on services: one that finds supervised services without a live
+# supervisor starts one first, which adopts them (status, and the other commands that only
+# look, say so and leave it).
+ACTING = frozenset(
+    ("start", "stop", "restart", "try-restart", "reload", "force-reload", "action")
+    + ("startall", "stopall")
+)
+
+
 def execute(call: Call) -> int:
     """Run a decided command line; returns its exit code."""
     from servicectl.commands.grammar import COMMANDS
@@ -25,6 +34,10 @@ def execute(call: Call) -> int:
 
     _CTX.dirs = resolve_dirs(*call.dirs)
     body = _body(COMMANDS[call.command].body)
+    if call.command in ACTING:
+        from servicectl.supervisor.route import ensure_supervisor
+
+        ensure_supervisor(_CTX.dirs)
     try:
         return int(body(**call.arguments()))
     except ServicectlError as exc:

@@ -169,3 +169,7 @@ IMPORT: Exits = (
     (5, "the file is missing"),
     (6, "no program to run could be found, or the file is not a script or unit"),
 )
+SUPERVISE: Exits = (
+    (0, "it was told to leave (SIGTERM): the services run on"),
+    (1, "the run directory cannot be used, or the supervisor could not start"),
+)

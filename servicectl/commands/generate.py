@@ -71,9 +71,11 @@ def _generate(
     if boot:
         from servicectl.commands import boot as boot_files
 
-        make_boot = boot_files.initd_file if kind == "initd" else boot_files.unit_file
+        makers = [boot_files.initd_file]
+        if kind == "unit":
+            makers = [boot_files.unit_file, boot_files.supervisor_unit_file]
         try:
-            files = [make_boot(dirs(), exe)]
+            files = [make(dirs(), exe) for make in makers]
         except ServicectlError as exc:
             face.error(f"{kind} --boot: {exc.message}")
             return int(exc.exit_code)

@@ -469,6 +469,17 @@ COMMANDS: dict[str, Command] = {
             (),
             "EDIT",
         ),
+        Command(
+            "supervise",
+            "supervise:command",
+            "Run the supervisor in the foreground (for init)",
+            "Run the run directory's supervisor in the foreground, for an init system that "
+            "restarts it (systemd Restart=always, inittab respawn, OpenRC supervisor): it waits "
+            "for a supervisor already running to leave, then adopts every supervised service.",
+            (),
+            (),
+            "SUPERVISE",
+        ),
         _generator("initd", "/etc/init.d", "LSB init.d shims", "init.d shims"),
         _generator("unit", "/etc/systemd/system", "native systemd units", "systemd units"),
         Command(

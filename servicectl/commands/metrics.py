@@ -20,7 +20,7 @@ from servicectl.output.face import face
 from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
 if TYPE_CHECKING:
-    from servicectl.service.observe import Status
+    from servicectl.service.status_row import Status
 
 STATES = (RUNNING, STARTING, STOPPED, DEAD, FAILED, INVALID, UNKNOWN)
 PREFIX = "servicectl_service_"
@@ -60,8 +60,8 @@ def escape_label(value: str) -> str:
 
 def metrics() -> int:
     from servicectl.paths import run_dir_problem
-    from servicectl.service import observe
-    from servicectl.service.observe import Status
+    from servicectl.service import status_row
+    from servicectl.service.status_row import Status
 
     catalog = catalog_for()
     if no_services_dir(catalog):
@@ -78,7 +78,7 @@ def metrics() -> int:
         if problem is not None:
             rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, svc.description))
         else:
-            rows.append(observe.status(svc, catalog.dirs, resources=False))
+            rows.append(status_row.status(svc, catalog.dirs, resources=False))
     usage = _usage(rows)
     samples: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
     for row in rows:

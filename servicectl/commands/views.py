@@ -19,7 +19,7 @@ from servicectl.text import escape
 
 if TYPE_CHECKING:
     from servicectl.definitions.catalog import Catalog
-    from servicectl.service.observe import Status
+    from servicectl.service.status_row import Status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
     from servicectl.definitions.catalog import template_problem
     from servicectl.paths import run_dir_problem
-    from servicectl.service import observe
-    from servicectl.service.observe import Status
+    from servicectl.service import status_row
+    from servicectl.service.status_row import Status
 
     asked = requested_names(names)
     catalog = catalog_for(asked or None)
@@ -51,7 +51,7 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
             rows.append(row)
         elif name in catalog.services:
             try:
-                rows.append(observe.status(catalog.services[name], catalog.dirs))
+                rows.append(status_row.status(catalog.services[name], catalog.dirs))
             except Exception as exc:  # R-VIEW-4: this row is unknown, the others stand
                 from servicectl.lastresort import in_action
 

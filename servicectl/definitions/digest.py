@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 
-from servicectl.definitions.schema import KEYS, Action, Directory, Ready, Service
+from servicectl.definitions.schema import KEYS, Action, Service
+from servicectl.definitions.values import Directory, Health, Ready
 
 _HASH: str | None = None
 
 
 # The code that reads a definition: any change to it must not serve a stale cached definition.
-SOURCES: tuple[str, ...] = ("schema.py", "names.py", "fields.py", "fields_more.py", "build.py")
-SOURCES += ("catalog.py", "yamlload.py", "dropins.py")
+SOURCES: tuple[str, ...] = ("schema.py", "names.py", "values.py", "fields.py", "fields_more.py")
+SOURCES += ("build.py", "catalog.py", "yamlload.py", "dropins.py")
 
 
 def schema_hash() -> str:
@@ -35,7 +36,7 @@ def schema_hash() -> str:
             except OSError:  # installed without sources: the version still tells them apart
                 code.append((module, 0, 0))
         keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
-        types = (Ready._fields, Directory._fields, Action._fields)
+        types = (Ready._fields, Directory._fields, Action._fields, Health._fields)
         fields = (Service._fields, Service._field_defaults, types, keys, code)
         _HASH = format(zlib.crc32(repr(fields).encode()), "08x")
     return _HASH

@@ -404,8 +404,10 @@ def parse_depends(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _ready_target(r: Reader, kind: str, target: Any, timeout: float | None) -> Ready | None:
-    key = f"ready.{kind}"
+def _ready_target(
+    r: Reader, kind: str, target: Any, timeout: float | None, where: str = "ready"
+) -> Ready | None:
+    key = f"{where}.{kind}"
     if kind == "notify":
         if target is not True:
             r.wrong(key, target, "true")

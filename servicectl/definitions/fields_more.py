@@ -17,6 +17,7 @@ from servicectl.definitions.fields import (
     MAX_STEPS,
     VERB_RE,
     Reader,
+    _ready_target,
     command_line,
     hint,
     parse_account,
@@ -24,7 +25,7 @@ from servicectl.definitions.fields import (
     show,
 )
 from servicectl.definitions.names import INSTANCE_CHARS, INSTANCE_RE
-from servicectl.definitions.schema import Action, Directory, Key, parse_signal
+from servicectl.definitions.schema import Action, Directory, Health, Key, parse_signal
 
 
 def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float], ...]:
@@ -258,3 +259,64 @@ def parse_pids_max(r: Reader, k: Key, value: Any) -> int | None:
 
 def parse_cpu_weight(r: Reader, k: Key, value: Any) -> int | None:
     return _whole(r, k, value, 1, 10000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Health checks (run by the supervisor: supervisor/health.py)
+
+HEALTH_KINDS = ("tcp", "unix", "http", "command")
+HEALTH_NUMBERS = {"interval": 10.0, "timeout": 5.0, "retries": 3}
+
+
+def parse_health(r: Reader, k: Key, value: Any) -> Health | None:
+    """One probe in a form of ``ready`` (tcp, unix, http, command), with interval, timeout
+    (seconds) and retries; only for a service with a restart policy (the supervisor acts on
+    the verdict)."""
+    if value is None:
+        return None
+    forms = "{tcp: HOST:PORT}, {unix: PATH}, {http: URL} or {command: CMD}"
+    if not isinstance(value, dict):
+        r.wrong(k.name, value, f"a mapping: one of {forms}, with interval, timeout, retries")
+        return None
+    kinds = [key for key in value if key not in HEALTH_NUMBERS]
+    if len(kinds) != 1 or kinds[0] not in HEALTH_KINDS:
+        found = ", ".join(str(kind) for kind in kinds) or "no probe"
+        near = hint(str(kinds[0]), (*HEALTH_KINDS, *HEALTH_NUMBERS)) if kinds else ""
+        r.error(k.name, f"found {found}{near}, expected one of {forms}")
+        return None
+    numbers = {key: _health_number(r, key, value.get(key, d)) for key, d in HEALTH_NUMBERS.items()}
+    kind = kinds[0]
+    if kind == "http" and str(value[kind]).startswith("https:"):
+        r.wrong(
+            f"{k.name}.http",
+            value[kind],
+            "an http:// URL (https is not probed: use a command such as [curl, -fsS, URL])",
+        )
+        return None
+    probe = _ready_target(r, kind, value[kind], None, k.name)
+    if probe is None or any(n is None for n in numbers.values()):
+        return None
+    if r.values.get("restart", "no") == "no":
+        r.error(
+            k.name,
+            "needs a restart policy (restart: on-failure or always): the supervisor restarts "
+            "an unhealthy service, and without a policy nothing supervises it",
+        )
+        return None
+    return Health(kind, probe.target, **numbers)  # type: ignore[arg-type]
+
+
+def _health_number(r: Reader, key: str, value: Any) -> float | int | None:
+    where = f"health.{key}"
+    if key == "retries":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+            r.wrong(where, value, "a whole number from 1 to 100")
+            return None
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        r.wrong(where, value, "a number of seconds")
+        return None
+    if not 0 < value <= MAX_SECONDS:
+        r.wrong(where, value, "a number of seconds above 0")
+        return None
+    return float(value)

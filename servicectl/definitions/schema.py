@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from servicectl.definitions.names import is_template
+from servicectl.definitions.values import Directory, Health, Ready, StartLimit
 
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
 KILL_WAIT = 5.0  # after SIGKILL, how long a process may linger (D state) before stop gives up
@@ -32,29 +33,6 @@ LIMIT_NAMES = {
 }
 
 
-class Ready(NamedTuple):
-    """A readiness probe: ``kind`` is one of READY_KINDS; ``target`` its argument."""
-
-    kind: str
-    target: str | tuple[str, ...] = ""
-    timeout: float | None = None  # per-probe timeout for ``command``
-
-    def describe(self) -> str:
-        if self.kind == "notify":
-            return "notify"
-        target = " ".join(self.target) if isinstance(self.target, tuple) else self.target
-        return f"{self.kind} {target}"
-
-
-class Directory(NamedTuple):
-    """A directory of ``directories``: ``owner`` and ``group`` None mean the service's."""
-
-    path: Path
-    mode: int = 0o755
-    owner: str | None = None
-    group: str | None = None
-
-
 class Action(NamedTuple):
     """An extra verb (``actions``): a ``signal`` or a ``command``; ``stops``: it stops it."""
 
@@ -64,14 +42,6 @@ class Action(NamedTuple):
 
     def describe(self) -> str:
         return f"SIG{signal_name(self.signal)}" if self.signal else " ".join(self.command)
-
-
-class StartLimit(NamedTuple):
-    """``start_limit``: more than ``burst`` respawns within ``interval`` seconds, and the
-    supervisor gives up (0 s: no limit)."""
-
-    burst: int = 5
-    interval: float = 60.0
 
 
 def parse_signal(value: Any) -> int | None:
@@ -462,6 +432,16 @@ KEYS: tuple[Key, ...] = (
         example="{burst: 3, interval: 30}",
         shown_default="`{burst: 5, interval: 60}`",
     ),
+    Key(
+        "health",
+        "probe (tcp, unix, http or command) with interval, timeout, retries",
+        None,
+        "health",
+        doc="Probed every interval seconds once the service is ready; after retries failures "
+        "in a row (timeout seconds each) its supervisor restarts it. Needs a restart policy.",
+        example='{http: "http://127.0.0.1:8080/health", interval: 10, timeout: 5, retries: 3}',
+        shown_default="none",
+    ),
 )
 KNOWN_KEYS = tuple(k.name for k in KEYS)
 _BY_NAME = {k.name: k for k in KEYS}
@@ -512,6 +492,7 @@ class Service(NamedTuple):
     restart: str = "no"  # "no", "on-failure" or "always"
     restart_delay: float = 1.0
     start_limit: StartLimit = StartLimit()
+    health: Health | None = None
     # Derived: whether the document gave stderr and pid_file; the drop-ins merged over file.
     stderr_same: bool = True
     pid_file_given: bool = False

@@ -1,7 +1,8 @@
 """The fleet in action: services in dependency order (order.py), each level in parallel
 (startall, stopall, and restarts or stops that carry dependents with them).
 
-Built only from lifecycle actions; a failure skips the failed service's dependents, nothing else.
+Built only from lifecycle actions (through supervisor/route.py: a supervised service's are its
+supervisor's); a failure skips the failed service's dependents, nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from servicectl.service import lifecycle, observe, supervised
 from servicectl.service.outcome import Outcome
 from servicectl.service.waits import Progress, silent
 from servicectl.states import EXITED
+from servicectl.supervisor import route
 from servicectl.system import proc
 from servicectl.system.lock import is_locked
 
@@ -139,7 +141,7 @@ def _start_levels(
     pool: _Pool,
     emit: Report,
     failed: dict[str, str] | None = None,
-    action: Callable[..., Outcome] = lifecycle.start,
+    action: Callable[..., Outcome] = route.start,
     progress: Progress = silent,
 ) -> None:
     """Run ``action`` (start) on exactly ``wanted``, dependencies first, level by level; a
@@ -193,7 +195,7 @@ def _stop_levels(
     chosen = [n for n in names if n in catalog.services]
     for level in reversed(levels(catalog, chosen)):
         calls: list[tuple[str, Callable[[], Outcome]]] = [
-            (n, functools.partial(lifecycle.stop, catalog.services[n], catalog.dirs, progress))
+            (n, functools.partial(route.stop, catalog.services[n], catalog.dirs, progress))
             for n in level
         ]
         for outcome in _parallel(pool, calls):
@@ -284,7 +286,7 @@ def restart_with_dependents(
                 emit(
                     _run(
                         functools.partial(
-                            lifecycle.restart, catalog.services[name], catalog.dirs, progress
+                            route.restart, catalog.services[name], catalog.dirs, progress
                         ),
                         name,
                     )
@@ -296,7 +298,7 @@ def restart_with_dependents(
         stopped = needed - set(running_names(catalog, needed))
         failed: dict[str, str] = {}
         _start_levels(catalog, stopped, pool, emit, failed, progress=progress)
-        _start_levels(catalog, set(ready), pool, emit, failed, lifecycle.restart, progress)
+        _start_levels(catalog, set(ready), pool, emit, failed, route.restart, progress)
         _start_levels(catalog, extra, pool, tag, failed, progress=progress)
     return outcomes
 

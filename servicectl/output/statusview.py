@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from servicectl.definitions.schema import Service
-    from servicectl.service.observe import Status
+    from servicectl.service.status_row import Status
     from servicectl.system.process_tree import Member, Metrics
 
 STATE_STYLE = {  # rich styles (terminal)
@@ -220,6 +220,8 @@ def _block(r: Status, svc: Service | None, lines: int) -> Block:
         # A failed start's last exit is no supervisor's; with no exit status, its note says all.
         title = "Last run" if oneshot else "Supervision" if supervised else "Last exit"
         fields.append(Field(title, [supervision]))
+    if r.health is not None:
+        fields.append(_health(r.health))
     from servicectl.definitions import fingerprint
 
     notes = [escape(n) for n in r.notes if n != fingerprint.NOTE]
@@ -369,7 +371,29 @@ def _supervision(r: Status) -> str:
     if r.last_exit is not None:
         supervised = r.supervisor is not None or r.restarts is not None
         parts.append(("last exit: " if supervised else "") + _last_exit(r.last_exit))
+    adopted = r.adopted or {}
+    at = adopted.get("at")
+    if isinstance(at, (int, float)):
+        why = escape(str(adopted.get("why", "")))
+        parts.append(f"adopted at {fmt_when(at)} ({why}; was pid {adopted.get('from')})")
     return "; ".join(parts)
+
+
+def _health(health: Mapping[str, Any]) -> Field:
+    """``healthy``, ``unhealthy since ...``, or ``starting`` (no probe answered yet), with
+    the last probe's result."""
+    state = str(health.get("state", "unknown"))
+    text = state
+    since = health.get("since")
+    if state == "unhealthy" and isinstance(since, (int, float)):
+        text += f" since {fmt_when(since)}"
+    failures = health.get("failures")
+    if state != "unhealthy" and isinstance(failures, int) and failures:
+        text += f", {failures} failed probe{'s' if failures > 1 else ''} in a row"
+    if health.get("last"):
+        text += f"; last probe: {health['last']}"
+    color = {"healthy": "green", "unhealthy": "red"}.get(state, "yellow")
+    return Field("Health", [escape(text)], color)
 
 
 def _last_exit(last: Mapping[str, Any]) -> str:

@@ -44,7 +44,7 @@ def forget(svc: Service, dirs: Dirs) -> bool:
 
 
 def describe(row: Any, svc: Service, dirs: Dirs) -> None:
-    """Make a ``stopped`` status row (observe.Status) ``failed`` when its last start failed."""
+    """Make a ``stopped`` status row (status_row.Status) ``failed`` when its last start failed."""
     note = failure.read_failure(dirs.run, svc.name)
     if note is None or note.get("boot_id") != proc.boot_id() or not _same_file(note, svc):
         return

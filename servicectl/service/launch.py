@@ -42,12 +42,6 @@ if TYPE_CHECKING:
 
 _FORKING_LAUNCH = threading.Lock()
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
-# The supervisor keeps the Popen of each simple service it spawns (None elsewhere): it reaps
-# them itself, and a dropped Popen could reap one behind its back.
-KEPT: dict[int, subprocess.Popen[bytes]] | None = None
-# Set in a supervisor's respawn thread: a failed respawn keeps the record (the supervisor
-# rewrites it at once with the exit), so that no reader ever sees the service unrecorded.
-KEEP_RECORD = threading.local()
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
 LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
@@ -68,10 +62,13 @@ def spawn_simple(
     into its cgroups meanwhile: the program runs in them from its first instruction."""
     child = spawn(svc, account, env, program, (), gate=gate)
     _SPAWNED.add(child.pid)
-    if KEPT is not None:
-        KEPT[child.pid] = child
     _join(svc, cgroups, gate, child)
     return child
+
+
+def forget(pid: int) -> None:
+    """``pid`` (spawned or claimed here) has exited and was reaped: it is nobody's now."""
+    _SPAWNED.discard(pid)
 
 
 def _join(svc: Service, cgroups: Plan | None, gate: Gate, child: subprocess.Popen[bytes]) -> None:
@@ -84,8 +81,7 @@ def _join(svc: Service, cgroups: Plan | None, gate: Gate, child: subprocess.Pope
     except StartFailed:
         gate.close()
         child.wait()
-        if KEPT is not None:
-            KEPT.pop(child.pid, None)
+        _SPAWNED.discard(child.pid)
         raise
 
 
@@ -230,16 +226,20 @@ def launch_forking(
     program: str,
     progress: Progress = silent,
     cgroups: Plan | None = None,
+    fields: dict[str, Any] | None = None,
+    keep_record: bool = False,
 ) -> Launched:
     """Run a forking launcher and find its daemon: (launcher, (handle, daemon), strays), where
     the strays are the launch's other orphans, for abort_start to kill if the start fails
     later. If the launch fails, remove what it left (its PID file and "launching" record).
-    The launcher runs in the service's cgroups (``cgroups``): so does all it forks."""
+    The launcher runs in the service's cgroups (``cgroups``): so does all it forks.
+    ``fields``: more fields of the "launching" record (who supervises it); ``keep_record``:
+    a failed launch leaves the record (a supervisor's respawn rewrites it at once)."""
     try:
-        return _launch_forking(svc, dirs, account, env, program, progress, cgroups)
+        return _launch_forking(svc, dirs, account, env, program, progress, cgroups, fields or {})
     except BaseException:
         # What the PID file names was never trusted, and its writer has been killed.
-        remove_start_files(svc, dirs)  # the PID file, and the "launching" record
+        remove_start_files(svc, dirs, keep_record)  # the PID file, and the "launching" record
         raise
 
 
@@ -251,6 +251,7 @@ def _launch_forking(
     program: str,
     progress: Progress = silent,
     cgroups: Plan | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> Launched:
     """Run a forking launcher and find its daemon.
 
@@ -286,7 +287,7 @@ def _launch_forking(
             try:
                 seen = proc.read_proc(child.pid)
                 if seen is not None:
-                    write_state(svc, dirs, _launch_record(svc, seen, cgroups))
+                    write_state(svc, dirs, _launch_record(svc, seen, cgroups, fields or {}))
                 open_gate(svc, program, gate, child)
             finally:
                 gate.close()
@@ -310,9 +311,12 @@ def _launch_forking(
     return child, found, [o for o in suspects if o.pid != found[1].pid]
 
 
-def _launch_record(svc: Service, launcher: ProcInfo, cgroups: Plan | None) -> Record:
+def _launch_record(
+    svc: Service, launcher: ProcInfo, cgroups: Plan | None, fields: dict[str, Any]
+) -> Record:
     """The record of a forking launch under way: the launcher, in its own session (and its
-    cgroups)."""
+    cgroups); ``fields``: who supervises it (with the last exit of a respawn, from this first
+    write on)."""
     return new_record(
         svc,
         launcher,
@@ -321,6 +325,7 @@ def _launch_record(svc: Service, launcher: ProcInfo, cgroups: Plan | None) -> Re
         type="forking",
         phase=LAUNCHING,
         **(tracked.fields(cgroups) if cgroups is not None else {}),
+        **fields,
     )
 
 
@@ -453,10 +458,15 @@ def kill_quietly(handle: Handle, pgid: int) -> None:
 
 
 def abort_start(
-    svc: Service, dirs: Dirs, child: subprocess.Popen[bytes], strays: list[ProcInfo]
+    svc: Service,
+    dirs: Dirs,
+    child: subprocess.Popen[bytes],
+    strays: list[ProcInfo],
+    keep_record: bool = False,
 ) -> None:
     """Undo a failed or interrupted start: kill what was started (and what a forking launch
-    left beside its daemon: ``strays``), remove PID file and state."""
+    left beside its daemon: ``strays``), remove PID file and state (``keep_record``: the PID
+    file only)."""
     import subprocess
 
     # The child's own process group (start_new_session), with anything it forked, looked at
@@ -486,19 +496,19 @@ def abort_start(
             child.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
-    remove_start_files(svc, dirs)
+    remove_start_files(svc, dirs, keep_record)
 
 
-def remove_start_files(svc: Service, dirs: Dirs) -> None:
+def remove_start_files(svc: Service, dirs: Dirs, keep_record: bool = False) -> None:
     """Remove the PID file and state record of a start that failed, quietly: a read-only
     directory had nothing written to it. The PID file goes only if it is one (docs/security.md
-    R-PID-2): a file that is not is left as it was. The record stays in a supervisor's respawn:
-    it is rewritten at once with the exit."""
+    R-PID-2): a file that is not is left as it was. With ``keep_record`` (a supervisor's
+    respawn) the record stays: it is rewritten at once with the exit."""
     try:
         remove_pidfile(svc.pid_file, dirs.run)
     except (OSError, ServicectlError):
         pass
-    if getattr(KEEP_RECORD, "on", False):
+    if keep_record:
         return
     try:
         remove_file(state_path(dirs.run, svc.name))

@@ -7,12 +7,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from servicectl.definitions import fingerprint
-from servicectl.errors import Exit, ServicectlError, StatusCode
+from servicectl.errors import Exit, ServicectlError
 from servicectl.files.atomic import remove_stale_temps
-from servicectl.paths import Dirs, run_dir_problem
 from servicectl.service import oneshot_state, supervised, tracked
 from servicectl.service.identity import (
     expected_exes,
@@ -31,7 +29,6 @@ from servicectl.states import (
     PHASE_STARTING,
     RUNNING,
     STARTING,
-    STATE_CODES,
     STOPPED,
     UNKNOWN,
     UNRECORDED,
@@ -49,6 +46,7 @@ from servicectl.system.record import Record, new_record, read_record, state_path
 
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
+    from servicectl.paths import Dirs
     from servicectl.system.proc import ProcInfo
 
 # ---------------------------------------------------------------------------------------------
@@ -97,14 +95,22 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         notes.append(pf.problem)
     leftovers = leftovers or pf.exists
 
+    carried: dict[str, Any] = {}
     if record is not None and record.phase == LAUNCHING:
         launching = _inspect_launching(svc, dirs, record, pf, notes)
         if launching is not None:
             return launching
+        carried = {f: getattr(record, f) for f in SUPERVISION_FIELDS}
         record = None
     if record is not None:
         return _inspect_recorded(svc, dirs, record, pf, notes, leftovers)
-    return _inspect_unrecorded(svc, dirs, pf, notes, leftovers)
+    return _inspect_unrecorded(svc, dirs, pf, notes, leftovers, carried)
+
+
+# What a forking launch's record says of the service's supervision (the restarts and the last
+# exit of a respawn): its daemon, found by the PID file once the launcher is gone, keeps it.
+SUPERVISION_FIELDS: tuple[str, ...] = ("supervision", "supervisor_pid", "supervisor_starttime")
+SUPERVISION_FIELDS += ("restarts", "last_exit", "adopted")
 
 
 def same_definition(record: Record, svc: Service) -> bool:
@@ -274,7 +280,12 @@ def _adopt_reexec(
 
 
 def _inspect_unrecorded(
-    svc: Service, dirs: Dirs, pf: PidFileRead, notes: list[str], leftovers: bool
+    svc: Service,
+    dirs: Dirs,
+    pf: PidFileRead,
+    notes: list[str],
+    leftovers: bool,
+    carried: dict[str, Any] | None = None,
 ) -> Observation:
     """No record: the service runs only if its PID file is trustworthy and names a process with
     the service's user and executable."""
@@ -309,12 +320,13 @@ def _inspect_unrecorded(
         )
         return Observation(DEAD, None, None, None, pf, notes, True)
     notes.append(f"PID {info.pid} has no servicectl record; identified by user and executable")
-    return Observation(RUNNING, info.pid, info, _unrecorded(svc, info, pf), pf, notes, True)
+    record = _unrecorded(svc, info, pf, carried or {})
+    return Observation(RUNNING, info.pid, info, record, pf, notes, True)
 
 
-def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
+def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead, carried: dict[str, Any]) -> Record:
     """A record of a process found by its PID file alone (start writes it: the process
-    servicectl "first saw")."""
+    servicectl "first saw"), with what a launch's record said of its supervision."""
     return new_record(
         svc,
         info,
@@ -323,14 +335,20 @@ def _unrecorded(svc: Service, info: ProcInfo, pf: PidFileRead) -> Record:
         pid_file=str(pf.path),
         phase=UNRECORDED,
         started_at=time.time() - proc.age_seconds(info),
+        **carried,
     )
 
 
 def clean_leftovers(
-    svc: Service, dirs: Dirs, obs: Observation, kept: list[str] | None = None
+    svc: Service,
+    dirs: Dirs,
+    obs: Observation,
+    kept: list[str] | None = None,
+    keep_record: bool = False,
 ) -> list[str]:
     """Remove a stale PID file and state record of a service that is not running; what was
-    removed ("PID file", "state record").
+    removed ("PID file", "state record"). ``keep_record``: the PID file alone (a supervisor's
+    respawn: the record says what is under way until the new one replaces it).
 
     A PID file path is cleaned under docs/security.md R-PID-2 (``pidfile.remove_pidfile``): a
     file there that is not a PID file (a configuration file named by mistake), or one reached
@@ -357,7 +375,7 @@ def clean_leftovers(
     state = state_path(dirs.run, svc.name)
     remove_stale_temps(state)
     try:
-        if remove_file(state):
+        if not keep_record and remove_file(state):
             removed.append("state record")
     except OSError as exc:
         raise _cannot_remove(svc, state, "state record", exc) from None
@@ -379,202 +397,3 @@ def _cannot_remove(svc: Service, path: Path, what: str, exc: OSError) -> Service
 
 # ---------------------------------------------------------------------------------------------
 # Status
-
-
-class Status:
-    """One row of ``status``, and what the ``status NAME`` block shows beyond it.
-
-    ``since``: when the running process started (wall clock, for people); ``pgid``/``sid``: the
-    service's own process group and session (0: none), whose members the block lists;
-    ``definition_changed``: its definition on disk differs from the one it was started with
-    (parsed, ``enabled`` aside), ``definition_changes`` says which keys (None: unknown, a record
-    of an older servicectl); the ``description`` is then the running one's.
-
-    Supervision (filled in by the supervisor's record when there is one; None: not known):
-    ``restarts`` since the last start, ``last_exit`` (``{"code": N}`` or ``{"signal": "KILL"}``,
-    with ``at``), ``supervisor`` (what supervises it, or why nothing does).
-    """
-
-    __slots__ = (
-        "name",
-        "state",
-        "code",
-        "description",
-        "pid",
-        "uptime_seconds",
-        "memory_bytes",
-        "cpu_percent",
-        "status_text",
-        "notes",
-        "error",
-        "file",
-        "dropins",
-        "since",
-        "pgid",
-        "sid",
-        "definition_changed",
-        "definition_changes",
-        "restarts",
-        "last_exit",
-        "supervisor",
-        "tracking",
-        "cgroup",
-        "memory_max",
-        "remaining",
-        "cgroup_memory",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        state: str,
-        code: int,
-        description: str = "",
-        pid: int | None = None,
-        uptime_seconds: float | None = None,
-        memory_bytes: int | None = None,
-        cpu_percent: float | None = None,
-        status_text: str | None = None,
-        notes: list[str] | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.name = name
-        self.state = state
-        self.code = code
-        self.description = description
-        self.pid = pid
-        self.uptime_seconds = uptime_seconds
-        self.memory_bytes = memory_bytes
-        self.cpu_percent = cpu_percent
-        self.status_text = status_text
-        self.notes = notes if notes is not None else []
-        self.error = error
-        self.file: str | None = None
-        self.dropins: tuple[str, ...] = ()
-        self.since: float | None = None
-        self.pgid = 0
-        self.sid = 0
-        self.definition_changed = False
-        self.definition_changes: list[str] | None = []
-        self.restarts: int | None = None
-        self.last_exit: dict[str, object] | None = None
-        self.supervisor: str | None = None
-        # How it is tracked (its cgroup, or its process group and session), its cgroup, its
-        # memory_max (bytes, 0: none), what is left running of it after its main process.
-        self.tracking: str | None = None
-        self.cgroup = ""
-        self.memory_max = 0
-        self.remaining: list[int] = []
-        self.cgroup_memory: int | None = None  # bytes, all its processes (from its cgroup)
-
-    def to_dict(self) -> dict[str, object]:
-        supervision: dict[str, object] = {
-            key: value
-            for key, value in (
-                ("restarts", self.restarts),
-                ("last_exit", self.last_exit),
-                ("supervisor", self.supervisor),
-            )
-            if value is not None
-        }
-        if self.tracking:
-            supervision.update(tracking=self.tracking, cgroup=self.cgroup or None)
-        if self.memory_max:
-            supervision["memory_max"] = self.memory_max
-        if self.remaining:
-            supervision["remaining"] = self.remaining
-        return {
-            "name": self.name,
-            "state": self.state,
-            "pid": self.pid,
-            "uptime_seconds": None
-            if self.uptime_seconds is None
-            else round(self.uptime_seconds, 3),
-            "exit_code": self.code,
-            "memory_bytes": self.memory_bytes,
-            "cpu_percent": self.cpu_percent,
-            "description": self.description,
-            "status_text": self.status_text,
-            "notes": self.notes,
-            "error": self.error,
-            "definition_changed": self.definition_changed,
-            "definition_changes": self.definition_changes,
-            **supervision,
-        }
-
-
-def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
-    """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
-    directory cannot be trusted or used)."""
-    problem = run_dir_problem(dirs.run)
-    if problem is not None:
-        return Status(
-            svc.name, UNKNOWN, int(StatusCode.UNKNOWN), svc.description, error=problem.message
-        )
-    run = None
-    if svc.type == "oneshot":
-        obs, run = oneshot_state.observe(svc, dirs)
-    else:
-        obs = inspect(svc, dirs)
-    row = Status(
-        svc.name,
-        obs.state,
-        int(STATE_CODES[obs.state]),
-        svc.description,
-        obs.pid,
-        notes=[n for n in obs.notes if n],
-    )
-    oneshot_state.describe(row, run)
-    row.file = str(svc.file)
-    row.dropins = tuple(str(p) for p in getattr(svc, "dropins", ()))
-    if obs.running and obs.info is not None:
-        row.uptime_seconds = proc.age_seconds(obs.info)
-        row.since = time.time() - row.uptime_seconds
-        if obs.record is not None:
-            row.status_text = obs.record.status_text
-            if obs.record.ready_note:
-                row.notes.append(f"readiness: {obs.record.ready_note}")
-            _own_group(row, obs.info, obs.record)
-            row.definition_changed, row.definition_changes = fingerprint.compare(
-                svc, obs.record.parsed, obs.record.fingerprint
-            )
-            if row.definition_changed:
-                row.notes.append(fingerprint.NOTE)
-                if isinstance(obs.record.parsed, dict):  # what runs, not what is on disk
-                    row.description = str(obs.record.parsed.get("description", ""))
-        if resources:
-            row.memory_bytes, row.cpu_percent = _resources(obs.info)
-    tracked.describe(row, svc, dirs, obs)
-    if svc.type != "oneshot":
-        supervised.describe(row, obs.record, svc)
-    if obs.state == STOPPED and obs.record is None:
-        _failed_start(row, svc, dirs)
-    return row
-
-
-def _failed_start(row: Status, svc: Service, dirs: Dirs) -> None:
-    """A stopped service whose last start failed is "failed" until the next start or stop."""
-    from servicectl.system.failure import failure_path
-
-    if os.path.lexists(failure_path(dirs.run, svc.name)):
-        from servicectl.service import failed
-
-        failed.describe(row, svc, dirs)
-
-
-def _own_group(row: Status, info: ProcInfo, record: Record) -> None:
-    """The service's own process group and session, while its main process is still in them."""
-    if record.pgid > 1 and info.pgid == record.pgid and record.pgid != os.getpgrp():
-        row.pgid = record.pgid
-        row.sid = info.sid
-
-
-def _resources(info: ProcInfo) -> tuple[int | None, float | None]:
-    """Resident memory and average CPU use since start, from /proc (no sampling delay)."""
-    got = proc.memory_and_cpu(info.pid)
-    if got is None:
-        return None, None
-    rss, ticks = got
-    age = proc.age_seconds(info)
-    cpu = round(100.0 * ticks / proc.CLK_TCK / age, 1) if age > 0 else 0.0
-    return rss, cpu

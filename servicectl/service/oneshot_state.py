@@ -153,7 +153,7 @@ def observe(svc: Service, dirs: Dirs) -> tuple[Observation, Run | None]:
 
 
 def describe(row: Any, run: Run | None) -> None:
-    """Fill a status row (observe.Status) with what is known of the last run: since when it is
+    """Fill a status row (status_row.Status) with what is known of the last run: since when it is
     in its state, how it ended, and why it failed."""
     import time
 

@@ -1,10 +1,10 @@
-"""What a service's record says of its supervision: whether a start hands the spawn to the
-run directory's supervisor, whether that supervisor still runs, whether a respawn is pending,
-and what status says of a supervised service's exits.
+"""What a service's record says of its supervision: whether its actions are the run
+directory's supervisor's to carry out, whether that supervisor still runs, whether a respawn
+is pending, and what status says of a supervised service's exits, adoption and health.
 
 The supervisor itself (servicectl/supervisor/daemon.py) is one process per run directory, the
-parent of every supervised service; commands reach it through supervisor/client.py. Nothing
-heavy is imported here: status reads the record alone.
+parent of every supervised service and the only actor on it; commands ask it through
+supervisor/client.py. Nothing heavy is imported here: status reads the record alone.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 OURS = "servicectl"  # Record.supervision of a service supervised by servicectl's supervisor
 OUTER = "SERVICECTL_SUPERVISED_BY"  # set by a generated systemd unit: systemd supervises
-IN_SUPERVISOR = False  # set in the supervisor process: its starts are its own
 
 
 def outer() -> str:
@@ -40,8 +39,18 @@ def outer() -> str:
 
 
 def delegated(svc: Service) -> bool:
-    """Whether a start of ``svc`` hands its spawn to servicectl's supervisor (its parent)."""
-    return svc.restart != "no" and not IN_SUPERVISOR and not outer()
+    """Whether ``svc`` is for servicectl's supervisor to run (its parent, and the only actor
+    on it): a restart policy, and no outer supervisor."""
+    return svc.restart != "no" and not outer()
+
+
+def routed(svc: Service, record: Record | None) -> bool:
+    """Whether an action on ``svc`` is its supervisor's to carry out: its definition asks for
+    supervision, or its record says servicectl's supervisor has it (a definition changed to
+    ``restart: "no"`` under a supervised service: the supervisor stops it, and lets it go)."""
+    if delegated(svc):
+        return True
+    return record is not None and record.supervision == OURS and not outer()
 
 
 def start_fields(svc: Service) -> dict[str, Any]:
@@ -102,15 +111,18 @@ def exit_notes(record: Record, pf: PidFileRead) -> list[str]:
     if record.phase == RESPAWNING:
         if not supervisor_alive(record):
             return [
-                f"{what}; its supervisor (pid {record.supervisor_pid}) is gone: no respawn "
-                f"will come; start it"
+                f"{what}; its supervisor (pid {record.supervisor_pid}) is gone: the next "
+                f"servicectl command that acts starts one, which respawns it"
             ]
         due = max(0.0, record.respawn_at - time.time())
         return [f"{what}; a respawn is pending (in {due:.1f} s)"]
     if record.supervision == OURS:
         if supervisor_alive(record):
             return ["it exited just now; its supervisor is handling the exit"]
-        return [f"exit status unknown: its supervisor (pid {record.supervisor_pid}) is gone"]
+        return [
+            f"exit status unknown: its supervisor (pid {record.supervisor_pid}) is gone; the "
+            f"next servicectl command that acts starts one, which respawns it"
+        ]
     if record.supervision:
         return [f"exit status unknown here: {record.supervision} supervises it"]
     return ["exit status unknown: not supervised" + _pid_file_written(pf)]
@@ -137,18 +149,28 @@ def respawn_pending(record: Record | None) -> str:
 
 
 def describe(row: Any, record: Record | None, svc: Service) -> None:
-    """Fill the supervision fields of a status row (observe.Status) from the record."""
-    if record is None or record.phase == LAUNCHING:
+    """Fill the supervision fields of a status row (status_row.Status) from the record (a
+    respawn's "launching" record carries them too, from its first write)."""
+    if record is None or (record.phase == LAUNCHING and not record.supervision):
         return
     if record.supervision == OURS:
         row.restarts = record.restarts
         if supervisor_alive(record):
             row.supervisor = f"pid {record.supervisor_pid} (restart: {svc.restart})"
+            if record.adopted:
+                row.adopted = dict(record.adopted)
         else:
             gone = f"its supervisor (pid {record.supervisor_pid}) is gone"
             row.supervisor = f"unsupervised: {gone}"
             if row.pid is not None:
-                row.notes.append(f"unsupervised: {gone}; start attaches a new one")
+                row.notes.append(
+                    f"unsupervised: {gone}; the next servicectl command that acts (start, "
+                    f"stop...; not status) starts a new one, which adopts it"
+                )
+        if record.health:
+            row.health = dict(record.health)
+        elif svc.health is not None and row.pid is not None:  # no probe has answered yet
+            row.health = {"state": "starting", "probe": svc.health.describe(), "failures": 0}
     elif record.supervision:
         row.supervisor = record.supervision
     if record.last_exit:

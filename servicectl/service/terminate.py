@@ -40,6 +40,7 @@ def terminate(
     steps: list[Step] | None = None,
     progress: Progress = silent,
     cgroup: str = "",
+    reaped: dict[int, int] | None = None,
 ) -> tuple[str, float]:
     """Run the stop schedule (default: ``schedule(svc)``) on every handle, and on the members
     of ``group`` (but ``exclude``) that appear meanwhile, or with ``cgroup``, on every process
@@ -48,7 +49,8 @@ def terminate(
     10 s") and how long it took.
 
     What survives the last step is an error: "could not be stopped". Interrupted, it raises
-    Interrupted saying what still runs. The handles are closed in every case.
+    Interrupted saying what still runs. The handles are closed in every case; the exit
+    statuses of those that were this process's children go into ``reaped`` (PID -> status).
     """
     steps = schedule(svc) if steps is None else steps
     handles = list(handles)
@@ -75,7 +77,7 @@ def terminate(
             raise
         raise stop_interrupted(svc, handles, exclude) from None
     finally:
-        _reap_and_close(handles)
+        _reap_and_close(handles, reaped)
 
 
 def kill_and_reap(targets: list[Handle]) -> None:
@@ -192,9 +194,11 @@ def describe(steps: tuple[Step, ...] | list[Step]) -> str:
     return "/".join(f"{signal_name(sig)}/{secs:g}" for sig, secs in steps)
 
 
-def _reap_and_close(handles: list[Handle]) -> None:
+def _reap_and_close(handles: list[Handle], reaped: dict[int, int] | None = None) -> None:
     for h in handles:
-        proc.reap_if_child(h.pid)
+        code = proc.reap_if_child(h.pid)
+        if code is not None and reaped is not None:
+            reaped[h.pid] = code
         h.close()
 
 

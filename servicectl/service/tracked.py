@@ -240,7 +240,7 @@ def after_exit(
 
 
 def describe(row: Any, svc: Service, dirs: Dirs, obs: Observation) -> None:
-    """Fill a status row (observe.Status) with how the service is tracked: its cgroup, the
+    """Fill a status row (status_row.Status) with how the service is tracked: its cgroup, the
     memory all its processes use (from the cgroup) and its limit, what is left of it, and
     notes when its main process left its cgroup or the kernel killed some of it."""
     record = obs.record

@@ -1,10 +1,10 @@
-"""The supervisor as commands reach it: the link to the run directory's supervisor (started on
-demand), one JSON object a line each way over a unix stream socket in the run directory.
+"""The supervisor as commands reach it: a connection to the run directory's supervisor
+(started on demand), a hello (protocol.py: a supervisor of other code hands over, and the
+command connects again), then one request, answered when the supervisor has carried it out.
 
-A command that acts on a supervised service first *holds* it (under the service's lock): while
-a connection holds a service, the supervisor respawns nothing of it and does only what that
-connection asks. Closing the connection, on purpose or because its servicectl died, releases
-it: what still runs is supervised again, what has exited stays stopped.
+A command interrupted while it waits (Ctrl-C, SIGTERM) asks the supervisor to cancel, and
+waits for it to have undone what it did (a start kills what it spawned); a command killed
+outright closes its connection, which cancels its request all the same.
 """
 
 from __future__ import annotations
@@ -12,201 +12,202 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servicectl.errors import ServicectlError
-from servicectl.service.supervised import OURS, delegated, supervisor_alive
-from servicectl.states import (
-    PHASE_RUNNING,
-)
+from servicectl.errors import Interrupted, ServicectlError
+from servicectl.supervisor import legacy, protocol
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterator
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
-    from servicectl.system.proc import Handle
+    from servicectl.service.outcome import Outcome
+    from servicectl.service.waits import Progress
 
-SOCKET_NAME = ".supervisor.sock"  # no service can be named so: definitions never start with "."
-LOCK_NAME = ".supervisor.lock"
-LOG_NAME = ".supervisor.log"  # in the log directory: the supervisor's own output
 STARTUP_TIMEOUT = 10.0  # how long a command waits for a supervisor it started to listen
-REPLY_TIMEOUT = 30.0  # for requests that do not run a start (a hold, a release)
-SPAWN_MARGIN = 15.0  # added to start_timeout for a spawn request
-EXIT_WAIT = 1.0  # how long a start waits to learn the exit status of what died under it
+HANDOVER_TIMEOUT = 30.0  # how long it waits for a supervisor handing over to the new code
+REPLY_TIMEOUT = 30.0  # for a hello, and for the undoing of a cancelled request
 _STARTING = threading.Lock()
 
 
-# ---------------------------------------------------------------------------------------------
-# The link to the supervisor
-
-
 class SupervisorError(ServicectlError):
-    """The supervisor could not be started or reached, or it refused a request."""
+    """The supervisor could not be started or reached, or it went away mid-request."""
+
+
+class Lost(SupervisorError):
+    """The supervisor went away (it died) while it carried out the request."""
 
 
 class Link:
-    """One connection to the run directory's supervisor, holding one service."""
+    """One connection to the run directory's supervisor."""
 
     def __init__(self, sock: socket.socket, name: str) -> None:
         self.sock = sock
         self.name = name
         self.buffer = b""
-        self.held: dict[str, Any] = {}
-        self.unanswered = 0  # requests whose answer was not read (an interrupted wait)
 
-    def request(self, op: str, timeout: float = REPLY_TIMEOUT, **args: Any) -> dict[str, Any]:
-        """Send one request and wait for its answer; an error answer is raised as it came."""
+    def send(self, msg: dict[str, Any]) -> None:
         import json
 
-        data = json.dumps({"op": op, "name": self.name, **args}).encode() + b"\n"
-        try:
-            self.sock.settimeout(timeout)
-            while self.unanswered:  # the answer to a request whose wait was interrupted
-                self._line()
-                self.unanswered -= 1
-            self.sock.sendall(data)
-            self.unanswered += 1
-            line = self._line()
-            self.unanswered -= 1
-        except OSError as exc:
-            raise SupervisorError(
-                f"{self.name}: its supervisor did not answer ({op}: "
-                f"{exc.strerror or exc or 'timed out'}); see {LOG_NAME} in the log directory"
-            ) from None
-        reply: dict[str, Any] = json.loads(line)
-        if not reply.get("ok"):
-            raise ServicectlError(
-                reply.get("message", f"{self.name}: the supervisor refused {op}"),
-                exit_code=int(reply.get("code", 1)),
-                detail=reply.get("detail", ""),
-            )
-        return reply
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
 
-    def _line(self) -> bytes:
+    def receive(self, timeout: float | None) -> dict[str, Any]:
+        import json
+
+        self.sock.settimeout(timeout)
         while b"\n" not in self.buffer:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionResetError("the connection was closed")
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return line
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise ValueError("not an answer")
+        return reply
 
-    def hold(self, svc: Service | None = None, dirs: Dirs | None = None) -> dict[str, Any]:
-        """Take the service from the supervisor: it cancels a pending respawn and respawns
-        nothing until this link releases it or closes. With ``svc``, the supervisor keeps
-        this definition for later respawns."""
-        args: dict[str, Any] = {}
-        if svc is not None:
-            import base64
-            import pickle
-
-            args["service"] = base64.b64encode(pickle.dumps((svc, dirs), 4)).decode()
-        self.held = self.request("hold", **args)
-        return self.held
-
-    def spawn(self, svc: Service, notify: str | None) -> tuple[RemoteChild, Handle]:
-        """Have the supervisor spawn the service (its child), record it and let it run; the
-        process as the readiness wait sees it, and a handle on it (one that is gone already
-        is seen to have died, with its exit status)."""
-        from servicectl.system.proc import Handle
-
-        reply = self.request("spawn", svc.start_timeout + SPAWN_MARGIN, notify=notify)
-        handle = Handle(int(reply["pid"]), int(reply["starttime"]))
-        return RemoteChild(self, handle.pid), handle
-
-    def release(self, pid: int | None = None, starttime: int = 0) -> dict[str, Any]:
-        """Hand the service back: supervise ``pid`` from now on (None: whatever of it still
-        runs; nothing: it stays stopped)."""
-        return self.request("release", pid=pid, starttime=starttime)
-
-    def release_started(self, dirs: Dirs, pid: int) -> None:
-        """Hand back a service whose start this link confirmed: its supervisor watches the
-        recorded process from now on (if it died just now, status says it is unsupervised)."""
-        from servicectl.system.record import read_record
-
-        record, _ = read_record(dirs.run, self.name)
-        starttime = record.starttime if record is not None and record.pid == pid else 0
-        try:
-            self.release(pid, starttime)
-        except SupervisorError:
-            pass
-
-    def abort(self) -> None:
-        """Undo a start: the supervisor kills what it spawned, with its group, and removes the
-        PID file and record; the service stays stopped."""
-        self.request("abort", SPAWN_MARGIN)
+    def answer(self, progress: Progress) -> dict[str, Any]:
+        """The final answer to the request sent; progress lines go to ``progress``."""
+        while True:
+            reply = self.receive(None)
+            said = reply.get("progress")
+            if isinstance(said, list) and len(said) == 2:
+                progress(self.name, str(said[0]), said[1])
+                continue
+            return reply
 
     def close(self) -> None:
         self.sock.close()
 
 
-def load_definition(payload: str) -> tuple[Any, Any]:
-    """In the supervisor: the (Service, Dirs) that ``Link.hold`` sent; only servicectl's value
-    types, paths and sets are accepted."""
-    import base64
-    import io
-    import pickle
+def ask(op: str, svc: Service, dirs: Dirs, progress: Progress, verb: str = "") -> Outcome:
+    """Have the supervisor carry out ``op`` on ``svc`` and wait for it: its Outcome, or its
+    error raised as the action would raise it here."""
+    request = {"op": op, "name": svc.name, **protocol.definition(svc, dirs)}
+    if verb:
+        request["verb"] = verb
+    deadline = time.monotonic() + HANDOVER_TIMEOUT
+    while True:
+        link = linked(svc.name, dirs)
+        try:
+            reply = _exchange(link, request, progress, op)
+        finally:
+            link.close()
+        if not reply.get("handover") or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)  # it is handing over: the new code answers soon
+    if not reply.get("ok"):
+        protocol.raise_error(reply, svc.name, op)
+    return protocol.read_outcome(reply.get("outcome") or {"name": svc.name, "code": 0})
 
-    class Loader(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if (module, name) in (
-                ("pathlib", "PosixPath"),
-                ("pathlib", "PurePosixPath"),
-                ("builtins", "frozenset"),
-                ("builtins", "set"),
-            ):
-                return super().find_class(module, name)
-            if module.startswith("servicectl."):
-                found = super().find_class(module, name)
-                if isinstance(found, type) and issubclass(found, tuple):
-                    return found
-            raise pickle.UnpicklingError(f"{module}.{name} is not a definition's value")
 
-    from servicectl.definitions.schema import Service
-    from servicectl.paths import Dirs
-
+def _exchange(link: Link, request: dict[str, Any], progress: Progress, op: str) -> dict[str, Any]:
+    name = link.name
     try:
-        svc, dirs = Loader(io.BytesIO(base64.b64decode(payload))).load()
-        if not isinstance(svc, Service) or not isinstance(dirs, Dirs):
-            raise TypeError("not a (Service, Dirs) pair")
-    except Exception as exc:  # noqa: BLE001 - any malformed payload is refused alike
-        raise ServicectlError(f"supervisor: a definition could not be read: {exc}") from None
-    return svc, dirs
+        link.send(request)
+        try:
+            reply = link.answer(progress)
+        except KeyboardInterrupt:
+            reply = _cancel(link)
+        if reply.get("confirm"):
+            link.send({"op": "confirm", "name": name})
+        return reply
+    except (OSError, ValueError) as exc:
+        raise Lost(
+            f"{name}: its supervisor went away during the {op} ({_why(exc)}); see "
+            f"{protocol.LOG_NAME} in the log directory; the next command starts a new one, "
+            f"which adopts the service"
+        ) from None
 
 
-class RemoteChild:
-    """The spawned process as the start's readiness wait sees it (the supervisor is its parent,
-    so only the supervisor knows its exit status)."""
+def _cancel(link: Link) -> dict[str, Any]:
+    """Interrupted: the supervisor undoes the request; its answer says what it left."""
+    link.send({"op": "cancel", "name": link.name})
+    while True:
+        reply = link.receive(REPLY_TIMEOUT)
+        if "progress" not in reply:
+            break
+    if not reply.get("ok") and not reply.get("interrupted"):
+        reply["interrupted"] = True  # it failed as it was being undone: still an interruption
+    if reply.get("ok"):  # it was done before the cancel came
+        reply = {"ok": False, "interrupted": True, "message": _done_anyway(link.name, reply)}
+    return reply
 
-    def __init__(self, link: Link, pid: int) -> None:
-        self.link = link
-        self.pid = pid
-        self.returncode: int | None = None
-        self.asked = False
 
-    def poll(self) -> int | None:
-        if not self.asked:
-            self.asked = True
+def _done_anyway(name: str, reply: dict[str, Any]) -> str:
+    said = (reply.get("outcome") or {}).get("message", "done")
+    return f"{name}: interrupted, but its supervisor had already done it: {said}"
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def hello() -> dict[str, Any]:
+    """This command's hello: its code, and how a supervisor handing over would run it."""
+    import sys
+
+    import servicectl
+
+    path = str(Path(servicectl.__file__).resolve().parent.parent)
+    return {"op": "hello", **protocol.hello(sys.executable, path)}
+
+
+def linked(name: str, dirs: Dirs) -> Link:
+    """A connection to the run directory's supervisor, started if none runs, that said hello
+    with the same code (one of other code hands over to this code first)."""
+    deadline = time.monotonic() + HANDOVER_TIMEOUT
+    said = hello()
+    while True:
+        sock = _connect(dirs.run)
+        if sock is None:
+            with _STARTING:  # the fleet's threads start one supervisor, not one each
+                sock = _connect(dirs.run)
+                if sock is None:
+                    start_supervisor(dirs, name)
+                    sock = _connect(dirs.run)
+        if sock is not None:
+            link = Link(sock, name)
             try:
-                code = self.link.request("exit", EXIT_WAIT + 5, wait=EXIT_WAIT).get("code")
+                link.send(said)
+                reply = link.receive(REPLY_TIMEOUT)
+            except (OSError, ValueError):
+                reply = {"ok": False, "retry": True}
+            if reply.get("ok"):
+                return link
+            if legacy.protocol_1(reply) and legacy.retire(sock, dirs):
+                reply = {"retry": True}  # it left: the supervisor started next adopts its services
+            link.close()
+            if not reply.get("handover") and not reply.get("retry"):
+                raise SupervisorError(f"{name}: its supervisor refused it: {reply.get('message')}")
+        if time.monotonic() > deadline:
+            raise SupervisorError(
+                f"{name}: cannot reach its supervisor in {dirs.run}; see "
+                f"{dirs.log / protocol.LOG_NAME}"
+            )
+        time.sleep(0.02)
+
+
+def ensure(dirs: Dirs) -> None:
+    """Some service of the run directory is supervised (its marker) and no supervisor
+    listens: start one, which adopts them (every command that acts does this)."""
+    if not protocol.marked(dirs.run):
+        return
+    sock = _connect(dirs.run)
+    if sock is not None:
+        sock.close()
+        return
+    with _STARTING:
+        sock = _connect(dirs.run)
+        if sock is None:
+            try:
+                start_supervisor(dirs, "")
             except ServicectlError:
-                code = None
-            self.returncode = int(code) if isinstance(code, int) else None
-        return self.returncode
-
-
-def socket_address(run: Path) -> tuple[str, int | None]:
-    """The control socket's address, and a descriptor to close once it is used: a path too
-    long for a socket address (108 bytes) is reached through the run directory's descriptor."""
-    path = str(run / SOCKET_NAME)
-    if len(os.fsencode(path)) < 100:
-        return path, None
-    fd = os.open(run, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{fd}/{SOCKET_NAME}", fd
+                pass  # said again by the action that needs it
+        else:
+            sock.close()
 
 
 def _connect(run: Path) -> socket.socket | None:
@@ -216,7 +217,7 @@ def _connect(run: Path) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     fd = None
     try:
-        address, fd = socket_address(run)
+        address, fd = protocol.socket_address(run)
         sock.connect(address)
         _check_peer(sock)
     except (OSError, ServicectlError):
@@ -239,103 +240,27 @@ def _check_peer(sock: socket.socket) -> None:
         raise ServicectlError(f"the supervisor socket is served by uid {uid}")
 
 
-def link(svc: Service, dirs: Dirs) -> Link:
-    """A link holding ``svc``, to the run directory's supervisor, started if none runs."""
-    for _ in range(3):
-        sock = _connect(dirs.run)
-        if sock is None:
-            with _STARTING:  # the fleet's threads start one supervisor, not one each
-                sock = _connect(dirs.run)
-                if sock is None:
-                    _start_supervisor(svc, dirs)
-                    sock = _connect(dirs.run)
-        if sock is None:
-            continue
-        held = Link(sock, svc.name)
-        try:
-            held.hold(svc, dirs)
-            return held
-        except SupervisorError:  # it was exiting (idle) as we came: start another one
-            held.close()
-    raise SupervisorError(
-        f"{svc.name}: cannot reach its supervisor in {dirs.run}; see {dirs.log / LOG_NAME}"
-    )
-
-
-@contextmanager
-def holding(svc: Service, dirs: Dirs) -> Iterator[dict[str, Any]]:
-    """Hold ``svc`` for a stop, if a supervisor runs: no respawn can happen until the block
-    ends; then what still runs of it is supervised again, and what is gone stays stopped."""
-    sock = _connect(dirs.run)
-    if sock is None:
-        yield {}
-        return
-    held = Link(sock, svc.name)
-    try:
-        try:
-            reply = held.hold()
-        except SupervisorError:
-            reply = {}  # it died or is leaving: nothing of it can respawn the service
-        yield reply
-        if reply:
-            held.release()
-    finally:
-        held.close()
-
-
-def attach(svc: Service, dirs: Dirs) -> str:
-    """Put an already running service under supervision if its definition asks for it and no
-    live supervisor has it (its supervisor was killed, or it was started without one); a note
-    for the start's message. Called by start, under the service's lock."""
-    from servicectl.system.record import read_record, write_record
-
-    record, _ = read_record(dirs.run, svc.name)
-    if record is None or not delegated(svc):
-        return ""
-    if record.supervision == OURS and supervisor_alive(record):
-        return ""
-    was = record.supervision == OURS
-    held = link(svc, dirs)
-    try:
-        reply = held.release(record.pid, record.starttime)
-    finally:
-        held.close()
-    pid, starttime = reply["supervisor"]
-    write_record(
-        dirs.run,
-        svc.name,
-        record._replace(
-            phase=PHASE_RUNNING if record.phase == "unrecorded" else record.phase,
-            supervision=OURS,
-            supervisor_pid=pid,
-            supervisor_starttime=starttime,
-            restarts=0,
-        ),
-    )
-    if was:
-        return f"; its supervisor had gone: supervised again (by pid {pid})"
-    return f"; now supervised (restart: {svc.restart}, by pid {pid})"
-
-
-def _start_supervisor(svc: Service, dirs: Dirs) -> None:
+def start_supervisor(dirs: Dirs, name: str = "") -> None:
     """Start the run directory's supervisor, detached like a service, and wait until it
     listens (or says another one does)."""
-    import select
     import subprocess
     import sys
 
     import servicectl
     from servicectl.files import safe
-    from servicectl.paths import ensure_dir
+    from servicectl.paths import ensure_dir, ensure_run_dir
 
+    who = f"{name}: " if name else ""
+    ensure_run_dir(dirs.run)
     ensure_dir(dirs.log, 0o750, "log directory")
+    path = dirs.log / protocol.LOG_NAME
     try:  # R-SUP-1: as any output file (a FIFO or a planted symlink never hangs or steers it)
-        log = safe.open_output(dirs.log / LOG_NAME, None, os.geteuid(), "supervisor's log")
+        log = safe.open_output(path, None, os.geteuid(), "supervisor's log")
     except ServicectlError as exc:
-        raise SupervisorError(f"{svc.name}: {exc.message}", exit_code=exc.exit_code) from None
+        raise SupervisorError(f"{who}{exc.message}", exit_code=exc.exit_code) from None
     except OSError as exc:
         raise SupervisorError(
-            f"{svc.name}: cannot open the supervisor's log {dirs.log / LOG_NAME}: {exc.strerror}"
+            f"{who}cannot open the supervisor's log {path}: {exc.strerror}"
         ) from None
     # R-EXEC-1: an isolated interpreter in "/" (no current directory, PYTHON* variable or user
     # site on its path) that loads servicectl from the very directory this one came from.
@@ -357,13 +282,22 @@ def _start_supervisor(svc: Service, dirs: Dirs) -> None:
             start_new_session=True,
         )
     except OSError as exc:
-        raise SupervisorError(f"{svc.name}: cannot start its supervisor: {exc.strerror}") from None
+        raise SupervisorError(f"{who}cannot start its supervisor: {exc.strerror}") from None
     finally:
         os.close(w)
         os.close(log)
+    said = _read_ready(r)
+    if not said.startswith((b"ready", b"running")):
+        text = said.decode("utf-8", "replace").strip() or "it did not say it was listening"
+        raise SupervisorError(f"{who}its supervisor did not start: {text}; see {path}")
+
+
+def _read_ready(r: int) -> bytes:
+    import select
+
+    said = b""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
     try:
-        said = b""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
         while b"\n" not in said and time.monotonic() < deadline:
             if not select.select([r], [], [], deadline - time.monotonic())[0]:
                 break
@@ -373,17 +307,13 @@ def _start_supervisor(svc: Service, dirs: Dirs) -> None:
             said += chunk
     finally:
         os.close(r)
-    if not said.startswith((b"ready", b"running")):
-        text = said.decode("utf-8", "replace").strip() or "it did not say it was listening"
-        raise SupervisorError(
-            f"{svc.name}: its supervisor did not start: {text}; see {dirs.log / LOG_NAME}"
-        )
+    return said
 
 
 # How the supervisor is started (R-EXEC-1): ``python -I -c SUPERVISOR_BOOT PACKAGE
 # servicectl.supervisor.daemon RUN_DIR FD``. PACKAGE is the directory of the servicectl that
-# starts it (site-packages once installed, the checkout when run from source): the package is loaded
-# from there by its path, and nothing else is looked up beside it; the standard library and
+# starts it (site-packages once installed, the checkout when run from source): the package is
+# loaded from there by its path, and nothing else is looked up beside it; the standard library and
 # the dependencies come from the interpreter's own isolated path.
 SUPERVISOR_BOOT = (
     "import sys\n"
@@ -397,3 +327,6 @@ SUPERVISOR_BOOT = (
     "from servicectl.supervisor.daemon import run\n"
     "sys.exit(run(sys.argv[3:]))\n"
 )
+
+
+__all__ = ["Interrupted", "SupervisorError", "ask", "ensure", "linked", "start_supervisor"]

@@ -1,19 +1,20 @@
-"""The supervisor: one process per run directory, parent of every supervised service, started by
-the first start of a supervised service (``servicectl.supervisor.daemon RUN_DIR FD``).
+"""The supervisor: one process per run directory, the parent of every supervised service and
+the only actor on it (``servicectl.supervisor.daemon RUN_DIR FD``, started isolated by the
+first command that needs it: client.SUPERVISOR_BOOT; or in the foreground by ``servicectl
+supervise``).
 
-One thread polls the control socket, the connections, a pidfd per supervised process, and the
-wake-up pipes of signals and of worker threads; every change to what it knows happens there.
-Whatever takes time (spawning, readiness, recording an exit, respawning) runs in a worker
-thread (respawn.py) under the service's lock. It exits after being idle (nothing supervised,
-nobody connected) for a while, and never holds a service's lock while idle.
-
-The protocol: a JSON object a line, one answer per request, requests of a connection served in
-order (see client.py for the client's side).
+One thread polls the control socket, the connections, the health probes, a pidfd per watched
+process that is not its child, and the wake-up pipes of signals (SIGCHLD: a child exited) and
+of worker threads; every change of a service's state happens there, by the table of
+servicectl/supervisor/machine.py (the actions: steps.py). Whatever takes time runs in a
+bounded pool of worker threads (jobs.py), one job at a time per service. Commands ask over the
+socket (protocol.py) and wait for the answer; it exits after being idle (nothing supervised,
+nobody connected) for a while, unless it runs in the foreground.
 """
 
 from __future__ import annotations
 
-import fcntl
+import heapq
 import json
 import os
 import queue
@@ -25,53 +26,82 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from servicectl.definitions.names import NAME_RE
-from servicectl.errors import ServicectlError
-from servicectl.service import launch, supervised
-from servicectl.supervisor import client, respawn
-from servicectl.supervisor.respawn import Unit
+from servicectl.supervisor import adopt, health, jobs, protocol
+from servicectl.supervisor.machine import EXIT, RUNNING, Job, Unit
+from servicectl.supervisor.start import (
+    children,
+    drain,
+    notify,
+    reap,
+    say,
+    say_ready,
+    take_run_dir,
+    zombie,
+)
+from servicectl.supervisor.steps import Steps
 from servicectl.system import proc
 
 IDLE_EXIT = float(os.environ.get("SERVICECTL_SUPERVISOR_IDLE", "30") or 30)
 SWEEP_DELAY = 1.0  # a zombie child no thread reaped for this long is an orphan's: reaped
-MAX_LINE = 1 << 20  # a request line
-IN = select.POLLIN | select.POLLHUP | select.POLLERR  # what a watched descriptor may say
+CODE_CHECK = 2.0  # how often it looks whether its own code was upgraded on disk
+# What the jobs import on the way (inside functions): imported once at start-up, so that an
+# upgrade of the files on disk never mixes new modules into this process's old code.
+PRELOAD = ("servicectl.system.ready", "servicectl.service.action", "subprocess")
+JOBS = 64  # worker threads at most (more jobs wait their turn)
+IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class Conn:
-    """One client connection: its socket, what it sent and was not served yet, what it holds."""
+    """One client connection: its socket, what it sent and was not read yet, its hello."""
 
-    __slots__ = ("sock", "buf", "todo", "busy", "held")
+    __slots__ = ("sock", "buf", "said", "names")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
-        self.todo: list[dict[str, Any]] = []
-        self.busy = False  # a request of it is being served (its answer is not sent yet)
-        self.held: set[str] = set()
+        self.said: dict[str, Any] | None = None
+        self.names: set[str] = set()  # the services it asked something of
 
 
-class Supervisor:
-    def __init__(self, run: Path, listener: socket.socket) -> None:
+class Supervisor(Steps):
+    def __init__(self, run: Path, listener: socket.socket, foreground: bool = False) -> None:
         self.run = run
         self.listener = listener
+        self.foreground = foreground
         self.units: dict[str, Unit] = {}
         self.conns: dict[int, Conn] = {}
-        self.watched: dict[int, Unit] = {}  # pidfd -> unit
-        self.waiters: list[tuple[float, Conn, Unit]] = []  # "exit" requests not answered yet
+        self.children: dict[int, Unit] = {}  # watched child PID -> unit (SIGCHLD reaps them)
+        self.pidfds: dict[int, Unit] = {}  # pidfd -> unit, for watched processes not ours
+        self.kept: dict[int, Any] = {}  # PID -> the Popen of a watched child (never polled)
+        self.saved: dict[str, int] = {}  # name -> digest of the definition kept on disk
+        self.timers: list[tuple[float, int, str]] = []
+        self.seq = 0
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sig_r, self.sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.poller = select.poll()
         for fd in (listener.fileno(), self.wake_r, self.sig_r):
             self.poller.register(fd, IN)
-        self.workers = 0
+        self.prober = health.Prober(self.poller, self.unhealthy, self.health_changed)
+        self.busy = 0  # jobs running
+        self.backlog: list[tuple[Unit, Job, Any, tuple[Any, ...]]] = []  # jobs waiting a thread
         self.idle_since = time.monotonic()
         self.sweep_at: float | None = None
         self.zombies: set[int] = set()
+        self.chld = False
         self.leaving = False
+        self.handover: dict[str, Any] | None = None
+        self.refused: set[str] = set()  # schemas a hand-over to failed for
+        me = proc.read_proc(os.getpid())
+        self.me = (os.getpid(), me.starttime if me else 0)
+        self.hello = protocol.hello()
+        self.to_log: set[str] = set()  # units whose transitions are not written yet
+        self.code = adopt.code_stamp()
+        self.code_at = time.monotonic() + CODE_CHECK
+        self.lock_fd = -1  # the run directory's supervisor lock (kept across a hand-over)
 
     # ------------------------------------------------------------------ the loop
 
@@ -80,66 +110,91 @@ class Supervisor:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         while not self.leaving:
-            for fd, _ in self.poller.poll(self._timeout()):
+            for fd, ev in self.poller.poll(self._timeout()):
                 try:
-                    self._dispatch(fd)
+                    self._dispatch(fd, ev)
                 except Exception as exc:  # noqa: BLE001 - one bad event must not end supervision
                     from servicectl import lastresort
 
                     text = lastresort.traceback_text(exc)
                     say(f"{lastresort.describe(exc)}; carrying on\n{text}")
+            if self.chld:
+                self.chld = False
+                self._reap_children()
             self._timers()
+            if self.handover is not None and not self.busy and not self.backlog:
+                adopt.exec_handover(self)
         self._leave()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.leaving = True
-        elif signum == signal.SIGCHLD and self.sweep_at is None:
-            self.sweep_at = time.monotonic() + SWEEP_DELAY
+        elif signum == signal.SIGCHLD:
+            self.chld = True
 
     def _timeout(self) -> int:
-        now = time.monotonic()
-        due = [self.idle_since + IDLE_EXIT]
-        due += [d for d, _, _ in self.waiters]
+        due = [self.idle_since + IDLE_EXIT] if not self.foreground else []
+        if self.timers:
+            due.append(self.timers[0][0])
+        if self.units:
+            due.append(self.code_at)
         if self.sweep_at is not None:
             due.append(self.sweep_at)
-        return max(0, int((min(due) - now) * 1000) + 1)
+        probe = self.prober.next_due()
+        if probe is not None:
+            due.append(probe)
+        if not due:
+            return -1
+        return max(0, int((min(due) - time.monotonic()) * 1000) + 1)
 
-    def _dispatch(self, fd: int) -> None:
+    def _dispatch(self, fd: int, ev: int) -> None:
         if fd == self.listener.fileno():
             self._accept()
-        elif fd == self.wake_r or fd == self.sig_r:
-            _drain(fd)
+        elif fd in (self.wake_r, self.sig_r):
+            drain(fd)
             while not self.events.empty():
                 self._event(self.events.get())
-        elif fd in self.watched:
-            self._exited(self.watched[fd])
+        elif fd in self.pidfds:
+            unit = self.pidfds[fd]
+            self.event(unit, EXIT, *self.collect(unit))
         elif fd in self.conns:
             self._read(self.conns[fd])
+        else:
+            self.prober.ready(fd, ev)
 
     def _timers(self) -> None:
         now = time.monotonic()
-        for waiter in [w for w in self.waiters if w[0] <= now]:
-            self.waiters.remove(waiter)
-            self._answer(waiter[1], {"ok": True, "code": None})
+        while self.timers and self.timers[0][0] <= now:
+            _, _, name = heapq.heappop(self.timers)
+            unit = self.units.get(name)
+            if unit is not None and unit.job is None and self.handover is None:
+                self.next(unit)
+        self.prober.tick(now)
+        if self.to_log:
+            self._flush_logs()
+        if now >= self.code_at:
+            self.code_at = now + CODE_CHECK
+            self._code_changed()
         if self.sweep_at is not None and now >= self.sweep_at:
             self._sweep()
-        if self.units or self.conns or self.workers:
+        if self.units or self.conns or self.busy or self.foreground:
             self.idle_since = now
         elif now - self.idle_since >= IDLE_EXIT:
             say(f"idle for {IDLE_EXIT:g} s: leaving")
             self.leaving = True
 
     def _leave(self) -> None:
-        """Stop listening; what runs keeps running (unsupervised: status says so)."""
+        """Stop listening; what runs keeps running (unsupervised: status says so, and the next
+        command that acts starts a supervisor that adopts it)."""
         try:
-            os.unlink(self.run / client.SOCKET_NAME)
+            os.unlink(self.run / protocol.SOCKET_NAME)
         except OSError:
             pass
         self.listener.close()
         if self.units:
-            names = ", ".join(sorted(self.units))
-            say(f"leaving; no longer supervised: {names}")
+            say(f"leaving; no longer supervised: {', '.join(sorted(self.units))}")
+        else:
+            adopt.mark(self.run, False)
 
     def post(self, event: tuple[Any, ...]) -> None:
         """From a worker thread: hand ``event`` to the loop."""
@@ -148,6 +203,26 @@ class Supervisor:
             os.write(self.wake_w, b"x")
         except BlockingIOError:
             pass  # the loop has wake-ups pending already
+
+    def _event(self, event: tuple[Any, ...]) -> None:
+        if event[0] == "progress":
+            _, conn, what, budget = event
+            if self.alive_conn(conn):
+                self._send(conn, {"progress": [what, budget]}, wait=False)
+            return
+        _, unit, job, result = event
+        if result.error is not None and job.own and not jobs.interrupted(result.error):
+            say(f"{unit.name}: {job.kind}: {type(result.error).__name__}: {result.error}")
+        self.busy -= 1
+        self._next_job()
+        if unit.job is job:
+            unit.job = None
+        job.cancel.close()
+        for child in result.children:
+            if child.returncode is None and child.pid in (result.alive or (0,))[:1]:
+                self.kept[child.pid] = child
+        self.on_done(unit, job, job.conn if self.alive_conn(job.conn) else None, result)
+        self.next(unit)
 
     # ------------------------------------------------------------------ connections
 
@@ -173,403 +248,322 @@ class Supervisor:
             return
         except OSError:
             data = b""
-        if not data or len(conn.buf) + len(data) > MAX_LINE:
+        if not data or len(conn.buf) + len(data) > protocol.MAX_LINE:
             self._closed(conn)
             return
         conn.buf += data
-        while b"\n" in conn.buf:
+        while b"\n" in conn.buf and self.alive_conn(conn):
             line, _, conn.buf = conn.buf.partition(b"\n")
             try:
                 msg = json.loads(line)
             except ValueError:
                 msg = None
-            conn.todo.append(msg if isinstance(msg, dict) else {})
-        self._serve(conn)
+            self._message(conn, msg if isinstance(msg, dict) else {})
+
+    def _message(self, conn: Conn, msg: dict[str, Any]) -> None:
+        op, name = msg.get("op"), msg.get("name")
+        if op == "info":
+            self.answer(conn, self._info())
+        elif op == "hello":
+            self._hello(conn, msg)
+        elif conn.said is None:
+            self._refuse(conn, f"supervisor: say hello first (protocol {protocol.PROTOCOL})")
+        elif not isinstance(name, str) or not NAME_RE.match(name):
+            self._refuse(conn, f"supervisor: bad request {op!r} for {name!r}")
+        elif op == "cancel":
+            unit = self.units.get(name)
+            if unit is not None and unit.job is not None and unit.job.conn is conn:
+                unit.job.cancel.set()
+        elif op == "confirm":
+            self.confirm(conn, name)
+        elif op in protocol.OPS:
+            self._request(conn, msg, name)
+        else:
+            self._refuse(conn, f"{name}: unknown request {op!r}")
+
+    def _refuse(self, conn: Conn, message: str) -> None:
+        self.answer(conn, {"ok": False, "code": 1, "message": message})
+
+    def _code_changed(self) -> None:
+        """servicectl was upgraded (or edited) on disk under this supervisor: it hands its
+        services over to the code now there, as it does when a newer command says hello."""
+        stamp = adopt.code_stamp()
+        if stamp == self.code or self.handover is not None or not self.units:
+            return
+        self.code = stamp
+        import servicectl
+
+        path = str(Path(servicectl.__file__).resolve().parent.parent)
+        said = {"python": sys.executable, "path": path, "schema": f"on disk {stamp}"}
+        self._begin_handover(said, "its code changed on disk (an upgrade?)")
+
+    def _begin_handover(self, said: dict[str, Any], why: str) -> None:
+        """Stop accepting; what waits is answered "handing over" (asked again of the new
+        code); once the jobs under way are done, the loop executes the new code."""
+        say(f"{why}: handing its services over")
+        self.handover = said
+        self.poller.unregister(self.listener.fileno())  # it stops accepting
+        for unit in self.units.values():
+            for waiting, _ in unit.waiting:
+                self._handing_over(waiting)
+            unit.waiting = []
+
+    def _hello(self, conn: Conn, msg: dict[str, Any]) -> None:
+        said = {k: v for k, v in msg.items() if k != "op"}
+        if protocol.same_code(said, self.hello):
+            conn.said = said
+            self.answer(conn, {"ok": True, "pid": self.me[0], **self.hello})
+            return
+        why = (
+            f"the supervisor (pid {self.me[0]}) runs servicectl {self.hello['version']} "
+            f"(protocol {self.hello['protocol']}, schema {self.hello['schema']}); this "
+            f"command is {said.get('version')} (protocol {said.get('protocol')}, schema "
+            f"{said.get('schema')})"
+        )
+        python, path = said.get("python"), said.get("path")
+        if not isinstance(python, str) or not isinstance(path, str) or not python:
+            self._refuse(conn, f"{why}: a hand-over needs the command's interpreter")
+            return
+        if str(said.get("schema")) in self.refused:
+            self._refuse(conn, f"{why}; a hand-over to it failed: see {protocol.LOG_NAME}")
+            return
+        if self.handover is None:
+            self._begin_handover(said, why)
+        self._handing_over(conn)
+
+    def _handing_over(self, conn: Conn) -> None:
+        self.answer(conn, {"ok": False, "handover": True, "message": "handing over"})
+
+    def _request(self, conn: Conn, msg: dict[str, Any], name: str) -> None:
+        if self.handover is not None:
+            self._handing_over(conn)
+            return
+        try:
+            svc, dirs = protocol.read_definition(msg)
+            if svc.name != name or dirs.run.resolve() != self.run.resolve():
+                raise ValueError("it is not this service's, or not of this run directory")
+        except (ValueError, OSError) as exc:
+            self._refuse(conn, f"supervisor: a definition could not be read: {exc}")
+            return
+        unit = self.units.get(name)
+        if unit is None:
+            unit = self.units[name] = Unit(name)
+            adopt.mark(self.run, True)
+        unit.svc, unit.dirs = svc, dirs
+        adopt.save_definition(unit, self.saved)
+        conn.names.add(name)
+        self.request(conn, msg, unit)
+
+    def _info(self) -> dict[str, Any]:
+        units = {
+            n: {**u.info(), "held": False, "busy": u.job is not None} for n, u in self.units.items()
+        }
+        return {"ok": True, "pid": self.me[0], **self.hello, "units": units}
+
+    def answer(self, conn: Conn, reply: dict[str, Any]) -> None:
+        self._send(conn, reply, wait=True)
+
+    def _send(self, conn: Conn, reply: dict[str, Any], wait: bool) -> None:
+        data = json.dumps(reply).encode() + b"\n"
+        try:
+            if wait:
+                conn.sock.settimeout(5)
+                conn.sock.sendall(data)
+                conn.sock.setblocking(False)
+            else:
+                conn.sock.send(data, socket.MSG_DONTWAIT)
+        except OSError:
+            pass  # it is gone (its closing is seen by the loop), or it does not read
 
     def _closed(self, conn: Conn) -> None:
-        """A connection closed (its servicectl finished, or died): what it held is released."""
         self.poller.unregister(conn.sock.fileno())
         del self.conns[conn.sock.fileno()]
         conn.sock.close()
-        self.waiters = [w for w in self.waiters if w[1] is not conn]
-        for name in sorted(conn.held):
-            unit = self.units.get(name)
-            if unit is not None and unit.holder is conn:
-                unit.holder = None
-                self._resume(unit, closed=True)
-        conn.held.clear()
+        self.gone(conn)
 
-    def _answer(self, conn: Conn, reply: dict[str, Any]) -> None:
-        conn.busy = False
-        if conn.sock.fileno() in self.conns:
-            try:
-                conn.sock.sendall(json.dumps(reply).encode() + b"\n")
-            except OSError:
-                pass  # it is gone; its closing is seen by the loop
-        self._serve(conn)
+    def alive_conn(self, conn: Conn | None) -> bool:
+        return conn is not None and self.conns.get(conn.sock.fileno()) is conn
 
-    def _serve(self, conn: Conn) -> None:
-        while conn.todo and not conn.busy and conn.sock.fileno() in self.conns:
-            msg = conn.todo.pop(0)
-            conn.busy = True
-            try:
-                self._request(conn, msg)
-            except ServicectlError as exc:
-                self._answer(conn, _error(exc))
+    def progress_for(self, conn: Conn | None) -> Any:
+        def progress(name: str, what: str, budget: float | None = None) -> None:
+            if conn is not None:
+                self.post(("progress", conn, what, budget))
 
-    def _request(self, conn: Conn, msg: dict[str, Any]) -> None:
-        op, name = msg.get("op"), msg.get("name")
-        if op == "info":
-            self._answer(conn, {"ok": True, "pid": os.getpid(), "units": self._info()})
-            return
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ServicectlError(f"supervisor: bad request {op!r} for {name!r}")
-        if op == "hold":
-            self._hold(conn, name, msg.get("service"))
-            return
-        unit = self.units.get(name)
-        if unit is None or unit.holder is not conn:
-            raise ServicectlError(f"{name}: {op}: the service is not held by this connection")
-        handler: Callable[[Conn, Unit, dict[str, Any]], None] = {
-            "spawn": self._spawn,
-            "exit": self._exit_status,
-            "abort": self._abort,
-            "release": self._release,
-        }.get(str(op), _unknown)
-        handler(conn, unit, msg)
+        return progress
 
-    def _info(self) -> dict[str, Any]:
-        return {
-            n: {"pid": u.pid if u.handle else None, "held": u.holder is not None, "busy": u.busy}
-            for n, u in self.units.items()
-        }
+    # ------------------------------------------------------------------ jobs
 
-    # ------------------------------------------------------------------ requests
+    def work(self, unit: Unit, kind: str, conn: Conn | None, fn: Any, *args: Any) -> None:
+        """Start ``fn`` as the unit's job in a worker thread (or once one is free)."""
+        job = Job(kind, conn, proc.Cancel())
+        unit.job = job
+        hands = jobs.Hands(self.me, unit, job.cancel, respawn=kind == "respawn")
+        hands.lines, unit.lines = unit.lines, []
+        self.backlog.append((unit, job, fn, (hands, *args)))
+        self._next_job()
 
-    def _hold(self, conn: Conn, name: str, payload: object) -> None:
-        """The command holding ``name`` acts alone on it from now on: a pending respawn is
-        cancelled, and none can start until the hold ends."""
-        # R-SUP-3: a definition that cannot be read is refused before anything changes (no
-        # unit is left behind for it, which would keep this supervisor from ever idling out)
-        definition = client.load_definition(payload) if isinstance(payload, str) else None
-        unit = self.units.setdefault(name, Unit(name))
-        if definition is not None:
-            unit.svc, unit.dirs = definition
-        was_respawning = unit.busy and unit.holder is None and unit.handle is None
-        unit.gen += 1
-        unit.cancel.set()
-        unit.cancel = threading.Event()
-        old = unit.holder
-        if isinstance(old, Conn) and old is not conn:
-            old.held.discard(name)  # a holder that died; its lock is gone too
-        unit.holder = conn
-        conn.held.add(name)
-        reply: dict[str, Any] = {"ok": True, "pid": unit.pid if unit.handle else None}
-        if was_respawning:
-            reply["cancelled"] = "its supervisor's pending respawn was cancelled"
-        self._answer(conn, reply)
+    def _next_job(self) -> None:
+        while self.backlog and self.busy < JOBS:
+            unit, job, fn, args = self.backlog.pop(0)
+            self.busy += 1
 
-    def _spawn(self, conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
-        if unit.svc is None:
-            raise ServicectlError(f"{unit.name}: spawn: no definition was given")
-        notify = msg.get("notify")
-        self._work(conn, unit, "spawned", respawn.spawn_for, unit, notify if notify else None)
+            def run(unit: Unit = unit, job: Job = job, fn: Any = fn, args: Any = args) -> None:
+                result = jobs.run(job.kind, fn, *args)
+                self.post(("done", unit, job, result))
 
-    def _exit_status(self, conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
-        if unit.handle is None:
-            last = unit.last_exit or {}
-            code = last.get("code")
-            if "signal" in last:
-                code = -int(getattr(signal, f"SIG{last['signal']}", 0))
-            self._answer(conn, {"ok": True, "code": code})
-            return
-        wait = min(float(msg.get("wait") or 0), 10.0)
-        self.waiters.append((time.monotonic() + wait, conn, unit))
-
-    def _abort(self, conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
-        self._work(conn, unit, "aborted", respawn.abort_for, unit)
-
-    def _release(self, conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
-        """The holder is done: supervise ``pid`` (a start confirmed it, or the service runs
-        unsupervised and is attached), or whatever still runs of it."""
-        unit.holder = None
-        conn.held.discard(unit.name)
-        pid, starttime = msg.get("pid"), msg.get("starttime")
-        me = proc.read_proc(os.getpid())
-        reply = {"ok": True, "supervisor": [os.getpid(), me.starttime if me else 0]}
-        respawn.refresh_record(unit)
-        if isinstance(pid, int) and isinstance(starttime, int):
-            if pid != unit.pid:
-                self._unwatch(unit)
-                child = unit.child if unit.child is not None and unit.child.pid == pid else None
-                self._watch(unit, pid, starttime, child)
-            elif unit.handle is None and not unit.busy:
-                self._answer(conn, reply)
-                self._after_exit(unit)  # it exited before the start let go of it
-                return
-        self._resume(unit, closed=False)
-        self._answer(conn, reply)
-
-    def _resume(self, unit: Unit, closed: bool) -> None:
-        """A hold ended: a live process is supervised again; without one, the service leaves
-        the supervisor (if its holder died, its record says how it exited)."""
-        if unit.handle is not None or unit.busy:
-            return
-        del self.units[unit.name]
-        if closed and unit.pid and unit.last_exit is not None and unit.svc is not None:
-            self._work(None, unit, "recorded", respawn.record_abandoned, unit)
-
-    # ------------------------------------------------------------------ workers and events
-
-    def _work(self, conn: Conn | None, unit: Unit, kind: str, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` in a worker thread; its result comes back as a ``kind`` event."""
-        unit.busy = True
-        self.workers += 1
-
-        def run() -> None:
-            try:
-                self.post((kind, conn, unit, fn(*args), None))
-            except BaseException as exc:  # noqa: BLE001 - the loop answers it
-                self.post((kind, conn, unit, None, exc))
-
-        threading.Thread(target=run, name=f"{kind} {unit.name}", daemon=True).start()
-
-    def _event(self, event: tuple[Any, ...]) -> None:
-        kind, conn, unit, result, exc = event
-        assert isinstance(unit, Unit)
-        self.workers -= 1
-        unit.busy = False
-        if kind == "spawned" and exc is None:
-            pid, starttime = result
-            child = launch.KEPT.pop(pid, None) if launch.KEPT is not None else None
-            self._watch(unit, pid, starttime, child)
-        elif kind == "respawned" and exc is None and result is not None:
-            _, pid, child = result
-            self._watch(unit, pid, unit.record.starttime if unit.record else 0, child)
-        if exc is not None and not isinstance(exc, ServicectlError):
-            from servicectl import lastresort
-
-            text = lastresort.traceback_text(exc)
-            say(f"{unit.name}: {kind}: {lastresort.describe(exc)}\n{text}")
-        if conn is not None:
-            self._answer(conn, _error(exc, unit.name) if exc is not None else _ok(kind, result))
-        if unit.holder is None and self.units.get(unit.name) is unit:
-            self._resume(unit, closed=False)
+            threading.Thread(target=run, name=f"{job.kind} {unit.name}", daemon=True).start()
 
     # ------------------------------------------------------------------ watching processes
 
-    def _watch(self, unit: Unit, pid: int, starttime: int, child: Any = None) -> None:
-        """Poll ``pid`` for its exit (it may be a child, or a process attached to)."""
-        unit.pid, unit.starttime, unit.child = pid, starttime, child
-        handle = proc.Handle(pid, starttime)
+    def watch(self, unit: Unit, pid: int, starttime: int) -> None:
+        """Watch ``pid``: a child through SIGCHLD, any other process through a pidfd; one that
+        is gone already is an exit now."""
+        self.unwatch(unit)
+        if (pid, starttime) != (unit.pid, unit.starttime):
+            unit.health = None  # a new process: its health is not known yet
+        unit.pid, unit.starttime = pid, starttime
+        unit.move(RUNNING)
         info = proc.read_proc(pid)
-        if handle.fd is None or handle.fd < 0 or info is None or info.starttime != starttime:
-            handle.close()  # gone already (or its PID is another process's now)
-            self._exited(unit)
+        if info is not None and info.starttime == starttime and info.ppid == os.getpid():
+            self.children[pid] = unit
+            self.chld = True  # it may have exited already: look at once
+        elif info is None or info.zombie or info.starttime != starttime:
+            self.event(unit, EXIT, None, "it exited before its supervisor could watch it")
             return
-        unit.handle = handle
-        self.watched[handle.fd] = unit
-        self.poller.register(handle.fd, select.POLLIN)
+        else:
+            handle = proc.Handle(pid, starttime)
+            if handle.fd is None or handle.fd < 0 or not handle.valid:
+                handle.close()
+                self.event(unit, EXIT, None, "it exited before its supervisor could watch it")
+                return
+            unit.handle = handle
+            self.pidfds[handle.fd] = unit
+            self.poller.register(handle.fd, select.POLLIN)
+        assert unit.svc is not None
+        self.prober.begin(unit)
 
-    def _unwatch(self, unit: Unit) -> None:
-        if unit.handle is not None and unit.handle.fd is not None:
-            self.poller.unregister(unit.handle.fd)
-            self.watched.pop(unit.handle.fd, None)
+    def unwatch(self, unit: Unit) -> None:
+        self.prober.end(unit)
+        if self.children.get(unit.pid) is unit:
+            del self.children[unit.pid]
+        if unit.handle is not None:
+            if unit.handle.fd is not None:
+                self.poller.unregister(unit.handle.fd)
+                self.pidfds.pop(unit.handle.fd, None)
             unit.handle.close()
-        unit.handle = None
+            unit.handle = None
 
-    def _exited(self, unit: Unit) -> None:
-        """The watched process exited: reap it, then the holder decides, or the policy does."""
-        self._unwatch(unit)
-        code, reaped = _reap(unit.pid)
-        if not reaped and unit.child is not None and unit.child.returncode is not None:
-            code, reaped = unit.child.returncode, True  # its Popen reaped it (at the gate)
-        if unit.child is not None and reaped:
-            unit.child.returncode = code  # its Popen must never wait for it again
-        respawn.record_exit_now(unit, code, reaped)
-        for waiter in [w for w in self.waiters if w[2] is unit]:
-            self.waiters.remove(waiter)
-            self._answer(waiter[1], {"ok": True, "code": code if reaped else None})
-        if unit.holder is None and not unit.busy:
-            self._after_exit(unit)
+    def collect(self, unit: Unit) -> tuple[int | None, str]:
+        """The exit status of a watched process that is gone (it may have become a child)."""
+        code, reaped = reap(unit.pid)
+        self._reaped(unit.pid, code, reaped)
+        if reaped:
+            return code, ""
+        return None, "its supervisor was not its parent"
 
-    def _after_exit(self, unit: Unit) -> None:
-        """What its definition says to do after an exit nobody asked for."""
-        svc = unit.svc
-        if svc is None or svc.restart == "no":
-            del self.units[unit.name]
-            return
-        self._work(None, unit, "respawned", respawn.handle_exit, unit, unit.gen, unit.cancel)
+    def _reaped(self, pid: int, code: int | None, reaped: bool) -> None:
+        child = self.kept.pop(pid, None)
+        if child is not None and reaped:
+            child.returncode = code  # its Popen must never wait for it again
+        from servicectl.service.launch import forget
+
+        forget(pid)
+
+    def _reap_children(self) -> None:
+        """SIGCHLD: collect the watched children that exited; later, orphans' zombies."""
+        for pid, unit in list(self.children.items()):
+            try:
+                got, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                got, status = pid, -1
+            if got != pid:
+                continue
+            del self.children[pid]  # collected once: the event handles its exit
+            code = os.waitstatus_to_exitcode(status) if status >= 0 else None
+            self._reaped(pid, code, status >= 0)
+            self.event(unit, EXIT, code, "" if status >= 0 else "it was reaped elsewhere")
+        if self.sweep_at is None:
+            self.sweep_at = time.monotonic() + SWEEP_DELAY
 
     def _sweep(self) -> None:
         """Reap zombie children nobody reaps: orphans of supervised services (this process is
-        their subreaper). A worker reaps its own children at once; a zombie seen twice, a
-        sweep apart, is nobody's."""
-        mine = {u.pid for u in self.units.values() if u.handle is not None}
-        zombies = {c for c in _children() if c not in mine and proc.is_zombie(c)}
+        their subreaper). A job reaps its own children at once; a zombie seen twice, a sweep
+        apart, is nobody's."""
+        mine = set(self.children) | self.prober.pids() | set(self.kept)
+        zombies = {c for c in children() if c not in mine and zombie(c)}
         for pid in zombies & self.zombies:
-            _reap(pid)
+            reap(pid)
         self.zombies = zombies - self.zombies
         self.sweep_at = time.monotonic() + SWEEP_DELAY if self.zombies else None
 
+    # ------------------------------------------------------------------ states
 
-# ---------------------------------------------------------------------------------------------
-# Helpers
+    def transition(self, unit: Unit, state: str, why: str) -> None:
+        """Move the unit, and say so with the time in the service's log: written by the job
+        that follows (after its work: a respawn is not delayed by it), else by the loop."""
+        old = unit.state
+        unit.move(state)
+        if old != state and unit.svc is not None and unit.svc.stdout is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            said = f"{old} -> {state}: {why}" if why else f"{old} -> {state}"
+            unit.lines.append(f"{stamp} servicectl: {said}\n")
+            self.to_log.add(unit.name)
 
+    def _flush_logs(self) -> None:
+        for name in self.to_log:
+            unit = self.units.get(name)
+            if unit is not None and unit.job is None and unit.lines:
+                lines, unit.lines = unit.lines, []
+                jobs.write_lines(unit.svc, lines)
+        self.to_log.clear()
 
-def say(text: str) -> None:
-    """A line in the supervisor's own log (its stderr)."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    try:
-        sys.stderr.write(f"{stamp} servicectl-supervisor[{os.getpid()}]: {text}\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
+    def schedule(self, unit: Unit) -> None:
+        self.seq += 1
+        heapq.heappush(self.timers, (unit.due, self.seq, unit.name))
 
+    def forget(self, unit: Unit) -> None:
+        if unit.lines:
+            lines, unit.lines = unit.lines, []
+            jobs.write_lines(unit.svc, lines)
+        if self.units.get(unit.name) is unit:
+            del self.units[unit.name]
+            if unit.dirs is not None:
+                adopt.forget_definition(unit.dirs.run, unit.name, self.saved)
 
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
-
-
-def _reap(pid: int) -> tuple[int | None, bool]:
-    """The exit status of ``pid`` if it is our exited child: (status, True); else (None, False)."""
-    try:
-        got, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None, False
-    if got != pid:
-        return None, False
-    return os.waitstatus_to_exitcode(status), True
-
-
-def _children() -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as fh:
-                out += [int(p) for p in fh.read().split()]
-    except OSError:
-        return [p.pid for p in proc.children_since(os.getpid(), 0)]
-    return out
-
-
-def _ok(kind: str, result: Any) -> dict[str, Any]:
-    if kind == "spawned":
-        return {"ok": True, "pid": result[0], "starttime": result[1]}
-    return {"ok": True}
-
-
-def _error(exc: BaseException, name: str = "") -> dict[str, Any]:
-    if isinstance(exc, ServicectlError):
-        return {
-            "ok": False,
-            "message": exc.message,
-            "code": int(exc.exit_code),
-            "detail": exc.detail,
-        }
-    return {
-        "ok": False,
-        "message": (f"{name}: " if name else "")
-        + f"internal error in the supervisor: {type(exc).__name__}: {exc} (see its log)",
-        "code": 1,
-    }
-
-
-def _unknown(conn: Conn, unit: Unit, msg: dict[str, Any]) -> None:
-    raise ServicectlError(f"{unit.name}: unknown request {msg.get('op')!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Start-up
-
-
-def _listening(run: Path) -> bool:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    address, fd = client.socket_address(run)
-    try:
-        sock.connect(address)
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-        if fd is not None:
-            os.close(fd)
-
-
-def _claim(run: Path) -> int | str:
-    """The run directory's supervisor lock, held for life; or "running" if another supervisor
-    listens (a start raced this one), or why neither."""
-    path = run / client.LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            pass
-        if _listening(run):
-            os.close(fd)
-            return "running"
-        if time.monotonic() > deadline:
-            os.close(fd)
-            return f"another supervisor holds {path} but does not listen"
-        time.sleep(0.01)
-
-
-def _listen(run: Path) -> socket.socket:
-    """The control socket, mode 0600 (the lock is held: a socket file left there is stale)."""
-    path = run / client.SOCKET_NAME
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    address, fd = client.socket_address(run)
-    old = os.umask(0o177)
-    try:
-        sock.bind(address)
-    finally:
-        os.umask(old)
-        if fd is not None:
-            os.close(fd)
-    os.chmod(path, 0o600)
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
+    def health_changed(self, unit: Unit, state: dict[str, Any]) -> None:
+        """The prober's verdict changed: the record says so (a short thread, under the lock)."""
+        unit.health = state
+        threading.Thread(target=jobs.write_health, args=(unit, state), daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
-    """RUN_DIR FD: supervise the run directory's services; say "ready" (or "running": another
-    one does) on FD once listening."""
-    import subprocess
-
-    from servicectl.paths import run_dir_problem
-
-    run, ready = Path(argv[0]), int(argv[1])
-    supervised.IN_SUPERVISOR = True
-    launch.KEPT = {}
-    subprocess._active = None  # type: ignore[attr-defined]  # no Popen reaps behind the loop
-    problem = run_dir_problem(run)
-    claimed: int | str = problem.message if problem is not None else _claim(run)
-    if isinstance(claimed, str):
-        os.write(ready, claimed.encode() + b"\n")
-        return 0 if claimed == "running" else 1
-    try:
-        listener = _listen(run)
-    except OSError as exc:
-        os.write(ready, f"cannot listen on {run / client.SOCKET_NAME}: {exc}\n".encode())
-        return 1
+    """RUN_DIR FD [--foreground] [--handover FDS]: supervise the run directory's services; say
+    "ready" (or "running": another one does, or why not) on FD ("-": none) once listening."""
+    run, ready = Path(argv[0]), argv[1]
+    foreground = "--foreground" in argv
+    handover = argv[argv.index("--handover") + 1] if "--handover" in argv else None
+    got = take_run_dir(run, ready, foreground, handover)
+    if isinstance(got, int):
+        return got
+    state, listener, lock = got
     proc.become_subreaper()
-    say(f"supervising the services of {run}")
-    os.write(ready, b"ready\n")
-    os.close(ready)
-    Supervisor(run, listener).loop()
+    import importlib
+
+    for module in PRELOAD:
+        importlib.import_module(module)
+    sup = Supervisor(run, listener, foreground)
+    sup.lock_fd = lock
+    if handover is not None:
+        said, units = adopt.load(state)
+        adopt.restore(sup, said, units)
+    else:
+        say(f"supervising the services of {run}" + (" (foreground)" if foreground else ""))
+        adopt.adopt_orphans(sup)
+    say_ready(ready, "ready")
+    if foreground:
+        notify(f"READY=1\nSTATUS=supervising the services of {run}")
+    os.environ.pop("NOTIFY_SOCKET", None)  # its own: never handed to what it runs or executes
+    sup.loop()
     return 0
 
 

@@ -14,11 +14,12 @@ import select
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -296,9 +297,21 @@ _GROUPS = _GroupIndex()
 def group_members(pgid: int, fresh_after: float | None = None) -> list[ProcInfo]:
     """Live (non-zombie) processes whose process group is ``pgid``, from a /proc scan that
     started after ``fresh_after`` (monotonic; default: now). ``uid`` is not filled in (-1)."""
-    if pgid <= 0:
+    if pgid <= 0 or not _group_exists(pgid):
         return []
     return _GROUPS.members(pgid, time.monotonic() if fresh_after is None else fresh_after)
+
+
+def _group_exists(pgid: int) -> bool:
+    """Whether any process (a zombie too) has process group ``pgid`` now: signal 0 to the
+    group, one system call instead of a scan of /proc (the usual answer after an exit: no)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, with processes of another user
+    return True
 
 
 def snapshot() -> list[ProcInfo]:
@@ -469,11 +482,57 @@ class Handle:
 
 CANCEL = threading.Event()  # set when servicectl is interrupted: worker threads stop waiting
 CANCEL_SLICE = 0.1  # how often a wait looks at CANCEL (exits still wake it at once)
+_SCOPE = threading.local()  # the Cancel of the job this thread runs (cancel_scope)
+
+
+class Cancel:
+    """The cancellation of one job (the supervisor cancels a job whose requester left): a
+    flag, and a pipe that waits poll beside their pidfds so that it wakes them at once."""
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.flag = False
+
+    def set(self) -> None:
+        if not self.flag:
+            self.flag = True
+            try:
+                os.write(self._w, b"x")
+            except OSError:
+                pass
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@contextmanager
+def cancel_scope(cancel: Cancel | None) -> Iterator[None]:
+    """Waits in this thread stop (KeyboardInterrupt) once ``cancel`` is set."""
+    _SCOPE.cancel = cancel
+    try:
+        yield
+    finally:
+        _SCOPE.cancel = None
+
+
+def cancel_fd() -> int | None:
+    """The descriptor a wait in this thread polls to learn of its cancellation (or None)."""
+    scope = getattr(_SCOPE, "cancel", None)
+    return scope.fileno() if scope is not None else None
 
 
 def check_cancel() -> None:
-    """Raise KeyboardInterrupt in a worker thread once servicectl has been interrupted."""
-    if CANCEL.is_set():
+    """Raise KeyboardInterrupt in a worker thread once servicectl has been interrupted, or once
+    the job this thread runs was cancelled."""
+    scope = getattr(_SCOPE, "cancel", None)
+    if CANCEL.is_set() or (scope is not None and scope.flag):
         raise KeyboardInterrupt
 
 
@@ -497,6 +556,9 @@ def wait_all_exit(
             p = select.poll()
             for h in fds:
                 p.register(h.fd or 0, select.POLLIN)
+            stop = cancel_fd() if cancellable else None
+            if stop is not None:
+                p.register(stop, select.POLLIN)
             # Also re-check processes without pidfds at a short backoff.
             timeout = remaining if len(fds) == len(alive) else min(remaining, 0.01)
             p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)

@@ -13,7 +13,14 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from servicectl.system.proc import CANCEL_SLICE, Handle, check_cancel, is_descendant, read_proc
+from servicectl.system.proc import (
+    CANCEL_SLICE,
+    Handle,
+    cancel_fd,
+    check_cancel,
+    is_descendant,
+    read_proc,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -393,6 +400,9 @@ def _poller(handle: Handle, notify: NotifySocket | None) -> select.poll:
     poller = select.poll()
     if handle.fd is not None and handle.fd >= 0:
         poller.register(handle.fd, select.POLLIN)
+    stop = cancel_fd()
+    if stop is not None:
+        poller.register(stop, select.POLLIN)
     if notify is not None:
         poller.register(notify.fileno(), select.POLLIN)
     return poller

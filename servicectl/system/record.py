@@ -65,6 +65,11 @@ class Record(NamedTuple):
     cgroups_v1: tuple[str, ...] = ()
     memory_max: int = 0
     tracked_by: str = ""  # "systemd": its systemd unit's cgroup holds it (cgroup.TRACKED_BY)
+    # How its supervisor came to have it when it did not start it ({"at", "from", "why"}:
+    # its supervisor died, or handed over), and its health ({"state", "since", "last",
+    # "failures"}: see servicectl/supervisor/health.py).
+    adopted: Optional[dict[str, Any]] = None
+    health: Optional[dict[str, Any]] = None
 
     def to_json(self) -> bytes:
         import json
@@ -84,10 +89,9 @@ class Record(NamedTuple):
             values["command"] = tuple(values["command"])
         if "fingerprint" in values:
             values["fingerprint"] = tuple(tuple(entry) for entry in values["fingerprint"])
-        if not isinstance(values.get("last_exit"), (dict, type(None))):
-            values["last_exit"] = None
-        if not isinstance(values.get("parsed"), (dict, type(None))):
-            values["parsed"] = None
+        for key in ("last_exit", "adopted", "health", "parsed"):
+            if not isinstance(values.get(key), (dict, type(None))):
+                values[key] = None
         if not isinstance(values.get("cgroup", ""), str):
             values["cgroup"] = ""
         if "cgroups_v1" in values:

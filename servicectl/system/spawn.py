@@ -467,42 +467,6 @@ def _command_line(
     return list(argv), program, kwargs, env
 
 
-CAP_SYS_RESOURCE = 24
-
-
-def limits_problem(svc: Service) -> str | None:
-    """Why ``limits`` cannot be set here: a limit above the hard limit servicectl has, which
-    only a process with CAP_SYS_RESOURCE may raise (root in a container often may not)."""
-    import resource
-
-    if not svc.limits or _has_capability(CAP_SYS_RESOURCE):
-        return None
-    for name, soft, hard in svc.limits:
-        current = resource.getrlimit(getattr(resource, LIMIT_NAMES[name]))[1]
-        if current == resource.RLIM_INFINITY:
-            continue
-        wanted = [v for v in (soft, hard) if v < 0 or v > current]
-        if wanted:
-            shown = "unlimited" if wanted[0] < 0 else str(wanted[0])
-            return (
-                f"cannot set limit {name} to {shown}: the hard limit here is {current}, and "
-                "servicectl may not raise it (no CAP_SYS_RESOURCE: a container?); lower "
-                f"limits: {name}, or raise the hard limit of what starts servicectl"
-            )
-    return None
-
-
-def _has_capability(bit: int) -> bool:
-    try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"CapEff:"):
-                    return bool(int(line.split()[1], 16) >> bit & 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return True  # cannot tell: let setrlimit say
-
-
 def spawn(
     svc: Service,
     account: Account,
@@ -537,6 +501,8 @@ def spawn(
     import subprocess
 
     try:
+        from servicectl.system.rlimits import limits_problem
+
         problem = limits_problem(svc)
         if problem is not None:
             raise EnvironmentProblem(f"{svc.name}: not started: {problem} (in {svc.file})")

@@ -401,6 +401,23 @@ def _remain(s: _State, e: Entry) -> None:
     s.remain = e.value.lower() in ("yes", "true", "1", "on")
 
 
+def _watchdog(s: _State, e: Entry) -> None:
+    """WatchdogSec=: servicectl does not watch sd_notify WATCHDOG=1 keep-alives; its health
+    checks probe the service from outside. Off (0, infinity): nothing to say. Otherwise the
+    timing is said as a health check to write (the probe cannot be guessed)."""
+    seconds, _ = _seconds(e.value)
+    if e.value.strip() in ("", "0", "infinity") or seconds in (0, None):
+        return
+    interval = max(1, round(float(seconds) / 2))  # type: ignore[arg-type]
+    s.draft.skip(
+        e.line,
+        e.text,
+        "servicectl does not watch WATCHDOG=1 keep-alives; to restart it when it stops "
+        f"answering, add a health check, e.g. health: {{tcp: HOST:PORT, interval: {interval}, "
+        "retries: 2} (or http: URL, command: CMD), with a restart: policy",
+    )
+
+
 def _pid_file(s: _State, e: Entry) -> None:
     s.pid = e
 
@@ -553,6 +570,7 @@ HANDLERS: dict[tuple[str, str], Callable[[_State, Entry], None]] = {
     ("Service", "RemainAfterExit"): _remain,
     ("Service", "ExecStartPost"): _exec_list("post"),
     ("Service", "RestartSec"): _simple_key("restart_delay", _seconds),
+    ("Service", "WatchdogSec"): _watchdog,
     ("Service", "RuntimeDirectoryPreserve"): _ignore,
     ("Install", "WantedBy"): _install,
     ("Install", "RequiredBy"): _install,
