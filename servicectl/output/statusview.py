@@ -289,7 +289,7 @@ def _process(r: Status, m: Metrics | None) -> list[Field]:
 def _memory(r: Status, m: Metrics) -> str:
     """What its processes use: from its cgroup (all of them, as the kernel charges it) beside
     its memory_max, or their resident memory."""
-    n = len(m.members)
+    n = m.count
     count = f"{n} process{'es' if n > 1 else ''}"
     limit = f" of memory_max {fmt_bytes(r.memory_max)}" if r.memory_max else ""
     if r.cgroup_memory is not None:
