@@ -18,4 +18,30 @@ From the top:
 docs/design.md walks through it with a picture.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it (dynamic version)
+
+DISTRIBUTION = "servicectl-sysv"
+"""The name servicectl is installed under (``servicectl`` on PyPI is somebody else's)."""
+
+
+def version() -> str:
+    """The version of the installed distribution this code came from: the ``Version`` of the
+    ``servicectl_sysv-*.dist-info`` beside this package (what importlib.metadata reads,
+    without the 20 ms of importing it); ``__version__`` where there is none (a source tree,
+    an editable install)."""
+    import os
+
+    site = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = DISTRIBUTION.replace("-", "_") + "-"
+    try:
+        infos = [n for n in os.listdir(site) if n.startswith(prefix) and n.endswith(".dist-info")]
+        if len(infos) == 1:
+            with open(os.path.join(site, infos[0], "METADATA"), encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Version:"):
+                        return line.partition(":")[2].strip()
+                    if not line.strip():
+                        break  # the end of the headers
+    except OSError:
+        pass
+    return __version__

@@ -1,15 +1,18 @@
-"""Fixtures: a private services/run/log tree per test, the real CLI run as a subprocess, and a
-teardown that kills, by PID, every process the test started (tagged through its environment).
+"""Fixtures: a private services/run/log tree per test, the real CLI run as a subprocess (the
+installed wheel: tests/installkit.py), and a teardown that kills, by PID, every process the test
+started (tagged through its environment).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import yaml
+from installkit import Install
 
 from servicectl.paths import Dirs, resolve_dirs
 
@@ -27,9 +31,17 @@ if TYPE_CHECKING:
     from faultkit import User
 
 ROOT = Path(__file__).resolve().parent.parent
-DAEMONS = ROOT / "tests" / "daemons"
-FORKINGD = ROOT / "services.d" / "bin" / "forkingd.py"
-PY = sys.executable
+# The run's install, under a directory every user can traverse (built by the session fixture
+# ``installed``, removed at the end): what the tests run, as root and as other users.
+INSTALL = Install()
+# Shared directories the tests make with tempfile (for nobody, for a test user) go where every
+# user can reach them, even when TMPDIR is a private directory.
+tempfile.tempdir = str(INSTALL.top.parent)
+SERVICECTL = INSTALL.servicectl  # the installed console script (never the source tree)
+USER_PYTHON = INSTALL.python  # the venv's python: any user can run it, and import servicectl
+DAEMONS = INSTALL.copy_helpers()  # copies of tests/daemons/*.py, readable by every user
+FORKINGD = DAEMONS / "forkingd.py"  # a copy of the demo's services.d/bin/forkingd.py
+PY = sys.executable  # runs the test daemons as root (this venv's python)
 TAG_VAR = "SERVICECTL_TEST_TAG"
 # servicectl tells its actions to /dev/log: never the machine's during tests. A path that does
 # not exist (what servicectl meets where no syslog runs); tests of the syslog bind their own.
@@ -46,6 +58,41 @@ def _byte_compile_servicectl() -> None:
 
 
 _byte_compile_servicectl()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def installed() -> Install:
+    """The sdist and the wheel built from this tree, the wheel installed into a fresh venv:
+    once per run, before the first test. Without it no test can run: the run stops, saying
+    why."""
+    try:
+        INSTALL.build()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        pytest.exit(f"the test install could not be made: {exc}", returncode=1)
+    return INSTALL
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    INSTALL.remove()
+
+
+# Where system programs live: an ordinary user's PATH (and a clean CI's) lacks the sbin ones.
+SYSTEM_DIRS = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def find_tool(name: str) -> str | None:
+    """The absolute path of a system program (useradd, runuser, setpriv, insserv...): on PATH,
+    else in the usual sbin and bin directories; None when it is not installed."""
+    search = os.pathsep.join(filter(None, (os.environ.get("PATH"), SYSTEM_DIRS)))
+    return shutil.which(name, path=search)
+
+
+def system_tool(name: str) -> str:
+    """``find_tool``, or the test skips with the reason."""
+    path = find_tool(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (looked on PATH and in {SYSTEM_DIRS})")
+    return path
 
 
 def proc_state(pid: int) -> str | None:
@@ -85,12 +132,14 @@ class ProcEntry(NamedTuple):
     files: dict[str, bytes]
 
 
-def live_processes(*files: str, zombies: bool = False) -> Iterator[ProcEntry]:
+def live_processes(
+    *files: str, zombies: bool = False, only: Callable[[int], bool] | None = None
+) -> Iterator[ProcEntry]:
     """Every live (not zombie) process, with the contents of ``files`` (``environ``, ``status``,
     ``comm``...); a process that vanishes or cannot be read meanwhile is left out. With
-    ``zombies``, the exited but unreaped ones too."""
+    ``zombies``, the exited but unreaped ones too; with ``only``, the PIDs it accepts."""
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or (only is not None and not only(int(name))):
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as fh:
@@ -110,12 +159,12 @@ def has_tag(entry: ProcEntry, tag: str) -> bool:
     return f"{TAG_VAR}={tag}".encode() in entry.files["environ"].split(b"\0")
 
 
-def tagged_pids(tag: str) -> list[int]:
-    """Every live process whose environment carries this test's tag."""
-    return [p.pid for p in live_processes("environ") if has_tag(p, tag)]
+def tagged_pids(tag: str, only: Callable[[int], bool] | None = None) -> list[int]:
+    """Every live process whose environment carries this test's tag (among ``only``)."""
+    return [p.pid for p in live_processes("environ", only=only) if has_tag(p, tag)]
 
 
-def recorded_pids(run_dir: Path) -> list[int]:
+def recorded_pids(run_dir: Path, only: Callable[[int], bool] | None = None) -> list[int]:
     """Processes servicectl recorded in this test's run dir that still run with the recorded
     start time (daemons like nginx overwrite their environment, hiding the tag)."""
     out = []
@@ -130,23 +179,48 @@ def recorded_pids(run_dir: Path) -> list[int]:
             out.append(int(rec["pid"]))
             pgid = int(rec.get("pgid") or 0)
             if pgid > 1 and pgid != os.getpgrp():
-                out += group_of(pgid)
+                out += group_of(pgid, only)
     return out
 
 
-def supervisor_pids(run_dir: Path) -> list[int]:
-    """The supervisor processes of this run dir (python -m servicectl.supervisor.daemon RUN FD)."""
+def supervisor_pids(run_dir: Path, only: Callable[[int], bool] | None = None) -> list[int]:
+    """The supervisor processes of this run dir (servicectl.supervisor.daemon RUN FD)."""
     out = []
-    for p in live_processes("cmdline"):
+    for p in live_processes("cmdline", only=only):
         argv = p.files["cmdline"].split(b"\0")
         if b"servicectl.supervisor.daemon" in argv and str(run_dir).encode() in argv:
             out.append(p.pid)
     return out
 
 
-def group_of(pgid: int) -> list[int]:
+def group_of(pgid: int, only: Callable[[int], bool] | None = None) -> list[int]:
     """Live processes of a process group (nginx workers of a recorded master, say)."""
-    return [p.pid for p in live_processes() if int(p.stat[2]) == pgid]
+    return [p.pid for p in live_processes(only=only) if int(p.stat[2]) == pgid]
+
+
+def last_pid() -> int | None:
+    """The PID the kernel handed out last (in this PID namespace), or None if unknown."""
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+PIDS_REWOUND = [False]  # set by whoever writes ns_last_pid (faultkit.spawn_with_pid)
+
+
+def born_since(first: int | None) -> Callable[[int], bool] | None:
+    """Which PIDs may belong to processes created since ``last_pid()`` was ``first``: PIDs
+    are handed out in increasing order, wrapping at pid_max, so only those after ``first``,
+    up to the last one now. None (every PID) when that cannot be told: the PID counter was
+    unreadable, or a test set it back to get an old PID again."""
+    now = last_pid()
+    if first is None or now is None or PIDS_REWOUND[0]:
+        return None
+    if now >= first:
+        return lambda pid: first < pid <= now
+    return lambda pid: pid > first or pid <= now  # wrapped around pid_max
 
 
 def free_port() -> int:
@@ -238,18 +312,13 @@ class Env:
         spec.update(extra)
         return self.write(name, spec)
 
+    def dir_args(self) -> list[str]:
+        """This test's directories as servicectl's global options."""
+        return ["-d", str(self.services), "--run-dir", str(self.run), "--log-dir", str(self.log)]
+
     def base_args(self) -> list[str]:
-        return [
-            PY,
-            "-m",
-            "servicectl",
-            "-d",
-            str(self.services),
-            "--run-dir",
-            str(self.run),
-            "--log-dir",
-            str(self.log),
-        ]
+        """The installed servicectl with this test's directories."""
+        return [SERVICECTL, *self.dir_args()]
 
     def sc(
         self,
@@ -316,6 +385,8 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
+    PIDS_REWOUND[0] = False
+    first = last_pid()
     e = Env(tmp_path, uuid.uuid4().hex)
     e.services.mkdir()
     try:
@@ -330,7 +401,12 @@ def env(tmp_path: Path) -> Iterator[Env]:
             if c.poll() is None:
                 c.kill()
             c.communicate()
-        kill_pids(supervisor_pids(e.run) + tagged_pids(e.tag) + recorded_pids(e.run))
+        # Only processes created since the test began can be the test's: when none was, the
+        # scans of /proc are skipped; otherwise they read the newcomers alone.
+        new = born_since(first)
+        if new is None or last_pid() != first:
+            pids = supervisor_pids(e.run, new) + tagged_pids(e.tag, new)
+            kill_pids(pids + recorded_pids(e.run, new))
         for run in {e.run, *e.root.glob("**/run")}:  # other run dirs of the test's (hosts...)
             remove_cgroups(run)
 

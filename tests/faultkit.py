@@ -17,12 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conftest import DAEMONS, PY, TAG_VAR, ProcEntry, alive, kill_pids, live_processes, wait_for
+from conftest import (
+    DAEMONS,
+    INSTALL,
+    PIDS_REWOUND,
+    PY,
+    TAG_VAR,
+    ProcEntry,
+    alive,
+    find_tool,
+    kill_pids,
+    live_processes,
+    system_tool,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-SYSTEM_PYTHON = "/usr/bin/python3"  # reachable by any user (the test's own may live under /root)
+from conftest import USER_PYTHON as USER_PYTHON  # another user's python: the test install's
 
 
 @dataclass(frozen=True)
@@ -47,8 +60,10 @@ def pids_of_uid(uid: int) -> list[int]:
 
 def delete_user(name: str) -> None:
     """``userdel -f``: removes the account even while its processes run (they keep the uid)."""
-    subprocess.run(["userdel", "-f", name], capture_output=True, check=False)
-    subprocess.run(["groupdel", name], capture_output=True, check=False)
+    for argv in (["userdel", "-f", name], ["groupdel", name]):
+        tool = find_tool(argv[0])
+        if tool is not None:
+            subprocess.run([tool, *argv[1:]], capture_output=True, check=False)
 
 
 @contextmanager
@@ -56,8 +71,9 @@ def unix_user() -> Iterator[User]:
     """A new system user with a unique name and no home; at the end, every process of its uid is
     killed (by PID) and the account removed, whatever the test did."""
     name = f"sct{uuid.uuid4().hex[:10]}"
+    useradd = system_tool("useradd")
     subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/bin/false", name],
+        [useradd, "--system", "--no-create-home", "--user-group", "--shell", "/bin/false", name],
         check=True,
         capture_output=True,
     )
@@ -71,9 +87,10 @@ def unix_user() -> Iterator[User]:
 
 @contextmanager
 def reachable_dir(owner: User | None = None) -> Iterator[Path]:
-    """A directory under /tmp whose parents every user can traverse (pytest's tmp_path has 0700
-    parents), mode 0755, owned by ``owner`` if given; removed at the end."""
-    path = Path(tempfile.mkdtemp(prefix="servicectl-test-"))
+    """A directory in the run's install directory, whose parents every user can traverse
+    (pytest's tmp_path has 0700 parents, and so may the clone), mode 0755, owned by ``owner``
+    if given; removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix="reachable-", dir=INSTALL.top))
     try:
         path.chmod(0o755)
         if owner is not None:
@@ -165,7 +182,10 @@ def assert_clear(res: subprocess.CompletedProcess[str], *words: str) -> None:
 
 def chattr(path: Path, flag: str) -> bool:
     """``chattr +i``/``-i``; False where the file system does not support it."""
-    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    chattr = find_tool("chattr")
+    if chattr is None:
+        return False
+    return subprocess.run([chattr, flag, str(path)], capture_output=True).returncode == 0
 
 
 def spawn_with_pid(
@@ -175,6 +195,7 @@ def spawn_with_pid(
     attacker who waited for the PID's reuse would get it, without the wait."""
     import pytest
 
+    PIDS_REWOUND[0] = True  # the teardown then looks at every process, not the newer ones
     for _ in range(200):
         with open("/proc/sys/kernel/ns_last_pid", "w") as fh:
             fh.write(str(pid - 1))

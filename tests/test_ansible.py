@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import DAEMONS, PY, ROOT, TAG_VAR, Env, alive, assert_ok, wait_for
-from faultkit import SYSTEM_PYTHON, reachable_dir
+from conftest import DAEMONS, PY, ROOT, SERVICECTL, TAG_VAR, Env, alive, assert_ok, wait_for
+from faultkit import USER_PYTHON, reachable_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,8 +64,10 @@ def ansible_env(base: Path, collections: Path) -> dict[str, str]:
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
         ANSIBLE_DEPRECATION_WARNINGS="false",
         NO_COLOR="1",
-        # servicectl found on PATH, the way a pip-installed one is on a target
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        # servicectl (the installed wheel) found on PATH, the way it is on a target
+        PATH=os.pathsep.join(
+            (str(Path(SERVICECTL).parent), str(BIN), os.environ.get("PATH", os.defpath))
+        ),
     )
     return env
 
@@ -209,9 +211,7 @@ def same_status(reported: dict[str, Any], actual: dict[str, Any]) -> None:
 
 
 def has_enable_command() -> bool:
-    res = subprocess.run(
-        [PY, "-m", "servicectl", "enable", "--help"], capture_output=True, timeout=60
-    )
+    res = subprocess.run([SERVICECTL, "enable", "--help"], capture_output=True, timeout=60)
     return res.returncode == 0
 
 
@@ -292,7 +292,7 @@ def test_check_mode_diff_then_apply_then_no_change(env: Env, collections: Path) 
     new_text = "# managed by ansible\n" + yaml.safe_dump(
         sleeper_spec(env, marker="web.marker", description="new web")
     )
-    book = Book(env, collections, executable=str(BIN / "servicectl"))
+    book = Book(env, collections, executable=SERVICECTL)
     tasks = [
         task("web", name="web", definition=new_text, enabled=False, state="started"),
         task("other", name="other", state="stopped"),
@@ -350,7 +350,7 @@ def test_refused_definition_and_failures_carry_servicectl_message(
     os.symlink(target.name, env.services / "link.yaml")
     good = sleeper_spec(env, marker="web.marker", depends=["db"], working_directory="www")
     typo = dict(sleeper_spec(env), stop_timout=3)
-    book = Book(env, collections, executable=str(BIN / "servicectl"))
+    book = Book(env, collections, executable=SERVICECTL)
     res, r = book.run(
         [
             task("typo", name="web", definition=typo, state="started", ignore_errors=True),
@@ -409,7 +409,7 @@ def test_refused_definition_keeps_old_file_byte_for_byte(env: Env, collections: 
     web = env.write("web", "# hand written\n" + yaml.safe_dump(sleeper_spec(env)))
     before = web.read_bytes()
     st = web.stat()
-    book = Book(env, collections, executable=str(BIN / "servicectl"))
+    book = Book(env, collections, executable=SERVICECTL)
     broken = "command: [sleep, '1']\ntype: simpel\n"
     res, r = book.run(
         [
@@ -437,7 +437,7 @@ def no_enable(env: Env) -> Iterator[Path]:
         'case "$*" in *" enable "*|*" disable "*|enable*|disable*)\n'
         '  echo "Error: No such command." >&2; exit 2;;\n'
         "esac\n"
-        f'exec "{BIN / "servicectl"}" "$@"\n'
+        f'exec "{SERVICECTL}" "$@"\n'
     )
     wrapper.chmod(0o755)
     yield wrapper
@@ -535,7 +535,7 @@ def conf_checked(env: Env, conf: Path, **extra: Any) -> dict[str, Any]:
     """A sleeper whose config test (run by servicectl before start, restart and reload, and by
     the module in its staging copy) passes only while ``conf`` says ok."""
     return sleeper_spec(
-        env, marker="web.marker", check_command=[SYSTEM_PYTHON, "-c", CONF_OK, str(conf)], **extra
+        env, marker="web.marker", check_command=[USER_PYTHON, "-c", CONF_OK, str(conf)], **extra
     )
 
 
@@ -840,7 +840,7 @@ def test_servicectl_facts_report_every_service(env: Env, collections: Path) -> N
 # ---------------------------------------------------------------------------------------------
 # R-ANS-2: the staging copy
 
-PROBE = f"""#!{SYSTEM_PYTHON}
+PROBE = f"""#!{USER_PYTHON}
 import json, os, sys
 here = os.path.dirname(sys.argv[0])
 st = os.stat(here)
@@ -882,7 +882,7 @@ def test_R_ANS_2_the_definition_is_judged_in_a_private_staging_copy(
         book = Book(env, collections)
         book.defaults["services_dir"] = str(services)
         base = {
-            "command": [SYSTEM_PYTHON, "-c", "import time; time.sleep(300)"],
+            "command": [USER_PYTHON, "-c", "import time; time.sleep(300)"],
             "environment": {TAG_VAR: env.tag, "SECRET": "only root reads this"},
         }
         as_root = dict(base, check_command=["./probe.py", str(out / "root.json")])

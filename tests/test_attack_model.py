@@ -8,7 +8,7 @@ record, lock and log) are injected too.
 
 After every step: no signal to a decoy (root's, the attacker's, PID 1, pytest), no root-owned file
 changed, no hang (every command has a timeout), no traceback, the documented exit codes, and never
-two instances of a service. Bounded for CI (about 30 s); ``SERVICECTL_LONG=1`` runs many more and
+two instances of a service. Bounded for CI (about 20 s); ``SERVICECTL_LONG=1`` runs many more and
 longer sequences.
 """
 
@@ -39,7 +39,7 @@ from conftest import (
     wait_for,
 )
 from faultkit import (
-    SYSTEM_PYTHON,
+    USER_PYTHON,
     Recorder,
     User,
     reap_adopted,
@@ -123,7 +123,7 @@ class World:
             d.mkdir()
         self.decoys = [Recorder(self.top / "decoys", self.env.tag)]
         self.their_marker = self.theirs / "decoy.signals"
-        self.their_decoy = self.as_attacker_popen([SYSTEM_PYTHON, RECORDER, str(self.their_marker)])
+        self.their_decoy = self.as_attacker_popen([USER_PYTHON, RECORDER, str(self.their_marker)])
         wait_for(lambda: self.their_marker.exists(), what="the attacker's decoy")
         self.attacks: list[subprocess.Popen[bytes]] = []
         self.trace: list[str] = []
@@ -178,7 +178,7 @@ class World:
         )
 
     def as_attacker(self, code: str, *args: str) -> None:
-        p = self.as_attacker_popen([SYSTEM_PYTHON, "-c", code, *args], stderr=subprocess.PIPE)
+        p = self.as_attacker_popen([USER_PYTHON, "-c", code, *args], stderr=subprocess.PIPE)
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
 
@@ -300,7 +300,7 @@ class AttackModel(RuleBasedStateMachine):
         env = {"PATH": "/usr/bin:/bin", TAG_VAR: self.world.env.tag, ROLE_VAR: "attacker"}
         launcher = spawn_with_pid(
             old,
-            [SYSTEM_PYTHON, "-c", DOUBLE_FORK, SYSTEM_PYTHON, RECORDER, str(marker)],
+            [USER_PYTHON, "-c", DOUBLE_FORK, USER_PYTHON, RECORDER, str(marker)],
             env,
             user=self.world.attacker.uid,
             group=self.world.attacker.gid,
@@ -398,7 +398,7 @@ class AttackModel(RuleBasedStateMachine):
             self.as_attacker_write(path, "")
         target = self.world.secret if to_secret else self.world.roots
         swapper = self.world.as_attacker_popen(
-            [SYSTEM_PYTHON, "-c", SWAPPER, str(path), str(target), str(seconds)],
+            [USER_PYTHON, "-c", SWAPPER, str(path), str(target), str(seconds)],
             stdout=subprocess.PIPE,
         )
         self.world.attacks.append(swapper)
@@ -532,7 +532,7 @@ def _reaped(pid: int) -> bool:
 
 
 AttackModel.TestCase.settings = settings(
-    max_examples=40 if LONG else 4,
+    max_examples=40 if LONG else 3,
     stateful_step_count=30 if LONG else 10,
     deadline=None,
     suppress_health_check=list(HealthCheck),

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
-from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
+from conftest import DAEMONS, PY, SERVICECTL, Env, alive, assert_ok, tagged_pids, wait_for
 from faultkit import (
-    SYSTEM_PYTHON,
+    USER_PYTHON,
     Recorder,
     User,
     as_user,
@@ -464,7 +464,7 @@ def sc_run(env: Env, run: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def squatter(user: User, address: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [SYSTEM_PYTHON, "-c", SQUATTER, address, "4"],
+        [USER_PYTHON, "-c", SQUATTER, address, "4"],
         user=user.uid,
         group=user.gid,
         stdout=subprocess.PIPE,
@@ -523,7 +523,7 @@ def test_R_NOTIFY_3_forged_messages_are_ignored(env: Env, user: User, decoy: Rec
         wait_for(lambda: (run / "nt.pid").exists(), what="the PID file")
         pid = int((run / "nt.pid").read_text())
         forged = (f"MAINPID={decoy.pid}\nREADY=1", "ERRNO=13", "STATUS=xyzzy-status", "READY=1")
-        res = as_user(user, SYSTEM_PYTHON, "-c", SENDER, str(run / "nt.notify"), *forged)
+        res = as_user(user, USER_PYTHON, "-c", SENDER, str(run / "nt.notify"), *forged)
         assert res.returncode == 0, res.stderr
         out, err = p.communicate(timeout=30)
         assert p.returncode == 1 and "not ready" in err and "Traceback" not in err, err
@@ -607,9 +607,9 @@ def test_R_DEF_3_a_user_runs_their_own_services_as_before(user: User) -> None:
         owned_by(services, user).chmod(0o777)
         (services / "web.yaml").write_text("command: sleep 300\nstart_grace: 0.1\n")
         owned_by(services / "web.yaml", user).chmod(0o666)
-        base = [SYSTEM_PYTHON, "-m", "servicectl", "-d", str(services)]
+        base = [SERVICECTL, "-d", str(services)]  # the installed one, reachable by the user
         base += ["--run-dir", str(home / "run"), "--log-dir", str(home / "log")]
-        env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "NO_COLOR": "1"}
+        env = {"PATH": os.environ["PATH"], "NO_COLOR": "1"}
         for action in ("start", "stop"):
             res = as_user(user, *base, action, "web", env=env, cwd=str(home))
             assert res.returncode == 0, res.stderr

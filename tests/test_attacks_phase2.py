@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import DAEMONS, PY, TAG_VAR, Env, alive, assert_ok, wait_for
 from faultkit import (
-    SYSTEM_PYTHON,
+    USER_PYTHON,
     Recorder,
     User,
     assert_clear,
@@ -148,7 +148,7 @@ def _attack_with_pid(
     it, then run the commands that look at and end remnants: none of them is signalled."""
     marker = (where or env.root) / "decoy.signals"
     kw: dict[str, Any] = {"user": user.uid, "group": user.gid} if user else {}
-    py = SYSTEM_PYTHON if user else PY
+    py = USER_PYTHON if user else PY
     launcher = spawn_with_pid(
         old,
         [py, "-c", script, py, RECORDER, str(marker)],

@@ -19,12 +19,24 @@ import socket
 import stat
 import subprocess
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import PY, ROOT, Env, alive, assert_ok, kill_pids, supervisor_pids, wait_for
-from faultkit import SYSTEM_PYTHON, User, as_user, assert_clear, owned_by, reachable_dir
+from conftest import (
+    PY,
+    ROOT,
+    SERVICECTL,
+    Env,
+    alive,
+    assert_ok,
+    kill_pids,
+    supervisor_pids,
+    wait_for,
+)
+from faultkit import USER_PYTHON, User, as_user, assert_clear, owned_by, reachable_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl"
@@ -221,7 +233,7 @@ def test_R_SUP_2_a_respawn_removes_no_file_through_a_planted_symlink(env: Env, u
         victim = root_file(mine, "p.pid", f"{pid}\n")
         before = snap(mine)
         attack = (ATTACK_PIDFILE_DIR, str(theirs), str(pid), str(mine))
-        res = as_user(user, SYSTEM_PYTHON, "-c", *attack)
+        res = as_user(user, USER_PYTHON, "-c", *attack)
         assert res.returncode == 0, res.stderr
         wait_for(lambda: not alive(pid), what="the killed service to be gone")
         wait_for(lambda: "respawn is pending" in env.sc("status", "p").stdout, 20, "the exit")
@@ -239,7 +251,7 @@ def test_R_SUP_2_variants_the_pid_file_itself_a_symlink(env: Env, user: User) ->
         victim = root_file(mine, "p.pid", f"{pid}\n")
         (theirs / "p.pid").unlink()
         plant_link(user, theirs / "p.pid", victim)
-        as_user(user, SYSTEM_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
+        as_user(user, USER_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
         wait_for(lambda: "respawn is pending" in env.sc("status", "p").stdout, 20, "the exit")
         assert victim.read_text() == f"{pid}\n"
         sc(env, "stop", "p", code=0)
@@ -269,7 +281,7 @@ def test_R_SUP_2_a_respawn_checks_what_start_checks(env: Env, user: User) -> Non
             sc(env, "start", "p", code=0)
             pid = env.pid("p")
             swap()
-            as_user(user, SYSTEM_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
+            as_user(user, USER_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
             wait_for(lambda: state_of(env, "p") == "failed", 20, "the supervisor to give up")
             assert word in env.sc("status", "p").stdout
             assert secret.read_text() == SECRET and stat.S_IMODE(secret.stat().st_mode) == 0o600
@@ -373,10 +385,10 @@ def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> 
             sc(env, *flags, "start", "web", code=0)
             sock = run / ".supervisor.sock"
             assert stat.S_IMODE(sock.stat().st_mode) == 0o600
-            res = as_user(user, SYSTEM_PYTHON, "-c", CONNECT, str(sock))
+            res = as_user(user, USER_PYTHON, "-c", CONNECT, str(sock))
             assert res.stdout.split() == ["refused", "13"], res.stdout + res.stderr
             sock.chmod(0o666)
-            res = as_user(user, SYSTEM_PYTHON, "-c", CONNECT, str(sock))
+            res = as_user(user, USER_PYTHON, "-c", CONNECT, str(sock))
             assert res.stdout.strip() == "closed", res.stdout + res.stderr
             marker = top / "pwned"
             dirs = resolve_dirs(env.services, run, env.log)
@@ -442,7 +454,7 @@ def test_R_LOG_3_what_a_service_wrote_cannot_drive_the_terminal_nor_flood_it(
         env.write(
             "web",
             {
-                "command": [SYSTEM_PYTHON, "-c", GROWER, str(go)],
+                "command": [USER_PYTHON, "-c", GROWER, str(go)],
                 "user": user.name,
                 "start_grace": 0.1,
             },
@@ -541,7 +553,7 @@ def run_module(base: Path, **args: Any) -> dict[str, Any]:
         (coll / "servicectl").symlink_to(ROOT / "contrib" / "ansible")
         (base / "tmp").mkdir()
     tmp = str(base / "tmp")
-    exe = str(Path(PY).parent / "servicectl")
+    exe = SERVICECTL  # the installed one
     args.update(_ansible_tmpdir=tmp, _ansible_remote_tmp=tmp, executable=exe)
     (base / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     module = ROOT / "contrib" / "ansible" / "plugins" / "modules" / "servicectl.py"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import PY, Env, assert_ok, free_port, supervisor_pids, wait_for
-from faultkit import SYSTEM_PYTHON, User, as_user, assert_clear, owned_by, reachable_dir
+from faultkit import USER_PYTHON, User, as_user, assert_clear, owned_by, reachable_dir
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl"
@@ -173,7 +173,7 @@ def test_R_EXEC_1_commands_run_for_the_service_load_nothing_as_root(
     with reachable_dir(owner=user) as where:
         marker = where / "loaded"
         plant_python(where, marker, user)
-        probe = [SYSTEM_PYTHON, "-c", "import json, resource"]
+        probe = [USER_PYTHON, "-c", "import json, resource"]
         extra: dict[str, Any] = {"start_grace": 0.1}
         if key == "check_command":
             extra["check_command"] = probe
@@ -322,7 +322,7 @@ def test_R_VIEW_1_a_service_cannot_forge_lines_in_roots_status(
         env.write(
             "web",
             {
-                "command": [SYSTEM_PYTHON, str(script), str(where), kind],
+                "command": [USER_PYTHON, str(script), str(where), kind],
                 "user": user.name,
                 "working_directory": str(where),
                 "start_grace": 0.5,
@@ -366,7 +366,7 @@ def test_R_VIEW_1_a_failed_start_and_syslog_escape_what_the_service_said(
     )
     env.write(
         "web",
-        {"command": [SYSTEM_PYTHON, "-c", said], "user": user.name, "ready": "notify"},
+        {"command": [USER_PYTHON, "-c", said], "user": user.name, "ready": "notify"},
     )
     res = env.sc("start", "web", extra_env={"SERVICECTL_SYSLOG_SOCKET": str(log)})
     assert_ok(res, 1)
@@ -480,7 +480,7 @@ def test_R_VIEW_2_a_sprawling_service_costs_root_under_a_second_and_64_mib(
         env.write(
             "web",
             {
-                "command": [SYSTEM_PYTHON, str(script), "300", "2"],
+                "command": [USER_PYTHON, str(script), "300", "2"],
                 "user": user.name,
                 "start_grace": 0.1,
             },
@@ -531,7 +531,7 @@ def chain_command(where: Path, depth: int) -> list[str]:
     if cc is None:
         script = where / "chain.py"
         script.write_text(CHAIN)
-        return [SYSTEM_PYTHON, str(script), str(depth)]
+        return [USER_PYTHON, str(script), str(depth)]
     (where / "chain.c").write_text(CHAIN_C)
     subprocess.run([cc, "-O2", "-o", str(where / "chain"), str(where / "chain.c")], check=True)
     return [str(where / "chain"), str(depth)]
@@ -595,7 +595,7 @@ def abstract_forger(user: User, text: str) -> subprocess.Popen[bytes]:
         "time.sleep(300)\n"
     )
     p = subprocess.Popen(
-        [SYSTEM_PYTHON, "-c", code, text],
+        [USER_PYTHON, "-c", code, text],
         user=user.uid,
         group=user.gid,
         extra_groups=[],
@@ -672,12 +672,12 @@ def test_R_VIEW_3_processes_vanishing_mid_read_and_many_descriptors(env: Env, us
         )
         env.write(
             "churn",
-            {"command": [SYSTEM_PYTHON, str(script)], "user": user.name, "start_grace": 0.1},
+            {"command": [USER_PYTHON, str(script)], "user": user.name, "start_grace": 0.1},
         )
         env.write(
             "many",
             {
-                "command": [SYSTEM_PYTHON, "-c", many],
+                "command": [USER_PYTHON, "-c", many],
                 "user": user.name,
                 "limits": {"nofile": 19000},
                 "start_grace": 0.1,
@@ -750,7 +750,7 @@ time.sleep(300)
 def squat(user: User, kind: str, where: str) -> subprocess.Popen[bytes]:
     """Another user's program that answers the address first."""
     p = subprocess.Popen(
-        [SYSTEM_PYTHON, "-c", SQUATTER, kind, where],
+        [USER_PYTHON, "-c", SQUATTER, kind, where],
         user=user.uid,
         group=user.gid,
         extra_groups=[],
@@ -816,7 +816,7 @@ def test_R_READY_1_the_services_own_socket_is_readiness(
         env.write(
             "web",
             {
-                "command": [SYSTEM_PYTHON, str(script), kind, address, after],
+                "command": [USER_PYTHON, str(script), kind, address, after],
                 "user": user.name,
                 "ready": ready_of(kind, address),
                 "start_timeout": 10,
@@ -895,7 +895,7 @@ def test_R_READY_2_a_ready_file_from_an_earlier_run_does_not_count(
         env.write(
             "web",
             {
-                "command": [SYSTEM_PYTHON, str(script), str(ready), how],
+                "command": [USER_PYTHON, str(script), str(ready), how],
                 "user": user.name,
                 "ready": {"file": str(ready)},
                 "start_timeout": 2,
@@ -962,7 +962,7 @@ def test_R_NOTIFY_3_another_users_ready_is_refused_and_said(env: Env, user: User
         "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', a)\n"
         "import time; time.sleep(1)\n"
     )
-    sent = as_user(user, SYSTEM_PYTHON, "-c", code, address)
+    sent = as_user(user, USER_PYTHON, "-c", code, address)
     assert sent.returncode == 0, sent.stderr
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, (out, err)
@@ -1182,12 +1182,12 @@ def test_R_EXEC_3_commands_run_with_the_users_groups_not_roots(env: Env, user: U
     its config test, its readiness command and its actions all carry the user's groups alone."""
     with reachable_dir(owner=user) as where:
         out = where / "groups"
-        run = [SYSTEM_PYTHON, "-c", GROUPS, str(out)]
+        run = [USER_PYTHON, "-c", GROUPS, str(out)]
         env.write(
             "web",
             {
                 "command": [
-                    SYSTEM_PYTHON,
+                    USER_PYTHON,
                     "-c",
                     GROUPS + "; import time; time.sleep(300)",
                     str(out),

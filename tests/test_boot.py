@@ -12,7 +12,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import PY, ROOT, Env, alive, assert_ok
+from conftest import ROOT, SERVICECTL, Env, alive, assert_ok
 from test_shims import _script_env, _sh, _systemd_verify, lsb_headers, read_unit, shellcheck
 
 from servicectl.commands import boot, shims
@@ -30,7 +30,7 @@ def bare(
 ) -> subprocess.CompletedProcess[str]:
     """servicectl with exactly these arguments, no SERVICECTL_* from the test run."""
     return subprocess.run(
-        [PY, "-m", "servicectl", *args],
+        [SERVICECTL, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -41,11 +41,12 @@ def bare(
 
 
 def exe() -> str:
-    return shims.servicectl_executable()
+    """What the installed servicectl names itself in the files it writes."""
+    return SERVICECTL
 
 
 def test_contrib_is_the_generated_output() -> None:
-    """contrib/ holds what --boot writes for /usr/local/bin/servicectl and the default
+    """contrib/ holds what --boot writes for /usr/local/sbin/servicectl and the default
     directories (regenerate with: python -m servicectl.commands.boot contrib)."""
     for rel, f in boot.contrib_files().items():
         path = CONTRIB / rel

@@ -10,7 +10,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import PY, Env, assert_ok, wait_for
+from conftest import SERVICECTL, USER_PYTHON, Env, assert_ok, wait_for
 
 PROBE = """
 import sys
@@ -31,9 +31,9 @@ print("TYPER" if "typer" in sys.modules else "NO-TYPER", code, file=sys.stderr)
 
 def run_probe(env: Env, *args: str) -> tuple[bool, int, str]:
     res = subprocess.run(
-        [PY, "-c", PROBE, *args[:1], *env.base_args()[3:], *args[1:]]
+        [USER_PYTHON, "-c", PROBE, *args[:1], *env.dir_args(), *args[1:]]
         if args[:1] == ("--typer",)
-        else [PY, "-c", PROBE, *env.base_args()[3:], *args],
+        else [USER_PYTHON, "-c", PROBE, *env.dir_args(), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -149,7 +149,7 @@ def test_dash_h_is_help(env: Env) -> None:
 def _bare(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
     """servicectl without the directories in front (the test puts them after the command)."""
     return subprocess.run(
-        [PY, "-m", "servicectl", *args],
+        [SERVICECTL, *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 import yaml
-from conftest import ROOT, Env, alive, assert_ok, free_port, kill_pids, wait_for
+from conftest import ROOT, Env, alive, assert_ok, free_port, kill_pids, system_tool, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -358,7 +358,8 @@ def test_postgresql_starts_ready_and_stops_with_int(env: Env, shared: Path) -> N
     data.mkdir(mode=0o700)
     shutil.chown(data, "postgres", "postgres")
     initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-N", "-U", "postgres"]
-    res = subprocess.run(["runuser", "-u", "postgres", "--", *initdb], capture_output=True)
+    runuser = system_tool("runuser")
+    res = subprocess.run([runuser, "-u", "postgres", "--", *initdb], capture_output=True)
     assert res.returncode == 0, res.stderr
     pairs = {
         "/usr/lib/postgresql/15/bin": str(bindir),

@@ -277,13 +277,13 @@ def test_check_as_root_tests_that_the_services_user_may_execute(env: Env, user: 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to check as another user")
 def test_check_as_a_user_warns_when_it_cannot_see_roots_program(user: User) -> None:
-    from faultkit import SYSTEM_PYTHON, as_user, reachable_dir
+    from faultkit import USER_PYTHON, as_user, reachable_dir
 
     with reachable_dir() as top:
         services = top / "services.d"
         services.mkdir()
         (services / "web.yaml").write_text("command: /root/no-such-dir/web --serve\n")
-        base = [SYSTEM_PYTHON, "-m", "servicectl", "-d", str(services)]
+        base = [USER_PYTHON, "-m", "servicectl", "-d", str(services)]
         base += ["--run-dir", str(top / "run"), "--log-dir", str(top / "log")]
         env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "NO_COLOR": "1"}
         res = as_user(user, *base, "check", "web", env=env, cwd=str(top))
@@ -301,7 +301,7 @@ def test_check_as_a_user_warns_when_it_cannot_see_roots_program(user: User) -> N
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to act as another user")
 def test_a_users_stop_of_roots_service_says_it_needs_root(user: User) -> None:
-    from faultkit import SYSTEM_PYTHON, as_user, reachable_dir
+    from faultkit import USER_PYTHON, as_user, reachable_dir
 
     with reachable_dir() as top:
         services = top / "services.d"
@@ -315,7 +315,7 @@ def test_a_users_stop_of_roots_service_says_it_needs_root(user: User) -> None:
             for action in ("stop", "restart", "start"):
                 res = as_user(
                     user,
-                    SYSTEM_PYTHON,
+                    USER_PYTHON,
                     "-m",
                     "servicectl",
                     *flags,
@@ -334,7 +334,7 @@ def test_a_users_stop_of_roots_service_says_it_needs_root(user: User) -> None:
         dest.mkdir()
         res = as_user(
             user,
-            SYSTEM_PYTHON,
+            USER_PYTHON,
             "-m",
             "servicectl",
             *flags,

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 from conftest import DAEMONS, ROOT, TAG_VAR, alive, kill_pids, wait_for
-from faultkit import SYSTEM_PYTHON
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -250,7 +249,7 @@ class Fleet:
             "ansible_ssh_common_args='-F /dev/null -o StrictHostKeyChecking=no "
             "-o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null "
             "-o LogLevel=ERROR -o IdentitiesOnly=yes'",
-            f"ansible_python_interpreter={SYSTEM_PYTHON}",
+            f"ansible_python_interpreter={HOST_PYTHON}",
             "ansible_remote_tmp=/run/ansible-tmp",
             # root logs in: no become (su, the only one here, would turn pipelining off)
             "ansible_become=false",
@@ -347,14 +346,14 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
 WEB_TEMPLATE = f"""\
 description: web {{{{ web_version }}}}
 command:
-  - {SYSTEM_PYTHON}
+  - {HOST_PYTHON}
   - {SERVER}
   - --bind
   - "{{{{ ansible_host }}}}"
 {{% if web_version != 'v1' %}}
   - --require
   - /etc/servicectl/web-{{{{ web_version }}}}.data
-check_command: [{SYSTEM_PYTHON}, {SERVER}, --check, /etc/servicectl/web.conf]
+check_command: [{HOST_PYTHON}, {SERVER}, --check, /etc/servicectl/web.conf]
 {{% endif %}}
 user: nobody
 environment:

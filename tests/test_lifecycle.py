@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import select
+import shlex
 import shutil
 import signal
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import DAEMONS, PY, TAG_VAR, Env, alive, assert_ok, wait_for
+from conftest import DAEMONS, PY, TAG_VAR, USER_PYTHON, Env, alive, assert_ok, wait_for
 
 
 def test_start_stop_simple(env: Env) -> None:
@@ -254,11 +255,8 @@ def test_limits_the_kernel_refuses_fail_the_start_plainly(env: Env) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
 def test_user_switch(env: Env) -> None:
-    # nobody cannot read root's home (where the test interpreter may live): use the system
-    # python3 and a copy of the sleeper in a world-readable directory.
-    system_py = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
-    if system_py is None:
-        pytest.skip("no system python3 in /usr/local/bin:/usr/bin:/bin for user nobody")
+    # nobody cannot read root's home (where the test interpreter may live), nor a clone under
+    # a 0700 directory: the test install's python, a copy of the sleeper in a shared directory.
     shared = Path(tempfile.mkdtemp(prefix="servicectl-test-user-"))
     try:
         shared.chmod(0o777)
@@ -268,7 +266,7 @@ def test_user_switch(env: Env) -> None:
         env.write(
             "web",
             {
-                "command": [system_py, str(shared / "sleeper.py"), "--env-dump", str(dump)],
+                "command": [USER_PYTHON, str(shared / "sleeper.py"), "--env-dump", str(dump)],
                 "user": "nobody",
                 "start_grace": 0.2,
             },
@@ -360,7 +358,8 @@ def test_relative_paths_from_services_dir(env: Env) -> None:
     bindir = env.services / "bin"
     bindir.mkdir()
     prog = bindir / "svc.sh"
-    prog.write_text(f'#!/bin/sh\necho "cwd=$(pwd)"\nexec {PY} {DAEMONS / "sleeper.py"}\n')
+    sleeper = shlex.join([PY, str(DAEMONS / "sleeper.py")])  # the clone's path may hold a space
+    prog.write_text(f'#!/bin/sh\necho "cwd=$(pwd)"\nexec {sleeper}\n')
     prog.chmod(0o755)
     (env.services / "data").mkdir()
     env.write(

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import FORKINGD, ROOT, TAG_VAR, Env, alive, assert_ok, wait_for
-from faultkit import SYSTEM_PYTHON, User, assert_clear, reachable_dir, unix_user
+from conftest import FORKINGD, SERVICECTL, TAG_VAR, Env, alive, assert_ok, wait_for
+from faultkit import User, assert_clear, reachable_dir, unix_user
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -65,7 +65,7 @@ class Tree:
 
     def nobody(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(
-            [SYSTEM_PYTHON, "-m", "servicectl", *self.args(), *args],
+            [SERVICECTL, *self.args(), *args],  # the installed one, reachable by nobody
             user=NOBODY,
             group=NOBODY,
             extra_groups=[],
@@ -73,7 +73,7 @@ class Tree:
             text=True,
             timeout=60,
             cwd="/",
-            env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "NO_COLOR": "1"},
+            env={"PATH": os.environ["PATH"], "NO_COLOR": "1"},
         )
         assert_clear(res)
         return res if code is None else assert_ok(res, code)

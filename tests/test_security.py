@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
 from faultkit import (
-    SYSTEM_PYTHON,
+    USER_PYTHON,
     Recorder,
     User,
     assert_clear,
@@ -212,15 +212,15 @@ def test_symlinked_log_file(env: Env) -> None:
 
 
 def _liar(env: Env, user: User, pid_file: Path, *args: str) -> None:
-    """A forking daemon run as ``user`` by the system Python, from a copy beside its PID file
-    (both reachable by that user)."""
+    """A forking daemon run as ``user`` by the test install's Python, from a copy beside its
+    PID file (both reachable by that user)."""
     script = reachable_copy(DAEMONS / "liar_forking.py", pid_file.parent)
     env.write(
         "liar",
         {
             "type": "forking",
             "user": user.name,
-            "command": [SYSTEM_PYTHON, str(script), "--pidfile", str(pid_file)] + list(args),
+            "command": [USER_PYTHON, str(script), "--pidfile", str(pid_file)] + list(args),
             "pid_file": str(pid_file),
             "start_timeout": 1,
         },
@@ -229,7 +229,7 @@ def _liar(env: Env, user: User, pid_file: Path, *args: str) -> None:
 
 def test_user_daemon_naming_a_root_process_at_start(env: Env, user: User) -> None:
     with reachable_dir(owner=user) as home:
-        decoy = Recorder(home, env.tag, python=SYSTEM_PYTHON)  # same program as the daemon
+        decoy = Recorder(home, env.tag, python=USER_PYTHON)  # same program as the daemon
         try:
             pid_file = home / "liar.pid"
             _liar(env, user, pid_file, "--claim", str(decoy.pid))
@@ -258,7 +258,7 @@ def test_user_daemon_rewriting_its_pid_file_later(env: Env, user: User) -> None:
     """After a good start, the daemon rewrites its PID file (as its user) to a root PID, and
     stays, or exits as if it had re-executed itself: the root process is never signalled."""
     with reachable_dir(owner=user) as home:
-        decoy = Recorder(home, env.tag, python=SYSTEM_PYTHON)
+        decoy = Recorder(home, env.tag, python=USER_PYTHON)
         try:
             for then_exit in (False, True):
                 pid_file = home / "liar.pid"

@@ -20,10 +20,12 @@ import pytest
 from conftest import (
     PY,
     ROOT,
+    SERVICECTL,
     TAG_VAR,
     Env,
     alive,
     assert_ok,
+    find_tool,
     kill_pids,
     remove_cgroups,
     wait_for,
@@ -238,8 +240,8 @@ def test_initd_shellcheck(fleet: Fleet) -> None:
 
 
 def test_initd_ordering_with_insserv(fleet: Fleet, tmp_path: Path) -> None:
-    insserv = "/usr/sbin/insserv"
-    if not os.access(insserv, os.X_OK):
+    insserv = find_tool("insserv")
+    if insserv is None:
         pytest.skip(
             "insserv not installed (apt-get install insserv); the LSB headers are still "
             "checked in test_initd_headers_mode_and_marker"
@@ -482,7 +484,7 @@ def test_header_text_cannot_break_lines(tmp_path: Path) -> None:
 
 def test_unit_contents(fleet: Fleet) -> None:
     fleet.generate("unit")
-    exe = shims.exe_argv(shims.servicectl_executable())
+    exe = [SERVICECTL]  # what generated them
     for name in NAMES:
         path = fleet.out / f"{name}.service"
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
@@ -588,13 +590,13 @@ def test_contrib_systemd_unit(tmp_path: Path) -> None:
     text = (CONTRIB / "systemd" / "servicectl.service").read_text()
     u = read_unit(CONTRIB / "systemd" / "servicectl.service")
     assert u["Service"]["Type"] == "oneshot" and u["Service"]["RemainAfterExit"] == "yes"
-    assert u["Service"]["ExecStart"] == "/usr/local/bin/servicectl startall"
-    assert u["Service"]["ExecStop"] == "/usr/local/bin/servicectl stopall"
+    assert u["Service"]["ExecStart"] == "/usr/local/sbin/servicectl startall"
+    assert u["Service"]["ExecStop"] == "/usr/local/sbin/servicectl stopall"
     assert u["Install"]["WantedBy"] == "multi-user.target"
     # Verify a copy that points at the servicectl installed here.
-    exe = shims.exe_argv(shims.servicectl_executable())
+    exe = [SERVICECTL]
     copy = tmp_path / "servicectl.service"
-    copy.write_text(text.replace("/usr/local/bin/servicectl", shlex.join(exe)))
+    copy.write_text(text.replace("/usr/local/sbin/servicectl", shlex.join(exe)))
     _systemd_verify([copy])
 
 
@@ -632,7 +634,7 @@ def _contrib_env(fleet: Fleet) -> dict[str, str]:
     """The environment under which the contrib scripts drive this test's services."""
     env = _script_env()
     env.update(
-        SERVICECTL=shims.exe_argv(shims.servicectl_executable())[0],
+        SERVICECTL=SERVICECTL,
         SERVICECTL_SERVICES_DIR=str(fleet.env.services),
         SERVICECTL_RUN_DIR=str(fleet.env.run),
         SERVICECTL_LOG_DIR=str(fleet.env.log),

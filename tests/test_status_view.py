@@ -12,8 +12,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
-import sysconfig
 import termios
 import threading
 import time
@@ -21,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
-from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, tagged_pids, wait_for
+from conftest import (
+    DAEMONS,
+    PY,
+    SERVICECTL,
+    USER_PYTHON,
+    Env,
+    alive,
+    assert_ok,
+    tagged_pids,
+    wait_for,
+)
 from test_real_daemons import free_port, get, need, shared, start_nginx, user_or_none  # noqa: F401
 
 if TYPE_CHECKING:
@@ -276,7 +284,7 @@ print(json.dumps([len(m.members), m.hidden, [list(s) for s in m.listeners], stat
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: another user looks at root's service")
 def test_another_user_is_told_the_sockets_are_not_visible(env: Env) -> None:
-    from faultkit import SYSTEM_PYTHON, unix_user
+    from faultkit import unix_user
 
     port = free_port()
     env.write(
@@ -288,14 +296,14 @@ def test_another_user_is_told_the_sockets_are_not_visible(env: Env) -> None:
     )
     assert_ok(env.sc("start", "web"))
     pid = env.pid("web")
-    site = sysconfig.get_paths()["purelib"]  # psutil and rich, for the system python
     with unix_user() as user:
-        res = subprocess.run(
-            [SYSTEM_PYTHON, "-c", NOT_VISIBLE, str(pid)],
+        res = subprocess.run(  # the installed servicectl, with its psutil and rich
+            [USER_PYTHON, "-c", NOT_VISIBLE, str(pid)],
             user=user.uid,
             group=user.gid,
             extra_groups=[],
-            env={"PYTHONPATH": f"{ROOT}:{site}", "PATH": os.environ["PATH"]},
+            cwd="/",
+            env={"PATH": os.environ["PATH"]},
             capture_output=True,
             text=True,
             timeout=30,
@@ -554,7 +562,7 @@ def _complete(env: Env, shell: str, words: str, extra: dict[str, str] | None = N
         environ["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
     environ.update(extra or {})
     res = subprocess.run(
-        [PY, "-m", "servicectl"],
+        [SERVICECTL],
         env=environ,
         capture_output=True,
         text=True,
@@ -587,7 +595,7 @@ def test_completion_of_commands_and_service_names(env: Env) -> None:
 def test_completion_scripts_for_bash_zsh_and_fish(env: Env) -> None:
     for shell in ("bash", "zsh", "fish"):
         res = subprocess.run(
-            [PY, "-m", "servicectl", "--show-completion", shell],
+            [SERVICECTL, "--show-completion", shell],
             env=dict(os.environ, _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"),
             capture_output=True,
             text=True,
@@ -602,14 +610,14 @@ def test_the_piped_block_needs_no_rich(env: Env) -> None:
     bounds itself: docs/security.md R-VIEW-2, R-VIEW-3)."""
     env.sleeper("web")
     assert_ok(env.sc("start", "web"))
-    base = env.base_args()[1:]  # -m servicectl -d ... (after the interpreter)
+    base = env.base_args()  # the installed servicectl script, run by its python
     for args, loaded in (
         (["status", "web"], set()),
         (["status"], set()),
         (["stop", "web"], set()),
     ):
         res = subprocess.run(
-            [sys.executable, "-X", "importtime", *base, *args],
+            [USER_PYTHON, "-X", "importtime", *base, *args],
             capture_output=True,
             text=True,
             timeout=60,

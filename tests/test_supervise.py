@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import socket
 import stat
@@ -227,7 +228,7 @@ def test_a_respawn_that_cannot_run_says_why_once(env: Env) -> None:
     """Its program removed under it, the service cannot be respawned: the log and the status
     say why, naming the service once, and it ends failed."""
     program = env.root / "run-crasher"
-    program.write_text(f'#!/bin/sh\nexec {PY} {CRASHER} "$@"\n')
+    program.write_text(f'#!/bin/sh\nexec {shlex.join([PY, CRASHER])} "$@"\n')  # spaces too
     program.chmod(0o755)
     crasher(
         env,
@@ -308,8 +309,11 @@ def test_forking_service_is_respawned_with_its_exit_status(env: Env) -> None:
     os.kill(old, signal.SIGKILL)
 
     def new() -> int | None:
+        # Respawned and recorded: between the respawn's launcher exiting and the supervisor
+        # recording its daemon, status sees the daemon by its PID file alone (no restarts).
         row = env.status_json("fd")["fd"]
-        return row["pid"] if row["state"] == "running" and row["pid"] != old else None
+        done = row["state"] == "running" and row["pid"] != old and row.get("restarts")
+        return row["pid"] if done else None
 
     pid = wait_for(new, 15, "the daemon to be respawned")
     assert int(pid_file.read_text()) == pid

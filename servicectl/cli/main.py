@@ -152,6 +152,11 @@ def _bind_arguments(cmd: Command, words: list[str], values: dict[str, Any]) -> b
 def decide(argv: list[str]) -> Union[Call, int]:
     """The Call for ``argv`` (fast parser first, then typer), or the exit code of typer's own
     answer (help, version, completion, a usage error)."""
+    if argv == ["--version"]:  # without typer (the same answer as typer's --version)
+        from servicectl import version
+
+        face.out(f"servicectl {version()}\n")
+        return 0
     completing = any(k.startswith("_SERVICECTL_COMPLETE") for k in os.environ)
     call = None if completing else fast_parse(argv)
     if call is not None:

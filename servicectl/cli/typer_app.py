@@ -13,7 +13,7 @@ import typer
 from typer import _click as click
 from typer.core import TyperArgument, TyperCommand
 
-from servicectl import __version__
+import servicectl
 from servicectl.commands.grammar import (
     APP_EPILOG,
     APP_HELP,
@@ -36,7 +36,7 @@ _GROUP_DEBUG = [False]  # --debug given before the command
 
 def _version(value: bool) -> None:
     if value:
-        print(f"servicectl {__version__}")
+        print(f"servicectl {servicectl.version()}")
         raise typer.Exit(0)
 
 

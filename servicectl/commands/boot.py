@@ -3,7 +3,7 @@
 and what keeps the supervisor up after a crash: ``servicectl supervise`` restarted by the init
 system (a systemd unit with Restart=always, a restart loop in the init script).
 
-The files in contrib/ are this module's output for /usr/local/bin/servicectl and the default
+The files in contrib/ are this module's output for /usr/local/sbin/servicectl and the default
 directories (``contrib_files``), so a ``pip install`` alone is enough to set up boot.
 """
 
@@ -16,7 +16,7 @@ from servicectl.commands.units import _unit_exec
 from servicectl.errors import ServicectlError
 from servicectl.paths import SYSTEM_SERVICES_DIR, Dirs
 
-CONTRIB_EXE = "/usr/local/bin/servicectl"
+CONTRIB_EXE = "/usr/local/sbin/servicectl"
 CONTRIB_DIRS = Dirs(SYSTEM_SERVICES_DIR, Path("/run/servicectl"), Path("/var/log/servicectl"))
 
 
@@ -298,7 +298,7 @@ def supervisor_unit_file(dirs: Dirs, exe: str) -> GeneratedFile:
 
 def contrib_files() -> dict[str, GeneratedFile]:
     """What contrib/ carries (path under contrib/ -> file): the boot files for
-    /usr/local/bin/servicectl and the default directories."""
+    /usr/local/sbin/servicectl and the default directories."""
     return {
         "init.d/servicectl": initd_file(CONTRIB_DIRS, CONTRIB_EXE),
         "systemd/servicectl.service": unit_file(CONTRIB_DIRS, CONTRIB_EXE),

@@ -185,26 +185,53 @@ def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _mentions(value: Any, words: tuple[str, ...]) -> bool:
-    """Whether a string anywhere in ``value`` holds one of ``words``; each list or mapping is
-    looked at once, however often YAML aliases repeat it (no "billion laughs")."""
-    todo, seen = [value], set()
+_CLOSE = object()  # in _mentions' stack: every item under the container on top was looked at
+
+
+def _mentions(value: Any, words: tuple[str, ...], known: dict[int, bool]) -> bool:
+    """Whether a string anywhere in ``value`` holds one of ``words``. Each list or mapping is
+    looked at once, however often YAML aliases repeat it (no "billion laughs"), and once for
+    all the calls that share ``known`` (what was found of each container, by id): the keys of
+    an alias chain (c1: &c1 {x: *c0}, c2: &c2 {x: *c1}...) cost its length, not its square."""
+    todo: list[Any] = [value]
+    opened: list[int] = []  # the containers being looked into, outermost first
+    is_open: set[int] = set()
+    seen: set[int] = set()
+    cyclic = False  # a container holds itself: then none is known clean for later calls
     while todo:
         item = todo.pop()
+        if item is _CLOSE:
+            done = opened.pop()
+            is_open.discard(done)
+            if not cyclic:
+                known[done] = False
+            continue
         if isinstance(item, str):
-            if any(w in item for w in words):
-                return True
-        elif id(item) not in seen and isinstance(item, (list, dict)):
-            seen.add(id(item))
-            todo.extend(item.values() if isinstance(item, dict) else item)
+            found = any(w in item for w in words)
+        elif isinstance(item, (list, dict)):
+            found = known.get(id(item), False)
+            if not found and id(item) not in known and id(item) not in seen:
+                seen.add(id(item))
+                is_open.add(id(item))
+                opened.append(id(item))
+                todo.append(_CLOSE)
+                todo.extend(item.values() if isinstance(item, dict) else item)
+            elif id(item) in is_open:
+                cyclic = True
+        else:
+            found = False
+        if found:
+            known.update(dict.fromkeys(opened, True))  # each open one holds it
+            return True
     return False
 
 
 def instance_outside_template(r: Reader) -> None:
     """{instance} and {prefix} mean something only in an instance: elsewhere they would stay
     as written, which is never what was meant (environment values are never expanded)."""
+    known: dict[int, bool] = {}
     for key, value in r.data.items():
-        if key != "environment" and _mentions(value, ("{instance}", "{prefix}")):
+        if key != "environment" and _mentions(value, ("{instance}", "{prefix}"), known):
             r.error(
                 str(key),
                 "{instance} and {prefix} are replaced only in a template (a file named "

@@ -148,7 +148,9 @@ notes:
   - The staging copy is a hidden directory C(.servicectl-staging-*) in the services directory,
     removed at the end of the task; servicectl ignores it.
 requirements:
-  - servicectl on the target (see the role C(servicectl.servicectl.servicectl)).
+  - servicectl on the target, from the C(servicectl-sysv) wheel you built (the role
+    C(servicectl.servicectl.servicectl) installs it; C(servicectl) on PyPI is an unrelated
+    project).
 seealso:
   - module: ansible.builtin.service
   - module: ansible.builtin.sysvinit
