@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import DAEMONS, ROOT, TAG_VAR, alive, kill_pids, wait_for
+from conftest import DAEMONS, ROOT, SERVICECTL, TAG_VAR, alive, kill_pids, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,7 +39,7 @@ from test_ansible import ansible_env, doc_playbook, tool  # noqa: E402
 
 NET = "10.213.57"  # exists only inside the test's namespaces
 CONTROLLER_IP = f"{NET}.1"
-SERVICECTL = str(Path(sys.executable).parent / "servicectl")  # the servicectl under test
+HOST_PYTHON = "/usr/bin/python3"  # the hosts' python: Ansible runs its modules with it
 GROUP = "group/servicectl.servicectl.all"
 SERVER = str(DAEMONS / "version_server.py")
 OVERLAID = ("etc", "opt", "usr/local", "var/log", "root")
