@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import DAEMONS, PY, ROOT, SERVICECTL, TAG_VAR, Env, alive, assert_ok, wait_for
+from conftest import DAEMONS, ROOT, SERVICECTL, TAG_VAR, Env, alive, assert_ok, wait_for
 from faultkit import USER_PYTHON, reachable_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -186,7 +186,7 @@ def sleeper_spec(env: Env, *args: str, marker: str = "marker", **extra: Any) -> 
     """A definition (as a mapping) for tests/daemons/sleeper.py, tagged for teardown."""
     spec: dict[str, Any] = {
         "description": "sleeper under ansible",
-        "command": [PY, str(DAEMONS / "sleeper.py"), *args],
+        "command": [USER_PYTHON, str(DAEMONS / "sleeper.py"), *args],
         "start_grace": 0.2,
         "environment": {TAG_VAR: env.tag, "MARKER": str(env.root / marker)},
     }

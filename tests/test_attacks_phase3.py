@@ -369,6 +369,11 @@ except OSError:
 """
 
 
+INSTALLED_HELLO = (
+    "import json; from servicectl.supervisor import protocol; print(json.dumps(protocol.hello()))"
+)
+
+
 def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> None:
     """Another user cannot reach the socket (0600); with the socket opened to all by mistake,
     the supervisor still refuses them (SO_PEERCRED). Root's own requests with a definition that
@@ -401,7 +406,14 @@ def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> 
                 {"dirs": protocol.encode(dirs._replace(run=top))},
                 {"definition": "not a definition"},
             ]
-            hello = {"op": "hello", **protocol.hello()}
+            # the installed servicectl's hello (its schema hash is its files'), as a command's
+            said = subprocess.run(
+                [USER_PYTHON, "-I", "-c", INSTALLED_HELLO],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            hello = {"op": "hello", **json.loads(said.stdout)}
             for name in ("web", "ghost"):
                 for bad in payloads:
                     request = {"op": "start", "name": name, **good, **bad}

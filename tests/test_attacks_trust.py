@@ -215,7 +215,15 @@ def test_R_EXEC_1_the_supervisor_loads_nothing_from_cwd_pythonpath_or_home(
             "HOME": str(where),
         }
         res = subprocess.run(
-            [PY, "-I", *env.base_args()[1:], "start", "web"],  # the CLI itself isolated
+            [
+                USER_PYTHON,
+                "-I",
+                "-m",
+                "servicectl",
+                *env.base_args()[1:],
+                "start",
+                "web",
+            ],  # isolated
             capture_output=True,
             text=True,
             timeout=60,
@@ -1005,7 +1013,7 @@ def injected(env: Env, names: str, *args: str, everything: bool = False) -> Any:
     if everything:
         environ["INJECT_ALL"] = "1"
     return subprocess.run(
-        [PY, "-c", INJECT, *env.base_args()[3:], *args],
+        [USER_PYTHON, "-I", "-c", INJECT, *env.base_args()[1:], *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -1057,14 +1065,15 @@ def test_R_VIEW_4_the_supervisor_logs_what_it_did_not_expect(env: Env) -> None:
     """The supervisor's last net: an unexpected exception is a line "internal error" and its
     traceback in its own log (its stderr), exit 1; never a silent death."""
     code = "import sys\nfrom servicectl.supervisor.daemon import run\nsys.exit(run(sys.argv[1:]))\n"
+    env.run.mkdir(mode=0o755)
     res = subprocess.run(
-        [PY, "-c", code, str(env.root / "run"), "not-a-descriptor"],
+        [USER_PYTHON, "-I", "-c", code, str(env.run), "not-a-descriptor"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert res.returncode == 1, res
-    first = res.stderr.splitlines()[0]
+    first = next(line for line in res.stderr.splitlines() if "internal error" in line)
     assert "servicectl-supervisor" in first and "internal error: ValueError" in first, first
     assert "Traceback" in res.stderr  # in the log, where it belongs
 

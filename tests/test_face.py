@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import DAEMONS, PY, ROOT, Env, alive, assert_ok, wait_for
+from conftest import DAEMONS, PY, SERVICECTL, Env, alive, assert_ok, wait_for
 from test_status_view import Pty
 
 from servicectl.commands.grammar import COMMANDS, SUMMARY_WIDTH
@@ -285,13 +285,13 @@ def test_check_as_a_user_warns_when_it_cannot_see_roots_program(user: User) -> N
         (services / "web.yaml").write_text("command: /root/no-such-dir/web --serve\n")
         base = [USER_PYTHON, "-m", "servicectl", "-d", str(services)]
         base += ["--run-dir", str(top / "run"), "--log-dir", str(top / "log")]
-        env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "NO_COLOR": "1"}
+        env = {"PATH": os.environ["PATH"], "NO_COLOR": "1"}
         res = as_user(user, *base, "check", "web", env=env, cwd=str(top))
         assert res.returncode == 0, res.stderr
         assert "web: program /root/no-such-dir/web does not exist" in res.stderr
         assert "warning only: servicectl runs as uid" in res.stderr and "root" in res.stderr
         root = subprocess.run(
-            [PY, *base[1:], "check", "--run-checks", "web"], capture_output=True, text=True
+            [USER_PYTHON, *base[1:], "check", "--run-checks", "web"], capture_output=True, text=True
         )
         assert root.returncode == 5  # root sees what the service would: an error
 
@@ -308,10 +308,13 @@ def test_a_users_stop_of_roots_service_says_it_needs_root(user: User) -> None:
         services.mkdir()
         (services / "web.yaml").write_text("command: sleep 300\nstart_grace: 0.1\n")
         flags = ["-d", str(services), "--run-dir", str(top / "run"), "--log-dir", str(top / "log")]
-        assert subprocess.run([PY, "-m", "servicectl", *flags, "start", "web"]).returncode == 0
+        assert (
+            subprocess.run([USER_PYTHON, "-m", "servicectl", *flags, "start", "web"]).returncode
+            == 0
+        )
         pid = int((top / "run" / "web.pid").read_text())
         try:
-            env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "NO_COLOR": "1"}
+            env = {"PATH": os.environ["PATH"], "NO_COLOR": "1"}
             for action in ("stop", "restart", "start"):
                 res = as_user(
                     user,
@@ -329,7 +332,7 @@ def test_a_users_stop_of_roots_service_says_it_needs_root(user: User) -> None:
                 assert "lsattr" not in res.stderr and "read-only" not in res.stderr
             assert alive(pid)
         finally:
-            subprocess.run([PY, "-m", "servicectl", *flags, "stop", "web"], check=True)
+            subprocess.run([USER_PYTHON, "-m", "servicectl", *flags, "stop", "web"], check=True)
         dest = top / "init.d"
         dest.mkdir()
         res = as_user(
@@ -357,7 +360,7 @@ def _sc_plain(*args: str, extra: dict[str, str] | None = None) -> subprocess.Com
     environ = {k: v for k, v in os.environ.items() if not k.startswith("_SERVICECTL_COMPLETE")}
     environ.update({"COLUMNS": "80", "NO_COLOR": "1", **(extra or {})})
     return subprocess.run(
-        [PY, "-m", "servicectl", *args],
+        [SERVICECTL, *args],
         capture_output=True,
         text=True,
         env=environ,
@@ -426,7 +429,7 @@ def test_logs_default_lines_match_status(env: Env) -> None:
     logs = assert_ok(env.sc("logs", "web")).stdout.splitlines()
     block = assert_ok(env.sc("status", "web")).stdout
     assert logs == [f"line {i}" for i in range(20, 30)]
-    assert block.rstrip().splitlines()[-10:] == logs
+    assert [line.removeprefix("│ ") for line in block.rstrip().splitlines()[-10:]] == logs
     assert len(assert_ok(env.sc("logs", "-n", "3", "web")).stdout.splitlines()) == 3
     assert_ok(env.sc("stop", "web"))
 

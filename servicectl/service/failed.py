@@ -29,11 +29,16 @@ def noted(svc: Service, dirs: Dirs) -> Iterator[None]:
     try:
         yield
     except ServicectlError as exc:
-        reason = exc.message.removeprefix(f"{svc.name}: ").removeprefix("failed to start: ")
-        code = getattr(exc, "exit_status", None)
-        failure.remember(dirs.run, svc.name, reason, code, str(svc.file), proc.boot_id())
+        note(svc, dirs, exc)
         raise
     failure.forget(dirs.run, svc.name)
+
+
+def note(svc: Service, dirs: Dirs, exc: ServicectlError) -> None:
+    """Note that a start of ``svc`` failed with ``exc`` (until the next start or stop)."""
+    reason = exc.message.removeprefix(f"{svc.name}: ").removeprefix("failed to start: ")
+    code = getattr(exc, "exit_status", None)
+    failure.remember(dirs.run, svc.name, reason, code, str(svc.file), proc.boot_id())
 
 
 def forget(svc: Service, dirs: Dirs) -> bool:

@@ -324,8 +324,7 @@ def _launch_record(
         exe=None,
         type="forking",
         phase=LAUNCHING,
-        **(tracked.fields(cgroups) if cgroups is not None else {}),
-        **fields,
+        **{**(tracked.fields(cgroups) if cgroups is not None else {}), **fields},
     )
 
 

@@ -217,6 +217,19 @@ def exit_of(code: int | None, why: str = "its supervisor was not its parent") ->
     return {"code": code, "at": at}
 
 
+def oom_cause(unit: Unit) -> str | None:
+    """memory_max as written when the kernel killed some of the service for memory (the cause
+    of its exit, recorded as ``last_exit.oom``), else None."""
+    svc, dirs = unit.svc, unit.dirs
+    if svc is None or dirs is None or not svc.memory_max:
+        return None
+    from servicectl.service import tracked
+    from servicectl.system.record import read_record
+
+    record, _ = read_record(dirs.run, unit.name)
+    return tracked.oom_limit(svc, dirs, record) if record is not None else None
+
+
 def clean_exit(svc: Service, last: dict[str, Any]) -> bool:
     """Whether an exit is a success for ``restart: on-failure``: status 0, or a signal of the
     stop schedule but KILL (someone stopped it); an unknown status is a failure."""

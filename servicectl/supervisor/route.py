@@ -46,6 +46,11 @@ def start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outcome:
             return _ask("start", svc, dirs, progress)
         except client.Lost:  # it died mid-start: this command sees the start through,
             outcome = lifecycle.finish_start(svc, dirs, progress)
+        except client.SupervisorError as exc:  # no supervisor could take it: a failed start
+            from servicectl.service import failed
+
+            failed.note(svc, dirs, exc)
+            raise
         return _supervised_again(svc, dirs, outcome)  # and a new supervisor takes it
     return lifecycle.start(svc, dirs, progress)
 
@@ -98,9 +103,9 @@ def force_reload(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outco
 def reload(svc: Service, dirs: Dirs) -> Outcome:
     if supervised_here(svc, dirs):
         return _ask("reload", svc, dirs, silent)
-    from servicectl.service.reload import reload as reload_here
+    from servicectl.service import lifecycle
 
-    return reload_here(svc, dirs)
+    return lifecycle.reload(svc, dirs)  # a oneshot has nothing to reload: said there
 
 
 def action(svc: Service, dirs: Dirs, verb: str) -> Outcome:

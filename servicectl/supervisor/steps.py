@@ -143,6 +143,9 @@ class Steps:
         """The watched process exited (``code``: its status; None: unknown, ``why``)."""
         self.unwatch(unit)
         unit.last_exit = jobs.exit_of(code, why or "its supervisor was not its parent")
+        oom = jobs.oom_cause(unit)
+        if oom:
+            unit.last_exit["oom"] = oom  # killed by the kernel at memory_max
         respawn, said = jobs.decide(unit)
         if respawn:
             assert unit.svc is not None
