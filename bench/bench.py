@@ -115,6 +115,22 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--reps", type=int, help="repetitions per row (default 7, --quick 3)")
     ap.add_argument(
+        "--peers",
+        action="store_true",
+        help="only section 7: side by side with s6, runit, supervise-daemon, supervisord and "
+        "start-stop-daemon at 1, 100 and 1,000 services (issue 29; root: the proc connector)",
+    )
+    ap.add_argument(
+        "--tree",
+        default=str(REPO),
+        help="--peers: the servicectl source tree to build a wheel of (default: this one)",
+    )
+    ap.add_argument(
+        "--peer-sizes",
+        default="1,100,1000",
+        help="--peers: fleet sizes, comma-separated (default 1,100,1000)",
+    )
+    ap.add_argument(
         "--sdd-max", type=int, default=100, help="compare s-s-d for N ≤ this (default 100)"
     )
     ap.add_argument(
@@ -138,6 +154,7 @@ def parse_args() -> argparse.Namespace:
     )
     args = ap.parse_args()
     args.reps = args.reps or (3 if args.quick else 7)
+    args.peer_sizes = [int(x) for x in args.peer_sizes.split(",") if x.strip()]
     if args.sdd_stop_reps is None:
         args.sdd_stop_reps = 1 if args.quick else 3
     return args
@@ -172,6 +189,22 @@ def summary(t0: float) -> None:
     print(f"\n_Run time: {time.monotonic() - t0:.0f} s; load average at end: {load}._")
 
 
+def run_peers(env: Env, t0: float) -> int:
+    from peers import bench_peers
+
+    print("# servicectl benchmarks: side by side\n")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    try:
+        bench_peers(env.args, env.base)
+        sys.stdout.flush()
+        summary(t0)
+    except KeyboardInterrupt:
+        log("interrupted")
+    finally:
+        env.cleanup()
+    return 0
+
+
 def main() -> int:
     args = parse_args()
 
@@ -185,6 +218,8 @@ def main() -> int:
         CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
         CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(env.base / "pycache")
     t0 = time.monotonic()
+    if args.peers:
+        return run_peers(env, t0)
     try:
         header(env)
         sections = [args.only] if args.only else list(STEPS)
