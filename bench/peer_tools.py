@@ -91,7 +91,7 @@ class Tool:
         return (last - t0_ns) / 1e9
 
     def wait_all_down(self, t0_ns: Optional[int], timeout: float) -> Optional[float]:
-        gone = [s for s in self.watch.live(self.prefix)]
+        gone = [s for s in self.watch.live(self.prefix) if s.key != self.key(X)]
         self.watch.wait(
             lambda: all(s.exit_ns is not None for s in gone), timeout, f"{self.label}: all down"
         )

@@ -40,6 +40,8 @@ from report import NOTES, Series
 if TYPE_CHECKING:
     import argparse
 
+INTERLEAVE_MAX = 1  # up to this N, all tools run at once and their commands alternate
+
 
 @dataclass
 class Results:
@@ -117,11 +119,24 @@ class Bench:
             self.res.floor_of(row, n).add(run(self.floor, env=self.env))
 
     def start_stop(self, t: Tool, argv: tuple[list[str], list[str]]) -> None:
+        """Start x, then stop it: the two commands' wall times, summed. Between them, and after,
+        the benchmark waits (untimed) until x's program has exec'd, then exited: a stop never
+        races a start still under way (supervise-daemon and start-stop-daemon return from
+        --start before their program runs)."""
         n, k = t.n, tool_key(t)
         start, stop = argv
-        a = run(start, env=t.env)
-        b = run(stop, env=t.env)
         s = self.res.series("startstop", n, k)
+        xkey = t.key(X)
+        a = run(start, env=t.env)
+        try:
+            if a.rc == 0:
+                self.watch.wait(lambda: self._x_live(xkey), 10, f"{t.label}: x running")
+            b = run(stop, env=t.env)
+            if a.rc == 0 and b.rc == 0:
+                self.watch.wait(lambda: not self._x_live(xkey), 10, f"{t.label}: x stopped")
+        except TimeoutError as e:
+            s.failures.append(str(e))
+            return
         if a.rc != 0 or b.rc != 0:
             bad = a if a.rc != 0 else b
             s.failures.append(f"rc={bad.rc}: {bad.err[-300:]}")
@@ -130,6 +145,10 @@ class Bench:
         if isinstance(t, Servicectl):
             self.res.floor_of("startstop", n).add(run(self.floor, env=self.env))
         self.watch.pump()
+
+    def _x_live(self, key: str) -> bool:
+        x = self.watch.by_key.get(key)
+        return x is not None and x.exit_ns is None
 
     def respawn(self, t: Tool) -> None:
         """SIGKILL service 0's process: the kernel's time from its exit to the exec of the
@@ -174,17 +193,17 @@ class Bench:
 
     # ------------------------------------------------------------ one round of one tool
 
-    def round(self, t: Tool, reps: int) -> None:
+    def up(self, t: Tool) -> bool:
+        """Bring t's fleet up (timed), let x's supervisor settle, read the supervisors' PSS."""
         n, k = t.n, tool_key(t)
         res = self.res
         res.labels[k] = t.label
         res.how[k] = (t.up_how, t.down_how)
-        fleet = not isinstance(t, Ssd)
-        if fleet:
+        if not isinstance(t, Ssd):
             secs, err = self._step(t.bring_up)
             self._add(res.series("bringup", n, k), secs, err)
             if secs is None:
-                return
+                return False
             t.settle()
         if t.supervises:
             sups = t.supervising()
@@ -192,24 +211,29 @@ class Bench:
                 res.series("pss", n, k).values.append(sum(pss_mib(p) for p in sups))
             else:
                 res.series("pss", n, k).failures.append("no supervising process found")
-        per_command = not isinstance(t, ServicectlSupervised)
+        return True
+
+    def commands(self, tools: list[Tool], reps: int) -> None:
+        """The per-command rows, ``reps`` times; within each, the tools alternate."""
+        per_command = [t for t in tools if not isinstance(t, ServicectlSupervised)]
         for _ in range(reps):
-            for row, get in (
-                ("board", t.board),
-                ("status_running", t.status_running),
-                ("status_stopped", t.status_stopped),
-            ):
-                c = get() if per_command else None
-                if c is not None:
-                    self.timed(t, row, *c)
-            ss = t.start_stop() if per_command else None
-            if ss is not None:
-                self.start_stop(t, ss)
-            if t.supervises:
-                self.respawn(t)
-        if fleet:
+            for row in ("board", "status_running", "status_stopped"):
+                for t in per_command:
+                    c = getattr(t, row)()
+                    if c is not None:
+                        self.timed(t, row, *c)
+            for t in per_command:
+                ss = t.start_stop()
+                if ss is not None:
+                    self.start_stop(t, ss)
+            for t in tools:
+                if t.supervises:
+                    self.respawn(t)
+
+    def down(self, t: Tool) -> None:
+        if not isinstance(t, Ssd):
             secs, err = self._step(t.tear_down)
-            self._add(res.series("teardown", n, k), secs, err)
+            self._add(self.res.series("teardown", t.n, tool_key(t)), secs, err)
 
     @staticmethod
     def _step(fn: object) -> tuple[Optional[float], str]:
@@ -248,9 +272,17 @@ class Bench:
             for r in range(rounds):
                 order = ready[r % len(ready) :] + ready[: r % len(ready)]
                 log(f"peers N={n}: round {r + 1} of {rounds} ({reps} of each command)")
-                for t in order:
+                if n <= INTERLEAVE_MAX:  # every tool up at once, the commands alternating
+                    up = [t for t in order if self.up(t)]
+                    self.commands(up, reps)
+                    for t in up:
+                        self.down(t)
+                    continue
+                for t in order:  # one fleet at a time: only its processes in /proc
                     log(f"  {t.label}")
-                    self.round(t, reps)
+                    if self.up(t):
+                        self.commands([t], reps)
+                        self.down(t)
         finally:
             for t in ready:
                 try:

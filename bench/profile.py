@@ -33,6 +33,7 @@ from peer_setup import wheel_venv  # noqa: E402
 
 ENV = {k: v for k, v in CHILD_ENV.items() if not k.startswith("PYTHON")}
 SLEEP = "/usr/bin/sleep"
+RATE = 2000  # py-spy's samples a second
 
 
 @dataclass
@@ -153,15 +154,15 @@ class Prof:
                     self.pyspy_exe,
                     "record",
                     "-r",
-                    "2000",
+                    str(RATE),
                     "--native",
                     "-f",
                     "raw",
                     "-o",
                     str(f),
                 ]
-                if sc.subprocesses:
-                    cmd.append("--subprocesses")
+                if sc.subprocesses:  # threads: where the GIL goes (it serialises them)
+                    cmd += ["--subprocesses", "--gil"]
                 subprocess.run([*cmd, "--", self.py, *a], env=ENV, capture_output=True,
                                timeout=600)  # fmt: skip
                 if f.exists():
@@ -195,33 +196,50 @@ def frame_name(frame: str) -> str:
     return frame.split(" (")[0] + (f" ({frame.split(' (')[1]}" if " (" in frame else "")
 
 
-def spy_summary(stacks: collections.Counter[str], wall_ms: float) -> list[str]:
+def _key(frame: str) -> str:
+    return re.sub(r":\d+\)$", ")", frame)
+
+
+def spy_summary(
+    stacks: collections.Counter[str], wall_ms: Optional[float], rate: int, runs: int
+) -> list[str]:
+    """Shares of the samples: importing or not; servicectl's functions, inclusive (split into
+    the importing they trigger and the rest); leaf frames. One-thread commands: a sample is
+    wall/samples ms; threaded ones (sampled with --gil): 1/rate s of holding the GIL. The ms
+    are per run (the samples of ``runs`` runs are summed)."""
     total = sum(stacks.values())
     if not total:
         return ["(no samples)"]
-    ms = wall_ms / total
+    ms = wall_ms / total if wall_ms else 1000 / rate / runs
     imp = sum(c for s, c in stacks.items() if "_find_and_load" in s)
     incl: collections.Counter[str] = collections.Counter()
+    incl_imp: collections.Counter[str] = collections.Counter()
     leaf: collections.Counter[str] = collections.Counter()
     for s, c in stacks.items():
         frames = s.split(";")
         seen = set()
-        for fr in frames:
+        for i, fr in enumerate(frames):
             if "servicectl/" in fr and "<module>" not in fr:
-                key = re.sub(r":\d+\)$", ")", fr)
+                key = _key(fr)
                 if key not in seen:
                     seen.add(key)
                     incl[key] += c
-        leaf[re.sub(r":\d+\)$", ")", frames[-1])] += c
+                    if any("_find_and_load" in f for f in frames[i:]):
+                        incl_imp[key] += c
+        leaf[_key(frames[-1])] += c
+    what = "of wall" if wall_ms else "GIL held"
     out = [
-        f"samples: {total}; importing: {100 * imp / total:.0f} % (≈{imp * ms:.1f} ms of "
-        f"{wall_ms:.1f} ms); the rest ≈{(total - imp) * ms:.1f} ms",
-        "servicectl functions, inclusive (outside `<module>` bodies):",
+        f"samples: {total} ({what}: ≈{total * ms:.0f} ms); importing: {100 * imp / total:.0f} % "
+        f"(≈{imp * ms:.1f} ms); the rest ≈{(total - imp) * ms:.1f} ms",
+        "servicectl functions, inclusive (outside `<module>` bodies): share, ms, of which "
+        "importing ms:",
     ]
-    for k, c in incl.most_common(18):
-        out.append(f"  {100 * c / total:5.1f} %  ≈{c * ms:7.1f} ms  {k}")
+    for k, c in incl.most_common(22):
+        out.append(
+            f"  {100 * c / total:5.1f} %  ≈{c * ms:7.1f} ms  (imp {incl_imp[k] * ms:5.1f})  {k}"
+        )
     out.append("leaf frames (self):")
-    for k, c in leaf.most_common(14):
+    for k, c in leaf.most_common(16):
         out.append(f"  {100 * c / total:5.1f} %  ≈{c * ms:7.1f} ms  {k}")
     return out
 
@@ -253,7 +271,9 @@ def main() -> int:
             report += [f"## {sc.name}", "", f"wall: {wall:.1f} ms (median of {reps}); "
                        f"python -c pass: {floor:.1f} ms; ratio {wall / floor:.2f}×", "",
                        "import tree (median of runs; cumulative ≥ 0.3 ms):", *tree, "",
-                       "py-spy:", *spy_summary(stacks, wall), ""]  # fmt: skip
+                       "py-spy:", *spy_summary(stacks, None if sc.subprocesses else wall, RATE,
+                                               reps),
+                       ""]  # fmt: skip
             (p.out / "report.txt").write_text("\n".join(report))
     finally:
         one = [p.sc, "-d", str(p.base / "one" / "svc"), "--run-dir", str(p.base / "one" / "run"),
