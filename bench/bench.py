@@ -193,7 +193,6 @@ def run_peers(env: Env, t0: float) -> int:
     from peers import bench_peers
 
     print("# servicectl benchmarks: side by side\n")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     try:
         bench_peers(env.args, env.base)
         sys.stdout.flush()

@@ -104,6 +104,7 @@ class Bench:
         self.floor = [str(self.peers.sc_venv / "bin" / "python"), "-c", "pass"]
         self.watch = ProcWatch(f"{random.randint(0, 999999):06d}")
         self.warmed: set[tuple[str, int, str]] = set()
+        self.load0 = os.getloadavg()
 
     # ------------------------------------------------------------ one command, timed
 

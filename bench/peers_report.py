@@ -120,17 +120,20 @@ def rows_of(res: Results, sizes: list[int]) -> list[list[str]]:
 def header(b: Bench) -> None:
     tree = Path(b.args.tree).resolve()
     git = ["git", "--no-optional-locks", "-C", str(tree)]
-    sha = subprocess.run([*git, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    fmt = ["log", "-1", "--format=%h (%cs)"]
+    head = subprocess.run([*git, *fmt], capture_output=True, text=True).stdout.strip()
+    last = subprocess.run([*git, *fmt, "--", "servicectl"], capture_output=True, text=True)
     dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "servicectl"]).returncode
     print("## 7. Side by side with the peers (issue 29)\n")
     print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"- kernel {platform.release()}; CPUs: {os.cpu_count()}; PID 1: "
           f"`{Path('/proc/1/comm').read_text().strip()}`")  # fmt: skip
-    print(f"- servicectl: {tree} at {sha.stdout.strip()[:90]}"
-          f"{' + uncommitted changes' if dirty else ''}, a wheel installed in "
-          f"`{b.peers.sc_venv}` (no pip, no setuptools, no .pth)")  # fmt: skip
+    print(f"- servicectl: {tree} at {head}, its servicectl/ last changed in "
+          f"{last.stdout.strip()}{' + uncommitted changes' if dirty else ''}; a wheel installed "
+          f"in `{b.peers.sc_venv}` (no pip, no setuptools, no .pth)")  # fmt: skip
     print(f"- interpreter: Python {platform.python_version()}, `{b.floor[0]}` "
           f"(the floor `python -c pass` is that venv's python)")  # fmt: skip
+    print(f"- load average at the start: {' '.join(f'{x:.2f}' for x in b.load0)}")
     for k, v in b.peers.versions.items():
         print(f"- {k}: {v}")
     for k, v in b.peers.why.items():
