@@ -19,7 +19,7 @@ from common import CHILD_ENV, FORKING_YAML, ORIG_ENV, PY, REPO, log, run
 from environment import Env, ensure_supervisor
 from fleet import bench_fleet
 from lifecycle import bench_cycles, bench_latency
-from peers import bench_peers
+from supervise_peers import bench_peers as bench_supervise_peers
 from report import NOTES, TARGETS
 from supervise import bench_supervise
 from view import bench_view
@@ -101,8 +101,8 @@ STEPS: dict[str, list[Callable[[Env], None]]] = {
     "cli": [bench_cli],
     "cycle": [bench_cycles, bench_latency],
     "view": [bench_view],
-    "supervise": [bench_supervise, bench_peers],
-    "peers": [bench_peers],
+    "supervise": [bench_supervise, bench_supervise_peers],
+    "supervise-peers": [bench_supervise_peers],
 }
 
 
@@ -117,6 +117,22 @@ def parse_args() -> argparse.Namespace:
         "runsv, s6-supervise and supervisord (respawn, PSS of 1/100/1,000, health checks)",
     )
     ap.add_argument("--reps", type=int, help="repetitions per row (default 7, --quick 3)")
+    ap.add_argument(
+        "--peers",
+        action="store_true",
+        help="only section 7: side by side with s6, runit, supervise-daemon, supervisord and "
+        "start-stop-daemon at 1, 100 and 1,000 services (issue 29; root: the proc connector)",
+    )
+    ap.add_argument(
+        "--tree",
+        default=str(REPO),
+        help="--peers: the servicectl source tree to build a wheel of (default: this one)",
+    )
+    ap.add_argument(
+        "--peer-sizes",
+        default="1,100,1000",
+        help="--peers: fleet sizes, comma-separated (default 1,100,1000)",
+    )
     ap.add_argument(
         "--sdd-max", type=int, default=100, help="compare s-s-d for N ≤ this (default 100)"
     )
@@ -141,6 +157,7 @@ def parse_args() -> argparse.Namespace:
     )
     args = ap.parse_args()
     args.reps = args.reps or (3 if args.quick else 7)
+    args.peer_sizes = [int(x) for x in args.peer_sizes.split(",") if x.strip()]
     if args.sdd_stop_reps is None:
         args.sdd_stop_reps = 1 if args.quick else 3
     return args
@@ -175,6 +192,21 @@ def summary(t0: float) -> None:
     print(f"\n_Run time: {time.monotonic() - t0:.0f} s; load average at end: {load}._")
 
 
+def run_peers(env: Env, t0: float) -> int:
+    from peers import bench_peers
+
+    print("# servicectl benchmarks: side by side\n")
+    try:
+        bench_peers(env.args, env.base)
+        sys.stdout.flush()
+        summary(t0)
+    except KeyboardInterrupt:
+        log("interrupted")
+    finally:
+        env.cleanup()
+    return 0
+
+
 def main() -> int:
     args = parse_args()
 
@@ -188,6 +220,8 @@ def main() -> int:
         CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
         CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(env.base / "pycache")
     t0 = time.monotonic()
+    if args.peers:
+        return run_peers(env, t0)
     try:
         header(env)
         sections = [args.only] if args.only else list(STEPS)

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import psutil
 
@@ -35,6 +35,54 @@ FORKING_YAML = (
     f"type: forking\ncommand: {json.dumps([str(FORKINGD), '--pidfile', '{run_dir}/f.pid'])}\n"
     'pid_file: "{run_dir}/f.pid"\nstart_grace: 0\n'
 )
+
+
+class Children:
+    """The children this benchmark waits for itself (``run``, ``run_pty``, ``popen``/``reap``),
+    so that the subreaper thread of the side-by-side section (procwatch.Reaper) reaps every
+    other child it inherits and leaves these alone."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.own: set[int] = set()
+        self.spawned = 0
+
+    def popen(self, cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        with self.cond:
+            p = subprocess.Popen(cmd, **kw)
+            self.own.add(p.pid)
+            self.spawned += 1
+            self.cond.notify_all()
+        return p
+
+    def reap(self, p: subprocess.Popen[bytes]) -> tuple[int, Any]:
+        """wait4 on p (which has exited or will): its wait status and rusage."""
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage
+        finally:
+            self.forget(p.pid)
+
+    def forget(self, pid: int) -> None:
+        with self.cond:
+            self.own.discard(pid)
+            self.cond.notify_all()
+
+    def reap_orphan(self, pid: int) -> None:
+        """Reap pid unless it is one of ours: then wait until its owner has reaped it."""
+        with self.cond:
+            if pid in self.own:
+                while pid in self.own:
+                    self.cond.wait()
+                return
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+CHILDREN = Children()
 
 
 def log(msg: str) -> None:
@@ -58,7 +106,7 @@ def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = 
     """Run cmd, stdout to /dev/null; wall time from spawn to reap (and ru_maxrss, see peak_rss)."""
     with tempfile.TemporaryFile() as errf:
         t0 = time.perf_counter()
-        p = subprocess.Popen(
+        p = CHILDREN.popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -72,16 +120,18 @@ def run(cmd: list[str], timeout: float = 180.0, env: Optional[dict[str, str]] = 
             timed_out = not poller.poll(timeout * 1000)
             if timed_out:
                 p.kill()
-            _, status, usage = os.wait4(p.pid, 0)
+            status, usage = CHILDREN.reap(p)
             secs = time.perf_counter() - t0
             ended = time.time()
         except BaseException:  # interrupted: let the tool undo its half-done action, then reap
-            p.terminate()
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            if p.returncode is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                CHILDREN.forget(p.pid)
             raise
         finally:
             os.close(fd)
@@ -121,7 +171,7 @@ def run_pty(cmd: list[str], timeout: float = 180.0) -> Run:
     env.update(PTY_ENV)
     t0 = time.perf_counter()
     try:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+        p = CHILDREN.popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
     finally:
         os.close(slave)
     fd = os.pidfd_open(p.pid)
@@ -131,7 +181,7 @@ def run_pty(cmd: list[str], timeout: float = 180.0) -> Run:
         timed_out = not poller.poll(timeout * 1000)
         if timed_out:
             p.kill()
-        _, status, usage = os.wait4(p.pid, 0)
+        status, usage = CHILDREN.reap(p)
         secs = time.perf_counter() - t0
         ended = time.time()
     finally:

@@ -1,33 +1,325 @@
-"""Section 7: supervision beside its peers on this machine: runsv (runit), s6-supervise (s6) and
-supervisord. Respawn latency, the memory (PSS) of the supervision of 100 and 1,000 services,
-and what servicectl's health checks cost (its peers have none).
+"""Section 7 (``--peers``): servicectl beside s6, runit, OpenRC's supervise-daemon, supervisord
+and start-stop-daemon on this machine, in one sitting (issue 29).
 
-Every peer runs from a private directory under the benchmark's temp dir, is this benchmark's
-child, and is ended (then its leftovers killed by PID, never by name) at the end of its row.
+For each fleet size N (1, 100, 1,000), each tool gets N services (``sleep``) and one stopped
+service, x. In every round each tool in turn (the order rotating) brings its fleet up, has the
+PSS of its supervising processes read, answers ``status`` of the fleet, of a running service
+and of x, starts and stops x, respawns a killed service, and tears its fleet down. Only one
+tool's fleet runs at a time. servicectl's commands alternate with ``python -c pass`` of the
+same interpreter (its own venv, holding a wheel of the tree measured): the ratios to the
+interpreter compare figures taken side by side.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import shutil
+import random
 import signal
-import subprocess
 import time
-from typing import TYPE_CHECKING, Callable, Optional
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
-from common import CHILD_ENV, PY, SLEEP, VENV, kill_pids, log, run, supervisors
-from report import NOTES, TARGETS, Series, cell, table
+from common import CHILD_ENV, log, run
+from peer_setup import Peers, get_peers
+from peer_tools import (
+    S6,
+    Runit,
+    Servicectl,
+    ServicectlSupervised,
+    Ssd,
+    SuperviseDaemon,
+    Supervisord,
+    Tool,
+    X,
+)
+from procwatch import ProcWatch, Reaper
+from report import NOTES, Series
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import argparse
 
-    from environment import Env
-
-SLEEP_EXE = os.path.realpath(SLEEP)
+INTERLEAVE_MAX = 1  # up to this N, all tools run at once and their commands alternate
 
 
-# ---------------------------------------------------------------------------------------------
-# /proc
+@dataclass
+class Results:
+    """Figures by (row, N, tool key); the interpreter's, taken alternately, by (row, N)."""
+
+    fig: dict[tuple[str, int, str], Series] = field(default_factory=dict)
+    floor: dict[tuple[str, int], Series] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    how: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def series(self, row: str, n: int, tool: str) -> Series:
+        return self.fig.setdefault((row, n, tool), Series())
+
+    def floor_of(self, row: str, n: int) -> Series:
+        return self.floor.setdefault((row, n), Series())
+
+
+def clean_env(peers: Peers) -> dict[str, str]:
+    """The environment every tool runs in: no PYTHON* variables (a normal shell's)."""
+    env = {k: v for k, v in CHILD_ENV.items() if not k.startswith("PYTHON")}
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env["PATH"] = f"{peers.runit_bin}:{path}" if peers.runit_bin else path
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def make_tools(peers: Peers, n: int, base: Path, watch: ProcWatch, env: dict[str, str],
+               full: bool) -> list[Tool]:  # fmt: skip
+    sc_exe = str(peers.sc_venv / "bin" / "servicectl")
+    d = base / f"n{n}"
+    tools: list[Tool] = [
+        Servicectl(sc_exe, d / "sc", n, watch, env),
+        ServicectlSupervised(sc_exe, d / "scs", n, watch, env),
+    ]
+    if peers.s6:
+        tools.append(S6(d / "s6", n, watch, env))
+    if peers.runit_bin:
+        tools.append(Runit(d / "runit", n, watch, env))
+    if peers.sd and (n <= 100 or full):
+        sd_env = dict(env, LD_LIBRARY_PATH=peers.sd_libs)
+        tools.append(SuperviseDaemon(peers.sd, d / "sd", n, watch, sd_env))
+    if peers.sup_venv:
+        tools.append(Supervisord(peers.sup_venv, d / "sup", n, watch, env))
+    if peers.ssd and n == 1:
+        tools.append(Ssd(peers.ssd, d / "ssd", n, watch, env))
+    return tools
+
+
+def tool_key(t: Tool) -> str:
+    return type(t).__name__
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, base: Path) -> None:
+        self.args, self.base = args, base
+        self.res = Results()
+        tree = Path(args.tree).resolve()
+        self.peers = get_peers(tree)
+        self.env = clean_env(self.peers)
+        self.floor = [str(self.peers.sc_venv / "bin" / "python"), "-c", "pass"]
+        self.watch = ProcWatch(f"{random.randint(0, 999999):06d}")
+        self.warmed: set[tuple[str, int, str]] = set()
+        self.load0 = os.getloadavg()
+
+    # ------------------------------------------------------------ one command, timed
+
+    def timed(self, t: Tool, row: str, argv: list[str], ok: tuple[int, ...]) -> None:
+        n, k = t.n, tool_key(t)
+        if (row, n, k) not in self.warmed:  # one untimed run: page cache, .pyc, dentries
+            self.warmed.add((row, n, k))
+            run(argv, env=t.env)
+            if isinstance(t, Servicectl):
+                run(self.floor, env=self.env)
+        self.res.series(row, n, k).add(run(argv, env=t.env), ok, what=f"{k} {row}")
+        if isinstance(t, Servicectl):
+            self.res.floor_of(row, n).add(run(self.floor, env=self.env))
+
+    def start_stop(self, t: Tool, argv: tuple[list[str], list[str]]) -> None:
+        """Start x, then stop it: the two commands' wall times, summed. Between them, and after,
+        the benchmark waits (untimed) until x's program has exec'd, then exited: a stop never
+        races a start still under way (supervise-daemon and start-stop-daemon return from
+        --start before their program runs)."""
+        n, k = t.n, tool_key(t)
+        start, stop = argv
+        s = self.res.series("startstop", n, k)
+        xkey = t.key(X)
+        a = run(start, env=t.env)
+        try:
+            if a.rc == 0:
+                self.watch.wait(lambda: self._x_live(xkey), 10, f"{t.label}: x running")
+            b = run(stop, env=t.env)
+            if a.rc == 0 and b.rc == 0:
+                self.watch.wait(lambda: not self._x_live(xkey), 10, f"{t.label}: x stopped")
+        except TimeoutError as e:
+            s.failures.append(str(e))
+            return
+        if a.rc != 0 or b.rc != 0:
+            bad = a if a.rc != 0 else b
+            s.failures.append(f"rc={bad.rc}: {bad.err[-300:]}")
+        else:
+            s.values.append(a.secs + b.secs)
+        if isinstance(t, Servicectl):
+            self.res.floor_of("startstop", n).add(run(self.floor, env=self.env))
+        self.watch.pump()
+
+    def _x_live(self, key: str) -> bool:
+        x = self.watch.by_key.get(key)
+        return x is not None and x.exit_ns is None
+
+    def respawn(self, t: Tool) -> None:
+        """SIGKILL service 0's process: the kernel's time from its exit to the exec of the
+        new one."""
+        s = self.res.series("respawn", t.n, tool_key(t))
+        key = t.key(0)
+        self.watch.pump()
+        old = self.watch.by_key.get(key)
+        if old is None or old.exit_ns is not None:
+            s.failures.append("service 0 not running")
+            return
+        try:
+            fd = os.pidfd_open(old.pid)
+        except OSError as e:
+            s.failures.append(f"pidfd_open: {e}")
+            return
+        try:
+            with open(f"/proc/{old.pid}/cmdline", "rb") as f:
+                if key.encode() not in f.read():
+                    s.failures.append("PID reused")
+                    return
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        finally:
+            os.close(fd)
+        try:
+            self.watch.wait(
+                lambda: (
+                    old.exit_ns is not None
+                    and (new := self.watch.by_key.get(key)) is not None
+                    and new is not old
+                ),
+                15,
+                f"{t.label}: respawn",
+            )
+            self.watch.barrier()
+        except TimeoutError as e:
+            s.failures.append(str(e))
+            return
+        new = self.watch.by_key[key]
+        assert old.exit_ns is not None
+        s.values.append((new.exec_ns - old.exit_ns) / 1e9)
+
+    # ------------------------------------------------------------ one round of one tool
+
+    def up(self, t: Tool) -> bool:
+        """Bring t's fleet up (timed), let x's supervisor settle, read the supervisors' PSS."""
+        n, k = t.n, tool_key(t)
+        res = self.res
+        res.labels[k] = t.label
+        res.how[k] = (t.up_how, t.down_how)
+        if not isinstance(t, Ssd):
+            secs, err = self._step(t.bring_up)
+            self._add(res.series("bringup", n, k), secs, err)
+            if secs is None:
+                return False
+            t.settle()
+        if t.supervises:
+            sups = t.supervising()
+            if sups:
+                res.series("pss", n, k).values.append(sum(pss_mib(p) for p in sups))
+            else:
+                res.series("pss", n, k).failures.append("no supervising process found")
+        return True
+
+    def commands(self, tools: list[Tool], reps: int) -> None:
+        """The per-command rows, ``reps`` times; within each, the tools alternate."""
+        per_command = [t for t in tools if not isinstance(t, ServicectlSupervised)]
+        for _ in range(reps):
+            for row in ("board", "status_running", "status_stopped"):
+                for t in per_command:
+                    c = getattr(t, row)()
+                    if c is not None:
+                        self.timed(t, row, *c)
+            for t in per_command:
+                ss = t.start_stop()
+                if ss is not None:
+                    self.start_stop(t, ss)
+            for t in tools:
+                if t.supervises:
+                    self.respawn(t)
+
+    def down(self, t: Tool) -> None:
+        if not isinstance(t, Ssd):
+            secs, err = self._step(t.tear_down)
+            self._add(self.res.series("teardown", t.n, tool_key(t)), secs, err)
+
+    @staticmethod
+    def _step(fn: object) -> tuple[Optional[float], str]:
+        try:
+            return fn()  # type: ignore[operator,no-any-return]
+        except (TimeoutError, RuntimeError, OSError) as e:
+            return None, repr(e)
+
+    @staticmethod
+    def _add(s: Series, secs: Optional[float], err: str) -> None:
+        if secs is None:
+            s.failures.append(err or "no figure")
+        else:
+            s.values.append(secs)
+
+    # ------------------------------------------------------------ the sizes
+
+    def size(self, n: int) -> None:
+        a = self.args
+        rounds = rounds_for(n, a.quick)
+        reps = max(1, math.ceil(a.reps / rounds))
+        tools = make_tools(self.peers, n, self.base, self.watch, self.env, not a.quick)
+        log(f"peers N={n}: preparing {', '.join(t.label for t in tools)}")
+        ready = []
+        try:
+            for t in tools:
+                try:
+                    t.prepare()
+                    ready.append(t)
+                except (OSError, RuntimeError, TimeoutError) as e:
+                    NOTES.append(f"peers N={n}: {t.label} not set up: {e!r}")
+            for t in ready:
+                if isinstance(t, Servicectl):
+                    t.warm()
+                    break
+            for r in range(rounds):
+                order = ready[r % len(ready) :] + ready[: r % len(ready)]
+                log(f"peers N={n}: round {r + 1} of {rounds} ({reps} of each command)")
+                if n <= INTERLEAVE_MAX:  # every tool up at once, the commands alternating
+                    up = [t for t in order if self.up(t)]
+                    self.commands(up, reps)
+                    for t in up:
+                        self.down(t)
+                    continue
+                for t in order:  # one fleet at a time: only its processes in /proc
+                    log(f"  {t.label}")
+                    if self.up(t):
+                        self.commands([t], reps)
+                        self.down(t)
+        finally:
+            for t in ready:
+                try:
+                    t.close()
+                except Exception as e:  # keep closing the others
+                    NOTES.append(f"peers N={n}: closing {t.label}: {e!r}")
+            self.kill_leftovers()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL any marked service still alive (ours by construction: the marker)."""
+        self.watch.pump()
+        for s in self.watch.live():
+            if not self.watch.ours(s.key):
+                continue
+            try:
+                fd = os.pidfd_open(s.pid)
+            except OSError:
+                continue
+            try:
+                with open(f"/proc/{s.pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                    if len(argv) > 1 and argv[1] == s.key.encode():
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                        NOTES.append(f"peers: killed a leftover service {s.key} (pid {s.pid})")
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def rounds_for(n: int, quick: bool) -> int:
+    if n >= 1000:
+        return 1 if quick else 3
+    if n >= 100:
+        return 2 if quick else 5
+    return 3 if quick else 7
 
 
 def pss_mib(pid: int) -> float:
@@ -41,317 +333,20 @@ def pss_mib(pid: int) -> float:
     return 0.0
 
 
-def children(pid: int) -> list[int]:
-    out: list[int] = []
+def bench_peers(args: argparse.Namespace, base: Path) -> Results:
+    from peers_report import print_report
+
+    t0 = time.monotonic()
+    b = Bench(args, base)
+    reaper = Reaper()
     try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                out += [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def runs_sleep(pid: int) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/exe") == SLEEP_EXE
-    except OSError:
-        return False
-
-
-def sleeping_child(parent: int, not_this: int = 0) -> Optional[int]:
-    for c in children(parent):
-        if c != not_this and runs_sleep(c):
-            return c
-    return None
-
-
-def descendants(root: int) -> list[int]:
-    out, todo = [], [root]
-    while todo:
-        kids = children(todo.pop())
-        out += kids
-        todo += kids
-    return out
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def wait(pred: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return None
-
-
-def respawn_of(parent: Callable[[], int], reps: int, delay: float = 0.0) -> Series:
-    """SIGKILL the sleeping child of ``parent()`` (its supervisor) ``reps`` times; each time,
-    the time until a new child runs sleep, minus ``delay`` (polled every 0.2 ms). Each service
-    has run 1.1 s before it is killed (runsv and s6-supervise wait 1 s after a quick exit)."""
-    s = Series()
-    for _ in range(reps):
-        sup = parent()
-        old = wait(lambda sup=sup: sleeping_child(sup), 10)
-        if not old:
-            s.failures.append("no running service to kill")
-            break
-        time.sleep(1.1)
-        t0 = time.perf_counter()
-        os.kill(int(old), signal.SIGKILL)  # type: ignore[arg-type]
-        while time.perf_counter() - t0 < 10:
-            if sleeping_child(sup, int(old)):  # type: ignore[arg-type]
-                s.values.append(time.perf_counter() - t0 - delay)
-                break
-            time.sleep(0.0002)
-        else:
-            s.failures.append("no respawn within 10 s")
-            break
-    return s
-
-
-# ---------------------------------------------------------------------------------------------
-# The peers: a directory of N services each, started, measured, ended
-
-
-class Peer:
-    name = ""
-
-    def __init__(self, base: Path, n: int) -> None:
-        self.base = base
-        self.n = n
-        self.proc: Optional[subprocess.Popen[bytes]] = None
-
-    def start(self) -> bool:
-        raise NotImplementedError
-
-    def supervisors(self) -> list[int]:
-        """The processes that supervise (the scanner and one per service, or one)."""
-        assert self.proc is not None
-        return [self.proc.pid, *children(self.proc.pid)]
-
-    def services_up(self) -> bool:
-        return sum(1 for s in self.supervisors() for c in children(s) if runs_sleep(c)) >= self.n
-
-    def first(self) -> int:
-        """The process whose child is the first service."""
-        return self.supervisors()[1]
-
-    def stop(self) -> None:
-        everything = descendants(self.proc.pid) + [self.proc.pid] if self.proc else []
-        kill_pids(everything)
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def run_scripts(self, svdir: Path) -> None:
-        for i in range(self.n):
-            d = svdir / f"s{i:04d}"
-            d.mkdir(parents=True)
-            (d / "run").write_text(f"#!/bin/sh\nexec {SLEEP} 100000\n")
-            (d / "run").chmod(0o755)
-
-
-class Runit(Peer):
-    name = "runsv (runit)"
-
-    def start(self) -> bool:
-        if not shutil.which("runsvdir"):
-            return False
-        svdir = self.base / "runit"
-        self.run_scripts(svdir)
-        self.proc = subprocess.Popen(["runsvdir", "-P", str(svdir)], env=CHILD_ENV)
-        return True
-
-
-class S6(Peer):
-    name = "s6-supervise (s6)"
-
-    def start(self) -> bool:
-        if not shutil.which("s6-svscan"):
-            return False
-        scandir = self.base / "s6"
-        self.run_scripts(scandir)
-        cmd = ["s6-svscan", "-c", str(self.n + 64), str(scandir)]
-        self.proc = subprocess.Popen(cmd, env=CHILD_ENV)
-        return True
-
-
-class Supervisord(Peer):
-    name = "supervisord"
-
-    def start(self) -> bool:
-        sd = VENV / "bin" / "supervisord"
-        if not sd.exists():
-            return False
-        d = self.base / "supervisord"
-        d.mkdir(parents=True)
-        conf = d / "supervisord.conf"
-        text = f"[supervisord]\npidfile={d}/pid\nlogfile={d}/log\nminfds={4 * self.n + 64}\n"
-        text += f"[unix_http_server]\nfile={d}/sock\n"
-        for i in range(self.n):
-            text += (
-                f"[program:s{i:04d}]\ncommand={SLEEP} 100000\nautorestart=true\nstartsecs=0\n"
-                "stdout_logfile=NONE\nstderr_logfile=NONE\n"
-            )
-        conf.write_text(text)
-        self.proc = subprocess.Popen(
-            [str(sd), "-n", "-c", str(conf)],
-            env=CHILD_ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        return True
-
-    def supervisors(self) -> list[int]:
-        assert self.proc is not None
-        return [self.proc.pid]
-
-    def first(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-
-class Servicectl(Peer):
-    name = "servicectl"
-
-    def __init__(self, base: Path, n: int, env: Env) -> None:
-        super().__init__(base, n)
-        yaml = f"command: {SLEEP} 100000\nstart_grace: 0\nrestart: always\nrestart_delay: 0\n"
-        yaml += "start_limit: {interval: 0}\n"
-        self.sc = env.sc_dir(base.name, {f"s{i:04d}": yaml for i in range(n)})
-        self.run_dir = env.base / base.name / "run"
-
-    def start(self) -> bool:
-        r = run([*self.sc, "startall"], timeout=1200)
-        if r.rc != 0:
-            NOTES.append(f"servicectl startall of {self.n}: rc={r.rc}: {r.err[-300:]}")
-        return True
-
-    def supervisors(self) -> list[int]:
-        return supervisors(self.run_dir)
-
-    def first(self) -> int:
-        return self.supervisors()[0]
-
-    def stop(self) -> None:
-        run([*self.sc, "stopall"], timeout=1200)
-        kill_pids(self.supervisors())
-
-
-# ---------------------------------------------------------------------------------------------
-# The section
-
-
-def bench_peers(env: Env) -> None:
-    print("## 7. Supervision beside runsv, s6-supervise and supervisord (issue 25)\n")
-    print(
-        "Each supervises `sleep 100000` (servicectl: `restart: always`, `restart_delay: 0`; "
-        "runsv and s6-supervise: a `run` script that execs sleep; supervisord: "
-        "`autorestart=true`, `startsecs=0`). Respawn: SIGKILL to the service after it ran 1.1 s "
-        "(runsv and s6-supervise wait 1 s after a quicker exit), then the time until its "
-        "supervisor has a new child running sleep (polled every 0.2 ms). PSS: the sum over "
-        "every supervising process (runsvdir and the runsv of each service; s6-svscan and each "
-        "s6-supervise; supervisord; servicectl's one supervisor).\n"
-    )
-    reps = max(3, env.args.reps)
-    peers: list[Callable[[Path, int], Peer]] = [
-        lambda b, n: Servicectl(b, n, env),
-        Runit,
-        S6,
-        Supervisord,
-    ]
-    sizes = (1, 100, 1000)
-    rows: dict[str, list[str]] = {}
-    for make in peers:
-        for n in sizes:
-            p = make(env.base / f"peer-{len(rows)}-{n}", n)
-            cells = rows.setdefault(p.name, [p.name])
-            cells += _measure(p, reps if n == 1 else 0)
-    headers = ["supervisor", "respawn (1 service)", "PSS, 1 service", "PSS, 100", "PSS, 1,000"]
-    table(headers, [[c[0], c[1], c[2], c[4], c[6]] for c in rows.values()])
-    bench_health(env)
-
-
-def _measure(p: Peer, reps: int) -> list[str]:
-    """[respawn, PSS] of one peer with N services ("—" where not measured)."""
-    log(f"{p.name}: {p.n} services")
-    try:
-        if not p.start():
-            return ["not installed", "—"]
-        if not wait(p.services_up, 600):
-            NOTES.append(f"{p.name}: {p.n} services were not all up within 600 s")
-        time.sleep(0.5)
-        pss = sum(pss_mib(s) for s in p.supervisors())
-        target = {100: "pss100", 1000: "pss1000"}.get(p.n) if isinstance(p, Servicectl) else None
-        if target:
-            TARGETS[target].series = Series([pss])
-        respawn = "—"
-        if reps:
-            s = respawn_of(p.first, reps)
-            if isinstance(p, Servicectl):
-                TARGETS["respawn"].series = s
-            respawn = cell(s)
-        mark = f" **{TARGETS[target].mark()}**" if target else ""
-        return [respawn, f"{pss:.1f} MiB{mark}"]
+        for n in args.peer_sizes:
+            b.size(n)
     finally:
-        p.stop()
+        reaper.close()
+        b.watch.close()
+    print_report(b, time.monotonic() - t0)
+    return b.res
 
 
-HTTP_SERVER = """
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"""
-
-
-def bench_health(env: Env) -> None:
-    """The supervisor's CPU time with 100 services probed over http every 5 s, beside the
-    same 100 without health checks, over the same window."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([PY, "-c", HTTP_SERVER, str(port)], env=CHILD_ENV)
-    window = 30.0 if env.args.quick else 60.0
-    results = {}
-    try:
-        for probed in (False, True):
-            yaml = f"command: {SLEEP} 100000\nstart_grace: 0\nrestart: always\n"
-            if probed:
-                yaml += f'health: {{http: "http://127.0.0.1:{port}/health", interval: 5}}\n'
-            name = f"health-{int(probed)}"
-            sc = env.sc_dir(name, {f"s{i:03d}": yaml for i in range(100)})
-            run([*sc, "startall"], timeout=600)
-            sups = supervisors(env.base / name / "run")
-            time.sleep(6)  # the first probes are under way
-            before = {p: cpu_ticks(p) for p in sups}
-            time.sleep(window)
-            ticks = sum(cpu_ticks(p) - t for p, t in before.items())
-            results[probed] = 100.0 * ticks / os.sysconf("SC_CLK_TCK") / window
-            run([*sc, "stopall"], timeout=600)
-            kill_pids(sups)
-    finally:
-        kill_pids([server.pid])
-    TARGETS["health100"].series = Series([results[True]])
-    table(
-        ["100 supervised services", f"the supervisor's CPU over {window:g} s"],
-        [
-            ["without health checks", f"{results[False]:.2f} % of one core"],
-            [
-                "http health check each, every 5 s (20 probes/s)",
-                f"{results[True]:.2f} % of one core **{TARGETS['health100'].mark()}**",
-            ],
-        ],
-    )
+__all__ = ["X", "bench_peers"]
