@@ -19,9 +19,9 @@ from common import CHILD_ENV, FORKING_YAML, ORIG_ENV, PY, REPO, log, run
 from environment import Env, ensure_supervisor
 from fleet import bench_fleet
 from lifecycle import bench_cycles, bench_latency
-from supervise_peers import bench_peers as bench_supervise_peers
 from report import NOTES, TARGETS
 from supervise import bench_supervise
+from supervise_peers import bench_peers as bench_supervise_peers
 from view import bench_view
 
 
