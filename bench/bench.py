@@ -121,7 +121,7 @@ def parse_args() -> argparse.Namespace:
         "--peers",
         action="store_true",
         help="only section 7: side by side with s6, runit, supervise-daemon, supervisord and "
-        "start-stop-daemon at 1, 100 and 1,000 services (issue 29; root: the proc connector)",
+        "start-stop-daemon at 1, 100 and 1,000 services (root: the proc connector)",
     )
     ap.add_argument(
         "--tree",

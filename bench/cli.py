@@ -78,7 +78,7 @@ def bench_cli(env: Env) -> None:
 
 
 def _intro(env: Env) -> None:
-    print("## 2. CLI cost (issue 6)\n")
+    print("## 2. CLI cost\n")
     print(
         f"Wall time of one invocation (fresh process each time; one untimed warm-up run first, "
         f"so page cache and .pyc are warm), stdout to /dev/null, median (min–max) of "

@@ -53,7 +53,7 @@ def bench_fleet(env: Env) -> None:
 def _intro(env: Env) -> None:
     a = env.args
     reps = a.reps
-    print("## 1. Fleet: startall / status / stopall (issue 3)\n")
+    print("## 1. Fleet: startall / status / stopall\n")
     print(
         f"N trivial services (`command: sleep 100000`, default start_grace 0.5 s). Wall time of "
         f"one `servicectl` subprocess each; median (min–max) of {reps} repetitions, servicectl "

@@ -98,7 +98,7 @@ def bench_cycles(env: Env) -> None:
 
 def _cycles_intro(env: Env) -> None:
     reps = env.args.reps
-    print("## 3. Start+stop cycles (issue 6)\n")
+    print("## 3. Start+stop cycles\n")
     print(
         f"One `start` then one `stop` subprocess, timed together (start / stop medians shown "
         f"beside); median (min–max) of {reps}, tools alternating. Simple: `sleep 100000`. "
@@ -219,7 +219,7 @@ def bench_latency(env: Env) -> None:
     ssd_pid = d / "ssd.pid"
     lat_cmd = json.dumps([PY, str(prog), str(out_sc), str(ready_sc)])
     sc = env.sc_dir("latency-sc", {"lat": f"command: {lat_cmd}\nstart_grace: 0\n"})
-    print("## 4. Stop latency (issue 6)\n")
+    print("## 4. Stop latency\n")
     print(
         f"Time from the daemon's exit to the stop command returning. The daemon (a Python "
         f"program) writes `time.time()` right before `os._exit(0)` in its SIGTERM handler; the "

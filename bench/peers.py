@@ -1,5 +1,5 @@
 """Section 7 (``--peers``): servicectl beside s6, runit, OpenRC's supervise-daemon, supervisord
-and start-stop-daemon on this machine, in one sitting (issue 29).
+and start-stop-daemon on this machine, in one sitting.
 
 For each fleet size N (1, 100, 1,000), each tool gets N services (``sleep``) and one stopped
 service, x. In every round each tool in turn (the order rotating) brings its fleet up, has the

@@ -124,7 +124,7 @@ def header(b: Bench) -> None:
     head = subprocess.run([*git, *fmt], capture_output=True, text=True).stdout.strip()
     last = subprocess.run([*git, *fmt, "--", "servicectl"], capture_output=True, text=True)
     dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "servicectl"]).returncode
-    print("## 7. Side by side with the peers (issue 29)\n")
+    print("## 7. Side by side with the peers\n")
     print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"- kernel {platform.release()}; CPUs: {os.cpu_count()}; PID 1: "
           f"`{Path('/proc/1/comm').read_text().strip()}`")  # fmt: skip

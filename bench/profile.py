@@ -1,4 +1,4 @@
-"""Where servicectl's time goes (issue 29): `python -X importtime` trees and py-spy samples of
+"""Where servicectl's time goes: `python -X importtime` trees and py-spy samples of
 the hot commands, from a wheel install (bench/peer_setup.py), written as text reports.
 
     python bench/profile.py [--out DIR] [--reps 15] [--tree PATH] [--only NAME,...]

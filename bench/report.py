@@ -115,8 +115,8 @@ TARGETS: dict[str, Target] = {
     "pss1000": Target("supervise: PSS of the supervision of 1,000 services", 48.0, unit="MiB"),
     "health100": Target("supervise: health probes of 100 services every 5 s", 2.0, unit="%"),
 }
-SUPERVISED_CYCLE_RATIO = 1.1  # a supervised start+stop over an unsupervised one (issue 25)
-# startall of 100 with the live display on a pseudo-terminal, over the same piped (issue 17)
+SUPERVISED_CYCLE_RATIO = 1.1  # a supervised start+stop over an unsupervised one
+# startall of 100 with the live display on a pseudo-terminal, over the same piped
 LIVE_RATIO_LIMIT = 1.2
 
 NOTES: list[str] = []

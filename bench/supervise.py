@@ -46,7 +46,7 @@ def respawned_at(pid_file: Path, old: int, exe: str, timeout: float = 10) -> flo
 
 def bench_supervise(env: Env) -> None:
     reps = env.args.reps
-    print("## 6. Supervision (issue 16)\n")
+    print("## 6. Supervision\n")
     print(
         "One supervisor per run directory is the parent of every supervised service (see "
         "docs/supervision.md). Respawn latency: SIGKILL to the service (`sleep 100000`), then "

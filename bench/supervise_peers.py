@@ -251,7 +251,7 @@ class Servicectl(Peer):
 
 
 def bench_peers(env: Env) -> None:
-    print("## 7. Supervision beside runsv, s6-supervise and supervisord (issue 25)\n")
+    print("## 7. Supervision beside runsv, s6-supervise and supervisord\n")
     print(
         "Each supervises `sleep 100000` (servicectl: `restart: always`, `restart_delay: 0`; "
         "runsv and s6-supervise: a `run` script that execs sleep; supervisord: "

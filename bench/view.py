@@ -52,7 +52,7 @@ def bench_view(env: Env) -> None:
 
 
 def _intro(reps: int) -> None:
-    print("## 5. The terminal view (issue 17)\n")
+    print("## 5. The terminal view\n")
     print(
         f"`status NAME` of a stopped and of a running service (`sleep`), piped (stdout to "
         f"/dev/null) and on a pseudo-terminal (120x40, TERM=xterm-256color, output drained); "

@@ -1,4 +1,4 @@
-"""Attacks of the third trust round (issue 21; docs/security.md R-EXEC, R-VIEW, R-READY, R-NOTIFY,
+"""Attacks on what root runs and shows (docs/security.md R-EXEC, R-VIEW, R-READY, R-NOTIFY,
 R-DIR-6, R-ANS-3): root runs nothing a service's user can shape, and no view a local user can
 forge, blow up or crash. Each known hole is attacked through the CLI, then its variants.
 

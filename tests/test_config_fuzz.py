@@ -854,7 +854,7 @@ def test_regression_alias_chains_are_looked_into_once(env: Env) -> None:
     into every link again for each key, 4.5 million steps and 3.5 s for every command that read
     the file (found by test_load_catalog_never_raises, whose time it made vary from 3 to 200 s).
     Each mapping is now looked into once for the whole definition, the word found or not."""
-    from servicectl.definitions.fields_more import _mentions
+    from servicectl.definitions.initd_keys import _mentions
 
     for word in ("plain", "{instance}"):
         chain = [Counted(x=word)]

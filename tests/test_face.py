@@ -1,4 +1,4 @@
-"""The face after a newcomer's first hour (issue 28), through the real CLI: a failed start stays
+"""What a newcomer meets in the first hour, through the real CLI: a failed start stays
 ``failed``; the progress tells each result the moment it is known; log tails show this run's
 lines only; ``check`` finds the program as ``start`` does; permission errors point at root;
 help fits each command; ``logs --since``. (``metrics``: tests/test_metrics.py.)"""

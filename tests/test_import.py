@@ -336,7 +336,7 @@ def test_plain_script_background_and_pid(env: Env, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Debian's apache2, mariadb, mosquitto, chrony, exim4 and postfix (issue 26): each gap closed by
+# Debian's apache2, mariadb, mosquitto, chrony, exim4 and postfix: each gap closed by
 # a general rule, checked on the packaged files.
 
 APACHE_ENVVARS = {"/etc/apache2/envvars": DATA / "apache2/envvars"}

@@ -1,4 +1,4 @@
-"""The keys of issue 14 through the real CLI: check_command (the config test), actions and the
+"""The init.d-script keys through the real CLI: check_command (the config test), actions and the
 ``action`` command, directories, stop_schedule and $VARIABLE expansion; validation with
 file-and-key errors, and the shims that express them."""
 

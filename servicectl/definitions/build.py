@@ -1,6 +1,6 @@
-"""Building a Service from a parsed document: every declared key read by its parser (fields.py,
-fields_more.py), then the checks that involve several keys. Imported only when a definition
-file must be parsed (the definition cache spares it otherwise).
+"""Building a Service from a parsed document: every declared key read by its parser (reader.py,
+program_keys.py, lifecycle_keys.py, initd_keys.py), then the checks that involve several keys.
+Imported only when a definition file must be parsed (the definition cache spares it otherwise).
 """
 
 from __future__ import annotations
@@ -8,17 +8,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from servicectl.definitions import fields, fields_more
-from servicectl.definitions.fields import Reader, hint, show
+from servicectl.definitions import initd_keys, lifecycle_keys, program_keys, reader
+from servicectl.definitions.reader import Reader, hint, show
 from servicectl.definitions.schema import _BY_NAME, KEYS, KNOWN_KEYS, Service
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
 
 
 def _parser(name: str) -> Any:
-    """The parser a declaration names (``parse_<name>``), from fields or fields_more."""
-    found = getattr(fields, "parse_" + name, None)
-    return found if found is not None else getattr(fields_more, "parse_" + name)
+    """The parser a declaration names (``parse_<name>``), from the module of its kind."""
+    for module in (reader, program_keys, lifecycle_keys, initd_keys):
+        found = getattr(module, "parse_" + name, None)
+        if found is not None:
+            return found
+    raise LookupError(f"no parser parse_{name}")
 
 
 def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def build(
         return [ConfigError(label, None, f"found {show(data)}, expected a mapping of keys")]
     r = Reader(data, label, name, dirs, instance, template)
     if instance is None:
-        fields_more.instance_outside_template(r)
+        initd_keys.instance_outside_template(r)
     for key in data:
         if key not in _BY_NAME:
             r.error(str(key), f"unknown key{hint(str(key), KNOWN_KEYS)}")

@@ -1,7 +1,8 @@
 """Service definitions: the files of a services directory in, valid Services (or Invalid
 definitions, with every error) out, and the catalog of them all.
 
-The keys themselves are declared in schema.py and parsed by fields.py; YAML is read by
+The keys themselves are declared in schema.py and parsed by reader.py and the
+parsers of each kind of key (build.py); YAML is read by
 yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 """
 

@@ -14,7 +14,8 @@ _HASH: str | None = None
 
 
 # The code that reads a definition: any change to it must not serve a stale cached definition.
-SOURCES: tuple[str, ...] = ("schema.py", "names.py", "values.py", "fields.py", "fields_more.py")
+SOURCES: tuple[str, ...] = ("schema.py", "names.py", "values.py", "reader.py", "program_keys.py")
+SOURCES += ("lifecycle_keys.py", "initd_keys.py")
 SOURCES += ("build.py", "catalog.py", "yamlload.py", "dropins.py")
 
 

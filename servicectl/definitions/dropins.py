@@ -145,7 +145,7 @@ def merge(
         if layer is None:  # an empty drop-in changes nothing
             continue
         if not isinstance(layer, dict):
-            from servicectl.definitions.fields import show
+            from servicectl.definitions.reader import show
 
             found = f"found {show(layer)}, expected a mapping of keys"
             errors.append(ConfigError(label, None, found))

@@ -5,10 +5,12 @@ Derived from these declarations: KNOWN_KEYS, the key reference in docs/configura
 (regenerate: python -m servicectl.definitions.schema_doc --write docs/configuration.md),
 the schema hash that keys the definition cache (digest.py), and the checks that Service's
 fields and defaults agree with them (tests/test_config.py). Adding a key is adding its
-declaration to KEYS, its parser to fields.py (or fields_more.py) and its field to Service.
+declaration to KEYS, its parser to the module of its kind (program_keys.py,
+lifecycle_keys.py, initd_keys.py) and its field to Service.
 
 This module is on every command's path (cached definitions are Services); the parsers in
-fields.py are imported only when a file must be parsed.
+program_keys.py, lifecycle_keys.py and initd_keys.py are imported only when a file must be
+parsed.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from servicectl.definitions.fields import show
+from servicectl.definitions.reader import show
 from servicectl.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -1,69 +1,29 @@
-"""Parsers of the keys that say what init.d scripts say beyond running one program: the stop
-schedule, the directories to make, the extra verbs (actions), and a template's instances (with
-the check that {instance} is used only in a template). See fields.py for the Reader they share.
+"""The keys that say what init.d scripts say beyond running one program: the directories to
+make, the extra verbs (``actions``), and a template's instances (with the check that
+{instance} is used only in a template).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from servicectl.definitions.fields import (
-    LSB_VERBS,
-    MAX_SECONDS,
-    MAX_STEPS,
-    VERB_RE,
-    Reader,
-    _ready_target,
-    command_line,
-    hint,
-    parse_account,
-    parse_text,
-    show,
-)
 from servicectl.definitions.names import INSTANCE_CHARS, INSTANCE_RE
-from servicectl.definitions.schema import Action, Directory, Health, Key, parse_signal
+from servicectl.definitions.program_keys import command_line, parse_account
+from servicectl.definitions.reader import Reader, hint, parse_text, show
+from servicectl.definitions.schema import (
+    Action,
+    Directory,
+    Key,
+    parse_signal,
+)
+
+VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}\Z")
 
 
-def parse_stop_schedule(r: Reader, k: Key, value: Any) -> tuple[tuple[int, float], ...]:
-    """``SIG/SECS/SIG/SECS...`` as start-stop-daemon's --retry (a bare N: TERM/N/KILL/N), or a
-    list of the same items, as (signal, seconds) steps."""
-    if value is None or value == "":
-        return ()
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SECONDS:
-        value = f"TERM/{value}/KILL/{value}"
-    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,7}\s*", value):
-        value = f"TERM/{value.strip()}/KILL/{value.strip()}"
-    items = value.split("/") if isinstance(value, str) else value
-    expected = f'at most {MAX_STEPS} SIG/SECS pairs such as "QUIT/5/TERM/5/KILL/5"'
-    if not isinstance(items, list) or not items or len(items) % 2 or len(items) > 2 * MAX_STEPS:
-        r.wrong(k.name, value, expected)
-        return ()
-    if "forever" in items:
-        r.error(k.name, "'forever' repeats the schedule without end; give a finite schedule")
-        return ()
-    steps = []
-    for i in range(0, len(items), 2):
-        sig, secs = parse_signal(items[i]), _number(items[i + 1])
-        if sig is None:
-            r.error(k.name, f"step {i // 2 + 1}: found {show(items[i])}, expected a signal")
-            return ()
-        if secs is None or not 0 <= secs <= MAX_SECONDS:
-            expected = f"a number of seconds from 0 to {MAX_SECONDS}"
-            r.error(k.name, f"step {i // 2 + 1}: found {show(items[i + 1])}, expected {expected}")
-            return ()
-        steps.append((sig, secs))
-    return tuple(steps)
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, str) and re.fullmatch(r"\s*[0-9]{1,7}(\.[0-9]{1,6})?\s*", v):
-        return float(v)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
-    return float(v) if ok else None
+LSB_VERBS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status")
 
 
 def _mode(r: Reader, key: str, value: Any) -> int | None:
@@ -237,113 +197,3 @@ def instance_outside_template(r: Reader) -> None:
                 "{instance} and {prefix} are replaced only in a template (a file named "
                 "NAME@.yaml, run as NAME@INSTANCE); this definition is not one",
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# The cgroup limits (applied by system/cgroup_limits.py)
-
-UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-MIN_MEMORY = 1 << 20  # less is surely a unit forgotten: "memory_max: 512" meant 512M
-MAX_PIDS = 4194304  # the kernel's highest pid_max
-
-
-def parse_bytes(r: Reader, k: Key, value: Any) -> int | None:
-    """``512M``, ``1.5G``, ``65536``: a number of bytes (K, M, G, T are 1024-based)."""
-    if value is None:
-        return None
-    expected = "a number of bytes, with K, M or G (1024-based), such as 512M, at least 1M"
-    text = str(value).strip() if isinstance(value, (int, str)) else ""
-    match = re.fullmatch(r"([0-9]{1,15})(\.[0-9]{1,3})?\s*([KMGTkmgt]?)[Bb]?", text)
-    if isinstance(value, bool) or match is None:
-        r.wrong(k.name, value, expected)
-        return None
-    number = float(match.group(1) + (match.group(2) or ""))
-    size = int(number * UNITS[match.group(3).upper()])
-    if size < MIN_MEMORY:
-        unit = "" if match.group(3) else f" (did you mean {match.group(1)}M?)"
-        r.error(k.name, f"found {show(value)}: {size} bytes is less than 1M{unit}")
-        return None
-    if size >= 1 << 62:
-        r.wrong(k.name, value, expected)
-        return None
-    return size
-
-
-def _whole(r: Reader, k: Key, value: Any, low: int, high: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,8}\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        r.wrong(k.name, value, f"a whole number from {low} to {high}")
-        return None
-    return value
-
-
-def parse_pids_max(r: Reader, k: Key, value: Any) -> int | None:
-    return _whole(r, k, value, 1, MAX_PIDS)
-
-
-def parse_cpu_weight(r: Reader, k: Key, value: Any) -> int | None:
-    return _whole(r, k, value, 1, 10000)
-
-
-# ---------------------------------------------------------------------------------------------
-# Health checks (run by the supervisor: supervisor/health.py)
-
-HEALTH_KINDS = ("tcp", "unix", "http", "command")
-HEALTH_NUMBERS = {"interval": 10.0, "timeout": 5.0, "retries": 3}
-
-
-def parse_health(r: Reader, k: Key, value: Any) -> Health | None:
-    """One probe in a form of ``ready`` (tcp, unix, http, command), with interval, timeout
-    (seconds) and retries; only for a service with a restart policy (the supervisor acts on
-    the verdict)."""
-    if value is None:
-        return None
-    forms = "{tcp: HOST:PORT}, {unix: PATH}, {http: URL} or {command: CMD}"
-    if not isinstance(value, dict):
-        r.wrong(k.name, value, f"a mapping: one of {forms}, with interval, timeout, retries")
-        return None
-    kinds = [key for key in value if key not in HEALTH_NUMBERS]
-    if len(kinds) != 1 or kinds[0] not in HEALTH_KINDS:
-        found = ", ".join(str(kind) for kind in kinds) or "no probe"
-        near = hint(str(kinds[0]), (*HEALTH_KINDS, *HEALTH_NUMBERS)) if kinds else ""
-        r.error(k.name, f"found {found}{near}, expected one of {forms}")
-        return None
-    numbers = {key: _health_number(r, key, value.get(key, d)) for key, d in HEALTH_NUMBERS.items()}
-    kind = kinds[0]
-    if kind == "http" and str(value[kind]).startswith("https:"):
-        r.wrong(
-            f"{k.name}.http",
-            value[kind],
-            "an http:// URL (https is not probed: use a command such as [curl, -fsS, URL])",
-        )
-        return None
-    probe = _ready_target(r, kind, value[kind], None, k.name)
-    if probe is None or any(n is None for n in numbers.values()):
-        return None
-    if r.values.get("restart", "no") == "no":
-        r.error(
-            k.name,
-            "needs a restart policy (restart: on-failure or always): the supervisor restarts "
-            "an unhealthy service, and without a policy nothing supervises it",
-        )
-        return None
-    return Health(kind, probe.target, **numbers)  # type: ignore[arg-type]
-
-
-def _health_number(r: Reader, key: str, value: Any) -> float | int | None:
-    where = f"health.{key}"
-    if key == "retries":
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-            r.wrong(where, value, "a whole number from 1 to 100")
-            return None
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        r.wrong(where, value, "a number of seconds")
-        return None
-    if not 0 < value <= MAX_SECONDS:
-        r.wrong(where, value, "a number of seconds above 0")
-        return None
-    return float(value)
