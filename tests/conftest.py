@@ -57,7 +57,22 @@ def _byte_compile_servicectl() -> None:
     compileall.compile_dir(ROOT / "servicectl", quiet=1)
 
 
-_byte_compile_servicectl()
+if INSTALL.owner:
+    _byte_compile_servicectl()
+
+
+def _build_install() -> None:
+    try:
+        INSTALL.build()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        pytest.exit(f"the test install could not be made: {exc}", returncode=1)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A parallel run (pytest-xdist, ``-n``): the controller builds the install once, before
+    its workers start; they use it (installkit.SHARED_VAR)."""
+    if INSTALL.owner and getattr(session.config.option, "numprocesses", None):
+        _build_install()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,10 +80,7 @@ def installed() -> Install:
     """The sdist and the wheel built from this tree, the wheel installed into a fresh venv:
     once per run, before the first test. Without it no test can run: the run stops, saying
     why."""
-    try:
-        INSTALL.build()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        pytest.exit(f"the test install could not be made: {exc}", returncode=1)
+    _build_install()
     return INSTALL
 
 
@@ -121,6 +133,19 @@ def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condit
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def catches(pid: int, sig: int = signal.SIGTERM) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (SigCgt): a Python daemon started a
+    moment ago dies of SIGTERM until its handler is installed."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 class ProcEntry(NamedTuple):

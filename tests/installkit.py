@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "servicectl-sysv"
 # What the sdist is built from: the build writes its egg-info and build/ into the copy only.
+# The run's directory, for the workers of a parallel run (set by the process that made it).
+SHARED_VAR = "SERVICECTL_TEST_INSTALL"
 SOURCE_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "MANIFEST.in")
 
 
@@ -125,18 +127,27 @@ class Install:
     in it: the built sdist and wheel, the venv the wheel is installed into, the helpers."""
 
     def __init__(self) -> None:
-        self.top = Path(tempfile.mkdtemp(prefix="servicectl-tests-", dir=_traversable_base()))
-        self.top.chmod(0o755)
-        atexit.register(self.remove)  # even when pytest stops before its unconfigure hook
+        shared = os.environ.get(SHARED_VAR)
+        # A worker of a parallel run (pytest-xdist) uses the install its controller built.
+        self.owner = not (shared and os.environ.get("PYTEST_XDIST_WORKER"))
+        if self.owner:
+            self.top = Path(tempfile.mkdtemp(prefix="servicectl-tests-", dir=_traversable_base()))
+            self.top.chmod(0o755)
+            os.environ[SHARED_VAR] = str(self.top)  # what the workers started later inherit
+            atexit.register(self.remove)  # even when pytest stops before its unconfigure hook
+        else:
+            self.top = Path(str(shared))
         self.dist = self.top / "dist"
         self.venv = self.top / "venv"
         self.daemons = self.top / "daemons"
         self.python = str(self.venv / "bin" / "python")
         self.servicectl = str(self.venv / "bin" / "servicectl")
-        self.built = False
+        self.built = not self.owner
 
     def copy_helpers(self) -> Path:
         """tests/daemons/*.py and the demo's forkingd.py, readable and runnable by anyone."""
+        if not self.owner:
+            return self.daemons
         self.daemons.mkdir(exist_ok=True)
         self.daemons.chmod(0o755)
         helpers = [*sorted((ROOT / "tests" / "daemons").glob("*.py"))]
@@ -195,4 +206,6 @@ class Install:
         _run([*pip, *install], "installing the wheel into the venv")
 
     def remove(self) -> None:
+        if not self.owner:
+            return
         shutil.rmtree(self.top, ignore_errors=True)

@@ -1214,3 +1214,45 @@ def test_R_EXEC_3_commands_run_with_the_users_groups_not_roots(env: Env, user: U
         seen = set(out.read_text().split())
         assert seen <= {str(user.gid)}, seen  # never 0, never another of root's groups
         sc(env, "stop", "web", code=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# R-PROG-1: the program's #! line is read only from a regular file, without blocking
+
+
+def _plant(path: Path, kind: str) -> None:
+    """A FIFO or a character device (a copy of /dev/null's) at ``path``, mode 0755."""
+    import stat
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.mknod(path, stat.S_IFCHR | 0o755, os.makedev(1, 3))
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_R_PROG_1_a_fifo_or_device_as_the_program_hangs_nothing(env: Env, kind: str) -> None:
+    """A FIFO (or a device) where the program should be, from the start or swapped in under a
+    running service, hangs neither check, start, nor root's status: reading a script's #! line
+    never opens it. A script whose interpreter is missing is exit 5 before the fork."""
+    odd = env.root / "odd-program"
+    _plant(odd, kind)
+    env.write("odd", {"command": [str(odd)], "start_timeout": 5})
+    sc(env, "check", "--run-checks", "odd", code=5, words=("odd",))
+    sc(env, "start", "odd", code=5, words=("odd",))
+    script = env.root / "swapped"
+    script.write_text("#!/bin/sh\nexec sleep 300\n")
+    script.chmod(0o755)
+    env.write("swap", {"command": [str(script)]})
+    sc(env, "start", "swap", code=0)
+    script.unlink()
+    _plant(script, kind)
+    res = sc(env, "status", "swap")
+    assert res.returncode in (0, 4), res  # judged without reading the FIFO, whatever it says
+    sc(env, "stop", "swap", code=0)
+    script.unlink()
+    script.write_text("#!/nonexistent/sh\nexec sleep 300\n")
+    script.chmod(0o755)
+    res = sc(env, "start", "swap", code=5, words=("/nonexistent/sh", "#! line"))
+    assert "status 127" not in res.stderr

@@ -24,6 +24,7 @@ from conftest import (
     Env,
     alive,
     assert_ok,
+    catches,
     proc_state,
     tagged_pids,
     tracked_by,
@@ -475,6 +476,7 @@ def test_interpreter_process_needs_the_services_arguments(env: Env) -> None:
     # The service's own command line, started by something else, is recognised.
     own = subprocess.Popen([PY, str(DAEMONS / "sleeper.py")], start_new_session=True)
     env.decoys.append(own)  # type: ignore[arg-type]
+    wait_for(lambda: catches(own.pid), what="the sleeper's SIGTERM handler")
     (env.run / "web.pid").write_text(f"{own.pid}\n")
     assert_ok(env.sc("status", "web"), 0)
     assert "stopped after TERM" in assert_ok(env.sc("stop", "web")).stdout

@@ -37,6 +37,13 @@ def got(marker: Path, pid: int) -> list[str]:
     return [line.split()[0] for line in lines if line.endswith(f" {pid}") and "ready" not in line]
 
 
+def steps(signals: list[str]) -> tuple[list[str], int]:
+    """The signals of a stop schedule in order, and how many SIGCONTs came with them. Each
+    signal is followed by a SIGCONT at once; when both are pending together the kernel hands
+    them to the process in either order, so only the schedule's own order is compared."""
+    return [s for s in signals if s != "SIGCONT"], signals.count("SIGCONT")
+
+
 def clear(res: subprocess.CompletedProcess[str], *words: str) -> None:
     text = res.stdout + res.stderr
     assert "Traceback" not in text, text
@@ -107,7 +114,7 @@ def test_schedule_sends_exactly_its_signals_in_order(env: Env) -> None:
     pid = env.pid("rec")
     res = assert_ok(env.sc("stop", "rec"))
     assert res.stdout.strip() == "rec: killed after 2 s"
-    assert got(marker, pid) == ["SIGQUIT", "SIGCONT", "SIGTERM", "SIGCONT"]
+    assert steps(got(marker, pid)) == (["SIGQUIT", "SIGTERM"], 2)
     assert not alive(pid) and env.files() == []
 
 
@@ -117,7 +124,8 @@ def test_a_middle_step_ends_the_schedule(env: Env) -> None:
     pid = env.pid("rec")
     res = assert_ok(env.sc("stop", "rec"))
     assert res.stdout.startswith("rec: stopped after TERM (5 s)")
-    assert got(marker, pid) == ["SIGQUIT", "SIGCONT", "SIGTERM"]
+    order, conts = steps(got(marker, pid))
+    assert order == ["SIGQUIT", "SIGTERM"] and conts in (1, 2)  # it exits at TERM
 
 
 def test_stop_signal_and_timeout_mean_signal_then_kill(env: Env) -> None:
@@ -126,7 +134,7 @@ def test_stop_signal_and_timeout_mean_signal_then_kill(env: Env) -> None:
     pid = env.pid("rec")
     res = assert_ok(env.sc("stop", "rec"))
     assert res.stdout.strip() == "rec: killed after 1 s"
-    assert got(marker, pid) == ["SIGUSR2", "SIGCONT"]
+    assert steps(got(marker, pid)) == (["SIGUSR2"], 1)
 
 
 def test_surviving_the_whole_schedule_fails_and_stays_tracked(env: Env) -> None:
@@ -136,8 +144,8 @@ def test_surviving_the_whole_schedule_fails_and_stays_tracked(env: Env) -> None:
     res = assert_ok(env.sc("stop", "rec"), 1)
     clear(res, "could not be stopped", f"process {pid} survived SIGTERM", "PID file is kept")
     assert alive(pid)
-    want = ["SIGQUIT", "SIGCONT", "SIGTERM", "SIGCONT"]
-    wait_for(lambda: got(marker, pid) == want, what="the signals to be recorded")
+    want = (["SIGQUIT", "SIGTERM"], 2)
+    wait_for(lambda: steps(got(marker, pid)) == want, what="the signals to be recorded")
     row = env.status_json("rec")["rec"]
     assert row["state"] == "running" and row["pid"] == pid
     assert_ok(env.sc("start", "rec"))  # still the same, tracked one

@@ -10,81 +10,50 @@ generated from it (``python -m servicectl.commands.grammar_doc``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 
-class Arg:
+class Arg(NamedTuple):
     """A positional argument: ``variadic`` takes any number of words (at least one if
     ``required``); otherwise exactly one."""
 
-    __slots__ = ("name", "metavar", "help", "required", "variadic")
-
-    def __init__(
-        self, name: str, metavar: str, help: str, required: bool = True, variadic: bool = True
-    ) -> None:
-        self.name = name  # keyword of the body
-        self.metavar = metavar
-        self.help = help
-        self.required = required
-        self.variadic = variadic
+    name: str  # keyword of the body
+    metavar: str
+    help: str
+    required: bool = True
+    variadic: bool = True
 
 
-class Opt:
+class Opt(NamedTuple):
     """An option. ``kind``: "flag" (no value), "int", "path", "text"; ``minimum`` for ints.
     A default of None means "not given" (the body decides); ``shown_default`` then says what
     that means, for the docs."""
 
-    __slots__ = ("name", "flags", "kind", "default", "help", "minimum", "metavar", "shown_default")
-
-    def __init__(
-        self,
-        name: str,
-        flags: tuple[str, ...],
-        kind: str,
-        default: Any,
-        help: str,
-        minimum: Optional[int] = None,
-        metavar: str = "",
-        shown_default: str = "",
-    ) -> None:
-        self.name = name  # keyword of the body
-        self.flags = flags
-        self.kind = kind
-        self.default = default
-        self.help = help
-        self.minimum = minimum
-        self.metavar = metavar
-        self.shown_default = shown_default
+    name: str  # keyword of the body
+    flags: tuple[str, ...]
+    kind: str
+    default: Any
+    help: str
+    minimum: Optional[int] = None
+    metavar: str = ""
+    shown_default: str = ""
 
 
-class Command:
+class Command(NamedTuple):
     """One command: ``body`` names its function as ``module:function`` in servicectl.commands
     (imported lazily); ``summary``: one short line for the list of commands in the main help
     (it must fit whole: SUMMARY_WIDTH); ``help``: the full text of its own help;
     ``exit_table``: the name of its table in exits.py (read only by help and the docs);
     ``output_code``: the exit code when its output, its whole job, could not be written."""
 
-    __slots__ = ("name", "body", "summary", "help", "args", "opts", "exit_table", "output_code")
-
-    def __init__(
-        self,
-        name: str,
-        body: str,
-        summary: str,
-        help: str,
-        args: tuple[Arg, ...] = (),
-        opts: tuple[Opt, ...] = (),
-        exit_table: str = "",
-        output_code: Optional[int] = None,
-    ) -> None:
-        self.name = name
-        self.body = body
-        self.summary = summary
-        self.help = help
-        self.args = args
-        self.opts = opts
-        self.exit_table = exit_table
-        self.output_code = output_code
+    name: str
+    body: str
+    summary: str
+    help: str
+    args: tuple[Arg, ...] = ()
+    opts: tuple[Opt, ...] = ()
+    exit_table: str = ""
+    output_code: Optional[int] = None
 
     @property
     def exits(self) -> tuple[tuple[int, str], ...]:
@@ -95,37 +64,15 @@ class Command:
         return table
 
 
-class Call:
+class Call(NamedTuple):
     """A decided command line: what to run, with which arguments, in which directories.
     Variadic arguments are tuples; ``dirs`` is (services, run, log), None where not given.
     Two parsers that decide alike produce equal Calls."""
 
-    __slots__ = ("command", "kwargs", "dirs", "debug")
-
-    def __init__(
-        self,
-        command: str,
-        kwargs: tuple[tuple[str, Any], ...],
-        dirs: tuple[Optional[Path], Optional[Path], Optional[Path]],
-        debug: bool = False,
-    ) -> None:
-        self.command = command
-        self.kwargs = kwargs
-        self.dirs = dirs
-        self.debug = debug  # --debug: an internal error's traceback is printed too
-
-    def _key(self) -> tuple[Any, ...]:
-        return (self.command, self.kwargs, self.dirs, self.debug)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Call) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        debug = ", debug=True" if self.debug else ""
-        return f"Call({self.command!r}, {self.kwargs!r}, {self.dirs!r}{debug})"
+    command: str
+    kwargs: tuple[tuple[str, Any], ...]
+    dirs: tuple[Optional[Path], Optional[Path], Optional[Path]]
+    debug: bool = False  # --debug: an internal error's traceback is printed too
 
     def arguments(self) -> dict[str, Any]:
         return dict(self.kwargs)

@@ -37,11 +37,12 @@ def check_program(
     """Whether the program is usable (or could only be judged by another user: a warning is
     printed). A problem start would have is appended to ``errors`` (exit 5)."""
     from servicectl.definitions.expansion import expanded
+    from servicectl.system.interpreter import check_interpreter
     from servicectl.system.spawn import resolve_program
 
     try:
         program = resolve_program(expanded(svc, env), env)
-        _interpreter(svc, program)
+        check_interpreter(svc.name, program)
     except ServicectlError as exc:
         other = _other_viewer(svc, account)
         if other is not None:
@@ -83,37 +84,6 @@ def _other_viewer(svc: Service, account: Account) -> str | None:
         f"servicectl runs as uid {euid} and may not see what {who}, who runs this service, "
         f"sees (check it as {who} or as root to be sure)"
     )
-
-
-def _interpreter(svc: Service, program: str) -> None:
-    """A script whose ``#!`` interpreter does not exist cannot be executed (exit 5)."""
-    import stat
-
-    try:  # a regular file only: opening a device (a watchdog, a tape) can act
-        if not stat.S_ISREG(os.stat(program).st_mode):
-            return
-        fd = os.open(program, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError:
-        return  # unreadable but executable: the kernel may still run it
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since: read nothing
-            return
-        head = os.read(fd, 256)
-    except OSError:
-        head = b""
-    finally:
-        os.close(fd)
-    if not head.startswith(b"#!"):
-        return
-    words = head[2:].split(b"\n", 1)[0].split()
-    if not words:
-        return
-    interpreter = os.fsdecode(words[0])
-    if interpreter.startswith("/") and not os.path.exists(interpreter):
-        raise NotInstalledError(
-            f"{svc.name}: {program} is a script whose interpreter {interpreter} (its #! "
-            f"line) does not exist (install it, or fix the #! line)"
-        )
 
 
 def _user_cannot_execute(

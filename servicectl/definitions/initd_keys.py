@@ -98,10 +98,7 @@ def parse_actions(r: Reader, k: Key, value: Any) -> tuple[tuple[str, Action], ..
             r.error(k.name, f"{show(verb)} is not a verb ({rule})")
         elif verb in LSB_VERBS:
             r.error(where, f"{verb} is a standard verb servicectl already has; choose another")
-        elif not isinstance(spec, dict) or sorted(set(spec) - {"stops"}) not in (
-            ["signal"],
-            ["command"],
-        ):
+        elif not isinstance(spec, dict) or set(spec) - {"stops"} not in ({"signal"}, {"command"}):
             r.wrong(where, spec, "{signal: SIG} or {command: CMD} (and stops: true or false)")
         elif "stops" in spec and not isinstance(spec["stops"], bool):
             r.wrong(f"{where}.stops", spec["stops"], "true or false")

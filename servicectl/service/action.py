@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 HARMLESS = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
 
 
+def would_kill(pid: int, sig: int) -> bool:
+    """Whether ``sig`` would end the process: it neither catches, ignores nor blocks it, and
+    its default action is not harmless (an action's signal, a reload's: neither is sent)."""
+    from servicectl.system import proc
+
+    return proc.signal_disposition(pid, sig) == "default" and sig not in HARMLESS
+
+
 def verbs_of(svc: Service) -> list[str]:
     return [verb for verb, _ in svc.actions]
 
@@ -59,7 +67,6 @@ def _send(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:
     from servicectl.service import supervised
     from servicectl.service.observe import inspect
     from servicectl.states import LAUNCHING
-    from servicectl.system import proc
     from servicectl.system.proc import Handle
 
     obs = inspect(svc, dirs)
@@ -73,7 +80,7 @@ def _send(svc: Service, dirs: Dirs, verb: str, action: Action) -> Outcome:
             ok_line=False,
         )
     pid = obs.record.pid
-    if proc.signal_disposition(pid, action.signal) == "default" and action.signal not in HARMLESS:
+    if would_kill(pid, action.signal):
         return Outcome(
             svc.name,
             Exit.FAILURE,

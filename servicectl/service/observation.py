@@ -61,14 +61,8 @@ class Observation:
 
     def now(self, state: str) -> Observation:
         """The same evidence, with the service now in ``state``."""
-        return Observation(
-            state,
-            self.pid,
-            self.info,
-            self.record,
-            self.pid_read,
-            self.notes,
-            self.leftovers,
-            self.remnants,
-            self.taken_by,
-        )
+        other = Observation.__new__(Observation)
+        for slot in Observation.__slots__:
+            setattr(other, slot, getattr(self, slot))
+        other.state = state
+        return other

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import select
 import shlex
-import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from servicectl.definitions.expansion import expand_command
 from servicectl.definitions.schema import Service, signal_name
 from servicectl.errors import Exit, ServicectlError
 from servicectl.service import audit, supervised
+from servicectl.service.action import would_kill
 from servicectl.service.logtail import log_tail
 from servicectl.service.observe import inspect
 from servicectl.service.outcome import Outcome
@@ -72,8 +72,7 @@ def _reload(svc: Service, dirs: Dirs) -> Outcome:
         if svc.reload_command:
             return _reload_command(svc, pid)
         sig = svc.reload_signal
-        harmless = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
-        if proc.signal_disposition(pid, sig) == "default" and sig not in harmless:
+        if would_kill(pid, sig):
             raise SignalNotHandled(
                 f"{svc.name}: not reloaded: process {pid} does not handle "
                 f"SIG{signal_name(sig)}, which would kill it; use restart (or set "

@@ -32,6 +32,8 @@ from servicectl.definitions.names import NAME_RE
 from servicectl.supervisor import adopt, health, jobs, protocol
 from servicectl.supervisor.machine import EXIT, RUNNING, Job, Unit
 from servicectl.supervisor.start import (
+    EARLY,
+    catch_early_signals,
     children,
     drain,
     notify,
@@ -109,6 +111,8 @@ class Supervisor(Steps):
         signal.set_wakeup_fd(self.sig_w, warn_on_full_buffer=False)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        if EARLY:  # asked to leave before the loop listened for it: leave now, cleanly
+            self.leaving = True
         while not self.leaving:
             for fd, ev in self.poller.poll(self._timeout()):
                 try:
@@ -539,6 +543,7 @@ class Supervisor(Steps):
 def main(argv: list[str]) -> int:
     """RUN_DIR FD [--foreground] [--handover FDS]: supervise the run directory's services; say
     "ready" (or "running": another one does, or why not) on FD ("-": none) once listening."""
+    catch_early_signals()
     run, ready = Path(argv[0]), argv[1]
     foreground = "--foreground" in argv
     handover = argv[argv.index("--handover") + 1] if "--handover" in argv else None

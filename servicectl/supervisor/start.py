@@ -200,3 +200,19 @@ def take_run_dir(
         say_ready(ready, f"cannot listen on {run / protocol.SOCKET_NAME}: {exc}")
         return 1
     return -1, listener, claimed
+
+
+EARLY: list[int] = []  # SIGTERM or SIGINT received before the supervisor's loop began
+
+
+def _early_signal(signum: int, frame: object) -> None:
+    EARLY.append(signum)
+
+
+def catch_early_signals() -> None:
+    """From the first moment, SIGTERM and SIGINT are noted, not deadly: the loop, once it
+    runs, leaves cleanly for them (a stop asked during start-up is not a crash)."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _early_signal)

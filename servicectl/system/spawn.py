@@ -220,6 +220,11 @@ def resolve_program(svc: Service, env: dict[str, str], argv: tuple[str, ...] | N
         path = found
     if os.path.isdir(path):
         raise NotInstalledError(f"{svc.name}: {path} is a directory, not a program")
+    if not os.path.isfile(path):  # execve runs regular files only
+        raise NotInstalledError(
+            f"{svc.name}: {path} is not a regular file (a FIFO, socket or device), not a "
+            f"program (check command: in {svc.file})"
+        )
     if not os.access(path, os.X_OK):
         raise NotInstalledError(
             f"{svc.name}: {path} is not executable (chmod +x {path}, or run it through its "
@@ -467,6 +472,18 @@ def _command_line(
     return list(argv), program, kwargs, env
 
 
+def _can_start(svc: Service, program: str) -> None:
+    """What would make the exec fail after the fork, said before it (exit 5 or 6)."""
+    if not svc.working_directory.is_dir():
+        raise EnvironmentProblem(
+            f"{svc.name}: working directory {svc.working_directory} does not exist "
+            f"(create it, or fix working_directory: in {svc.file})"
+        )
+    from servicectl.system.interpreter import check_interpreter
+
+    check_interpreter(svc.name, program)
+
+
 def spawn(
     svc: Service,
     account: Account,
@@ -487,11 +504,7 @@ def spawn(
     ``gate``, the child runs the program only once ``gate.open()`` is called (see GATE_SH).
     """
     argv = argv or svc.command
-    if not svc.working_directory.is_dir():
-        raise EnvironmentProblem(
-            f"{svc.name}: working directory {svc.working_directory} does not exist "
-            f"(create it, or fix working_directory: in {svc.file})"
-        )
+    _can_start(svc, program)
     out, err = open_output(svc, account)
     from servicectl.system.logmark import write_mark
 
@@ -549,21 +562,17 @@ def spawn(
 
 def expected_executables(program: str) -> set[str]:
     """Paths /proc/PID/exe may show for ``program``: itself, or its #! interpreter."""
+    from servicectl.system.interpreter import shebang
+
     out = {os.path.realpath(program)}
-    try:
-        with open(program, "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return out
-    if head.startswith(b"#!"):
-        parts = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
-        if parts:
-            interp = parts[0]
-            if os.path.basename(interp) == "env" and len(parts) > 1:
-                args = [p for p in parts[1:] if not p.startswith("-")]
-                found = which(args[0], SERVICE_PATH) if args else None
-                if found:
-                    out.add(os.path.realpath(found))
-            else:
-                out.add(os.path.realpath(interp))
+    parts = shebang(program)
+    if parts:
+        interp = parts[0]
+        if os.path.basename(interp) == "env" and len(parts) > 1:
+            args = [p for p in parts[1:] if not p.startswith("-")]
+            found = which(args[0], SERVICE_PATH) if args else None
+            if found:
+                out.add(os.path.realpath(found))
+        else:
+            out.add(os.path.realpath(interp))
     return out
