@@ -46,9 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 # Edges being removed by work in progress (each names where it goes); empty when done.
 KNOWN_UPWARD: set[tuple[str, str]] = set()
-KNOWN_CYCLES = [
-    ["servicectl.commands.importer.initd_map", "servicectl.commands.importer.initd_verbs"]
-]
+KNOWN_CYCLES: list[list[str]] = []
 # Where typer and rich may be imported: the entry and the output layer.
 FACE = ("servicectl.cli", "servicectl.output")
 

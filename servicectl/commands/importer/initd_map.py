@@ -7,7 +7,6 @@ import re
 from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import commands as C
-from servicectl.commands.importer.commands import UTILITIES
 from servicectl.commands.importer.initd import (
     TEST_FLAGS,
     TEST_NAME_RE,
@@ -22,8 +21,14 @@ from servicectl.commands.importer.initd import (
 )
 from servicectl.commands.importer.initd_env import (
     add_environment,
-    command_words,
     exported_environment,
+)
+from servicectl.commands.importer.initd_steps import (
+    direct_launch,
+    drop_unknown,
+    launcher,
+    set_check,
+    step_words,
 )
 from servicectl.commands.importer.words import Unknown, plain, refs, shown, to_servicectl
 
@@ -148,37 +153,6 @@ def _env_file(script: Script, draft: Draft) -> None:
             draft.note(f"line {line}: {path} does not exist on this machine: no env_file")
 
 
-def _argv(
-    st: Step, script: Script, draft: Draft, lenient: bool = False, quiet: bool = False
-) -> list[str] | None:
-    """A step's words; an unknown word drops the step (or, ``lenient``, becomes UNKNOWN)."""
-    out: list[str] = []
-    for word in st.cmd.words:
-        try:
-            out += st.expand(word)
-        except Unknown as exc:
-            if not lenient:
-                draft.skip(st.line, st.text(script.lines), exc.why)
-                return None
-            if not quiet:
-                draft.skip(st.line, st.text(script.lines), f"left out {word}: {exc.why}")
-            out.append(UNKNOWN)
-    return out
-
-
-UNKNOWN = "\ue004"  # a word whose value is not known (lenient expansion)
-
-
-def _drop_unknown(launch: C.Launch) -> C.Launch | None:
-    """Options whose value is unknown are left out; an unknown program is no launch."""
-    for key in [k for k, v in launch.opts.items() if UNKNOWN in v]:
-        del launch.opts[key]
-    if not launch.argv or UNKNOWN in launch.argv[0]:
-        return None
-    launch.argv = [a for a in launch.argv if UNKNOWN not in a]
-    return launch
-
-
 def _setup_step(script: Script, st: Step, draft: Draft, when: str) -> bool:
     """ulimit, umask, cd, mkdir/chown/chmod before the program starts. True if handled."""
     tool = st.tool()
@@ -266,32 +240,6 @@ def _finish_directories(draft: Draft) -> None:
         draft.set("directories", out, first_line, "; ".join(dict.fromkeys(texts)))
 
 
-def _launcher(script: Script, st: Step, argv: list[str]) -> C.Launch | None:
-    tool = program_of(argv)
-    if tool == "start-stop-daemon":
-        launch = C.ssd(argv)
-        if "start" in launch.flags and "test" not in launch.flags:
-            return launch
-        return None
-    if tool == "start_daemon":
-        return C.start_daemon(argv)
-    if tool == "daemon" and script.family != "lsb":
-        return C.rh_daemon(argv)
-    return None
-
-
-def _direct(script: Script, st: Step, argv: list[str]) -> C.Launch | None:
-    """A start line that runs the program itself (``$DAEMON $ARGS``, ``nohup X &``,
-    ``su -c "X" user``, ``env -i LANG=C X``)."""
-    launch = C.direct(argv)
-    if launch is None or not launch.argv:
-        return None
-    tool = program_of(launch.argv)
-    if tool in UTILITIES or script.is_function(tool) or is_noise(st, launch.argv):
-        return None
-    return launch
-
-
 def _start(script: Script, draft: Draft) -> str | None:
     """The program and how it is launched; None (and draft.fatal) if none is found."""
     verb = "start" if "start" in script.verbs else None
@@ -329,9 +277,9 @@ def _find_launch(script: Script, draft: Draft, steps: list[Step]) -> tuple[Step,
     for st in steps:
         if st.tool() not in ("start-stop-daemon", "start_daemon", "daemon"):
             continue
-        argv = _argv(st, script, draft, lenient=True) or []
-        launch = _launcher(script, st, argv) if argv else None
-        launch = _drop_unknown(launch) if launch is not None else None
+        argv = step_words(st, script, draft, lenient=True) or []
+        launch = launcher(script, st, argv) if argv else None
+        launch = drop_unknown(launch) if launch is not None else None
         if launch is not None and launch.argv:
             return st, launch
     for st in steps:
@@ -345,7 +293,7 @@ def _find_launch(script: Script, draft: Draft, steps: list[Step]) -> tuple[Step,
             argv = st.argv()
         except Unknown:
             continue
-        launch = _direct(script, st, argv) if argv else None
+        launch = direct_launch(script, st, argv) if argv else None
         if (
             launch is not None
             and launch.argv
@@ -530,7 +478,7 @@ def _pre_step(script: Script, draft: Draft, st: Step, program: str, where: str) 
     if not argv or is_noise(st, argv):
         return
     if script.config_test(st, argv):
-        _check(draft, st, script, argv)
+        set_check(draft, st, script, argv)
         return
     tool = program_of(argv)
     if tool == "start-stop-daemon":
@@ -563,12 +511,3 @@ def _writes_pid_file(script: Script, draft: Draft, st: Step) -> bool:
             )
             return True
     return False
-
-
-def _check(draft: Draft, st: Step, script: Script, argv: list[str]) -> None:
-    if "check_command" in draft.values:
-        return
-    text = st.text(script.lines)
-    words = command_words(draft, argv, st.line, text)
-    if words != draft.values.get("command"):
-        draft.set("check_command", words, st.line, text)

@@ -22,7 +22,7 @@ from servicectl.commands.importer.initd import (
     steps_of,
 )
 from servicectl.commands.importer.initd_env import command_words
-from servicectl.commands.importer.initd_map import _argv, _check, _launcher
+from servicectl.commands.importer.initd_steps import launcher, set_check, step_words
 from servicectl.commands.importer.words import LOOP, Unknown, shown
 
 if TYPE_CHECKING:
@@ -58,7 +58,9 @@ def _significant(
             continue
         argv: list[str] | None
         if st.tool() in ("kill", "killproc", "start-stop-daemon"):
-            argv = _argv(st, script, draft, lenient=True, quiet=True)  # the target may be computed
+            argv = step_words(
+                st, script, draft, lenient=True, quiet=True
+            )  # the target may be computed
         else:
             try:
                 argv = st.argv()
@@ -132,7 +134,9 @@ def reload(script: Script, draft: Draft) -> None:
     if "restart" in patterns:
         draft.set("reload", False, line, f"{'|'.join(patterns)}): reload is a restart")
         return
-    sent = one_action(script, draft, verb, on_test=lambda st, argv: _check(draft, st, script, argv))
+    sent = one_action(
+        script, draft, verb, on_test=lambda st, argv: set_check(draft, st, script, argv)
+    )
     if sent is None:
         draft.set("reload", False, line, f"{verb}) does not reload the daemon")
         return
@@ -170,7 +174,7 @@ def _sort(script: Script, draft: Draft, verb: str) -> _Sorted | None:
             out.signals.append((st, signal))
         elif script.config_test(st, argv):
             out.tests.append((st, argv))
-        elif _launcher(script, st, argv) is not None:
+        elif launcher(script, st, argv) is not None:
             draft.skip(st.line, st.text(script.lines), f"in {verb}: starts the program again")
             return None
         elif related(program_of(C.unwrap(argv).argv), script.programs):
@@ -225,7 +229,7 @@ def restart(script: Script, draft: Draft) -> None:
         except Unknown:
             continue
         if argv and script.config_test(st, argv):
-            _check(draft, st, script, argv)
+            set_check(draft, st, script, argv)
         elif (
             argv
             and program_of(argv) == "start-stop-daemon"
@@ -294,7 +298,7 @@ def extra_verbs(script: Script, draft: Draft) -> None:
             assert isinstance(value, list)
             spec[kind] = command_words(draft, value, st.line, text)
             if _is_check_verb(verb) and related(program_of(C.unwrap(value).argv), script.programs):
-                _check(draft, st, script, value)  # postfix check: a config test of its own
+                set_check(draft, st, script, value)  # postfix check: a config test of its own
         last = str(spec.get("command", [""])[-1]) if kind == "command" else ""  # type: ignore[index]
         if standard == "stop" or verb in STOP_WORDS or last in STOP_WORDS:
             spec["stops"] = True
