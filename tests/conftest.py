@@ -399,12 +399,16 @@ class Env:
         return resolve_dirs(self.services, self.run, self.log)
 
     def files(self) -> list[str]:
-        """What is left in the run dir, lock files and the notes of failed starts (NAME.failed:
-        what status shows as "failed" until the next start or stop) aside."""
+        """What is left in the run dir, lock files, the notes of failed starts (NAME.failed:
+        what status shows as "failed" until the next start or stop) and the definitions cache
+        (written once the files are 2 s old, which a slow machine reaches mid-test) aside."""
         if not self.run.exists():
             return []
         return sorted(
-            p.name for p in self.run.iterdir() if not p.name.endswith((".lock", ".failed"))
+            p.name
+            for p in self.run.iterdir()
+            if not p.name.endswith((".lock", ".failed"))
+            and not (p.name.startswith(".definitions-") and p.name.endswith(".cache"))
         )
 
 

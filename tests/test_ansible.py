@@ -361,7 +361,9 @@ def test_refused_definition_and_failures_carry_servicectl_message(
             task(
                 "crash",
                 name="crash",
-                definition=sleeper_spec(env, "--exit-code", "3", marker="crash.marker"),
+                definition=sleeper_spec(
+                    env, "--exit-code", "3", marker="crash.marker", start_grace=20
+                ),
                 state="started",
                 ignore_errors=True,
             ),
@@ -590,7 +592,10 @@ def test_failed_restart_rolls_back_and_a_rerun_tries_again(env: Env, collections
     rerun fails the same way (never counted as done); the fixed definition goes through, and a
     second run of it changes nothing."""
     v1 = sleeper_spec(env, marker="web.marker", description="v1")
-    crashing = sleeper_spec(env, "--exit-code", "3", marker="web.marker", description="v2")
+    # start_grace long enough for its crash to fall inside it on a slow machine too
+    crashing = sleeper_spec(
+        env, "--exit-code", "3", marker="web.marker", description="v2", start_grace=20
+    )
     v2 = sleeper_spec(env, marker="web.marker", description="v2")
     book = Book(env, collections)
     res, r = book.run([task("v1", name="web", definition=v1, state="started")])

@@ -420,7 +420,7 @@ def test_sigint_mid_stop_of_group_service(env: Env) -> None:
     p = env.popen("stop", "fam")
     wait_for(lambda: not alive(main) and lock_held(env.run, "fam"), what="main to exit")
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=10)
+    _, err = p.communicate(timeout=30)
     assert p.returncode == 130
     pids = ", ".join(map(str, kids))
     assert f"fam: stop interrupted: its main process {main} has exited, but PID {pids}" in err
@@ -459,7 +459,7 @@ def test_sigint_mid_stop_of_forking_service(env: Env) -> None:
     p = env.popen("stop", "lf")
     wait_for(lambda: marker.exists() and "SIGTERM" in marker.read_text(), what="TERM to arrive")
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=10)
+    _, err = p.communicate(timeout=30)
     assert p.returncode == 130
     assert f"lf: stop interrupted: it is still running (PID {daemon}) and still tracked" in err
     assert "run stop again" in err and alive(daemon)
@@ -481,10 +481,11 @@ def test_sigint_mid_stop_of_several_services_names_each(env: Env) -> None:
     pids = {name: env.pid(name) for name in markers}
     p = env.popen("stop", "s1", "s2")
     wait_for(
-        lambda: all("SIGTERM" in m.read_text() for m in markers.values()), what="TERM to arrive"
+        lambda: all(m.exists() and "SIGTERM" in m.read_text() for m in markers.values()),
+        what="TERM to arrive",
     )
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=10)
+    _, err = p.communicate(timeout=30)
     assert p.returncode == 130 and "Traceback" not in err
     for name, pid in pids.items():
         assert f"{name}: stop interrupted: it is still running (PID {pid})" in err

@@ -61,7 +61,7 @@ def test_diamond_startall_order_and_parallel_level(env: Env) -> None:
 def test_failed_service_skips_dependents_only(env: Env) -> None:
     marker_service(env, "ok")
     env.write(
-        "f", {"command": [PY, str(DAEMONS / "sleeper.py"), "--exit-code", "1"], "start_grace": 0.5}
+        "f", {"command": [PY, str(DAEMONS / "sleeper.py"), "--exit-code", "1"], "start_grace": 20}
     )
     marker_service(env, "e", ["f"])
     marker_service(env, "g", ["e"])

@@ -499,7 +499,7 @@ def test_actions_are_told_to_syslog(env: Env, syslog: tuple[Path, socket.socket]
     path, sock = syslog
     on = {"SERVICECTL_SYSLOG_SOCKET": str(path)}
     env.sleeper("web", "--hup", actions={"rotate": {"signal": "HUP"}})
-    env.sleeper("bad", "--exit-code", "3")
+    env.sleeper("bad", "--exit-code", "3", start_grace=20)  # its crash falls inside
     assert_ok(env.sc("start", "web", extra_env=on))
     pid = env.pid("web")
     assert_ok(env.sc("start", "web", extra_env=on))  # already running: nothing done, nothing said

@@ -237,7 +237,7 @@ def test_a_service_whose_health_answers_500_is_restarted_in_time(env: Env) -> No
     old = env.pid("web")
     wait_for(lambda: (row(env, "web").get("health") or {}).get("state") == "healthy", 10, "healthy")
     assert "Health: healthy" in env.sc("status", "web").stdout
-    flag.touch()
+    flag.write_text(f"{old}\n")  # this instance alone is sick: its successor is not
     t0 = time.monotonic()
     new = respawned(env, "web", old, timeout=20)
     took = time.monotonic() - t0

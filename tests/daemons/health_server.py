@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Test daemon for health checks: an HTTP server on 127.0.0.1:PORT whose every answer is 500
-while FLAG exists, 200 otherwise. Appends `started PID` to $MARKER (if set); SIGTERM ends it.
+while FLAG exists (and is empty, or holds this process's PID: only that instance is sick),
+200 otherwise. Appends `started PID` to $MARKER (if set); SIGTERM ends it.
 """
 
 import http.server
@@ -11,13 +12,22 @@ import sys
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the http.server name
-        code = 500 if os.path.exists(sys.argv[2]) else 200
+        code = 500 if sick() else 200
         self.send_response(code)
         self.end_headers()
         self.wfile.write(b"ok\n" if code == 200 else b"sick\n")
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def sick() -> bool:
+    try:
+        with open(sys.argv[2]) as f:
+            who = f.read().strip()
+    except OSError:
+        return False
+    return who in ("", str(os.getpid()))
 
 
 def main() -> int:
