@@ -1,95 +1,267 @@
-"""Attacks on the surfaces added after phase 2 (docs/security.md): template instances (R-INST-1,
-R-INST-2, R-DIR-5), the supervisor (R-SUP-1..3) and what it respawns (R-EXP-1), ``logs``
-(R-LOG-3), a services directory reached through someone's symlink (R-DEF-1), and the writers of
-definitions and drop-ins: enable, disable, edit and cat (R-EDIT-1), ``import --write``
-(R-IMP-1) and the Ansible module (R-ANS-1). Each rule has its first attack and variants of it.
+"""Attacks on what root reads to know what to run (docs/security.md): the services directory and
+the definitions in it (R-DEF-1..3), the env_file a definition names (R-ENV-1..4), variables
+expanded again at a respawn (R-EXP-1), template instance names (R-INST-1, R-INST-2), and what
+writes definitions: enable, disable, edit and cat (R-EDIT-1), ``import --write`` (R-IMP-1) and
+the Ansible module (R-ANS-1, R-ANS-3).
 
-Same checks as test_attacks.py: root's files unchanged, no traceback, no hang, the exit code;
-the attacker is a real unprivileged user made for the test.
+The attacker is a real unprivileged user made for the test, who can write a directory or a file
+on root's way, or plants a symlink or a FIFO there. Each test runs the real CLI as root and
+checks: what the attacker could change is refused (and a user's own services run as before),
+no root-owned file changed (a snapshot before and after), no message quotes what root read, no
+decoy got a signal, nothing hung, no traceback, and the exit code.
 """
 
 from __future__ import annotations
 
-import base64
+import importlib.util
 import json
 import os
-import pickle
-import select
-import socket
 import stat
 import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import (
-    PY,
-    ROOT,
-    SERVICECTL,
-    Env,
-    alive,
-    assert_ok,
-    kill_pids,
-    supervisor_pids,
-    wait_for,
+from conftest import PY, ROOT, SERVICECTL, Env, assert_ok, wait_for
+from faultkit import (
+    SECRET,
+    Recorder,
+    User,
+    as_user,
+    assert_clear,
+    nothing_runs,
+    owned_by,
+    plant_link,
+    plant_python,
+    reachable_dir,
+    root_file,
+    sc,
+    snap,
+    state_of,
+    supervised,
 )
-from faultkit import USER_PYTHON, User, as_user, assert_clear, owned_by, reachable_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl"
+    os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl, by another user"
 )
 
-SECRET = "root's own file\n"
+
+# -- R-DEF: who may write the definitions ----------------------------------------------------------
 
 
-def snap(path: Path) -> Any:
-    """Owner, mode, inode and content of ``path`` and everything under it, links not followed."""
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode):
-        body: Any = {p.name: snap(p) for p in sorted(path.iterdir())}
-    elif stat.S_ISLNK(st.st_mode):
-        body = os.readlink(path)
-    else:
-        body = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
-    return (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_ino, body)
+EVERY = (("status",), ("start", "web"), ("stop", "web"), ("startall",), ("list",), ("check",))
 
 
-def sc(env: Env, *args: str, code: int | None = None, words: tuple[str, ...] = ()) -> Any:
-    """Run servicectl (a hang fails the test), check the exit code and that it explains."""
-    res = env.sc(*args, timeout=40)
-    if code is not None:
-        assert_ok(res, code)
-    assert_clear(res, *words)
-    return res
+def test_R_DEF_1_a_services_dir_others_can_write_is_refused(
+    env: Env, user: User, decoy: Recorder
+) -> None:
+    env.write("web", {"command": ["/bin/kill", "-TERM", str(decoy.pid)]})
+    for owner, mode, fix in (
+        (0, 0o777, "chmod go-w"),
+        (0, 0o775, "chmod go-w"),
+        (0, 0o1777, "chmod go-w"),
+        (user.uid, 0o755, "chown root"),
+    ):
+        os.chown(env.services, owner, -1)
+        env.services.chmod(mode)
+        for args in EVERY:
+            sc(env, *args, code=4, words=(str(env.services), fix))
+    os.chown(env.services, 0, -1)
+    env.services.chmod(0o755)
+    with reachable_dir() as top:
+        services = top / "services.d"
+        services.mkdir()
+        (services / "web.yaml").write_bytes((env.services / "web.yaml").read_bytes())
+        top.chmod(0o777)  # anyone may rename services.d away and put their own
+        res = env.sc("-d", str(services), "start", "web", timeout=40)
+        assert_ok(res, 4)
+        assert_clear(res, f"lies in {top}", "chmod go-w")
+        top.chmod(0o1777)  # sticky, like /tmp: no one else can rename it
+        env.write("web", {"command": "sleep 300", "start_grace": 0.1})
+        (services / "web.yaml").write_bytes((env.services / "web.yaml").read_bytes())
+        assert_ok(env.sc("-d", str(services), "start", "web", timeout=40))
+        assert_ok(env.sc("-d", str(services), "stop", "web", timeout=40))
+    decoy.assert_untouched()
 
 
-def plant_link(user: User, link: Path, target: Path) -> Path:
-    link.symlink_to(target)
-    return owned_by(link, user)
+def test_R_DEF_1_a_symlink_another_user_made_chooses_nothing(env: Env, user: User) -> None:
+    """-d names a symlink another user made (they could point it at any root directory that
+    holds definitions, or switch it between commands): refused by every command, nothing
+    written; a symlink root made, or root's own in a sticky directory, is followed."""
+    env.write("web", {"command": "sleep 300", "start_grace": 0.1})
+    before = snap(env.services)
+    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
+        sticky = mine / "sticky"
+        sticky.mkdir()
+        sticky.chmod(0o1777)
+        deeper = plant_link(user, theirs / "deeper", env.root)  # a link half-way
+        for link in (theirs / "services.d", sticky / "theirs.d", deeper / "services.d"):
+            if not link.exists():
+                plant_link(user, link, env.services)
+            for args in (("list",), ("start", "web"), ("enable", "web"), ("disable", "web")):
+                sc(env, "-d", str(link), *args, code=4, words=("symlink",))
+        assert snap(env.services) == before
+        assert all(f.startswith(".definitions-") for f in env.files())
+        for link in (mine / "services.d", sticky / "root.d"):
+            link.symlink_to(env.services)
+            sc(env, "-d", str(link), "list", code=0, words=("web",))
+        sc(env, "-d", str(mine / "services.d"), "start", "web", code=0)
+        sc(env, "-d", str(sticky / "root.d"), "stop", "web", code=0)
 
 
-def plant_dir(user: User, path: Path) -> Path:
-    path.mkdir()
-    return owned_by(path, user)
+def test_R_DEF_2_a_definition_others_can_write_is_refused(
+    env: Env, user: User, decoy: Recorder
+) -> None:
+    env.sleeper("other")
+    web = env.write("web", {"command": ["/bin/kill", "-TERM", str(decoy.pid)], "start_grace": 0})
+    for owner, mode, fix in ((user.uid, 0o644, "chown root"), (0, 0o666, "chmod go-w"),
+                             (0, 0o664, "chmod go-w")):  # fmt: skip
+        os.chown(web, owner, -1)
+        web.chmod(mode)
+        sc(env, "start", "web", code=4, words=(str(web), fix))
+        res = sc(env, "startall", code=1, words=(str(web), fix, "other: started"))
+        assert "web" in res.stdout + res.stderr
+        assert env.status_json("web")["web"]["state"] == "invalid"
+        sc(env, "stop", "other", code=0)
+    decoy.assert_untouched()
+    # A definition that was trusted, and cached, then given away: refused at once.
+    os.chown(web, 0, -1)
+    web.chmod(0o644)
+    env.sleeper("web")
+    changed = web.stat().st_ctime
+    wait_for(lambda: time.time() - changed > 2.5, what="the definition to be cacheable")
+    sc(env, "list", code=0)
+    assert any(f.startswith(".definitions-") for f in env.files())
+    os.chown(web, user.uid, -1)
+    sc(env, "start", "web", code=4, words=("chown root",))
+    os.chown(web, 0, -1)
+    sc(env, "start", "web", code=0)
+    sc(env, "stop", "web", code=0)
+    nothing_runs(env, decoy)
 
 
-def root_file(directory: Path, name: str = "secret", text: str = SECRET) -> Path:
-    path = directory / name
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
+def test_R_DEF_3_a_user_runs_their_own_services_as_before(user: User) -> None:
+    """As an ordinary user, the services directory is the user's own: nothing is refused."""
+    with reachable_dir(owner=user) as home:
+        services = home / "services.d"
+        services.mkdir()
+        owned_by(services, user).chmod(0o777)
+        (services / "web.yaml").write_text("command: sleep 300\nstart_grace: 0.1\n")
+        owned_by(services / "web.yaml", user).chmod(0o666)
+        base = [SERVICECTL, "-d", str(services)]  # the installed one, reachable by the user
+        base += ["--run-dir", str(home / "run"), "--log-dir", str(home / "log")]
+        env = {"PATH": os.environ["PATH"], "NO_COLOR": "1"}
+        for action in ("start", "stop"):
+            res = as_user(user, *base, action, "web", env=env, cwd=str(home))
+            assert res.returncode == 0, res.stderr
 
 
-def state_of(env: Env, name: str, *flags: str) -> str:
-    res = env.sc(*flags, "status", "--json", name)
-    rows = json.loads(res.stdout) if res.stdout.strip() else []
-    return str(rows[0]["state"]) if rows else ""
+# -- R-ENV: env_file -------------------------------------------------------------------------------
 
 
-# -- R-INST: instance names ----------------------------------------------------------------------
+def env_service(env: Env, name: str, env_file: Path) -> None:
+    env.sleeper(name, env_file=str(env_file))
+
+
+def test_R_ENV_3_a_broken_env_file_is_a_config_error_of_its_service(env: Env) -> None:
+    env.sleeper("good")
+    for content, line, what in (
+        (b"A=1\nB=caf\xe9\n", 2, "not UTF-8"),
+        (b"A=1\n\nB=x\0y\n", 3, "NUL"),
+        (b"# hello\nPASSWORD hunter2\n", 2, "KEY=VALUE"),
+        (b"1A=hunter2\n", 1, "KEY=VALUE"),
+    ):
+        env_file = env.root / "bad.env"
+        env_file.write_bytes(content)
+        env_service(env, "bad", env_file)
+        where = f"{env.services / 'bad.yaml'}: env_file: {env_file} line {line}"
+        for args, code in ((("start", "bad", "good"), 6), (("startall",), 1)):
+            res = sc(env, *args, code=code, words=(where, what, "good: started"))
+            assert "hunter2" not in res.stdout + res.stderr
+            sc(env, "stop", "good", code=0)
+            nothing_runs(env)
+
+
+def test_R_ENV_3_check_reports_a_broken_env_file(env: Env) -> None:
+    env_file = env.root / "bad.env"
+    env_file.write_bytes(b"A=\xff\n")
+    env_service(env, "bad", env_file)
+    sc(env, "check", "bad", code=6, words=("env_file", "line 1", "not UTF-8"))
+
+
+def test_R_ENV_4_no_message_quotes_an_env_file(env: Env, user: User) -> None:
+    with reachable_dir() as roots, reachable_dir(owner=user) as theirs:
+        shadow = roots / "shadow"
+        shadow.write_text(SECRET)
+        shadow.chmod(0o640)
+        (roots / "app.env").symlink_to(shadow)  # root's own link: followed, not quoted
+        (theirs / "app.env").symlink_to(shadow)  # the user's link: not followed
+        owned_by(theirs / "app.env", user)
+        before = snap(shadow)
+        for env_file, code, words in (
+            (roots / "app.env", 6, ("line 1", "KEY=VALUE")),
+            (theirs / "app.env", 4, ("symlink", "other users can write")),
+        ):
+            env_service(env, "web", env_file)
+            for args in (("start", "web"), ("restart", "web"), ("startall",)):
+                res = sc(env, *args, code=1 if args == ("startall",) else code, words=words)
+                assert "SECRETHASH" not in res.stdout + res.stderr and "root:" not in res.stderr
+            nothing_runs(env)
+        assert snap(shadow) == before
+
+
+def test_R_ENV_1_an_env_file_others_can_write_is_refused(env: Env, user: User) -> None:
+    env_file = env.root / "web.env"
+    for owner, mode, fix in ((0, 0o666, "chmod go-w"), (0, 0o620, "chmod go-w"),
+                             (user.uid, 0o644, "chown root")):  # fmt: skip
+        env_file.write_text("A=1\n")
+        os.chown(env_file, owner, -1)
+        env_file.chmod(mode)
+        env_service(env, "web", env_file)
+        sc(env, "start", "web", code=4, words=(str(env_file), fix))
+        nothing_runs(env)
+
+
+def test_R_ENV_2_a_fifo_env_file_never_hangs(env: Env) -> None:
+    fifo = env.root / "fifo.env"
+    os.mkfifo(fifo)
+    env_service(env, "web", fifo)
+    env.sleeper("other")
+    t0 = time.monotonic()
+    sc(env, "start", "web", code=6, words=(str(fifo), "FIFO"))
+    res = sc(env, "startall", code=1, words=(str(fifo), "other: started"))
+    assert time.monotonic() - t0 < 20, res
+    sc(env, "stop", "other", code=0)
+    nothing_runs(env)
+
+
+# -- R-EXP: variables are expanded once ------------------------------------------------------------
+
+
+def test_R_EXP_1_a_respawn_runs_what_the_start_ran(env: Env) -> None:
+    """The supervisor expanded an already expanded command again: ``$${HOME}`` became
+    ``${HOME}`` at the start and /root at the respawn; a variable's value likewise."""
+    out = env.root / "argv.log"
+    supervised(
+        env,
+        "e",
+        command=["/bin/sh", "-c", 'echo "$0 $1"; sleep 0.3; exit 3', "x$${HOME}", "$A"],
+        environment={"A": "${HOME}"},
+        restart_delay=0.1,
+        start_limit={"burst": 1, "interval": 60},
+        stdout=str(out),
+    )
+    env.sc("start", "e", timeout=40)
+    wait_for(lambda: state_of(env, "e") == "failed", 20, "the supervisor to give up")
+    lines = [line for line in out.read_text().splitlines() if " servicectl: " not in line]
+    assert lines == ["x${HOME} ${HOME}", "x${HOME} ${HOME}"], lines
+
+
+# -- R-INST: instance names ------------------------------------------------------------------------
+
 
 BAD_INSTANCES = (".", "..", "...", ".hidden", "-x", "--config=x", "a@b", "")
 
@@ -133,7 +305,8 @@ def test_R_INST_1_no_instance_name_reaches_the_parent_directory(env: Env, user: 
         sc(env, "start", "t@a:1.b-c_d", code=0)
         assert (lib / "a:1.b-c_d").stat().st_uid == user.uid
         assert (lib / "a:1.b-c_d" / "sub").stat().st_uid == user.uid
-        assert snap(lib)[:4] == before[4]["lib"][:4] and (lib / "keep").read_text() == SECRET
+        lib_before = before[str(top)][-1][str(lib)]  # owner, group, mode, inode: unchanged
+        assert snap(lib)[str(lib)][:4] == lib_before[:4] and (lib / "keep").read_text() == SECRET
         sc(env, "stop", "t@a:1.b-c_d", code=0)
 
 
@@ -169,354 +342,42 @@ def test_R_INST_2_placeholders_never_add_a_dot_component(env: Env) -> None:
     sc(env, "check", "w", code=0)
 
 
-def test_R_DIR_5_a_directory_path_has_no_dot_components(env: Env) -> None:
-    for path in ("/srv/x/.", "/srv/./x", "/srv/x/..", "/srv/../x", "//", "/./"):
-        env.write("d", {"command": "sleep 1", "directories": [path]})
-        sc(env, "check", "d", code=6, words=("directories[0].path",))
-    env.write("d", {"command": "sleep 1", "directories": ["/srv/x/", "/srv//y"]})
-    sc(env, "check", "d", code=0)
+# -- R-EDIT, R-IMP, R-ANS: what writes definitions, and where --------------------------------------
 
 
-# -- R-SUP: the supervisor ------------------------------------------------------------------------
-
-
-def supervised(env: Env, name: str = "web", **extra: Any) -> None:
-    spec: dict[str, Any] = {"command": "sleep 300", "start_grace": 0.1, "restart": "on-failure"}
-    env.write(name, {**spec, **extra})
-
-
-def test_R_SUP_1_the_supervisors_log_is_an_output_file(env: Env, user: User) -> None:
-    """A log directory another user owns (given with --log-dir): what they put at
-    .supervisor.log neither hangs the start nor steers root's write."""
-    supervised(env)
-    env.log.mkdir(mode=0o755)
-    owned_by(env.log, user)
-    secret = root_file(env.root)
-    log = env.log / ".supervisor.log"
-    attacks = (
-        (lambda: os.mkfifo(log), 1, "FIFO"),
-        (lambda: log.symlink_to(secret), 4, "symlink"),
-        (lambda: log.write_text("theirs\n"), 4, "belongs to uid"),
-    )
-    for plant, code, word in attacks:
-        plant()
-        owned_by(log, user)
-        started = time.monotonic()
-        sc(env, "start", "web", code=code, words=(".supervisor.log", word))
-        assert time.monotonic() - started < 20
-        # Nothing runs; the start that failed is remembered (failed, until the next start).
-        assert supervisor_pids(env.run) == [] and state_of(env, "web") == "failed"
-        assert secret.read_text() == SECRET
-        log.unlink()
-    sc(env, "start", "web", code=0)
-    assert log.stat().st_uid == 0 and stat.S_IMODE(log.stat().st_mode) == 0o640
-    sc(env, "stop", "web", code=0)
-
-
-ATTACK_PIDFILE_DIR = """
-import os, sys
-pd, pid = sys.argv[1], int(sys.argv[2])
-os.rename(os.path.join(pd, "sub"), os.path.join(pd, "sub.old"))
-os.symlink(sys.argv[3], os.path.join(pd, "sub"))
-os.kill(pid, 9)
-"""
-
-
-def test_R_SUP_2_a_respawn_removes_no_file_through_a_planted_symlink(env: Env, user: User) -> None:
-    """pid_file in a directory of the service's user: the user swaps the PID file's directory
-    for a symlink to root's directory holding a file of the same text, and kills the service.
-    The supervisor recorded the exit and removed the PID file by path: root's file went."""
-    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
-        supervised(env, "p", user=user.name, restart_delay=60, pid_file=f"{theirs}/sub/p.pid")
-        sc(env, "start", "p", code=0)
-        pid = int((theirs / "sub" / "p.pid").read_text())
-        victim = root_file(mine, "p.pid", f"{pid}\n")
-        before = snap(mine)
-        attack = (ATTACK_PIDFILE_DIR, str(theirs), str(pid), str(mine))
-        res = as_user(user, USER_PYTHON, "-c", *attack)
-        assert res.returncode == 0, res.stderr
-        wait_for(lambda: not alive(pid), what="the killed service to be gone")
-        wait_for(lambda: "respawn is pending" in env.sc("status", "p").stdout, 20, "the exit")
-        assert snap(mine) == before and victim.read_text() == f"{pid}\n"
-        sc(env, "stop", "p", code=0, words=("symlink",))
-        assert snap(mine) == before
-
-
-def test_R_SUP_2_variants_the_pid_file_itself_a_symlink(env: Env, user: User) -> None:
-    """The final component swapped: the link goes, never its target."""
-    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
-        supervised(env, "p", user=user.name, restart_delay=60, pid_file=f"{theirs}/p.pid")
-        sc(env, "start", "p", code=0)
-        pid = int((theirs / "p.pid").read_text())
-        victim = root_file(mine, "p.pid", f"{pid}\n")
-        (theirs / "p.pid").unlink()
-        plant_link(user, theirs / "p.pid", victim)
-        as_user(user, USER_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
-        wait_for(lambda: "respawn is pending" in env.sc("status", "p").stdout, 20, "the exit")
-        assert victim.read_text() == f"{pid}\n"
-        sc(env, "stop", "p", code=0)
-        assert victim.read_text() == f"{pid}\n"
-
-
-def test_R_SUP_2_a_respawn_checks_what_start_checks(env: Env, user: User) -> None:
-    """Between the start and a respawn the output file becomes a symlink to root's file, or
-    the env_file becomes the user's: the respawn fails under R-OUT and R-ENV, as a start would,
-    and the service ends failed; root's file is untouched."""
-    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
-        secret = root_file(mine)
-        env_file = mine / "p.env"
-        env_file.write_text("A=1\n")
-        out = theirs / "p.log"
-        supervised(
-            env,
-            "p",
-            user=user.name,
-            restart_delay=0.1,
-            start_limit={"burst": 1, "interval": 60},
-            stdout=str(out),
-            env_file=str(env_file),
-        )
-
-        def attack(swap: Any, word: str) -> None:
-            sc(env, "start", "p", code=0)
-            pid = env.pid("p")
-            swap()
-            as_user(user, USER_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
-            wait_for(lambda: state_of(env, "p") == "failed", 20, "the supervisor to give up")
-            assert word in env.sc("status", "p").stdout
-            assert secret.read_text() == SECRET and stat.S_IMODE(secret.stat().st_mode) == 0o600
-            sc(env, "stop", "p")
-
-        def link_log() -> None:
-            out.unlink()
-            plant_link(user, out, secret)
-
-        attack(link_log, "symlink")
-        out.unlink()
-        attack(lambda: owned_by(env_file, user), "env_file")
-
-
-def test_R_EXP_1_a_respawn_runs_what_the_start_ran(env: Env) -> None:
-    """The supervisor expanded an already expanded command again: ``$${HOME}`` became
-    ``${HOME}`` at the start and /root at the respawn; a variable's value likewise."""
-    out = env.root / "argv.log"
-    supervised(
-        env,
-        "e",
-        command=["/bin/sh", "-c", 'echo "$0 $1"; sleep 0.3; exit 3', "x$${HOME}", "$A"],
-        environment={"A": "${HOME}"},
-        restart_delay=0.1,
-        start_limit={"burst": 1, "interval": 60},
-        stdout=str(out),
-    )
-    env.sc("start", "e", timeout=40)
-    wait_for(lambda: state_of(env, "e") == "failed", 20, "the supervisor to give up")
-    lines = [line for line in out.read_text().splitlines() if " servicectl: " not in line]
-    assert lines == ["x${HOME} ${HOME}", "x${HOME} ${HOME}"], lines
-
-
-def load_service(env: Env, name: str, run: Path) -> Any:
-    """The valid Service of ``name`` as servicectl loads it for this run directory."""
-    from servicectl.definitions.catalog import load_catalog
-    from servicectl.paths import resolve_dirs
-
-    return load_catalog(resolve_dirs(env.services, run, env.log), [name]).services[name]
-
-
-class Evil:
-    """A pickle that would run a command when loaded."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, (f"touch {self.marker}",))
-
-
-def ask(path: Path, *requests: dict[str, Any]) -> list[Any]:
-    """Send requests to a supervisor (as root) and read one answer a request (None: closed)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(20)
-        s.connect(str(path))
-        answers: list[Any] = []
-        buf = b""
-        for req in requests:
-            s.sendall(json.dumps(req).encode() + b"\n")
-            while b"\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return [*answers, None]
-                buf += chunk
-            line, _, buf = buf.partition(b"\n")
-            answers.append(json.loads(line))
-        return answers
-
-
-CONNECT = """
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-try:
-    s.connect(sys.argv[1])
-except OSError as exc:
-    print("refused", exc.errno)
-    sys.exit(0)
-try:
-    s.sendall(json.dumps({"op": "info"}).encode() + b"\\n")
-    print("answered" if s.recv(65536) else "closed")
-except OSError:
-    print("closed")
-"""
-
-
-INSTALLED_HELLO = (
-    "import json; from servicectl.supervisor import protocol; print(json.dumps(protocol.hello()))"
-)
-
-
-def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> None:
-    """Another user cannot reach the socket (0600); with the socket opened to all by mistake,
-    the supervisor still refuses them (SO_PEERCRED). Root's own requests with a definition that
-    is no definition (a pickle that would run a command; a type that is not the schema's; a
-    field of the wrong type; another run directory) are refused, and change nothing: the
-    service stays supervised, the supervisor carries on."""
-    from servicectl.paths import resolve_dirs
-    from servicectl.supervisor import protocol
-
-    with reachable_dir() as top:
-        run, flags = top / "run", ("--run-dir", str(top / "run"))
-        try:
-            supervised(env)
-            sc(env, *flags, "start", "web", code=0)
-            sock = run / ".supervisor.sock"
-            assert stat.S_IMODE(sock.stat().st_mode) == 0o600
-            res = as_user(user, USER_PYTHON, "-c", CONNECT, str(sock))
-            assert res.stdout.split() == ["refused", "13"], res.stdout + res.stderr
-            sock.chmod(0o666)
-            res = as_user(user, USER_PYTHON, "-c", CONNECT, str(sock))
-            assert res.stdout.strip() == "closed", res.stdout + res.stderr
-            marker = top / "pwned"
-            dirs = resolve_dirs(env.services, run, env.log)
-            good = protocol.definition(load_service(env, "web", run), dirs)
-            payloads: list[dict[str, Any]] = [
-                {"definition": base64.b64encode(pickle.dumps((Evil(marker), dirs))).decode()},
-                {"definition": {"$type": "Evil", "command": ["touch", str(marker)]}},
-                {"definition": {**good["definition"], "stop_timeout": "never"}},
-                {"definition": {**good["definition"], "command": [1, 2]}},
-                {"dirs": protocol.encode(dirs._replace(run=top))},
-                {"definition": "not a definition"},
-            ]
-            # the installed servicectl's hello (its schema hash is its files'), as a command's
-            said = subprocess.run(
-                [USER_PYTHON, "-I", "-c", INSTALLED_HELLO],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            hello = {"op": "hello", **json.loads(said.stdout)}
-            for name in ("web", "ghost"):
-                for bad in payloads:
-                    request = {"op": "start", "name": name, **good, **bad}
-                    greeting, answer = ask(sock, hello, request)
-                    assert greeting["ok"] is True, greeting
-                    assert answer["ok"] is False and "could not be read" in answer["message"]
-            assert not marker.exists()
-            (info,) = ask(sock, {"op": "info"})
-            assert list(info["units"]) == ["web"] and info["units"]["web"]["pid"] == env.pid(
-                "web", run / "web.pid"
-            )
-            log = (env.log / ".supervisor.log").read_text()
-            assert f"refused a connection from uid {user.uid}" in log
-            sc(env, *flags, "stop", "web", code=0)
-        finally:
-            kill_pids(supervisor_pids(run))
-
-
-# -- R-LOG-3: logs ---------------------------------------------------------------------------------
-
-GROWER = """
-import os, sys, time
-os.write(1, b"start \\x1b]0;owned\\x07 \\x1b[2J\\xe2\\x80\\xae\\n")
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.02)
-os.ftruncate(1, 1 << 34)  # a sparse 16 GiB, in one call
-os.write(1, b"the end\\n")
-time.sleep(300)
-"""
-
-
-def read_until(fd: int, word: bytes, limit: int, timeout: float = 20) -> bytes:
-    """What ``fd`` gives until ``word`` appears (or ``limit`` bytes, or the deadline)."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while word not in data and len(data) < limit and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.2)[0]:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    return data
-
-
-def test_R_LOG_3_what_a_service_wrote_cannot_drive_the_terminal_nor_flood_it(
-    env: Env, user: User
-) -> None:
-    with reachable_dir() as top:
-        go = top / "go"
-        env.write(
-            "web",
-            {
-                "command": [USER_PYTHON, "-c", GROWER, str(go)],
-                "user": user.name,
-                "start_grace": 0.1,
-            },
-        )
-        sc(env, "start", "web", code=0)
-        wait_for(lambda: b"start" in (env.log / "web.log").read_bytes(), what="the first line")
-        res = sc(env, "logs", "web", code=0)
-        assert "\x1b" not in res.stdout and "\u202e" not in res.stdout
-        assert "\\x1b]0;owned\\x07" in res.stdout and "\\u202e" in res.stdout
-        p = env.popen("logs", "web", "-n", "1", "-f")  # its line, not servicectl's start mark
-        assert p.stdout is not None
-        fd = p.stdout.fileno()
-        first = read_until(fd, b"\n", 1 << 20)
-        assert first.startswith(b"start \\x1b") and b"\x1b" not in first, first
-        go.touch()
-        data = read_until(fd, b"the end", 4 << 20)
-        p.kill()
-        p.communicate()
-        assert b"the end" in data, data[-200:]
-        assert len(data) < 1 << 20 and b"bytes skipped" in data, len(data)
-        assert b"\x00" not in data and b"\x1b" not in data
-        sc(env, "stop", "web", code=0)
-
-
-# -- R-DEF-1, R-IMP-1, R-ANS-1, R-EDIT-1: who writes definitions, and where -----------------------
-
-
-def test_R_DEF_1_a_symlink_another_user_made_chooses_nothing(env: Env, user: User) -> None:
-    """-d names a symlink another user made (they could point it at any root directory that
-    holds definitions, or switch it between commands): refused by every command, nothing
-    written; a symlink root made, or root's own in a sticky directory, is followed."""
+def test_R_EDIT_1_enable_disable_edit_and_cat_never_go_through_links(env: Env) -> None:
+    """What root left in a drop-in directory (a symlink to a file of its own, a FIFO, the
+    directory itself a symlink): disable replaces a link without following it, a FIFO makes
+    the definition invalid without hanging anything, edit refuses a linked override, cat never
+    blocks; root's file stays as it was."""
     env.write("web", {"command": "sleep 300", "start_grace": 0.1})
-    before = snap(env.services)
-    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
-        sticky = mine / "sticky"
-        sticky.mkdir()
-        sticky.chmod(0o1777)
-        deeper = plant_link(user, theirs / "deeper", env.root)  # a link half-way
-        for link in (theirs / "services.d", sticky / "theirs.d", deeper / "services.d"):
-            if not link.exists():
-                plant_link(user, link, env.services)
-            for args in (("list",), ("start", "web"), ("enable", "web"), ("disable", "web")):
-                sc(env, "-d", str(link), *args, code=4, words=("symlink",))
-        assert snap(env.services) == before
-        assert all(f.startswith(".definitions-") for f in env.files())
-        for link in (mine / "services.d", sticky / "root.d"):
-            link.symlink_to(env.services)
-            sc(env, "-d", str(link), "list", code=0, words=("web",))
-        sc(env, "-d", str(mine / "services.d"), "start", "web", code=0)
-        sc(env, "-d", str(sticky / "root.d"), "stop", "web", code=0)
+    shared = root_file(env.root, "shared.yaml", "enabled: true\n")
+    before = snap(shared)
+    drop = env.services / "web.d"
+    drop.mkdir()
+    enabled = drop / "50-enabled.yaml"
+    enabled.symlink_to(shared)
+    sc(env, "disable", "web", code=0)
+    assert not enabled.is_symlink() and "enabled: false" in enabled.read_text()
+    enabled.unlink()
+    os.mkfifo(enabled)
+    sc(env, "enable", "web", code=6, words=("not a regular file",))
+    assert stat.S_ISFIFO(enabled.lstat().st_mode)
+    enabled.unlink()
+    (drop / "override.yaml").symlink_to(shared)
+    res = env.sc("edit", "web", timeout=40, extra_env={"EDITOR": "true", "VISUAL": ""})
+    assert_ok(res, 1)
+    assert_clear(res, "symlink")
+    (drop / "override.yaml").unlink()
+    os.mkfifo(drop / "10-fifo.yaml")
+    sc(env, "cat", "web", code=1, words=("not a regular file",))
+    (drop / "10-fifo.yaml").unlink()
+    sc(env, "disable", "web", code=0)
+    drop.rename(env.root / "web.d.real")
+    (env.services / "web.d").symlink_to(env.root / "web.d.real")
+    sc(env, "enable", "web", code=1, words=("symlink",))
+    assert "enabled: false" in (env.root / "web.d.real" / "50-enabled.yaml").read_text()
+    assert snap(shared) == before
 
 
 INIT_SCRIPT = """#!/bin/sh
@@ -554,6 +415,11 @@ def test_R_IMP_1_import_writes_only_where_root_alone_can(env: Env, user: User) -
         good.mkdir()
         sc(env, "-d", str(good), "import", "--write", str(script), code=0)
         assert (good / "imp.yaml").stat().st_uid == 0
+
+
+def plant_dir(user: User, path: Path) -> Path:
+    path.mkdir()
+    return owned_by(path, user)
 
 
 def run_module(base: Path, **args: Any) -> dict[str, Any]:
@@ -600,36 +466,39 @@ def test_R_ANS_1_the_ansible_module_writes_only_where_servicectl_acts(env: Env, 
         assert (good / "web.yaml").read_text().strip() == "command: sleep 300"
 
 
-def test_R_EDIT_1_enable_disable_edit_and_cat_never_go_through_links(env: Env) -> None:
-    """What root left in a drop-in directory (a symlink to a file of its own, a FIFO, the
-    directory itself a symlink): disable replaces a link without following it, a FIFO makes
-    the definition invalid without hanging anything, edit refuses a linked override, cat never
-    blocks; root's file stays as it was."""
-    env.write("web", {"command": "sleep 300", "start_grace": 0.1})
-    shared = root_file(env.root, "shared.yaml", "enabled: true\n")
-    before = snap(shared)
-    drop = env.services / "web.d"
-    drop.mkdir()
-    enabled = drop / "50-enabled.yaml"
-    enabled.symlink_to(shared)
-    sc(env, "disable", "web", code=0)
-    assert not enabled.is_symlink() and "enabled: false" in enabled.read_text()
-    enabled.unlink()
-    os.mkfifo(enabled)
-    sc(env, "enable", "web", code=6, words=("not a regular file",))
-    assert stat.S_ISFIFO(enabled.lstat().st_mode)
-    enabled.unlink()
-    (drop / "override.yaml").symlink_to(shared)
-    res = env.sc("edit", "web", timeout=40, extra_env={"EDITOR": "true", "VISUAL": ""})
-    assert_ok(res, 1)
-    assert_clear(res, "symlink")
-    (drop / "override.yaml").unlink()
-    os.mkfifo(drop / "10-fifo.yaml")
-    sc(env, "cat", "web", code=1, words=("not a regular file",))
-    (drop / "10-fifo.yaml").unlink()
-    sc(env, "disable", "web", code=0)
-    drop.rename(env.root / "web.d.real")
-    (env.services / "web.d").symlink_to(env.root / "web.d.real")
-    sc(env, "enable", "web", code=1, words=("symlink",))
-    assert "enabled: false" in (env.root / "web.d.real" / "50-enabled.yaml").read_text()
-    assert snap(shared) == before
+if importlib.util.find_spec("ansible") is not None:
+    from test_ansible import Book, collections, task  # noqa: F401  (collections: a fixture)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ansible") is None, reason="no ansible-core")
+def test_R_ANS_3_the_module_runs_servicectl_without_the_tasks_python_variables(
+    env: Env, user: User, collections: Path
+) -> None:
+    """A task whose environment (a login user's, under ``become``) has PYTHONPATH, PYTHONSTARTUP
+    and PYTHONUSERBASE pointing at a user's files: the Ansible module's own Python is Ansible's
+    affair, but the servicectl it runs as root loads none of them (they are emptied), from "/"."""
+    with reachable_dir(owner=user) as where:
+        marker = where / "loaded"
+        plant_python(where, marker, user)
+        book = Book(env, collections)
+        planted = {
+            "PYTHONPATH": str(where),
+            "PYTHONSTARTUP": str(where / "json.py"),
+            "PYTHONUSERBASE": str(where / ".local"),
+        }
+        definition = {"command": "sleep 300", "start_grace": 0.1}
+        step = task("web", name="web", definition=definition, state="started")
+        step["environment"] = planted
+        _, results = book.run([step])
+        assert results["web"]["changed"] and results["web"]["status"]["state"] == "running"
+        by_servicectl = (
+            [
+                line
+                for line in marker.read_text().splitlines()
+                if line.split()[1].startswith("servicectl")
+            ]
+            if marker.exists()
+            else []
+        )
+        assert by_servicectl == [], marker.read_text()
+        assert_ok(env.sc("stop", "web"))

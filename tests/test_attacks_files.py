@@ -1,94 +1,50 @@
-"""Attacks on servicectl run as root, by a real unprivileged user (docs/security.md).
+"""Attacks on the files root writes or opens for a service (docs/security.md): its output files
+(R-OUT-1..4, with R-PATH-1), a PID file path that names something else (R-PID-2), the lock in a
+read-only run directory (R-LOCK-1), the logs root reads back and shows (R-LOG-1..3), and the
+directories it makes (R-DIR-5, R-DIR-6).
 
-Each test is named after the rule it attacks, and checks: no root-owned file changed (stat and
-content before and after), no signal to a decoy, no hang (every command has a timeout), no
-traceback, and the exit code. Rules attacked here:
-
-R-PATH-1, R-OUT-1, R-OUT-2, R-OUT-3, R-OUT-4 (output files), R-ENV-1..4 (env_file),
-R-PID-2 (PID files that are not PID files), R-LOCK-1 (read-only run directory),
-R-NOTIFY-1..3 (notify socket), R-DEF-1..3 (untrusted services directory and definitions),
-R-LOG-1 (bounded tails).
+The attacker is a real unprivileged user made for the test (the service's own ``user:`` or
+another one): a symlink, hard link, FIFO, device or file of theirs where root writes, or a log
+that grows to gigabytes or holds terminal controls. Each test runs the real CLI as root and
+checks: no root-owned file changed nor was handed over (owner, mode, inode and content before
+and after), no decoy got a signal, nothing hung (every command has a timeout), what root read
+is bounded, no traceback, and the exit code.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import stat
 import subprocess
 import time
-import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import psutil
 import pytest
-from conftest import DAEMONS, PY, SERVICECTL, Env, alive, assert_ok, tagged_pids, wait_for
+from conftest import PY, Env, alive, wait_for
 from faultkit import (
+    SECRET,
     USER_PYTHON,
     Recorder,
     User,
     as_user,
-    assert_clear,
     chattr,
+    nothing_runs,
     owned_by,
     reachable_dir,
+    sc,
+    snap,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl, by another user"
 )
 
-SECRET = "root:$6$SECRETHASH$abc:19000:0:99999:7:::\n"
 
-
-@pytest.fixture
-def decoy(env: Env) -> Iterator[Recorder]:
-    rec = Recorder(env.root, env.tag)
-    try:
-        yield rec
-    finally:
-        rec.close()
-
-
-def snap(*paths: Path | str) -> dict[str, Any]:
-    """Owner, mode, inode, links and content (regular files) of each path, not following links;
-    for a directory, the same for each entry."""
-    out: dict[str, Any] = {}
-    for p in map(Path, paths):
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            out[str(p)] = None
-            continue
-        body: Any = None
-        if stat.S_ISREG(st.st_mode):
-            body = p.read_bytes()
-        elif stat.S_ISDIR(st.st_mode):
-            body = snap(*sorted(p.iterdir()))
-        elif stat.S_ISLNK(st.st_mode):
-            body = os.readlink(p)
-        out[str(p)] = (st.st_uid, st.st_gid, st.st_mode, st.st_ino, st.st_nlink, body)
-    return out
-
-
-def sc(env: Env, *args: str, code: int | None = None, words: tuple[str, ...] = ()) -> Any:
-    """Run servicectl (a hang fails the test), check the exit code and that it explains."""
-    res = env.sc(*args, timeout=40)
-    if code is not None:
-        assert_ok(res, code)
-    assert_clear(res, *words)
-    return res
-
-
-def nothing_runs(env: Env, decoy: Recorder | None = None) -> None:
-    others = {decoy.pid} if decoy else set()
-    assert set(tagged_pids(env.tag)) <= others, tagged_pids(env.tag)
-    assert [f for f in env.files() if not f.startswith(".definitions-")] == []
+# -- R-OUT: output files ---------------------------------------------------------------------------
 
 
 def sleeper_as(env: Env, user: User | None, **extra: Any) -> None:
@@ -96,9 +52,6 @@ def sleeper_as(env: Env, user: User | None, **extra: Any) -> None:
     if user is not None:
         spec["user"] = user.name
     env.write("web", spec)
-
-
-# -- R-OUT: output files ------------------------------------------------------------------------
 
 
 def test_R_OUT_2_root_files_and_devices_are_never_handed_to_the_service(
@@ -232,86 +185,7 @@ def test_R_OUT_4_fifos_and_special_files_are_refused_without_hanging(env: Env) -
         server.close()
 
 
-# -- R-ENV: env_file ------------------------------------------------------------------------------
-
-
-def env_service(env: Env, name: str, env_file: Path) -> None:
-    env.sleeper(name, env_file=str(env_file))
-
-
-def test_R_ENV_3_a_broken_env_file_is_a_config_error_of_its_service(env: Env) -> None:
-    env.sleeper("good")
-    for content, line, what in (
-        (b"A=1\nB=caf\xe9\n", 2, "not UTF-8"),
-        (b"A=1\n\nB=x\0y\n", 3, "NUL"),
-        (b"# hello\nPASSWORD hunter2\n", 2, "KEY=VALUE"),
-        (b"1A=hunter2\n", 1, "KEY=VALUE"),
-    ):
-        env_file = env.root / "bad.env"
-        env_file.write_bytes(content)
-        env_service(env, "bad", env_file)
-        where = f"{env.services / 'bad.yaml'}: env_file: {env_file} line {line}"
-        for args, code in ((("start", "bad", "good"), 6), (("startall",), 1)):
-            res = sc(env, *args, code=code, words=(where, what, "good: started"))
-            assert "hunter2" not in res.stdout + res.stderr
-            sc(env, "stop", "good", code=0)
-            nothing_runs(env)
-
-
-def test_R_ENV_3_check_reports_a_broken_env_file(env: Env) -> None:
-    env_file = env.root / "bad.env"
-    env_file.write_bytes(b"A=\xff\n")
-    env_service(env, "bad", env_file)
-    sc(env, "check", "bad", code=6, words=("env_file", "line 1", "not UTF-8"))
-
-
-def test_R_ENV_4_no_message_quotes_an_env_file(env: Env, user: User) -> None:
-    with reachable_dir() as roots, reachable_dir(owner=user) as theirs:
-        shadow = roots / "shadow"
-        shadow.write_text(SECRET)
-        shadow.chmod(0o640)
-        (roots / "app.env").symlink_to(shadow)  # root's own link: followed, not quoted
-        (theirs / "app.env").symlink_to(shadow)  # the user's link: not followed
-        owned_by(theirs / "app.env", user)
-        before = snap(shadow)
-        for env_file, code, words in (
-            (roots / "app.env", 6, ("line 1", "KEY=VALUE")),
-            (theirs / "app.env", 4, ("symlink", "other users can write")),
-        ):
-            env_service(env, "web", env_file)
-            for args in (("start", "web"), ("restart", "web"), ("startall",)):
-                res = sc(env, *args, code=1 if args == ("startall",) else code, words=words)
-                assert "SECRETHASH" not in res.stdout + res.stderr and "root:" not in res.stderr
-            nothing_runs(env)
-        assert snap(shadow) == before
-
-
-def test_R_ENV_1_an_env_file_others_can_write_is_refused(env: Env, user: User) -> None:
-    env_file = env.root / "web.env"
-    for owner, mode, fix in ((0, 0o666, "chmod go-w"), (0, 0o620, "chmod go-w"),
-                             (user.uid, 0o644, "chown root")):  # fmt: skip
-        env_file.write_text("A=1\n")
-        os.chown(env_file, owner, -1)
-        env_file.chmod(mode)
-        env_service(env, "web", env_file)
-        sc(env, "start", "web", code=4, words=(str(env_file), fix))
-        nothing_runs(env)
-
-
-def test_R_ENV_2_a_fifo_env_file_never_hangs(env: Env) -> None:
-    fifo = env.root / "fifo.env"
-    os.mkfifo(fifo)
-    env_service(env, "web", fifo)
-    env.sleeper("other")
-    t0 = time.monotonic()
-    sc(env, "start", "web", code=6, words=(str(fifo), "FIFO"))
-    res = sc(env, "startall", code=1, words=(str(fifo), "other: started"))
-    assert time.monotonic() - t0 < 20, res
-    sc(env, "stop", "other", code=0)
-    nothing_runs(env)
-
-
-# -- R-PID-2: a PID file path naming something that is not a PID file ---------------------------
+# -- R-PID-2: a PID file path naming something that is not a PID file ------------------------------
 
 
 def _not_pid_files(where: Path) -> list[Path]:
@@ -371,7 +245,7 @@ def test_R_PID_2_start_and_stop_never_delete_a_file_that_is_not_a_pid_file(
     decoy.assert_untouched()
 
 
-# -- R-LOCK-1: a read-only run directory --------------------------------------------------------
+# -- R-LOCK-1: a read-only run directory -----------------------------------------------------------
 
 
 def _mount_read_only(path: Path) -> bool:
@@ -415,207 +289,8 @@ def test_R_LOCK_1_stop_works_on_a_read_only_run_dir(env: Env, decoy: Recorder) -
     decoy.assert_untouched()
 
 
-# -- R-NOTIFY: the notify socket ----------------------------------------------------------------
+# -- R-LOG: the logs root reads back and shows -----------------------------------------------------
 
-SQUATTER = """
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-addr = sys.argv[1]
-s.bind("\\0" + addr[1:] if addr.startswith("@") else addr)
-print("bound", flush=True)
-s.settimeout(float(sys.argv[2]))
-got = []
-try:
-    while True:
-        got.append(s.recv(4096).decode(errors="replace"))
-except OSError:
-    pass
-print("got", repr(got), flush=True)
-"""
-
-SENDER = """
-import socket, sys
-addr = sys.argv[1]
-target = "\\0" + addr[1:] if addr.startswith("@") else addr
-for msg in sys.argv[2:]:
-    try:
-        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(msg.encode(), target)
-        print("sent", msg)
-    except OSError as e:
-        print("refused", msg, e.strerror)
-"""
-
-
-def notify_service(env: Env, name: str, *args: str, **extra: Any) -> None:
-    env.write(
-        name,
-        {"command": [PY, str(DAEMONS / "notify_service.py"), *args], "ready": "notify", **extra},
-    )
-
-
-def old_address(run: Path, name: str) -> str:
-    return f"@servicectl/{zlib.crc32(str(run).encode()):08x}/{name}"
-
-
-def sc_run(env: Env, run: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """servicectl with another run directory (one every user can reach)."""
-    return env.sc("--run-dir", str(run), *args, timeout=40)
-
-
-def squatter(user: User, address: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [USER_PYTHON, "-c", SQUATTER, address, "4"],
-        user=user.uid,
-        group=user.gid,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def test_R_NOTIFY_1_the_address_cannot_be_taken_first(env: Env, user: User) -> None:
-    notify_service(env, "nt", "--delay", "0.2", "--status", "private status")
-    with reachable_dir() as run:
-        old, new = squatter(user, old_address(run, "nt")), squatter(user, str(run / "nt.notify"))
-        assert old.stdout.readline().strip() == "bound"  # type: ignore[union-attr]
-        for args in (("start", "nt"), ("reload", "nt")):
-            res = sc_run(env, run, *args)
-            assert_ok(res)
-            assert_clear(res)
-        pid = int((run / "nt.pid").read_text())
-        assert psutil.Process(pid).environ()["NOTIFY_SOCKET"] == str(run / "nt.notify")
-        out, _ = old.communicate(timeout=30)
-        assert "READY" not in out and "private" not in out, out
-        _, err = new.communicate(timeout=30)
-        assert "PermissionError" in err  # only root creates files in the run directory
-        # Between start and reload the address is free, but still in root's directory.
-        late = squatter(user, str(run / "nt.notify"))
-        assert "PermissionError" in late.communicate(timeout=30)[1]
-        assert_ok(sc_run(env, run, "reload", "nt"))
-        assert_ok(sc_run(env, run, "stop", "nt"))
-        assert not (run / "nt.notify").exists()
-
-
-def test_R_NOTIFY_2_a_long_run_dir_gets_an_unguessable_address(env: Env) -> None:
-    notify_service(env, "nt", "--delay", "0.1")
-    long_run = env.root / ("r" * 60) / ("u" * 60)
-    seen = []
-    for _ in range(2):
-        assert_ok(sc_run(env, long_run, "start", "nt"))
-        pid = int((long_run / "nt.pid").read_text())
-        address = psutil.Process(pid).environ()["NOTIFY_SOCKET"]
-        assert address.startswith("@servicectl/") and len(address) >= 12 + 32
-        seen.append(address)
-        assert_ok(sc_run(env, long_run, "stop", "nt"))
-    assert seen[0] != seen[1]
-
-
-def test_R_NOTIFY_3_forged_messages_are_ignored(env: Env, user: User, decoy: Recorder) -> None:
-    notify_service(env, "nt", "--never-ready", start_timeout=2)
-    with reachable_dir() as run:
-        p = subprocess.Popen(
-            [*env.base_args(), "--run-dir", str(run), "start", "nt"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        env.commands.append(p)
-        wait_for(lambda: (run / "nt.pid").exists(), what="the PID file")
-        pid = int((run / "nt.pid").read_text())
-        forged = (f"MAINPID={decoy.pid}\nREADY=1", "ERRNO=13", "STATUS=xyzzy-status", "READY=1")
-        res = as_user(user, USER_PYTHON, "-c", SENDER, str(run / "nt.notify"), *forged)
-        assert res.returncode == 0, res.stderr
-        out, err = p.communicate(timeout=30)
-        assert p.returncode == 1 and "not ready" in err and "Traceback" not in err, err
-        assert "xyzzy" not in out + err and not alive(pid)
-    decoy.assert_untouched()
-
-
-# -- R-DEF: who may write the definitions ---------------------------------------------------------
-
-EVERY = (("status",), ("start", "web"), ("stop", "web"), ("startall",), ("list",), ("check",))
-
-
-def test_R_DEF_1_a_services_dir_others_can_write_is_refused(
-    env: Env, user: User, decoy: Recorder
-) -> None:
-    env.write("web", {"command": ["/bin/kill", "-TERM", str(decoy.pid)]})
-    for owner, mode, fix in (
-        (0, 0o777, "chmod go-w"),
-        (0, 0o775, "chmod go-w"),
-        (0, 0o1777, "chmod go-w"),
-        (user.uid, 0o755, "chown root"),
-    ):
-        os.chown(env.services, owner, -1)
-        env.services.chmod(mode)
-        for args in EVERY:
-            sc(env, *args, code=4, words=(str(env.services), fix))
-    os.chown(env.services, 0, -1)
-    env.services.chmod(0o755)
-    with reachable_dir() as top:
-        services = top / "services.d"
-        services.mkdir()
-        (services / "web.yaml").write_bytes((env.services / "web.yaml").read_bytes())
-        top.chmod(0o777)  # anyone may rename services.d away and put their own
-        res = env.sc("-d", str(services), "start", "web", timeout=40)
-        assert_ok(res, 4)
-        assert_clear(res, f"lies in {top}", "chmod go-w")
-        top.chmod(0o1777)  # sticky, like /tmp: no one else can rename it
-        env.write("web", {"command": "sleep 300", "start_grace": 0.1})
-        (services / "web.yaml").write_bytes((env.services / "web.yaml").read_bytes())
-        assert_ok(env.sc("-d", str(services), "start", "web", timeout=40))
-        assert_ok(env.sc("-d", str(services), "stop", "web", timeout=40))
-    decoy.assert_untouched()
-
-
-def test_R_DEF_2_a_definition_others_can_write_is_refused(
-    env: Env, user: User, decoy: Recorder
-) -> None:
-    env.sleeper("other")
-    web = env.write("web", {"command": ["/bin/kill", "-TERM", str(decoy.pid)], "start_grace": 0})
-    for owner, mode, fix in ((user.uid, 0o644, "chown root"), (0, 0o666, "chmod go-w"),
-                             (0, 0o664, "chmod go-w")):  # fmt: skip
-        os.chown(web, owner, -1)
-        web.chmod(mode)
-        sc(env, "start", "web", code=4, words=(str(web), fix))
-        res = sc(env, "startall", code=1, words=(str(web), fix, "other: started"))
-        assert "web" in res.stdout + res.stderr
-        assert env.status_json("web")["web"]["state"] == "invalid"
-        sc(env, "stop", "other", code=0)
-    decoy.assert_untouched()
-    # A definition that was trusted, and cached, then given away: refused at once.
-    os.chown(web, 0, -1)
-    web.chmod(0o644)
-    env.sleeper("web")
-    changed = web.stat().st_ctime
-    wait_for(lambda: time.time() - changed > 2.5, what="the definition to be cacheable")
-    sc(env, "list", code=0)
-    assert any(f.startswith(".definitions-") for f in env.files())
-    os.chown(web, user.uid, -1)
-    sc(env, "start", "web", code=4, words=("chown root",))
-    os.chown(web, 0, -1)
-    sc(env, "start", "web", code=0)
-    sc(env, "stop", "web", code=0)
-    nothing_runs(env, decoy)
-
-
-def test_R_DEF_3_a_user_runs_their_own_services_as_before(user: User) -> None:
-    """As an ordinary user, the services directory is the user's own: nothing is refused."""
-    with reachable_dir(owner=user) as home:
-        services = home / "services.d"
-        services.mkdir()
-        owned_by(services, user).chmod(0o777)
-        (services / "web.yaml").write_text("command: sleep 300\nstart_grace: 0.1\n")
-        owned_by(services / "web.yaml", user).chmod(0o666)
-        base = [SERVICECTL, "-d", str(services)]  # the installed one, reachable by the user
-        base += ["--run-dir", str(home / "run"), "--log-dir", str(home / "log")]
-        env = {"PATH": os.environ["PATH"], "NO_COLOR": "1"}
-        for action in ("start", "stop"):
-            res = as_user(user, *base, action, "web", env=env, cwd=str(home))
-            assert res.returncode == 0, res.stderr
-
-
-# -- R-LOG-1: bounded tails -----------------------------------------------------------------------
 
 # The peak memory of this process alone (VmHWM): ru_maxrss would start at the RSS of the pytest
 # process that spawned it (vfork), whatever tail_lines does.
@@ -663,3 +338,149 @@ def test_R_LOG_1_logs_and_failed_starts_show_a_bounded_tail(env: Env) -> None:
         t0 = time.monotonic()
         res = sc(env, *args, code=code, words=(words,))
         assert time.monotonic() - t0 < 5 and len(res.stdout + res.stderr) < 100_000
+
+
+def test_R_LOG_2_logs_follow_never_reopens_through_a_symlink(env: Env) -> None:
+    secret = env.root / "shadow"
+    secret.write_text(SECRET)
+    secret.chmod(0o600)
+    env.sleeper("web")
+    env.log.mkdir()
+    log = env.log / "web.log"
+    log.write_text("first line\n")
+    p = env.popen("logs", "web", "-f")
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "first line\n"
+        log.rename(env.log / "web.log.1")
+        log.symlink_to(secret)
+        time.sleep(1.5)  # several polls of the follower (it polls every 0.2 s)
+    finally:
+        p.terminate()
+        out, err = p.communicate(timeout=30)
+    assert "99999" not in out + err  # any part of it (a reopen may start mid-file)
+    assert secret.read_text() == SECRET
+    assert Path(secret).stat().st_mode & 0o777 == 0o600
+
+
+GROWER = """
+import os, sys, time
+os.write(1, b"start \\x1b]0;owned\\x07 \\x1b[2J\\xe2\\x80\\xae\\n")
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+os.ftruncate(1, 1 << 34)  # a sparse 16 GiB, in one call
+os.write(1, b"the end\\n")
+time.sleep(300)
+"""
+
+
+def read_until(fd: int, word: bytes, limit: int, timeout: float = 20) -> bytes:
+    """What ``fd`` gives until ``word`` appears (or ``limit`` bytes, or the deadline)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while word not in data and len(data) < limit and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def test_R_LOG_3_what_a_service_wrote_cannot_drive_the_terminal_nor_flood_it(
+    env: Env, user: User
+) -> None:
+    with reachable_dir() as top:
+        go = top / "go"
+        env.write(
+            "web",
+            {
+                "command": [USER_PYTHON, "-c", GROWER, str(go)],
+                "user": user.name,
+                "start_grace": 0.1,
+            },
+        )
+        sc(env, "start", "web", code=0)
+        wait_for(lambda: b"start" in (env.log / "web.log").read_bytes(), what="the first line")
+        res = sc(env, "logs", "web", code=0)
+        assert "\x1b" not in res.stdout and "\u202e" not in res.stdout
+        assert "\\x1b]0;owned\\x07" in res.stdout and "\\u202e" in res.stdout
+        p = env.popen("logs", "web", "-n", "1", "-f")  # its line, not servicectl's start mark
+        assert p.stdout is not None
+        fd = p.stdout.fileno()
+        first = read_until(fd, b"\n", 1 << 20)
+        assert first.startswith(b"start \\x1b") and b"\x1b" not in first, first
+        go.touch()
+        data = read_until(fd, b"the end", 4 << 20)
+        p.kill()
+        p.communicate()
+        assert b"the end" in data, data[-200:]
+        assert len(data) < 1 << 20 and b"bytes skipped" in data, len(data)
+        assert b"\x00" not in data and b"\x1b" not in data
+        sc(env, "stop", "web", code=0)
+
+
+# -- R-DIR: the directories root makes -------------------------------------------------------------
+
+
+def test_R_DIR_5_a_directory_path_has_no_dot_components(env: Env) -> None:
+    for path in ("/srv/x/.", "/srv/./x", "/srv/x/..", "/srv/../x", "//", "/./"):
+        env.write("d", {"command": "sleep 1", "directories": [path]})
+        sc(env, "check", "d", code=6, words=("directories[0].path",))
+    env.write("d", {"command": "sleep 1", "directories": ["/srv/x/", "/srv//y"]})
+    sc(env, "check", "d", code=0)
+
+
+CHRONY = """[Unit]
+Description=chrony, an NTP client/server
+
+[Service]
+Type=simple
+ExecStart=/bin/sleep 300
+User={user}
+ConfigurationDirectory={name}
+StateDirectory={name}
+"""
+
+
+def test_R_DIR_6_import_and_start_never_hand_a_configuration_directory_over(
+    env: Env, user: User
+) -> None:
+    """The known hole: ``import`` of chrony.service made /etc/chrony the daemon's user's, and the
+    first start chowned it. The import now keeps it root's (as systemd does: ConfigurationDirectory
+    is never chowned), and ``directories:`` refuses to hand over an existing directory outside
+    the state, runtime, log and cache trees unless the entry names its owner."""
+    unit = env.root / "chronyd.service"
+    unit.write_text(CHRONY.format(user=user.name, name="chrony"))
+    res = sc(env, "import", str(unit), code=0)
+    assert "path: /etc/chrony\n  owner: root\n  group: root" in res.stdout, res.stdout
+    assert "- /var/lib/chrony" in res.stdout
+    with reachable_dir() as etc:
+        conf = etc / "chrony"
+        conf.mkdir(mode=0o750)
+        (conf / "chrony.conf").write_text("server pool.example\n")
+        base = {"command": "sleep 300", "user": user.name, "start_grace": 0.1}
+        for entry in (
+            [str(conf)],
+            [{"path": str(conf), "mode": "0750"}],
+            [{"path": str(conf), "group": user.name}],
+        ):
+            env.write("chrony", {**base, "directories": entry})
+            res = sc(env, "start", "chrony", code=6, words=("R-DIR-6", str(conf), "owner:"))
+            st = conf.stat()
+            assert (st.st_uid, st.st_gid) == (0, 0)
+        env.write(
+            "chrony",
+            {**base, "directories": [{"path": str(conf), "owner": "root", "mode": "0750"}]},
+        )
+        sc(env, "start", "chrony", code=0)
+        assert conf.stat().st_uid == 0
+        sc(env, "stop", "chrony", code=0)
+        env.write("chrony", {**base, "directories": [{"path": str(conf), "owner": user.name}]})
+        sc(env, "start", "chrony", code=0)  # named: the administrator's explicit choice
+        assert conf.stat().st_uid == user.uid
+        sc(env, "stop", "chrony", code=0)
+        fresh = etc / "fresh"
+        env.write("chrony", {**base, "directories": [str(fresh)]})
+        sc(env, "start", "chrony", code=0)  # made now: the service's, as always
+        assert fresh.stat().st_uid == user.uid
+        sc(env, "stop", "chrony", code=0)

@@ -1,40 +1,70 @@
-"""Attacks on the rules that phase 2 of the security work enforced in the start/stop code
-(docs/security.md): R-PROC-3 (remnants of a group are proven, never guessed), R-PROC-4 (a process
-recorded by another service is never adopted), R-PROC-5 (a failed start kills the whole tree of
-the launch) and R-LOG-2. Each rule has its first attack and variants of it.
+"""Attacks on which processes root signals as a service's (docs/security.md): the remnants of a
+process group, proven and never guessed (R-PROC-3), a process another service recorded
+(R-PROC-4), the whole tree of a failed launch (R-PROC-5); and the supervisor, root's long-lived
+process: its log (R-SUP-1), what a respawn removes and checks (R-SUP-2), its control socket
+(R-SUP-3).
 
-Same checks as test_attacks.py: decoys never signalled, root's files unchanged, no traceback,
-no hang.
+The attacker takes a dead service's PID again (placed with /proc/sys/kernel/ns_last_pid),
+forges PID files, leaves setsid children, swaps a directory for a symlink between a start and a
+respawn, or talks to the supervisor as another user or with a request that is no definition.
+The checks: a decoy (a process that records every signal it gets) is never signalled, root's
+files are unchanged, the service's own processes are still ended, nothing hung, no traceback,
+and the exit code. R-PROC-3 runs both by process group and by cgroup.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import pickle
+import socket
+import stat
+import subprocess
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import DAEMONS, PY, TAG_VAR, Env, alive, assert_ok, wait_for
+from conftest import (
+    DAEMONS,
+    PY,
+    TAG_VAR,
+    Env,
+    alive,
+    assert_ok,
+    kill_pids,
+    supervisor_pids,
+    wait_for,
+)
 from faultkit import (
+    SECRET,
     USER_PYTHON,
     Recorder,
     User,
+    as_user,
     assert_clear,
+    owned_by,
+    plant_link,
     reachable_dir,
+    root_file,
+    sc,
+    snap,
     spawn_with_pid,
+    state_of,
     subreaper,
+    supervised,
     unix_user,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl"
+    os.geteuid() != 0, reason="needs root: the attacks are on root's servicectl, by another user"
 )
 
-PHASE2 = "phase 2 (docs/security.md): "
+
+# -- R-PROC: which processes are the service's -----------------------------------------------------
 
 
 # R-PROC-3 is the rule of the process-group tracking, where no cgroup can be written: its tests
@@ -54,16 +84,6 @@ def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 
 RECORDER = str(DAEMONS / "signal_recorder.py")
-SECRET = "root:$6$SECRETHASH$abc:19000:0:99999:7:::\n"
-
-
-@pytest.fixture
-def decoy(env: Env) -> Iterator[Recorder]:
-    rec = Recorder(env.root, env.tag)
-    try:
-        yield rec
-    finally:
-        rec.close()
 
 
 def test_R_PROC_4_a_process_recorded_by_another_service_is_never_adopted(env: Env) -> None:
@@ -313,23 +333,232 @@ def test_R_PROC_5_variants_every_failed_start_kills_the_launchs_tree(env: Env, h
     assert [f for f in env.files()] == []
 
 
-def test_R_LOG_2_logs_follow_never_reopens_through_a_symlink(env: Env) -> None:
-    secret = env.root / "shadow"
-    secret.write_text(SECRET)
-    secret.chmod(0o600)
-    env.sleeper("web")
-    env.log.mkdir()
-    log = env.log / "web.log"
-    log.write_text("first line\n")
-    p = env.popen("logs", "web", "-f")
-    try:
-        assert p.stdout is not None and p.stdout.readline() == "first line\n"
-        log.rename(env.log / "web.log.1")
-        log.symlink_to(secret)
-        time.sleep(1.5)  # several polls of the follower (it polls every 0.2 s)
-    finally:
-        p.terminate()
-        out, err = p.communicate(timeout=30)
-    assert "99999" not in out + err  # any part of it (a reopen may start mid-file)
-    assert secret.read_text() == SECRET
-    assert Path(secret).stat().st_mode & 0o777 == 0o600
+# -- R-SUP: the supervisor -------------------------------------------------------------------------
+
+
+def test_R_SUP_1_the_supervisors_log_is_an_output_file(env: Env, user: User) -> None:
+    """A log directory another user owns (given with --log-dir): what they put at
+    .supervisor.log neither hangs the start nor steers root's write."""
+    supervised(env)
+    env.log.mkdir(mode=0o755)
+    owned_by(env.log, user)
+    secret = root_file(env.root)
+    log = env.log / ".supervisor.log"
+    attacks = (
+        (lambda: os.mkfifo(log), 1, "FIFO"),
+        (lambda: log.symlink_to(secret), 4, "symlink"),
+        (lambda: log.write_text("theirs\n"), 4, "belongs to uid"),
+    )
+    for plant, code, word in attacks:
+        plant()
+        owned_by(log, user)
+        started = time.monotonic()
+        sc(env, "start", "web", code=code, words=(".supervisor.log", word))
+        assert time.monotonic() - started < 20
+        # Nothing runs; the start that failed is remembered (failed, until the next start).
+        assert supervisor_pids(env.run) == [] and state_of(env, "web") == "failed"
+        assert secret.read_text() == SECRET
+        log.unlink()
+    sc(env, "start", "web", code=0)
+    assert log.stat().st_uid == 0 and stat.S_IMODE(log.stat().st_mode) == 0o640
+    sc(env, "stop", "web", code=0)
+
+
+ATTACK_PIDFILE_DIR = """
+import os, sys
+pd, pid = sys.argv[1], int(sys.argv[2])
+os.rename(os.path.join(pd, "sub"), os.path.join(pd, "sub.old"))
+os.symlink(sys.argv[3], os.path.join(pd, "sub"))
+os.kill(pid, 9)
+"""
+
+
+def test_R_SUP_2_a_respawn_removes_no_file_through_a_planted_symlink(env: Env, user: User) -> None:
+    """pid_file in a directory of the service's user: the user swaps the PID file's directory
+    for a symlink to root's directory holding a file of the same text, and kills the service.
+    The supervisor recorded the exit and removed the PID file by path: root's file went."""
+    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
+        supervised(env, "p", user=user.name, restart_delay=60, pid_file=f"{theirs}/sub/p.pid")
+        sc(env, "start", "p", code=0)
+        pid = int((theirs / "sub" / "p.pid").read_text())
+        victim = root_file(mine, "p.pid", f"{pid}\n")
+        before = snap(mine)
+        attack = (ATTACK_PIDFILE_DIR, str(theirs), str(pid), str(mine))
+        res = as_user(user, USER_PYTHON, "-c", *attack)
+        assert res.returncode == 0, res.stderr
+        wait_for(lambda: not alive(pid), what="the killed service to be gone")
+        wait_for(lambda: "respawn is pending" in env.sc("status", "p").stdout, 20, "the exit")
+        assert snap(mine) == before and victim.read_text() == f"{pid}\n"
+        sc(env, "stop", "p", code=0, words=("symlink",))
+        assert snap(mine) == before
+
+
+def test_R_SUP_2_variants_the_pid_file_itself_a_symlink(env: Env, user: User) -> None:
+    """The final component swapped: the link goes, never its target."""
+    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
+        supervised(env, "p", user=user.name, restart_delay=60, pid_file=f"{theirs}/p.pid")
+        sc(env, "start", "p", code=0)
+        pid = int((theirs / "p.pid").read_text())
+        victim = root_file(mine, "p.pid", f"{pid}\n")
+        (theirs / "p.pid").unlink()
+        plant_link(user, theirs / "p.pid", victim)
+        as_user(user, USER_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
+        wait_for(lambda: "respawn is pending" in env.sc("status", "p").stdout, 20, "the exit")
+        assert victim.read_text() == f"{pid}\n"
+        sc(env, "stop", "p", code=0)
+        assert victim.read_text() == f"{pid}\n"
+
+
+def test_R_SUP_2_a_respawn_checks_what_start_checks(env: Env, user: User) -> None:
+    """Between the start and a respawn the output file becomes a symlink to root's file, or
+    the env_file becomes the user's: the respawn fails under R-OUT and R-ENV, as a start would,
+    and the service ends failed; root's file is untouched."""
+    with reachable_dir(owner=user) as theirs, reachable_dir() as mine:
+        secret = root_file(mine)
+        env_file = mine / "p.env"
+        env_file.write_text("A=1\n")
+        out = theirs / "p.log"
+        supervised(
+            env,
+            "p",
+            user=user.name,
+            restart_delay=0.1,
+            start_limit={"burst": 1, "interval": 60},
+            stdout=str(out),
+            env_file=str(env_file),
+        )
+
+        def attack(swap: Any, word: str) -> None:
+            sc(env, "start", "p", code=0)
+            pid = env.pid("p")
+            swap()
+            as_user(user, USER_PYTHON, "-c", f"import os; os.kill({pid}, 9)")
+            wait_for(lambda: state_of(env, "p") == "failed", 20, "the supervisor to give up")
+            assert word in env.sc("status", "p").stdout
+            assert secret.read_text() == SECRET and stat.S_IMODE(secret.stat().st_mode) == 0o600
+            sc(env, "stop", "p")
+
+        def link_log() -> None:
+            out.unlink()
+            plant_link(user, out, secret)
+
+        attack(link_log, "symlink")
+        out.unlink()
+        attack(lambda: owned_by(env_file, user), "env_file")
+
+
+def load_service(env: Env, name: str, run: Path) -> Any:
+    """The valid Service of ``name`` as servicectl loads it for this run directory."""
+    from servicectl.definitions.catalog import load_catalog
+    from servicectl.paths import resolve_dirs
+
+    return load_catalog(resolve_dirs(env.services, run, env.log), [name]).services[name]
+
+
+class Evil:
+    """A pickle that would run a command when loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def ask(path: Path, *requests: dict[str, Any]) -> list[Any]:
+    """Send requests to a supervisor (as root) and read one answer a request (None: closed)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(str(path))
+        answers: list[Any] = []
+        buf = b""
+        for req in requests:
+            s.sendall(json.dumps(req).encode() + b"\n")
+            while b"\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return [*answers, None]
+                buf += chunk
+            line, _, buf = buf.partition(b"\n")
+            answers.append(json.loads(line))
+        return answers
+
+
+CONNECT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except OSError as exc:
+    print("refused", exc.errno)
+    sys.exit(0)
+try:
+    s.sendall(json.dumps({"op": "info"}).encode() + b"\\n")
+    print("answered" if s.recv(65536) else "closed")
+except OSError:
+    print("closed")
+"""
+
+
+INSTALLED_HELLO = (
+    "import json; from servicectl.supervisor import protocol; print(json.dumps(protocol.hello()))"
+)
+
+
+def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> None:
+    """Another user cannot reach the socket (0600); with the socket opened to all by mistake,
+    the supervisor still refuses them (SO_PEERCRED). Root's own requests with a definition that
+    is no definition (a pickle that would run a command; a type that is not the schema's; a
+    field of the wrong type; another run directory) are refused, and change nothing: the
+    service stays supervised, the supervisor carries on."""
+    from servicectl.paths import resolve_dirs
+    from servicectl.supervisor import protocol
+
+    with reachable_dir() as top:
+        run, flags = top / "run", ("--run-dir", str(top / "run"))
+        try:
+            supervised(env)
+            sc(env, *flags, "start", "web", code=0)
+            sock = run / ".supervisor.sock"
+            assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+            res = as_user(user, USER_PYTHON, "-c", CONNECT, str(sock))
+            assert res.stdout.split() == ["refused", "13"], res.stdout + res.stderr
+            sock.chmod(0o666)
+            res = as_user(user, USER_PYTHON, "-c", CONNECT, str(sock))
+            assert res.stdout.strip() == "closed", res.stdout + res.stderr
+            marker = top / "pwned"
+            dirs = resolve_dirs(env.services, run, env.log)
+            good = protocol.definition(load_service(env, "web", run), dirs)
+            payloads: list[dict[str, Any]] = [
+                {"definition": base64.b64encode(pickle.dumps((Evil(marker), dirs))).decode()},
+                {"definition": {"$type": "Evil", "command": ["touch", str(marker)]}},
+                {"definition": {**good["definition"], "stop_timeout": "never"}},
+                {"definition": {**good["definition"], "command": [1, 2]}},
+                {"dirs": protocol.encode(dirs._replace(run=top))},
+                {"definition": "not a definition"},
+            ]
+            # the installed servicectl's hello (its schema hash is its files'), as a command's
+            said = subprocess.run(
+                [USER_PYTHON, "-I", "-c", INSTALLED_HELLO],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            hello = {"op": "hello", **json.loads(said.stdout)}
+            for name in ("web", "ghost"):
+                for bad in payloads:
+                    request = {"op": "start", "name": name, **good, **bad}
+                    greeting, answer = ask(sock, hello, request)
+                    assert greeting["ok"] is True, greeting
+                    assert answer["ok"] is False and "could not be read" in answer["message"]
+            assert not marker.exists()
+            (info,) = ask(sock, {"op": "info"})
+            assert list(info["units"]) == ["web"] and info["units"]["web"]["pid"] == env.pid(
+                "web", run / "web.pid"
+            )
+            log = (env.log / ".supervisor.log").read_text()
+            assert f"refused a connection from uid {user.uid}" in log
+            sc(env, *flags, "stop", "web", code=0)
+        finally:
+            kill_pids(supervisor_pids(run))
