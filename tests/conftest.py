@@ -28,7 +28,7 @@ from servicectl.paths import Dirs, resolve_dirs
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from faultkit import User
+    from faultkit import Recorder, User
 
 ROOT = Path(__file__).resolve().parent.parent
 # The run's install, under a directory every user can traverse (built by the session fixture
@@ -498,6 +498,19 @@ def user() -> Iterator[User]:
         pytest.skip("making a user needs root")
     with unix_user() as u:
         yield u
+
+
+@pytest.fixture
+def decoy(env: Env) -> Iterator[Recorder]:
+    """A root process with the same interpreter as the test services (faultkit.Recorder), that
+    must never be signalled: only servicectl's trust rules stand between it and a signal."""
+    from faultkit import Recorder
+
+    rec = Recorder(env.root, env.tag)
+    try:
+        yield rec
+    finally:
+        rec.close()
 
 
 def assert_ok(

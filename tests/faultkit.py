@@ -1,15 +1,20 @@
 """Helpers for the fault-injection and security tests: a real unprivileged user made for the test,
-a directory that user can reach, a decoy that records every signal it gets, and output checks.
+a directory that user can reach, a decoy that records every signal it gets, and output checks;
+and what the attack tests share: root's secret file, a snapshot of root's files to compare, the
+CLI run with its checks, planted links and Python modules.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -25,15 +30,19 @@ from conftest import (
     TAG_VAR,
     ProcEntry,
     alive,
+    assert_ok,
     find_tool,
     kill_pids,
     live_processes,
     system_tool,
+    tagged_pids,
     wait_for,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from conftest import Env
 
 from conftest import USER_PYTHON as USER_PYTHON  # another user's python: the test install's
 
@@ -257,3 +266,109 @@ def owned_by(path: Path, user: User) -> Path:
     """Make ``path`` the attacker's (lchown: a symlink itself becomes theirs)."""
     os.chown(path, user.uid, user.gid, follow_symlinks=False)
     return path
+
+
+def plant_link(user: User, link: Path, target: Path) -> Path:
+    """A symlink ``link`` -> ``target`` that the attacker made (it is theirs)."""
+    link.symlink_to(target)
+    return owned_by(link, user)
+
+
+# -- What the attack tests (tests/test_attacks_*.py) share -------------------------------------
+
+# What root keeps from everyone: a line of /etc/shadow. No message may quote any part of it.
+SECRET = "root:$6$SECRETHASH$abc:19000:0:99999:7:::\n"
+
+
+def root_file(directory: Path, name: str = "secret", text: str = SECRET) -> Path:
+    """A file of root's (0600) that no attack may change."""
+    path = directory / name
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def snap(*paths: Path | str) -> dict[str, Any]:
+    """Owner, mode, inode, links and content (regular files) of each path, not following links;
+    for a directory, the same for each entry: equal before and after, or root's file changed."""
+    out: dict[str, Any] = {}
+    for p in map(Path, paths):
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            out[str(p)] = None
+            continue
+        body: Any = None
+        if stat.S_ISREG(st.st_mode):
+            body = p.read_bytes()
+        elif stat.S_ISDIR(st.st_mode):
+            body = snap(*sorted(p.iterdir()))
+        elif stat.S_ISLNK(st.st_mode):
+            body = os.readlink(p)
+        out[str(p)] = (st.st_uid, st.st_gid, st.st_mode, st.st_ino, st.st_nlink, body)
+    return out
+
+
+def sc(env: Env, *args: str, code: int | None = None, words: tuple[str, ...] = ()) -> Any:
+    """Run servicectl (a hang fails the test), check the exit code and that it explains."""
+    res = env.sc(*args, timeout=60)
+    if code is not None:
+        assert_ok(res, code)
+    assert_clear(res, *words)
+    return res
+
+
+def nothing_runs(env: Env, decoy: Recorder | None = None) -> None:
+    """No process of the test's runs (but the decoy), and the run directory holds no record."""
+    others = {decoy.pid} if decoy else set()
+    assert set(tagged_pids(env.tag)) <= others, tagged_pids(env.tag)
+    assert [f for f in env.files() if not f.startswith(".definitions-")] == []
+
+
+def state_of(env: Env, name: str, *flags: str) -> str:
+    """The state ``status --json`` gives ``name`` ("" when it prints nothing)."""
+    res = env.sc(*flags, "status", "--json", name)
+    rows = json.loads(res.stdout) if res.stdout.strip() else []
+    return str(rows[0]["state"]) if rows else ""
+
+
+def supervised(env: Env, name: str = "web", **extra: Any) -> None:
+    """A ``sleep 300`` service that the supervisor respawns on failure."""
+    spec: dict[str, Any] = {"command": "sleep 300", "start_grace": 0.1, "restart": "on-failure"}
+    env.write(name, {**spec, **extra})
+
+
+# Planted code: appends "UID PROGRAM" to the marker each time it is loaded, and then behaves
+# as the real module would (so that a shim that loaded it would still run, unnoticed).
+PLANT = """
+import os, sys
+with open({marker!r}, "a") as fh:
+    fh.write("%d %s\\n" % (os.getuid(), os.path.basename(sys.argv[0] or "?")))
+"""
+REAL = """
+sys.path = [p for p in sys.path if p not in ("", os.getcwd(), {where!r})]
+del sys.modules[__name__]
+import importlib
+sys.modules[__name__] = importlib.import_module(__name__)
+globals().update(vars(sys.modules[__name__]))
+"""
+
+
+def plant_python(where: Path, marker: Path, user: User) -> None:
+    """Every way a Python module can be made to load from ``where``: json.py and resource.py
+    (what the exec shim imports), a json package, sitecustomize, usercustomize, a .pth file,
+    and a user site under where/.local; all the attacker's."""
+    code = PLANT.format(marker=str(marker))
+    real = REAL.format(where=str(where))
+    (where / "json.py").write_text(code + real)
+    (where / "resource.py").write_text(code + real)
+    (where / "sitecustomize.py").write_text(code)
+    (where / "usercustomize.py").write_text(code)
+    (where / "zz-servicectl-test.pth").write_text("import os; " + code.strip().replace("\n", "; "))
+    site = where / ".local" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = site / "site-packages"
+    site.mkdir(parents=True)
+    (site / "usercustomize.py").write_text(code)
+    (site / "json.py").write_text(code + real)
+    for path in [where, *where.rglob("*")]:
+        owned_by(path, user)

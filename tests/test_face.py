@@ -128,7 +128,7 @@ def _line_within(stream: object, timeout: float) -> str:
 
 
 def test_live_progress_lets_a_finished_service_go_and_never_overruns_a_clock(env: Env) -> None:
-    """The issue's case: a quick service (start_grace 0.5 s) beside a slow one in the same
+    """The case to get right: a quick service (start_grace 0.5 s) beside a slow one in the same
     level. Its result comes out when it is known, its line leaves the live area then, and no
     clock ever reads more than its limit."""
     ready = env.root / "slow.ready"

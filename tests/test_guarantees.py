@@ -487,7 +487,7 @@ def test_killed_main_process_leaves_no_children_behind(env: Env) -> None:
     """kill -9 of the main process behind servicectl's back: its children, still in the
     service's own group, are stopped by the next stop (or start), and said so. (They are
     proven the service's because they ran when servicectl confirmed the start: see
-    test_attacks_phase2 for the ones it cannot prove.)"""
+    the R-PROC-3 tests in tests/test_attacks_processes.py for the ones it cannot prove.)"""
     children = env.root / "children"
     env.write(
         "fam",

@@ -22,7 +22,6 @@ from faultkit import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.skipif(
@@ -32,17 +31,6 @@ pytestmark = pytest.mark.skipif(
 
 NOBODY = 65534
 RECORDER = str(DAEMONS / "signal_recorder.py")
-
-
-@pytest.fixture
-def decoy(env: Env) -> Iterator[Recorder]:
-    """A root process with the same interpreter as the test services: only servicectl's trust
-    rules stand between it and a signal."""
-    rec = Recorder(env.root, env.tag)
-    try:
-        yield rec
-    finally:
-        rec.close()
 
 
 def _left(env: Env) -> list[str]:
