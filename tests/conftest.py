@@ -121,8 +121,9 @@ def alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z", "X")
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Wait for ``cond()`` to be truthy, with backoff from 2 ms, until ``timeout``."""
+def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Wait for ``cond()`` to be truthy, with backoff from 2 ms, until ``timeout`` (generous:
+    it only costs when something is wrong, and a busy machine is not wrong)."""
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:

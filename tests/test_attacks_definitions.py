@@ -134,7 +134,7 @@ def test_R_DEF_2_a_definition_others_can_write_is_refused(
     changed = web.stat().st_ctime
     wait_for(lambda: time.time() - changed > 2.5, what="the definition to be cacheable")
     sc(env, "list", code=0)
-    assert any(f.startswith(".definitions-") for f in env.files())
+    assert any(p.name.startswith(".definitions-") for p in env.run.iterdir())
     os.chown(web, user.uid, -1)
     sc(env, "start", "web", code=4, words=("chown root",))
     os.chown(web, 0, -1)

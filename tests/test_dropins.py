@@ -115,7 +115,7 @@ def test_a_changed_dropin_is_never_served_stale(env: Env) -> None:
     changed = max(path.stat().st_ctime, path.parent.stat().st_ctime)
     wait_for(lambda: time.time() - changed > 2.5, what="the files to be cacheable")
     assert described(env)["web"]["description"] == "one"
-    assert any(f.startswith(".definitions-") for f in env.files())
+    assert any(p.name.startswith(".definitions-") for p in env.run.iterdir())
     assert described(env)["web"]["description"] == "one"  # from the cache
     path.write_text("description: two\n")  # the same size
     assert described(env)["web"]["description"] == "two"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import Env, alive, assert_ok, free_port, wait_for
+from conftest import Env, alive, assert_ok, free_port, proc_state, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,6 +67,15 @@ def nginx_conf(env: Env, port: int, shared: Path) -> Path:
 def get(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
         return r.read().decode()
+
+
+def started_at(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat): with the PID, its identity."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[19].decode()
+    except OSError:
+        return None
 
 
 def worker_pids(master: int) -> list[int]:
@@ -124,9 +133,11 @@ def test_nginx_foreground(env: Env, shared: Path) -> None:
     assert_ok(env.sc("start", "web"))
     assert get(port) == "hello from nginx\n"
     master = env.pid("web")
-    workers = worker_pids(master)
+    workers = {w: started_at(w) for w in worker_pids(master)}
     assert_ok(env.sc("stop", "web"))
-    assert not alive(master) and not any(alive(w) for w in workers)
+    # the same processes (not a PID handed out again since, on a busy machine)
+    left = {w: proc_state(w) for w, t in workers.items() if alive(w) and started_at(w) == t}
+    assert not alive(master) and not left, left
 
 
 def test_redis_notify(env: Env, shared: Path) -> None:
