@@ -31,6 +31,7 @@ from typing import Any
 from servicectl.definitions.names import NAME_RE
 from servicectl.supervisor import adopt, health, jobs, protocol
 from servicectl.supervisor.machine import EXIT, RUNNING, Job, Unit
+from servicectl.supervisor.protocol import Conn
 from servicectl.supervisor.start import (
     EARLY,
     catch_early_signals,
@@ -54,18 +55,6 @@ CODE_CHECK = 2.0  # how often it looks whether its own code was upgraded on disk
 PRELOAD = ("servicectl.system.ready", "servicectl.service.action", "subprocess")
 JOBS = 64  # worker threads at most (more jobs wait their turn)
 IN = select.POLLIN | select.POLLHUP | select.POLLERR
-
-
-class Conn:
-    """One client connection: its socket, what it sent and was not read yet, its hello."""
-
-    __slots__ = ("sock", "buf", "said", "names")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
-        self.said: dict[str, Any] | None = None
-        self.names: set[str] = set()  # the services it asked something of
 
 
 class Supervisor(Steps):

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import socket
 
 PROTOCOL = 2  # 1: the hold/spawn/release protocol with pickled definitions (0.1.0)
 SOCKET_NAME = ".supervisor.sock"  # no service can be named so: definitions never start with "."
@@ -210,3 +213,15 @@ def raise_error(reply: dict[str, Any], name: str, op: str) -> None:
     raise ServicectlError(
         message, exit_code=code if isinstance(code, int) else 1, detail=str(reply.get("detail", ""))
     )
+
+
+class Conn:
+    """One client connection: its socket, what it sent and was not read yet, its hello."""
+
+    __slots__ = ("sock", "buf", "said", "names")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.said: dict[str, Any] | None = None
+        self.names: set[str] = set()  # the services it asked something of

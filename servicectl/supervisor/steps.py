@@ -27,8 +27,8 @@ from servicectl.supervisor.machine import (
 )
 
 if TYPE_CHECKING:
-    from servicectl.supervisor.daemon import Conn
     from servicectl.supervisor.jobs import Result
+    from servicectl.supervisor.protocol import Conn
 
 UNKNOWN_EXIT = 1 << 16  # a pending exit whose status is unknown (no status is this large)
 

@@ -8,11 +8,10 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from servicectl.commands.importer import unit_more
+from servicectl.commands.importer import unit_spread
 from servicectl.commands.importer.commands import ssd
 from servicectl.commands.importer.draft import Draft, limit_value, retry_schedule, sig, timespan
 from servicectl.commands.importer.sysfiles import System
-from servicectl.commands.importer.unit_more import DIRECTORY_KEYS
 from servicectl.commands.importer.unit_parse import (
     Entry,
     Specifiers,
@@ -21,6 +20,7 @@ from servicectl.commands.importer.unit_parse import (
     parse,
     split_exec,
 )
+from servicectl.commands.importer.unit_spread import DIRECTORY_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,7 +103,7 @@ class _State:
         self.install = False
         self.burst: tuple[int, Entry] | None = None
         self.interval: tuple[float, Entry] | None = None
-        self.dirs: dict[str, dict[str, Any]] = {}  # path -> how it is made (unit_more.py)
+        self.dirs: dict[str, dict[str, Any]] = {}  # path -> how it is made (unit_spread.py)
         self.modes: dict[str, str] = {}  # RuntimeDirectory -> its RuntimeDirectoryMode
         self.account: tuple[str | None, str | None] = (None, None)  # owner of *Directory=
         self.starts: list[tuple[Entry, list[str]]] = []  # every ExecStart= (a oneshot's)
@@ -123,9 +123,9 @@ class _State:
             return
         d.set("command", self.start, self.start_entry.line, self.start_entry.text)
         if "!" in self.start_prefix or "+" in self.start_prefix:
-            unit_more.privileged(self)
+            unit_spread.privileged(self)
         if self.type == "oneshot":
-            unit_more.oneshot(self)
+            unit_spread.oneshot(self)
         else:
             for e, _ in self.starts[1:]:
                 d.skip(e.line, e.text, "a second ExecStart=: servicectl runs one program")
@@ -139,7 +139,7 @@ class _State:
             interval = self.interval[0] if self.interval else 10
             e = (self.burst or self.interval)[1]  # type: ignore[index]
             d.set("start_limit", {"burst": burst, "interval": interval}, e.line, e.text)
-        unit_more.directories(self)
+        unit_spread.directories(self)
         if not self.install:
             d.set("enabled", False, None, "no WantedBy= in [Install]: not started at boot")
 
@@ -169,14 +169,14 @@ class _State:
         d = self.draft
         assert self.start is not None
         for e, argv in self.pre:
-            if unit_more.exec_dirs(self, e, argv):
+            if unit_spread.exec_dirs(self, e, argv):
                 continue
             if is_test(argv, self.start[0]) and "check_command" not in d.values:
                 d.set("check_command", argv, e.line, e.text)
             else:
                 d.skip(e.line, e.text, "runs before start; servicectl does not run it")
         for e, argv in self.post:
-            if not unit_more.exec_dirs(self, e, argv):
+            if not unit_spread.exec_dirs(self, e, argv):
                 d.skip(e.line, e.text, "runs after start; servicectl does not run it")
 
     def _reload(self) -> None:
@@ -242,7 +242,7 @@ def _exec_start(s: _State, e: Entry) -> None:
     if s.start is None:
         s.start = argv
         s.start_entry = e
-        s.start_prefix = unit_more.exec_start_prefix(e.value)
+        s.start_prefix = unit_spread.exec_start_prefix(e.value)
 
 
 def _exec_list(attr: str) -> Callable[[_State, Entry], None]:
@@ -566,7 +566,7 @@ HANDLERS: dict[tuple[str, str], Callable[[_State, Entry], None]] = {
     ("Service", "TimeoutStopSec"): _stop_timeout,
     ("Service", "TimeoutStartSec"): _simple_key("start_timeout", _seconds),
     ("Service", "TimeoutSec"): _timeout,
-    ("Service", "Restart"): unit_more.restart,
+    ("Service", "Restart"): unit_spread.restart,
     ("Service", "RemainAfterExit"): _remain,
     ("Service", "ExecStartPost"): _exec_list("post"),
     ("Service", "RestartSec"): _simple_key("restart_delay", _seconds),
@@ -576,5 +576,5 @@ HANDLERS: dict[tuple[str, str], Callable[[_State, Entry], None]] = {
     ("Install", "RequiredBy"): _install,
 }
 for _key in DIRECTORY_KEYS:
-    HANDLERS[("Service", _key)] = unit_more.directory_key
-    HANDLERS[("Service", _key + "Mode")] = unit_more.directory_mode
+    HANDLERS[("Service", _key)] = unit_spread.directory_key
+    HANDLERS[("Service", _key + "Mode")] = unit_spread.directory_mode
