@@ -197,11 +197,21 @@ def test_R_NOTIFY_3_another_users_ready_is_refused_and_said(env: Env, user: User
         "a = sys.argv[1]\n"
         "a = '\\0' + a[1:] if a.startswith('@') else a\n"
         "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', a)\n"
-        "import time; time.sleep(1)\n"
+        "sys.stdin.read()\n"  # alive (its credentials checkable) until the start has judged
     )
-    sent = as_user(user, USER_PYTHON, "-c", code, address)
-    assert sent.returncode == 0, sent.stderr
-    out, err = proc.communicate(timeout=30)
+    sender = subprocess.Popen(
+        [USER_PYTHON, "-c", code, address],
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        assert sender.stdin is not None
+        sender.stdin.close()
+        assert sender.wait(30) == 0
     assert proc.returncode == 1, (out, err)
     assert "refused: a notify message from PID" in err and f"(uid {user.uid})" in err, err
     assert "not a process of the service" in err
