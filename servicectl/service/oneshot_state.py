@@ -14,9 +14,7 @@ The actions (start, stop, restart) are in oneshot.py; this module only observes.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from servicectl.service.observation import Observation
@@ -81,24 +79,12 @@ def run_path(run_dir: Path, name: str) -> Path:
 
 def read(run_dir: Path, name: str) -> tuple[Run | None, str | None]:
     """The last run, or (None, why it was ignored) if missing or unusable."""
+    from servicectl.system.record import read_own
+
     path = run_path(run_dir, name)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return None, f"the run record {path} is a symlink; not followed, ignored"
-        return None, f"the run record {path} cannot be read ({exc.strerror}); ignored"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, f"the run record {path} is not a regular file; ignored"
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
-            return None, f"the run record {path} was not written by servicectl; ignored"
-        raw = os.read(fd, MAX_BYTES)
-    finally:
-        os.close(fd)
+    raw, why = read_own(path, "the run record", MAX_BYTES)
+    if raw is None:
+        return None, why
     try:
         return Run.from_json(raw), None
     except (ValueError, TypeError):

@@ -106,29 +106,38 @@ def state_path(run_dir: Path, name: str) -> Path:
 def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
     """The service's state record, or (None, why it was ignored) if missing or unusable."""
     path = state_path(run_dir, name)
+    raw, why = read_own(path, "the state file", 1 << 20)
+    if raw is None:
+        return None, why
+    try:
+        return Record.from_json(raw), None
+    except (ValueError, TypeError):
+        return None, f"the state file {path} is corrupt; ignored"
+
+
+def read_own(path: Path, what: str, limit: int) -> tuple[bytes | None, str | None]:
+    """The bytes (at most ``limit``) of a file servicectl wrote in a run directory, or (None,
+    why it was ignored: ``what`` names it) if missing or not servicectl's: a symlink is not
+    followed, only a regular file is read, without blocking, and only if written by root or
+    by the user reading it, writable by its owner alone (docs/security.md R-RUN-2: a non-root
+    reader trusts root's records, or it would call every service dead)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None, None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return None, f"the state file {path} is a symlink; not followed, ignored"
-        return None, f"the state file {path} cannot be read ({exc.strerror}); ignored"
+            return None, f"{what} {path} is a symlink; not followed, ignored"
+        return None, f"{what} {path} cannot be read ({exc.strerror}); ignored"
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return None, f"the state file {path} is not a regular file; ignored"
-        # Written by servicectl as root, or as the user reading it (docs/security.md R-RUN-2):
-        # a non-root reader trusts root's records, or it would call every service dead.
+            return None, f"{what} {path} is not a regular file; ignored"
         if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
-            return None, f"the state file {path} was not written by servicectl; ignored"
-        raw = os.read(fd, 1 << 20)
+            return None, f"{what} {path} was not written by servicectl; ignored"
+        return os.read(fd, limit), None
     finally:
         os.close(fd)
-    try:
-        return Record.from_json(raw), None
-    except (ValueError, TypeError):
-        return None, f"the state file {path} is corrupt; ignored"
 
 
 def write_record(run_dir: Path, name: str, record: Record) -> None:
