@@ -18,7 +18,6 @@ again. Then it is known that, not what, changed.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -48,19 +47,12 @@ def _digest(path: Path) -> tuple[int, int, str] | None:
     except ImportError:
         from hashlib import sha256
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError:
+    from servicectl.files.safe import read_if_regular
+
+    got = read_if_regular(path, MAX_BYTES)
+    if got is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-            return None
-        data = os.read(fd, MAX_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    data, st = got
     return st.st_mtime_ns, st.st_size, sha256(data).hexdigest()
 
 

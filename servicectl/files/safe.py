@@ -391,3 +391,29 @@ def describe_refusal(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"cannot be read: {exc.strerror}"
     return str(exc)
+
+
+def read_if_regular(
+    path: str | Path, limit: int, whole: bool = True
+) -> tuple[bytes, os.stat_result] | None:
+    """The bytes of ``path`` and its stat, if it is a regular file (None otherwise, or if it
+    cannot be read): a FIFO or a device is never read (opened non-blocking, judged by fstat
+    after the open, so a swap in between is seen). ``whole``: None for a file over ``limit``
+    bytes; else its first ``limit`` bytes. (read_regular, above, is the strict form: it refuses
+    with a reason, and follows only symlinks root alone could have made.)"""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (whole and st.st_size > limit):
+            return None
+        data = os.read(fd, limit + 1 if whole else limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if whole and len(data) > limit:
+        return None
+    return data, st

@@ -10,7 +10,6 @@ blocking, and a file swapped for another kind between stat and open is not read.
 from __future__ import annotations
 
 import os
-import stat
 
 from servicectl.errors import NotInstalledError
 
@@ -18,20 +17,12 @@ from servicectl.errors import NotInstalledError
 def shebang(program: str) -> list[str] | None:
     """The words of ``program``'s ``#!`` line, or None: not a regular file, unreadable, not a
     script. Never blocks (a FIFO or a device is not opened for reading)."""
-    try:
-        if not stat.S_ISREG(os.stat(program).st_mode):
-            return None
-        fd = os.open(program, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError:
+    from servicectl.files.safe import read_if_regular
+
+    got = read_if_regular(program, 256, whole=False)
+    if got is None:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since: read nothing
-            return None
-        head = os.read(fd, 256)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    head = got[0]
     if not head.startswith(b"#!"):
         return None
     return [os.fsdecode(w) for w in head[2:].split(b"\n", 1)[0].split()]

@@ -27,24 +27,12 @@ def read_text(path: str) -> str | None:
     """The text of a regular file (at most MAX_BYTES), or None when it is missing, is no
     regular file, cannot be read or is larger. A FIFO or device is never opened for reading
     (O_NONBLOCK, then fstat)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        import stat
+    from servicectl.files.safe import read_if_regular
 
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-            return None
-        raw = os.read(fd, MAX_BYTES + 1)
-    except OSError:
+    got = read_if_regular(path, MAX_BYTES)
+    if got is None or b"\0" in got[0]:
         return None
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_BYTES or b"\0" in raw:
-        return None
+    raw = got[0]
     return raw.decode("utf-8", errors="replace")
 
 
