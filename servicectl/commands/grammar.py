@@ -10,7 +10,12 @@ generated from it (``python -m servicectl.commands.grammar_doc``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 
 class Arg(NamedTuple):

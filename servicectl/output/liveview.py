@@ -16,14 +16,16 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Optional
 
+from servicectl import lastresort
 from servicectl.output.face import face
 from servicectl.service.waits import silent
 from servicectl.text import escape
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any, Optional
 
     from servicectl.service.outcome import Outcome
     from servicectl.service.waits import Progress
@@ -142,6 +144,7 @@ class _Drawing:
         self.held: list[str] = []
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        lastresort.install_thread_hook()
         self.ticker = threading.Thread(target=self._tick, name="servicectl-live", daemon=True)
         self.saved: tuple[Any, Any] = (sys.stdout, sys.stderr)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.errors import ServicectlError
 from servicectl.system import proc
 from servicectl.system.record import Record, read_record
 from servicectl.system.spawn import SERVICE_PATH, expected_executables, resolve_program
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

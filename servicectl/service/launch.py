@@ -10,7 +10,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import EnvironmentProblem, Exit, NotInstalledError, ServicectlError
@@ -22,6 +21,7 @@ from servicectl.service.terminate import group_handles, kill_tree
 from servicectl.service.waits import Progress, silent
 from servicectl.states import LAUNCHING, PHASE_STARTING
 from servicectl.system import proc
+from servicectl.system.cancel import check_cancel
 from servicectl.system.pidfile import (
     NotAPidFile,
     read_pidfile,
@@ -33,8 +33,10 @@ from servicectl.system.proc import Handle, ProcInfo
 from servicectl.system.record import Record, new_record, state_path, write_record
 from servicectl.system.spawn import CHDIR_EXIT, GATE_EXIT, Account, Gate, spawn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
@@ -411,7 +413,7 @@ def _find_daemon(
                 f"within start_timeout {svc.start_timeout:g} s ({last})",
                 detail=log_tail(svc),
             )
-        proc.check_cancel()
+        check_cancel()
         time.sleep(backoff)
         backoff = min(backoff * 2, 0.05)
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from servicectl.service.observation import Observation
 from servicectl.states import EXITED, FAILED, STARTING, STOPPED
 from servicectl.system import proc
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, Optional
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import StatusCode
 from servicectl.paths import Dirs, run_dir_problem
 from servicectl.service import oneshot_state, supervised, tracked
+from servicectl.service.observe import inspect
 from servicectl.states import (
     STATE_CODES,
     STOPPED,
@@ -20,6 +20,7 @@ from servicectl.states import (
 )
 from servicectl.system import proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
     from servicectl.system.proc import ProcInfo
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------------------------------------
 # Inspection helpers
-
-
-from servicectl.service.observe import inspect
 
 
 class Status:

@@ -8,18 +8,19 @@ and the pidfd wakes a wait at the exit, without polling. A zombie counts as gone
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import select
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
 
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -272,7 +273,7 @@ class _GroupIndex:
     """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()  # threading's Lock, without importing threading
         self.started = float("-inf")
         self.groups: dict[int, list[ProcInfo]] = {}
 
@@ -480,62 +481,6 @@ class Handle:
         return info is None or info.zombie or info.starttime != self.starttime
 
 
-CANCEL = threading.Event()  # set when servicectl is interrupted: worker threads stop waiting
-CANCEL_SLICE = 0.1  # how often a wait looks at CANCEL (exits still wake it at once)
-_SCOPE = threading.local()  # the Cancel of the job this thread runs (cancel_scope)
-
-
-class Cancel:
-    """The cancellation of one job (the supervisor cancels a job whose requester left): a
-    flag, and a pipe that waits poll beside their pidfds so that it wakes them at once."""
-
-    def __init__(self) -> None:
-        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.flag = False
-
-    def set(self) -> None:
-        if not self.flag:
-            self.flag = True
-            try:
-                os.write(self._w, b"x")
-            except OSError:
-                pass
-
-    def fileno(self) -> int:
-        return self._r
-
-    def close(self) -> None:
-        for fd in (self._r, self._w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-@contextmanager
-def cancel_scope(cancel: Cancel | None) -> Iterator[None]:
-    """Waits in this thread stop (KeyboardInterrupt) once ``cancel`` is set."""
-    _SCOPE.cancel = cancel
-    try:
-        yield
-    finally:
-        _SCOPE.cancel = None
-
-
-def cancel_fd() -> int | None:
-    """The descriptor a wait in this thread polls to learn of its cancellation (or None)."""
-    scope = getattr(_SCOPE, "cancel", None)
-    return scope.fileno() if scope is not None else None
-
-
-def check_cancel() -> None:
-    """Raise KeyboardInterrupt in a worker thread once servicectl has been interrupted, or once
-    the job this thread runs was cancelled."""
-    scope = getattr(_SCOPE, "cancel", None)
-    if CANCEL.is_set() or (scope is not None and scope.flag):
-        raise KeyboardInterrupt
-
-
 def wait_all_exit(
     handles: Iterable[Handle], deadline: float, cancellable: bool = True
 ) -> list[Handle]:
@@ -544,6 +489,8 @@ def wait_all_exit(
     Woken by the kernel at each exit through poll() on the pidfds: no fixed-interval sleep.
     Returns the handles still alive at the end.
     """
+    from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
+
     alive = [h for h in handles if not h.exited()]
     while alive:
         if cancellable:

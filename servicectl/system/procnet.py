@@ -16,8 +16,10 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, NamedTuple
 
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -11,19 +11,14 @@ import select
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
 
-from servicectl.system.proc import (
-    CANCEL_SLICE,
-    Handle,
-    cancel_fd,
-    check_cancel,
-    is_descendant,
-    read_proc,
-)
+from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
+from servicectl.system.proc import Handle, is_descendant, read_proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from servicectl.definitions.schema import Ready, Service
     from servicectl.system.spawn import Account
