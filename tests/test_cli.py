@@ -73,10 +73,8 @@ def test_everyday_command_lines_skip_typer(env: Env, args: tuple[str, ...]) -> N
 @pytest.mark.parametrize(
     "args, code",
     [
-        (("--help",), 0),
-        (("-h",), 0),
-        (("status", "--help"), 0),
-        (("status", "-h"), 0),
+        (("--help", "-d", "services.d"), 0),  # help with other words after it: typer's
+        (("status", "web", "-h"), 0),
         (("start",), 2),  # a name is required
         (("stop", "web", "--jobs", "0"), 2),  # jobs >= 1
         (("start", "web", "-j", "²"), 2),
@@ -92,6 +90,31 @@ def test_everything_else_gets_typers_grammar(env: Env, args: tuple[str, ...], co
     assert "Traceback" not in out
     if code == 2:
         assert "Usage:" in out
+
+
+@pytest.mark.parametrize("args", [("--help",), ("-h",), ("status", "--help"), ("logs", "-h")])
+def test_help_is_typers_words_without_typer(env: Env, args: tuple[str, ...]) -> None:
+    """``--help`` of servicectl or of a command is printed from cli/helptext.py (typer's own
+    output, test_grammar checks it) without importing typer; a terminal narrower than 80
+    columns gets typer's, wrapped to it."""
+    typer_used, code, out = run_probe(env, *args)
+    assert not typer_used and code == 0, out
+    wide = subprocess.run(
+        [SERVICECTL, *args], capture_output=True, text=True, timeout=60, env={"COLUMNS": "120"}
+    )
+    typers = subprocess.run(
+        [USER_PYTHON, "-c", "import sys; from servicectl.cli import typer_app; "
+         "typer_app.parse(sys.argv[1:])", *args],
+        capture_output=True, text=True, timeout=60, env={"COLUMNS": "80"},
+    )  # fmt: skip
+    assert (
+        wide.returncode == 0 and wide.stdout == typers.stdout and "Usage: servicectl" in wide.stdout
+    )
+    narrow = subprocess.run(
+        [SERVICECTL, *args], capture_output=True, text=True, timeout=60, env={"COLUMNS": "60"}
+    )
+    assert narrow.returncode == 0 and "Usage: servicectl" in narrow.stdout
+    assert narrow.stdout != wide.stdout  # wrapped to 58 columns: typer's own
 
 
 def test_both_paths_print_the_same(env: Env) -> None:

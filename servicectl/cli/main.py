@@ -18,6 +18,7 @@ from servicectl.commands.grammar import (
     COMMANDS,
     DEBUG,
     DIR_OPTS,
+    HELP_FLAGS,
     Call,
     Command,
     Opt,
@@ -162,12 +163,51 @@ def decide(argv: list[str]) -> Union[Call, int]:
         face.out(f"servicectl {version()}\n")
         return 0
     completing = any(k.startswith("_SERVICECTL_COMPLETE") for k in os.environ)
+    text = None if completing else _help_text(argv)
+    if text is not None:  # typer's own words, pre-rendered (cli/helptext.py)
+        face.out(text)
+        return 0
     call = None if completing else fast_parse(argv)
     if call is not None:
         return call
     from servicectl.cli.typer_app import parse
 
     return parse(argv)
+
+
+def _help_text(argv: list[str]) -> Optional[str]:
+    """typer's help for ``--help``/``-h`` of servicectl or of one command, as pre-rendered
+    for terminals of HELP_WIDTH columns or more, or None (another form, or a narrower
+    terminal, whose help typer wraps otherwise). Directory options may come first."""
+    k = 0
+    while 0 <= k < len(argv) and argv[k].startswith("-") and argv[k] not in HELP_FLAGS:
+        k = _option(argv, k, _GLOBAL, {})
+    argv = argv[k:] if k >= 0 else []
+    if not 1 <= len(argv) <= 2 or argv[-1] not in HELP_FLAGS:
+        return None
+    name = argv[0] if len(argv) == 2 else ""
+    if name and name not in COMMANDS:
+        return None
+    from servicectl.cli.helptext import HELP, HELP_WIDTH
+
+    if _columns() < HELP_WIDTH:
+        return None
+    return HELP.get(name)
+
+
+def _columns() -> int:
+    """The terminal's width as click reads it (shutil.get_terminal_size: $COLUMNS, else the
+    terminal of standard output, else 80), without importing shutil."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _on_interrupt(signum: int, frame: object) -> None:
