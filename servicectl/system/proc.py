@@ -36,6 +36,8 @@ class ProcInfo(NamedTuple):
     starttime: int
     uid: int
     comm: str
+    cpu_ticks: int = 0  # CPU time used so far, user plus system
+    rss_pages: int = 0  # resident memory, in pages (PAGE_SIZE)
 
     @property
     def zombie(self) -> bool:
@@ -117,11 +119,11 @@ def cmdline_of(pid: int) -> list[str]:
 
 
 def uptime_ticks() -> int:
-    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime`` (both rounded down;
-    parsed exactly: a float would make 12.34 s read as 1233 ticks)."""
-    with open("/proc/uptime") as fh:
-        seconds, _, hundredths = fh.read().split()[0].partition(".")
-    return int(seconds) * CLK_TCK + int(hundredths.ljust(2, "0")[:2]) * CLK_TCK // 100
+    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime``: CLOCK_BOOTTIME,
+    which /proc/uptime shows (a time namespace's offset included in both), read without
+    opening a file; rounded down like the kernel's start times, in integers (a float would
+    make 12.34 s read as 1233 ticks)."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) * CLK_TCK // 1_000_000_000
 
 
 def children_of(pid: int) -> list[int]:
@@ -141,16 +143,7 @@ def age_seconds(info: ProcInfo) -> float:
     return max(0.0, (uptime_ticks() - info.starttime) / CLK_TCK)
 
 
-def memory_and_cpu(pid: int) -> tuple[int, int] | None:
-    """Resident memory (bytes) and CPU time used, user plus system (clock ticks), or None."""
-    try:
-        with open(f"/proc/{pid}/statm") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rpartition(b")")[2].split()
-        return rss, int(fields[11]) + int(fields[12])
-    except (OSError, IndexError, ValueError):
-        return None
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 # rt_sigtimedwait by machine: a thread waiting in it has the waited signals removed from its
@@ -261,6 +254,8 @@ def _parse_stat(pid: int, raw: bytes, uid: int = -1) -> ProcInfo:
         starttime=int(fields[19]),
         uid=uid,
         comm=head.partition(b"(")[2].decode("utf-8", "replace"),
+        cpu_ticks=int(fields[11]) + int(fields[12]),
+        rss_pages=int(fields[21]),
     )
 
 
