@@ -13,7 +13,6 @@ leaves the live area at that moment; a clock never shows more than its limit.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from contextlib import contextmanager
 
@@ -24,6 +23,7 @@ from servicectl.text import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
     from typing import Any, Optional
 
@@ -65,6 +65,8 @@ class _View:
     """The services in flight; rich asks for the picture (``__rich__``) on each redraw."""
 
     def __init__(self, console: Any) -> None:
+        import threading  # here: without a live display (not a terminal) no thread is started
+
         self.console = console
         self.lock = threading.Lock()
         # name -> (what it waits for, budget, since when, first seen): shown oldest first
@@ -137,6 +139,8 @@ class _Drawing:
     the display (one print), or the display is redrawn alone (the spinners and clocks)."""
 
     def __init__(self, view: _View) -> None:
+        import threading
+
         from rich.live import Live
 
         self.view = view

@@ -6,8 +6,8 @@ Nothing here waits for readiness: lifecycle.start composes these steps.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from servicectl.paths import Dirs
     from servicectl.system.cgroup_limits import Plan
 
-_FORKING_LAUNCH = threading.Lock()
+_FORKING_LAUNCH = _thread.allocate_lock()  # threading's Lock; a start of one needs no threading
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on

@@ -4,17 +4,32 @@ cancellation wakes them at once; they look at CANCEL every CANCEL_SLICE seconds.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 from contextlib import contextmanager
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-CANCEL = threading.Event()  # set when servicectl is interrupted: worker threads stop waiting
+
+class _Flag:
+    """Set once, read by every thread (what threading.Event would do here, without importing
+    threading: a start of one service needs none)."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+CANCEL = _Flag()  # set when servicectl is interrupted: worker threads stop waiting
 CANCEL_SLICE = 0.1  # how often a wait looks at CANCEL (exits still wake it at once)
-_SCOPE = threading.local()  # the Cancel of the job this thread runs (cancel_scope)
+_SCOPE = _thread._local()  # (threading.local is this) the Cancel of the job this thread runs
 
 
 class Cancel:
