@@ -282,3 +282,50 @@ def test_one_service_is_singular(env: Env) -> None:
     wait_for(lambda: (env.run / "web.pid").exists(), 10, "web's PID file")
     res = assert_ok(env.sc("stopall"))
     assert "1 service: 1 stopped/ok" in res.stdout
+
+
+LOADED = """
+import sys
+from servicectl.cli import main
+from servicectl.output import face
+face.install_streams()
+code = main.run(sys.argv[1:])
+face.flush()
+print(code, " ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _loaded(env: Env, *args: str) -> tuple[int, set[str]]:
+    """The exit code of a command line and the modules it loaded (run as `python -c`)."""
+    res = subprocess.run(
+        [USER_PYTHON, "-c", LOADED, *env.dir_args(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=env.root,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "100"},
+    )
+    code, _, names = res.stderr.strip().splitlines()[-1].partition(" ")
+    return int(code), set(names.split())
+
+
+def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
+    """What the start-up of everyday commands leaves out (docs/benchmarks.md): typing
+    nowhere on these paths, threading but for subprocess's own; socket, hashlib's OpenSSL
+    and typer only where used; --help without pathlib or re either (signal brings enum)."""
+    env.sleeper("web")
+    env.sleeper("idle")
+    never = {"typing", "threading", "socket", "_hashlib", "typer", "click", "rich", "psutil"}
+    code, mods = _loaded(env, "--help")
+    unwanted = never | {"pathlib", "re", "servicectl.paths"}
+    assert code == 0 and not mods & unwanted, mods & unwanted
+    code, mods = _loaded(env, "status", "idle")
+    unwanted = never | {"subprocess", "servicectl.system.spawn"}  # (yaml: files this new)
+    assert code == 3 and not mods & unwanted, mods & unwanted
+    code, mods = _loaded(env, "start", "web")
+    unwanted = never - {"threading"}  # subprocess (Popen) imports threading itself
+    assert code == 0 and not mods & unwanted, mods & unwanted
+    code, mods = _loaded(env, "status", "web")
+    assert code == 0 and not mods & never, mods & never
+    code, mods = _loaded(env, "stop", "web")
+    assert code == 0 and not mods & never, mods & never
