@@ -66,7 +66,7 @@ def wheel_venv(tree: Path) -> Path:
         p = sh(cmd)
         if p.returncode != 0:
             sys.exit(f"`{' '.join(cmd)}` failed: {p.stderr[-800:]}")
-    whl = next(wheels.glob("servicectl-*.whl"))
+    whl = next(wheels.glob("servicectl*.whl"))
     cmd = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
            str(whl)]  # fmt: skip
     p = sh(cmd)

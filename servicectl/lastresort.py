@@ -10,8 +10,10 @@ when that failed. Base layer: imports the text escaping only.
 from __future__ import annotations
 
 import sys
-import threading
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 COMMAND = ""  # the command being run, for the line ("" before it is known)
 DEBUG = False  # --debug: the traceback follows the line
@@ -62,17 +64,27 @@ def report(exc: BaseException, name: str = "") -> None:
 
 
 def install_hooks() -> None:
-    """Route what escapes a thread and what Python reports as unraisable (an exception in a
-    finalizer) through ``report``: a helper thread's crash is one line too."""
+    """Route what Python reports as unraisable (an exception in a finalizer) through
+    ``report``, and what escapes a thread once threads are used (install_thread_hook: a
+    command that starts none does not pay for importing threading)."""
+
+    def unraisable_hook(args: Any) -> None:
+        if DEBUG and args.exc_value is not None:
+            report(args.exc_value, "")
+
+    sys.unraisablehook = unraisable_hook
+    if "threading" in sys.modules:
+        install_thread_hook()
+
+
+def install_thread_hook() -> None:
+    """Route what escapes a thread through ``report``: a helper thread's crash is one line
+    too. Called by whatever starts threads, before it starts them."""
+    import threading
 
     def thread_hook(args: Any) -> None:
         if args.exc_type is SystemExit:
             return
         report(args.exc_value or args.exc_type(), "")
 
-    def unraisable_hook(args: Any) -> None:
-        if DEBUG and args.exc_value is not None:
-            report(args.exc_value, "")
-
     threading.excepthook = thread_hook
-    sys.unraisablehook = unraisable_hook

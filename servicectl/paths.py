@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import NamedTuple
 
 from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
+from servicectl.tuples import NamedTuple
 
 SYSTEM_SERVICES_DIR = Path("/etc/servicectl/services.d")
 

@@ -73,10 +73,8 @@ def test_everyday_command_lines_skip_typer(env: Env, args: tuple[str, ...]) -> N
 @pytest.mark.parametrize(
     "args, code",
     [
-        (("--help",), 0),
-        (("-h",), 0),
-        (("status", "--help"), 0),
-        (("status", "-h"), 0),
+        (("--help", "-d", "services.d"), 0),  # help with other words after it: typer's
+        (("status", "web", "-h"), 0),
         (("start",), 2),  # a name is required
         (("stop", "web", "--jobs", "0"), 2),  # jobs >= 1
         (("start", "web", "-j", "²"), 2),
@@ -92,6 +90,31 @@ def test_everything_else_gets_typers_grammar(env: Env, args: tuple[str, ...], co
     assert "Traceback" not in out
     if code == 2:
         assert "Usage:" in out
+
+
+@pytest.mark.parametrize("args", [("--help",), ("-h",), ("status", "--help"), ("logs", "-h")])
+def test_help_is_typers_words_without_typer(env: Env, args: tuple[str, ...]) -> None:
+    """``--help`` of servicectl or of a command is printed from cli/helptext.py (typer's own
+    output, test_grammar checks it) without importing typer; a terminal narrower than 80
+    columns gets typer's, wrapped to it."""
+    typer_used, code, out = run_probe(env, *args)
+    assert not typer_used and code == 0, out
+    wide = subprocess.run(
+        [SERVICECTL, *args], capture_output=True, text=True, timeout=60, env={"COLUMNS": "120"}
+    )
+    typers = subprocess.run(
+        [USER_PYTHON, "-c", "import sys; from servicectl.cli import typer_app; "
+         "typer_app.parse(sys.argv[1:])", *args],
+        capture_output=True, text=True, timeout=60, env={"COLUMNS": "80"},
+    )  # fmt: skip
+    assert (
+        wide.returncode == 0 and wide.stdout == typers.stdout and "Usage: servicectl" in wide.stdout
+    )
+    narrow = subprocess.run(
+        [SERVICECTL, *args], capture_output=True, text=True, timeout=60, env={"COLUMNS": "60"}
+    )
+    assert narrow.returncode == 0 and "Usage: servicectl" in narrow.stdout
+    assert narrow.stdout != wide.stdout  # wrapped to 58 columns: typer's own
 
 
 def test_both_paths_print_the_same(env: Env) -> None:
@@ -259,3 +282,50 @@ def test_one_service_is_singular(env: Env) -> None:
     wait_for(lambda: (env.run / "web.pid").exists(), 10, "web's PID file")
     res = assert_ok(env.sc("stopall"))
     assert "1 service: 1 stopped/ok" in res.stdout
+
+
+LOADED = """
+import sys
+from servicectl.cli import main
+from servicectl.output import face
+face.install_streams()
+code = main.run(sys.argv[1:])
+face.flush()
+print(code, " ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _loaded(env: Env, *args: str) -> tuple[int, set[str]]:
+    """The exit code of a command line and the modules it loaded (run as `python -c`)."""
+    res = subprocess.run(
+        [USER_PYTHON, "-c", LOADED, *env.dir_args(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=env.root,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "100"},
+    )
+    code, _, names = res.stderr.strip().splitlines()[-1].partition(" ")
+    return int(code), set(names.split())
+
+
+def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
+    """What the start-up of everyday commands leaves out (docs/benchmarks.md): typing
+    nowhere on these paths, threading but for subprocess's own; socket, hashlib's OpenSSL
+    and typer only where used; --help without pathlib or re either (signal brings enum)."""
+    env.sleeper("web")
+    env.sleeper("idle")
+    never = {"typing", "threading", "socket", "_hashlib", "typer", "click", "rich", "psutil"}
+    code, mods = _loaded(env, "--help")
+    unwanted = never | {"pathlib", "re", "servicectl.paths"}
+    assert code == 0 and not mods & unwanted, mods & unwanted
+    code, mods = _loaded(env, "status", "idle")
+    unwanted = never | {"subprocess", "servicectl.system.spawn"}  # (yaml: files this new)
+    assert code == 3 and not mods & unwanted, mods & unwanted
+    code, mods = _loaded(env, "start", "web")
+    unwanted = never - {"threading"}  # subprocess (Popen) imports threading itself
+    assert code == 0 and not mods & unwanted, mods & unwanted
+    code, mods = _loaded(env, "status", "web")
+    assert code == 0 and not mods & never, mods & never
+    code, mods = _loaded(env, "stop", "web")
+    assert code == 0 and not mods & never, mods & never

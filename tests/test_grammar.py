@@ -193,6 +193,18 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
         assert opt.flags[-1] in text
 
 
+def test_pre_rendered_help_is_typers() -> None:
+    """cli/helptext.py is what typer prints for --help at 80 columns and more; regenerate
+    with python -m servicectl.cli.typer_app --write-help servicectl/cli/helptext.py."""
+    from servicectl.cli import helptext
+
+    assert typer_app.rendered_help() == helptext.HELP, (
+        "servicectl/cli/helptext.py is out of date: python -m servicectl.cli.typer_app "
+        "--write-help servicectl/cli/helptext.py (then ruff format it)"
+    )
+    assert set(helptext.HELP) == {"", *COMMANDS}
+
+
 def test_commands_md_matches_the_table() -> None:
     """docs/commands.md carries the table's Markdown between its markers; regenerate with
     python -m servicectl.commands.grammar_doc."""

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "servicectl.states",
             "servicectl.text",
             "servicectl.lastresort",
+            "servicectl.tuples",
         ),
     ),
     ("files", ("servicectl.files",)),

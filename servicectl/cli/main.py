@@ -8,16 +8,17 @@ from the same table (cli_typer.py). Both produce a Call; commands.py runs it.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
-from typing import Any, Optional, Union
 
 from servicectl import lastresort
 from servicectl.commands.grammar import (
     COMMANDS,
     DEBUG,
     DIR_OPTS,
+    HELP_FLAGS,
     Call,
     Command,
     Opt,
@@ -28,6 +29,10 @@ from servicectl.errors import ServicectlError
 from servicectl.output import face as _face
 from servicectl.output.face import face
 from servicectl.text import escape, shown  # noqa: F401  (the escaping, for callers)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
 
 GLOBAL_OPTS = (*DIR_OPTS, DEBUG)  # before the command, and also accepted after it
 _GLOBAL = {flag: opt for opt in GLOBAL_OPTS for flag in opt.flags}
@@ -158,12 +163,51 @@ def decide(argv: list[str]) -> Union[Call, int]:
         face.out(f"servicectl {version()}\n")
         return 0
     completing = any(k.startswith("_SERVICECTL_COMPLETE") for k in os.environ)
+    text = None if completing else _help_text(argv)
+    if text is not None:  # typer's own words, pre-rendered (cli/helptext.py)
+        face.out(text)
+        return 0
     call = None if completing else fast_parse(argv)
     if call is not None:
         return call
     from servicectl.cli.typer_app import parse
 
     return parse(argv)
+
+
+def _help_text(argv: list[str]) -> Optional[str]:
+    """typer's help for ``--help``/``-h`` of servicectl or of one command, as pre-rendered
+    for terminals of HELP_WIDTH columns or more, or None (another form, or a narrower
+    terminal, whose help typer wraps otherwise). Directory options may come first."""
+    k = 0
+    while 0 <= k < len(argv) and argv[k].startswith("-") and argv[k] not in HELP_FLAGS:
+        k = _option(argv, k, _GLOBAL, {})
+    argv = argv[k:] if k >= 0 else []
+    if not 1 <= len(argv) <= 2 or argv[-1] not in HELP_FLAGS:
+        return None
+    name = argv[0] if len(argv) == 2 else ""
+    if name and name not in COMMANDS:
+        return None
+    from servicectl.cli.helptext import HELP, HELP_WIDTH
+
+    if _columns() < HELP_WIDTH:
+        return None
+    return HELP.get(name)
+
+
+def _columns() -> int:
+    """The terminal's width as click reads it (shutil.get_terminal_size: $COLUMNS, else the
+    terminal of standard output, else 80), without importing shutil."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _on_interrupt(signum: int, frame: object) -> None:
@@ -263,7 +307,11 @@ def _lost_output_code(call: Optional[Call], code: int) -> int:
 def main() -> None:
     """Console entry point: guard the standard streams, run the command, and leave at once.
     Everything servicectl writes is flushed by run(), locks are the kernel's, and no atexit
-    work is needed, so the interpreter's teardown (about 6 ms here) is skipped."""
+    work is needed, so the interpreter's teardown (about 6 ms here) is skipped. The cyclic
+    garbage collector is off: a command is short and makes little cyclic garbage, and the
+    collections it would run while modules load cost 3-6 ms (``logs -f``, the one command
+    that runs unbounded, turns it back on)."""
+    gc.disable()
     _face.install_streams()
     os._exit(run(sys.argv[1:]))
 

@@ -4,8 +4,6 @@ make their directories and run their config tests.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.commands.resolve import catalog_for, known_names, no_services_dir, requested_names
 from servicectl.errors import Exit, ServicectlError
 from servicectl.output.face import face
@@ -17,6 +15,7 @@ from servicectl.system.spawn import (
 )
 from servicectl.text import escape
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -5,8 +5,6 @@ startall and stopall.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.commands.resolve import (
     catalog_for,
     explained_interrupt,
@@ -19,6 +17,7 @@ from servicectl.commands.resolve import (
 from servicectl.errors import Exit, ServicectlError
 from servicectl.output.face import face, plural
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.service.outcome import Outcome
 

@@ -8,13 +8,14 @@ need them, so that one command pays only for itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from servicectl.commands.resolve import _CTX
 from servicectl.errors import ServicectlError
 from servicectl.output.face import face
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.commands.grammar import Call
 
 

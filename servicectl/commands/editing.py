@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from servicectl.commands import resolve
 from servicectl.definitions.dropins import (
@@ -27,6 +26,7 @@ from servicectl.output.face import face
 from servicectl.paths import untrusted_problem
 from servicectl.text import escape, shown
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

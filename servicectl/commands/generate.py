@@ -6,7 +6,6 @@ write unless ``--force``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from servicectl.commands.resolve import (
     catalog_for,
@@ -20,8 +19,10 @@ from servicectl.errors import Exit, ServicectlError
 from servicectl.output.face import face
 from servicectl.text import escape
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,8 +9,12 @@ generated from it (``python -m servicectl.commands.grammar_doc``).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Optional
 
 
 class Arg(NamedTuple):
@@ -159,7 +163,7 @@ def _generator(kind: str, where: str, what: str, short: str) -> Command:
                 "directory",
                 ("--dir",),
                 "path",
-                Path(where),
+                where,  # a path option's value becomes a Path in make_call
                 "Where to write (must exist).",
                 metavar="DIR",
             ),
@@ -460,6 +464,8 @@ def make_call(
 ) -> Call:
     """The Call for ``cmd`` from parsed values (missing ones take their defaults), normalized
     the same way whichever parser produced them."""
+    from pathlib import Path  # here, not at import: --help needs no pathlib (a few ms)
+
     kwargs: list[tuple[str, Any]] = []
     for arg in cmd.args:
         value = values.get(arg.name)

@@ -7,17 +7,18 @@ and at most a bounded window read from the end.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
 import stat
 import sys
-from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.output.face import face, stdout_gone
 from servicectl.text import escape, shown
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections import deque
     from pathlib import Path
@@ -139,6 +140,7 @@ def _follow(path: Path, pos: int) -> None:
     """Print what is appended to ``path`` until interrupted or nobody reads any more; survives
     copytruncate and rotation. Woken by inotify on the log's directory (or every second)."""
     # Nothing is under way that would need undoing: Ctrl-C or TERM just end the follow.
+    gc.enable()  # main() turned the collector off for short commands; this one runs unbounded
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     watch = _Watch(path.parent)

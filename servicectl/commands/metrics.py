@@ -12,14 +12,16 @@ group (one read of /proc/PID/stat per process, not one per service).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from servicectl.commands.resolve import catalog_for, no_services_dir
 from servicectl.errors import Exit, StatusCode
 from servicectl.output.face import face
 from servicectl.states import DEAD, FAILED, INVALID, RUNNING, STARTING, STOPPED, UNKNOWN
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.service.status_row import Status
 
 STATES = (RUNNING, STARTING, STOPPED, DEAD, FAILED, INVALID, UNKNOWN)

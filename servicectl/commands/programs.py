@@ -15,11 +15,11 @@ enter is found before start fails on it.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from servicectl.errors import NotInstalledError, ServicectlError
 from servicectl.output.face import face
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
     from servicectl.system.spawn import Account

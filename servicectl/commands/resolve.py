@@ -7,11 +7,11 @@ action leaves. Every command body that takes names goes through here.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit
 from servicectl.output.face import face
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 

@@ -14,10 +14,10 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from servicectl.system.cgroup_limits import show_bytes
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs

@@ -9,17 +9,6 @@ import math
 import os
 import signal
 import urllib.parse
-from typing import TYPE_CHECKING
-
-from servicectl.errors import ConfigError
-from servicectl.paths import Dirs, resolve_dirs
-from servicectl.service import supervised
-from servicectl.system.cgroup import TRACKED_BY
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from servicectl.definitions.schema import Service
 
 from servicectl.commands.shims import (
     MARKER,
@@ -30,6 +19,17 @@ from servicectl.commands.shims import (
     _runs,
     _servicectl_argv,
 )
+from servicectl.errors import ConfigError
+from servicectl.paths import Dirs, resolve_dirs
+from servicectl.service import supervised
+from servicectl.system.cgroup import TRACKED_BY
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servicectl.definitions.schema import Service
+
 
 START_MARGIN = 15  # seconds added to systemd's start/stop timeouts for servicectl itself
 

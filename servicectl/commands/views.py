@@ -4,8 +4,6 @@ and ``list``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from servicectl.commands.resolve import (
     catalog_for,
     no_services_dir,
@@ -17,7 +15,10 @@ from servicectl.output.face import face
 from servicectl.states import INVALID, UNKNOWN
 from servicectl.text import escape
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.catalog import Catalog
     from servicectl.service.status_row import Status
 

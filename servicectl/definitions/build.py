@@ -6,13 +6,16 @@ Imported only when a definition file must be parsed (the definition cache spares
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from servicectl.definitions import initd_keys, lifecycle_keys, program_keys, reader
 from servicectl.definitions.reader import Reader, hint, show
 from servicectl.definitions.schema import _BY_NAME, KEYS, KNOWN_KEYS, Service
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _parser(name: str) -> Any:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import pickle
 import stat
-from typing import TYPE_CHECKING, Any
 
 from servicectl import __version__
 from servicectl.files.atomic import atomic_write
 from servicectl.paths import run_dir_problem
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
 
@@ -39,7 +40,7 @@ def file_key(path: Path) -> FileKey | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-DefinitionKey = tuple[Any, ...]  # the definition's FileKey, then per drop-in directory
+DefinitionKey = tuple[object, ...]  # the definition's FileKey, then per drop-in directory
 
 
 def definition_key(name: str, file: Path) -> DefinitionKey | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.definitions.dropins import skipped
 from servicectl.definitions.names import (
@@ -23,9 +22,12 @@ from servicectl.definitions.names import (
 from servicectl.definitions.schema import Service
 from servicectl.errors import ConfigError
 from servicectl.paths import Dirs, untrusted_tree_problem
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any
 
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
 

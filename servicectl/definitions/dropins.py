@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions.names import is_template
 from servicectl.errors import ConfigError, UntrustedError
 from servicectl.paths import untrusted_problem, untrusted_tree_problem
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
+    from typing import Any
 
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
 SUFFIXES = (".yaml", ".yml")

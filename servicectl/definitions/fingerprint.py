@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.schema import Service
 
 Fingerprint = tuple[tuple[str, int, int, str], ...]  # (path, mtime_ns, size, sha256) per file

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from servicectl.definitions.names import INSTANCE_CHARS, INSTANCE_RE
 from servicectl.definitions.program_keys import command_line, parse_account
@@ -19,6 +18,10 @@ from servicectl.definitions.schema import (
     Key,
     parse_signal,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}\Z")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 from servicectl.definitions.names import valid_name
 from servicectl.definitions.program_keys import command_line
@@ -30,6 +29,10 @@ from servicectl.definitions.schema import (
     StartLimit,
     parse_signal,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_STEPS = 20
 

@@ -6,8 +6,8 @@ instances (``NAME@INSTANCE``, docs/security.md R-INST-1), and the placeholders (
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.paths import Dirs
 

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
 
+from servicectl.definitions.reader import Reader, hint, parse_path, resolve, show
 from servicectl.definitions.schema import (
     LIMIT_NAMES,
     UNLIMITED,
     Key,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
-    pass
-
-
-from servicectl.definitions.reader import Reader, hint, parse_path, resolve, show
 
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

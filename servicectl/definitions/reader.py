@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions.names import expand
 from servicectl.definitions.schema import (
@@ -21,8 +20,10 @@ from servicectl.definitions.schema import (
 )
 from servicectl.errors import ConfigError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any
 
     from servicectl.paths import Dirs
 

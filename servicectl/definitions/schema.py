@@ -18,10 +18,14 @@ from __future__ import annotations
 import re
 import signal
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from servicectl.definitions.names import is_template
 from servicectl.definitions.values import Directory, Health, Ready, StartLimit
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNLIMITED = -1  # resource.RLIM_INFINITY on Linux
 KILL_WAIT = 5.0  # after SIGKILL, how long a process may linger (D state) before stop gives up

@@ -4,8 +4,9 @@ re-exports these)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

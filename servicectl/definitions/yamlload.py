@@ -10,13 +10,14 @@ when a document is parsed: commands whose definitions are all cached never impor
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions.reader import show
 from servicectl.errors import ConfigError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 MAX_DEPTH = 100  # nesting levels of a definition (it needs 3)
 MAX_NUMBER_CHARS = 300  # longer integers are refused by the loader (sexagesimal 1:2:3... is slow)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from servicectl.errors import ServicectlError
 from servicectl.files.safe import open_dir
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -4,8 +4,7 @@ it, and the levels in which a fleet starts (each level after the one it depends 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

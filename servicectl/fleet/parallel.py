@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from servicectl import lastresort
 from servicectl.errors import Exit, Interrupted, ServicectlError
@@ -20,10 +19,13 @@ from servicectl.service.outcome import Outcome
 from servicectl.service.waits import Progress, silent
 from servicectl.states import EXITED
 from servicectl.supervisor import route
-from servicectl.system import proc
+from servicectl.system import cancel
 from servicectl.system.lock import is_locked
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.catalog import Catalog
 
 Report = Callable[[Outcome], None]
@@ -42,6 +44,7 @@ class _Pool:
         if self.executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
+            lastresort.install_thread_hook()
             self.executor = ThreadPoolExecutor(max_workers=self.jobs)
         return self.executor.submit(fn, *args)
 
@@ -58,7 +61,7 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
     outcome is yielded the moment it is known (the order they finish in, not the order of
     ``calls``): a quick service is never reported behind a slow one.
 
-    On interruption, worker threads are told to stop waiting (proc.CANCEL) so that each
+    On interruption, worker threads are told to stop waiting (cancel.CANCEL) so that each
     undoes its half-done action before servicectl exits.
     """
     if len(calls) == 1:
@@ -72,7 +75,7 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
         for future in as_completed(futures):
             yield future.result()
     except BaseException as exc:
-        proc.CANCEL.set()
+        cancel.CANCEL.set()
         for future in futures:
             future.cancel()
         if not isinstance(exc, KeyboardInterrupt):

@@ -13,12 +13,13 @@ import errno
 import io
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Optional
 
 from servicectl.text import escape, shown
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any, Optional
 
     from servicectl.service.outcome import Outcome
 

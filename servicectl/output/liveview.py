@@ -13,17 +13,19 @@ leaves the live area at that moment; a clock never shows more than its limit.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Optional
 
+from servicectl import lastresort
 from servicectl.output.face import face
 from servicectl.service.waits import silent
 from servicectl.text import escape
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
+    from typing import Any, Optional
 
     from servicectl.service.outcome import Outcome
     from servicectl.service.waits import Progress
@@ -63,6 +65,8 @@ class _View:
     """The services in flight; rich asks for the picture (``__rich__``) on each redraw."""
 
     def __init__(self, console: Any) -> None:
+        import threading  # here: without a live display (not a terminal) no thread is started
+
         self.console = console
         self.lock = threading.Lock()
         # name -> (what it waits for, budget, since when, first seen): shown oldest first
@@ -135,6 +139,8 @@ class _Drawing:
     the display (one print), or the display is redrawn alone (the spinners and clocks)."""
 
     def __init__(self, view: _View) -> None:
+        import threading
+
         from rich.live import Live
 
         self.view = view
@@ -142,6 +148,7 @@ class _Drawing:
         self.held: list[str] = []
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        lastresort.install_thread_hook()
         self.ticker = threading.Thread(target=self._tick, name="servicectl-live", daemon=True)
         self.saved: tuple[Any, Any] = (sys.stdout, sys.stderr)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import ServicectlError
 from servicectl.output.face import face
@@ -29,9 +28,12 @@ from servicectl.states import (
     UNKNOWN,
 )
 from servicectl.text import escape
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.service.status_row import Status

@@ -12,12 +12,12 @@ as its new process. A verb the service does not have: exit 2, with the verbs it 
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit
 from servicectl.service.outcome import Outcome
 from servicectl.system.lock import locked
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Action, Service
     from servicectl.paths import Dirs

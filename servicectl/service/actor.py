@@ -15,14 +15,14 @@ module-wide switch:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
-    from servicectl.system.proc import Cancel
+    from servicectl.system.cancel import Cancel
     from servicectl.system.record import Record
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit, PrivilegeError, ServicectlError
 from servicectl.files import safe
 from servicectl.paths import writable_by_root_alone
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

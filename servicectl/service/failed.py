@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import ServicectlError, StatusCode
 from servicectl.states import FAILED
 from servicectl.system import failure, proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs

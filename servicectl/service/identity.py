@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.errors import ServicectlError
 from servicectl.system import proc
 from servicectl.system.record import Record, read_record
-from servicectl.system.spawn import SERVICE_PATH, expected_executables, resolve_program
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -127,6 +126,8 @@ def hidden_exe(info: ProcInfo) -> bool:
 
 
 def expected_exes(svc: Service) -> set[str]:
+    from servicectl.system.spawn import expected_executables, resolve_program  # a running one's
+
     try:
         return expected_executables(resolve_program(svc, _program_env(svc)))
     except ServicectlError:
@@ -136,6 +137,8 @@ def expected_exes(svc: Service) -> set[str]:
 
 def _program_env(svc: Service) -> dict[str, str]:
     """Enough of the service's environment to find its program (its PATH)."""
+    from servicectl.system.spawn import SERVICE_PATH
+
     path = dict(svc.environment).get("PATH", SERVICE_PATH)
     return {"PATH": path}
 

@@ -6,11 +6,10 @@ Nothing here waits for readiness: lifecycle.start composes these steps.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import EnvironmentProblem, Exit, NotInstalledError, ServicectlError
@@ -22,6 +21,7 @@ from servicectl.service.terminate import group_handles, kill_tree
 from servicectl.service.waits import Progress, silent
 from servicectl.states import LAUNCHING, PHASE_STARTING
 from servicectl.system import proc
+from servicectl.system.cancel import check_cancel
 from servicectl.system.pidfile import (
     NotAPidFile,
     read_pidfile,
@@ -33,14 +33,16 @@ from servicectl.system.proc import Handle, ProcInfo
 from servicectl.system.record import Record, new_record, state_path, write_record
 from servicectl.system.spawn import CHDIR_EXIT, GATE_EXIT, Account, Gate, spawn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.system.cgroup_limits import Plan
 
-_FORKING_LAUNCH = threading.Lock()
+_FORKING_LAUNCH = _thread.allocate_lock()  # threading's Lock; a start of one needs no threading
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
@@ -411,7 +413,7 @@ def _find_daemon(
                 f"within start_timeout {svc.start_timeout:g} s ({last})",
                 detail=log_tail(svc),
             )
-        proc.check_cancel()
+        check_cancel()
         time.sleep(backoff)
         backoff = min(backoff * 2, 0.05)
 

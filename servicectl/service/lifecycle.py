@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING, cast
 
 from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
@@ -45,6 +44,7 @@ from servicectl.system.spawn import (
     resolve_program,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
@@ -215,7 +215,7 @@ def finish_start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outco
         notify = reopen_notify(record)
         try:
             xsvc = expanded(svc, env)
-            child = cast("subprocess.Popen[bytes]", NotOurs())
+            child: subprocess.Popen[bytes] = NotOurs()  # type: ignore[assignment]
             result = await_ready(xsvc, account, env, child, handle, record, notify, progress)
             pid = confirm(svc, dirs, record, handle, result)
         except BaseException:

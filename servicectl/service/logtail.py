@@ -10,10 +10,9 @@ is shown as it is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.errors import ServicectlError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

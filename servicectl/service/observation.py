@@ -4,10 +4,9 @@ what is left of it, and whether it runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.states import RUNNING, STARTING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.system.pidfile import PidFileRead
     from servicectl.system.proc import ProcInfo

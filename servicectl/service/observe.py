@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.files.atomic import remove_stale_temps
@@ -44,7 +43,10 @@ from servicectl.system.pidfile import (
 )
 from servicectl.system.record import Record, new_record, read_record, state_path
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.system.proc import ProcInfo

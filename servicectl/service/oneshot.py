@@ -16,7 +16,6 @@ run under way and an interrupted one is found ``failed``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.service import audit, launch, oneshot_state
@@ -27,6 +26,7 @@ from servicectl.states import EXITED, FAILED, STARTING
 from servicectl.system import proc
 from servicectl.system.lock import locked
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 

@@ -15,14 +15,16 @@ The actions (start, stop, restart) are in oneshot.py; this module only observes.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from servicectl.service.observation import Observation
 from servicectl.states import EXITED, FAILED, STARTING, STOPPED
 from servicectl.system import proc
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, Optional
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs

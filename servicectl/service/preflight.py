@@ -6,7 +6,6 @@ run as the service's user (system/runner.py).
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING
 
 from servicectl.definitions.expansion import expanded
 from servicectl.errors import Exit, Interrupted, ServicectlError
@@ -18,6 +17,7 @@ from servicectl.system.spawn import (
     resolve_account,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
 

@@ -6,7 +6,6 @@ and a start seen through after its supervisor died share them.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.service import launch
 from servicectl.service.identity import seen_alive
@@ -20,6 +19,7 @@ from servicectl.system.spawn import (
     Account,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import select
 import shlex
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.definitions.expansion import expand_command
 from servicectl.definitions.schema import Service, signal_name
@@ -26,6 +25,7 @@ from servicectl.system.record import Record, write_record
 from servicectl.system.runner import run
 from servicectl.system.spawn import build_environment, resolve_account
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.paths import Dirs
     from servicectl.system.ready import NotifySocket

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import StatusCode
 from servicectl.paths import Dirs, run_dir_problem
 from servicectl.service import oneshot_state, supervised, tracked
+from servicectl.service.observe import inspect
 from servicectl.states import (
     STATE_CODES,
     STOPPED,
@@ -20,6 +20,7 @@ from servicectl.states import (
 )
 from servicectl.system import proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
     from servicectl.system.proc import ProcInfo
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------------------------------------
 # Inspection helpers
-
-
-from servicectl.service.observe import inspect
 
 
 class Status:
@@ -227,11 +225,8 @@ def _own_group(row: Status, info: ProcInfo, record: Record) -> None:
 
 
 def _resources(info: ProcInfo) -> tuple[int | None, float | None]:
-    """Resident memory and average CPU use since start, from /proc (no sampling delay)."""
-    got = proc.memory_and_cpu(info.pid)
-    if got is None:
-        return None, None
-    rss, ticks = got
+    """Resident memory and average CPU use since start, from the /proc/PID/stat that ``info``
+    was read from (no sampling delay, no second read)."""
     age = proc.age_seconds(info)
-    cpu = round(100.0 * ticks / proc.CLK_TCK / age, 1) if age > 0 else 0.0
-    return rss, cpu
+    cpu = round(100.0 * info.cpu_ticks / proc.CLK_TCK / age, 1) if age > 0 else 0.0
+    return info.rss_pages * proc.PAGE_SIZE, cpu

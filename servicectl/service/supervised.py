@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
 
 from servicectl.states import (
     DEAD,
@@ -24,7 +23,10 @@ from servicectl.states import (
 )
 from servicectl.system import proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.schema import Service
     from servicectl.system.pidfile import PidFileRead
     from servicectl.system.record import Record

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.definitions.schema import KILL_WAIT, signal_name
 from servicectl.errors import Interrupted, ServicectlError
@@ -19,6 +18,7 @@ from servicectl.service.waits import Progress, silent
 from servicectl.system import proc
 from servicectl.system.proc import Handle
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
 

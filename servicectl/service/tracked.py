@@ -11,13 +11,15 @@ hierarchy can be written, the record names none and the process group and sessio
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from servicectl.definitions.schema import KILL_WAIT
 from servicectl.service.outcome import Outcome, StartFailed
 from servicectl.system import cgroup, cgroup_limits, proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.service.observation import Observation

@@ -9,9 +9,13 @@ threads: they must be quick and thread-safe, and must never raise.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
-Progress = Callable[[str, str, Optional[float]], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+Progress = Callable[[str, str, "float | None"], None]
 
 
 def silent(name: str, what: str, budget: Optional[float] = None) -> None:

@@ -17,7 +17,6 @@ import select
 import sys
 import time
 import zlib
-from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import ServicectlError
 from servicectl.service import supervised
@@ -29,8 +28,10 @@ from servicectl.system import proc
 from servicectl.system.lock import is_locked
 from servicectl.system.record import read_record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from servicectl.supervisor.daemon import Supervisor
     from servicectl.system.record import Record

@@ -13,13 +13,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from servicectl.errors import Interrupted, ServicectlError
 from servicectl.supervisor import legacy, protocol
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs

@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from servicectl.definitions.names import NAME_RE
 from servicectl.supervisor import adopt, health, jobs, protocol
@@ -45,7 +44,11 @@ from servicectl.supervisor.start import (
     zombie,
 )
 from servicectl.supervisor.steps import Steps
-from servicectl.system import proc
+from servicectl.system import cancel, proc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 IDLE_EXIT = float(os.environ.get("SERVICECTL_SUPERVISOR_IDLE", "30") or 30)
 SWEEP_DELAY = 1.0  # a zombie child no thread reaped for this long is an orphan's: reaped
@@ -388,7 +391,7 @@ class Supervisor(Steps):
 
     def work(self, unit: Unit, kind: str, conn: Conn | None, fn: Any, *args: Any) -> None:
         """Start ``fn`` as the unit's job in a worker thread (or once one is free)."""
-        job = Job(kind, conn, proc.Cancel())
+        job = Job(kind, conn, cancel.Cancel())
         unit.job = job
         hands = jobs.Hands(self.me, unit, job.cancel, respawn=kind == "respawn")
         hands.lines, unit.lines = unit.lines, []

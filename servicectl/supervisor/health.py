@@ -18,12 +18,13 @@ import select
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable
 
 from servicectl.states import HEALTHY, UNHEALTHY
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any, Callable
 
     from servicectl.definitions.schema import Health
     from servicectl.supervisor.machine import Unit

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
 
 from servicectl.errors import Interrupted, ServicectlError
 from servicectl.service import audit, lifecycle, supervised
@@ -26,13 +26,15 @@ from servicectl.system.lock import locked
 from servicectl.system.pidfile import read_pidfile, remove_pidfile
 from servicectl.system.record import read_record, write_record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.supervisor.machine import Unit
-    from servicectl.system.proc import Cancel
+    from servicectl.system.cancel import Cancel
     from servicectl.system.record import Record
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -123,7 +125,7 @@ COMMANDS = ("start", "stop", "restart", "tell", "adopt")  # after these, what ru
 def run(kind: str, job: Callable[..., Any], hands: Hands, *args: Any) -> Result:
     """Run ``job(hands, result, *args)`` in this worker thread with the job's cancellation;
     after a command's job, what runs of the service (the supervisor's own jobs say it)."""
-    from servicectl.system.proc import cancel_scope
+    from servicectl.system.cancel import cancel_scope
 
     result = Result()
     unit = hands.unit

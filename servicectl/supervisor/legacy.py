@@ -12,10 +12,10 @@ import os
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.supervisor import protocol
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.paths import Dirs
 

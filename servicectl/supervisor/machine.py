@@ -25,8 +25,6 @@ entry of the table leads from ``stopping`` to a respawn: only ``done`` leaves it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from servicectl.states import (
     PHASE_RUNNING,
     PHASE_STARTING,
@@ -36,7 +34,10 @@ from servicectl.states import (
     STOPPING,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.system.proc import Handle

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
 PROTOCOL = 2  # 1: the hold/spawn/release protocol with pickled definitions (0.1.0)
 SOCKET_NAME = ".supervisor.sock"  # no service can be named so: definitions never start with "."

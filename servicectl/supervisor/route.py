@@ -7,10 +7,9 @@ through here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.service.waits import Progress, silent
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs

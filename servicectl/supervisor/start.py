@@ -19,11 +19,11 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from servicectl.supervisor import protocol
 from servicectl.system import proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

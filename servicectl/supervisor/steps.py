@@ -7,7 +7,6 @@ it on.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
 
 from servicectl.states import RELOADING, RESPAWNING, STOPPED, STOPPING
 from servicectl.supervisor import jobs, protocol
@@ -26,7 +25,10 @@ from servicectl.supervisor.machine import (
     Unit,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.supervisor.jobs import Result
     from servicectl.supervisor.protocol import Conn
 

@@ -14,11 +14,12 @@ configuration error (exit 6) that names the key and the missing controller: neve
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from servicectl.errors import ConfigError
 from servicectl.system import cgroup
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-from typing import TYPE_CHECKING, Any
 
 from servicectl.system import cgroup
 from servicectl.system.spawn import Gate, after_switch, gated
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
 END_WAIT = 2.0  # how long the end of a command waits for its cgroup to empty after KILL
 _COUNT = itertools.count(1)

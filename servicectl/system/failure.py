@@ -15,12 +15,13 @@ import os
 import signal
 import stat
 import time
-from typing import TYPE_CHECKING, Any
 
 from servicectl.files.atomic import atomic_write
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 MAX_BYTES = 16 * 1024
 

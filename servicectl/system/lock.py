@@ -11,11 +11,11 @@ import fcntl
 import os
 import stat
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
 from servicectl.paths import Dirs, ensure_run_dir
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path

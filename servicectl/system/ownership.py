@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import NamedTuple
 
 from servicectl.system import procnet, tree
+from servicectl.tuples import NamedTuple
 
 BUDGET = 2.0  # seconds one check may spend reading /proc
 

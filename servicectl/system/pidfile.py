@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, NamedTuple
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.files.atomic import atomic_write_at
 from servicectl.files.safe import describe_kind, open_dir
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -8,18 +8,19 @@ and the pidfd wakes a wait at the exit, without polling. A zombie counts as gone
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import select
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
 
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -35,6 +36,8 @@ class ProcInfo(NamedTuple):
     starttime: int
     uid: int
     comm: str
+    cpu_ticks: int = 0  # CPU time used so far, user plus system
+    rss_pages: int = 0  # resident memory, in pages (PAGE_SIZE)
 
     @property
     def zombie(self) -> bool:
@@ -116,11 +119,11 @@ def cmdline_of(pid: int) -> list[str]:
 
 
 def uptime_ticks() -> int:
-    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime`` (both rounded down;
-    parsed exactly: a float would make 12.34 s read as 1233 ticks)."""
-    with open("/proc/uptime") as fh:
-        seconds, _, hundredths = fh.read().split()[0].partition(".")
-    return int(seconds) * CLK_TCK + int(hundredths.ljust(2, "0")[:2]) * CLK_TCK // 100
+    """Clock ticks since boot, on the same clock as ``ProcInfo.starttime``: CLOCK_BOOTTIME,
+    which /proc/uptime shows (a time namespace's offset included in both), read without
+    opening a file; rounded down like the kernel's start times, in integers (a float would
+    make 12.34 s read as 1233 ticks)."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) * CLK_TCK // 1_000_000_000
 
 
 def children_of(pid: int) -> list[int]:
@@ -140,16 +143,7 @@ def age_seconds(info: ProcInfo) -> float:
     return max(0.0, (uptime_ticks() - info.starttime) / CLK_TCK)
 
 
-def memory_and_cpu(pid: int) -> tuple[int, int] | None:
-    """Resident memory (bytes) and CPU time used, user plus system (clock ticks), or None."""
-    try:
-        with open(f"/proc/{pid}/statm") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rpartition(b")")[2].split()
-        return rss, int(fields[11]) + int(fields[12])
-    except (OSError, IndexError, ValueError):
-        return None
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 # rt_sigtimedwait by machine: a thread waiting in it has the waited signals removed from its
@@ -260,6 +254,8 @@ def _parse_stat(pid: int, raw: bytes, uid: int = -1) -> ProcInfo:
         starttime=int(fields[19]),
         uid=uid,
         comm=head.partition(b"(")[2].decode("utf-8", "replace"),
+        cpu_ticks=int(fields[11]) + int(fields[12]),
+        rss_pages=int(fields[21]),
     )
 
 
@@ -272,7 +268,7 @@ class _GroupIndex:
     """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()  # threading's Lock, without importing threading
         self.started = float("-inf")
         self.groups: dict[int, list[ProcInfo]] = {}
 
@@ -480,62 +476,6 @@ class Handle:
         return info is None or info.zombie or info.starttime != self.starttime
 
 
-CANCEL = threading.Event()  # set when servicectl is interrupted: worker threads stop waiting
-CANCEL_SLICE = 0.1  # how often a wait looks at CANCEL (exits still wake it at once)
-_SCOPE = threading.local()  # the Cancel of the job this thread runs (cancel_scope)
-
-
-class Cancel:
-    """The cancellation of one job (the supervisor cancels a job whose requester left): a
-    flag, and a pipe that waits poll beside their pidfds so that it wakes them at once."""
-
-    def __init__(self) -> None:
-        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.flag = False
-
-    def set(self) -> None:
-        if not self.flag:
-            self.flag = True
-            try:
-                os.write(self._w, b"x")
-            except OSError:
-                pass
-
-    def fileno(self) -> int:
-        return self._r
-
-    def close(self) -> None:
-        for fd in (self._r, self._w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-@contextmanager
-def cancel_scope(cancel: Cancel | None) -> Iterator[None]:
-    """Waits in this thread stop (KeyboardInterrupt) once ``cancel`` is set."""
-    _SCOPE.cancel = cancel
-    try:
-        yield
-    finally:
-        _SCOPE.cancel = None
-
-
-def cancel_fd() -> int | None:
-    """The descriptor a wait in this thread polls to learn of its cancellation (or None)."""
-    scope = getattr(_SCOPE, "cancel", None)
-    return scope.fileno() if scope is not None else None
-
-
-def check_cancel() -> None:
-    """Raise KeyboardInterrupt in a worker thread once servicectl has been interrupted, or once
-    the job this thread runs was cancelled."""
-    scope = getattr(_SCOPE, "cancel", None)
-    if CANCEL.is_set() or (scope is not None and scope.flag):
-        raise KeyboardInterrupt
-
-
 def wait_all_exit(
     handles: Iterable[Handle], deadline: float, cancellable: bool = True
 ) -> list[Handle]:
@@ -544,6 +484,8 @@ def wait_all_exit(
     Woken by the kernel at each exit through poll() on the pidfds: no fixed-interval sleep.
     Returns the handles still alive at the end.
     """
+    from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
+
     alive = [h for h in handles if not h.exited()]
     while alive:
         if cancellable:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import NamedTuple
 
 from servicectl.system import procnet, tree
+from servicectl.tuples import NamedTuple
 
 BUDGET = 0.5  # seconds one block's metrics may take
 MAX_LISTED = 50  # processes listed in the tree

@@ -13,11 +13,12 @@ System layer: imports nothing of servicectl.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
-from typing import TYPE_CHECKING, NamedTuple
 
+from servicectl.tuples import NamedTuple
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -109,6 +110,8 @@ def _inet_address(text: bytes) -> tuple[str, int]:
         int.from_bytes(raw[i : i + 4], "little" if _LITTLE else "big").to_bytes(4, "big")
         for i in range(0, len(raw), 4)
     )
+    import socket  # here: a status of a service without inet sockets needs none (3-4 ms)
+
     family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
     return socket.inet_ntop(family, words), int(hexport, 16)
 

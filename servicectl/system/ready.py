@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
 
-from servicectl.system.proc import (
-    CANCEL_SLICE,
-    Handle,
-    cancel_fd,
-    check_cancel,
-    is_descendant,
-    read_proc,
-)
+from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
+from servicectl.system.proc import Handle, is_descendant, read_proc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from servicectl.definitions.schema import Ready, Service
     from servicectl.system.spawn import Account
@@ -117,6 +111,8 @@ class NotifySocket:
     """
 
     def __init__(self, address: str, uid: int | None = None) -> None:
+        import socket  # here: a start without a notify socket or a probe needs none (3-4 ms)
+
         self.address = address
         self._inode: int | None = None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -162,6 +158,8 @@ class NotifySocket:
 
     def drain(self, notes: Notes, main_pid: int, pgid: int) -> None:
         """Read every pending message into ``notes``."""
+        import socket
+
         creds_size = struct.calcsize("3i")
         while True:
             try:
@@ -181,6 +179,8 @@ class NotifySocket:
 def _sender(ancillary: list[tuple[int, int, bytes]], creds_size: int) -> tuple[int, int]:
     """The sender's PID and uid from a message's credentials (SCM_CREDENTIALS); (0, -1)
     when it has none."""
+    import socket
+
     sender, uid = 0, -1
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
@@ -238,6 +238,8 @@ class Probe:
         self.note = ""
 
     def check(self, remaining: float) -> bool:
+        import socket
+
         kind = self.ready.kind
         target = self.ready.target
         try:

@@ -9,12 +9,14 @@ import errno
 import os
 import stat
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from servicectl.files.atomic import atomic_write
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, Optional
 
     from servicectl.definitions.schema import Service
     from servicectl.system.proc import ProcInfo

@@ -5,10 +5,9 @@ a container often lacks), said before anything is spawned.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.definitions.schema import LIMIT_NAMES
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
 

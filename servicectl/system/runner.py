@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.system.confined import Confined, kill_group
 from servicectl.system.spawn import Account, resolve_program
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import IO, Any
 
     from servicectl.definitions.schema import Service
 

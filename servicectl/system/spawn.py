@@ -11,7 +11,6 @@ import grp
 import os
 import pwd
 import sys
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servicectl.definitions.schema import LIMIT_NAMES, Service
 from servicectl.errors import (
@@ -23,10 +22,13 @@ from servicectl.errors import (
     ServicectlError,
 )
 from servicectl.paths import untrusted_problem
+from servicectl.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
+    from typing import Any
 
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

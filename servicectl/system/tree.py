@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import NamedTuple
+
+from servicectl.tuples import NamedTuple
 
 MAX_PROCESSES = 4096  # processes of one service counted at all (the rest: "and N more")
 STAT_BYTES = 4096  # /proc/PID/stat is about 300 bytes; a comm is at most 15

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer.words import LOOP, SPLIT, WHOLE, Unknown, expand_words, plain
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.commands.importer.shell import Node
     from servicectl.commands.importer.words import Vars

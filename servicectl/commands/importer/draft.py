@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from servicectl.definitions.schema import LIMIT_NAMES, parse_signal, signal_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_COMMENT = 160  # characters of a source line quoted in a comment
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
 
 from servicectl.commands.importer.draft import Draft, schedule_as_signal
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
+    from typing import Any
 
 ORDER = (
     "description",

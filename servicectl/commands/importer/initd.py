@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import shell
 from servicectl.commands.importer.draft import Draft, one_line
@@ -21,6 +20,7 @@ from servicectl.commands.importer.sysfiles import System
 from servicectl.commands.importer.walk import ordered
 from servicectl.commands.importer.words import LOOP, Unknown, Value, Vars, expand_words, plain
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

@@ -5,11 +5,10 @@ command of the service the same environment."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.commands.importer.commands import unwrap
 from servicectl.commands.importer.words import LOOP, SPLIT, WHOLE, to_servicectl
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.commands.importer.draft import Draft
     from servicectl.commands.importer.initd import Script

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import commands as C
 from servicectl.commands.importer.initd import (
@@ -32,6 +31,7 @@ from servicectl.commands.importer.initd_steps import (
 )
 from servicectl.commands.importer.words import Unknown, plain, refs, shown, to_servicectl
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.commands.importer.draft import Draft
     from servicectl.commands.importer.sysfiles import System

@@ -12,13 +12,13 @@ over values read when it runs) is left to the script itself: the definition runs
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import commands as C
 from servicectl.commands.importer.initd import Step, is_noise, program_of, steps_of
 from servicectl.commands.importer.initd_env import command_words
 from servicectl.commands.importer.words import LOOP, Unknown
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.commands.importer.draft import Draft
     from servicectl.commands.importer.initd import Script

@@ -15,7 +15,6 @@ A file that cannot be read is said, and what it would have set stays unknown.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import shell
 from servicectl.commands.importer.walk import LOOP_VALUE, ordered
@@ -30,6 +29,7 @@ from servicectl.commands.importer.words import (
     plain,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -6,14 +6,13 @@ names. Shared by the start mapping (initd_map.py) and the other verbs (initd_ver
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.commands.importer import commands as C
 from servicectl.commands.importer.commands import UTILITIES
 from servicectl.commands.importer.initd import Script, Step, is_noise, program_of
 from servicectl.commands.importer.initd_env import command_words
 from servicectl.commands.importer.words import Unknown
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.commands.importer.draft import Draft
 

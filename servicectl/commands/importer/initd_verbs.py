@@ -6,7 +6,6 @@ that runs the daemon's own tool: ``postfix flush``)."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer import commands as C
 from servicectl.commands.importer.commands import UTILITIES
@@ -25,6 +24,7 @@ from servicectl.commands.importer.initd_env import command_words
 from servicectl.commands.importer.initd_steps import launcher, set_check, step_words
 from servicectl.commands.importer.words import LOOP, Unknown, shown
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -12,10 +12,10 @@ import os
 import re
 import stat
 import sys
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer.draft import Draft
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path

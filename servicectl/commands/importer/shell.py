@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Union
+
+TYPE_CHECKING = False
 
 MAX_DEPTH = 40  # nesting of compound commands; deeper ones are skipped whole
 
@@ -78,7 +79,7 @@ class Func:
     line: int
 
 
-Node = Union[Cmd, If, Case, Loop, Group, Func]
+Node = Cmd | If | Case | Loop | Group | Func
 
 _OPS = ("&&", "||", ";;&", ";;", ";&", "|&", ";", "&", "|", "(", ")")
 _REDIR_RE = re.compile(r"[0-9]*(?:>>|>&|<&|&>>|&>|>\||<<<|<<-|<<|<>|>|<)")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
 
 from servicectl.commands.importer import unit_spread
 from servicectl.commands.importer.commands import ssd
@@ -22,8 +21,10 @@ from servicectl.commands.importer.unit_parse import (
 )
 from servicectl.commands.importer.unit_spread import DIRECTORY_KEYS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 SANDBOX_PREFIXES = (
     "Protect",

@@ -6,10 +6,10 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from servicectl.commands.importer.commands import kill_signal
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.commands.importer.draft import Draft
 

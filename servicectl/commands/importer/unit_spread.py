@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
 
 from servicectl.commands.importer import sysfiles
 from servicectl.commands.importer.commands import dir_command
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from servicectl.commands.importer.unit import _State
     from servicectl.commands.importer.unit_parse import Entry
 

@@ -5,10 +5,9 @@ their branch; a ``for`` loop gives its variable the words it takes (see initd_so
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from servicectl.commands.importer.shell import Case, Cmd, Func, Group, If, Loop
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
