@@ -43,6 +43,13 @@ DAEMONS = INSTALL.copy_helpers()  # copies of tests/daemons/*.py, readable by ev
 FORKINGD = DAEMONS / "forkingd.py"  # a copy of the demo's services.d/bin/forkingd.py
 PY = sys.executable  # runs the test daemons as root (this venv's python)
 TAG_VAR = "SERVICECTL_TEST_TAG"
+# A run started in the background of a non-interactive shell (`cmd &`) inherits SIGINT and
+# SIGQUIT ignored, and so would every program the tests start (an ignored signal stays ignored
+# across exec): the tests of Ctrl-C and of QUIT in stop schedules need them delivered.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 # servicectl tells its actions to /dev/log: never the machine's during tests. A path that does
 # not exist (what servicectl meets where no syslog runs); tests of the syslog bind their own.
 os.environ["SERVICECTL_SYSLOG_SOCKET"] = "/nonexistent/servicectl-tests/log"
