@@ -286,3 +286,15 @@ def supervisors(run_dir: Path) -> list[int]:
         if "servicectl.supervisor.daemon" in argv and str(run_dir) in argv:
             out.append(p.pid)
     return out
+
+
+def pss_mib(pid: int) -> float:
+    """The proportional set size of a process, in MiB (0.0 if it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

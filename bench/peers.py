@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from common import CHILD_ENV, log, run
+from common import CHILD_ENV, log, pss_mib, run
 from peer_setup import Peers, get_peers
 from peer_tools import (
     S6,
@@ -320,17 +320,6 @@ def rounds_for(n: int, quick: bool) -> int:
     if n >= 100:
         return 2 if quick else 5
     return 3 if quick else 7
-
-
-def pss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def bench_peers(args: argparse.Namespace, base: Path) -> Results:

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 import psutil
-from common import CHILD_ENV, PY, SLEEP, kill_pids, log, read_pid, run, supervisors
+from common import CHILD_ENV, PY, SLEEP, kill_pids, log, pss_mib, read_pid, run, supervisors
 from lifecycle import Cycle, timed_pair
 from report import NOTES, SUPERVISED_CYCLE_RATIO, Series, cell, note_failures, ratio, table
 
@@ -18,14 +18,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from environment import Env
-
-
-def pss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/smaps_rollup") as fh:
-        for line in fh:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    raise ValueError("no Pss line")
 
 
 def respawned_at(pid_file: Path, old: int, exe: str, timeout: float = 10) -> float:

@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
-from common import CHILD_ENV, PY, SLEEP, VENV, kill_pids, log, run, supervisors
+from common import CHILD_ENV, PY, SLEEP, VENV, kill_pids, log, pss_mib, run, supervisors
 from report import NOTES, TARGETS, Series, cell, table
 
 if TYPE_CHECKING:
@@ -28,17 +28,6 @@ SLEEP_EXE = os.path.realpath(SLEEP)
 
 # ---------------------------------------------------------------------------------------------
 # /proc
-
-
-def pss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def children(pid: int) -> list[int]:
