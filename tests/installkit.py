@@ -192,6 +192,7 @@ class Install:
                 shutil.copyfile(ROOT / name, source / name)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
         shutil.copytree(ROOT / "servicectl", source / "servicectl", ignore=ignore)
+        shutil.copytree(ROOT / "bin", source / "bin")  # the command (pyproject's script-files)
         _run([sys.executable, "-m", "build", "--outdir", str(self.dist), str(source)],
              "building the sdist and the wheel (python -m build)")  # fmt: skip
         shutil.rmtree(source)

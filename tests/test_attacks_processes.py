@@ -535,7 +535,7 @@ def test_R_SUP_3_the_control_socket_answers_root_alone(env: Env, user: User) -> 
                 {"definition": {"$type": "Evil", "command": ["touch", str(marker)]}},
                 {"definition": {**good["definition"], "stop_timeout": "never"}},
                 {"definition": {**good["definition"], "command": [1, 2]}},
-                {"dirs": protocol.encode(dirs._replace(run=top))},
+                {"dirs": protocol.encode(dirs._replace(run=str(top)))},
                 {"definition": "not a definition"},
             ]
             # the installed servicectl's hello (its schema hash is its files'), as a command's

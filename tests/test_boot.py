@@ -132,7 +132,7 @@ def test_unit_boot_written_and_verified(env: Env, tmp_path: Path) -> None:
 
 def test_boot_files_quote_odd_directories(tmp_path: Path) -> None:
     services = tmp_path / ODD
-    dirs = Dirs(services, tmp_path / "run", tmp_path / "log")
+    dirs = Dirs(str(services), str(tmp_path / "run"), str(tmp_path / "log"))
     script = tmp_path / "servicectl"
     script.write_text(boot.initd_file(dirs, "/usr/bin/servicectl").content)
     assert _sh("-n", script).returncode == 0
@@ -150,7 +150,9 @@ def test_boot_files_quote_odd_directories(tmp_path: Path) -> None:
     [assignment] = shlex.split(env_line.removeprefix("Environment="))
     assert assignment.replace("%%", "%") == f"SERVICECTL_SERVICES_DIR={services}"
     with pytest.raises(Exception, match="control character"):
-        boot.unit_file(Dirs(tmp_path / "a\nb", tmp_path, tmp_path), "/usr/bin/servicectl")
+        boot.unit_file(
+            Dirs(str(tmp_path / "a\nb"), str(tmp_path), str(tmp_path)), "/usr/bin/servicectl"
+        )
 
 
 @pytest.mark.parametrize("kind, name", [("initd", "servicectl"), ("unit", "servicectl.service")])

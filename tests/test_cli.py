@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 from conftest import SERVICECTL, USER_PYTHON, Env, assert_ok, wait_for
@@ -314,7 +315,7 @@ def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
     nowhere on these paths, threading but for subprocess's own; socket, hashlib's OpenSSL
     and typer only where used; --help without pathlib or re either (signal brings enum)."""
     env.sleeper("web")
-    env.sleeper("idle")
+    idle = env.sleeper("idle")
     never = {"typing", "threading", "socket", "_hashlib", "typer", "click", "rich", "psutil"}
     code, mods = _loaded(env, "--help")
     unwanted = never | {"pathlib", "re", "servicectl.paths"}
@@ -329,3 +330,15 @@ def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
     assert code == 0 and not mods & never, mods & never
     code, mods = _loaded(env, "stop", "web")
     assert code == 0 and not mods & never, mods & never
+    # status NAME of a stopped service whose definition is cached (its file older than the
+    # cache's window, RACY_NS): none of the modules whose import costs more than the start of
+    # the interpreter allows (docs/benchmarks.md: 2x `python -c pass`), the command script's
+    # own included (bin/servicectl: no generated wrapper importing re).
+    wait_for(lambda: time.time() - os.stat(idle).st_ctime > 2.2, what="a definition 2 s old")
+    _loaded(env, "status", "idle")  # writes the cache
+    lean = {"re", "enum", "pathlib", "pickle", "contextlib", "functools", "importlib", "signal"}
+    lean |= {"zlib", "json", "urllib.parse", "ipaddress", "fnmatch", "datetime", "yaml"}
+    code, mods = _loaded(env, "status", "idle")
+    assert code == 3 and not mods & (never | lean), mods & (never | lean)
+    script = open(SERVICECTL).read()
+    assert "import re" not in script and "from servicectl.cli.main import main" in script

@@ -25,9 +25,9 @@ def test_minimal_definition_and_defaults(env: Env) -> None:
     assert svc.type == "simple" and svc.kill_mode == "group" and svc.enabled
     assert svc.stop_signal == signal.SIGTERM and svc.stop_timeout == 30.0
     assert svc.start_grace == 0.5 and svc.ready is None and svc.reload
-    assert svc.pid_file == env.run / "web.pid"
-    assert svc.stdout == svc.stderr == env.log / "web.log"
-    assert svc.working_directory == Path("/") and svc.umask == 0o022
+    assert svc.pid_file == str(env.run / "web.pid")  # paths are strings (no pathlib at start-up)
+    assert svc.stdout == svc.stderr == str(env.log / "web.log")
+    assert svc.working_directory == "/" and svc.umask == 0o022
     with pytest.raises(AttributeError):
         svc.name = "x"  # type: ignore[misc]  # frozen
 
@@ -65,11 +65,11 @@ limits: {nofile: 4096, core: [0, unlimited]}
     svc: Service = load_catalog(dirs_for(env)).services["web"]
     s = env.services
     assert svc.command == (str(s / "bin/web"), "--port", "8080")
-    assert svc.type == "forking" and svc.working_directory == s / "www"
+    assert svc.type == "forking" and svc.working_directory == str(s / "www")
     assert (svc.user, svc.group, svc.umask) == ("root", "root", 0o027)
-    assert svc.env == {"A": "1", "B": "2"} and svc.env_file == s / "web.env"
-    assert svc.stdout == s / "out/web.out" and svc.stderr is None
-    assert svc.pid_file == env.run / "web-daemon.pid"
+    assert svc.env == {"A": "1", "B": "2"} and svc.env_file == str(s / "web.env")
+    assert svc.stdout == str(s / "out/web.out") and svc.stderr is None
+    assert svc.pid_file == str(env.run / "web-daemon.pid")
     assert svc.stop_signal == signal.SIGINT and svc.stop_timeout == 5.0
     assert svc.kill_mode == "process" and svc.reload_command == (str(s / "bin/web"), "--reload")
     assert (svc.start_timeout, svc.start_grace) == (7.5, 0.0)
@@ -184,16 +184,16 @@ def test_directory_resolution(tmp_path: Path) -> None:
         },
         euid=1000,
     )
-    assert (d.services, d.run, d.log) == (Path("/x"), Path("/r"), Path("/l"))
+    assert (d.services, d.run, d.log) == ("/x", "/r", "/l")
     assert d.run_given and d.log_given
     d = resolve_dirs(services=tmp_path, environ={"SERVICECTL_SERVICES_DIR": "/x"}, euid=0)
-    assert d.services == tmp_path and d.run == Path("/run/servicectl")
-    assert d.log == Path("/var/log/servicectl") and not d.run_given
+    assert d.services == str(tmp_path) and d.run == "/run/servicectl"
+    assert d.log == "/var/log/servicectl" and not d.run_given
     d = resolve_dirs(environ={"XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"}, euid=1000)
-    assert d.run == Path("/run/user/1000/servicectl")
-    assert d.log == Path("/home/u/.local/state/servicectl/log")
+    assert d.run == "/run/user/1000/servicectl"
+    assert d.log == "/home/u/.local/state/servicectl/log"
     d = resolve_dirs(environ={"HOME": "/home/u"}, euid=1000)
-    assert d.run == Path("/home/u/.local/state/servicectl/run")
+    assert d.run == "/home/u/.local/state/servicectl/run"
 
 
 def test_signal_spellings(env: Env) -> None:
@@ -259,8 +259,8 @@ def test_service_fields_are_the_declared_keys() -> None:
         if not k.required and k.name not in contextual:
             assert Service._field_defaults[k.name] == defaults[k.name], k.name
         assert k.doc and "\n" not in k.doc and k.example and k.type, k.name
-    assert defaults["pid_file"] == Path("/run/servicectl/NAME.pid")
-    assert defaults["stdout"] == defaults["stderr"] == Path("/var/log/servicectl/NAME.log")
+    assert defaults["pid_file"] == "/run/servicectl/NAME.pid"
+    assert defaults["stdout"] == defaults["stderr"] == "/var/log/servicectl/NAME.log"
 
 
 def test_every_example_is_valid(env: Env) -> None:
@@ -313,9 +313,9 @@ def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -
     env.run.mkdir()
     env.write("web", "command: sleep 1\n")
     assert load_catalog(env.dirs).services["web"]
-    assert cache.load(env.dirs)  # cached
+    assert cache.load(env.dirs, catalog.record_types())  # cached
     monkeypatch.setattr(digest, "_HASH", "another schema")
-    assert cache.load(env.dirs) == {}
+    assert cache.load(env.dirs, catalog.record_types()) == {}
     parsed = []
     real = catalog.load_file
     monkeypatch.setattr(catalog, "load_file", lambda *a: parsed.append(a) or real(*a))

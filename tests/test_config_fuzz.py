@@ -380,7 +380,7 @@ def check_catalog(dirs: Dirs, names: list[str]) -> dict[str, Service | Invalid]:
     catalog = load_catalog(dirs, use_cache=False)
     out: dict[str, Service | Invalid] = {}
     for name in names:
-        path = dirs.services / f"{name}.yaml"
+        path = Path(dirs.services) / f"{name}.yaml"
         # NAME@.yaml is a template: valid ones are in catalog.templates (not services).
         result = (
             catalog.services.get(name) or catalog.invalid.get(name) or catalog.templates.get(name)

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -156,7 +155,7 @@ def test_everyday_lines_are_decided_fast(argv: list[str]) -> None:
 
 def test_global_options_after_the_command_win() -> None:
     call = main.fast_parse(["-d", "a", "--log-dir", "l", "status", "web", "-d", "b"])
-    assert call is not None and call.dirs == (Path("b"), None, Path("l"))
+    assert call is not None and call.dirs == ("b", None, "l")
     assert call.arguments() == {"names": ("web",), "as_json": False, "lines": 10}
 
 

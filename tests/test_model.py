@@ -509,6 +509,9 @@ class ServiceModel(RuleBasedStateMachine):
                 assert row["state"] in ("stopped", "dead", "failed"), (
                     f"{svc}: {row}{self.explain()}"
                 )
+            elif not running and svc in SUPERVISED and row["state"] == "dead":
+                pass  # it died with its supervisor gone: the next supervisor (any acting
+                # command starts one) adopts it and respawns it (restart: always)
             else:  # undetermined until now: reality decides
                 self.expect[svc] = "running" if running else "stopped"
                 self.pids[svc] = running[0] if running else None

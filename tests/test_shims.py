@@ -336,7 +336,7 @@ def test_shim_reload_codes_and_dependencies(fleet: Fleet) -> None:
 
 
 def test_shim_without_servicectl_is_not_installed(fleet: Fleet, tmp_path: Path) -> None:
-    dirs = Dirs(fleet.env.services, fleet.env.run, fleet.env.log, True, True)
+    dirs = Dirs(str(fleet.env.services), str(fleet.env.run), str(fleet.env.log), True, True)
     svc = Service(name="plain", file=fleet.env.services / "plain.yaml", command=("/bin/true",))
     f = shims.initd_file(svc, dirs, str(tmp_path / "gone" / "servicectl"))
     (tmp_path / "initd").mkdir()
@@ -357,7 +357,7 @@ def test_python_m_fallback_is_quoted(tmp_path: Path) -> None:
     link = odd_python / "python3"
     link.symlink_to(PY)
     exe = shlex.join([str(link), "-m", "servicectl"])
-    dirs = Dirs(tmp_path / "svc", tmp_path / "run", tmp_path / "log")
+    dirs = Dirs(str(tmp_path / "svc"), str(tmp_path / "run"), str(tmp_path / "log"))
     svc = Service(name="x", file=tmp_path / "svc" / "x.yaml", command=("/bin/true",))
     text = shims.initd_file(svc, dirs, exe).content
     assert 'exec "$SERVICECTL" -m servicectl -d "$SERVICES_DIR" "$1" "$NAME"' in text
@@ -464,7 +464,7 @@ def test_write_files_edge_cases(tmp_path: Path) -> None:
 
 def test_header_text_cannot_break_lines(tmp_path: Path) -> None:
     """Descriptions with exotic line breaks stay on one header line, in both formats."""
-    dirs = Dirs(tmp_path / "svc", tmp_path / "run", tmp_path / "log")
+    dirs = Dirs(str(tmp_path / "svc"), str(tmp_path / "run"), str(tmp_path / "log"))
     nasty = "one\u2028two\x0bthree\x85four\x1cfive %n $X \\"
     svc = Service(
         name="n", file=tmp_path / "svc" / "n.yaml", command=("/bin/true",), description=nasty
@@ -521,7 +521,7 @@ def test_unit_contents(fleet: Fleet) -> None:
 
 def test_unit_pid_file_when_run_dir_not_given(tmp_path: Path) -> None:
     """Without --run-dir, a unit names the PID file servicectl uses as root, under systemd."""
-    dirs = Dirs(tmp_path / "svc", tmp_path / "user-run", tmp_path / "log")
+    dirs = Dirs(str(tmp_path / "svc"), str(tmp_path / "user-run"), str(tmp_path / "log"))
     svc = Service(
         name="w",
         file=tmp_path / "svc" / "w.yaml",

@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "servicectl.text",
             "servicectl.lastresort",
             "servicectl.tuples",
+            "servicectl.digests",
         ),
     ),
     ("files", ("servicectl.files",)),

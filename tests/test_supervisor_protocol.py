@@ -351,7 +351,7 @@ def newer_copy(tmp: Path) -> Path:
     init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.'))
     schema = copy / "servicectl" / "definitions" / "schema.py"
     text = schema.read_text()
-    last = "    dropins: tuple[Path, ...] = ()\n"
+    last = "    dropins: tuple[str, ...] = ()\n"
     assert last in text
     schema.write_text(
         text.replace(last, last + "    upgraded: bool = False  # the next version's\n")

@@ -8,9 +8,9 @@ from the same table (cli_typer.py). Both produce a Call; commands.py runs it.
 
 from __future__ import annotations
 
+import _signal  # the C module: signal's enums would import enum (a few ms)
 import gc
 import os
-import signal
 import sys
 
 from servicectl import lastresort
@@ -211,6 +211,8 @@ def _columns() -> int:
 
 
 def _on_interrupt(signum: int, frame: object) -> None:
+    import signal
+
     name = signal.Signals(signum).name
     face.error(
         f"interrupted by {name}; finishing safely (a half-done start is undone; a service "
@@ -225,9 +227,9 @@ def run(argv: list[str]) -> int:
     half did (a start kills what it spawned), then the code is 130. Output never decides the
     outcome: a reader that went away changes nothing; output that could not be written is
     said on stderr, and fails a command whose output is its whole job."""
-    signal.signal(signal.SIGTERM, _on_interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _on_interrupt)
+    _signal.signal(_signal.SIGTERM, _on_interrupt)
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _on_interrupt)
     lastresort.DEBUG = _debug_asked(argv)
     lastresort.install_hooks()
     call: Optional[Call] = None

@@ -17,7 +17,7 @@ from servicectl.errors import ServicectlError
 from servicectl.paths import SYSTEM_SERVICES_DIR, Dirs
 
 CONTRIB_EXE = "/usr/local/sbin/servicectl"
-CONTRIB_DIRS = Dirs(SYSTEM_SERVICES_DIR, Path("/run/servicectl"), Path("/var/log/servicectl"))
+CONTRIB_DIRS = Dirs(SYSTEM_SERVICES_DIR, "/run/servicectl", "/var/log/servicectl")
 
 
 def _dir_defaults(dirs: Dirs) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from servicectl.text import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Service
 
@@ -65,7 +65,7 @@ def check_more(svc: Service, run_checks: bool, errors: list[ServicectlError]) ->
     return "; " + ", ".join(done) if done else "; nothing to run"
 
 
-def limit_problems(svc: Service, run: Path) -> list[ServicectlError]:
+def limit_problems(svc: Service, run: StrPath) -> list[ServicectlError]:
     """A cgroup limit (memory_max, pids_max, cpu_weight) this machine cannot apply: exit 6,
     as start would say it; nothing is made. Run as another user than root, which may not
     write the cgroups root would, ``check`` cannot tell: it warns instead."""
@@ -87,7 +87,7 @@ def limit_problems(svc: Service, run: Path) -> list[ServicectlError]:
     return []
 
 
-def _own_services(run: Path) -> bool:
+def _own_services(run: StrPath) -> bool:
     """Whether the services checked are servicectl's user's own (root, or the run directory's
     owner): it would start them with the rights it has now."""
     import os

@@ -28,8 +28,6 @@ from servicectl.text import escape, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from servicectl.definitions.catalog import Catalog
     from servicectl.definitions.schema import Service
 
@@ -44,7 +42,7 @@ class Unusable(ServicectlError):
 # Finding the definition
 
 
-def _definition(catalog: Catalog, name: str) -> tuple[Path | None, int, str]:
+def _definition(catalog: Catalog, name: str) -> tuple[str | None, int, str]:
     """The file that defines ``name`` (a template, NAME@, counts: its drop-ins apply to every
     instance), or None with the exit code and the reason."""
     from servicectl.definitions.catalog import definition_files, definition_of, template_problem
@@ -63,24 +61,24 @@ def _definition(catalog: Catalog, name: str) -> tuple[Path | None, int, str]:
 # Writing into a drop-in directory
 
 
-def _open_dir(directory: Path, create: bool) -> tuple[int, bool]:
+def _open_dir(directory: str, create: bool) -> tuple[int, bool]:
     """An fd of the drop-in directory (made 0755 if missing and ``create``), and whether it was
     made now. Never through a symlink; as root, refused if another user could write it."""
-    sfd = os.open(directory.parent, O_DIR)
+    sfd = os.open(os.path.dirname(directory), O_DIR)
     made = False
     try:
         try:
-            fd = os.open(directory.name, O_DIR, dir_fd=sfd)
+            fd = os.open(os.path.basename(directory), O_DIR, dir_fd=sfd)
         except FileNotFoundError:
             if not create:
                 raise
-            os.mkdir(directory.name, 0o755, dir_fd=sfd)
+            os.mkdir(os.path.basename(directory), 0o755, dir_fd=sfd)
             made = True
-            fd = os.open(directory.name, O_DIR, dir_fd=sfd)
+            fd = os.open(os.path.basename(directory), O_DIR, dir_fd=sfd)
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-            st = os.stat(directory.name, dir_fd=sfd, follow_symlinks=False)
+            st = os.stat(os.path.basename(directory), dir_fd=sfd, follow_symlinks=False)
             kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
             raise Unusable(
                 f"{directory} is {kind}; servicectl writes drop-ins only into a real "
@@ -95,13 +93,13 @@ def _open_dir(directory: Path, create: bool) -> tuple[int, bool]:
     return fd, made
 
 
-def _write(dfd: int, directory: Path, fname: str, data: bytes) -> None:
+def _write(dfd: int, directory: str, fname: str, data: bytes) -> None:
     """Replace ``fname`` in the directory open as ``dfd`` atomically and durably: a temp file
     (O_EXCL|O_NOFOLLOW, mode 0644), fsync, rename over it (a symlink there is replaced, not
     followed), fsync of the directory."""
     from servicectl.files.atomic import atomic_write_at
 
-    atomic_write_at(dfd, directory / fname, data, 0o644, durable=True)
+    atomic_write_at(dfd, os.path.join(directory, fname), data, 0o644, durable=True)
 
 
 def _os_failure(name: str, exc: OSError) -> int:
@@ -159,10 +157,10 @@ def _set_one(catalog: Catalog, name: str, value: bool) -> int:
         return int(exc.exit_code)
     except OSError as exc:
         return _os_failure(name, exc)
-    return _confirm(catalog, name, value, directory / ENABLED_FILE)
+    return _confirm(catalog, name, value, os.path.join(directory, ENABLED_FILE))
 
 
-def _confirm(catalog: Catalog, name: str, value: bool, written: Path) -> int:
+def _confirm(catalog: Catalog, name: str, value: bool, written: str) -> int:
     """Check that the drop-in just written decides: a later drop-in may set enabled again."""
     from servicectl.definitions.catalog import load_catalog
 
@@ -178,7 +176,7 @@ def _confirm(catalog: Catalog, name: str, value: bool, written: Path) -> int:
     return Exit.OK
 
 
-def _sets_enabled(path: Path) -> bool:
+def _sets_enabled(path: str) -> bool:
     try:
         data = read_document(path, "drop-in")
     except ConfigError:
@@ -189,7 +187,9 @@ def _sets_enabled(path: Path) -> bool:
 def _unlisted_note(svc: Service, value: bool) -> str:
     if not value or svc.instance is None or svc.instance in svc.instances:
         return ""
-    return f"; startall starts only the instances listed in {svc.file.name} (instances:)"
+    return (
+        f"; startall starts only the instances listed in {os.path.basename(svc.file)} (instances:)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def cat(names: tuple[str, ...]) -> int:
         paths = [file]
         for directory in dropin_dirs(name, file):
             try:
-                paths += [directory / n for n in listing(directory)]
+                paths += [os.path.join(directory, n) for n in listing(directory)]
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -232,7 +232,7 @@ def _read_code(exc: OSError) -> int:
     return Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: str) -> str:
     """A definition or drop-in as text: a regular file (opened non-blocking), at most 1 MiB,
     undecodable bytes replaced; ends with a newline."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -292,13 +292,13 @@ def edit(name: str) -> int:
         os.close(dfd)
 
 
-def _edit_in(catalog: Catalog, name: str, file: Path, directory: Path, dfd: int, made: bool) -> int:
-    target = directory / OVERRIDE_FILE
+def _edit_in(catalog: Catalog, name: str, file: str, directory: str, dfd: int, made: bool) -> int:
+    target = os.path.join(directory, OVERRIDE_FILE)
     original = _read_at(dfd, directory, OVERRIDE_FILE)
     start = original if original is not None else HEADER.format(name=name, file=file).encode()
     temp = _make_temp(dfd, directory, start)
     status = _run_editor(name, temp)
-    edited = _read_at(dfd, directory, temp.name) if status is not None else None
+    edited = _read_at(dfd, directory, os.path.basename(temp)) if status is not None else None
     if edited is None or edited == start:
         _forget(dfd, temp, directory if made else None)
         if status == 0 and edited is not None:
@@ -337,9 +337,9 @@ def _edit_in(catalog: Catalog, name: str, file: Path, directory: Path, dfd: int,
     return Exit.OK
 
 
-def _read_at(dfd: int, directory: Path, fname: str) -> bytes | None:
+def _read_at(dfd: int, directory: str, fname: str) -> bytes | None:
     """A drop-in's bytes (None if missing): a regular file, never through a symlink."""
-    path = directory / fname
+    path = os.path.join(directory, fname)
     try:
         fd = os.open(fname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
     except FileNotFoundError:
@@ -362,7 +362,7 @@ def _read_at(dfd: int, directory: Path, fname: str) -> bytes | None:
     return raw
 
 
-def _make_temp(dfd: int, directory: Path, data: bytes) -> Path:
+def _make_temp(dfd: int, directory: str, data: bytes) -> str:
     """A private copy to edit, hidden in the drop-in directory (a name starting with . is never
     read as a drop-in), ending in .yaml for the editor's syntax colouring."""
     import secrets
@@ -376,13 +376,13 @@ def _make_temp(dfd: int, directory: Path, data: bytes) -> Path:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
-    return directory / fname
+    return os.path.join(directory, fname)
 
 
-def _forget(dfd: int, temp: Path, made: Path | None) -> None:
+def _forget(dfd: int, temp: str, made: str | None) -> None:
     """Remove the edited copy, and the drop-in directory if edit made it and it is empty."""
     try:
-        os.unlink(temp.name, dir_fd=dfd)
+        os.unlink(os.path.basename(temp), dir_fd=dfd)
     except FileNotFoundError:
         pass
     if made is not None:
@@ -407,7 +407,7 @@ def _editor() -> list[str]:
     return ["editor"] if shutil.which("editor") else ["vi"]
 
 
-def _run_editor(name: str, temp: Path) -> int | None:
+def _run_editor(name: str, temp: str) -> int | None:
     """Run the editor on ``temp`` in the foreground; its exit status, or None if it could not
     be run (said). Ctrl-C goes to the editor alone meanwhile, as with systemctl edit."""
     import signal
@@ -426,7 +426,7 @@ def _run_editor(name: str, temp: Path) -> int | None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _validate(catalog: Catalog, name: str, target: Path, temp: Path) -> list[str]:
+def _validate(catalog: Catalog, name: str, target: str, temp: str) -> list[str]:
     """Why the definition would be invalid with ``temp`` as ``target`` (for a template: the
     template or one of its instances), each error once; [] if valid."""
     from servicectl.definitions.catalog import load_catalog

@@ -13,7 +13,6 @@ from servicectl.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Optional
 
 
@@ -75,7 +74,7 @@ class Call(NamedTuple):
 
     command: str
     kwargs: tuple[tuple[str, Any], ...]
-    dirs: tuple[Optional[Path], Optional[Path], Optional[Path]]
+    dirs: tuple[Optional[str], Optional[str], Optional[str]]
     debug: bool = False  # --debug: an internal error's traceback is printed too
 
     def arguments(self) -> dict[str, Any]:
@@ -463,8 +462,8 @@ def make_call(
     cmd: Command, values: dict[str, Any], dirs: tuple[Any, Any, Any], debug: bool = False
 ) -> Call:
     """The Call for ``cmd`` from parsed values (missing ones take their defaults), normalized
-    the same way whichever parser produced them."""
-    from pathlib import Path  # here, not at import: --help needs no pathlib (a few ms)
+    the same way whichever parser produced them. The directories stay strings: the everyday
+    commands do not import pathlib (a few ms); a path option's value is a Path."""
 
     kwargs: list[tuple[str, Any]] = []
     for arg in cmd.args:
@@ -477,6 +476,8 @@ def make_call(
         if value is None:  # not given, and no default: the body decides
             pass
         elif opt.kind == "path":
+            from pathlib import Path
+
             value = Path(value)
         elif opt.kind == "int":
             value = int(value)
@@ -485,5 +486,5 @@ def make_call(
         else:
             value = bool(value)
         kwargs.append((opt.name, value))
-    paths = tuple(None if d is None else Path(d) for d in dirs)
+    paths = tuple(None if d is None else str(d) for d in dirs)
     return Call(cmd.name, tuple(kwargs), paths, bool(debug))  # type: ignore[arg-type]

@@ -21,7 +21,8 @@ from servicectl.text import escape, shown
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections import deque
-    from pathlib import Path
+
+    from _typeshed import StrPath
 
 FOLLOW_WAKE = 1.0  # without inotify events (a file system without them), look again this often
 
@@ -78,7 +79,7 @@ def logs(name: str, lines: int | None, since: str | None, follow: bool) -> int:
     return Exit.OK
 
 
-def _print_since(name: str, path: Path, when: float, lines: int | None, end: int) -> None:
+def _print_since(name: str, path: StrPath, when: float, lines: int | None, end: int) -> None:
     """Print the lines of the log written at ``when`` or later (up to byte ``end``; the last
     ``lines`` of them if given), read under R-LOG-1's open, escaped (R-LOG-3)."""
     from collections import deque
@@ -136,14 +137,14 @@ def _keep(kept: deque[str], raw: bytes, skipped: int, lines: int | None) -> None
         kept.append(text)
 
 
-def _follow(path: Path, pos: int) -> None:
+def _follow(path: StrPath, pos: int) -> None:
     """Print what is appended to ``path`` until interrupted or nobody reads any more; survives
     copytruncate and rotation. Woken by inotify on the log's directory (or every second)."""
     # Nothing is under way that would need undoing: Ctrl-C or TERM just end the follow.
     gc.enable()  # main() turned the collector off for short commands; this one runs unbounded
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    watch = _Watch(path.parent)
+    watch = _Watch(os.path.dirname(path))
     fd = -1
     ino = None
     try:
@@ -158,7 +159,7 @@ def _follow(path: Path, pos: int) -> None:
             os.close(fd)
 
 
-def _read_new(path: Path, fd: int, ino: int | None, pos: int) -> tuple[int, int | None, int]:
+def _read_new(path: StrPath, fd: int, ino: int | None, pos: int) -> tuple[int, int | None, int]:
     """Print what was appended since ``pos``; reopen (under the same rules as the first open)
     when the path names another file now. Returns the descriptor, its inode and position."""
     from servicectl.files.safe import TAIL_BYTES, open_regular
@@ -199,7 +200,7 @@ class _Watch:
 
     MASK = 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200  # MODIFY ATTRIB MOVED_* CREATE DELETE
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: StrPath) -> None:
         self.fd = -1
         try:
             import ctypes

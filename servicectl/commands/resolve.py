@@ -6,15 +6,13 @@ action leaves. Every command body that takes names goes through here.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import os
 
 from servicectl.errors import Exit
 from servicectl.output.face import face
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from servicectl.definitions.catalog import Catalog
     from servicectl.paths import Dirs
     from servicectl.service.outcome import Outcome
@@ -56,7 +54,7 @@ def requested_names(names: tuple[str, ...] | list[str]) -> list[str]:
     files = definition_files(dirs().services)
     for i, name in enumerate(out):
         stem, _, _ = name.rpartition(".")
-        if name not in files and stem in files and files[stem].name == name:
+        if name not in files and stem in files and os.path.basename(files[stem]) == name:
             out[i] = stem
     return list(dict.fromkeys(out))
 
@@ -128,17 +126,23 @@ def valid_names(catalog: Catalog, names: list[str]) -> tuple[list[str], int]:
     return valid, code
 
 
-@contextmanager
-def explained_interrupt() -> Iterator[None]:
-    """Say in which state an interrupted action left its service, then let the interruption
-    end servicectl (exit 130)."""
-    try:
-        yield
-    except KeyboardInterrupt as exc:
-        message = getattr(exc, "message", None)
-        for line in message.splitlines() if message else []:
-            face.error(line)
-        raise
+class ExplainedInterrupt:
+    """``with explained_interrupt():`` says in which state an interrupted action left its
+    service, then lets the interruption end servicectl (exit 130). (A class, not contextlib's
+    decorator: every command imports this module.)"""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            message = getattr(exc, "message", None)
+            for line in message.splitlines() if message else []:
+                face.error(line)
+
+
+def explained_interrupt() -> ExplainedInterrupt:
+    return ExplainedInterrupt()
 
 
 def highest_code(outcomes: list[Outcome]) -> int:

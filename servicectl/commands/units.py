@@ -26,8 +26,6 @@ from servicectl.system.cgroup import TRACKED_BY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from servicectl.definitions.schema import Service
 
 
@@ -80,7 +78,7 @@ def _unit_text_value(text: str) -> str:
     return _unit_specifiers(_one_line(text)).rstrip("\\").rstrip() or "servicectl service"
 
 
-def _unit_path_value(svc: Service, path: Path) -> str:
+def _unit_path_value(svc: Service, path: str) -> str:
     """The PID file for PIDFile=, which systemd takes literally (no quotes, no escapes).
 
     Raises ConfigError when the path holds a control character or ends in a backslash: a
@@ -98,13 +96,13 @@ def _unit_path_value(svc: Service, path: Path) -> str:
     return _unit_specifiers(text)
 
 
-def _file_uri(path: Path) -> str:
+def _file_uri(path: str) -> str:
     """A file: URI for Documentation=, percent-encoded, then with specifiers escaped."""
     quoted = urllib.parse.quote(os.fsencode(str(path)), safe="/")
     return _unit_specifiers("file://" + quoted)
 
 
-def _unit_pid_file(svc: Service, dirs: Dirs) -> Path:
+def _unit_pid_file(svc: Service, dirs: Dirs) -> str:
     """The PID file servicectl will use when systemd runs it (as root).
 
     When neither the definition nor the generation named a run directory, servicectl under
@@ -113,7 +111,7 @@ def _unit_pid_file(svc: Service, dirs: Dirs) -> Path:
     if svc.pid_file_given or dirs.run_given:
         return svc.pid_file
     root_dirs = resolve_dirs(dirs.services, environ={}, euid=0)
-    return root_dirs.run / f"{svc.name}.pid"
+    return os.path.join(root_dirs.run, f"{svc.name}.pid")
 
 
 def _unit_restart(svc: Service) -> tuple[list[str], list[str]]:

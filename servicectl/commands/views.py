@@ -99,7 +99,9 @@ def _list_item(catalog: Catalog, name: str) -> dict[str, Any]:
         "description": svc.description,
         "valid": True,
         "error": None,
-        "template": svc.file.name.rpartition(".")[0] if svc.instance or is_template else None,
+        "template": svc.file.rpartition("/")[2].rpartition(".")[0]
+        if svc.instance or is_template
+        else None,
         "instances": list(svc.instances) if is_template else [],
         "startall": not is_template and svc.in_startall,
     }

@@ -5,8 +5,6 @@ Imported only when a definition file must be parsed (the definition cache spares
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from servicectl.definitions import initd_keys, lifecycle_keys, program_keys, reader
 from servicectl.definitions.reader import Reader, hint, show
 from servicectl.definitions.schema import _BY_NAME, KEYS, KNOWN_KEYS, Service
@@ -30,9 +28,7 @@ def _parser(name: str) -> Any:
 def parsed_defaults(name: str = "NAME", dirs: Dirs | None = None) -> dict[str, Any]:
     """What each key that is not required stands for when absent, as a Service field (for a
     service ``name`` in ``dirs``, root's directories by default)."""
-    dirs = dirs or Dirs(
-        Path("/etc/servicectl/services.d"), Path("/run/servicectl"), Path("/var/log/servicectl")
-    )
+    dirs = dirs or Dirs("/etc/servicectl/services.d", "/run/servicectl", "/var/log/servicectl")
     r = Reader({}, "(defaults)", name, dirs)
     for k in KEYS:
         if not k.required:
@@ -68,12 +64,12 @@ def _oneshot_keys(r: Reader, data: dict[str, Any]) -> None:
 
 def build(
     name: str,
-    file: Path,
+    file: str,
     data: Any,
     dirs: Dirs,
     instance: str | None = None,
     template: bool = False,
-    dropins: tuple[Path, ...] = (),
+    dropins: tuple[str, ...] = (),
 ) -> Service | list[ConfigError]:
     """Validate one parsed document (drop-ins already merged into it): the Service, or every
     error found in it. ``instance`` replaces {instance}; ``template``: the document is a

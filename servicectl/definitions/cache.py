@@ -3,12 +3,17 @@ so that commands skip YAML parsing (and importing yaml) when no definition chang
 
 It lives in the run directory, which servicectl already requires to be writable only by it;
 a cache file that is not servicectl's own, or is unreadable, is ignored and rebuilt.
+
+The file is marshal data (the interpreter's own format, already loaded: pickle and what it
+imports cost a command 2-8 ms): a definition's record types are written as a list, their
+type's name first, and made again only from the types the caller names; anything else in
+the file (another version, damage) makes the whole cache ignored.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
-import pickle
 import stat
 
 from servicectl import __version__
@@ -17,7 +22,6 @@ from servicectl.paths import run_dir_problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
 FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
@@ -26,7 +30,7 @@ FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
 RACY_NS = 2_000_000_000  # file times are coarse (a kernel tick): recent files are not cached
 
 
-def file_key(path: Path) -> FileKey | None:
+def file_key(path: str) -> FileKey | None:
     """The identity of a definition file, or None if it cannot be cached (missing, or changed
     so recently that a same-size edit within the same clock tick would go unseen)."""
     import time
@@ -43,7 +47,7 @@ def file_key(path: Path) -> FileKey | None:
 DefinitionKey = tuple[object, ...]  # the definition's FileKey, then per drop-in directory
 
 
-def definition_key(name: str, file: Path) -> DefinitionKey | None:
+def definition_key(name: str, file: str) -> DefinitionKey | None:
     """The identity of everything a definition is made of: its file, and each drop-in
     directory (missing, or its own identity and the identity of each drop-in file in it: an
     added, removed, renamed or edited drop-in changes the key). None if it cannot be cached."""
@@ -67,7 +71,7 @@ def definition_key(name: str, file: Path) -> DefinitionKey | None:
     return tuple(parts)
 
 
-def _dir_key(directory: Path) -> tuple[Any, ...] | None:
+def _dir_key(directory: str) -> tuple[Any, ...] | None:
     from servicectl.definitions.dropins import listing
 
     own = file_key(directory)
@@ -77,17 +81,17 @@ def _dir_key(directory: Path) -> tuple[Any, ...] | None:
         names = listing(directory)
     except OSError:
         return (own,)  # not a directory, or unreadable: its identity says when that changes
-    keys = [(n, file_key(directory / n)) for n in names]
+    keys = [(n, file_key(os.path.join(directory, n))) for n in names]
     if any(k is None for _, k in keys):
         return None
     return (own, tuple(keys))
 
 
-def _cache_path(run_dir: Path, services_dir: Path) -> Path:
-    import zlib
+def _cache_path(run_dir: str, services_dir: str) -> str:
+    from servicectl.digests import short
 
-    tag = f"{zlib.crc32(str(services_dir).encode()):08x}"  # the context check guards
-    return run_dir / f".definitions-{tag}.cache"
+    tag = short(os.fsencode(services_dir))  # the context check guards
+    return os.path.join(run_dir, f".definitions-{tag}.cache")
 
 
 def _context(dirs: Any) -> tuple[str, str, str, str, str, int]:
@@ -106,8 +110,34 @@ def _context(dirs: Any) -> tuple[str, str, str, str, str, int]:
     )
 
 
-def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
-    """The cached results by service name, or {} when there is no usable cache."""
+def encode(value: Any) -> Any:
+    """``value`` (a definition, made of record types, tuples and plain values) as marshal
+    data: a record as a list (its type's name, then its fields), a tuple as a tuple."""
+    if isinstance(value, tuple):
+        items = tuple(encode(v) for v in value)
+        return [type(value).__name__, *items] if hasattr(value, "_fields") else items
+    if isinstance(value, Exception) and hasattr(value, "problem"):  # a ConfigError
+        return [type(value).__name__, value.file, value.key, value.problem]  # type: ignore[attr-defined]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a definition's value")
+
+
+def decode(data: Any, types: dict[str, Any]) -> Any:
+    """The value ``encode`` gave, made from ``types`` (name -> type) only; KeyError or
+    TypeError when the data names another type or does not fit it."""
+    if isinstance(data, tuple):
+        return tuple(decode(v, types) for v in data)
+    if isinstance(data, list):
+        return types[data[0]](*(decode(v, types) for v in data[1:]))
+    if data is None or isinstance(data, (str, int, float, bool)):
+        return data
+    raise TypeError(f"{type(data).__name__} in the definition cache")
+
+
+def load(dirs: Any, types: dict[str, Any]) -> dict[str, tuple[FileKey, Any]]:
+    """The cached results by service name (their values made from ``types``), or {} when
+    there is no usable cache."""
     path = _cache_path(dirs.run, dirs.services)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -120,24 +150,25 @@ def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
         if run_dir_problem(dirs.run) is not None:
             return {}
         with os.fdopen(os.dup(fd), "rb") as fh:
-            data = pickle.load(fh)  # noqa: S301 - a file only servicectl's user can write
+            data = marshal.load(fh)  # a file only servicectl's user can write (R-RUN-1)
+        if not isinstance(data, dict) or data.get("context") != _context(dirs):
+            return {}
+        entries = data["entries"]
+        return {name: (key, decode(value, types)) for name, (key, value) in entries.items()}
     except Exception:  # any damage: ignore the cache, it is rebuilt
         return {}
     finally:
         os.close(fd)
-    if not isinstance(data, dict) or data.get("context") != _context(dirs):
-        return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
 
 
 def save(dirs: Any, entries: dict[str, tuple[FileKey, Any]]) -> None:
     """Write the cache atomically if the run directory exists and is safe (not a symlink, not
     writable by others); failures are ignored."""
-    if not dirs.run.is_dir() or run_dir_problem(dirs.run) is not None:
+    if not os.path.isdir(dirs.run) or run_dir_problem(dirs.run) is not None:
         return
     try:
-        payload = pickle.dumps({"context": _context(dirs), "entries": entries}, protocol=4)
+        plain = {name: (key, encode(value)) for name, (key, value) in entries.items()}
+        payload = marshal.dumps({"context": _context(dirs), "entries": plain})
         atomic_write(_cache_path(dirs.run, dirs.services), payload, 0o600)
     except Exception:
         return

@@ -9,7 +9,6 @@ yamlload.py. Both are imported only when a file must be parsed (see cache.py).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from servicectl.definitions.dropins import skipped
 from servicectl.definitions.names import (
@@ -36,7 +35,7 @@ class Invalid(NamedTuple):
     """A definition that could not be used, with all its errors (the first one is shown)."""
 
     name: str
-    file: Path
+    file: str
     errors: tuple[ConfigError, ...]
 
     @property
@@ -60,7 +59,7 @@ class Catalog(NamedTuple):
 
 
 def collect_errors_and_build(
-    name: str, file: Path, data: Any, dirs: Dirs
+    name: str, file: str, data: Any, dirs: Dirs
 ) -> Service | list[ConfigError]:
     """Validate one parsed document: the Service, or every error found in it."""
     from servicectl.definitions.build import build
@@ -68,7 +67,7 @@ def collect_errors_and_build(
     return build(name, file, data, dirs)
 
 
-def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
+def build_service(name: str, file: str, data: Any, dirs: Dirs) -> Service:
     """Validate one parsed document into a Service; raise the first ConfigError if invalid.
 
     All errors found are attached to the raised error as ``.all_errors``.
@@ -87,12 +86,12 @@ def build_service(name: str, file: Path, data: Any, dirs: Dirs) -> Service:
 # Directory
 
 
-def definition_files(services_dir: Path) -> dict[str, Path]:
+def definition_files(services_dir: str) -> dict[str, str]:
     """Map service name to its file, ignoring hidden, backup and package-manager leftovers.
 
     When both NAME.yaml and NAME.yml exist, NAME.yaml wins. A template is there as NAME@.
     """
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}
     try:
         entries = sorted(os.scandir(services_dir), key=lambda e: e.name)
     except (
@@ -108,11 +107,11 @@ def definition_files(services_dir: Path) -> dict[str, Path]:
             continue
         if stem in found and ext == "yml":
             continue
-        found[stem] = Path(entry.path)
+        found[stem] = entry.path
     return found
 
 
-def services_dir_problem(services_dir: Path) -> str | None:
+def services_dir_problem(services_dir: str) -> str | None:
     """Why the services directory cannot be listed, or None if it can."""
     try:
         os.close(os.open(services_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
@@ -137,7 +136,7 @@ def _name_problem(name: str, instance: bool) -> str | None:
     return None
 
 
-def instance_for(name: str, file: Path) -> str | None:
+def instance_for(name: str, file: str) -> str | None:
     """What {instance} stands for in the service ``name`` defined by ``file``: its INSTANCE
     (an instance of a template, or a file named NAME@INSTANCE.yaml), a sample for a template
     checked on its own, or None for a plain service."""
@@ -150,7 +149,7 @@ def instance_for(name: str, file: Path) -> str | None:
 
 
 def load_file(
-    name: str, file: Path, dirs: Dirs, replace: Mapping[Path, Path] | None = None
+    name: str, file: str, dirs: Dirs, replace: Mapping[str, str] | None = None
 ) -> Service | Invalid:
     """Read, parse and validate one definition (for an instance NAME@INSTANCE, ``file`` is the
     template NAME@.yaml) with its drop-ins merged over it. ``replace`` maps a drop-in's path to
@@ -181,14 +180,14 @@ def load_file(
 
     stem = dropins.definition_stem(file)
     instance = instance_for(name, file)
-    used = tuple(Path(label) for label, _ in layers)
+    used = tuple(label for label, _ in layers)
     result = build(name, file, data, dirs, instance, is_template(stem), used)
     if isinstance(result, Service):
         return result
     return Invalid(name, file, tuple(dropins.attribute(result, str(file), origin)))
 
 
-def definition_of(files: Mapping[str, Path], name: str) -> Path | None:
+def definition_of(files: Mapping[str, str], name: str) -> str | None:
     """The file that defines ``name``: its own, or for NAME@INSTANCE the template NAME@.yaml."""
     if name in files:
         return files[name]
@@ -196,7 +195,7 @@ def definition_of(files: Mapping[str, Path], name: str) -> Path | None:
     return files.get(split[0]) if split else None
 
 
-def recorded_instances(run_dir: Path, templates: Iterable[str]) -> list[str]:
+def recorded_instances(run_dir: str, templates: Iterable[str]) -> list[str]:
     """Instances of these templates (stems NAME@) that have a state record in the run
     directory: they run, or ran and were not stopped."""
     stems = set(templates)
@@ -219,7 +218,7 @@ def load_catalog(
     dirs: Dirs,
     only: Iterable[str] | None = None,
     use_cache: bool = True,
-    replace: Mapping[Path, Path] | None = None,
+    replace: Mapping[str, str] | None = None,
     also: Iterable[str] = (),
 ) -> Catalog:
     """Load every definition in the services directory.
@@ -256,6 +255,16 @@ def _directory_problems(dirs: Dirs) -> list[str]:
     return []
 
 
+def record_types() -> dict[str, Any]:
+    """The types a cached definition is made of (cache.decode makes only these)."""
+    from servicectl.definitions import schema, values
+    from servicectl.errors import UntrustedError
+
+    found: list[Any] = [schema.Service, schema.Action, Invalid, ConfigError, UntrustedError]
+    found += [values.Ready, values.Directory, values.StartLimit, values.Health]
+    return {t.__name__: t for t in found}
+
+
 class _Loader:
     """One load of a catalog: each definition parsed at most once (from the cache when its
     files are unchanged), sorted into services, templates and invalid definitions."""
@@ -263,9 +272,9 @@ class _Loader:
     def __init__(
         self,
         dirs: Dirs,
-        files: Mapping[str, Path],
+        files: Mapping[str, str],
         use_cache: bool,
-        replace: Mapping[Path, Path] | None,
+        replace: Mapping[str, str] | None,
     ) -> None:
         from servicectl.definitions import cache
 
@@ -274,13 +283,13 @@ class _Loader:
         self.files = files
         self.use_cache = use_cache
         self.replace = replace
-        self.cached = cache.load(dirs) if use_cache else {}
+        self.cached = cache.load(dirs, record_types()) if use_cache else {}
         self.fresh: dict[str, tuple[Any, Service | Invalid]] = {}
         self.services: dict[str, Service] = {}
         self.invalid: dict[str, Invalid] = {}
         self.templates: dict[str, Service] = {}
 
-    def parse(self, name: str, file: Path) -> Service | Invalid:
+    def parse(self, name: str, file: str) -> Service | Invalid:
         """The definition of ``name`` from ``file``: the cached one while its key holds, else
         parsed (and kept for the cache if its files did not change meanwhile)."""
         key = self.cache.definition_key(name, file) if self.use_cache else None
@@ -328,7 +337,7 @@ class _Loader:
 
 
 def _cross_checks(
-    files: Mapping[str, Path], services: dict[str, Service], invalid: dict[str, Invalid], dirs: Dirs
+    files: Mapping[str, str], services: dict[str, Service], invalid: dict[str, Invalid], dirs: Dirs
 ) -> None:
     """Move to ``invalid`` the services whose dependencies name no service, and those in a
     dependency cycle."""

@@ -26,7 +26,7 @@ def schema_hash() -> str:
     serves a stale definition; nothing to bump."""
     global _HASH
     if _HASH is None:
-        import zlib
+        from servicectl.digests import short
 
         here = os.path.dirname(__file__)
         code = []
@@ -39,5 +39,5 @@ def schema_hash() -> str:
         keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
         types = (Ready._fields, Directory._fields, Action._fields, Health._fields)
         fields = (Service._fields, Service._field_defaults, types, keys, code)
-        _HASH = format(zlib.crc32(repr(fields).encode()), "08x")
+        _HASH = short(repr(fields).encode())
     return _HASH

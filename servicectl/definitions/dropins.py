@@ -19,7 +19,6 @@ from servicectl.paths import untrusted_problem, untrusted_tree_problem
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from pathlib import Path
     from typing import Any
 
 IGNORED_SUFFIXES = ("~", ".bak", ".swp", ".tmp", ".orig", ".rej")
@@ -34,23 +33,24 @@ def skipped(fname: str) -> bool:
     return fname.startswith(".") or fname.endswith(IGNORED_SUFFIXES) or ".dpkg-" in fname
 
 
-def definition_stem(file: Path) -> str:
+def definition_stem(file: str) -> str:
     """``memcached@`` for ``.../memcached@.yaml``."""
-    return file.name.rpartition(".")[0] or file.name
+    base = os.path.basename(file)
+    return base.rpartition(".")[0] or base
 
 
-def dropin_dirs(name: str, file: Path) -> list[Path]:
+def dropin_dirs(name: str, file: str) -> list[str]:
     """The drop-in directories of the service ``name`` defined by ``file``, in the order they
     apply: for an instance of a template, ``NAME@.d`` then ``NAME@INSTANCE.d`` (as systemd
     does); otherwise ``NAME.d``. The last one is the service's own (enable and edit write
     there)."""
-    stem = definition_stem(file)
+    stem, where = definition_stem(file), os.path.dirname(file)
     if stem != name and is_template(stem):
-        return [file.parent / f"{stem}.d", file.parent / f"{name}.d"]
-    return [file.parent / f"{name}.d"]
+        return [os.path.join(where, f"{stem}.d"), os.path.join(where, f"{name}.d")]
+    return [os.path.join(where, f"{name}.d")]
 
 
-def listing(directory: Path) -> list[str]:
+def listing(directory: str) -> list[str]:
     """The names of the drop-in files in ``directory``, in name order (OSError if it cannot
     be listed)."""
     with os.scandir(directory) as entries:
@@ -58,7 +58,7 @@ def listing(directory: Path) -> list[str]:
     return sorted(names)
 
 
-def _dir_problem(directory: Path) -> ConfigError | None:
+def _dir_problem(directory: str) -> ConfigError | None:
     """Why a drop-in directory that exists cannot be used (not a directory, or, as root, one
     another user could have written: the definition files' rule), or None."""
     label = str(directory)
@@ -76,16 +76,16 @@ def _dir_problem(directory: Path) -> ConfigError | None:
 
 
 def dropin_files(
-    name: str, file: Path, extra: Iterable[Path] = ()
-) -> tuple[list[Path], list[ConfigError]]:
+    name: str, file: str, extra: Iterable[str] = ()
+) -> tuple[list[str], list[ConfigError]]:
     """The drop-in files of a service, in the order they apply, and why a drop-in directory
     cannot be used. ``extra``: files to count in although they do not exist yet (the override
     being edited)."""
-    files: list[Path] = []
+    files: list[str] = []
     errors: list[ConfigError] = []
     extra = list(extra)
     for directory in dropin_dirs(name, file):
-        names = {p.name for p in extra if p.parent == directory}
+        names = {os.path.basename(p) for p in extra if os.path.dirname(p) == directory}
         if os.path.lexists(directory):
             problem = _dir_problem(directory)
             if problem is not None:
@@ -96,11 +96,11 @@ def dropin_files(
             except OSError as exc:
                 errors.append(ConfigError(str(directory), None, f"cannot be read: {exc.strerror}"))
                 continue
-        files += [directory / n for n in sorted(names)]
+        files += [os.path.join(directory, n) for n in sorted(names)]
     return files, errors
 
 
-def read_document(path: Path, what: str) -> Any:
+def read_document(path: str, what: str) -> Any:
     """Read and parse one YAML document (a definition or a drop-in) safely: a regular file
     (opened non-blocking: a FIFO never hangs a command), as root one that only root can write,
     at most 1 MiB of UTF-8. Any failure is a ConfigError naming ``path``."""

@@ -18,7 +18,6 @@ again. Then it is known that, not what, changed.
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePath
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,18 +36,14 @@ IGNORED = frozenset(
 NAMED_ENTRIES = ("environment", "limits", "actions")  # (name, ...) tuples: compared by entry
 
 
-def definition_files(svc: Service) -> list[Path]:
+def definition_files(svc: Service) -> list[str]:
     """The files ``svc`` was read from: its definition, then its drop-ins (when it has any)."""
     return [svc.file, *getattr(svc, "dropins", ())]
 
 
-def _digest(path: Path) -> tuple[int, int, str] | None:
+def _digest(path: str) -> tuple[int, int, str] | None:
     """(mtime_ns, size, sha256) of a regular file, or None if it cannot be read."""
-    try:  # the bare SHA-256 module: hashlib's OpenSSL set-up costs a start some milliseconds
-        from _sha256 import sha256  # type: ignore[import-not-found]
-    except ImportError:
-        from hashlib import sha256
-
+    from servicectl.digests import sha256
     from servicectl.files.safe import read_if_regular
 
     got = read_if_regular(path, MAX_BYTES)
@@ -83,7 +78,7 @@ def changed(svc: Service, recorded: Fingerprint) -> bool:
             return True
         if (st.st_mtime_ns, st.st_size) == (mtime_ns, size):
             continue
-        got = _digest(Path(path))
+        got = _digest(path)
         if got is None or got[2] != sha:
             return True
     return False
@@ -110,8 +105,6 @@ def _plain(key: str, value: Any) -> Any:
 def _json(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, PurePath):
-        return str(value)
     if hasattr(value, "_asdict"):  # a NamedTuple (Ready, Action, Directory, StartLimit...)
         return {str(k): _json(v) for k, v in value._asdict().items()}
     if isinstance(value, dict):

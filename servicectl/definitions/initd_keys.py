@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-from servicectl.definitions.names import INSTANCE_CHARS, INSTANCE_RE
+from servicectl.definitions.names import INSTANCE_CHARS, valid_instance
 from servicectl.definitions.program_keys import command_line, parse_account
 from servicectl.definitions.reader import Reader, hint, parse_text, show
 from servicectl.definitions.schema import (
@@ -67,7 +66,7 @@ def _directory(r: Reader, where: str, item: Any) -> Directory | None:
     group = parse_account(r, _key(f"{where}.group"), spec.get("group"), "group")
     if len(r.errors) > errors or path is None or mode is None:
         return None
-    return Directory(Path(os.path.normpath(path)), mode, owner, group)
+    return Directory(os.path.normpath(path), mode, owner, group)
 
 
 def parse_directories(r: Reader, k: Key, value: Any) -> tuple[Directory, ...]:
@@ -77,7 +76,7 @@ def parse_directories(r: Reader, k: Key, value: Any) -> tuple[Directory, ...]:
     if not isinstance(items, list):
         r.wrong(k.name, value, "a list of paths, or of {path, mode, owner, group}")
         return ()
-    out: dict[Path, Directory] = {}
+    out: dict[str, Directory] = {}
     for i, item in enumerate(items):
         d = _directory(r, f"{k.name}[{i}]", item)
         if d is not None and d.path in out:
@@ -139,7 +138,7 @@ def parse_instances(r: Reader, k: Key, value: Any) -> tuple[str, ...]:
         return ()
     out = [str(v) for v in items]
     for item in out:
-        if not INSTANCE_RE.match(item):
+        if not valid_instance(item):
             r.error(k.name, f"{show(item)} is not an instance name ({INSTANCE_CHARS})")
             return ()
     return tuple(dict.fromkeys(out))

@@ -85,7 +85,7 @@ def _ready_target(
         if dots_added(str(target), text):
             r.wrong(key, target, DOTS_EXPECTED)
             return None
-        text = str(resolve(r.dirs.services, text))
+        text = resolve(r.dirs.services, text)
     return Ready(kind, text, timeout)
 
 

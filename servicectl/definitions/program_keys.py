@@ -17,7 +17,6 @@ from servicectl.definitions.schema import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
 
@@ -30,14 +29,14 @@ MAX_ID = 2**32 - 2  # uid/gid 2**32 - 1 is -1, "no change", to setresuid/setgrou
 MAX_ACCOUNT_NAME = 256  # LOGIN_NAME_MAX
 
 
-def parse_output(r: Reader, k: Key, value: Any) -> Path | None:
+def parse_output(r: Reader, k: Key, value: Any) -> str | None:
     """A file to append output to; "null" (or /dev/null) discards it."""
     if value in ("null", "/dev/null"):
         return None
     return parse_path(r, k, value)
 
 
-def parse_stderr(r: Reader, k: Key, value: Any) -> Path | None:
+def parse_stderr(r: Reader, k: Key, value: Any) -> str | None:
     if not r.given(k.name):
         return r.values.get("stdout")  # the same file as stdout
     return parse_output(r, k, value)
@@ -75,7 +74,7 @@ def command_line(r: Reader, key: str, value: Any) -> tuple[str, ...] | None:
         r.error(key, "contains a NUL character")
         return None
     if "/" in parts[0]:
-        parts[0] = str(resolve(r.dirs.services, parts[0]))
+        parts[0] = resolve(r.dirs.services, parts[0])
     return tuple(parts)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 from servicectl.definitions.names import expand
 from servicectl.definitions.schema import (
@@ -19,6 +18,7 @@ from servicectl.definitions.schema import (
     parse_signal,
 )
 from servicectl.errors import ConfigError
+from servicectl.paths import pure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,9 +75,9 @@ def dots_added(written: str, text: str) -> bool:
     return dots(text) > dots(written)
 
 
-def resolve(base: Path, value: str) -> Path:
-    path = Path(os.path.expanduser(value))
-    return path if path.is_absolute() else base / path
+def resolve(base: str, value: str) -> str:
+    """``value`` (``~`` expanded) relative to ``base``, spelled as pathlib spells it."""
+    return pure(os.path.join(base, os.path.expanduser(value)))
 
 
 class Reader:
@@ -141,7 +141,7 @@ def parse_line(r: Reader, k: Key, value: Any) -> str:
     return parse_text(r, k, value, one_line=True) or ""
 
 
-def parse_path(r: Reader, k: Key, value: Any) -> Path | None:
+def parse_path(r: Reader, k: Key, value: Any) -> str | None:
     """A path, relative to the services directory; null or empty means the default."""
     text = parse_text(r, k, value)
     written = k.default if value is None else value

@@ -15,9 +15,7 @@ parsed.
 
 from __future__ import annotations
 
-import re
-import signal
-from pathlib import Path
+from _signal import SIGHUP, SIGKILL, SIGTERM  # the C module: signal's enums import enum
 
 from servicectl.definitions.names import is_template
 from servicectl.definitions.values import Directory, Health, Ready, StartLimit
@@ -60,9 +58,11 @@ def parse_signal(value: Any) -> int | None:
         return None
     text = value.strip().upper()
     if text.isdigit():  # also "²" or a thousand digits: int() must not see those
-        return parse_signal(int(text)) if re.fullmatch(r"[0-9]{1,3}", text) else None
+        return parse_signal(int(text)) if text.isascii() and len(text) <= 3 else None
     if not text.startswith("SIG"):
         text = "SIG" + text
+    import signal
+
     sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
     if sig is None or text in ("SIG_DFL", "SIG_IGN"):
         return None
@@ -71,6 +71,8 @@ def parse_signal(value: Any) -> int | None:
 
 def signal_name(number: int) -> str:
     """15 to ``TERM``."""
+    import signal
+
     try:
         return signal.Signals(number).name.removeprefix("SIG")
     except ValueError:
@@ -460,25 +462,25 @@ class Service(NamedTuple):
     name and the directories (stdout, stderr, pid_file) are always given by load_catalog."""
 
     name: str
-    file: Path
+    file: str
     command: tuple[str, ...]
     description: str = ""
     type: str = "simple"
-    working_directory: Path = Path("/")
+    working_directory: str = "/"
     directories: tuple[Directory, ...] = ()
     user: str | None = None
     group: str | None = None
     umask: int = 0o022
     environment: tuple[tuple[str, str], ...] = ()
-    env_file: Path | None = None
-    stdout: Path | None = None  # None: discarded ("null")
-    stderr: Path | None = None  # None: discarded
-    pid_file: Path = Path("/")
-    stop_signal: int = int(signal.SIGTERM)
+    env_file: str | None = None
+    stdout: str | None = None  # None: discarded ("null")
+    stderr: str | None = None  # None: discarded
+    pid_file: str = "/"
+    stop_signal: int = SIGTERM
     stop_timeout: float = 30.0
     stop_schedule: tuple[tuple[int, float], ...] = ()  # () : stop_signal/stop_timeout/KILL/5
     kill_mode: str = "group"
-    reload_signal: int = int(signal.SIGHUP)
+    reload_signal: int = SIGHUP
     reload_command: tuple[str, ...] | None = None
     reload: bool = True
     check_command: tuple[str, ...] | None = None
@@ -502,12 +504,13 @@ class Service(NamedTuple):
     # Derived: whether the document gave stderr and pid_file; the drop-ins merged over file.
     stderr_same: bool = True
     pid_file_given: bool = False
-    dropins: tuple[Path, ...] = ()
+    dropins: tuple[str, ...] = ()
 
     @property
     def instance(self) -> str | None:
         """INSTANCE for an instance of a template (NAME@INSTANCE from NAME@.yaml), else None."""
-        if not is_template(self.file.stem) or self.name == self.file.stem:
+        stem = self.file.rpartition("/")[2].rpartition(".")[0]
+        if not is_template(stem) or self.name == stem:
             return None
         return self.name.partition("@")[2]
 
@@ -531,4 +534,4 @@ class Service(NamedTuple):
         KILL_WAIT seconds."""
         if self.stop_schedule:
             return self.stop_schedule
-        return ((self.stop_signal, self.stop_timeout), (int(signal.SIGKILL), KILL_WAIT))
+        return ((self.stop_signal, self.stop_timeout), (SIGKILL, KILL_WAIT))

@@ -7,8 +7,6 @@ from __future__ import annotations
 from servicectl.tuples import NamedTuple
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 class Ready(NamedTuple):
@@ -29,7 +27,7 @@ class Directory(NamedTuple):
     """A directory made before the config test and the start (``directories``): ``owner`` and
     ``group`` None mean the service's user and group."""
 
-    path: Path
+    path: str
     mode: int = 0o755
     owner: str | None = None
     group: str | None = None

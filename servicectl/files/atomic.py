@@ -12,10 +12,10 @@ from servicectl.files.safe import open_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: StrPath, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
 
     Never follows a symlink planted at ``path`` (rename replaces the link itself) or at the
@@ -25,7 +25,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     torn or empty file is read as garbage and ignored, never trusted.
     """
     try:
-        dfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        dfd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
@@ -35,12 +35,13 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def atomic_write_at(
-    dfd: int, path: Path, data: bytes, mode: int = 0o644, durable: bool = False
+    dfd: int, path: StrPath, data: bytes, mode: int = 0o644, durable: bool = False
 ) -> None:
-    """``atomic_write`` of ``path.name`` in the directory open as ``dfd``. An OSError names
-    the file at fault by its full path. ``durable``: fsync the file before the rename and the
-    directory after it (for what must survive a power loss: an administrator's edits)."""
-    name = path.name
+    """``atomic_write`` of the file named ``path`` in the directory open as ``dfd``. An
+    OSError names the file at fault by its full path. ``durable``: fsync the file before the
+    rename and the directory after it (for what must survive a power loss: an administrator's
+    edits)."""
+    name = os.path.basename(path)
     tmp = f".{name}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -71,7 +72,9 @@ def atomic_write_at(
         if durable:
             os.fsync(dfd)
     except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path.parent / tmp)) from None
+        raise OSError(
+            exc.errno, exc.strerror, str(os.path.join(os.path.dirname(path), tmp))
+        ) from None
 
 
 def _unlink_temp(tmp: str, dfd: int) -> None:
@@ -85,22 +88,22 @@ TEMPS_FOR = 5.0  # seconds a listing serves
 _TEMPS: dict[str, tuple[float, list[str]]] = {}
 
 
-def remove_stale_temps(path: Path) -> None:
+def remove_stale_temps(path: StrPath) -> None:
     """Remove temp files that atomic_write left for ``path`` when its writer was killed between
     creating and renaming them. Only under the service's lock: no writer can be at work then.
     The directory is reached under R-PATH-1; nothing is reported (this is tidying). It is
     listed at most once every TEMPS_FOR seconds: a temp file left by a writer killed since is
     removed by a later command."""
-    prefix = f".{path.name}."
+    prefix = f".{os.path.basename(path)}."
     stale = [
         n
-        for n in _temp_names(path.parent)
+        for n in _temp_names(os.path.dirname(path))
         if n.startswith(prefix) and n[len(prefix) : -len(".tmp")].isdigit()
     ]
     if not stale:
         return
     try:
-        dfd = open_dir(path.parent)
+        dfd = open_dir(os.path.dirname(path))
     except (OSError, ServicectlError):
         return
     try:
@@ -115,7 +118,7 @@ def remove_stale_temps(path: Path) -> None:
         os.close(dfd)
 
 
-def _temp_names(directory: Path) -> list[str]:
+def _temp_names(directory: StrPath) -> list[str]:
     """The names ending in .tmp in ``directory`` (reached under R-PATH-1), from a listing at
     most TEMPS_FOR seconds old; none if it cannot be listed."""
     import time

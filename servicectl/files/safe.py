@@ -17,10 +17,13 @@ import errno
 import fcntl
 import os
 import stat
-from pathlib import Path
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.paths import writable_by_root_alone
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 MAX_LINKS = 40
@@ -60,7 +63,7 @@ def describe_kind(st: os.stat_result) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
-def open_dir(path: Path | str, create: int | None = None) -> int:
+def open_dir(path: StrPath, create: int | None = None) -> int:
     """An O_PATH descriptor of the directory ``path``, walked from / under R-PATH-1.
 
     Missing directories are made with mode ``create`` (if given), never through a symlink.
@@ -165,16 +168,16 @@ def _lstat_at(dfd: int, name: str) -> os.stat_result | None:
         return None
 
 
-def _symlink_refusal(path: Path, what: str, dfd: int) -> Refused:
+def _symlink_refusal(path: StrPath, what: str, dfd: int) -> Refused:
     try:
-        target = f" (to {os.readlink(path.name, dir_fd=dfd)})"
+        target = f" (to {os.readlink(os.path.basename(path), dir_fd=dfd)})"
     except OSError:
         target = ""
     where = "" if writable_by_root_alone(os.fstat(dfd)) else " in a directory other users can write"
     return Refused(f"the {what} {path} is a symlink{target}{where}; servicectl does not follow it")
 
 
-def _check_output_kind(path: Path, st: os.stat_result, what: str, dfd: int) -> None:
+def _check_output_kind(path: StrPath, st: os.stat_result, what: str, dfd: int) -> None:
     if stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode):
         return
     if stat.S_ISLNK(st.st_mode):
@@ -186,7 +189,7 @@ def _check_output_kind(path: Path, st: os.stat_result, what: str, dfd: int) -> N
 
 
 def open_output(
-    path: Path, give_to: tuple[int, int] | None, service_uid: int, what: str = "log file"
+    path: StrPath, give_to: tuple[int, int] | None, service_uid: int, what: str = "log file"
 ) -> int:
     """A write descriptor (O_APPEND, blocking) for an output file, under R-OUT-1..4.
 
@@ -194,10 +197,10 @@ def open_output(
     file servicectl creates now is given to them, nothing else is. ``service_uid`` is the user
     the service runs as (an existing file of that user may be used anywhere).
     """
-    dfd = open_dir(path.parent, create=0o750)
+    dfd = open_dir(os.path.dirname(path), create=0o750)
     try:
         dir_safe = writable_by_root_alone(os.fstat(dfd))
-        name = path.name
+        name = os.path.basename(path)
         before = _lstat_at(dfd, name)
         if before is not None:
             _check_output_kind(path, before, what, dfd)
@@ -232,7 +235,7 @@ def open_output(
 
 def _hand_over(
     fd: int,
-    path: Path,
+    path: StrPath,
     what: str,
     dfd: int,
     created: bool,
@@ -265,7 +268,7 @@ def _hand_over(
 
 
 def open_regular(
-    path: Path, what: str, follow_final: bool = True, _depth: int = 0
+    path: StrPath, what: str, follow_final: bool = True, _depth: int = 0
 ) -> tuple[int, os.stat_result]:
     """A read descriptor of the regular file ``path`` and its stat, under R-PATH-1.
 
@@ -273,9 +276,9 @@ def open_regular(
     root alone; it is checked (fstatat) before it is opened, so no device or FIFO is ever
     opened, and it is opened non-blocking anyway. Raises Refused, NotUsable or OSError.
     """
-    dfd = open_dir(path.parent)
+    dfd = open_dir(os.path.dirname(path))
     try:
-        before = _lstat_at(dfd, path.name)
+        before = _lstat_at(dfd, os.path.basename(path))
         if before is None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
         if stat.S_ISLNK(before.st_mode):
@@ -283,13 +286,15 @@ def open_regular(
                 raise _symlink_refusal(path, what, dfd)
             if _depth >= MAX_LINKS:
                 raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
-            target = path.parent / os.readlink(path.name, dir_fd=dfd)
+            target = os.path.join(
+                os.path.dirname(path), os.readlink(os.path.basename(path), dir_fd=dfd)
+            )
             return open_regular(target, what, follow_final, _depth + 1)
         if not stat.S_ISREG(before.st_mode):
             raise NotUsable(f"the {what} {path} is {describe_kind(before)}, not a regular file")
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         try:
-            fd = os.open(path.name, flags, dir_fd=dfd)
+            fd = os.open(os.path.basename(path), flags, dir_fd=dfd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _symlink_refusal(path, what, dfd) from None
@@ -303,7 +308,7 @@ def open_regular(
         os.close(dfd)
 
 
-def read_regular(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_result]:
+def read_regular(path: StrPath, limit: int, what: str) -> tuple[bytes, os.stat_result]:
     """The content of a regular file of at most ``limit`` bytes (longer: NotUsable), and the
     stat of what was read; symlinks followed only where root alone could have made them."""
     fd, st = open_regular(path, what)
@@ -323,7 +328,7 @@ def read_regular(path: Path, limit: int, what: str) -> tuple[bytes, os.stat_resu
     return b"".join(chunks), st
 
 
-def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
+def tail_lines(path: StrPath, n: int, end: int | None = None) -> list[str]:
     """The last ``n`` lines of a log (up to byte ``end``; default: its end), under R-LOG-1:
     at most TAIL_BYTES are read, lines longer than LINE_BYTES are cut, the file is opened under
     R-PATH-1 and never through a final symlink, non-blocking, and must be a regular file.
@@ -337,11 +342,11 @@ def tail_lines(path: Path | str, n: int, end: int | None = None) -> list[str]:
     return window_lines(data, start > 0, n)
 
 
-def read_tail(path: Path | str, end: int | None = None) -> tuple[bytes, int]:
+def read_tail(path: StrPath, end: int | None = None) -> tuple[bytes, int]:
     """The last TAIL_BYTES of a log (up to byte ``end``) and the offset they start at, read
     under the rules of tail_lines; (b"", 0) if the file does not exist."""
     try:
-        fd, st = open_regular(Path(path), "log file", follow_final=False)
+        fd, st = open_regular(path, "log file", follow_final=False)
     except FileNotFoundError:
         return b"", 0
     try:
@@ -394,7 +399,7 @@ def describe_refusal(exc: BaseException) -> str:
 
 
 def read_if_regular(
-    path: str | Path, limit: int, whole: bool = True
+    path: StrPath, limit: int, whole: bool = True
 ) -> tuple[bytes, os.stat_result] | None:
     """The bytes of ``path`` and its stat, if it is a regular file (None otherwise, or if it
     cannot be read): a FIFO or a device is never read (opened non-blocking, judged by fstat

@@ -15,8 +15,6 @@ from servicectl.paths import writable_by_root_alone
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from servicectl.definitions.schema import Directory, Service
     from servicectl.system.spawn import (
         Account,
@@ -78,9 +76,9 @@ def _owner(svc: Service, d: Directory, account: Account) -> tuple[int, int]:
 
 
 def _make(d: Directory, uid: int, gid: int) -> None:
-    parent = _open_parent(d.path.parent)
+    parent = _open_parent(os.path.dirname(d.path))
     try:
-        name = d.path.name
+        name = os.path.basename(d.path)
         created = _mkdir(parent, name, 0o700)
         try:
             fd = os.open(name, O_DIR, dir_fd=parent)
@@ -104,16 +102,16 @@ def _make(d: Directory, uid: int, gid: int) -> None:
         os.close(parent)
 
 
-def _not_a_directory(path: Path, parent: int) -> ServicectlError:
+def _not_a_directory(path: str, parent: int) -> ServicectlError:
     """R-DIR-2: what is at ``path`` is not a directory: said, never followed nor changed."""
     try:
-        st = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+        st = os.stat(os.path.basename(path), dir_fd=parent, follow_symlinks=False)
     except OSError:
         return ServicectlError(f"{path} is not a directory", exit_code=Exit.NOT_CONFIGURED)
     what = safe.describe_kind(st)
     if stat.S_ISLNK(st.st_mode):
         try:
-            what += f" (to {os.readlink(path.name, dir_fd=parent)})"
+            what += f" (to {os.readlink(os.path.basename(path), dir_fd=parent)})"
         except OSError:
             pass
     return ServicectlError(
@@ -123,7 +121,7 @@ def _not_a_directory(path: Path, parent: int) -> ServicectlError:
     )
 
 
-def _check_takeover(path: Path, st: os.stat_result, uid: int) -> None:
+def _check_takeover(path: str, st: os.stat_result, uid: int) -> None:
     """R-DIR-4: in a directory others can write, an existing directory is taken only if it
     belongs to root or already to its owner-to-be: no one can plant one for a service."""
     if st.st_uid not in (0, os.geteuid(), uid):
@@ -142,25 +140,25 @@ def _mkdir(parent: int, name: str, mode: int) -> bool:
     return True
 
 
-def _open_parent(path: Path) -> int:
+def _open_parent(path: str) -> int:
     """An O_PATH descriptor of ``path``, walked under R-PATH-1; missing directories are made
     0755 and root's (whatever servicectl's umask), never through a symlink."""
     try:
         return safe.open_dir(path)
     except FileNotFoundError:
-        if path.parent == path:
+        if os.path.dirname(path) == path:
             raise
-    above = _open_parent(path.parent)
+    above = _open_parent(os.path.dirname(path))
     try:
-        if _mkdir(above, path.name, 0o700):
-            fd = os.open(path.name, O_DIR, dir_fd=above)
+        if _mkdir(above, os.path.basename(path), 0o700):
+            fd = os.open(os.path.basename(path), O_DIR, dir_fd=above)
             try:
                 os.fchown(fd, os.geteuid(), os.getegid())
                 os.fchmod(fd, 0o755)
             finally:
                 os.close(fd)
         try:
-            return os.open(path.name, safe.O_DIR | os.O_NOFOLLOW, dir_fd=above)
+            return os.open(os.path.basename(path), safe.O_DIR | os.O_NOFOLLOW, dir_fd=above)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:

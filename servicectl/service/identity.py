@@ -7,7 +7,6 @@ Everything here only reads /proc and the run directory; nothing is signalled or 
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from servicectl.errors import ServicectlError
@@ -16,7 +15,7 @@ from servicectl.system.record import Record, read_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
@@ -40,7 +39,7 @@ def forged_reason(pid: int, info: ProcInfo | None) -> str | None:
     return None
 
 
-_INTERPRETER = re.compile(
+_INTERPRETER = (  # a pattern, compiled on first use (re costs a status 3-6 ms to import)
     r"(python|pypy|perl|ruby|node|nodejs|php|lua|luajit|java|tclsh|Rscript|bash|sh|dash|zsh|"
     r"ksh|mksh|busybox)[0-9.]*(-[0-9.]+)?$"
 )
@@ -63,7 +62,9 @@ def unrecorded_match(
     exe = proc.exe_of(info.pid)
     if exe is None or os.path.realpath(exe) not in exes and exe not in exes:
         return f"PID {info.pid} runs {exe or info.comm}, not {svc.program}"
-    if _INTERPRETER.match(os.path.basename(exe)):
+    import re
+
+    if re.match(_INTERPRETER, os.path.basename(exe)):
         argv = list(command if command is not None else svc.command)
         if not _same_invocation(proc.cmdline_of(info.pid), argv):
             shown = " ".join(proc.cmdline_of(info.pid))[:120]
@@ -212,7 +213,7 @@ def seen_alive(pid: int, starttime: int, sid: int | None = None) -> int:
     return now
 
 
-def recorded_by_other(run: Path, name: str, info: ProcInfo) -> str | None:
+def recorded_by_other(run: StrPath, name: str, info: ProcInfo) -> str | None:
     """The other service whose state record in ``run`` names this very process (its PID and
     start time, this boot), or None: such a process is never adopted as ``name``
     (docs/security.md R-PROC-4)."""

@@ -7,6 +7,7 @@ Each action holds the service's lock and returns an Outcome; failures raise Serv
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -448,7 +449,7 @@ def preflight(svc: Service) -> None:
     account = resolve_account(svc)
     env = build_environment(svc, account)
     resolve_program(expanded(svc, env), env)
-    if not svc.working_directory.is_dir():
+    if not os.path.isdir(svc.working_directory):
         raise ServicectlError(
             f"{svc.name}: working directory {svc.working_directory} does not exist "
             f"(create it, or fix working_directory: in {svc.file})"

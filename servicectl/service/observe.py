@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from servicectl.errors import Exit, ServicectlError
 from servicectl.files.atomic import remove_stale_temps
@@ -46,6 +45,8 @@ from servicectl.system.record import Record, new_record, read_record, state_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
@@ -92,7 +93,7 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
         leftovers = record is not None
     if record is not None and not same_definition(record, svc):
         return _inspect_other_definition(svc, dirs, record, notes)
-    pf = read_pidfile(Path(record.pid_file) if record else svc.pid_file)
+    pf = read_pidfile(record.pid_file if record else svc.pid_file)
     if pf.problem:
         notes.append(pf.problem)
     leftovers = leftovers or pf.exists
@@ -388,10 +389,10 @@ def clean_leftovers(
     return removed
 
 
-def _cannot_remove(svc: Service, path: Path, what: str, exc: OSError) -> ServicectlError:
+def _cannot_remove(svc: Service, path: StrPath, what: str, exc: OSError) -> ServicectlError:
     return ServicectlError(
         f"{svc.name}: cannot remove its {what} {path}: {exc.strerror} (is "
-        f"{path.parent} read-only or immutable? see lsattr -d {path.parent}); "
+        f"{os.path.dirname(path)} read-only or immutable? see lsattr -d {os.path.dirname(path)}); "
         f"status reports the service dead until it is removed",
         exit_code=Exit.PRIVILEGE if isinstance(exc, PermissionError) else Exit.FAILURE,
     )

@@ -23,8 +23,9 @@ from servicectl.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Optional
+
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
@@ -75,11 +76,11 @@ class Run(NamedTuple):
         return None
 
 
-def run_path(run_dir: Path, name: str) -> Path:
-    return run_dir / f"{name}.oneshot"
+def run_path(run_dir: StrPath, name: str) -> str:
+    return os.path.join(run_dir, f"{name}.oneshot")
 
 
-def read(run_dir: Path, name: str) -> tuple[Run | None, str | None]:
+def read(run_dir: StrPath, name: str) -> tuple[Run | None, str | None]:
     """The last run, or (None, why it was ignored) if missing or unusable."""
     from servicectl.system.record import read_own
 
@@ -93,13 +94,13 @@ def read(run_dir: Path, name: str) -> tuple[Run | None, str | None]:
         return None, f"the run record {path} is corrupt; ignored"
 
 
-def write(run_dir: Path, name: str, run: Run) -> None:
+def write(run_dir: StrPath, name: str, run: Run) -> None:
     from servicectl.files.atomic import atomic_write
 
     atomic_write(run_path(run_dir, name), run.to_json(), 0o644)
 
 
-def remove(run_dir: Path, name: str) -> None:
+def remove(run_dir: StrPath, name: str) -> None:
     from servicectl.system.pidfile import remove_file
 
     remove_file(run_path(run_dir, name))

@@ -30,17 +30,18 @@ from servicectl.system.record import read_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
+
+    from _typeshed import StrPath
 
     from servicectl.supervisor.daemon import Supervisor
     from servicectl.system.record import Record
 
 
-def definition_path(run: Path, name: str) -> Path:
+def definition_path(run: StrPath, name: str) -> str:
     """Where the supervisor keeps a service's definition for a successor (no service name
     starts with "."; the suffix keeps two names apart)."""
-    return run / f".{name}.definition"
+    return os.path.join(run, f".{name}.definition")
 
 
 def save_definition(unit: Unit, saved: dict[str, int]) -> None:
@@ -60,7 +61,7 @@ def save_definition(unit: Unit, saved: dict[str, int]) -> None:
         pass  # a read-only run directory: a successor cannot adopt it (said at adoption)
 
 
-def forget_definition(run: Path, name: str, saved: dict[str, int]) -> None:
+def forget_definition(run: StrPath, name: str, saved: dict[str, int]) -> None:
     saved.pop(name, None)
     try:
         os.unlink(definition_path(run, name))
@@ -68,7 +69,7 @@ def forget_definition(run: Path, name: str, saved: dict[str, int]) -> None:
         pass
 
 
-def load_definition(run: Path, name: str) -> tuple[Any, Any] | None:
+def load_definition(run: StrPath, name: str) -> tuple[Any, Any] | None:
     """The definition a supervisor kept for ``name`` (None: none, or not readable as one)."""
     path = definition_path(run, name)
     try:
@@ -88,10 +89,10 @@ def load_definition(run: Path, name: str) -> tuple[Any, Any] | None:
         return None
 
 
-def mark(run: Path, on: bool) -> None:
+def mark(run: StrPath, on: bool) -> None:
     """The marker that some service of this run directory is supervised: a command that finds
     it and no supervisor listening starts one (which adopts them)."""
-    path = run / protocol.MARKER_NAME
+    path = os.path.join(run, protocol.MARKER_NAME)
     try:
         if on:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -119,7 +120,7 @@ class Orphan:
         self.alive = alive
 
 
-def orphans(run: Path, me: int) -> tuple[list[Orphan], dict[int, list[str]], list[str]]:
+def orphans(run: StrPath, me: int) -> tuple[list[Orphan], dict[int, list[str]], list[str]]:
     """The supervised records of ``run`` whose supervisor is gone (and not this one): what
     can be adopted, the dead supervisors (PID -> names), and what cannot be adopted (why)."""
     found: list[Orphan] = []

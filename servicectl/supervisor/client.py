@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import socket
     from typing import Any
 
+    from _typeshed import StrPath
+
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.service.outcome import Outcome
@@ -186,7 +188,7 @@ def linked(name: str, dirs: Dirs) -> Link:
         if time.monotonic() > deadline:
             raise SupervisorError(
                 f"{name}: cannot reach its supervisor in {dirs.run}; see "
-                f"{dirs.log / protocol.LOG_NAME}"
+                f"{os.path.join(dirs.log, protocol.LOG_NAME)}"
             )
         time.sleep(0.02)
 
@@ -211,7 +213,7 @@ def ensure(dirs: Dirs) -> None:
             sock.close()
 
 
-def _connect(run: Path) -> socket.socket | None:
+def _connect(run: StrPath) -> socket.socket | None:
     """A connection to the run directory's supervisor, or None if none listens there."""
     import socket
 
@@ -254,7 +256,7 @@ def start_supervisor(dirs: Dirs, name: str = "") -> None:
     who = f"{name}: " if name else ""
     ensure_run_dir(dirs.run)
     ensure_dir(dirs.log, 0o750, "log directory")
-    path = dirs.log / protocol.LOG_NAME
+    path = Path(dirs.log, protocol.LOG_NAME)
     try:  # R-SUP-1: as any output file (a FIFO or a planted symlink never hangs or steers it)
         log = safe.open_output(path, None, os.geteuid(), "supervisor's log")
     except ServicectlError as exc:

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from servicectl.definitions.names import NAME_RE
+from servicectl.definitions.names import plain_name
 from servicectl.supervisor import adopt, health, jobs, protocol
 from servicectl.supervisor.machine import EXIT, RUNNING, Job, Unit
 from servicectl.supervisor.protocol import Conn
@@ -264,7 +264,7 @@ class Supervisor(Steps):
             self._hello(conn, msg)
         elif conn.said is None:
             self._refuse(conn, f"supervisor: say hello first (protocol {protocol.PROTOCOL})")
-        elif not isinstance(name, str) or not NAME_RE.match(name):
+        elif not isinstance(name, str) or not plain_name(name):
             self._refuse(conn, f"supervisor: bad request {op!r} for {name!r}")
         elif op == "cancel":
             unit = self.units.get(name)
@@ -336,7 +336,7 @@ class Supervisor(Steps):
             return
         try:
             svc, dirs = protocol.read_definition(msg)
-            if svc.name != name or dirs.run.resolve() != self.run.resolve():
+            if svc.name != name or os.path.realpath(dirs.run) != os.path.realpath(self.run):
                 raise ValueError("it is not this service's, or not of this run directory")
         except (ValueError, OSError) as exc:
             self._refuse(conn, f"supervisor: a definition could not be read: {exc}")

@@ -72,6 +72,6 @@ def keep_definitions(dirs: Dirs, supervisor: int) -> None:
             continue  # another services directory's service of that name
         data = json.dumps(protocol.definition(svc, dirs), sort_keys=True).encode() + b"\n"
         try:
-            atomic_write(dirs.run / f".{name}.definition", data, 0o600)
+            atomic_write(os.path.join(dirs.run, f".{name}.definition"), data, 0o600)
         except OSError:
             pass

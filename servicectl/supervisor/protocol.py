@@ -22,12 +22,13 @@ answered by zero or more ``{"progress": [WHAT, SECONDS]}`` lines and then one
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from typing import Any
+
+    from _typeshed import StrPath
 
 PROTOCOL = 2  # 1: the hold/spawn/release protocol with pickled definitions (0.1.0)
 SOCKET_NAME = ".supervisor.sock"  # no service can be named so: definitions never start with "."
@@ -59,20 +60,20 @@ def same_code(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.get("protocol") == b.get("protocol") and a.get("schema") == b.get("schema")
 
 
-def marked(run: Path) -> bool:
+def marked(run: StrPath) -> bool:
     """Whether some service of the run directory is supervised (its supervisor keeps the
     marker while it has any): a command that acts and finds no supervisor starts one."""
     try:
-        os.lstat(run / MARKER_NAME)
+        os.lstat(os.path.join(run, MARKER_NAME))
         return True
     except OSError:
         return False
 
 
-def socket_address(run: Path) -> tuple[str, int | None]:
+def socket_address(run: StrPath) -> tuple[str, int | None]:
     """The control socket's address, and a descriptor to close once it is used: a path too
     long for a socket address (108 bytes) is reached through the run directory's descriptor."""
-    path = str(run / SOCKET_NAME)
+    path = os.path.join(run, SOCKET_NAME)
     if len(os.fsencode(path)) < 100:
         return path, None
     fd = os.open(run, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -85,9 +86,7 @@ def socket_address(run: Path) -> tuple[str, int | None]:
 
 def encode(value: Any) -> Any:
     """A definition value as JSON data: a record type as an object keyed by its field names
-    (with ``$type``), a path as ``{"$path": ...}``, a tuple as a list."""
-    if isinstance(value, Path):
-        return {"$path": str(value)}
+    (with ``$type``), a tuple as a list (paths are strings)."""
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         out = {"$type": type(value).__name__}
         out.update({f: encode(getattr(value, f)) for f in value._fields})
@@ -107,7 +106,7 @@ def decode(data: Any) -> Any:
         return tuple(decode(v) for v in data)
     if isinstance(data, dict):
         if set(data) == {"$path"} and isinstance(data["$path"], str):
-            return Path(data["$path"])
+            return data["$path"]  # a path, as an older servicectl wrote it
         cls = _record_type(data.get("$type"))
         fields = {k: decode(v) for k, v in data.items() if k in cls._fields}
         return cls(**fields)
@@ -136,7 +135,7 @@ def definition(svc: Any, dirs: Any) -> dict[str, Any]:
 def read_definition(msg: dict[str, Any]) -> tuple[Any, Any]:
     """The (Service, Dirs) of a request, checked: the types are the schema's, and each field
     has the type of its default; a ValueError saying why not."""
-    from servicectl.definitions.names import NAME_RE
+    from servicectl.definitions.names import plain_name
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
 
@@ -148,13 +147,13 @@ def read_definition(msg: dict[str, Any]) -> tuple[Any, Any]:
         raise ValueError("not a service definition and its directories")
     for field, default in Service._field_defaults.items():
         _check_type(field, getattr(svc, field), default)
-    if not isinstance(svc.name, str) or not NAME_RE.match(svc.name):
+    if not isinstance(svc.name, str) or not plain_name(svc.name):
         raise ValueError(f"bad name {svc.name!r}")
-    if not isinstance(svc.file, Path) or not svc.command:
+    if not isinstance(svc.file, str) or not svc.command:
         raise ValueError("a definition needs its file and its command")
     if not all(isinstance(w, str) for w in svc.command):
         raise ValueError("command: not a list of words")
-    if not all(isinstance(p, Path) for p in dirs[:3]):
+    if not all(isinstance(p, str) for p in dirs[:3]):
         raise ValueError("dirs: not paths")
     return svc, dirs
 
@@ -163,8 +162,6 @@ def _check_type(field: str, value: Any, default: Any) -> None:
     if default is None:
         return
     want = float if isinstance(default, float) else type(default)
-    if isinstance(default, Path):
-        want = Path
     ok = isinstance(value, want) or (want is float and isinstance(value, int))
     if not ok or (isinstance(value, bool) and want is not bool):
         raise ValueError(f"{field}: {type(value).__name__}, not {want.__name__}")

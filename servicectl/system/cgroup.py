@@ -24,9 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 import time
-from functools import lru_cache
 
 from servicectl.tuples import NamedTuple
 
@@ -125,9 +123,18 @@ def _writable(directory: str) -> bool:
     return os.access(directory, os.W_OK) and os.access(procs, os.W_OK)
 
 
-@lru_cache(maxsize=1)
+_FOUND: list[Hierarchies] = []  # memos without functools: status does not import it
+_RUN_IDS: dict[str, str] = {}
+
+
 def hierarchies() -> Hierarchies:
     """Where servicectl's cgroups go on this machine (read once per process)."""
+    if not _FOUND:
+        _FOUND.append(_hierarchies())
+    return _FOUND[0]
+
+
+def _hierarchies() -> Hierarchies:
     v2, v1 = _mounts()
     own = _own()
     top, why = _v2_top(v2, own.get(""))
@@ -184,15 +191,18 @@ def _v1_tops(mounts: list[Mount], own: dict[str, str]) -> dict[str, str]:
 # Paths
 
 
-@lru_cache(maxsize=64)
 def run_id(run_dir: str) -> str:
     """8 hex digits of the run directory's path: its cgroups are apart from another's."""
-    try:  # the bare SHA-256 module: hashlib's OpenSSL set-up costs a command 2-3 ms
-        from _sha256 import sha256  # type: ignore[import-not-found]
-    except ImportError:
-        from hashlib import sha256
+    found = _RUN_IDS.get(run_dir)
+    if found is None:
+        found = _RUN_IDS[run_dir] = _run_id(run_dir)
+    return found
 
-    return sha256(os.path.realpath(run_dir).encode()).hexdigest()[:8]
+
+def _run_id(run_dir: str) -> str:
+    from servicectl.digests import short
+
+    return short(os.path.realpath(run_dir).encode())
 
 
 def leaf(top: str, run_dir: str, name: str) -> str:
@@ -354,6 +364,8 @@ def _kill_member(path: str, pid: int) -> None:
         return
     try:
         if pid in members(path):
+            import signal
+
             signal.pidfd_send_signal(fd, signal.SIGKILL)
     except OSError:
         pass

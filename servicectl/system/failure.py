@@ -12,7 +12,6 @@ writable by others, bounded; a note of another boot or of another definition fil
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import time
 
@@ -20,14 +19,15 @@ from servicectl.files.atomic import atomic_write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
+
+    from _typeshed import StrPath
 
 MAX_BYTES = 16 * 1024
 
 
-def failure_path(run_dir: Path, name: str) -> Path:
-    return run_dir / f"{name}.failed"
+def failure_path(run_dir: StrPath, name: str) -> str:
+    return os.path.join(run_dir, f"{name}.failed")
 
 
 def exit_form(code: int | None, why: str) -> dict[str, Any]:
@@ -37,15 +37,14 @@ def exit_form(code: int | None, why: str) -> dict[str, Any]:
     if code is None:
         return {"unknown": why, "at": at}
     if code < 0:
-        try:
-            return {"signal": signal.Signals(-code).name.removeprefix("SIG"), "at": at}
-        except ValueError:
-            return {"signal": str(-code), "at": at}
+        from servicectl.definitions.schema import signal_name
+
+        return {"signal": signal_name(-code), "at": at}
     return {"code": code, "at": at}
 
 
 def remember(
-    run_dir: Path, name: str, reason: str, code: int | None, definition: str, boot_id: str
+    run_dir: StrPath, name: str, reason: str, code: int | None, definition: str, boot_id: str
 ) -> None:
     """Write the note of a failed start (quietly: a run directory that cannot be written had
     nothing of the start written to it either)."""
@@ -64,7 +63,7 @@ def remember(
         pass
 
 
-def forget(run_dir: Path, name: str) -> None:
+def forget(run_dir: StrPath, name: str) -> None:
     """Remove the note (a start or a stop of the service), quietly."""
     try:
         os.unlink(failure_path(run_dir, name))
@@ -72,7 +71,7 @@ def forget(run_dir: Path, name: str) -> None:
         pass
 
 
-def read_failure(run_dir: Path, name: str) -> dict[str, Any] | None:
+def read_failure(run_dir: StrPath, name: str) -> dict[str, Any] | None:
     """The note of the service's last failed start, or None (none, or not trustworthy:
     R-RUN-2)."""
     path = failure_path(run_dir, name)

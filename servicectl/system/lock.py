@@ -10,24 +10,22 @@ import errno
 import fcntl
 import os
 import stat
-from contextlib import contextmanager
 
 from servicectl.errors import EnvironmentProblem, PrivilegeError, ServicectlError
 from servicectl.paths import Dirs, ensure_run_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Service
 
 
-def lock_path(run_dir: Path, name: str) -> Path:
-    return run_dir / f"{name}.lock"
+def lock_path(run_dir: StrPath, name: str) -> str:
+    return os.path.join(run_dir, f"{name}.lock")
 
 
-def _open(path: Path) -> int:
+def _open(path: str) -> int:
     """Open (or create) the lock file, never through a symlink; a clear error otherwise.
 
     A lock file that exists but cannot be opened for writing (a read-only or immutable run
@@ -53,7 +51,7 @@ def _open(path: Path) -> int:
     return fd
 
 
-def _lock_error(path: Path, exc: OSError) -> ServicectlError:
+def _lock_error(path: str, exc: OSError) -> ServicectlError:
     if exc.errno == errno.ELOOP:
         try:
             target = f" (to {os.readlink(path)})"
@@ -66,6 +64,7 @@ def _lock_error(path: Path, exc: OSError) -> ServicectlError:
     if exc.errno == errno.EISDIR:
         return PrivilegeError(f"the lock file {path} is a directory; remove it")
     if isinstance(exc, PermissionError):
+        where = os.path.dirname(path)
         owned = _other_owner(path)
         if owned is not None:
             owner, what = owned
@@ -76,15 +75,15 @@ def _lock_error(path: Path, exc: OSError) -> ServicectlError:
             )
         return PrivilegeError(
             f"cannot create the lock file {path}: {exc.strerror} (is the run directory "
-            f"{path.parent} read-only or immutable? see lsattr -d {path.parent})"
+            f"{where} read-only or immutable? see lsattr -d {where})"
         )
     return EnvironmentProblem(f"cannot create the lock file {path}: {exc.strerror}")
 
 
-def _other_owner(path: Path) -> tuple[str, str] | None:
+def _other_owner(path: str) -> tuple[str, str] | None:
     """Who owns the lock file (or, if it does not exist yet, the run directory), when that is
     not servicectl's user: ("root", "its lock file PATH"); None when it is servicectl's own."""
-    for where, what in ((path, "its lock file"), (path.parent, "the run directory")):
+    for where, what in ((path, "its lock file"), (os.path.dirname(path), "the run directory")):
         try:
             uid = os.stat(where).st_uid
         except OSError:
@@ -102,21 +101,42 @@ def _other_owner(path: Path) -> tuple[str, str] | None:
     return None
 
 
-@contextmanager
-def service_lock(run_dir: Path, name: str) -> Iterator[None]:
-    """Hold the service's lock; blocks while another servicectl acts on the same service.
+class ServiceLock:
+    """``with ServiceLock(run_dir, name):`` holds the service's lock; entering blocks while
+    another servicectl acts on the same service. ``ensure``: make the run directory first.
+    (A class, not contextlib's decorator: ``status`` imports this module, not contextlib.)
 
     The lock file is never removed: removing it would let two holders lock different files.
     """
-    fd = _open(lock_path(run_dir, name))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    __slots__ = ("run_dir", "name", "ensure", "fd")
+
+    def __init__(self, run_dir: StrPath, name: str, ensure: bool = False) -> None:
+        self.run_dir, self.name, self.ensure, self.fd = run_dir, name, ensure, -1
+
+    def __enter__(self) -> None:
+        if self.ensure:
+            ensure_run_dir(self.run_dir)
+        fd = _open(lock_path(self.run_dir, self.name))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
-def is_locked(run_dir: Path, name: str) -> bool:
+def service_lock(run_dir: StrPath, name: str) -> ServiceLock:
+    """Hold the service's lock (``with service_lock(run_dir, name):``)."""
+    return ServiceLock(run_dir, name)
+
+
+def is_locked(run_dir: StrPath, name: str) -> bool:
     """Whether another process holds the service's lock right now (mid-start or mid-stop)."""
     try:
         fd = os.open(lock_path(run_dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -133,8 +153,6 @@ def is_locked(run_dir: Path, name: str) -> bool:
     return False
 
 
-@contextmanager
-def locked(svc: Service, dirs: Dirs) -> Iterator[None]:
-    ensure_run_dir(dirs.run)
-    with service_lock(dirs.run, svc.name):
-        yield
+def locked(svc: Service, dirs: Dirs) -> ServiceLock:
+    """Hold ``svc``'s lock, making the run directory first (``with locked(svc, dirs):``)."""
+    return ServiceLock(dirs.run, svc.name, ensure=True)

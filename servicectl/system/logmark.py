@@ -15,15 +15,15 @@ A service can print a line that looks like a mark: that only changes how its own
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 
 PREFIX = "-- servicectl: starting "
-_MARK = (  # compiled on first use: a status block that finds no mark never compiles it
-    r"-- servicectl: starting (?P<name>[A-Za-z0-9_.@:-]{1,255}) at "
-    r"(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}) --"
-)
+# A mark is PREFIX, the service's name (1-255 of NAME_CHARS), " at ", a time spelled as
+# STAMP_SHAPE (d: an ASCII digit, s: + or -), " --". Read without ``re``: a status block reads
+# marks, and ``re`` (with enum) costs a command 3-6 ms to import.
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@:-")
+STAMP_SHAPE = "dddd-dd-dd dd:dd:dd sdddd"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
 
@@ -46,12 +46,21 @@ def write_mark(fds: tuple[int, ...], name: str) -> None:
 
 def parse_mark(line: str) -> tuple[str, float] | None:
     """(service name, time) of a mark line, or None for any other line."""
-    if not line.startswith(PREFIX):
+    line = line.rstrip("\r")
+    if not line.startswith(PREFIX) or not line.endswith(" --"):
         return None
-    m = re.fullmatch(_MARK, line.rstrip("\r"))
-    if m is None:
+    name, at, when = line[len(PREFIX) : -3].partition(" at ")
+    if not at or not 1 <= len(name) <= 255 or not NAME_CHARS.issuperset(name):
         return None
-    return m.group("name"), epoch_of(m.group("when"))
+    if len(when) != len(STAMP_SHAPE) or not all(map(_fits, when, STAMP_SHAPE)):
+        return None
+    return name, epoch_of(when)
+
+
+def _fits(char: str, shape: str) -> bool:
+    if shape == "d":
+        return "0" <= char <= "9"
+    return char in "+-" if shape == "s" else char == shape
 
 
 def epoch_of(stamp: str) -> float:

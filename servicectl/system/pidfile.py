@@ -16,7 +16,7 @@ from servicectl.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
 MAX_PIDFILE_BYTES = 64
 
@@ -25,7 +25,7 @@ class PidFileRead(NamedTuple):
     """What a PID file says. ``pid`` is None when it is missing, unsafe, empty or garbage;
     ``problem`` then says which (None for simply missing)."""
 
-    path: Path
+    path: str
     exists: bool
     pid: int | None = None
     problem: str | None = None
@@ -47,8 +47,9 @@ class PidFileRead(NamedTuple):
         return None
 
 
-def read_pidfile(path: Path) -> PidFileRead:
+def read_pidfile(path: StrPath) -> PidFileRead:
     """Read a PID file without following symlinks and without trusting its content."""
+    path = os.fspath(path)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -111,7 +112,7 @@ class NotAPidFile(ServicectlError):
 
     exit_code = Exit.NOT_CONFIGURED
 
-    def __init__(self, path: Path, what: str, definition: str = "the definition") -> None:
+    def __init__(self, path: StrPath, what: str, definition: str = "the definition") -> None:
         super().__init__(
             f"{path} is not a PID file ({what}); servicectl neither removes nor replaces it "
             f"(check pid_file: in {definition}; if the file is garbage, remove it yourself)"
@@ -119,7 +120,7 @@ class NotAPidFile(ServicectlError):
         self.path = path
         self.what = what
 
-    def naming(self, definition: Path) -> NotAPidFile:
+    def naming(self, definition: StrPath) -> NotAPidFile:
         """The same refusal, naming the definition file to check."""
         return NotAPidFile(self.path, self.what, str(definition))
 
@@ -130,7 +131,7 @@ def _pid_text(data: bytes) -> bool:
     return len(data) <= MAX_PIDFILE_BYTES and all(c in b"0123456789+- \t\r\n" for c in data)
 
 
-def _in_dir(dfd: int, directory: Path | None) -> bool:
+def _in_dir(dfd: int, directory: StrPath | None) -> bool:
     if directory is None:
         return False
     try:
@@ -141,12 +142,12 @@ def _in_dir(dfd: int, directory: Path | None) -> bool:
     return (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino)
 
 
-def _check_replaceable(dfd: int, path: Path, run_dir: Path | None) -> os.stat_result | None:
+def _check_replaceable(dfd: int, path: StrPath, run_dir: StrPath | None) -> os.stat_result | None:
     """R-PID-2: raise NotAPidFile unless what is at ``path`` may be removed or replaced: nothing,
     a symlink (the link itself), an empty file or PID-file text, or any regular file directly
     in the run directory (where only servicectl writes). Returns its lstat (None: nothing)."""
     try:
-        st = os.stat(path.name, dir_fd=dfd, follow_symlinks=False)
+        st = os.stat(os.path.basename(path), dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
         return None
     if stat.S_ISLNK(st.st_mode):
@@ -157,7 +158,7 @@ def _check_replaceable(dfd: int, path: Path, run_dir: Path | None) -> os.stat_re
         if st.st_size <= MAX_PIDFILE_BYTES:
             flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
             try:
-                fd = os.open(path.name, flags, dir_fd=dfd)
+                fd = os.open(os.path.basename(path), flags, dir_fd=dfd)
             except OSError:
                 fd = -1
             if fd >= 0:
@@ -174,7 +175,7 @@ def _check_replaceable(dfd: int, path: Path, run_dir: Path | None) -> os.stat_re
     raise NotAPidFile(path, what)
 
 
-def write_pidfile(path: Path, pid: int, run_dir: Path | None = None) -> None:
+def write_pidfile(path: StrPath, pid: int, run_dir: StrPath | None = None) -> None:
     """Write "PID\\n" atomically (parent directories created 0755 if missing).
 
     The directory is reached under docs/security.md R-PATH-1 (no symlink another user could
@@ -182,7 +183,7 @@ def write_pidfile(path: Path, pid: int, run_dir: Path | None = None) -> None:
     it (``run_dir``: the run directory, where any regular file may be replaced): otherwise
     NotAPidFile, and nothing is written.
     """
-    dfd = open_dir(path.parent, create=0o755)
+    dfd = open_dir(os.path.dirname(path), create=0o755)
     try:
         _check_replaceable(dfd, path, run_dir)
         atomic_write_at(dfd, path, f"{pid}\n".encode())
@@ -190,26 +191,26 @@ def write_pidfile(path: Path, pid: int, run_dir: Path | None = None) -> None:
         os.close(dfd)
 
 
-def remove_pidfile(path: Path, run_dir: Path | None = None) -> bool:
+def remove_pidfile(path: StrPath, run_dir: StrPath | None = None) -> bool:
     """Remove a stale PID file under the same rules as ``write_pidfile`` (R-PID-2): a symlink
     itself, an empty file, PID-file text, or any regular file directly in ``run_dir``.
     Otherwise NotAPidFile (nothing removed). False if there was nothing to remove (or a
     directory, which is left alone). Raises OSError when removal fails, and safefile.Refused
     for a directory reached through a symlink another user could have planted."""
     try:
-        dfd = open_dir(path.parent)
+        dfd = open_dir(os.path.dirname(path))
     except (FileNotFoundError, NotADirectoryError):
         return False
     try:
         try:
-            st = os.stat(path.name, dir_fd=dfd, follow_symlinks=False)
+            st = os.stat(os.path.basename(path), dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
             return False
         if stat.S_ISDIR(st.st_mode):
             return False
         _check_replaceable(dfd, path, run_dir)
         try:
-            os.unlink(path.name, dir_fd=dfd)
+            os.unlink(os.path.basename(path), dir_fd=dfd)
         except FileNotFoundError:
             return False
         except OSError as exc:
@@ -223,7 +224,7 @@ def remove_pidfile(path: Path, run_dir: Path | None = None) -> bool:
 # otherwise list a directory of 400 entries 200 times): directory -> (when, names).
 
 
-def remove_file(path: Path) -> bool:
+def remove_file(path: StrPath) -> bool:
     """Unlink ``path`` (a symlink itself, never its target); False if it was not there."""
     try:
         st = os.lstat(path)

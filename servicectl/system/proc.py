@@ -12,9 +12,7 @@ import _thread
 import errno
 import os
 import select
-import signal
 import time
-from functools import lru_cache
 
 from servicectl.tuples import NamedTuple
 
@@ -46,14 +44,18 @@ class ProcInfo(NamedTuple):
         return self.state in ("Z", "X")
 
 
-@lru_cache(maxsize=1)
+_BOOT_ID: list[str] = []  # read once (a memo without functools: status does not import it)
+
+
 def boot_id() -> str:
     """This boot's id; a record from another boot identifies nothing."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip()
-    except OSError:
-        return "unknown"
+    if not _BOOT_ID:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as fh:
+                _BOOT_ID.append(fh.read().strip())
+        except OSError:
+            _BOOT_ID.append("unknown")
+    return _BOOT_ID[0]
 
 
 def read_proc(pid: int) -> ProcInfo | None:
@@ -453,6 +455,8 @@ class Handle:
             return False
         try:
             if self.fd >= 0:
+                import signal
+
                 signal.pidfd_send_signal(self.fd, sig)
             else:
                 info = read_proc(self.pid)
@@ -527,11 +531,9 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "exited"
     if code < 0:
-        try:
-            name = signal.Signals(-code).name.removeprefix("SIG")
-        except ValueError:
-            name = str(-code)
-        return f"was killed by signal {name}"
+        from servicectl.definitions.schema import signal_name
+
+        return f"was killed by signal {signal_name(-code)}"
     return f"exited with status {code}"
 
 

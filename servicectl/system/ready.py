@@ -16,8 +16,9 @@ from servicectl.system.proc import Handle, is_descendant, read_proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
+
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Ready, Service
     from servicectl.system.spawn import Account
@@ -64,7 +65,7 @@ MAX_IGNORED = 8  # refused notify messages remembered for the failure message
 MAX_SUN_PATH = 107  # bytes of a socket path (sun_path is 108, with the final NUL)
 
 
-def notify_address(run_dir: Path, name: str, uid: int | None = None) -> str:
+def notify_address(run_dir: StrPath, name: str, uid: int | None = None) -> str:
     """The service's NOTIFY_SOCKET (docs/security.md R-NOTIFY-1, R-NOTIFY-2).
 
     A path socket in the run directory, where no one but servicectl can create anything: no
@@ -73,7 +74,7 @@ def notify_address(run_dir: Path, name: str, uid: int | None = None) -> str:
     run directory, an abstract name with 128 random bits (``@servicectl/...``): it cannot be
     guessed, so it cannot be bound first either.
     """
-    path = str(run_dir / f"{name}.notify")
+    path = str(os.path.join(run_dir, f"{name}.notify"))
     if len(os.fsencode(path)) <= MAX_SUN_PATH and _reachable(run_dir, uid):
         return path
     import secrets
@@ -81,14 +82,16 @@ def notify_address(run_dir: Path, name: str, uid: int | None = None) -> str:
     return f"@servicectl/{secrets.token_hex(16)}"
 
 
-def _reachable(directory: Path, uid: int | None) -> bool:
+def _reachable(directory: StrPath, uid: int | None) -> bool:
     """Whether ``uid`` (None: every user) can surely search every directory down to
     ``directory`` (group permissions are not counted: when unsure, say no)."""
     if uid == 0:
         return True
     import stat
 
-    for part in (directory, *directory.parents):
+    from servicectl.paths import ancestors
+
+    for part in (os.fspath(directory), *ancestors(os.fspath(directory))):
         try:
             st = os.stat(part)
         except OSError:

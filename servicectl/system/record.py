@@ -15,8 +15,9 @@ from servicectl.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Optional
+
+    from _typeshed import StrPath
 
     from servicectl.definitions.schema import Service
     from servicectl.system.proc import ProcInfo
@@ -101,11 +102,11 @@ class Record(NamedTuple):
         return cls(**values)
 
 
-def state_path(run_dir: Path, name: str) -> Path:
-    return run_dir / f"{name}.state"
+def state_path(run_dir: StrPath, name: str) -> str:
+    return os.path.join(run_dir, f"{name}.state")
 
 
-def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
+def read_record(run_dir: StrPath, name: str) -> tuple[Record | None, str | None]:
     """The service's state record, or (None, why it was ignored) if missing or unusable."""
     path = state_path(run_dir, name)
     raw, why = read_own(path, "the state file", 1 << 20)
@@ -117,7 +118,7 @@ def read_record(run_dir: Path, name: str) -> tuple[Record | None, str | None]:
         return None, f"the state file {path} is corrupt; ignored"
 
 
-def read_own(path: Path, what: str, limit: int) -> tuple[bytes | None, str | None]:
+def read_own(path: StrPath, what: str, limit: int) -> tuple[bytes | None, str | None]:
     """The bytes (at most ``limit``) of a file servicectl wrote in a run directory, or (None,
     why it was ignored: ``what`` names it) if missing or not servicectl's: a symlink is not
     followed, only a regular file is read, without blocking, and only if written by root or
@@ -142,7 +143,7 @@ def read_own(path: Path, what: str, limit: int) -> tuple[bytes | None, str | Non
         os.close(fd)
 
 
-def write_record(run_dir: Path, name: str, record: Record) -> None:
+def write_record(run_dir: StrPath, name: str, record: Record) -> None:
     atomic_write(state_path(run_dir, name), record.to_json(), 0o644)
 
 

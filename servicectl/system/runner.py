@@ -57,7 +57,7 @@ def run(
     import subprocess
 
     program = resolve_program(svc, env, argv)
-    if not svc.working_directory.is_dir():
+    if not os.path.isdir(svc.working_directory):
         raise ServicectlError(
             f"{svc.name}: working directory {svc.working_directory} does not exist "
             f"(create it, or fix working_directory: in {svc.file})"

@@ -27,7 +27,6 @@ from servicectl.tuples import NamedTuple
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from pathlib import Path
     from typing import Any
 
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -123,7 +122,7 @@ def read_env_file(svc: Service) -> dict[str, str]:
     return out
 
 
-def _read_env_bytes(svc: Service, path: Path) -> bytes:
+def _read_env_bytes(svc: Service, path: str) -> bytes:
     """The content of the service's env_file, read under the rules of read_env_file: a
     refused path is exit 4 (the wrong kind of file: 6), an unreadable one exit 6."""
     from servicectl.files import safe
@@ -246,7 +245,7 @@ def open_output(svc: Service, account: Account) -> tuple[int, int]:
 
     give_to = (account.uid, account.gid) if account.switch else None
 
-    def open_one(path: Path | None) -> int:
+    def open_one(path: str | None) -> int:
         if path is None:
             return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         key = "stdout" if path == svc.stdout else "stderr"
@@ -476,7 +475,7 @@ def _command_line(
 
 def _can_start(svc: Service, program: str) -> None:
     """What would make the exec fail after the fork, said before it (exit 5 or 6)."""
-    if not svc.working_directory.is_dir():
+    if not os.path.isdir(svc.working_directory):
         raise EnvironmentProblem(
             f"{svc.name}: working directory {svc.working_directory} does not exist "
             f"(create it, or fix working_directory: in {svc.file})"

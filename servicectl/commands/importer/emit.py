@@ -4,6 +4,7 @@ was not converted and why. The result is validated by servicectl's own loader.""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 
@@ -12,7 +13,6 @@ from servicectl.commands.importer.draft import Draft, schedule_as_signal
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from pathlib import Path
     from typing import Any
 
 ORDER = (
@@ -191,7 +191,7 @@ def render(draft: Draft, data: dict[str, Any]) -> str:
 
 
 def validate(
-    name: str, text: str, services: Path, run: Path, log: Path
+    name: str, text: str, services: str, run: str, log: str
 ) -> list[tuple[str | None, str]]:
     """servicectl's own loader on the text: (key, problem) per error; [] if it is valid."""
     from servicectl.definitions import catalog as config
@@ -202,7 +202,7 @@ def validate(
     build = getattr(config, "collect_errors_and_build", None)
     if parse_yaml is None or build is None:
         return []
-    file = services / f"{name}.yaml"
+    file = os.path.join(services, f"{name}.yaml")
     try:
         data = parse_yaml(text, str(file))
         result = build(name, file, data, Dirs(services, run, log))
@@ -216,7 +216,7 @@ def validate(
 
 
 def finish(
-    draft: Draft, services: Path, run: Path, log: Path, allowed: Iterable[str] | None = None
+    draft: Draft, services: str, run: str, log: str, allowed: Iterable[str] | None = None
 ) -> str | None:
     """The definition's text, checked; keys servicectl refuses are dropped and listed. None
     (and draft.fatal) if even the command is refused."""

@@ -18,7 +18,6 @@ from servicectl.commands.importer.draft import Draft
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from servicectl.commands.importer.sysfiles import System
     from servicectl.paths import Dirs
@@ -293,16 +292,16 @@ def _one(
     return _write(draft.name, result, dirs.services, force)
 
 
-def _write(name: str, text: str, services: Path, force: bool) -> int:
+def _write(name: str, text: str, services: str, force: bool) -> int:
     """NAME.yaml in the services directory, atomically; an existing file (or symlink) only
     with ``force``, and then replaced itself, never written through."""
-    target = services / f"{name}.yaml"
-    other = services / f"{name}.yml"
+    target = os.path.join(services, f"{name}.yaml")
+    other = os.path.join(services, f"{name}.yml")
     for existing in (target, other):
         if os.path.lexists(existing) and not force:
             _say(f"{name}: {existing} already exists; not overwritten (use --force)")
             return 1
-    tmp = services / f".{name}.yaml.import-{os.getpid()}.tmp"
+    tmp = os.path.join(services, f".{name}.yaml.import-{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(tmp, flags, 0o644)
@@ -329,11 +328,11 @@ def _write(name: str, text: str, services: Path, force: bool) -> int:
     except BrokenPipeError:
         pass
     if force and os.path.lexists(other):
-        _say(f"{name}: {other} exists too; {target.name} is the one servicectl reads")
+        _say(f"{name}: {other} exists too; {name}.yaml is the one servicectl reads")
     return 0
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str) -> None:
     try:
         os.unlink(path)
     except OSError:
