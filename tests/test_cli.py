@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import SERVICECTL, USER_PYTHON, Env, assert_ok, wait_for
@@ -340,5 +341,5 @@ def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
     lean |= {"zlib", "json", "urllib.parse", "ipaddress", "fnmatch", "datetime", "yaml"}
     code, mods = _loaded(env, "status", "idle")
     assert code == 3 and not mods & (never | lean), mods & (never | lean)
-    script = open(SERVICECTL).read()
+    script = Path(SERVICECTL).read_text()
     assert "import re" not in script and "from servicectl.cli.main import main" in script
