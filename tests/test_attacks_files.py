@@ -484,3 +484,77 @@ def test_R_DIR_6_import_and_start_never_hand_a_configuration_directory_over(
         sc(env, "start", "chrony", code=0)  # made now: the service's, as always
         assert fresh.stat().st_uid == user.uid
         sc(env, "stop", "chrony", code=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# R-RUN-4: the definition cache
+
+
+def _cached(env: Env) -> Path:
+    """The definition cache of ``env``, written by a status once the definition is 2 s old."""
+    from servicectl.definitions import cache
+
+    changed = os.stat(env.services / "web.yaml").st_ctime
+    wait_for(lambda: time.time() - changed > cache.RACY_NS / 1e9 + 0.2, what="a cacheable file")
+    assert env.sc("status", "web").returncode == 3
+    [path] = env.run.glob(".definitions-*.cache")
+    return path
+
+
+@pytest.mark.parametrize("forgery", ["other-type", "extra-field", "garbage", "not-marshal"])
+def test_R_RUN_4_the_definition_cache_makes_only_definition_types(env: Env, forgery: str) -> None:
+    """A cache entry naming a type that is not a definition's (here an exception that would
+    say anything, or subprocess.Popen), a record with a field too many, or damage: the whole
+    cache is ignored (the definition is read again) and rebuilt; nothing else is made."""
+    import marshal
+
+    from servicectl.definitions import cache, catalog
+
+    env.write("web", f"command: [{PY}, -c, 'pass']\ndescription: the real one\n")
+    path = _cached(env)
+    data = marshal.loads(path.read_bytes())
+    [(name, (key, value))] = data["entries"].items()
+    if forgery == "other-type":
+        value = ["Popen", ["touch", str(env.root / "pwned")]]
+    elif forgery == "extra-field":
+        value = [*value, "one more"]
+    if forgery == "garbage":
+        payload = b"\x00garbage" * 64
+    elif forgery == "not-marshal":
+        payload = json.dumps({"context": list(data["context"])}).encode()
+    else:
+        data["entries"] = {name: (key, value)}
+        payload = marshal.dumps(data)
+    path.write_bytes(payload)
+    assert cache.load(env.dirs, catalog.record_types()) == {}
+    res = env.sc("status", "web")
+    assert res.returncode == 3 and "the real one" in res.stdout + res.stderr, res.stdout
+    assert not (env.root / "pwned").exists()
+    assert cache.load(env.dirs, catalog.record_types())  # rebuilt by that status
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "group-writable", "another-owner"])
+def test_R_RUN_4_a_cache_servicectl_did_not_write_is_not_read(env: Env, kind: str) -> None:
+    """A symlink or a FIFO where the cache is (never followed, never blocking), a cache others
+    could write or another user's: ignored; status answers from the definition itself."""
+    env.write("web", f"command: [{PY}, -c, 'pass']\ndescription: the real one\n")
+    path = _cached(env)
+    good = path.read_bytes()
+    path.unlink()
+    if kind == "symlink":
+        forged = env.root / "forged.cache"
+        forged.write_bytes(good)
+        path.symlink_to(forged)
+    elif kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.write_bytes(good)
+        if kind == "group-writable":
+            path.chmod(0o620)
+        else:
+            os.chown(path, 65534, 65534)
+    res = env.sc("status", "web")
+    assert res.returncode == 3 and "the real one" in res.stdout + res.stderr, res.stdout
+    if kind == "symlink":  # replaced by a cache of its own (a rename: the link's target is
+        assert (env.root / "forged.cache").read_bytes() == good  # never written through)
+    assert stat.S_ISREG(path.lstat().st_mode) and path.stat().st_uid == os.geteuid()

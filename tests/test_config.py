@@ -297,24 +297,25 @@ def test_reference_is_generated_from_the_schema() -> None:
 
 
 def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cache is keyed by a hash of the schema: the same in every process, and a cache
-    written under another schema is never served."""
+    """The cache is keyed by the schema (its key, and the hash a supervisor's hello carries):
+    the same in every process, and a cache written under another schema is never served."""
     import subprocess
     import sys
 
     from servicectl.definitions import cache, catalog, digest
 
-    probe = "from servicectl.definitions.digest import schema_hash; print(schema_hash())"
+    probe = "from servicectl.definitions.digest import schema_hash as h, schema_key as k; "
+    probe += "print(h(), len(k()))"
     runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout}
     runs.add(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
-    assert runs == {digest.schema_hash() + "\n"}
+    assert runs == {f"{digest.schema_hash()} {len(digest.schema_key())}\n"}
 
     monkeypatch.setattr(cache, "RACY_NS", 0)
     env.run.mkdir()
     env.write("web", "command: sleep 1\n")
     assert load_catalog(env.dirs).services["web"]
     assert cache.load(env.dirs, catalog.record_types())  # cached
-    monkeypatch.setattr(digest, "_HASH", "another schema")
+    monkeypatch.setattr(digest, "_KEY", "another schema")
     assert cache.load(env.dirs, catalog.record_types()) == {}
     parsed = []
     real = catalog.load_file

@@ -212,4 +212,6 @@ def test_startall_waits_for_readiness_before_dependents(env: Env) -> None:
     marks = env.root / "web.marks"
     env.sleeper("web", depends=["db"], environment={"MARKER": str(marks)})
     assert_ok(env.sc("startall"))
+    # web writes its marker once running (start_grace 0.2 s is no promise on a busy machine)
+    wait_for(marks.exists, what="web's marker")
     assert os.stat(touch).st_mtime <= os.stat(marks).st_mtime

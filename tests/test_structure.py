@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "servicectl.lastresort",
             "servicectl.tuples",
             "servicectl.digests",
+            "servicectl.jsonread",
         ),
     ),
     ("files", ("servicectl.files",)),

@@ -1,14 +1,15 @@
-"""servicectl.tuples.NamedTuple (collections.namedtuple, without importing typing) makes the
-classes typing.NamedTuple makes: fields, defaults, methods, docstrings, pickling, errors."""
+"""servicectl.tuples.NamedTuple (without importing typing or collections) makes the classes
+typing.NamedTuple makes: fields, defaults, methods, docstrings, pickling, copies, errors."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 import subprocess
-import sys
 import typing
 
 import pytest
+from conftest import USER_PYTHON
 
 from servicectl.tuples import NamedTuple
 
@@ -74,6 +75,28 @@ def test_functional_form() -> None:
 
 
 def test_servicectl_tuples_import_no_typing() -> None:
-    code = "import sys, servicectl.tuples, servicectl.paths; print('typing' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert res.stdout.strip() == "False"
+    code = (
+        "import sys, servicectl.tuples, servicectl.paths; "
+        "print('typing' in sys.modules, 'collections' in sys.modules)"
+    )
+    # the installed wheel's interpreter: an editable install's import hook loads collections
+    res = subprocess.run([USER_PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["False", "False"]
+
+
+def test_calls_bind_as_typings_do() -> None:
+    """Positional, by name, defaults, and the errors of a wrong call, as typing's class."""
+    for cls in (Point, TypingPoint):
+        assert cls(1, tag="q") == (1, 0, "q") and cls(y=2, x=1) == (1, 2, "p")
+        for bad_args, bad_kwargs in [((), {}), ((1, 2, "t", 4), {}), ((1,), {"z": 1})]:
+            with pytest.raises(TypeError):
+                cls(*bad_args, **bad_kwargs)
+        with pytest.raises(TypeError):
+            cls(1, x=2)
+        with pytest.raises(ValueError):
+            cls(1)._replace(z=3)
+        with pytest.raises(TypeError):
+            cls._make([1])
+        assert cls._make([1, 2, "t"]) == (1, 2, "t") and cls(1)._replace(y=4).y == 4
+        assert copy.deepcopy(cls(1, [2])) == cls(1, [2]) and type(copy.copy(cls(1))) is cls
+        assert cls.x.__doc__ == "Alias for field number 0" and cls.__match_args__ == cls._fields

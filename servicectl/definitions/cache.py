@@ -88,21 +88,27 @@ def _dir_key(directory: str) -> tuple[Any, ...] | None:
 
 
 def _cache_path(run_dir: str, services_dir: str) -> str:
-    from servicectl.digests import short
-
-    tag = short(os.fsencode(services_dir))  # the context check guards
+    tag = _fnv1a(os.fsencode(services_dir))  # a tag; the context check tells directories apart
     return os.path.join(run_dir, f".definitions-{tag}.cache")
+
+
+def _fnv1a(data: bytes) -> str:
+    """8 hex digits of ``data``'s 32-bit FNV-1a hash (no hash module to load for a file name)."""
+    h = 0x811C9DC5
+    for byte in data:
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
 
 
 def _context(dirs: Any) -> tuple[str, str, str, str, str, int]:
     """What the cached results depend on besides each file: servicectl's version, the schema
     (its fields, defaults and parsing code: any change makes a new hash, nothing to bump), the
     directories that placeholders and relative paths stand for, and the user."""
-    from servicectl.definitions.digest import schema_hash
+    from servicectl.definitions.digest import schema_key
 
     return (
         __version__,
-        schema_hash(),
+        schema_key(),
         str(dirs.services),
         str(dirs.run),
         str(dirs.log),

@@ -11,6 +11,7 @@ from servicectl.definitions.schema import KEYS, Action, Service
 from servicectl.definitions.values import Directory, Health, Ready
 
 _HASH: str | None = None
+_KEY: str | None = None
 
 
 # The code that reads a definition: any change to it must not serve a stale cached definition.
@@ -20,14 +21,23 @@ SOURCES += ("build.py", "catalog.py", "yamlload.py", "dropins.py")
 
 
 def schema_hash() -> str:
-    """A digest of what a cached definition depends on: the fields of Service and their
-    defaults, the declared keys, and the code that reads them (SOURCES, by size and
-    modification time: any edit or upgrade changes it), so that a change to parsing never
-    serves a stale definition; nothing to bump."""
+    """A digest of ``schema_key()`` (8 hex digits: what a supervisor's hello says)."""
     global _HASH
     if _HASH is None:
         from servicectl.digests import short
 
+        _HASH = short(schema_key().encode())
+    return _HASH
+
+
+def schema_key() -> str:
+    """What a cached definition depends on: the fields of Service and their defaults, the
+    declared keys, and the code that reads them (SOURCES, by size and modification time: any
+    edit or upgrade changes it), so that a change to parsing never serves a stale definition;
+    nothing to bump. The text itself keys the cache (compared whole, it needs no hashing:
+    the definition cache then loads no hash module)."""
+    global _KEY
+    if _KEY is None:
         here = os.path.dirname(__file__)
         code = []
         for module in SOURCES:
@@ -39,5 +49,5 @@ def schema_hash() -> str:
         keys = [(k.name, k.type, k.default, k.parse, k.required) for k in KEYS]  # not the docs
         types = (Ready._fields, Directory._fields, Action._fields, Health._fields)
         fields = (Service._fields, Service._field_defaults, types, keys, code)
-        _HASH = short(repr(fields).encode())
-    return _HASH
+        _KEY = repr(fields)
+    return _KEY

@@ -14,7 +14,6 @@ The rules are in docs/security.md:
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 
@@ -263,8 +262,7 @@ def _hand_over(
             os.fchown(fd, give_to[0], give_to[1])
         except OSError:
             pass  # a file system without owners: the service writes through this descriptor
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    os.set_blocking(fd, True)
 
 
 def open_regular(

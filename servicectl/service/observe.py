@@ -8,18 +8,7 @@ import os
 import time
 
 from servicectl.errors import Exit, ServicectlError
-from servicectl.files.atomic import remove_stale_temps
-from servicectl.service import oneshot_state, supervised, tracked
-from servicectl.service.identity import (
-    expected_exes,
-    forged_reason,
-    group_remnants,
-    hidden_exe,
-    look,
-    recorded_by_other,
-    service_uid,
-    unrecorded_match,
-)
+from servicectl.service import tracked
 from servicectl.service.observation import Observation
 from servicectl.states import (
     DEAD,
@@ -32,7 +21,6 @@ from servicectl.states import (
     UNRECORDED,
 )
 from servicectl.system import proc
-from servicectl.system.lock import is_locked
 from servicectl.system.pidfile import (
     NotAPidFile,
     PidFileRead,
@@ -58,7 +46,7 @@ if TYPE_CHECKING:
 
 def _lock_held(dirs: Dirs, name: str) -> bool | None:
     """Whether a servicectl holds the service's lock now; None if this reader cannot tell."""
-    from servicectl.system.lock import lock_path
+    from servicectl.system.lock import is_locked, lock_path
 
     path = lock_path(dirs.run, name)
     if os.path.exists(path) and not os.access(path, os.R_OK):
@@ -82,6 +70,8 @@ def inspect(svc: Service, dirs: Dirs) -> Observation:
     process has the service's user and executable and the file itself is trustworthy.
     """
     if svc.type == "oneshot":  # no process: its last run (oneshot_state.py)
+        from servicectl.service import oneshot_state
+
         return oneshot_state.observe(svc, dirs)[0]
     record, record_note = read_record(dirs.run, svc.name)
     notes = [record_note] if record_note else []
@@ -134,6 +124,8 @@ def _inspect_other_definition(
 ) -> Observation:
     """The name is recorded in this run directory by another definition file: that is another
     service of the same name. This one is stopped; the other is left alone, running or not."""
+    from servicectl.service.identity import look
+
     info, hidden = look(record.pid)
     runs = hidden or (info is not None and not info.zombie and info.starttime == record.starttime)
     if runs:
@@ -155,6 +147,8 @@ def _inspect_launching(
     """A forking launch was under way. If its launcher still runs, it is "starting" (its
     servicectl holds the lock, or died: start waits for the launcher). If it is over (None),
     its daemon can only be known by the PID file, as if there were no record."""
+    from servicectl.system.lock import is_locked
+
     info = proc.read_proc(record.pid)
     if info is None or info.zombie or info.starttime != record.starttime:
         return None
@@ -171,6 +165,9 @@ def _inspect_recorded(
 ) -> Observation:
     """The service has a record of this boot: it runs as the recorded process, or as the one
     that replaced it, or it is dead (with what is left of its process group)."""
+    from servicectl.service import supervised
+    from servicectl.service.identity import group_remnants, look
+
     info, hidden = look(record.pid)
     if hidden:
         why = f"/proc does not show process {record.pid} to it (mounted with hidepid?)"
@@ -250,6 +247,14 @@ def _adopt_reexec(
     """A forking daemon may have replaced itself (re-exec) and rewritten its PID file: the new
     process must be in the recorded daemon's session (so it came from it), started after it,
     with its user and executable. None (and a note) if the PID file names something else."""
+    from servicectl.service.identity import (
+        expected_exes,
+        forged_reason,
+        hidden_exe,
+        recorded_by_other,
+        unrecorded_match,
+    )
+
     assert pf.pid is not None
     cand = proc.read_proc(pf.pid)
     why = forged_reason(pf.pid, cand)
@@ -299,6 +304,17 @@ def _inspect_unrecorded(
             state = DEAD if left else state
             return Observation(state, None, None, None, pf, notes, leftovers, left)
         return Observation(state, None, None, None, pf, notes, leftovers)
+    # (imported here: the status of a stopped service does not load the identity rules)
+    from servicectl.service.identity import (
+        expected_exes,
+        forged_reason,
+        hidden_exe,
+        look,
+        recorded_by_other,
+        service_uid,
+        unrecorded_match,
+    )
+
     info, hidden = look(pf.pid)
     if hidden:
         why = f"/proc does not show process {pf.pid} to it (mounted with hidepid?)"
@@ -360,6 +376,8 @@ def clean_leftovers(
     cleaned. A file that cannot be removed (read-only or immutable run directory) raises an
     error that says which, and that status will call the service dead until it is removed.
     """
+    from servicectl.files.atomic import remove_stale_temps
+
     assert not obs.running
     removed: list[str] = []
     refused: list[ServicectlError] = []

@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import time
 
-from servicectl.definitions import fingerprint
 from servicectl.errors import StatusCode
 from servicectl.paths import Dirs, run_dir_problem
-from servicectl.service import oneshot_state, supervised, tracked
+from servicectl.service import tracked
 from servicectl.service.observe import inspect
 from servicectl.states import (
     STATE_CODES,
@@ -168,6 +167,8 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         )
     run = None
     if svc.type == "oneshot":
+        from servicectl.service import oneshot_state
+
         obs, run = oneshot_state.observe(svc, dirs)
     else:
         obs = inspect(svc, dirs)
@@ -179,7 +180,8 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         obs.pid,
         notes=[n for n in obs.notes if n],
     )
-    oneshot_state.describe(row, run)
+    if run is not None:
+        oneshot_state.describe(row, run)
     row.file = str(svc.file)
     row.dropins = tuple(str(p) for p in getattr(svc, "dropins", ()))
     if obs.running and obs.info is not None:
@@ -190,6 +192,8 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
             if obs.record.ready_note:
                 row.notes.append(f"readiness: {obs.record.ready_note}")
             _own_group(row, obs.info, obs.record)
+            from servicectl.definitions import fingerprint
+
             row.definition_changed, row.definition_changes = fingerprint.compare(
                 svc, obs.record.parsed, obs.record.fingerprint
             )
@@ -200,7 +204,9 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     tracked.describe(row, svc, dirs, obs)
-    if svc.type != "oneshot":
+    if svc.type != "oneshot" and obs.record is not None:
+        from servicectl.service import supervised
+
         supervised.describe(row, obs.record, svc)
     if obs.state == STOPPED and obs.record is None:
         _failed_start(row, svc, dirs)

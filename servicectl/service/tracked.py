@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 
 from servicectl.definitions.schema import KILL_WAIT
-from servicectl.service.outcome import Outcome, StartFailed
-from servicectl.system import cgroup, cgroup_limits, proc
+from servicectl.system import cgroup, proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
     from servicectl.paths import Dirs
     from servicectl.service.observation import Observation
+    from servicectl.service.outcome import Outcome
     from servicectl.system.cgroup_limits import Plan
     from servicectl.system.proc import ProcInfo
     from servicectl.system.record import Record
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 def plan(svc: Service, dirs: Dirs) -> Plan:
     """The service's cgroups and limits on this machine (ConfigError, exit 6, when a limit
     cannot be applied)."""
+    from servicectl.system import cgroup_limits
+
     return cgroup_limits.plan(svc, str(dirs.run))
 
 
@@ -53,6 +55,9 @@ def open_cgroups(svc: Service, p: Plan) -> str:
     """Before a spawn: make the service's cgroups, fresh (the kernel's counters at zero), with
     its limits. What an earlier run left in them is ended first (kill_mode: process keeps it,
     as systemd's KillMode=process does). Returns what to say of it ("" if nothing)."""
+    from servicectl.service.outcome import StartFailed
+    from servicectl.system import cgroup_limits
+
     try:
         # Usually none is there (stop removed them): made now, they are fresh.
         fresh = all(cgroup.make(path, _top_of(path)) for path in p.all)
@@ -98,6 +103,8 @@ def _leftovers(svc: Service, p: Plan) -> str:
 
 def join(svc: Service, p: Plan, pid: int) -> None:
     """Move the gated child ``pid`` into the service's cgroups, before it runs anything."""
+    from servicectl.service.outcome import StartFailed
+
     for path in p.all:
         try:
             cgroup.join(path, pid)
@@ -193,6 +200,8 @@ def tracking(svc: Service, dirs: Dirs, record: Record | None) -> str:
 def oom_limit(svc: Service, dirs: Dirs, record: Record) -> str | None:
     """memory_max as written (``64M``) when the kernel killed some of the service for memory,
     else None: how the supervisor records an exit's cause."""
+    from servicectl.system import cgroup_limits
+
     if not cgroup_limits.oom_kills(recorded(svc, dirs, record)):
         return None
     return cgroup_limits.show_bytes(record.memory_max) if record.memory_max else "its limit"
@@ -200,6 +209,8 @@ def oom_limit(svc: Service, dirs: Dirs, record: Record) -> str | None:
 
 def oom_note(svc: Service, dirs: Dirs, record: Record, running: bool) -> str | None:
     """What the kernel's OOM killer did in the service's cgroup, if anything."""
+    from servicectl.system import cgroup_limits
+
     n = cgroup_limits.oom_kills(recorded(svc, dirs, record))
     if not n:
         return None
@@ -212,6 +223,8 @@ def oom_note(svc: Service, dirs: Dirs, record: Record, running: bool) -> str | N
 def end_service(svc: Service, dirs: Dirs) -> list[int]:
     """End and remove whatever cgroups service ``svc`` of this run directory has on this
     machine (a failed start's clean-up); the PIDs killed."""
+    from servicectl.system import cgroup_limits
+
     run = str(dirs.run)
     paths = (cgroup.service_path(run, svc.name),) + cgroup_limits.v1_leaves(run, svc.name)
     return end(tuple(p for p in paths if p and os.path.isdir(p)))
@@ -248,6 +261,8 @@ def describe(row: Any, svc: Service, dirs: Dirs, obs: Observation) -> None:
     record = obs.record
     if record is None or (not obs.running and not obs.remnants and not record.cgroup):
         return
+    from servicectl.system import cgroup_limits
+
     row.tracking = tracking(svc, dirs, record)
     row.cgroup = v2_of(svc, dirs, record)
     row.memory_max = record.memory_max
@@ -292,6 +307,7 @@ def stop_unrecorded(svc: Service, dirs: Dirs, left: list[ProcInfo], progress: An
     import time
 
     from servicectl.errors import Exit
+    from servicectl.service.outcome import Outcome
     from servicectl.service.terminate import cgroup_handles, terminate
 
     path = cgroup.service_path(str(dirs.run), svc.name)

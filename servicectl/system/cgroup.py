@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import time
 
 from servicectl.tuples import NamedTuple
@@ -381,6 +380,8 @@ def wait_empty(path: str, timeout: float) -> bool:
         fd = os.open(os.path.join(path, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return _wait_members(path, deadline)
+    import select  # here: status never waits (a shared library less to load)
+
     try:
         poller = select.poll()
         poller.register(fd, select.POLLPRI | select.POLLERR)

@@ -7,7 +7,6 @@ The kernel drops the lock when its holder dies, so a killed servicectl never lea
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 
@@ -118,6 +117,8 @@ class ServiceLock:
         if self.ensure:
             ensure_run_dir(self.run_dir)
         fd = _open(lock_path(self.run_dir, self.name))
+        import fcntl
+
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
@@ -142,6 +143,8 @@ def is_locked(run_dir: StrPath, name: str) -> bool:
         fd = os.open(lock_path(run_dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
+    import fcntl  # here: a shared library the status of a stopped service does not load
+
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import _thread
 import errno
 import os
-import select
 import time
 
 from servicectl.tuples import NamedTuple
@@ -472,6 +471,8 @@ class Handle:
         if not self.valid or self.fd is None:
             return True
         if self.fd >= 0:
+            import select  # here: status never waits (a shared library less to load)
+
             p = select.poll()
             p.register(self.fd, select.POLLIN)
             if p.poll(0):
@@ -499,6 +500,8 @@ def wait_all_exit(
             break
         fds = [h for h in alive if h.fd is not None and h.fd >= 0]
         if fds:
+            import select
+
             p = select.poll()
             for h in fds:
                 p.register(h.fd or 0, select.POLLIN)

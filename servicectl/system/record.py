@@ -81,9 +81,9 @@ class Record(NamedTuple):
 
     @classmethod
     def from_json(cls, raw: bytes) -> Record:
-        import json
+        from servicectl.jsonread import loads  # not json: its decoder imports re
 
-        data: dict[str, Any] = json.loads(raw)
+        data: dict[str, Any] = loads(raw)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         known = set(cls._fields)  # fields of other versions (stop_signal...) are dropped
