@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "servicectl.lastresort",
             "servicectl.tuples",
             "servicectl.digests",
-            "servicectl.jsonread",
+            "servicectl.jsontext",
         ),
     ),
     ("files", ("servicectl.files",)),

@@ -63,10 +63,10 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
                 or f"no such service: {unknown_reason(catalog, name)}"
             )
             rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=why))
-    if as_json:
-        import json
+    if as_json:  # json.dumps's own text, without importing json (its encoder imports re)
+        from servicectl.jsontext import dumps
 
-        face.line(json.dumps([r.to_dict() for r in rows], indent=2))
+        face.line(dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
         face.line(f"no services defined in {escape(str(catalog.dirs.services))}")
     else:
@@ -128,9 +128,9 @@ def list_(as_json: bool) -> int:
         return Exit.NOT_CONFIGURED
     items = [_list_item(catalog, n) for n in sorted({*catalog.names(), *catalog.templates})]
     if as_json:
-        import json
+        from servicectl.jsontext import dumps
 
-        face.line(json.dumps(items, indent=2))
+        face.line(dumps(items, indent=2))
     elif not items:
         face.line(f"no services defined in {escape(str(catalog.dirs.services))}")
     else:

@@ -56,7 +56,7 @@ class Run(NamedTuple):
 
     @classmethod
     def from_json(cls, raw: bytes) -> Run:
-        from servicectl.jsonread import loads  # not json: its decoder imports re
+        from servicectl.jsontext import loads  # not json: its decoder imports re
 
         data: Any = loads(raw)
         if not isinstance(data, dict):

@@ -90,7 +90,7 @@ def read_failure(run_dir: StrPath, name: str) -> dict[str, Any] | None:
         os.close(fd)
     if len(raw) > MAX_BYTES:
         return None
-    from servicectl.jsonread import loads  # not json: its decoder imports re
+    from servicectl.jsontext import loads  # not json: its decoder imports re
 
     try:
         note = loads(raw)

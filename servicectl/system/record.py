@@ -81,7 +81,7 @@ class Record(NamedTuple):
 
     @classmethod
     def from_json(cls, raw: bytes) -> Record:
-        from servicectl.jsonread import loads  # not json: its decoder imports re
+        from servicectl.jsontext import loads  # not json: its decoder imports re
 
         data: dict[str, Any] = loads(raw)
         if not isinstance(data, dict):

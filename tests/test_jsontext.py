@@ -1,4 +1,4 @@
-"""servicectl.jsonread.loads (json's C scanner without the json package) gives what json.loads
+"""servicectl.jsontext.loads (json's C scanner without the json package) gives what json.loads
 gives: the same value for every document, a ValueError for every document json refuses."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from conftest import USER_PYTHON
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servicectl.jsonread import loads
+from servicectl.jsontext import dumps, loads
 
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -68,9 +68,25 @@ def test_it_imports_no_json_package() -> None:
     import subprocess
 
     code = (
-        "import sys; from servicectl.jsonread import loads; "
+        "import sys; from servicectl.jsontext import loads; "
         "assert loads(b'{\"a\": [1, 2.5, null]}') == {'a': [1, 2.5, None]}; "
         "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
     )
     res = subprocess.run([USER_PYTHON, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
+
+
+@settings(max_examples=300)
+@given(VALUES, st.sampled_from([None, 0, 2, 4]))
+def test_every_value_is_written_as_json_writes_it(value: Any, indent: int | None) -> None:
+    assert dumps(value, indent=indent) == json.dumps(value, indent=indent)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1: "a"}, {None: 1, True: 2}, [float("nan"), float("inf"), -0.0], ("t", 1), {"é": "\u2028"}],
+)
+def test_edges_written(value: Any) -> None:
+    assert dumps(value, indent=2) == json.dumps(value, indent=2)
+    with pytest.raises(TypeError):
+        dumps({"x": object()}, indent=2)
