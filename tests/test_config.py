@@ -314,9 +314,9 @@ def test_schema_hash_keys_the_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -
     env.run.mkdir()
     env.write("web", "command: sleep 1\n")
     assert load_catalog(env.dirs).services["web"]
-    assert cache.load(env.dirs, catalog.record_types())  # cached
+    assert cache.load(env.dirs)  # cached
     monkeypatch.setattr(digest, "_KEY", "another schema")
-    assert cache.load(env.dirs, catalog.record_types()) == {}
+    assert cache.load(env.dirs) == {}
     parsed = []
     real = catalog.load_file
     monkeypatch.setattr(catalog, "load_file", lambda *a: parsed.append(a) or real(*a))

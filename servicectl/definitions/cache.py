@@ -129,21 +129,37 @@ def encode(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a definition's value")
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def decode(data: Any, types: dict[str, Any]) -> Any:
     """The value ``encode`` gave, made from ``types`` (name -> type) only; KeyError or
     TypeError when the data names another type or does not fit it."""
-    if isinstance(data, tuple):
-        return tuple(decode(v, types) for v in data)
-    if isinstance(data, list):
-        return types[data[0]](*(decode(v, types) for v in data[1:]))
-    if data is None or isinstance(data, (str, int, float, bool)):
+    kind = type(data)
+    if kind in _PLAIN:
         return data
-    raise TypeError(f"{type(data).__name__} in the definition cache")
+    if kind is tuple:
+        if all(type(v) in _PLAIN for v in data):
+            return data
+        return tuple(decode(v, types) for v in data)
+    if kind is list:
+        return types[data[0]](*[decode(v, types) for v in data[1:]])
+    raise TypeError(f"{kind.__name__} in the definition cache")
 
 
-def load(dirs: Any, types: dict[str, Any]) -> dict[str, tuple[FileKey, Any]]:
-    """The cached results by service name (their values made from ``types``), or {} when
-    there is no usable cache."""
+def made(data: Any, types: dict[str, Any]) -> Any:
+    """The definition a cache entry holds, made from ``types`` only, or None when it cannot
+    be made (another type, a field too many or too few: damage, or another version's)."""
+    try:
+        return decode(data, types)
+    except Exception:
+        return None
+
+
+def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
+    """The cached entries by service name, each (its key, its data: see ``made``), or {} when
+    there is no usable cache. An entry is made into a definition only when it is used (a
+    ``status NAME`` of one service among a thousand makes one)."""
     path = _cache_path(dirs.run, dirs.services)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -160,20 +176,24 @@ def load(dirs: Any, types: dict[str, Any]) -> dict[str, tuple[FileKey, Any]]:
         if not isinstance(data, dict) or data.get("context") != _context(dirs):
             return {}
         entries = data["entries"]
-        return {name: (key, decode(value, types)) for name, (key, value) in entries.items()}
+        return {name: (key, value) for name, (key, value) in entries.items()}
     except Exception:  # any damage: ignore the cache, it is rebuilt
         return {}
     finally:
         os.close(fd)
 
 
-def save(dirs: Any, entries: dict[str, tuple[FileKey, Any]]) -> None:
+def save(
+    dirs: Any, kept: dict[str, tuple[FileKey, Any]], fresh: dict[str, tuple[FileKey, Any]]
+) -> None:
     """Write the cache atomically if the run directory exists and is safe (not a symlink, not
-    writable by others); failures are ignored."""
+    writable by others): the entries ``kept`` as loaded, and the definitions parsed afresh;
+    failures are ignored."""
     if not os.path.isdir(dirs.run) or run_dir_problem(dirs.run) is not None:
         return
     try:
-        plain = {name: (key, encode(value)) for name, (key, value) in entries.items()}
+        plain = dict(kept)
+        plain.update({name: (key, encode(value)) for name, (key, value) in fresh.items()})
         payload = marshal.dumps({"context": _context(dirs), "entries": plain})
         atomic_write(_cache_path(dirs.run, dirs.services), payload, 0o600)
     except Exception:

@@ -283,7 +283,8 @@ class _Loader:
         self.files = files
         self.use_cache = use_cache
         self.replace = replace
-        self.cached = cache.load(dirs, record_types()) if use_cache else {}
+        self.cached = cache.load(dirs) if use_cache else {}
+        self.types: dict[str, Any] = {}
         self.fresh: dict[str, tuple[Any, Service | Invalid]] = {}
         self.services: dict[str, Service] = {}
         self.invalid: dict[str, Invalid] = {}
@@ -295,7 +296,10 @@ class _Loader:
         key = self.cache.definition_key(name, file) if self.use_cache else None
         hit = self.cached.get(name)
         if key is not None and hit is not None and hit[0] == key:
-            return hit[1]  # type: ignore[no-any-return]
+            self.types = self.types or record_types()
+            found = self.cache.made(hit[1], self.types)
+            if isinstance(found, (Service, Invalid)):
+                return found
         result = load_file(name, file, self.dirs, self.replace)
         if key is not None and self.cache.definition_key(name, file) == key:
             self.fresh[name] = (key, result)
@@ -331,9 +335,12 @@ class _Loader:
         """Save what was parsed afresh, with the cached entries whose definitions remain."""
         if not (self.use_cache and self.fresh):
             return
-        kept = {n: e for n, e in self.cached.items() if definition_of(self.files, n) is not None}
-        kept.update(self.fresh)
-        self.cache.save(self.dirs, kept)
+        kept = {
+            n: e
+            for n, e in self.cached.items()
+            if n not in self.fresh and definition_of(self.files, n) is not None
+        }
+        self.cache.save(self.dirs, kept, self.fresh)
 
 
 def _cross_checks(
