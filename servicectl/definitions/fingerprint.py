@@ -150,8 +150,6 @@ def compare(
     ``svc`` (the one on disk now), and the keys that differ; None for the keys when the record
     kept only the fingerprint (then only whether the files changed is known)."""
     if isinstance(parsed, dict):
-        if recorded and not changed(svc, recorded):  # the same files (by stat, else by
-            return False, []  # digest): the same definition, without parsing it twice
         keys = changes(parsed, snapshot(svc), svc._field_defaults)
         return bool(keys), keys
     if changed(svc, recorded):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import _thread
 import os
 import time
-from pathlib import Path
 
 from servicectl.definitions import fingerprint
 from servicectl.errors import EnvironmentProblem, Exit, NotInstalledError, ServicectlError
@@ -186,7 +185,7 @@ def write_state(
             exit_code=exc.exit_code,
         ) from None
     except OSError as exc:
-        where = Path(exc.filename).parent if exc.filename else dirs.run
+        where = os.path.dirname(exc.filename) if exc.filename else dirs.run
         raise StartFailed(
             f"{svc.name}: failed to start: cannot write its PID file or state record in "
             f"{where}: {exc.strerror} (is {where} read-only or immutable? see lsattr -d "

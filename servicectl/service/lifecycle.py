@@ -11,25 +11,13 @@ import os
 import signal
 import time
 
-from servicectl.definitions.expansion import expanded
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
-from servicectl.service import audit, failed, launch, oneshot, supervised, tracked
+from servicectl.service import audit, failed, supervised, tracked
 from servicectl.service.actor import COMMAND, Actor
 from servicectl.service.identity import seen_alive
 from servicectl.service.observe import clean_leftovers, inspect
 from servicectl.service.outcome import Outcome, StartFailed
-from servicectl.service.preflight import prepare
-from servicectl.service.readiness import (
-    NotOurs,
-    await_ready,
-    confirm,
-    notify_socket,
-    reopen_notify,
-    start_clock,
-)
-from servicectl.service.reload import SignalNotHandled
-from servicectl.service.reload import reload as _reload
 from servicectl.service.terminate import cgroup_handles as terminate_cgroup_handles
 from servicectl.service.terminate import group_handles, terminate
 from servicectl.service.waits import Progress, silent
@@ -38,12 +26,6 @@ from servicectl.system import proc
 from servicectl.system.lock import locked
 from servicectl.system.proc import Handle
 from servicectl.system.record import Record, read_record, write_record
-from servicectl.system.spawn import (
-    Gate,
-    build_environment,
-    resolve_account,
-    resolve_program,
-)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +41,11 @@ if TYPE_CHECKING:
 def start(svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND) -> Outcome:
     """Start ``svc`` (success if it already runs). The lock is held throughout. ``actor``:
     who starts it (servicectl's command, or the supervisor: servicectl/service/actor.py)."""
+    from servicectl.service.preflight import prepare
+
     if svc.type == "oneshot":
+        from servicectl.service import oneshot
+
         return oneshot.start(svc, dirs, progress)
     t0 = time.monotonic()
     progress(svc.name, "waiting for its lock", None)
@@ -149,6 +135,11 @@ def _start_locked(
 
     The service's cgroups are made fresh first: what an earlier run left in them is ended, and
     said in ``said`` (a supervisor's respawn goes through here too)."""
+    from servicectl.definitions.expansion import expanded
+    from servicectl.service import launch
+    from servicectl.service.readiness import await_ready, confirm, notify_socket, start_clock
+    from servicectl.system.spawn import Gate, build_environment, resolve_account, resolve_program
+
     cgroups = tracked.plan(svc, dirs)  # a limit that cannot be applied: exit 6, before all
     account = resolve_account(svc)
     env = build_environment(svc, account)
@@ -199,6 +190,11 @@ def finish_start(svc: Service, dirs: Dirs, progress: Progress = silent) -> Outco
     confirmed): this command sees it through as a start would, within start_grace or
     start_timeout from now, and confirms it (the next supervisor adopts it), or kills it with
     a verified handle and removes its PID file and record."""
+    from servicectl.definitions.expansion import expanded
+    from servicectl.service import launch
+    from servicectl.service.readiness import NotOurs, await_ready, confirm, reopen_notify
+    from servicectl.system.spawn import build_environment, resolve_account
+
     t0 = time.monotonic()
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
@@ -243,6 +239,8 @@ def stop(svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = C
     process is left alone.
     """
     if svc.type == "oneshot":
+        from servicectl.service import oneshot
+
         return oneshot.stop(svc, dirs, progress)
     progress(svc.name, "waiting for its lock", None)
     with locked(svc, dirs):
@@ -406,7 +404,11 @@ def restart(
     svc: Service, dirs: Dirs, progress: Progress = silent, actor: Actor = COMMAND
 ) -> Outcome:
     """Stop if running, then start, all under one lock."""
+    from servicectl.service.preflight import prepare
+
     if svc.type == "oneshot":
+        from servicectl.service import oneshot
+
         return oneshot.restart(svc, dirs, progress)
     t0 = time.monotonic()
     progress(svc.name, "waiting for its lock", None)
@@ -446,6 +448,9 @@ def restart(
 def preflight(svc: Service) -> None:
     """What start checks before spawning (user, environment file, program, working directory),
     so that a restart that could not start again does not stop the running instance first."""
+    from servicectl.definitions.expansion import expanded
+    from servicectl.system.spawn import build_environment, resolve_account, resolve_program
+
     account = resolve_account(svc)
     env = build_environment(svc, account)
     resolve_program(expanded(svc, env), env)
@@ -461,6 +466,8 @@ def try_restart(
 ) -> Outcome:
     """Restart only if running."""
     if svc.type == "oneshot":
+        from servicectl.service import oneshot
+
         return oneshot.try_restart(svc, dirs, progress)
     with locked(svc, dirs):
         obs = inspect(svc, dirs)
@@ -472,7 +479,13 @@ def try_restart(
 
 def reload(svc: Service, dirs: Dirs) -> Outcome:
     """Send reload_signal or run reload_command (reload.py); a oneshot has nothing to."""
-    return oneshot.reload(svc, dirs) if svc.type == "oneshot" else _reload(svc, dirs)
+    from servicectl.service.reload import reload as _reload
+
+    if svc.type == "oneshot":
+        from servicectl.service import oneshot
+
+        return oneshot.reload(svc, dirs)
+    return _reload(svc, dirs)
 
 
 def force_reload(
@@ -480,6 +493,8 @@ def force_reload(
 ) -> Outcome:
     """Reload if the service supports it, else restart it (only if it runs). A reload by signal
     is supported only if the process handles that signal (it would die of it otherwise)."""
+    from servicectl.service.reload import SignalNotHandled
+
     if not svc.reload:
         return try_restart(svc, dirs, progress, actor)
     try:

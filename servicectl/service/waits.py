@@ -9,13 +9,14 @@ threads: they must be quick and thread-safe, and must never raise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Optional
 
-Progress = Callable[[str, str, "float | None"], None]
+    Progress = Callable[[str, str, "float | None"], None]
+else:  # annotations are not evaluated: the name is enough (collections.abc imports collections)
+    Progress = "Progress"
 
 
 def silent(name: str, what: str, budget: Optional[float] = None) -> None:
