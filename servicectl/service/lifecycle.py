@@ -8,8 +8,8 @@ Each action holds the service's lock and returns an Outcome; failures raise Serv
 from __future__ import annotations
 
 import os
-import signal
 import time
+from _signal import SIGKILL  # the C module: signal's enums import enum
 
 from servicectl.definitions.schema import KILL_WAIT, Service, signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
@@ -117,7 +117,7 @@ def _await_orphaned_launch(
     with Handle(record.pid, record.starttime) as launcher:
         proc.wait_all_exit([launcher], time.monotonic() + svc.start_timeout)
         if not launcher.exited():
-            launcher.send(signal.SIGKILL)
+            launcher.send(SIGKILL)
             proc.wait_all_exit([launcher], time.monotonic() + KILL_WAIT, False)
     return inspect(svc, dirs)
 

@@ -9,8 +9,8 @@ the last step is an error, whatever that step's signal.
 
 from __future__ import annotations
 
-import signal
 import time
+from _signal import SIGCONT, SIGKILL, SIGSTOP  # the C module: signal's enums import enum
 
 from servicectl.definitions.schema import KILL_WAIT, signal_name
 from servicectl.errors import Interrupted, ServicectlError
@@ -84,7 +84,7 @@ def kill_and_reap(targets: list[Handle]) -> None:
     """SIGKILL every handle's process, wait for all (not cancellable: this is cleanup), reap
     those that are our children, and close the handles."""
     try:
-        _step(targets, signal.SIGKILL, time.monotonic() + KILL_WAIT, final=True)
+        _step(targets, SIGKILL, time.monotonic() + KILL_WAIT, final=True)
     finally:
         _reap_and_close(targets)
 
@@ -105,7 +105,7 @@ def kill_tree(roots: list[tuple[int, int]]) -> None:
             if pid in held:
                 continue
             h = Handle(pid, starttime)
-            if h.valid and h.send(signal.SIGSTOP):
+            if h.valid and h.send(SIGSTOP):
                 held[pid] = h
             else:
                 h.close()
@@ -146,7 +146,7 @@ def _step(
     ``handles``. A final KILL only confirms (after KILL, nothing can fork) and is cleanup: it
     is not cancelled. Returns what still runs.
     """
-    final = final and sig == signal.SIGKILL
+    final = final and sig == SIGKILL
     alive = [h for h in handles if not h.exited()]
     _send(alive, sig)
     alive = proc.wait_all_exit(alive, deadline, cancellable=not final)
@@ -163,9 +163,9 @@ def _step(
 def _send(handles: list[Handle], sig: int) -> None:
     for h in handles:
         h.send(sig)
-    if sig not in (signal.SIGKILL, signal.SIGCONT):
+    if sig not in (SIGKILL, SIGCONT):
         for h in handles:
-            h.send(signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on TERM until CONT
+            h.send(SIGCONT)  # a stopped (SIGSTOP) process cannot act on TERM until CONT
 
 
 def _how(steps: list[Step], i: int) -> str:
@@ -174,7 +174,7 @@ def _how(steps: list[Step], i: int) -> str:
     if i == 0:
         return f"after {signal_name(sig)}"
     waited = sum(seconds for _, seconds in steps[:i])
-    if sig == signal.SIGKILL:
+    if sig == SIGKILL:
         return f"killed after {waited:g} s"
     return f"after {signal_name(sig)} ({waited:g} s)"
 
@@ -182,7 +182,7 @@ def _how(steps: list[Step], i: int) -> str:
 def _survived(svc: Service, still: list[Handle], last: Step) -> ServicectlError:
     sig, seconds = last
     pids = ", ".join(str(h.pid) for h in still)
-    why = "stuck in the kernel, state D?" if sig == signal.SIGKILL else "the schedule ends here"
+    why = "stuck in the kernel, state D?" if sig == SIGKILL else "the schedule ends here"
     return ServicectlError(
         f"{svc.name}: could not be stopped: process {pids} survived SIG{signal_name(sig)} for "
         f"{seconds:g} s ({why}); the PID file is kept. Check with: ps -o pid,stat,wchan -p {pids}"
