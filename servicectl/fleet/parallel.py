@@ -33,27 +33,65 @@ DEFAULT_JOBS = 64
 
 
 class _Pool:
-    """A bounded thread pool created on first use: an action on one service at a time never
-    imports concurrent.futures or starts a thread."""
+    """A bounded pool of worker threads, started on first use (an action on one service at a
+    time never imports threading or starts a thread), fed through one queue and answering
+    through another: no Future, no lock and event per outcome. At a fleet of 1,000 the
+    futures' bookkeeping (a lock and an event set for each outcome, taken by 64 threads
+    against the one waiting) cost about a tenth of a startall's CPU time."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = max(1, jobs)
-        self.executor: Any = None
+        self.tasks: Any = None  # queue.SimpleQueue of (name, action, results) or None: leave
+        self.threads: list[Any] = []
 
-    def submit(self, fn: Callable[..., Outcome], *args: Any) -> Any:
-        if self.executor is None:
-            from concurrent.futures import ThreadPoolExecutor
+    def run(self, calls: list[tuple[str, Callable[[], Outcome]]], results: Any) -> None:
+        """Queue ``calls``; each one's (outcome, None) or (None, exception) goes to ``results``."""
+        import queue
+        import threading
 
+        if self.tasks is None:
             lastresort.install_thread_hook()
-            self.executor = ThreadPoolExecutor(max_workers=self.jobs)
-        return self.executor.submit(fn, *args)
+            self.tasks = queue.SimpleQueue()
+        for name, action in calls:
+            self.tasks.put((name, action, results))
+        while len(self.threads) < min(self.jobs, len(calls)):
+            worker = threading.Thread(target=_work, args=(self.tasks,), daemon=True)
+            worker.start()
+            self.threads.append(worker)
+
+    def withdraw(self) -> int:
+        """Take back the calls no worker has begun; how many."""
+        import queue
+
+        n = 0
+        while True:
+            try:
+                self.tasks.get_nowait()
+            except queue.Empty:
+                return n
+            n += 1
 
     def __enter__(self) -> _Pool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
+        for _ in self.threads:
+            self.tasks.put(None)
+        for worker in self.threads:
+            worker.join()
+
+
+def _work(tasks: Any) -> None:
+    """A worker: run queued calls until told to leave (None)."""
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        name, action, results = item
+        try:
+            results.put((_run(action, name), None))
+        except BaseException as exc:  # an interruption (cancel.CANCEL): said by _parallel
+            results.put((None, exc))
 
 
 def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> Iterator[Outcome]:
@@ -68,24 +106,29 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
         name, action = calls[0]
         yield _run(action, name)
         return
-    from concurrent.futures import as_completed
+    import queue
 
-    futures = [pool.submit(_run, action, name) for name, action in calls]
+    results: Any = queue.SimpleQueue()
+    pool.run(calls, results)
+    pending = len(calls)
+    errors: list[BaseException] = []
     try:
-        for future in as_completed(futures):
-            yield future.result()
+        while pending:
+            outcome, error = results.get()
+            pending -= 1
+            if error is not None:
+                raise error
+            yield outcome
     except BaseException as exc:
         cancel.CANCEL.set()
-        for future in futures:
-            future.cancel()
+        pending -= pool.withdraw()
         if not isinstance(exc, KeyboardInterrupt):
             raise
         # Wait for the workers to undo or leave their actions, and say what each left.
-        from concurrent.futures import wait
-
-        wait(futures)
+        for _ in range(pending):
+            errors.append(results.get()[1])
         said = [getattr(exc, "message", None)]
-        said += [getattr(f.exception(), "message", None) for f in futures if not f.cancelled()]
+        said += [getattr(e, "message", None) for e in errors if e is not None]
         messages = list(dict.fromkeys(m for m in said if m))
         if not messages:
             raise
