@@ -19,7 +19,7 @@ from servicectl.service.outcome import Outcome
 from servicectl.service.waits import Progress, silent
 from servicectl.states import EXITED
 from servicectl.supervisor import route
-from servicectl.system import cancel
+from servicectl.system import cancel, turns
 from servicectl.system.lock import is_locked
 
 TYPE_CHECKING = False
@@ -51,6 +51,7 @@ class _Pool:
 
         if self.tasks is None:
             lastresort.install_thread_hook()
+            turns.setup(self.jobs)
             self.tasks = queue.SimpleQueue()
         for name, action in calls:
             self.tasks.put((name, action, results))
@@ -88,10 +89,13 @@ def _work(tasks: Any) -> None:
         if item is None:
             return
         name, action, results = item
+        turns.take()  # as many act at once as there are CPUs; any number wait (turns.py)
         try:
             results.put((_run(action, name), None))
         except BaseException as exc:  # an interruption (cancel.CANCEL): said by _parallel
             results.put((None, exc))
+        finally:
+            turns.give()
 
 
 def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> Iterator[Outcome]:

@@ -108,9 +108,15 @@ def service_lock(run_dir: Path, name: str) -> Iterator[None]:
 
     The lock file is never removed: removing it would let two holders lock different files.
     """
+    from servicectl.system.turns import paused
+
     fd = _open(lock_path(run_dir, name))
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

@@ -503,6 +503,7 @@ def wait_all_exit(
     Returns the handles still alive at the end.
     """
     from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
+    from servicectl.system.turns import paused
 
     alive = [h for h in handles if not h.exited()]
     while alive:
@@ -521,9 +522,11 @@ def wait_all_exit(
                 p.register(stop, select.POLLIN)
             # Also re-check processes without pidfds at a short backoff.
             timeout = remaining if len(fds) == len(alive) else min(remaining, 0.01)
-            p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)
+            with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+                p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)
         else:
-            time.sleep(min(remaining, 0.005))
+            with paused():
+                time.sleep(min(remaining, 0.005))
         alive = [h for h in alive if not h.exited()]
     return alive
 
