@@ -135,3 +135,21 @@ def test_late_forking_service_does_not_hold_up_other_forking_starts(env: Env) ->
     assert alive(good)
     assert_ok(env.sc("stopall"))
     assert tagged_pids(env.tag) == []
+
+
+def test_startall_graces_overlap_although_few_workers_act_at_once(env: Env) -> None:
+    """As many workers act at once as there are CPUs (servicectl/system/turns.py), but a
+    worker gives its turn back while it waits: twelve start_grace waits of 1 s overlap."""
+    for i in range(12):
+        env.write(f"g{i:02d}", {"command": ["sleep", "100000"], "start_grace": 1})
+    res = assert_ok(env.sc("startall"))
+    assert "12 services: 12 started/ok, 0 failed" in res.stdout
+    marks = [float(line.rsplit("[", 1)[1].split(" s]")[0]) for line in res.stdout.splitlines()[:12]]
+    assert all(1.0 <= m < 4.0 for m in marks)
+    took = float(res.stdout.rsplit(" in ", 1)[1].split(" s")[0])
+    assert took < 5.0  # 12 s if the graces ran one after another
+    pids = [env.pid(f"g{i:02d}") for i in range(12)]
+    assert all(alive(p) for p in pids)
+    assert_ok(env.sc("stopall"))
+    assert not any(alive(p) for p in pids)
+    assert tagged_pids(env.tag) == [] and env.files() == []

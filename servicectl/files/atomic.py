@@ -46,10 +46,10 @@ def atomic_write_at(
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         try:
+            fd = os.open(tmp, flags, mode, dir_fd=dfd)
+        except FileExistsError:  # left by a killed writer that had this PID: removed, again
             os.unlink(tmp, dir_fd=dfd)
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, flags, mode, dir_fd=dfd)
+            fd = os.open(tmp, flags, mode, dir_fd=dfd)
         try:
             os.fchmod(fd, mode)
             view = memoryview(data)

@@ -5,7 +5,8 @@ module-wide switch:
 
 - ``fields``: what every record a start writes says of its supervision (the supervisor's PID,
   the restarts so far, the last exit: from the first write on);
-- ``spawned``: a process the start spawned (the supervisor keeps its Popen: it reaps it itself);
+- ``spawned``: a process the start spawned (the supervisor keeps its Popen: it reaps it itself;
+  the command keeps it too, until it exits: see ``Actor.spawned``);
 - ``attach``: a start found the service running: the supervisor supervises it from now on;
 - ``keep_record``: a respawn: a failed start leaves the record (rewritten with the exit at once),
   so that no reader ever sees the service unrecorded;
@@ -41,11 +42,17 @@ class Actor:
         return start_fields(svc)
 
     def spawned(self, child: subprocess.Popen[bytes]) -> None:
-        """A process this action spawned (its parent is this process)."""
+        """A process this action spawned (its parent is this process), left running: its Popen
+        is kept for as long as this command runs. A Popen dropped while its child runs goes
+        on subprocess's list of children to collect, which every later Popen polls (one
+        waitpid each): a startall of 1,000 made half a million waitpid calls that way. Never
+        collected here, the children are inherited by init when the command exits."""
+        _LEFT_RUNNING.append(child)
 
     def attach(self, svc: Service, dirs: Dirs, record: Record) -> str:
         """A start found ``svc`` running (``record``): a note for its message."""
         return ""
 
 
+_LEFT_RUNNING: list[subprocess.Popen[bytes]] = []  # see Actor.spawned
 COMMAND = Actor()

@@ -198,16 +198,16 @@ def seen_alive(pid: int, starttime: int, sid: int | None = None) -> int:
     process looked at again, so that a service's first children are proven too.
     """
     now = proc.uptime_ticks()
-    info = proc.read_proc(pid)
+    info = proc.read_stat(pid)
     if info is None or info.starttime != starttime or sid is not None and info.sid != sid:
         return 0
-    young = [c for c in map(proc.read_proc, proc.children_of(pid)) if c and c.starttime >= now]
+    young = [c for c in map(proc.read_stat, proc.children_of(pid)) if c and c.starttime >= now]
     if young:
         until = time.monotonic() + 2.0 / proc.CLK_TCK + 0.05
         while proc.uptime_ticks() <= now and time.monotonic() < until:
             time.sleep(1.0 / proc.CLK_TCK / 4)
         later = proc.uptime_ticks()
-        info = proc.read_proc(pid)
+        info = proc.read_stat(pid)
         if later > now and info is not None and info.starttime == starttime:
             return later if sid is None or info.sid == sid else now
     return now

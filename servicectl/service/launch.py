@@ -31,6 +31,7 @@ from servicectl.system.pidfile import (
 from servicectl.system.proc import Handle, ProcInfo
 from servicectl.system.record import Record, new_record, state_path, write_record
 from servicectl.system.spawn import CHDIR_EXIT, GATE_EXIT, Account, Gate, spawn
+from servicectl.system.turns import paused
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[by
     while gate.gated_argv(proc.cmdline_of(child.pid)) and time.monotonic() < deadline:
         if child.poll() is not None:
             break
-        time.sleep(backoff)
+        with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+            time.sleep(backoff)
         backoff = min(backoff * 2, 0.01)
     code = child.poll()
     if code in (126, 127):

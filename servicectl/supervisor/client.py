@@ -59,9 +59,12 @@ class Link:
     def receive(self, timeout: float | None) -> dict[str, Any]:
         import json
 
+        from servicectl.system.turns import paused
+
         self.sock.settimeout(timeout)
         while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
+            with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+                chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionResetError("the connection was closed")
             self.buffer += chunk

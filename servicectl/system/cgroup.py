@@ -25,6 +25,7 @@ import errno
 import os
 import time
 
+from servicectl.system.turns import paused
 from servicectl.tuples import NamedTuple
 
 ENV_V2 = "SERVICECTL_CGROUP_V2"
@@ -391,7 +392,8 @@ def wait_empty(path: str, timeout: float) -> bool:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
+            with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+                poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
     except OSError:
         return not populated(path)
     finally:

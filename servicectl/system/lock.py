@@ -114,13 +114,19 @@ class ServiceLock:
         self.run_dir, self.name, self.ensure, self.fd = run_dir, name, ensure, -1
 
     def __enter__(self) -> None:
+        import fcntl
+
+        from servicectl.system.turns import paused
+
         if self.ensure:
             ensure_run_dir(self.run_dir)
         fd = _open(lock_path(self.run_dir, self.name))
-        import fcntl
-
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
             os.close(fd)
             raise

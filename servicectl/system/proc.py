@@ -78,6 +78,24 @@ def read_proc(pid: int) -> ProcInfo | None:
     return _parse_stat(pid, raw, _real_uid(pid, st_uid))
 
 
+def read_stat(pid: int) -> ProcInfo | None:
+    """``read_proc`` without the user (``uid`` is -1): /proc/PID/stat alone, one file instead
+    of three, for what needs only the start time, state, group and session (a handle's check,
+    a wait for an exit)."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ESRCH, errno.ENOENT):
+            return None
+        raise
+    return _parse_stat(pid, raw)
+
+
 def _real_uid(pid: int, fallback: int) -> int:
     try:
         with open(f"/proc/{pid}/status", "rb") as fh:
@@ -429,7 +447,7 @@ class Handle:
             self.fd = None if exc.errno == errno.EINVAL else -1
         except AttributeError:
             self.fd = -1
-        info = read_proc(pid)
+        info = read_stat(pid)
         self.valid = (
             self.fd is not None
             and info is not None
@@ -458,7 +476,7 @@ class Handle:
 
                 signal.pidfd_send_signal(self.fd, sig)
             else:
-                info = read_proc(self.pid)
+                info = read_stat(self.pid)
                 if info is None or info.starttime != self.starttime:
                     return False
                 os.kill(self.pid, sig)
@@ -477,7 +495,7 @@ class Handle:
             p.register(self.fd, select.POLLIN)
             if p.poll(0):
                 return True
-        info = read_proc(self.pid)
+        info = read_stat(self.pid)
         return info is None or info.zombie or info.starttime != self.starttime
 
 
@@ -490,6 +508,7 @@ def wait_all_exit(
     Returns the handles still alive at the end.
     """
     from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
+    from servicectl.system.turns import paused
 
     alive = [h for h in handles if not h.exited()]
     while alive:
@@ -510,9 +529,11 @@ def wait_all_exit(
                 p.register(stop, select.POLLIN)
             # Also re-check processes without pidfds at a short backoff.
             timeout = remaining if len(fds) == len(alive) else min(remaining, 0.01)
-            p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)
+            with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+                p.poll(max(1, int(timeout * 1000)) if timeout < 1e6 else None)
         else:
-            time.sleep(min(remaining, 0.005))
+            with paused():
+                time.sleep(min(remaining, 0.005))
         alive = [h for h in alive if not h.exited()]
     return alive
 

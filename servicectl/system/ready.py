@@ -13,6 +13,7 @@ import time
 
 from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
 from servicectl.system.proc import Handle, is_descendant, read_proc
+from servicectl.system.turns import paused
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -397,7 +398,8 @@ def wait_ready(
             return _at_deadline(notes, probe, notify)
         wake = deadline if probe is None else min(deadline, next_probe)
         wake = min(wake, now + CANCEL_SLICE)
-        poller.poll(max(0, int((wake - now) * 1000) + 1))
+        with paused():  # a fleet's worker lets another act meanwhile (turns.py)
+            poller.poll(max(0, int((wake - now) * 1000) + 1))
 
 
 def _poller(handle: Handle, notify: NotifySocket | None) -> select.poll:
