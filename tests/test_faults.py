@@ -305,21 +305,24 @@ def test_sigkill_mid_forking_launch_daemon_recognised_later(env: Env) -> None:
     env.forking("late", "--pidfile-delay", "1", start_timeout=10)
     p = env.popen("start", "late")
 
-    def launcher_runs() -> bool:
+    def launcher() -> int | None:
         # Past its gate: until servicectl has recorded the launch, the child is the gate
         # (dash -c 'read ...'), which exits without running anything when servicectl dies.
         try:
             kids = psutil.Process(p.pid).children()
-            return any("forkingd" in " ".join(k.cmdline()[:3]) for k in kids)
+            return next((k.pid for k in kids if "forkingd" in " ".join(k.cmdline()[:3])), None)
         except psutil.NoSuchProcess:
-            return False
+            return None
 
-    wait_for(launcher_runs, what="the launcher to run the daemon's program")
+    launcher_pid = wait_for(launcher, what="the launcher to run the daemon's program")
     p.kill()
     p.communicate(timeout=10)
     wait_for(lambda: not lock_held(env.run, "late"), what="the lock to be released")
     pid_file = env.run / "late.daemon.pid"
     wait_for(pid_file.exists, what="the daemon's PID file")
+    # The launcher exits once its daemon says it is ready, just after the PID file: until
+    # then the service is "starting" (an interrupted start whose launcher still runs).
+    wait_for(lambda: not alive(launcher_pid), what="the launcher to exit")
     daemon = env.pid("late", pid_file)
     res = assert_ok(env.sc("status", "late"), 0)
     assert "no servicectl record; identified by user and executable" in res.stdout
