@@ -513,8 +513,9 @@ def test_R_RUN_4_the_definition_cache_makes_only_definition_types(env: Env, forg
 
     env.write("web", f"command: [{PY}, -c, 'pass']\ndescription: the real one\n")
     path = _cached(env)
-    data = marshal.loads(path.read_bytes())
-    [(name, (key, value))] = data["entries"].items()
+    context, entries = cache.parse(path.read_bytes())
+    [(name, (key, blob))] = entries.items()
+    value = marshal.loads(blob)
     if forgery == "other-type":
         value = ["Popen", ["touch", str(env.root / "pwned")]]
     elif forgery == "extra-field":
@@ -522,18 +523,19 @@ def test_R_RUN_4_the_definition_cache_makes_only_definition_types(env: Env, forg
     if forgery == "garbage":
         payload = b"\x00garbage" * 64
     elif forgery == "not-marshal":
-        payload = json.dumps({"context": list(data["context"])}).encode()
+        payload = json.dumps({"context": list(context)}).encode()
     else:
-        data["entries"] = {name: (key, value)}
-        payload = marshal.dumps(data)
+        blob = marshal.dumps(value)
+        header = marshal.dumps({"context": context, "index": {name: (key, 0, len(blob))}})
+        payload = len(header).to_bytes(cache.HEAD, "little") + header + blob
+        assert cache.made(blob, catalog.record_types()) is None  # servicectl makes nothing
     path.write_bytes(payload)
-    if forgery in ("other-type", "extra-field"):  # made into nothing by servicectl's loader
-        assert cache.made(value, catalog.record_types()) is None
     res = env.sc("status", "web")
     assert res.returncode == 3 and "the real one" in res.stdout + res.stderr, res.stdout
     assert not (env.root / "pwned").exists()
-    rebuilt = marshal.loads(path.read_bytes())  # by that status, from the definition
-    [(_, entry)] = rebuilt["entries"].values()
+    _, rebuilt = cache.parse(path.read_bytes())  # by that status, from the definition
+    [(_, blob)] = rebuilt.values()
+    entry = marshal.loads(blob)
     assert entry[0] == "Service" and "the real one" in entry
 
 

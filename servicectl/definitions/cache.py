@@ -147,19 +147,36 @@ def decode(data: Any, types: dict[str, Any]) -> Any:
     raise TypeError(f"{kind.__name__} in the definition cache")
 
 
-def made(data: Any, types: dict[str, Any]) -> Any:
-    """The definition a cache entry holds, made from ``types`` only, or None when it cannot
-    be made (another type, a field too many or too few: damage, or another version's)."""
+def made(blob: Any, types: dict[str, Any]) -> Any:
+    """The definition a cache entry holds (its marshal bytes), made from ``types`` only, or
+    None when it cannot be made (another type, a field too many or too few: damage)."""
     try:
-        return decode(data, types)
+        return decode(marshal.loads(blob), types)
     except Exception:
         return None
 
 
+# The file: 8 bytes (the header's length, little-endian), the header (marshal: the context and
+# each entry's key and place), then each entry's marshal bytes. A command reads the file whole
+# (one read) and unmarshals the header, then only the entries it uses.
+HEAD = 8
+
+
+def parse(raw: bytes) -> tuple[Any, dict[str, tuple[FileKey, Any]]]:
+    """(context, {name: (key, the entry's bytes)}) of a cache file's bytes; ValueError (or
+    another exception) when they are not such a file."""
+    size = int.from_bytes(raw[:HEAD], "little")
+    header = marshal.loads(raw[HEAD : HEAD + size])
+    body = memoryview(raw)[HEAD + size :]
+    index = header["index"]
+    entries = {name: (key, body[start:end]) for name, (key, start, end) in index.items()}
+    return header["context"], entries
+
+
 def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
-    """The cached entries by service name, each (its key, its data: see ``made``), or {} when
-    there is no usable cache. An entry is made into a definition only when it is used (a
-    ``status NAME`` of one service among a thousand makes one)."""
+    """The cached entries by service name, each (its key, its bytes: see ``made``), or {}
+    when there is no usable cache. An entry is unmarshalled and made into a definition only
+    when it is used (a ``status NAME`` of one service among a thousand makes one)."""
     path = _cache_path(dirs.run, dirs.services)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -172,11 +189,9 @@ def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
         if run_dir_problem(dirs.run) is not None:
             return {}
         with os.fdopen(os.dup(fd), "rb") as fh:
-            data = marshal.load(fh)  # a file only servicectl's user can write (R-RUN-1)
-        if not isinstance(data, dict) or data.get("context") != _context(dirs):
-            return {}
-        entries = data["entries"]
-        return {name: (key, value) for name, (key, value) in entries.items()}
+            raw = fh.read()  # whole: marshal.load(fh) reads a file piecemeal (10x slower)
+        context, entries = parse(raw)  # a file only servicectl's user can write (R-RUN-1)
+        return entries if context == _context(dirs) else {}
     except Exception:  # any damage: ignore the cache, it is rebuilt
         return {}
     finally:
@@ -192,9 +207,15 @@ def save(
     if not os.path.isdir(dirs.run) or run_dir_problem(dirs.run) is not None:
         return
     try:
-        plain = dict(kept)
-        plain.update({name: (key, encode(value)) for name, (key, value) in fresh.items()})
-        payload = marshal.dumps({"context": _context(dirs), "entries": plain})
+        blobs = {name: (key, bytes(blob)) for name, (key, blob) in kept.items()}
+        blobs.update({n: (key, marshal.dumps(encode(v))) for n, (key, v) in fresh.items()})
+        index, at = {}, 0
+        for name, (key, blob) in blobs.items():
+            index[name] = (key, at, at + len(blob))
+            at += len(blob)
+        header = marshal.dumps({"context": _context(dirs), "index": index})
+        payload = b"".join([len(header).to_bytes(HEAD, "little"), header])
+        payload += b"".join(blob for _, blob in blobs.values())
         atomic_write(_cache_path(dirs.run, dirs.services), payload, 0o600)
     except Exception:
         return
