@@ -63,37 +63,32 @@ def read_proc(pid: int) -> ProcInfo | None:
     Never raises for a vanished process; the comm field is parsed from the last ')' so a
     program named ``a) b`` cannot shift the fields.
     """
-    if pid <= 0:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read()
-        st_uid = os.stat(f"/proc/{pid}").st_uid
-    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        if exc.errno in (errno.ESRCH, errno.ENOENT):
-            return None
-        raise
-    return _parse_stat(pid, raw, _real_uid(pid, st_uid))
+    return _read(pid, with_user=True)
 
 
 def read_stat(pid: int) -> ProcInfo | None:
     """``read_proc`` without the user (``uid`` is -1): /proc/PID/stat alone, one file instead
     of three, for what needs only the start time, state, group and session (a handle's check,
     a wait for an exit)."""
+    return _read(pid, with_user=False)
+
+
+def _read(pid: int, with_user: bool) -> ProcInfo | None:
     if pid <= 0:
         return None
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             raw = fh.read()
+        st_uid = os.stat(f"/proc/{pid}").st_uid if with_user else -1
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         return None
     except OSError as exc:
         if exc.errno in (errno.ESRCH, errno.ENOENT):
             return None
         raise
-    return _parse_stat(pid, raw)
+    if not with_user:
+        return _parse_stat(pid, raw)
+    return _parse_stat(pid, raw, _real_uid(pid, st_uid))
 
 
 def _real_uid(pid: int, fallback: int) -> int:
