@@ -5,9 +5,11 @@ It lives in the run directory, which servicectl already requires to be writable 
 a cache file that is not servicectl's own, or is unreadable, is ignored and rebuilt.
 
 The file is marshal data (the interpreter's own format, already loaded: pickle and what it
-imports cost a command 2-8 ms): a definition's record types are written as a list, their
-type's name first, and made again only from the types the caller names; anything else in
-the file (another version, damage) makes the whole cache ignored.
+imports cost a command 2-8 ms): an index, then each definition on its own (see ``parse``), a
+record type written as a list, its type's name first, and made again only from the types the
+caller names, only when it is used. A file of another context (version, schema, directories,
+user) or that cannot be parsed is ignored whole; an entry that cannot be made is read again
+from its definition (docs/security.md R-RUN-4).
 """
 
 from __future__ import annotations
