@@ -402,7 +402,11 @@ class ServiceModel(RuleBasedStateMachine):
             wait_for(settled, 15, f"what the killed servicectl left of {svc} to settle")
         except AssertionError as exc:
             raise AssertionError(f"{exc}{self.explain()}") from None
-        # The next command recovers: start finds (and records) what runs, or starts it.
+        # The next command recovers: start finds (and records) what runs, or starts it. After
+        # a stop killed once it had signalled, the process may still be on its way out (a
+        # daemon that handles TERM): the stop is run again first, as an administrator would.
+        if during == "stop":
+            self.stop(svc)
         self.start(svc)
 
     # ------------------------------------------------------------------ sabotage

@@ -67,6 +67,13 @@ def row(env: Env, name: str) -> dict[str, Any]:
     return env.status_json(name)[name]
 
 
+def _supervisor_of(env: Env, name: str) -> int | None:
+    """The PID of the supervisor that supervises ``name`` now (status says it), or None."""
+    said = row(env, name).get("supervisor") or ""
+    word = said.split()[1] if said.startswith("pid ") else ""
+    return int(word) if word.isdigit() else None
+
+
 def respawned(env: Env, name: str, old: int, timeout: float = 15) -> int:
     def new() -> int | None:
         r = row(env, name)
@@ -481,7 +488,9 @@ def test_the_init_script_keeps_the_supervisor_up(env: Env, tmp_path: Path) -> No
     try:
         assert_ok(sh("start"))
         a = env.pid("a")
-        first = the_supervisor(env.run)
+        # The supervisor of "a": startall may start one before the keeper's listens; the
+        # keeper's then waits for it to leave (two processes, one of them waiting).
+        first = wait_for(lambda: _supervisor_of(env, "a"), 30, "a's supervisor")
         kill(first)
         wait_for(
             lambda: (
