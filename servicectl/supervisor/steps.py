@@ -226,12 +226,15 @@ class Steps:
 
     def _stopped(self, unit: Unit, conn: Conn | None, result: Result) -> bool:
         """A stop's end: until its requester says it heard it, how the service exited is
-        kept (see gone); an interrupted stop after the exit records it now (and True)."""
+        kept (see gone); an interrupted stop after the exit, or one whose requester left
+        before it ended (gone ran already: its socket is closed), records it now (and True)."""
         unit.last_exit = jobs.exit_of(result.code, "it was not the supervisor's child")
-        if result.error is None and conn is not None:
+        left = conn is not None and conn.sock.fileno() < 0
+        if result.error is None and conn is not None and not left:
             unit.unconfirmed = conn
-        elif jobs.interrupted(result.error) and unit.svc is not None:
-            self.transition(unit, STOPPED, "its stop was interrupted after it exited")
+        elif (left or jobs.interrupted(result.error)) and unit.svc is not None:
+            why = "its requester left" if left else "its stop was interrupted"
+            self.transition(unit, STOPPED, f"{why} after it exited")
             self.work(unit, "lost", None, jobs.lost_stop)
             return True
         return False
