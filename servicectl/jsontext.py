@@ -76,21 +76,22 @@ def _error(text: str) -> Any:
     return json.loads(text)  # raises
 
 
-def dumps(value: Any, indent: int | None = None) -> str:
-    """``json.dumps(value, indent=indent)``, for plain data (dict keys are strings)."""
+def dumps(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
+    """``json.dumps(value, indent=indent, sort_keys=sort_keys)``, for plain data (dict keys
+    are strings)."""
     try:
         from _json import encode_basestring_ascii as quote
     except ImportError:  # pragma: no cover - another interpreter
         import json
 
-        return json.dumps(value, indent=indent)
+        return json.dumps(value, indent=indent, sort_keys=sort_keys)
     out: list[str] = []
     try:
-        _write(value, out, quote, indent, 0)
+        _write(value, out, (quote, indent, sort_keys), 0)
     except _NotPlain:  # a key that is not a string, a type json knows or refuses: json's answer
         import json
 
-        return json.dumps(value, indent=indent)
+        return json.dumps(value, indent=indent, sort_keys=sort_keys)
     return "".join(out)
 
 
@@ -98,7 +99,9 @@ class _NotPlain(Exception):
     pass
 
 
-def _write(value: Any, out: list[str], quote: Any, indent: int | None, depth: int) -> None:
+def _write(value: Any, out: list[str], how: tuple[Any, int | None, bool], depth: int) -> None:
+    """``value`` written to ``out``; ``how``: (quote, indent, sort_keys)."""
+    quote = how[0]
     if isinstance(value, str):
         out.append(quote(value))
     elif value is None or value is True or value is False:
@@ -110,10 +113,10 @@ def _write(value: Any, out: list[str], quote: Any, indent: int | None, depth: in
     elif isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise _NotPlain
-        pairs = [(quote(k) + ": ", v) for k, v in value.items()]
-        _items(pairs, "{}", out, quote, indent, depth)
+        entries = sorted(value.items()) if how[2] else value.items()
+        _items([(quote(k) + ": ", v) for k, v in entries], "{}", out, how, depth)
     elif isinstance(value, (list, tuple)):
-        _items([("", v) for v in value], "[]", out, quote, indent, depth)
+        _items([("", v) for v in value], "[]", out, how, depth)
     else:
         raise _NotPlain
 
@@ -122,10 +125,10 @@ def _items(
     items: list[tuple[str, Any]],
     ends: str,
     out: list[str],
-    quote: Any,
-    indent: int | None,
+    how: tuple[Any, int | None, bool],
     depth: int,
 ) -> None:
+    indent = how[1]
     if not items:
         out.append(ends)
         return
@@ -139,7 +142,7 @@ def _items(
         if i:
             out.append(sep)
         out.append(key)
-        _write(item, out, quote, indent, depth + 1)
+        _write(item, out, how, depth + 1)
     out.append(close + ends[1])
 
 

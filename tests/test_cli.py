@@ -312,9 +312,10 @@ def _loaded(env: Env, *args: str) -> tuple[int, set[str]]:
 
 
 def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
-    """What the start-up of everyday commands leaves out (docs/benchmarks.md): typing
-    nowhere on these paths, threading but for subprocess's own; socket, hashlib's OpenSSL
-    and typer only where used; --help without pathlib or re either (signal brings enum)."""
+    """What the start-up of everyday commands leaves out (docs/benchmarks.md): typing and
+    threading nowhere on these paths, nor subprocess (a root service's gate is forked by
+    system/child.py); socket, hashlib's OpenSSL and typer only where used; --help without
+    pathlib or re either (signal brings enum)."""
     env.sleeper("web")
     idle = env.sleeper("idle")
     never = {"typing", "threading", "socket", "_hashlib", "typer", "click", "rich", "psutil"}
@@ -325,7 +326,7 @@ def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
     unwanted = never | {"subprocess", "servicectl.system.spawn"}  # (yaml: files this new)
     assert code == 3 and not mods & unwanted, mods & unwanted
     code, mods = _loaded(env, "start", "web")
-    unwanted = never - {"threading"}  # subprocess (Popen) imports threading itself
+    unwanted = never | {"subprocess"}  # a root service's gate is forked without Popen
     assert code == 0 and not mods & unwanted, mods & unwanted
     code, mods = _loaded(env, "status", "web")
     assert code == 0 and not mods & never, mods & never
@@ -341,5 +342,13 @@ def test_start_up_loads_only_what_the_command_needs(env: Env) -> None:
     lean |= {"zlib", "json", "urllib.parse", "ipaddress", "fnmatch", "datetime", "yaml"}
     code, mods = _loaded(env, "status", "idle")
     assert code == 3 and not mods & (never | lean), mods & (never | lean)
+    # a start and a stop of a cached definition: nothing of subprocess's chain either
+    # (signal, enum, re, contextlib, threading...), no json package
+    _loaded(env, "status", "web")  # its definition cached too (status NAME caches its own)
+    code, mods = _loaded(env, "stop", "web")
+    assert code == 0 and not mods & (never | lean | {"subprocess"}), mods & (never | lean)
+    code, mods = _loaded(env, "start", "web")
+    assert code == 0 and not mods & (never | lean | {"subprocess"}), mods & (never | lean)
+    assert_ok(env.sc("stop", "web"))
     script = Path(SERVICECTL).read_text()
     assert "import re" not in script and "from servicectl.cli.main import main" in script

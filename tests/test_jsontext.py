@@ -76,9 +76,13 @@ def test_it_imports_no_json_package() -> None:
 
 
 @settings(max_examples=300)
-@given(VALUES, st.sampled_from([None, 0, 2, 4]))
-def test_every_value_is_written_as_json_writes_it(value: Any, indent: int | None) -> None:
-    assert dumps(value, indent=indent) == json.dumps(value, indent=indent)
+@given(VALUES, st.sampled_from([None, 0, 2, 4]), st.booleans())
+def test_every_value_is_written_as_json_writes_it(
+    value: Any, indent: int | None, sort_keys: bool
+) -> None:
+    assert dumps(value, indent=indent, sort_keys=sort_keys) == json.dumps(
+        value, indent=indent, sort_keys=sort_keys
+    )
 
 
 @pytest.mark.parametrize(

@@ -61,22 +61,31 @@ def parse_signal(value: Any) -> int | None:
         return parse_signal(int(text)) if text.isascii() and len(text) <= 3 else None
     if not text.startswith("SIG"):
         text = "SIG" + text
-    import signal
+    return _signal_numbers().get(text)
 
-    sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
-    if sig is None or text in ("SIG_DFL", "SIG_IGN"):
-        return None
-    return int(sig)
+
+_NUMBERS: dict[str, int] = {}
+_NAMES: dict[int, str] = {}
+
+
+def _signal_numbers() -> dict[str, int]:
+    """The signals' names (``SIGTERM``) and numbers, as signal.Signals has them, read from
+    the C module (the signal module makes enums: enum costs 2 ms of every start and stop)."""
+    if not _NUMBERS:
+        import _signal
+
+        for name, value in sorted(vars(_signal).items()):
+            if name.startswith("SIG") and not name.startswith("SIG_") and name.isupper():
+                _NUMBERS[name] = value
+                _NAMES.setdefault(value, name)  # of aliases (IOT, ABRT), the first by name
+    return _NUMBERS
 
 
 def signal_name(number: int) -> str:
-    """15 to ``TERM``."""
-    import signal
-
-    try:
-        return signal.Signals(number).name.removeprefix("SIG")
-    except ValueError:
-        return str(number)
+    """15 to ``TERM``; a number that names no signal, as a number."""
+    _signal_numbers()
+    name = _NAMES.get(number)
+    return name.removeprefix("SIG") if name else str(number)
 
 
 class Key(NamedTuple):

@@ -11,7 +11,7 @@ as its new process. A verb the service does not have: exit 2, with the verbs it 
 
 from __future__ import annotations
 
-import signal
+from _signal import SIGCHLD, SIGCONT, SIGURG, SIGWINCH  # not signal: its enums import enum
 
 from servicectl.errors import Exit
 from servicectl.service.outcome import Outcome
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from servicectl.definitions.schema import Action, Service
     from servicectl.paths import Dirs
 
-HARMLESS = (signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH)
+HARMLESS = (SIGCONT, SIGCHLD, SIGURG, SIGWINCH)
 
 
 def would_kill(pid: int, sig: int) -> bool:

@@ -46,6 +46,7 @@ _FORKING_LAUNCH = _thread.allocate_lock()  # threading's Lock; a start of one ne
 _SPAWNED: set[int] = set()  # PIDs this servicectl process spawned or claimed (not orphans)
 
 EXEC_WAIT = 2.0  # how long to watch a gated child become the program before moving on
+BLANK_WAIT = 0.1  # how long a gated child without a command line is watched for its exit
 LAUNCH_SETTLE = 2.0  # how long other forking launches wait on one whose PID file is late
 
 # ---------------------------------------------------------------------------------------------
@@ -149,9 +150,15 @@ def open_gate(svc: Service, program: str, gate: Gate, child: subprocess.Popen[by
     gate.open()
     deadline = time.monotonic() + EXEC_WAIT
     backoff = 0.0002
-    while gate.gated_argv(proc.cmdline_of(child.pid)) and time.monotonic() < deadline:
-        if child.poll() is not None:
-            break
+    blank = 0.0  # since when /proc shows no command line: the gate exiting (an exec failed)
+    while child.poll() is None and time.monotonic() < deadline:
+        argv = proc.cmdline_of(child.pid)
+        if argv and not gate.gated_argv(argv):
+            break  # the program runs
+        if not argv:  # on its way out (exit 126...), or a program that shows no command line
+            blank = blank or time.monotonic()
+            if time.monotonic() - blank > BLANK_WAIT:
+                break
         with paused():  # a fleet's worker lets another act meanwhile (turns.py)
             time.sleep(backoff)
         backoff = min(backoff * 2, 0.01)

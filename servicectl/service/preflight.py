@@ -5,12 +5,10 @@ run as the service's user (system/runner.py).
 
 from __future__ import annotations
 
-import signal
-
 from servicectl.definitions.expansion import expanded
+from servicectl.definitions.schema import signal_name
 from servicectl.errors import Exit, Interrupted, ServicectlError
 from servicectl.service.directories import make_directories
-from servicectl.system.runner import run
 from servicectl.system.spawn import (
     Account,
     build_environment,
@@ -52,6 +50,8 @@ def config_test(svc: Service, account: Account, action: str) -> None:
     assert argv is not None
     shown = " ".join(argv)
     try:
+        from servicectl.system.runner import run  # only with a check_command (signal, enum)
+
         ran = run(svc, argv, env, account, svc.start_timeout)
     except KeyboardInterrupt:
         raise Interrupted(
@@ -73,8 +73,6 @@ def config_test(svc: Service, account: Account, action: str) -> None:
 
 def _exit_text(code: int) -> str:
     if code < 0:
-        try:
-            return f"was killed by SIG{signal.Signals(-code).name.removeprefix('SIG')}"
-        except ValueError:
-            return f"was killed by signal {-code}"
+        name = signal_name(-code)
+        return f"was killed by signal {name}" if name.isdigit() else f"was killed by SIG{name}"
     return f"exited {code}"

@@ -467,9 +467,9 @@ class Handle:
             return False
         try:
             if self.fd >= 0:
-                import signal
+                from _signal import pidfd_send_signal  # signal's enums import enum
 
-                signal.pidfd_send_signal(self.fd, sig)
+                pidfd_send_signal(self.fd, sig)
             else:
                 info = read_stat(self.pid)
                 if info is None or info.starttime != self.starttime:

@@ -75,9 +75,9 @@ class Record(NamedTuple):
     health: Optional[dict[str, Any]] = None
 
     def to_json(self) -> bytes:
-        import json
+        from servicectl.jsontext import dumps  # not json: its decoder imports re
 
-        return json.dumps(self._asdict(), sort_keys=True).encode() + b"\n"
+        return dumps(self._asdict(), sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, raw: bytes) -> Record:

@@ -1,7 +1,8 @@
-"""Detached spawn: the clean environment, the user, the program, and subprocess.Popen.
+"""Detached spawn: the clean environment, the user, the program, and subprocess.Popen (or,
+for the dash gate of a service that runs as servicectl's user, the same done in child.py).
 
 Popen raises exec, chdir and setuid failures in the parent (CPython's close-on-exec error
-pipe), which a hand-written fork would lose. No preexec_fn: it is unsafe once threads exist,
+pipe; child.py has one too). No preexec_fn: it is unsafe once threads exist,
 and the fleet runs threads.
 """
 
@@ -512,14 +513,20 @@ def spawn(
     write_mark((out, err), svc.name)  # before the child exists: all it writes comes after
     cmd, exe, kwargs, environment = _command_line(svc, account, env, program, argv, gate)
     plain = exe == program  # the program itself, not a shell or the shim: entered by Popen
-    import subprocess
-
     try:
         from servicectl.system.rlimits import limits_problem
 
         problem = limits_problem(svc)
         if problem is not None:
             raise EnvironmentProblem(f"{svc.name}: not started: {problem} (in {svc.file})")
+        if gate is not None and exe == GATE_SHELL and not kwargs and not pass_fds:
+            from servicectl.system import child
+
+            if child.usable((gate.read_fd, out, err)):
+                fds = (gate.read_fd, out, err)  # a Child: what callers use of a Popen
+                return child.spawn_gate(cmd, environment, fds, svc.umask)  # type: ignore[return-value]
+        import subprocess
+
         return subprocess.Popen(
             cmd,
             executable=exe,

@@ -1,0 +1,186 @@
+"""A start's process is the same whether servicectl spawned it itself (system/child.py: a
+service that runs as servicectl's user, one thread) or through subprocess.Popen (a user
+switch): its own session, only descriptors 0-2, no signal ignored or blocked that servicectl
+ignores (SIGPIPE) or blocks, the service's umask, its working directory, in its cgroup; and
+an exec that fails is an error in the parent, as Popen's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import USER_PYTHON, Env, alive, assert_ok, tagged_pids, wait_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def _status(pid: int) -> dict[str, str]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def _ignored_by_test_but(*numbers: int) -> int:
+    """The signals this test process ignores (which servicectl and its program inherit) but
+    ``numbers`` (servicectl resets SIGPIPE and SIGXFSZ for the program, handles SIGTERM)."""
+    mask = int(_status(os.getpid())["SigIgn"], 16)
+    for number in numbers:
+        mask &= ~(1 << (number - 1))
+    return mask
+
+
+def _start_from_a_messy_caller(env: Env, name: str) -> subprocess.CompletedProcess[str]:
+    """``servicectl start NAME`` from a caller that leaves an inheritable descriptor open,
+    SIGPIPE ignored and SIGUSR1 blocked (as a careless script or a CI runner can)."""
+    keep_r, keep_w = os.pipe()
+    os.set_inheritable(keep_r, True)
+    try:
+        return subprocess.run(
+            [*env.base_args(), "start", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=env.root,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(keep_r,),
+            preexec_fn=_messy_signals,  # the test's own child: single-threaded here
+        )
+    finally:
+        os.close(keep_r)
+        os.close(keep_w)
+
+
+def _messy_signals() -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A working directory every user can enter (the test's own tree is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="servicectl-work-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("user", [None, "nobody"], ids=["own-spawn", "popen"])
+def test_the_program_gets_what_popen_gives(env: Env, user: str | None, workdir: Path) -> None:
+    spec = {
+        "command": ["/bin/sleep", "300"],
+        "start_grace": 0,
+        "umask": "027",
+        "working_directory": str(workdir),
+    }
+    if user:
+        spec["user"] = user
+    env.write("s", spec)
+    assert_ok(_start_from_a_messy_caller(env, "s"))
+    pid = env.pid("s")
+    wait_for(lambda: Path(f"/proc/{pid}/exe").resolve().name == "sleep", what="the exec")
+    status = _status(pid)
+    assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+    assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+    assert status["Umask"] == "0027"
+    # SIGPIPE (which servicectl ignores) back to default; what the caller ignores otherwise
+    # stays ignored, as Popen leaves it; its blocked SIGUSR1 blocked, as Popen leaves the mask
+    assert int(status["SigIgn"], 16) == _ignored_by_test_but(
+        signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM
+    )
+    assert int(status["SigBlk"], 16) == 1 << (signal.SIGUSR1 - 1)
+    assert int(status["SigCgt"], 16) == 0
+    assert os.getsid(pid) == pid and os.getpgid(pid) == pid
+    assert os.readlink(f"/proc/{pid}/cwd") == str(workdir)
+    row = env.status_json("s")["s"]
+    if row.get("cgroup"):
+        procs = Path(row["cgroup"], "cgroup.procs").read_text().split()
+        assert str(pid) in procs
+    assert "stopped" in assert_ok(env.sc("stop", "s")).stdout
+    assert not alive(pid) and tagged_pids(env.tag) == []
+
+
+def test_the_program_ignores_nothing_servicectl_does_not(env: Env) -> None:
+    """A caller that ignores nothing: the program ignores nothing (no signal of the C
+    library's own left ignored, as os.posix_spawn would leave 32 and 33)."""
+    env.write("s", {"command": ["/bin/sleep", "300"], "start_grace": 0})
+    assert_ok(env.sc("start", "s"))
+    pid = env.pid("s")
+    wait_for(lambda: Path(f"/proc/{pid}/exe").resolve().name == "sleep", what="the exec")
+    assert int(_status(pid)["SigIgn"], 16) == _ignored_by_test_but(
+        signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM
+    )
+    assert_ok(env.sc("stop", "s"))
+
+
+CHILD_CODE = r"""
+import os, sys
+from servicectl.system import child
+r, w = os.pipe()
+out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+fds = (os.dup(r), os.dup(out), os.dup(out))
+assert child.usable(fds)
+try:
+    child.spawn_gate(["/nonexistent/dash", "-c", "true"], {}, fds, 0o022)
+except OSError as exc:
+    print("refused", exc.errno, exc.filename)
+# no child left behind, reaped or not
+def kids():
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{p}/stat").read() if p.isdigit() else ") X 0"
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+            out.append(p)
+    return out
+print("children", kids())
+c = child.spawn_gate(["/bin/sh", "-c", "read -r x; exit 3"], {}, fds, 0o022)
+assert c.poll() is None and c.returncode is None
+import subprocess
+try:
+    c.wait(timeout=0.05)
+except subprocess.TimeoutExpired:
+    print("timeout")
+os.write(w, b"go\n")
+print("code", c.wait(), c.poll())
+k = child.spawn_gate(["/bin/sleep", "30"], {}, fds, 0o022)
+os.kill(k.pid, 9)
+print("killed", k.wait())
+"""
+
+
+def test_own_spawn_reports_like_popen() -> None:
+    """An exec that fails is an OSError in the parent (ENOENT, the program named), nothing
+    left; a Child polls, times out, waits and reports a signal as Popen does."""
+    res = subprocess.run(
+        [USER_PYTHON, "-c", CHILD_CODE], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "refused 2 /nonexistent/dash"
+    assert lines[1] == "children []"
+    assert lines[2:] == ["timeout", "code 3 3", "killed -9"]
+
+
+def test_threads_take_popen(env: Env) -> None:
+    """With more than one thread the command does not fork by itself (child.usable)."""
+    code = (
+        "import threading, os; from servicectl.system import child; "
+        "e = threading.Event(); t = threading.Thread(target=e.wait); t.start(); "
+        "print(child.usable((5, 6, 7)), child.usable((0, 6, 7))); e.set(); t.join(); "
+        "print(child.usable((5, 6, 7)))"
+    )
+    res = subprocess.run([USER_PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.split() == ["False", "False", "True"], res.stderr
+    assert sys.executable  # the test's own interpreter is not the one under test
