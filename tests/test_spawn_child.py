@@ -1,8 +1,8 @@
-"""A start's process is the same whether servicectl spawned it itself (system/child.py: a
-service that runs as servicectl's user, one thread) or through subprocess.Popen (a user
-switch): its own session, only descriptors 0-2, no signal ignored or blocked that servicectl
-ignores (SIGPIPE) or blocks, the service's umask, its working directory, in its cgroup; and
-an exec that fails is an error in the parent, as Popen's."""
+"""R-EXEC-4 (docs/security.md): a start's process is the same whether servicectl spawned it
+itself (system/child.py: a service that runs as servicectl's user, one thread) or through
+subprocess.Popen (a user switch): its own session, only descriptors 0-2, SIGPIPE and SIGXFSZ
+back to their defaults, the caller's mask, the service's umask, its working directory, in its
+cgroup; and an exec that fails is an error in the parent, as Popen's."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("user", [None, "nobody"], ids=["own-spawn", "popen"])
-def test_the_program_gets_what_popen_gives(env: Env, user: str | None, workdir: Path) -> None:
+def test_R_EXEC_4_the_program_gets_what_popen_gives(
+    env: Env, user: str | None, workdir: Path
+) -> None:
     spec = {
         "command": ["/bin/sleep", "300"],
         "start_grace": 0,
@@ -109,7 +111,7 @@ def test_the_program_gets_what_popen_gives(env: Env, user: str | None, workdir: 
     assert not alive(pid) and tagged_pids(env.tag) == []
 
 
-def test_the_program_ignores_nothing_servicectl_does_not(env: Env) -> None:
+def test_R_EXEC_4_the_program_ignores_nothing_servicectl_does_not(env: Env) -> None:
     """A caller that ignores nothing: the program ignores nothing (no signal of the C
     library's own left ignored, as os.posix_spawn would leave 32 and 33)."""
     env.write("s", {"command": ["/bin/sleep", "300"], "start_grace": 0})
@@ -160,7 +162,7 @@ print("killed", k.wait())
 """
 
 
-def test_own_spawn_reports_like_popen() -> None:
+def test_R_EXEC_4_own_spawn_reports_like_popen() -> None:
     """An exec that fails is an OSError in the parent (ENOENT, the program named), nothing
     left; a Child polls, times out, waits and reports a signal as Popen does."""
     res = subprocess.run(
@@ -173,7 +175,7 @@ def test_own_spawn_reports_like_popen() -> None:
     assert lines[2:] == ["timeout", "code 3 3", "killed -9"]
 
 
-def test_threads_take_popen(env: Env) -> None:
+def test_R_EXEC_4_threads_take_popen(env: Env) -> None:
     """With more than one thread the command does not fork by itself (child.usable)."""
     code = (
         "import threading, os; from servicectl.system import child; "
