@@ -64,6 +64,22 @@ time.sleep(300)
 """
 
 
+def _forged_child_runs(where: Path) -> bool:
+    """The forger's child (in ``where``) has exec'd sleep under its forged name (it forks
+    after binding its socket: a status taken before would not show it)."""
+    for entry in os.listdir("/proc"):
+        try:
+            if (
+                entry.isdigit()
+                and Path(f"/proc/{entry}/cmdline").read_bytes().startswith(b"sleep\n    State")
+                and os.readlink(f"/proc/{entry}/cwd") == str(where)
+            ):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def no_raw_controls(text: str) -> None:
     """Only newlines between lines; every other control is shown as an escape."""
     bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0]
@@ -105,6 +121,7 @@ def test_R_VIEW_1_a_service_cannot_forge_lines_in_roots_status(
         )
         sc(env, "start", "web", code=0)
         wait_for(lambda: len(list(where.glob("sock*"))) == 1, what="the socket")
+        wait_for(lambda: _forged_child_runs(where), what="the child with the forged name")
         block = sc(env, "status", "web", code=0)
         assert "\\n    State: running" in block.stdout and "\\x1b[31m" in block.stdout
         assert "\\u202e" in block.stdout and "\\x85" in block.stdout and "\\t" in block.stdout
