@@ -117,6 +117,30 @@ def _json(value: Any) -> Any:
 
 
 _MISSING = object()
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _unchanged(svc: Service, recorded: dict[str, Any]) -> bool:
+    """Whether ``changes`` would find no key changed, quickly, for the usual case (the board
+    asks it of every running service): every key recorded, each equal to ``snapshot``'s value;
+    plain values and empty tuples compared as they are. False: ask ``changes``."""
+    get = recorded.get
+    for key, value in zip(svc._fields, svc):
+        if key in IGNORED:
+            continue
+        old = get(key, _MISSING)
+        if old is _MISSING:
+            return False
+        kind = type(value)
+        if kind in _SCALARS:
+            same = old == value
+        elif kind is tuple and not value:
+            same = old == ({} if key in NAMED_ENTRIES else [])
+        else:
+            same = old == _plain(key, value)
+        if not same:
+            return False
+    return True
 
 
 def changes(recorded: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
@@ -150,6 +174,8 @@ def compare(
     ``svc`` (the one on disk now), and the keys that differ; None for the keys when the record
     kept only the fingerprint (then only whether the files changed is known)."""
     if isinstance(parsed, dict):
+        if _unchanged(svc, parsed):
+            return False, []
         keys = changes(parsed, snapshot(svc), svc._field_defaults)
         return bool(keys), keys
     if changed(svc, recorded):

@@ -126,7 +126,7 @@ def _inspect_other_definition(
     service of the same name. This one is stopped; the other is left alone, running or not."""
     from servicectl.service.identity import look
 
-    info, hidden = look(record.pid)
+    info, hidden = look(record.pid, with_user=False)
     runs = hidden or (info is not None and not info.zombie and info.starttime == record.starttime)
     if runs:
         notes.append(
@@ -168,7 +168,7 @@ def _inspect_recorded(
     from servicectl.service import supervised
     from servicectl.service.identity import group_remnants, look
 
-    info, hidden = look(record.pid)
+    info, hidden = look(record.pid, with_user=False)  # identity: PID and start time (R-PROC-1)
     if hidden:
         why = f"/proc does not show process {record.pid} to it (mounted with hidepid?)"
         return _cannot_tell(why, record, pf, notes)
