@@ -138,8 +138,16 @@ def _items(
     for i, (key, item) in enumerate(items):
         if i:
             out.append(sep)
-        out.append(key)
-        _write(item, out, quote, indent, depth + 1)
+        kind = type(item)  # the plain values of a status row's thousand: no call each
+        if kind is str:
+            out.append(key + quote(item))
+        elif item is None:
+            out.append(key + "null")
+        elif kind is int:
+            out.append(key + int.__repr__(item))
+        else:
+            out.append(key)
+            _write(item, out, quote, indent, depth + 1)
     out.append(close + ends[1])
 
 

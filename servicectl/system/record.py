@@ -87,7 +87,8 @@ class Record(NamedTuple):
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         known = _FIELDS.get(cls) or _FIELDS.setdefault(cls, frozenset(cls._fields))
-        values = {k: v for k, v in data.items() if k in known}  # others' (stop_signal) dropped
+        # fields of other versions (stop_signal...) are dropped
+        values = data if known.issuperset(data) else {k: v for k, v in data.items() if k in known}
         if "command" in values:
             values["command"] = tuple(values["command"])
         if "fingerprint" in values:
