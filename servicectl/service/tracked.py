@@ -221,9 +221,9 @@ def oom_note(svc: Service, dirs: Dirs, record: Record, running: bool) -> str | N
 def _oom_said(record: Record, n: int, running: bool) -> str | None:
     if not n:
         return None
-    from servicectl.system import cgroup_limits
+    from servicectl.system.cgroup_limits import show_bytes
 
-    limit = cgroup_limits.show_bytes(record.memory_max) if record.memory_max else "its limit"
+    limit = show_bytes(record.memory_max) if record.memory_max else "its limit"
     if running:
         return f"the kernel killed {_processes(n)} of it: out of memory at memory_max {limit}"
     return f"killed by the kernel: out of memory at memory_max {limit}"
@@ -272,7 +272,7 @@ def describe(row: Any, svc: Service, dirs: Dirs, obs: Observation) -> None:
     record = obs.record
     if record is None or (not obs.running and not obs.remnants and not record.cgroup):
         return
-    from servicectl.system import cgroup_limits
+    from servicectl.system.cgroup_limits import memory_seen
 
     paths = recorded(svc, dirs, record)
     v2 = record.cgroup if record.cgroup and record.cgroup in paths else ""
@@ -285,7 +285,7 @@ def describe(row: Any, svc: Service, dirs: Dirs, obs: Observation) -> None:
     row.remaining = [i.pid for i in obs.remnants]
     if not obs.running or obs.pid is None:
         return
-    used, kills = cgroup_limits.memory_seen(v2, paths[1:] if v2 else paths)
+    used, kills = memory_seen(v2, paths[1:] if v2 else paths)
     if used is not None:
         row.memory_bytes = row.cgroup_memory = used
     for note in (left_cgroup(svc, dirs, record, obs.pid, v2), _oom_said(record, kills, True)):
