@@ -22,6 +22,7 @@ from servicectl.system import proc
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
+    from servicectl.errors import ServicectlError
     from servicectl.system.proc import ProcInfo
     from servicectl.system.record import Record
 
@@ -157,10 +158,18 @@ class Status:
         }
 
 
-def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
+def status(
+    svc: Service,
+    dirs: Dirs,
+    resources: bool = True,
+    checked: bool = False,
+    run_problem: ServicectlError | None = None,
+) -> Status:
     """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
-    directory cannot be trusted or used)."""
-    problem = run_dir_problem(dirs.run)
+    directory cannot be trusted or used). ``checked``: the caller has just asked
+    ``run_dir_problem`` of the run directory, which said ``run_problem`` (the board asks once,
+    not once per row)."""
+    problem = run_problem if checked else run_dir_problem(dirs.run)
     if problem is not None:
         return Status(
             svc.name, UNKNOWN, int(StatusCode.UNKNOWN), svc.description, error=problem.message
