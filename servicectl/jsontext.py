@@ -128,7 +128,7 @@ def _items(
     how: tuple[Any, int | None, bool],
     depth: int,
 ) -> None:
-    indent = how[1]
+    quote, indent = how[0], how[1]
     if not items:
         out.append(ends)
         return
@@ -141,8 +141,16 @@ def _items(
     for i, (key, item) in enumerate(items):
         if i:
             out.append(sep)
-        out.append(key)
-        _write(item, out, how, depth + 1)
+        kind = type(item)  # the plain values of a status row's thousand: no call each
+        if kind is str:
+            out.append(key + quote(item))
+        elif item is None:
+            out.append(key + "null")
+        elif kind is int:
+            out.append(key + int.__repr__(item))
+        else:
+            out.append(key)
+            _write(item, out, how, depth + 1)
     out.append(close + ends[1])
 
 

@@ -32,6 +32,8 @@ _ESCAPES[0x0D] = "\\r"
 def escape(text: str) -> str:
     """``text`` as one line: every control, separator and bidi character made visible
     (``\\n``, ``\\x1b``, ``\\u202e``); everything else as it is."""
+    if text.isascii() and text.isprintable():  # nothing to escape (ASCII but C0 and DEL)
+        return text
     return text.translate(_ESCAPES)
 
 

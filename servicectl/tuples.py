@@ -40,31 +40,44 @@ else:
     def _binder(typename, fields, defaults):
         """The ``__new__`` of a class of ``fields``: positional or by name, the last
         ``len(defaults)`` optional; TypeError as a function's call would raise it."""
-        count, first_default = len(fields), len(fields) - len(defaults)
+        count = len(fields)
         index = {f: i for i, f in enumerate(fields)}
         new = tuple.__new__
+        optional = dict(zip(fields[count - len(defaults) :], defaults))
 
         def __new__(cls, *args, **kwargs):  # noqa: N807
             if not kwargs and len(args) == count:
                 return new(cls, args)
-            if len(args) > count:
-                raise TypeError(f"{typename}() takes {count} arguments, {len(args)} given")
-            values = list(args) + [_MISSING] * (count - len(args))
-            for name, value in kwargs.items():
-                i = index.get(name)
-                if i is None:
-                    raise TypeError(f"{typename}() got an unexpected keyword argument {name!r}")
-                if values[i] is not _MISSING:
-                    raise TypeError(f"{typename}() got multiple values for argument {name!r}")
-                values[i] = value
-            for i in range(len(args), count):
-                if values[i] is _MISSING:
-                    if i < first_default:
-                        raise TypeError(f"{typename}() missing argument {fields[i]!r}")
-                    values[i] = defaults[i - first_default]
-            return new(cls, values)
+            if not args:  # all by name (a record read back): no loop in Python
+                given = {**optional, **kwargs}
+                if len(given) == count:  # then every field is given, and nothing else
+                    try:
+                        return new(cls, map(given.__getitem__, fields))
+                    except KeyError:
+                        pass  # a name that is no field took a missing one's place: say which
+            return new(cls, _values(typename, fields, defaults, index, args, kwargs))
 
         return __new__
+
+    def _values(typename, fields, defaults, index, args, kwargs):
+        """The fields' values of a call, or the TypeError a function's call would raise."""
+        count, first_default = len(fields), len(fields) - len(defaults)
+        if len(args) > count:
+            raise TypeError(f"{typename}() takes {count} arguments, {len(args)} given")
+        values = list(args) + [_MISSING] * (count - len(args))
+        for name, value in kwargs.items():
+            i = index.get(name)
+            if i is None:
+                raise TypeError(f"{typename}() got an unexpected keyword argument {name!r}")
+            if values[i] is not _MISSING:
+                raise TypeError(f"{typename}() got multiple values for argument {name!r}")
+            values[i] = value
+        for i in range(len(args), count):
+            if values[i] is _MISSING:
+                if i < first_default:
+                    raise TypeError(f"{typename}() missing argument {fields[i]!r}")
+                values[i] = defaults[i - first_default]
+        return values
 
     _MISSING = object()
 

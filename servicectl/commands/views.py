@@ -52,7 +52,8 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
             rows.append(row)
         elif name in catalog.services:
             try:
-                rows.append(status_row.status(catalog.services[name], catalog.dirs))
+                svc = catalog.services[name]
+                rows.append(status_row.status(svc, catalog.dirs, True, True, problem))
             except Exception as exc:  # R-VIEW-4: this row is unknown, the others stand
                 from servicectl.lastresort import in_action
 

@@ -140,12 +140,16 @@ def decode(data: Any, types: dict[str, Any]) -> Any:
     kind = type(data)
     if kind in _PLAIN:
         return data
+    plain = _PLAIN.issuperset  # (plain values are most of a definition: no call for each)
     if kind is tuple:
-        if all(type(v) in _PLAIN for v in data):
+        if plain(map(type, data)):
             return data
-        return tuple(decode(v, types) for v in data)
+        return tuple(v if type(v) in _PLAIN else decode(v, types) for v in data)
     if kind is list:
-        return types[data[0]](*[decode(v, types) for v in data[1:]])
+        fields = data[1:]
+        if not plain(map(type, fields)):
+            fields = [v if type(v) in _PLAIN else decode(v, types) for v in fields]
+        return types[data[0]](*fields)
     raise TypeError(f"{kind.__name__} in the definition cache")
 
 

@@ -280,23 +280,21 @@ class Face:
         apart; the last column is free text. Cells are escaped and put on one line, and an
         empty cell is shown as ``-``, so ``awk '{print $2}'`` reads piped output.
         ``colors``: per row, column index -> SGR code (applied after padding)."""
-        cells = [tuple(cell(c, i == len(row) - 1) for i, c in enumerate(row)) for row in rows]
-        widths = [
-            max(width(header[i]), *(width(row[i]) for row in cells)) for i in range(len(header) - 1)
-        ]
+        last = len(header) - 1
+        cells = [tuple(cell(c, i == last) for i, c in enumerate(row)) for row in rows]
+        sizes = [[width(c) for c in row[:last]] for row in cells]  # once each
+        widths = [max(width(header[i]), *(size[i] for size in sizes)) for i in range(last)]
 
-        def render(row: Sequence[str], paint: Optional[dict[int, str]] = None) -> str:
-            parts = []
-            for i, cell in enumerate(row[:-1]):
-                padded = cell + " " * (widths[i] - width(cell))
-                if paint and i in paint:
-                    padded = self.paint(padded, paint[i])
-                parts.append(padded)
-            return "  ".join([*parts, row[-1]]).rstrip()
+        def render(row: Sequence[str], size: list[int], paint: dict[int, str] | None) -> str:
+            parts = [c + " " * (widths[i] - size[i]) for i, c in enumerate(row[:last])]
+            for i, code in (paint or {}).items():
+                if i < last:
+                    parts[i] = self.paint(parts[i], code)
+            return "  ".join([*parts, row[last]]).rstrip()
 
-        print(self.paint(render(header), "1"))
+        print(self.paint(render(header, [width(h) for h in header[:last]], None), "1"))
         for k, row in enumerate(cells):
-            print(render(row, colors[k] if colors else None))
+            print(render(row, sizes[k], colors[k] if colors else None))
 
 
 face = Face()

@@ -104,11 +104,13 @@ def service_uid(svc: Service, dirs: Dirs) -> int:
         return -1
 
 
-def look(pid: int) -> tuple[ProcInfo | None, bool]:
+def look(pid: int, with_user: bool = True) -> tuple[ProcInfo | None, bool]:
     """The process as /proc shows it (None: no such process), and whether this non-root reader
-    is kept from seeing it: /proc hides other users' processes (hidepid), yet the PID lives."""
+    is kept from seeing it: /proc hides other users' processes (hidepid), yet the PID lives.
+    Without ``with_user``, /proc/PID/stat alone (``uid`` -1): enough to tell a recorded
+    process by its start time."""
     try:
-        info = proc.read_proc(pid)
+        info = proc.read_proc(pid) if with_user else proc.read_stat(pid)
     except OSError:
         return None, True
     if info is None and os.geteuid() != 0:

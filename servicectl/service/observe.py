@@ -126,7 +126,7 @@ def _inspect_other_definition(
     service of the same name. This one is stopped; the other is left alone, running or not."""
     from servicectl.service.identity import look
 
-    info, hidden = look(record.pid)
+    info, hidden = look(record.pid, with_user=False)
     runs = hidden or (info is not None and not info.zombie and info.starttime == record.starttime)
     if runs:
         notes.append(
@@ -165,10 +165,10 @@ def _inspect_recorded(
 ) -> Observation:
     """The service has a record of this boot: it runs as the recorded process, or as the one
     that replaced it, or it is dead (with what is left of its process group)."""
-    from servicectl.service import supervised
     from servicectl.service.identity import group_remnants, look
+    from servicectl.service.supervised import exit_notes, exit_state
 
-    info, hidden = look(record.pid)
+    info, hidden = look(record.pid, with_user=False)  # identity: PID and start time (R-PROC-1)
     if hidden:
         why = f"/proc does not show process {record.pid} to it (mounted with hidepid?)"
         return _cannot_tell(why, record, pf, notes)
@@ -199,8 +199,8 @@ def _inspect_recorded(
                     f"{len(found)} process{'es' if len(found) > 1 else ''} of its process "
                     f"group {record.pgid} still running (PID {pids}); {then}"
                 )
-    notes += supervised.exit_notes(record, pf)
-    state = supervised.exit_state(record)
+    notes += exit_notes(record, pf)
+    state = exit_state(record)
     if remain and state == STOPPED:
         state = DEAD  # its processes still run: never "stopped"
     return Observation(state, None, None, record, pf, notes, True, remnants)

@@ -22,6 +22,7 @@ from servicectl.system import proc
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from servicectl.definitions.schema import Service
+    from servicectl.errors import ServicectlError
     from servicectl.system.proc import ProcInfo
     from servicectl.system.record import Record
 
@@ -157,10 +158,18 @@ class Status:
         }
 
 
-def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
+def status(
+    svc: Service,
+    dirs: Dirs,
+    resources: bool = True,
+    checked: bool = False,
+    run_problem: ServicectlError | None = None,
+) -> Status:
     """Observe ``svc`` without locking or changing anything (``unknown``, 4, when the run
-    directory cannot be trusted or used)."""
-    problem = run_dir_problem(dirs.run)
+    directory cannot be trusted or used). ``checked``: the caller has just asked
+    ``run_dir_problem`` of the run directory, which said ``run_problem`` (the board asks once,
+    not once per row)."""
+    problem = run_problem if checked else run_dir_problem(dirs.run)
     if problem is not None:
         return Status(
             svc.name, UNKNOWN, int(StatusCode.UNKNOWN), svc.description, error=problem.message
@@ -192,22 +201,23 @@ def status(svc: Service, dirs: Dirs, resources: bool = True) -> Status:
             if obs.record.ready_note:
                 row.notes.append(f"readiness: {obs.record.ready_note}")
             _own_group(row, obs.info, obs.record)
-            from servicectl.definitions import fingerprint
+            # (a module of a package imported by name: no importlib call for each row)
+            from servicectl.definitions.fingerprint import NOTE, compare
 
-            row.definition_changed, row.definition_changes = fingerprint.compare(
+            row.definition_changed, row.definition_changes = compare(
                 svc, obs.record.parsed, obs.record.fingerprint
             )
             if row.definition_changed:
-                row.notes.append(fingerprint.NOTE)
+                row.notes.append(NOTE)
                 if isinstance(obs.record.parsed, dict):  # what runs, not what is on disk
                     row.description = str(obs.record.parsed.get("description", ""))
         if resources:
             row.memory_bytes, row.cpu_percent = _resources(obs.info)
     tracked.describe(row, svc, dirs, obs)
     if svc.type != "oneshot" and obs.record is not None:
-        from servicectl.service import supervised
+        from servicectl.service.supervised import describe
 
-        supervised.describe(row, obs.record, svc)
+        describe(row, obs.record, svc)
     if obs.state == STOPPED and obs.record is None:
         _failed_start(row, svc, dirs)
     return row

@@ -170,12 +170,16 @@ def finish(svc: Service, dirs: Dirs, record: Record | None) -> str:
     return f"; then killed {_processes(len(killed))} left in its cgroup (PID {pids_text(killed)})"
 
 
-def left_cgroup(svc: Service, dirs: Dirs, record: Record, pid: int) -> str | None:
+def left_cgroup(
+    svc: Service, dirs: Dirs, record: Record, pid: int, path: str | None = None
+) -> str | None:
     """A note when the main process is no longer in its cgroup (a root service can move
-    itself): where it went. None while it is in it."""
-    path = v2_of(svc, dirs, record)
+    itself): where it went. None while it is in it. ``path``: its v2 cgroup, if known."""
+    path = v2_of(svc, dirs, record) if path is None else path
+    if not path:
+        return None
     now = cgroup.where(pid)  # /proc/PID/cgroup: cheaper than reading cgroup.procs
-    if not path or now is None:
+    if now is None:
         return None
     tail = path[path.rindex("/" + cgroup.TOP + "/") :]
     if now.endswith(tail) or tail + "/" in now:  # in it, or in a cgroup a root service made
@@ -211,10 +215,15 @@ def oom_note(svc: Service, dirs: Dirs, record: Record, running: bool) -> str | N
     """What the kernel's OOM killer did in the service's cgroup, if anything."""
     from servicectl.system import cgroup_limits
 
-    n = cgroup_limits.oom_kills(recorded(svc, dirs, record))
+    return _oom_said(record, cgroup_limits.oom_kills(recorded(svc, dirs, record)), running)
+
+
+def _oom_said(record: Record, n: int, running: bool) -> str | None:
     if not n:
         return None
-    limit = cgroup_limits.show_bytes(record.memory_max) if record.memory_max else "its limit"
+    from servicectl.system.cgroup_limits import show_bytes
+
+    limit = show_bytes(record.memory_max) if record.memory_max else "its limit"
     if running:
         return f"the kernel killed {_processes(n)} of it: out of memory at memory_max {limit}"
     return f"killed by the kernel: out of memory at memory_max {limit}"
@@ -257,22 +266,29 @@ def after_exit(
 def describe(row: Any, svc: Service, dirs: Dirs, obs: Observation) -> None:
     """Fill a status row (status_row.Status) with how the service is tracked: its cgroup, the
     memory all its processes use (from the cgroup) and its limit, what is left of it, and
-    notes when its main process left its cgroup or the kernel killed some of it."""
+    notes when its main process left its cgroup or the kernel killed some of it. (The board
+    calls it a thousand times: each recorded cgroup is checked once, R-CG-2, and only the
+    files that can be there are opened.)"""
     record = obs.record
     if record is None or (not obs.running and not obs.remnants and not record.cgroup):
         return
-    from servicectl.system import cgroup_limits
+    from servicectl.system.cgroup_limits import memory_seen
 
-    row.tracking = tracking(svc, dirs, record)
-    row.cgroup = v2_of(svc, dirs, record)
+    paths = recorded(svc, dirs, record)
+    v2 = record.cgroup if record.cgroup and record.cgroup in paths else ""
+    if v2:
+        row.tracking = f"cgroup {v2}"
+    else:
+        row.tracking = cgroup.SYSTEMD_UNIT if record.tracked_by == "systemd" else cgroup.NO_CGROUP
+    row.cgroup = v2
     row.memory_max = record.memory_max
     row.remaining = [i.pid for i in obs.remnants]
     if not obs.running or obs.pid is None:
         return
-    used = cgroup_limits.memory_in_use(recorded(svc, dirs, record))
+    used, kills = memory_seen(v2, paths[1:] if v2 else paths)
     if used is not None:
         row.memory_bytes = row.cgroup_memory = used
-    for note in (left_cgroup(svc, dirs, record, obs.pid), oom_note(svc, dirs, record, True)):
+    for note in (left_cgroup(svc, dirs, record, obs.pid, v2), _oom_said(record, kills, True)):
         if note:
             row.notes.append(note)
 

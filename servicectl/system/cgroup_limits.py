@@ -159,11 +159,39 @@ def oom_kills(paths: tuple[str, ...]) -> int:
     (v2 memory.events ``oom_kill``, v1 memory.oom_control ``oom_kill``)."""
     for path in paths:
         for name in ("memory.events", "memory.oom_control"):
-            text = cgroup.read(os.path.join(path, name))
-            for line in (text or "").splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
-                    return int(value)
+            kills = _oom_kill(cgroup.read(os.path.join(path, name)))
+            if kills:
+                return kills
+    return 0
+
+
+def memory_seen(v2: str, v1: tuple[str, ...]) -> tuple[int | None, int]:
+    """``memory_in_use`` and ``oom_kills`` together, for a status row, opening only the files
+    that can be there: v2's memory.current and memory.events in the v2 cgroup (neither when it
+    has no memory.current: the memory controller is not enabled there), v1's
+    memory.usage_in_bytes and memory.oom_control in the v1 ones."""
+    used: int | None = None
+    kills = 0
+    if v2:
+        text = cgroup.read(os.path.join(v2, "memory.current"))
+        if text is not None:
+            used = int(text) if text.strip().isdigit() else None
+            kills = _oom_kill(cgroup.read(os.path.join(v2, "memory.events")))
+    for path in v1:
+        if used is None:
+            text = cgroup.read(os.path.join(path, "memory.usage_in_bytes"))
+            if text is not None and text.strip().isdigit():
+                used = int(text)
+        if not kills:
+            kills = _oom_kill(cgroup.read(os.path.join(path, "memory.oom_control")))
+    return used, kills
+
+
+def _oom_kill(text: str | None) -> int:
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+            return int(value)
     return 0
 
 

@@ -86,8 +86,9 @@ class Record(NamedTuple):
         data: dict[str, Any] = loads(raw)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = set(cls._fields)  # fields of other versions (stop_signal...) are dropped
-        values = {k: v for k, v in data.items() if k in known}
+        known = _FIELDS.get(cls) or _FIELDS.setdefault(cls, frozenset(cls._fields))
+        # fields of other versions (stop_signal...) are dropped
+        values = data if known.issuperset(data) else {k: v for k, v in data.items() if k in known}
         if "command" in values:
             values["command"] = tuple(values["command"])
         if "fingerprint" in values:
@@ -100,6 +101,9 @@ class Record(NamedTuple):
         if "cgroups_v1" in values:
             values["cgroups_v1"] = tuple(p for p in values["cgroups_v1"] if isinstance(p, str))
         return cls(**values)
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
 
 
 def state_path(run_dir: StrPath, name: str) -> str:
@@ -138,7 +142,11 @@ def read_own(path: StrPath, what: str, limit: int) -> tuple[bytes | None, str | 
             return None, f"{what} {path} is not a regular file; ignored"
         if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
             return None, f"{what} {path} was not written by servicectl; ignored"
-        return os.read(fd, limit), None
+        want = min(limit, st.st_size + 1)  # not a buffer of ``limit`` bytes for each read
+        raw = os.read(fd, want)
+        if len(raw) == want < limit:  # grown since the fstat: read on, up to ``limit``
+            raw += os.read(fd, limit - want)
+        return raw, None
     finally:
         os.close(fd)
 
