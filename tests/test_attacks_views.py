@@ -580,3 +580,29 @@ def test_R_VIEW_4_the_supervisor_logs_what_it_did_not_expect(env: Env) -> None:
     first = next(line for line in res.stderr.splitlines() if "internal error" in line)
     assert "servicectl-supervisor" in first and "internal error: ValueError" in first, first
     assert "Traceback" in res.stderr  # in the log, where it belongs
+
+
+def test_R_VIEW_3_a_unix_table_not_read_to_its_end_names_no_socket() -> None:
+    """Under a time or size limit the real line of a socket whose name a made-up line claims
+    may be in the part not read: no name from such a unix table is shown; inet lines (no text
+    of anyone's) and a table read whole are shown as they are."""
+    from servicectl.system.process_tree import Listener, shown_listeners
+    from servicectl.system.procnet import Socket
+
+    real = Socket("unix", "@servicectl-real", "stream", 7, True)
+    made_up = Socket("unix", "/forged/path", "stream", 7, True)
+    for table in ([made_up], [real], [made_up, real]):
+        shown = shown_listeners("unix", table, whole=False)
+        assert shown == {
+            Listener("unix", "(name unknown: /proc/net/unix not read to its end)", "stream")
+        }
+    assert shown_listeners("unix", [real], whole=True) == {
+        Listener("unix", "@servicectl-real", "stream")
+    }
+    forged = [s._replace(forged=True) for s in (made_up, real)]
+    assert {x.address for x in shown_listeners("unix", forged, whole=True)} == {
+        "(name unknown: /proc/net/unix has a forged line)"
+    }
+    tcp = Socket("tcp", "127.0.0.1:80", "", 9, True)
+    assert shown_listeners("tcp", [tcp], whole=False) == {Listener("tcp", "127.0.0.1:80", "")}
+    assert shown_listeners("unix", [real._replace(listening=False)], whole=True) == set()

@@ -189,7 +189,7 @@ def _listeners(out: Metrics, main: int, pids: list[int], deadline: float) -> Non
             continue
         if not whole:
             out.unknown.append(f"/proc/net/{kind} was not read to its end (size or time limit)")
-        seen.update(_listener(s) for s in table if s.listening or s.forged)
+        seen.update(shown_listeners(kind, table, whole))
     order = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3, "unix": 4}
     out.listeners = sorted(seen, key=lambda s: (order.get(s.kind, 9), s.address, s.detail))
 
@@ -206,9 +206,20 @@ def _table(
         return procnet.read_table(kind, None, keep, deadline)
 
 
-def _listener(s: procnet.Socket) -> Listener:
+def shown_listeners(kind: str, table: list[procnet.Socket], whole: bool) -> set[Listener]:
+    """What the view shows of a table's sockets (R-VIEW-3): a name another line also claims
+    is not shown, and neither is any name of a unix table not read to its end (the real line
+    of a socket whose name a made-up line claims may be in the part not read: a user's
+    abstract socket name can hold a whole made-up line, an inet line cannot)."""
+    unchecked = not whole and kind == "unix"
+    return {_listener(s, unchecked) for s in table if s.listening or s.forged}
+
+
+def _listener(s: procnet.Socket, unchecked: bool) -> Listener:
     if s.forged:  # another line claims this socket's inode: its name cannot be told
         return Listener(s.kind, "(name unknown: /proc/net/unix has a forged line)", s.detail)
+    if unchecked:
+        return Listener(s.kind, "(name unknown: /proc/net/unix not read to its end)", s.detail)
     return Listener(s.kind, s.address, s.detail)
 
 
