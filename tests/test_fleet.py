@@ -4,8 +4,10 @@ codes, and nothing left after stopall. Services record when they start and stop.
 from __future__ import annotations
 
 import json
+import os
+import signal
 
-from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids
+from conftest import DAEMONS, PY, Env, alive, assert_ok, tagged_pids, wait_for
 
 
 def marker_service(env: Env, name: str, depends: list[str] | None = None, **extra: object) -> None:
@@ -97,6 +99,25 @@ def test_stopall_stops_disabled_running_services(env: Env) -> None:
     pid = env.pid("off")
     res = assert_ok(env.sc("stopall"))
     assert "off: stopped" in res.stdout and not alive(pid)
+
+
+def test_stopall_orders_through_a_stopped_service_and_names_only_running_ones(env: Env) -> None:
+    # top -> mid -> base; mid has died, top and base run. The workers look whether each one
+    # runs (no serial pass first), in the order of all the dependencies: top before base.
+    marker_service(env, "base")
+    marker_service(env, "mid", ["base"])
+    marker_service(env, "top", ["mid"])
+    marker_service(env, "idle")
+    assert_ok(env.sc("start", "top"))
+    pids = {n: env.pid(n) for n in ("base", "mid", "top")}
+    os.kill(pids["mid"], signal.SIGKILL)
+    wait_for(lambda: not alive(pids["mid"]), what="mid gone")
+    res = assert_ok(env.sc("stopall"))
+    assert order_of(res.stdout)[:2] == ["top", "base"]
+    assert "mid" not in res.stdout and "idle" not in res.stdout
+    assert "2 services: 2 stopped/ok" in res.stdout
+    assert not alive(pids["top"]) and not alive(pids["base"])
+    assert tagged_pids(env.tag) == []
 
 
 def test_invalid_dependency_is_reported(env: Env) -> None:

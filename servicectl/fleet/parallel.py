@@ -22,7 +22,7 @@ from servicectl.system.lock import is_locked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (collections.abc and functools are not imported: 2-3 ms of a stop)
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Any
 
     from servicectl.definitions.catalog import Catalog
@@ -52,7 +52,7 @@ class _Pool:
         self.tasks: Any = None  # queue.SimpleQueue of (name, action, results) or None: leave
         self.threads: list[Any] = []
 
-    def run(self, calls: list[tuple[str, Callable[[], Outcome]]], results: Any) -> None:
+    def run(self, calls: Sequence[tuple[str, Callable[[], Outcome | None]]], results: Any) -> None:
         """Queue ``calls``; each one's (outcome, None) or (None, exception) goes to ``results``."""
         import queue
         import threading
@@ -106,17 +106,22 @@ def _work(tasks: Any) -> None:
             turns.give()
 
 
-def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> Iterator[Outcome]:
+def _parallel(
+    pool: _Pool, calls: Sequence[tuple[str, Callable[[], Outcome | None]]]
+) -> Iterator[Outcome]:
     """Run one level's actions: in this thread when there is one, else on the pool. Each
     outcome is yielded the moment it is known (the order they finish in, not the order of
-    ``calls``): a quick service is never reported behind a slow one.
+    ``calls``): a quick service is never reported behind a slow one. A call that returns None
+    had nothing to do (stopall's service that was not running): nothing is yielded for it.
 
     On interruption, worker threads are told to stop waiting (cancel.CANCEL) so that each
     undoes its half-done action before servicectl exits.
     """
     if len(calls) == 1:
         name, action = calls[0]
-        yield _run(action, name)
+        one = _run(action, name)
+        if one is not None:
+            yield one
         return
     import queue
 
@@ -130,7 +135,8 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
             pending -= 1
             if error is not None:
                 raise error
-            yield outcome
+            if outcome is not None:
+                yield outcome
     except BaseException as exc:
         cancel.CANCEL.set()
         pending -= pool.withdraw()
@@ -147,10 +153,12 @@ def _parallel(pool: _Pool, calls: list[tuple[str, Callable[[], Outcome]]]) -> It
         raise Interrupted("\n".join(messages)) from None
 
 
-def _run(action: Callable[[], Outcome], name: str) -> Outcome:
+def _run(action: Callable[[], Outcome | None], name: str) -> Outcome | None:
     t0 = time.monotonic()
     try:
         outcome = action()
+        if outcome is None:
+            return None
     except ServicectlError as exc:
         outcome = Outcome(
             name,
@@ -248,15 +256,38 @@ def stop_ordered(
 
 
 def _stop_levels(
-    catalog: Catalog, names: Iterable[str], pool: _Pool, emit: Report, progress: Progress = silent
+    catalog: Catalog,
+    names: Iterable[str],
+    pool: _Pool,
+    emit: Report,
+    progress: Progress = silent,
+    if_running: bool = False,
 ) -> None:
+    """Stop ``names``, dependents first, each level in parallel; with ``if_running``, each
+    worker first looks whether its service runs (running_names) and leaves it, unsaid, if
+    not: stopall's look at every service is made by the pool, beside the stops, not in a
+    serial pass before them (at 1,000 services that pass was a fifth of a stopall)."""
     chosen = [n for n in names if n in catalog.services]
+    action = _bound_stop_if_running if if_running else _bound_stop
     for level in reversed(levels(catalog, chosen)):
-        calls: list[tuple[str, Callable[[], Outcome]]] = [
-            (n, _bound(route.stop, catalog.services[n], catalog.dirs, progress)) for n in level
-        ]
+        calls = [(n, action(catalog, n, progress)) for n in level]
         for outcome in _parallel(pool, calls):
             emit(outcome)
+
+
+def _bound_stop(catalog: Catalog, name: str, progress: Progress) -> Callable[[], Outcome]:
+    return _bound(route.stop, catalog.services[name], catalog.dirs, progress)
+
+
+def _bound_stop_if_running(
+    catalog: Catalog, name: str, progress: Progress
+) -> Callable[[], Outcome | None]:
+    def stop_if_running() -> Outcome | None:
+        if not running_names(catalog, [name]):
+            return None
+        return route.stop(catalog.services[name], catalog.dirs, progress)
+
+    return stop_if_running
 
 
 def running_names(catalog: Catalog, names: Iterable[str]) -> list[str]:
@@ -340,12 +371,11 @@ def restart_with_dependents(
                 lifecycle.preflight(catalog.services[name])
                 ready.append(name)
             except ServicectlError:  # restart says why, and that it still runs
-                emit(
-                    _run(
-                        _bound(route.restart, catalog.services[name], catalog.dirs, progress),
-                        name,
-                    )
+                said = _run(
+                    _bound(route.restart, catalog.services[name], catalog.dirs, progress), name
                 )
+                if said is not None:
+                    emit(said)
         extra = _running_dependents(catalog, ready)
         tag = _tagger(catalog, set(ready), extra, emit)
         _stop_levels(catalog, extra, pool, tag, progress)
@@ -377,6 +407,10 @@ def stopall(
     report: Report | None = None,
     progress: Progress = silent,
 ) -> list[Outcome]:
-    """Stop every running service, enabled or not, dependents first."""
-    running = running_names(catalog, sorted(catalog.services))
-    return stop_ordered(catalog, running, jobs, report, progress)
+    """Stop every running service, enabled or not, dependents first (the order of all the
+    services' dependencies: a running service is stopped before what it depends on, even
+    through one that is not running). Whether each runs is looked at by the workers."""
+    outcomes: list[Outcome] = []
+    with _Pool(jobs) as pool:
+        _stop_levels(catalog, catalog.services, pool, _emitter(outcomes, report), progress, True)
+    return outcomes
