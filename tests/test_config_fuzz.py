@@ -478,11 +478,16 @@ def assert_cli_properties(env: Env, bad: list[str], good_pid: int) -> None:
             lambda: env.sc("start", "--", one) if one else None,
         )
     )
-    no_crash(check_all, {6} if invalid else {0})
+    # a valid definition whose env_file cannot be read fails check too, naming the service
+    unreadable = [
+        n for n in bad if n not in invalid and f"servicectl: {n}: env_file " in check_all.stderr
+    ]
+    assert all(getattr(truth[n], "env_file", None) for n in unreadable), check_all.stderr
+    no_crash(check_all, {6} if invalid or unreadable else {0})
     for name in invalid:
         assert f"servicectl: {shown(env.services / name)}.yaml: " in check_all.stderr
     for name in bad:
-        if name not in invalid:
+        if name not in invalid and name not in unreadable:
             assert f"{name}: ok (" in check_all.stdout
     assert f"good: ok ({env.services / 'good.yaml'})" in check_all.stdout
 
