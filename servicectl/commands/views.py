@@ -43,27 +43,31 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
     problem = run_dir_problem(catalog.dirs.run)
     if problem is not None:
         face.error(f"{problem.message}; the status of services is unknown")
-    rows: list[Status] = []
-    for name in asked or catalog.names():
+
+    def row_of(name: str) -> Status:
         if name in catalog.invalid:
             err = catalog.invalid[name].first_error
             row = Status(name, INVALID, StatusCode.UNKNOWN, error=err.message)
             row.file = str(catalog.invalid[name].file)
-            rows.append(row)
-        elif name in catalog.services:
+            return row
+        if name in catalog.services:
             try:
                 svc = catalog.services[name]
-                rows.append(status_row.status(svc, catalog.dirs, True, True, problem))
+                return status_row.status(svc, catalog.dirs, True, True, problem)
             except Exception as exc:  # R-VIEW-4: this row is unknown, the others stand
                 from servicectl.lastresort import in_action
 
-                rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=in_action(exc)))
-        else:
-            why = (
-                template_problem(catalog, name)
-                or f"no such service: {unknown_reason(catalog, name)}"
-            )
-            rows.append(Status(name, UNKNOWN, StatusCode.UNKNOWN, error=why))
+                return Status(name, UNKNOWN, StatusCode.UNKNOWN, error=in_action(exc))
+        why = template_problem(catalog, name) or f"no such service: {unknown_reason(catalog, name)}"
+        return Status(name, UNKNOWN, StatusCode.UNKNOWN, error=why)
+
+    from servicectl.system import halves
+
+    shown = list(asked or catalog.names())
+    if not asked and halves.worth_splitting(len(shown)):  # the board: its rows in two halves
+        rows = halves.in_two(shown, row_of, status_row.encoded, status_row.decoded)
+    else:
+        rows = [row_of(name) for name in shown]
     if as_json:  # json.dumps's own text, without importing json (its encoder imports re)
         from servicectl.jsontext import dumps
 

@@ -158,6 +158,21 @@ class Status:
         }
 
 
+def encoded(row: Status) -> tuple[object, ...]:
+    """``row`` as plain data (marshal carries it: system/halves.py)."""
+    return tuple(getattr(row, slot) for slot in Status.__slots__)
+
+
+def decoded(data: tuple[object, ...]) -> Status:
+    """A Status from ``encoded`` data; ValueError if it is not."""
+    if not isinstance(data, tuple) or len(data) != len(Status.__slots__):
+        raise ValueError("not a status row")
+    row = Status.__new__(Status)
+    for slot, value in zip(Status.__slots__, data):
+        setattr(row, slot, value)
+    return row
+
+
 def status(
     svc: Service,
     dirs: Dirs,
