@@ -156,7 +156,9 @@ except subprocess.TimeoutExpired:
     print("timeout")
 os.write(w, b"go\n")
 print("code", c.wait(), c.poll())
-k = child.spawn_gate(["/bin/sleep", "30"], {}, fds, 0o022)
+seen = []
+k = child.spawn_gate(["/bin/sleep", "30"], {}, fds, 0o022, seen.append)
+print("meanwhile", seen == [k.pid])
 os.kill(k.pid, 9)
 print("killed", k.wait())
 """
@@ -172,7 +174,7 @@ def test_R_EXEC_4_own_spawn_reports_like_popen() -> None:
     lines = res.stdout.splitlines()
     assert lines[0] == "refused 2 /nonexistent/dash"
     assert lines[1] == "children []"
-    assert lines[2:] == ["timeout", "code 3 3", "killed -9"]
+    assert lines[2:] == ["timeout", "code 3 3", "meanwhile True", "killed -9"]
 
 
 def test_R_EXEC_4_threads_take_popen(env: Env) -> None:
@@ -186,3 +188,54 @@ def test_R_EXEC_4_threads_take_popen(env: Env) -> None:
     res = subprocess.run([USER_PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.split() == ["False", "False", "True"], res.stderr
     assert sys.executable  # the test's own interpreter is not the one under test
+
+
+JOIN_CODE = r"""
+import os, sys, tempfile
+from servicectl.definitions.schema import Service
+from servicectl.service import launch
+from servicectl.service.outcome import StartFailed
+from servicectl.system.cgroup_limits import Plan
+from servicectl.system.spawn import Gate, build_environment, resolve_account
+logs = tempfile.mkdtemp()
+svc = Service(name="j", file=os.path.join(logs, "j.yaml"), command=("/bin/sleep", "30"),
+              stdout=os.path.join(logs, "j.log"), stderr=os.path.join(logs, "j.log"))
+if sys.argv[1] == "popen":
+    import threading
+    hold = threading.Event(); t = threading.Thread(target=hold.wait); t.start()  # two threads
+account = resolve_account(svc)
+env = build_environment(svc, account)
+missing = Plan("/sys/fs/cgroup/unified/servicectl-no-such-cgroup/j.service", "", "",
+               frozenset(), (), (), 0)
+gate = Gate()
+try:
+    launch.spawn_simple(svc, account, env, "/bin/sleep", gate, missing)
+except StartFailed as exc:
+    print("refused:", "cannot move it into its cgroup" in exc.message)
+left = []
+for p in os.listdir("/proc"):
+    try:
+        stat = open(f"/proc/{p}/stat").read() if p.isdigit() else ") X 0"
+    except OSError:
+        continue
+    if stat.rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+        left.append(p)
+print("left", left, launch._SPAWNED)
+if sys.argv[1] == "popen":
+    hold.set(); t.join()
+"""
+
+
+@pytest.mark.parametrize("way", ["own-spawn", "popen"])
+def test_a_failed_join_lets_the_gated_child_go_without_running_anything(way: str) -> None:
+    """The gate's cgroup cannot be joined (it is gone): the start fails saying so, the
+    child (held at its gate) exits without running the program and is reaped, whether the
+    join ran during the fork's exec (child.py) or after Popen (two threads)."""
+    res = subprocess.run(
+        [USER_PYTHON, "-c", JOIN_CODE, "popen" if way == "popen" else "fork"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["refused: True", "left [] set()"], res.stdout

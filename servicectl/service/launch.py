@@ -61,31 +61,36 @@ def spawn_simple(
     gate: Gate,
     cgroups: Plan | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Spawn a simple service's process, held at ``gate`` until it is recorded, and move it
-    into its cgroups meanwhile: the program runs in them from its first instruction."""
-    child = spawn(svc, account, env, program, (), gate=gate)
+    """Spawn a service's process (a simple service's program, a forking one's launcher), held
+    at ``gate`` until it is recorded, and move it into its cgroups meanwhile (while a gate
+    forked here goes on to its exec): the program
+    runs in them from its first instruction. If the join fails, the child is let go without
+    running anything and the start fails."""
+    joined: list[StartFailed | None] = []  # what the join said, once it was made
+
+    def join(pid: int) -> None:
+        try:
+            if cgroups is not None and cgroups.all:
+                tracked.join(svc, cgroups, pid)
+            joined.append(None)
+        except StartFailed as exc:
+            joined.append(exc)
+
+    child = spawn(svc, account, env, program, (), gate=gate, meanwhile=join)
     _SPAWNED.add(child.pid)
-    _join(svc, cgroups, gate, child)
+    if not joined:  # Popen: joined after it returned
+        join(child.pid)
+    if joined[0] is not None:  # let go without running anything (its gate closed: exit 125)
+        gate.close()
+        child.wait()
+        _SPAWNED.discard(child.pid)
+        raise joined[0]
     return child
 
 
 def forget(pid: int) -> None:
     """``pid`` (spawned or claimed here) has exited and was reaped: it is nobody's now."""
     _SPAWNED.discard(pid)
-
-
-def _join(svc: Service, cgroups: Plan | None, gate: Gate, child: subprocess.Popen[bytes]) -> None:
-    """Move the gated child into the service's cgroups; if that fails, it is let go without
-    running anything (its gate closed: it exits 125) and the start fails."""
-    if cgroups is None or not cgroups.all:
-        return
-    try:
-        tracked.join(svc, cgroups, child.pid)
-    except StartFailed:
-        gate.close()
-        child.wait()
-        _SPAWNED.discard(child.pid)
-        raise
 
 
 def identify(svc: Service, child: subprocess.Popen[bytes]) -> tuple[Handle, ProcInfo]:
@@ -283,13 +288,7 @@ def _launch_forking(
         since = proc.uptime_ticks()
         gate = Gate()
         try:
-            child = spawn(svc, account, env, program, (), gate=gate)
-        except BaseException:
-            gate.close()
-            raise
-        _SPAWNED.add(child.pid)
-        try:
-            _join(svc, cgroups, gate, child)
+            child = spawn_simple(svc, account, env, program, gate, cgroups)
         except BaseException:
             gate.close()
             raise

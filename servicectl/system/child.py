@@ -22,7 +22,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from collections.abc import Callable
+    from typing import Any, Optional
 
 
 class Child:
@@ -88,12 +89,37 @@ def usable(fds: tuple[int, ...]) -> bool:
     return threading is None or threading.active_count() == 1  # type: ignore[attr-defined]
 
 
+def forked_gate(
+    argv: list[str],
+    env: dict[str, str],
+    ends: tuple[Any, int, int],
+    umask: int,
+    popen_only: bool,
+    meanwhile: Callable[[int], None] | None = None,
+) -> Child | None:
+    """The gate (``argv``: the dash gate, ``ends``: its Gate, stdout, stderr) forked here
+    where it may be: ``popen_only`` false (no user switch, nothing to pass, the dash gate)
+    and ``usable``; None where Popen must do it."""
+    gate, out, err = ends
+    if gate is None or popen_only:
+        return None
+    fds = (gate.read_fd, out, err)
+    return spawn_gate(argv, env, fds, umask, meanwhile) if usable(fds) else None
+
+
 def spawn_gate(
-    argv: list[str], env: dict[str, str], fds: tuple[int, int, int], umask: int
+    argv: list[str],
+    env: dict[str, str],
+    fds: tuple[int, int, int],
+    umask: int,
+    meanwhile: Callable[[int], None] | None = None,
 ) -> Child:
     """Spawn ``argv`` (the gate's shell first) with ``env``, stdin, stdout and stderr from
     ``fds``, in a session of its own (see the module's docstring). OSError as Popen raises it,
-    in this process, when the shell could not be executed (an error pipe, as Popen's)."""
+    in this process, when the shell could not be executed (an error pipe, as Popen's).
+    ``meanwhile(pid)`` runs while the child goes on to its exec (the gate's join of its
+    cgroup: on a default cgroup v2 mount a join waits a few milliseconds for the kernel, the
+    fork and exec take as long)."""
     import _signal
 
     errors, report = os.pipe()  # close-on-exec: EOF on the read end once the exec succeeded
@@ -106,6 +132,8 @@ def spawn_gate(
         _signal.pthread_sigmask(_signal.SIG_SETMASK, old_mask)
         os.close(report)
     try:
+        if meanwhile is not None:
+            meanwhile(pid)
         failed = os.read(errors, 64)
     finally:
         os.close(errors)

@@ -28,6 +28,7 @@ from servicectl.tuples import NamedTuple
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable
     from typing import Any
 
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -494,17 +495,17 @@ def spawn(
     pass_fds: tuple[int, ...] = (),
     argv: tuple[str, ...] | None = None,
     gate: Gate | None = None,
+    meanwhile: Callable[[int], None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the program detached: own session and process group, stdin from /dev/null, output
     to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
-
     Each log file gets the start mark first (logmark.py), so that its runs can be told apart.
     ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
     (so hard limits can be raised), because preexec_fn is unsafe once threads exist; it is an
     isolated interpreter started in "/" (R-EXEC-1). The working directory is entered after
-    the user switch (R-EXEC-2). With a
-    ``gate``, the child runs the program only once ``gate.open()`` is called (see GATE_SH).
-    """
+    the user switch (R-EXEC-2). With a ``gate``, the child runs the program only once
+    ``gate.open()`` is called (see GATE_SH); ``meanwhile(pid)`` runs while a gate forked here
+    (child.py) goes on to its exec, never after Popen: the caller sees whether it ran."""
     argv = argv or svc.command
     _can_start(svc, program)
     out, err = open_output(svc, account)
@@ -519,12 +520,12 @@ def spawn(
         problem = limits_problem(svc)
         if problem is not None:
             raise EnvironmentProblem(f"{svc.name}: not started: {problem} (in {svc.file})")
-        if gate is not None and exe == GATE_SHELL and not kwargs and not pass_fds:
-            from servicectl.system import child
+        from servicectl.system.child import forked_gate
 
-            if child.usable((gate.read_fd, out, err)):
-                fds = (gate.read_fd, out, err)  # a Child: what callers use of a Popen
-                return child.spawn_gate(cmd, environment, fds, svc.umask)  # type: ignore[return-value]
+        ends, popen_only = (gate, out, err), bool(kwargs or pass_fds or exe != GATE_SHELL)
+        forked = forked_gate(cmd, environment, ends, svc.umask, popen_only, meanwhile)
+        if forked is not None:  # a Child: what callers use of a Popen (child.py)
+            return forked  # type: ignore[return-value]
         import subprocess
 
         return subprocess.Popen(
