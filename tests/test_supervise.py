@@ -181,7 +181,17 @@ def test_crash_loop_ends_failed_until_the_next_start(env: Env) -> None:
     assert_ok(env.sc("start", "web"))
     flag.touch()
     crash(env, "web", 2)
-    wait_for(lambda: env.status_json("web")["web"]["state"] == "failed", 20, "failed")
+    last: dict[str, object] = {}
+
+    def failed() -> bool:
+        last.update(env.status_json("web")["web"])
+        return last["state"] == "failed"
+
+    try:
+        wait_for(failed, 20, "failed")
+    except AssertionError:
+        log = (env.log / "web.log").read_text(errors="replace")[-2000:]
+        raise AssertionError(f"not failed within 20 s: {last}; log: {log}") from None
     res = env.sc("status", "--json", "web")
     assert res.returncode == 1
     (row,) = json.loads(res.stdout)
