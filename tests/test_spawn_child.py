@@ -124,7 +124,25 @@ def test_R_EXEC_4_the_program_ignores_nothing_servicectl_does_not(env: Env) -> N
     assert_ok(env.sc("stop", "s"))
 
 
-CHILD_CODE = r"""
+KIDS = r"""
+import os
+
+
+def kids():
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{p}/stat").read() if p.isdigit() else ") X 0"
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+            out.append(p)
+    return out
+"""
+
+CHILD_CODE = (
+    KIDS
+    + r"""
 import os, sys
 from servicectl.system import child
 r, w = os.pipe()
@@ -136,16 +154,6 @@ try:
 except OSError as exc:
     print("refused", exc.errno, exc.filename)
 # no child left behind, reaped or not
-def kids():
-    out = []
-    for p in os.listdir("/proc"):
-        try:
-            stat = open(f"/proc/{p}/stat").read() if p.isdigit() else ") X 0"
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[1].split()[1] == str(os.getpid()):
-            out.append(p)
-    return out
 print("children", kids())
 c = child.spawn_gate(["/bin/sh", "-c", "read -r x; exit 3"], {}, fds, 0o022)
 assert c.poll() is None and c.returncode is None
@@ -162,6 +170,7 @@ print("meanwhile", seen == [k.pid])
 os.kill(k.pid, 9)
 print("killed", k.wait())
 """
+)
 
 
 def test_R_EXEC_4_own_spawn_reports_like_popen() -> None:
@@ -190,7 +199,9 @@ def test_R_EXEC_4_threads_take_popen(env: Env) -> None:
     assert sys.executable  # the test's own interpreter is not the one under test
 
 
-JOIN_CODE = r"""
+JOIN_CODE = (
+    KIDS
+    + r"""
 import os, sys, tempfile
 from servicectl.definitions.schema import Service
 from servicectl.service import launch
@@ -212,18 +223,11 @@ try:
     launch.spawn_simple(svc, account, env, "/bin/sleep", gate, missing)
 except StartFailed as exc:
     print("refused:", "cannot move it into its cgroup" in exc.message)
-left = []
-for p in os.listdir("/proc"):
-    try:
-        stat = open(f"/proc/{p}/stat").read() if p.isdigit() else ") X 0"
-    except OSError:
-        continue
-    if stat.rsplit(")", 1)[1].split()[1] == str(os.getpid()):
-        left.append(p)
-print("left", left, launch._SPAWNED)
+print("left", kids(), launch._SPAWNED)
 if sys.argv[1] == "popen":
     hold.set(); t.join()
 """
+)
 
 
 @pytest.mark.parametrize("way", ["own-spawn", "popen"])
