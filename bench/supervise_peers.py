@@ -135,10 +135,17 @@ class Peer:
         return self.supervisors()[1]
 
     def stop(self) -> None:
-        everything = descendants(self.proc.pid) + [self.proc.pid] if self.proc else []
+        """Freeze the supervising processes, note everything beneath them, kill them (a
+        supervisor that outlives its children's TERM respawns them: supervisord left 100
+        orphans that way), then the rest. Signals go through pidfds opened first."""
+        if self.proc is None:
+            return
+        keepers = _pidfds([self.proc.pid, *self.supervisors()])
+        _send(keepers, signal.SIGSTOP)  # from here on none of them forks
+        everything = descendants(self.proc.pid) + [self.proc.pid]
+        _send(keepers, signal.SIGKILL)
+        self.proc.wait(10)
         kill_pids(everything)
-        if self.proc is not None:
-            self.proc.wait(10)
 
     def run_scripts(self, svdir: Path) -> None:
         for i in range(self.n):
@@ -171,6 +178,27 @@ class S6(Peer):
         cmd = ["s6-svscan", "-c", str(self.n + 64), str(scandir)]
         self.proc = subprocess.Popen(cmd, env=CHILD_ENV)
         return True
+
+
+def _pidfds(pids: list[int]) -> list[int]:
+    fds = []
+    for pid in dict.fromkeys(pids):
+        try:
+            fds.append(os.pidfd_open(pid))
+        except OSError:  # gone already
+            pass
+    return fds
+
+
+def _send(fds: list[int], sig: int) -> None:
+    for fd in fds:
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+    if sig == signal.SIGKILL:
+        for fd in fds:
+            os.close(fd)
 
 
 class Supervisord(Peer):
