@@ -278,6 +278,23 @@ def kill_pids(pids: list[int]) -> None:
     wait_for(lambda: not any(alive(p) for p in pids), 10, "test processes to die")
 
 
+def rich_keys(root: Path) -> dict[str, Any]:
+    """A definition's keys of every kind (mappings, lists, signals, octal strings, paths,
+    nested keys), for tests that a definition survives a round trip unchanged."""
+    return {
+        "umask": "027",
+        "limits": {"nofile": 4096, "core": 0},
+        "actions": {"rotate": {"signal": "USR1"}, "test": {"command": ["true"]}},
+        "directories": [str(root / "d1"), {"path": str(root / "d2"), "mode": "0750"}],
+        "stop_schedule": "TERM/5/KILL/2",
+        "ready": {"command": ["true"]},
+        "reload_signal": "USR2",
+        "restart": "on-failure",
+        "start_limit": {"burst": 3, "interval": 30},
+        "working_directory": str(root),
+    }
+
+
 @dataclass
 class Env:
     """One test's private servicectl world."""

@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Env, assert_ok
+from conftest import Env, assert_ok, rich_keys
 
 from servicectl import text
 from servicectl.definitions import cache, catalog, fingerprint
@@ -22,20 +22,7 @@ if TYPE_CHECKING:
 
 
 def _rich_service(env: Env) -> Service:
-    env.sleeper(
-        "web",
-        umask="027",
-        limits={"nofile": 4096, "core": 0},
-        actions={"rotate": {"signal": "USR1"}, "test": {"command": ["true"]}},
-        directories=[str(env.root / "d1"), {"path": str(env.root / "d2"), "mode": "0750"}],
-        stop_schedule="TERM/5/KILL/2",
-        ready={"command": ["true"]},
-        reload_signal="USR2",
-        restart="on-failure",
-        start_limit={"burst": 3, "interval": 30},
-        working_directory=str(env.root),
-        health={"command": ["true"], "interval": 5},
-    )
+    env.sleeper("web", **rich_keys(env.root), health={"command": ["true"], "interval": 5})
     svc = catalog.load_catalog(env.dirs, use_cache=False).services["web"]
     assert isinstance(svc, Service)
     return svc

@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from conftest import DAEMONS, PY, Env, alive, assert_ok, wait_for
+from conftest import DAEMONS, PY, Env, alive, assert_ok, rich_keys, wait_for
 
 from servicectl.definitions import fingerprint
 
@@ -156,20 +156,7 @@ def test_changes_compares_keys_newer_than_the_record_with_their_default() -> Non
 def test_every_kind_of_key_survives_the_record_unchanged(env: Env) -> None:
     """Mappings, lists, signals, octal strings, paths, nested keys: what start records reads
     back equal to the definition it came from (no drift right after a start)."""
-    env.sleeper(
-        "web",
-        umask="027",
-        limits={"nofile": 4096, "core": 0},
-        actions={"rotate": {"signal": "USR1"}, "test": {"command": ["true"]}},
-        directories=[str(env.root / "d1"), {"path": str(env.root / "d2"), "mode": "0750"}],
-        stop_schedule="TERM/5/KILL/2",
-        ready={"command": ["true"]},
-        reload_signal="USR2",
-        depends=[],
-        restart="on-failure",
-        start_limit={"burst": 3, "interval": 30},
-        working_directory=str(env.root),
-    )
+    env.sleeper("web", **rich_keys(env.root), depends=[])
     assert_ok(env.sc("start", "web"))
     assert drifted(env) == (False, [])
     env.sleeper(
