@@ -72,6 +72,8 @@ def test_the_board_in_two_halves_is_the_board_of_each(env: Env) -> None:
         return [{k: v for k, v in r.items() if k not in volatile} for r in json.loads(text)]
 
     assert rows(board.stdout) == rows(each.stdout)
+    for text in (board.stdout, each.stdout):  # each half writes its items as json.dumps would
+        assert text == json.dumps(json.loads(text), indent=2) + "\n"
     assert [r["name"] for r in json.loads(board.stdout)][:2] == ["bad", "s00"]
     running = [r for r in json.loads(board.stdout) if r["state"] == "running"]
     assert len(running) == 9 and all(os.path.exists(f"/proc/{r['pid']}") for r in running)

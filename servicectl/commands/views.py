@@ -17,6 +17,7 @@ from servicectl.text import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from servicectl.definitions.catalog import Catalog
@@ -64,15 +65,14 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
     from servicectl.system import halves
 
     shown = list(asked or catalog.names())
-    if not asked and halves.worth_splitting(len(shown)):  # the board: its rows in two halves
+    split = not asked and halves.worth_splitting(len(shown))  # the board: rows in two halves
+    if as_json:
+        return _json_rows(shown, row_of, split)
+    if split:
         rows = halves.in_two(shown, row_of, status_row.encoded, status_row.decoded)
     else:
         rows = [row_of(name) for name in shown]
-    if as_json:  # json.dumps's own text, without importing json (its encoder imports re)
-        from servicectl.jsontext import dumps
-
-        face.line(dumps([r.to_dict() for r in rows], indent=2))
-    elif not rows:
+    if not rows:
         face.line(f"no services defined in {escape(str(catalog.dirs.services))}")
     else:
         from servicectl.output import statusview
@@ -82,6 +82,34 @@ def status(names: tuple[str, ...], as_json: bool, lines: int = 10) -> int:
         else:
             statusview.board(rows)
     return max((r.code for r in rows), default=0)
+
+
+def _json_rows(shown: list[str], row_of: Callable[[str], Status], split: bool) -> int:
+    """The rows of ``shown`` as ``json.dumps(rows, indent=2)`` writes them, without importing
+    json (its encoder imports re); ``split``: in two halves, each writing its own items."""
+    from servicectl.jsontext import dumps
+    from servicectl.system import halves
+
+    def item(name: str) -> tuple[int, str]:
+        row = row_of(name)
+        return row.code, dumps(row.to_dict(), indent=2).replace("\n", "\n  ")
+
+    items = halves.in_two(shown, item, _same, _json_item) if split else map(item, shown)
+    codes, texts = zip(*items) if shown else ((), ())
+    face.line("[\n  " + ",\n  ".join(texts) + "\n]" if texts else "[]")
+    return max(codes, default=0)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _json_item(data: Any) -> tuple[int, str]:
+    """A board row in JSON from the other half (system/halves.py): (its code, its text at
+    the list's depth, as ``json.dumps(rows, indent=2)`` writes an item); ValueError if not."""
+    if type(data) is tuple and len(data) == 2 and type(data[0]) is int and type(data[1]) is str:
+        return data
+    raise ValueError("not a board row in JSON")
 
 
 def _list_item(catalog: Catalog, name: str) -> dict[str, Any]:
