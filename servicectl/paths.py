@@ -155,6 +155,11 @@ def run_dir_problem(path: StrPath) -> ServicectlError | None:
         )
     except OSError as exc:
         return PrivilegeError(f"the run directory {path} cannot be examined: {exc.strerror}")
+    return _stat_problem(path, st)
+
+
+def _stat_problem(path: StrPath, st: os.stat_result) -> ServicectlError | None:
+    """``run_dir_problem`` of the run directory whose lstat is ``st``."""
     euid = os.geteuid()
     if stat.S_ISLNK(st.st_mode):
         return PrivilegeError(
@@ -186,10 +191,13 @@ def ensure_run_dir(path: StrPath) -> StrPath:
 
     Checked before creating it too, so that nothing is ever created through a symlink.
     """
-    problem = run_dir_problem(path)
-    if problem is None:
-        ensure_dir(path, 0o755, "run directory")
+    try:  # a directory that is there is examined once (a fleet's every action ensures it)
+        problem = _stat_problem(path, os.lstat(path))
+    except OSError:
         problem = run_dir_problem(path)
+        if problem is None:
+            ensure_dir(path, 0o755, "run directory")
+            problem = run_dir_problem(path)
     if problem is not None:
         raise problem
     return path
