@@ -34,6 +34,7 @@ from conftest import (
     find_tool,
     kill_pids,
     live_processes,
+    remove_cgroups,
     system_tool,
     tagged_pids,
     wait_for,
@@ -106,6 +107,8 @@ def reachable_dir(owner: User | None = None) -> Iterator[Path]:
             os.chown(path, owner.uid, owner.gid)
         yield path
     finally:
+        for where, _, _ in os.walk(path):  # a run dir here: the env fixture looks under tmp_path
+            remove_cgroups(Path(where))
         shutil.rmtree(path, ignore_errors=True)
 
 
