@@ -167,6 +167,35 @@ def test_always_respawns_a_clean_exit(env: Env) -> None:
     assert env.status_json("web")["web"]["last_exit"]["code"] == 0
 
 
+def test_an_exit_just_after_a_start_is_an_exit_like_any_other(env: Env) -> None:
+    """The program exits the moment its record says it runs: after its start (or respawn) was
+    confirmed, before its supervisor watches it. That exit is not lost: each is respawned,
+    until the start limit says failed (it was left stopped, not respawned, never failed)."""
+    crasher(
+        env,
+        "web",
+        "--crash-once-running",
+        str(env.run / "web.state"),
+        restart="always",
+        restart_delay=0.05,
+        start_limit={"burst": 3, "interval": 60},
+    )
+    assert_ok(env.sc("start", "web"))
+    last: dict[str, object] = {}
+
+    def failed() -> bool:
+        last.update(env.status_json("web")["web"])
+        return last["state"] == "failed"
+
+    try:
+        wait_for(failed, 20, "failed")
+    except AssertionError:
+        log = (env.log / "web.log").read_text(errors="replace")[-2000:]
+        raise AssertionError(f"not failed within 20 s: {last}; log: {log}") from None
+    assert last["restarts"] == 3 and last["last_exit"]["code"] == 3  # type: ignore[index]
+    assert len(started(env, "web")) == 4  # the start, then 3 respawns, each crashed once running
+
+
 def test_crash_loop_ends_failed_until_the_next_start(env: Env) -> None:
     flag = env.root / "crash-now"
     crasher(

@@ -120,6 +120,7 @@ class Result:
 
 
 COMMANDS = ("start", "stop", "restart", "tell", "adopt")  # after these, what runs is looked at
+STARTS = ("start", "respawn", "restart")  # the jobs that start a process
 
 
 def run(kind: str, job: Callable[..., Any], hands: Hands, *args: Any) -> Result:
@@ -141,8 +142,22 @@ def run(kind: str, job: Callable[..., Any], hands: Hands, *args: Any) -> Result:
         write_lines(unit.svc, hands.lines)
     looks = kind in COMMANDS or (kind == "respawn" and result.outcome is not None)
     if looks and unit.svc is not None and unit.dirs is not None:
-        result.alive = alive(unit.svc, unit.dirs)
+        result.alive = alive(unit.svc, unit.dirs) or started(unit.svc, unit.dirs, kind, result)
     return result
+
+
+def started(svc: Service, dirs: Dirs, kind: str, result: Result) -> tuple[int, int] | None:
+    """The process a start (or a respawn, or a restart) started and recorded, gone before the
+    job could look (a crash at start, after its start_grace): watched all the same, so that
+    its exit is one like any other, decided by its restart policy (without this, the exit was
+    lost and the service left stopped, never respawned, never failed). None otherwise."""
+    outcome = result.outcome
+    if kind not in STARTS or outcome is None or not outcome.pid or svc.type == "oneshot":
+        return None
+    record, _ = read_record(dirs.run, svc.name)
+    if record is None or record.pid != outcome.pid:
+        return None
+    return record.pid, record.starttime
 
 
 def alive(svc: Service, dirs: Dirs) -> tuple[int, int] | None:

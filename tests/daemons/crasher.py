@@ -6,9 +6,12 @@ $CRASH_FILE (1 if it is missing or not a number). SIGTERM: exits 0, or ignores i
 --ignore-term. --crash-at-start FILE: while FILE exists, exits 3 at once (a crash loop).
 --ready-file PATH: creates PATH after --ready-after seconds (a readiness file);
 --crash-before-ready FILE: while FILE exists, exits 4 before getting ready.
+--crash-once-running STATE: exits 3 as soon as the state record STATE says it runs (its PID,
+phase running): just after its start was confirmed, when its supervisor has yet to watch it.
 """
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -22,6 +25,7 @@ def main() -> int:
     p.add_argument("--ready-after", type=float, default=0.0, metavar="S")
     p.add_argument("--crash-before-ready", metavar="FILE")
     p.add_argument("--ignore-term", action="store_true")
+    p.add_argument("--crash-once-running", metavar="STATE")
     args = p.parse_args()
 
     def crash(signum: int, frame: object) -> None:
@@ -45,6 +49,8 @@ def main() -> int:
     if args.crash_at_start and os.path.exists(args.crash_at_start):
         print(f"crasher {os.getpid()}: crashing at start", file=sys.stderr, flush=True)
         return 3
+    if args.crash_once_running:
+        crash_once_running(args.crash_once_running)
     if args.ready_file:
         time.sleep(args.ready_after)
         if args.crash_before_ready and os.path.exists(args.crash_before_ready):
@@ -54,6 +60,20 @@ def main() -> int:
             f.write(f"{os.getpid()}\n")
     while True:
         signal.pause()
+
+
+def crash_once_running(state: str) -> None:
+    """Exit 3 the moment the record says this process runs (it is read every millisecond)."""
+    while True:
+        try:
+            with open(state) as f:
+                record = json.load(f)
+            if record.get("pid") == os.getpid() and record.get("phase") == "running":
+                print(f"crasher {os.getpid()}: crashing once running", file=sys.stderr, flush=True)
+                os._exit(3)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.001)
 
 
 if __name__ == "__main__":
