@@ -36,8 +36,8 @@ def who() -> str:
 def note(text: str, severity: int = NOTICE) -> None:
     """Send one line to the system log, or drop it; never raises, never blocks."""
     path = os.environ.get(OVERRIDE, SOCKET)
-    if not path:
-        return
+    if not path or not _is_socket(path):
+        return  # no log daemon here (a container, a small box): no socket module to load
     now = time.localtime()
     stamp = f"{_MONTHS[now.tm_mon - 1]} {now.tm_mday:2d} {time.strftime('%H:%M:%S', now)}"
     from servicectl.text import escape
@@ -45,6 +45,17 @@ def note(text: str, severity: int = NOTICE) -> None:
     line = escape(text)  # R-VIEW-1: one line, whatever the text holds
     data = f"<{DAEMON * 8 + severity}>{stamp} servicectl[{os.getpid()}]: {line}"
     _send(data.encode("utf-8", "backslashreplace")[:MAX_BYTES], path)
+
+
+def _is_socket(path: str) -> bool:
+    """Whether ``path`` is a socket (followed, as a send would follow it); a line to a path
+    that is none would be dropped anyway."""
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _send(data: bytes, path: str) -> None:

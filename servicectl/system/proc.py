@@ -421,7 +421,9 @@ def _make_room(fd: int) -> None:
     thousandth pidfd would leave none for reading /proc. When ``fd`` nears the soft limit, it
     is doubled (up to the hard limit) for this servicectl process; what it starts later
     inherits the raised soft limit."""
-    if _SOFT_LIMIT and fd < _SOFT_LIMIT[0] - FD_MARGIN:
+    if not _SOFT_LIMIT:  # sysconf's OPEN_MAX is the soft limit (no resource module to load)
+        _SOFT_LIMIT.append(os.sysconf("SC_OPEN_MAX"))
+    if fd < _SOFT_LIMIT[0] - FD_MARGIN:
         return
     import resource
 

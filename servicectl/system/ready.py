@@ -7,8 +7,6 @@ Death and notify messages wake the wait through poll(); polling probes back off 
 from __future__ import annotations
 
 import os
-import select
-import struct
 import time
 
 from servicectl.system.cancel import CANCEL_SLICE, cancel_fd, check_cancel
@@ -17,6 +15,7 @@ from servicectl.system.turns import paused
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import select
     from typing import Any
 
     from _typeshed import StrPath
@@ -163,6 +162,7 @@ class NotifySocket:
     def drain(self, notes: Notes, main_pid: int, pgid: int) -> None:
         """Read every pending message into ``notes``."""
         import socket
+        import struct
 
         creds_size = struct.calcsize("3i")
         while True:
@@ -184,6 +184,7 @@ def _sender(ancillary: list[tuple[int, int, bytes]], creds_size: int) -> tuple[i
     """The sender's PID and uid from a message's credentials (SCM_CREDENTIALS); (0, -1)
     when it has none."""
     import socket
+    import struct
 
     sender, uid = 0, -1
     for level, kind, payload in ancillary:
@@ -372,7 +373,7 @@ def wait_ready(
     notes = Notes()
     backoff = FIRST_BACKOFF
     cap = MAX_COMMAND_BACKOFF if probe and probe.ready.kind == "command" else MAX_BACKOFF
-    poller = _poller(handle, notify)
+    poller = None  # made for the first wait (a start_grace of 0 never waits)
     next_probe = time.monotonic()
     while True:
         check_cancel()
@@ -398,12 +399,15 @@ def wait_ready(
             return _at_deadline(notes, probe, notify)
         wake = deadline if probe is None else min(deadline, next_probe)
         wake = min(wake, now + CANCEL_SLICE)
+        poller = poller or _poller(handle, notify)
         with paused():  # a fleet's worker lets another act meanwhile (turns.py)
             poller.poll(max(0, int((wake - now) * 1000) + 1))
 
 
 def _poller(handle: Handle, notify: NotifySocket | None) -> select.poll:
     """A poll object woken by the process's death (its pidfd) and by notify messages."""
+    import select
+
     poller = select.poll()
     if handle.fd is not None and handle.fd >= 0:
         poller.register(handle.fd, select.POLLIN)

@@ -18,10 +18,10 @@ CAP_SYS_RESOURCE = 24
 def limits_problem(svc: Service) -> str | None:
     """Why ``limits`` cannot be set here: a limit above the hard limit servicectl has, which
     only a process with CAP_SYS_RESOURCE may raise (root in a container often may not)."""
-    import resource
-
     if not svc.limits or _has_capability(CAP_SYS_RESOURCE):
         return None
+    import resource
+
     for name, soft, hard in svc.limits:
         current = resource.getrlimit(getattr(resource, LIMIT_NAMES[name]))[1]
         if current == resource.RLIM_INFINITY:
