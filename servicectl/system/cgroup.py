@@ -381,17 +381,19 @@ def wait_empty(path: str, timeout: float) -> bool:
         fd = os.open(os.path.join(path, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return _wait_members(path, deadline)
-    import select  # here: status never waits (a shared library less to load)
-
     try:
-        poller = select.poll()
-        poller.register(fd, select.POLLPRI | select.POLLERR)
+        poller = None  # made for the first wait: an empty cgroup needs none (nor select)
         while True:
             if b"populated 0" in os.pread(fd, 4096, 0):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            if poller is None:
+                import select
+
+                poller = select.poll()
+                poller.register(fd, select.POLLPRI | select.POLLERR)
             with paused():  # a fleet's worker lets another act meanwhile (turns.py)
                 poller.poll(max(1, int(min(remaining, 0.5) * 1000)))
     except OSError:

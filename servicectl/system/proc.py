@@ -500,16 +500,12 @@ class Handle:
         return True
 
     def exited(self) -> bool:
-        """True once the process has exited (a zombie counts as exited)."""
+        """True once the process has exited (a zombie counts as exited): /proc's answer, which
+        a poll of the pidfd could only have turned to True where /proc already says so (a
+        new process with the PID and the same start time aside), so none is made here (the
+        select module is loaded by what waits, not by what looks)."""
         if not self.valid or self.fd is None:
             return True
-        if self.fd >= 0:
-            import select  # here: status never waits (a shared library less to load)
-
-            p = select.poll()
-            p.register(self.fd, select.POLLIN)
-            if p.poll(0):
-                return True
         info = read_stat(self.pid)
         return info is None or info.zombie or info.starttime != self.starttime
 
