@@ -8,7 +8,6 @@ and the fleet runs threads.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import sys
@@ -75,11 +74,15 @@ def resolve_account(svc: Service) -> Account:
             f"{svc.name}: only root can start a service as user {pw.pw_name}; "
             f"run servicectl as root (or remove user: from {svc.file})"
         )
+    import grp  # here: a service that runs as servicectl's user and group needs none
+
     groups = tuple(g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem and g.gr_gid != gid)
     return Account(pw.pw_name, pw.pw_uid, gid, pw.pw_dir, groups, switch=euid == 0)
 
 
 def _group_id(svc: Service, group: str) -> int:
+    import grp
+
     try:
         return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
     except KeyError:
