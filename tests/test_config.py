@@ -7,10 +7,11 @@ import json
 import os
 import pwd
 import signal
+import time
 from pathlib import Path
 
 import pytest
-from conftest import Env, assert_ok, dirs_for, tagged_pids
+from conftest import Env, assert_ok, dirs_for, tagged_pids, wait_for
 
 from servicectl.definitions.catalog import load_catalog
 from servicectl.definitions.schema import Service
@@ -234,6 +235,34 @@ def test_definition_cache_sees_every_edit(env: Env, monkeypatch: pytest.MonkeyPa
         damaged.write_bytes(b"garbage")
     assert load_catalog(dirs).services["web"].stop_timeout == 7
     assert_ok(env.sc("status", "web"), 3)
+
+
+def test_two_installations_sharing_a_run_dir_keep_their_own_caches(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process's servicectl (the source tree) and the installed one (env.sc) share a run
+    directory: each keeps its own definition cache, and neither throws the other's away (one
+    file for both made each parse every definition again after the other's command)."""
+    from servicectl.definitions import cache, catalog
+
+    env.run.mkdir()
+    dirs = dirs_for(env)
+    path = env.write("web", "command: sleep 1\nstop_timeout: 5\n")
+    changed = os.stat(path).st_ctime
+    wait_for(lambda: time.time() - changed > cache.RACY_NS / 1e9 + 0.2, what="a cacheable file")
+    assert load_catalog(dirs).services["web"].stop_timeout == 5  # this one's cache made
+    assert_ok(env.sc("status", "web"), 3)  # the installed one's
+    assert len(list(env.run.glob(".definitions-*.cache"))) == 2
+
+    def must_not_parse(*args: object) -> None:
+        raise AssertionError("parsed again: the other installation's command replaced the cache")
+
+    monkeypatch.setattr(catalog, "load_file", must_not_parse)
+    assert load_catalog(dirs).services["web"].stop_timeout == 5
+    before = {p.name: p.stat().st_ino for p in env.run.glob(".definitions-*.cache")}
+    assert_ok(env.sc("status", "web"), 3)
+    after = {p.name: p.stat().st_ino for p in env.run.glob(".definitions-*.cache")}
+    assert after == before  # the installed one read its own, and rewrote nothing
 
 
 # ---------------------------------------------------------------------------------------------

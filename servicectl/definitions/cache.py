@@ -90,8 +90,16 @@ def _dir_key(directory: str) -> tuple[Any, ...] | None:
 
 
 def _cache_path(run_dir: str, services_dir: str) -> str:
-    tag = _fnv1a(os.fsencode(services_dir))  # a tag; the context check tells directories apart
+    """The cache of ``services_dir`` by this installation of servicectl: a tag of both (the
+    context check inside tells them apart). Two installations sharing a run directory (two
+    venvs; an old supervisor beside a new command during an upgrade) each keep their own:
+    one file for both was thrown away by each in turn, every command of the other parsing
+    YAML again."""
+    tag = _fnv1a(os.fsencode(services_dir) + b"\0" + os.fsencode(_INSTALLED))
     return os.path.join(run_dir, f".definitions-{tag}.cache")
+
+
+_INSTALLED = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # servicectl/
 
 
 def _fnv1a(data: bytes) -> str:
