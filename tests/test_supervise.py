@@ -22,6 +22,7 @@ import pytest
 from conftest import (
     DAEMONS,
     PY,
+    USER_PYTHON,
     Env,
     alive,
     assert_ok,
@@ -614,3 +615,37 @@ def test_bad_supervision_keys_are_configuration_errors(
 def test_bare_no_is_no(env: Env) -> None:
     env.write("web", "command: sleep 1\nrestart: no\n")
     assert_ok(env.sc("check", "web"))
+
+
+SUBREAPER = r"""
+import os, sys
+from servicectl.system import proc
+proc.become_subreaper()
+r, w = os.pipe()
+child = os.fork()
+if child == 0:  # a daemon's launcher: forks the daemon, says its PID, and exits
+    daemon = os.fork()
+    if daemon == 0:
+        os.close(w)
+        os.read(r, 1)  # until its test says so
+        os._exit(0)
+    os.write(w, str(daemon).encode())
+    os._exit(0)
+daemon = int(os.read(r, 16))
+os.waitpid(child, 0)
+with open(f"/proc/{daemon}/stat") as f:
+    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+os.write(w, b"x")
+os.waitpid(daemon, 0)
+print(ppid == os.getpid(), sorted(m for m in sys.modules if "ctypes" in m))
+"""
+
+
+def test_the_supervisor_adopts_orphans_without_the_ctypes_package() -> None:
+    """become_subreaper (the supervisor's, a forking launch's): a daemon whose launcher exited
+    is re-parented to servicectl, which loads _ctypes for it, not the ctypes package."""
+    import subprocess
+
+    res = subprocess.run([USER_PYTHON, "-c", SUBREAPER], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[0] == "True ['_ctypes']", res.stdout

@@ -16,7 +16,6 @@ import os
 import select
 import sys
 import time
-import zlib
 
 from servicectl.errors import ServicectlError
 from servicectl.service import supervised
@@ -51,7 +50,7 @@ def save_definition(unit: Unit, saved: dict[str, int]) -> None:
     if unit.svc is None or unit.dirs is None:
         return
     data = json.dumps(protocol.definition(unit.svc, unit.dirs), sort_keys=True).encode()
-    digest = zlib.crc32(data)
+    digest = hash(data)  # this process's own memory of what it saved (no zlib to load)
     if saved.get(unit.name) == digest:
         return
     try:
