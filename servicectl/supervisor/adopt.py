@@ -11,12 +11,12 @@ known (docs/supervision.md: an unknown status is a failure for ``restart: on-fai
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import sys
 import time
 
+from servicectl import jsontext
 from servicectl.errors import ServicectlError
 from servicectl.service import supervised
 from servicectl.states import EXITED, GAVE_UP, LAUNCHING, PHASE_STARTING, RESPAWNING
@@ -49,7 +49,7 @@ def save_definition(unit: Unit, saved: dict[str, int]) -> None:
 
     if unit.svc is None or unit.dirs is None:
         return
-    data = json.dumps(protocol.definition(unit.svc, unit.dirs), sort_keys=True).encode()
+    data = jsontext.dumps(protocol.definition(unit.svc, unit.dirs), sort_keys=True).encode()
     digest = hash(data)  # this process's own memory of what it saved (no zlib to load)
     if saved.get(unit.name) == digest:
         return
@@ -83,7 +83,7 @@ def load_definition(run: StrPath, name: str) -> tuple[Any, Any] | None:
     finally:
         os.close(fd)
     try:
-        return protocol.read_definition(json.loads(raw))
+        return protocol.read_definition(jsontext.loads(raw))
     except ValueError:
         return None
 
@@ -195,7 +195,7 @@ def dump(units: list[Unit], said: dict[str, Any]) -> int:
         )
         rows.append(row)
     fd = os.memfd_create("servicectl-handover", 0)
-    data = json.dumps({"from": said, "units": rows}).encode()
+    data = jsontext.dumps({"from": said, "units": rows}).encode()
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -213,7 +213,7 @@ def load(fd: int) -> tuple[dict[str, Any], list[Unit]]:
             break
         chunks.append(chunk)
     os.close(fd)
-    state = json.loads(b"".join(chunks))
+    state = jsontext.loads(b"".join(chunks))
     now = time.monotonic()
     units = []
     for row in state.get("units", []):

@@ -15,7 +15,6 @@ nobody connected) for a while, unless it runs in the foreground.
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import queue
 import select
@@ -25,8 +24,8 @@ import struct
 import sys
 import threading
 import time
-from pathlib import Path
 
+from servicectl import jsontext  # json's text, without json's re (the supervisor's memory)
 from servicectl.definitions.names import plain_name
 from servicectl.supervisor import adopt, health, jobs, protocol
 from servicectl.supervisor.machine import EXIT, RUNNING, Job, Unit
@@ -61,7 +60,7 @@ IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class Supervisor(Steps):
-    def __init__(self, run: Path, listener: socket.socket, foreground: bool = False) -> None:
+    def __init__(self, run: str, listener: socket.socket, foreground: bool = False) -> None:
         self.run = run
         self.listener = listener
         self.foreground = foreground
@@ -183,7 +182,7 @@ class Supervisor(Steps):
         """Stop listening; what runs keeps running (unsupervised: status says so, and the next
         command that acts starts a supervisor that adopts it)."""
         try:
-            os.unlink(self.run / protocol.SOCKET_NAME)
+            os.unlink(os.path.join(self.run, protocol.SOCKET_NAME))
         except OSError:
             pass
         self.listener.close()
@@ -251,7 +250,7 @@ class Supervisor(Steps):
         while b"\n" in conn.buf and self.alive_conn(conn):
             line, _, conn.buf = conn.buf.partition(b"\n")
             try:
-                msg = json.loads(line)
+                msg = jsontext.loads(line)
             except ValueError:
                 msg = None
             self._message(conn, msg if isinstance(msg, dict) else {})
@@ -289,7 +288,7 @@ class Supervisor(Steps):
         self.code = stamp
         import servicectl
 
-        path = str(Path(servicectl.__file__).resolve().parent.parent)
+        path = os.path.dirname(os.path.dirname(os.path.realpath(servicectl.__file__)))
         said = {"python": sys.executable, "path": path, "schema": f"on disk {stamp}"}
         self._begin_handover(said, "its code changed on disk (an upgrade?)")
 
@@ -360,7 +359,7 @@ class Supervisor(Steps):
         self._send(conn, reply, wait=True)
 
     def _send(self, conn: Conn, reply: dict[str, Any], wait: bool) -> None:
-        data = json.dumps(reply).encode() + b"\n"
+        data = jsontext.dumps(reply).encode() + b"\n"
         try:
             if wait:
                 conn.sock.settimeout(5)
@@ -536,7 +535,7 @@ def main(argv: list[str]) -> int:
     """RUN_DIR FD [--foreground] [--handover FDS]: supervise the run directory's services; say
     "ready" (or "running": another one does, or why not) on FD ("-": none) once listening."""
     catch_early_signals()
-    run, ready = Path(argv[0]), argv[1]
+    run, ready = argv[0], argv[1]
     foreground = "--foreground" in argv
     handover = argv[argv.index("--handover") + 1] if "--handover" in argv else None
     got = take_run_dir(run, ready, foreground, handover)

@@ -25,10 +25,10 @@ from servicectl.system import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
 
-def _listening(run: Path) -> bool:
+def _listening(run: StrPath) -> bool:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     address, fd = protocol.socket_address(run)
     try:
@@ -42,11 +42,11 @@ def _listening(run: Path) -> bool:
             os.close(fd)
 
 
-def claim(run: Path, wait: bool = False) -> int | str:
+def claim(run: StrPath, wait: bool = False) -> int | str:
     """The run directory's supervisor lock, held for life; or "running" if another supervisor
     listens (a start raced this one), or why neither. ``wait``: for as long as another holds
     it (a foreground supervisor takes over when it leaves or dies)."""
-    path = run / protocol.LOCK_NAME
+    path = os.path.join(run, protocol.LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     if wait:
         try:
@@ -72,9 +72,9 @@ def claim(run: Path, wait: bool = False) -> int | str:
         time.sleep(0.01)
 
 
-def listen(run: Path) -> socket.socket:
+def listen(run: StrPath) -> socket.socket:
     """The control socket, mode 0600 (the lock is held: a socket file left there is stale)."""
-    path = run / protocol.SOCKET_NAME
+    path = os.path.join(run, protocol.SOCKET_NAME)
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -178,7 +178,7 @@ def notify(text: str) -> None:
 
 
 def take_run_dir(
-    run: Path, ready: str, foreground: bool, handover: str | None
+    run: StrPath, ready: str, foreground: bool, handover: str | None
 ) -> tuple[int, socket.socket, int] | int:
     """The run directory's supervisor lock and listening socket (state, listener, lock): handed
     over by the supervisor this process replaces, or claimed now; or the exit code when it
@@ -197,7 +197,7 @@ def take_run_dir(
     try:
         listener = listen(run)
     except OSError as exc:
-        say_ready(ready, f"cannot listen on {run / protocol.SOCKET_NAME}: {exc}")
+        say_ready(ready, f"cannot listen on {os.path.join(run, protocol.SOCKET_NAME)}: {exc}")
         return 1
     return -1, listener, claimed
 
