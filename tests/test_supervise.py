@@ -649,3 +649,23 @@ def test_the_supervisor_adopts_orphans_without_the_ctypes_package() -> None:
     res = subprocess.run([USER_PYTHON, "-c", SUBREAPER], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[0] == "True ['_ctypes']", res.stdout
+
+
+def test_the_supervisors_code_loads_no_module_it_does_without() -> None:
+    """What the supervisor is made of (its PSS is counted for each run directory): none of
+    pathlib (with fnmatch, urllib.parse, ipaddress), json and re, ctypes, zlib."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import servicectl.supervisor.daemon, servicectl.supervisor.jobs\n"
+        "import servicectl.supervisor.adopt, servicectl.supervisor.health\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    argv = [USER_PYTHON, "-I", "-c", code]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    loaded = set(res.stdout.split())
+    assert "servicectl.supervisor.daemon" in loaded
+    unwanted = {"pathlib", "fnmatch", "urllib.parse", "ipaddress", "json", "re", "ctypes", "zlib"}
+    assert loaded.isdisjoint(unwanted), sorted(loaded & unwanted)
