@@ -107,6 +107,30 @@ def test_escapers_are_listed_and_stopped(env: Env, how: str) -> None:
 
 
 @needs_v2
+def test_status_follows_a_worker_moved_out_of_the_cgroup(env: Env) -> None:
+    """status of a service in its cgroup reads its cgroup's members and their descendants
+    alone (not every process on the machine): a worker root moved to another cgroup is still
+    the master's child, and still listed."""
+    pids = escaper(env, "mw", "workers", "2")
+    assert_ok(env.sc("start", "mw"))
+    main, workers = main_pid(env, "mw"), pids_in(pids)
+    elsewhere = Path(FOUND.top) / f"servicectl-test-{env.tag[:8]}"
+    elsewhere.mkdir()
+    try:
+        cgroup.join(str(elsewhere), workers[0])
+        assert workers[0] not in members(record(env, "mw")["cgroup"])
+        res = assert_ok(env.sc("status", "mw"))
+        for pid in (main, *workers):
+            assert f"{pid} " in res.stdout.split("Processes:", 1)[1], res.stdout
+        assert "3 processes" in res.stdout, res.stdout
+    finally:
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: not alive(workers[0]), what="the moved worker to end")
+        assert_ok(env.sc("stop", "mw"))
+        elsewhere.rmdir()
+
+
+@needs_v2
 def test_a_program_is_in_its_cgroup_before_it_runs(env: Env) -> None:
     """Joined at the gate, before exec: the program's first look at /proc/self/cgroup already
     shows its service's cgroup (simple and forking alike)."""

@@ -2,9 +2,11 @@
 its descendants and the rest of its own process group: tree.py), their memory and CPU time,
 and the sockets they listen on.
 
-Whatever the service does, this stays small and quick (docs/security.md R-VIEW-2): one pass
-over /proc/PID/stat, at most MAX_LISTED processes listed (the rest counted: "and N more"), at
-most MAX_ARGV bytes of each command line, the socket tables and descriptors read with bounds
+Whatever the service does, this stays small and quick (docs/security.md R-VIEW-2): its
+cgroup's members and their descendants read alone (tree.family), or one pass over
+/proc/PID/stat where it has no cgroup or its main process left it; at most MAX_LISTED
+processes listed (the rest counted: "and N more"), at most MAX_ARGV bytes of each command
+line, the socket tables and descriptors read with bounds
 (procnet.py), and a time budget after which what is left is said to be unknown. Each field
 is read on its own: a reader that fails leaves that field unknown, never the whole view
 (R-VIEW-3).
@@ -83,8 +85,10 @@ def collect(
     with the service's ``cgroup``, every process in it, wherever it went. None if ``pid`` is
     gone (and, with a cgroup, nothing is left in it)."""
     deadline = time.monotonic() + budget
-    table = tree.scan(deadline)
-    also = _cgroup_members(cgroup, table) if cgroup else set()
+    table, also = _own(pid, cgroup, deadline) if cgroup else (None, set())
+    if table is None:
+        table = tree.scan(deadline)
+        also = _cgroup_members(cgroup, table) if cgroup else set()
     if pid not in table:
         main = tree.read_stat(pid)  # not reached before the deadline, or gone
         if main is not None and not main.zombie:
@@ -103,6 +107,21 @@ def collect_pids(pids: list[int], budget: float = BUDGET) -> Metrics:
     also = {p for p in pids if p in table}
     order, beyond = tree.members(table, 0, also=also)
     return _metrics(table, pids[0] if pids else 0, order, beyond, deadline)
+
+
+def _own(pid: int, path: str, deadline: float) -> tuple[tree.Table | None, set[int]]:
+    """The service's cgroup's members and their descendants, read alone, when the main process
+    is in its cgroup; else (None, ...): one scan of every process then (a main process that
+    left its cgroup, a kernel without /proc's children files, a cgroup that cannot be read)."""
+    from servicectl.system import cgroup as cg
+
+    pids = cg.members(path)
+    if pid not in pids:
+        return None, set()
+    table = tree.family(pids, deadline)
+    if table is None:
+        return None, set()
+    return table, {p for p in pids if p in table}
 
 
 def _cgroup_members(path: str, table: tree.Table) -> set[int]:
