@@ -91,13 +91,18 @@ def definition_files(services_dir: str) -> dict[str, str]:
 
     When both NAME.yaml and NAME.yml exist, NAME.yaml wins. A template is there as NAME@.
     """
+    return definition_listing(services_dir)[0]
+
+
+def definition_listing(services_dir: str) -> tuple[dict[str, str], frozenset[str]]:
+    """``definition_files``, and every name in the directory (drop-in directories among them)."""
     found: dict[str, str] = {}
     try:
         entries = sorted(os.scandir(services_dir), key=lambda e: e.name)
     except (
         OSError
     ):  # missing, not a directory, a symlink loop, unreadable: see services_dir_problem
-        return {}
+        return {}, frozenset()
     for entry in entries:
         fname = entry.name
         if skipped(fname):
@@ -108,7 +113,7 @@ def definition_files(services_dir: str) -> dict[str, str]:
         if stem in found and ext == "yml":
             continue
         found[stem] = entry.path
-    return found
+    return found, frozenset(e.name for e in entries)
 
 
 def services_dir_problem(services_dir: str) -> str | None:
@@ -231,9 +236,10 @@ def load_catalog(
     (see cache.py). ``replace``: see load_file (the cache is not used then). ``also``: names
     to load besides (an instance that is neither listed nor recorded, named by the user).
     """
-    files = definition_files(dirs.services)
+    files, names = definition_listing(dirs.services)
     problems = _directory_problems(dirs)
     loader = _Loader(dirs, files, use_cache and not replace, replace)
+    loader.listing = (dirs.services.rstrip("/") or "/", names)
     for name in [*(files if only is None else only), *also]:
         loader.load(name)
     if only is None:
@@ -289,11 +295,12 @@ class _Loader:
         self.services: dict[str, Service] = {}
         self.invalid: dict[str, Invalid] = {}
         self.templates: dict[str, Service] = {}
+        self.listing: tuple[str, frozenset[str]] | None = None  # the services directory's
 
     def parse(self, name: str, file: str) -> Service | Invalid:
         """The definition of ``name`` from ``file``: the cached one while its key holds, else
         parsed (and kept for the cache if its files did not change meanwhile)."""
-        key = self.cache.definition_key(name, file) if self.use_cache else None
+        key = self.cache.definition_key(name, file, self.listing) if self.use_cache else None
         hit = self.cached.get(name)
         if key is not None and hit is not None and hit[0] == key:
             self.types = self.types or record_types()
