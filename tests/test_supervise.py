@@ -168,6 +168,22 @@ def test_always_respawns_a_clean_exit(env: Env) -> None:
     assert env.status_json("web")["web"]["last_exit"]["code"] == 0
 
 
+def failed_within(env: Env, name: str, seconds: float) -> dict[str, Any]:
+    """The service's status row once it says failed; on a timeout, its last row and log."""
+    last: dict[str, Any] = {}
+
+    def failed() -> bool:
+        last.update(env.status_json(name)[name])
+        return last["state"] == "failed"
+
+    try:
+        wait_for(failed, seconds, "failed")
+    except AssertionError:
+        log = (env.log / f"{name}.log").read_text(errors="replace")[-2000:]
+        raise AssertionError(f"not failed within {seconds} s: {last}; log: {log}") from None
+    return last
+
+
 def test_an_exit_just_after_a_start_is_an_exit_like_any_other(env: Env) -> None:
     """The program exits the moment its record says it runs: after its start (or respawn) was
     confirmed, before its supervisor watches it. That exit is not lost: each is respawned,
@@ -182,18 +198,8 @@ def test_an_exit_just_after_a_start_is_an_exit_like_any_other(env: Env) -> None:
         start_limit={"burst": 3, "interval": 60},
     )
     assert_ok(env.sc("start", "web"))
-    last: dict[str, object] = {}
-
-    def failed() -> bool:
-        last.update(env.status_json("web")["web"])
-        return last["state"] == "failed"
-
-    try:
-        wait_for(failed, 20, "failed")
-    except AssertionError:
-        log = (env.log / "web.log").read_text(errors="replace")[-2000:]
-        raise AssertionError(f"not failed within 20 s: {last}; log: {log}") from None
-    assert last["restarts"] == 3 and last["last_exit"]["code"] == 3  # type: ignore[index]
+    last = failed_within(env, "web", 20)
+    assert last["restarts"] == 3 and last["last_exit"]["code"] == 3
     assert len(started(env, "web")) == 4  # the start, then 3 respawns, each crashed once running
 
 
@@ -211,17 +217,7 @@ def test_crash_loop_ends_failed_until_the_next_start(env: Env) -> None:
     assert_ok(env.sc("start", "web"))
     flag.touch()
     crash(env, "web", 2)
-    last: dict[str, object] = {}
-
-    def failed() -> bool:
-        last.update(env.status_json("web")["web"])
-        return last["state"] == "failed"
-
-    try:
-        wait_for(failed, 20, "failed")
-    except AssertionError:
-        log = (env.log / "web.log").read_text(errors="replace")[-2000:]
-        raise AssertionError(f"not failed within 20 s: {last}; log: {log}") from None
+    failed_within(env, "web", 20)
     res = env.sc("status", "--json", "web")
     assert res.returncode == 1
     (row,) = json.loads(res.stdout)
