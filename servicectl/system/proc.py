@@ -281,11 +281,11 @@ def become_subreaper() -> None:
 
 
 def _subreaper_by_ctypes() -> None:
-    import ctypes
-
     try:
+        import ctypes
+
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except OSError:
+    except (ImportError, OSError, AttributeError):  # no ctypes, no prctl: not a subreaper
         pass
 
 
