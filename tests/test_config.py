@@ -265,6 +265,25 @@ def test_two_installations_sharing_a_run_dir_keep_their_own_caches(
     assert after == before  # the installed one read its own, and rewrote nothing
 
 
+def test_an_upgrade_leaves_no_cache_of_the_old_naming(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache of servicectl 0.2.0 (named by the services directory alone) is removed when
+    this one's is written: an upgrade leaves no stale file in the run directory."""
+    from servicectl.definitions import cache
+
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    env.run.mkdir()
+    legacy = env.run / f".definitions-{cache._fnv1a(os.fsencode(str(env.services)))}.cache"
+    legacy.write_bytes(b"an old cache")
+    env.write("web", "command: sleep 1\n")
+    assert "web" in load_catalog(dirs_for(env)).services
+    assert not legacy.exists()
+    assert [p.name for p in env.run.glob(".definitions-*.cache")] == [
+        os.path.basename(cache._cache_path(str(env.run), str(env.services)))
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # One schema: every key declared once, and what is derived from the declarations
 

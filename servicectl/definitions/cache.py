@@ -248,3 +248,16 @@ def save(
         atomic_write(_cache_path(dirs.run, dirs.services), payload, 0o600)
     except Exception:
         return
+    _remove_legacy(dirs)
+
+
+def _remove_legacy(dirs: Any) -> None:
+    """The cache file of servicectl 0.2.0 and before (tagged by the services directory alone):
+    an upgrade leaves none behind. (A 0.2.0 still at work beside this one makes it again.)"""
+    path = os.path.join(dirs.run, f".definitions-{_fnv1a(os.fsencode(dirs.services))}.cache")
+    if path == _cache_path(dirs.run, dirs.services):
+        return  # (the two tags met: the file is this one's)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
