@@ -617,21 +617,23 @@ SUBREAPER = r"""
 import os, sys
 from servicectl.system import proc
 proc.become_subreaper()
-r, w = os.pipe()
+said_r, said_w = os.pipe()  # the launcher says the daemon's PID
+go_r, go_w = os.pipe()  # the daemon waits for its end
 child = os.fork()
 if child == 0:  # a daemon's launcher: forks the daemon, says its PID, and exits
     daemon = os.fork()
     if daemon == 0:
-        os.close(w)
-        os.read(r, 1)  # until its test says so
+        os.close(go_w)
+        os.read(go_r, 1)  # until its test says so (or is gone)
         os._exit(0)
-    os.write(w, str(daemon).encode())
+    os.write(said_w, str(daemon).encode())
     os._exit(0)
-daemon = int(os.read(r, 16))
+os.close(said_w)
+daemon = int(os.read(said_r, 16))
 os.waitpid(child, 0)
 with open(f"/proc/{daemon}/stat") as f:
     ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-os.write(w, b"x")
+os.write(go_w, b"x")
 os.waitpid(daemon, 0)
 print(ppid == os.getpid(), sorted(m for m in sys.modules if "ctypes" in m))
 """
