@@ -165,8 +165,8 @@ except subprocess.TimeoutExpired:
 os.write(w, b"go\n")
 print("code", c.wait(), c.poll())
 seen = []
-k = child.spawn_gate(["/bin/sleep", "30"], {}, fds, 0o022, seen.append)
-print("meanwhile", seen == [k.pid])
+k = child.spawn_gate(["/bin/sleep", "30"], {}, fds, 0o022, lambda *a: seen.append(a))
+print("meanwhile", seen == [(k.pid, "")])
 os.kill(k.pid, 9)
 print("killed", k.wait())
 """
@@ -243,3 +243,90 @@ def test_a_failed_join_lets_the_gated_child_go_without_running_anything(way: str
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["refused: True", "left [] set()"], res.stdout
+
+
+BORN_CODE = r"""
+import os, sys
+from servicectl.system import child
+into = sys.argv[1]
+out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+r, w = os.pipe()
+fds = (os.dup(r), os.dup(out), os.dup(out))
+seen = []
+
+
+def meanwhile(pid, born_in):
+    # before any join could be written: where the kernel put the child
+    with open(f"/proc/{pid}/cgroup") as f:
+        v2 = [line.split("::", 1)[1].strip() for line in f if line.startswith("0::")]
+    seen.append((born_in, v2[0] if v2 else "?"))
+
+
+k = child.spawn_gate(["/bin/sh", "-c", "read -r x; exec cat /proc/self/cgroup"], {}, fds,
+                     0o022, meanwhile, into)
+os.write(w, b"go\n")
+print("born_in", seen[0][0] == into, "in", seen[0][1], "code", k.wait())
+"""
+
+
+def _own_v2() -> str:
+    with open("/proc/self/cgroup") as f:
+        return next(line.split("::", 1)[1].strip() for line in f if line.startswith("0::"))
+
+
+@pytest.fixture
+def test_cgroup() -> Iterator[Path]:
+    """A cgroup v2 of this test's own, beside servicectl's, removed after (its processes
+    killed first)."""
+    from servicectl.system import cgroup
+
+    top = cgroup.hierarchies().top
+    assert top, "a writable cgroup v2 hierarchy: this machine has one"
+    path = Path(tempfile.mkdtemp(prefix="servicectl-born-", dir=top))
+    yield path
+    for sub in sorted(path.glob("*"), reverse=True):
+        if sub.is_dir():
+            cgroup.kill(str(sub))
+            cgroup.wait_empty(str(sub), 10)
+            sub.rmdir()
+    cgroup.kill(str(path))
+    cgroup.wait_empty(str(path), 10)
+    path.rmdir()
+
+
+def _born(into: str, user: str | None = None) -> list[str]:
+    res = subprocess.run(
+        [USER_PYTHON, "-c", BORN_CODE, into],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=user,
+        cwd="/",
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
+def test_a_forked_gate_is_born_in_its_cgroup(test_cgroup: Path) -> None:
+    """Given its cgroup v2, a gate spawned here is in it before anything is written to
+    cgroup.procs (clone3 with CLONE_INTO_CGROUP: no join, so none of the grace period a
+    join waits for on a default mount), and the program it execs runs there."""
+    from servicectl.system import cgroup
+
+    rel = "/" + os.path.relpath(test_cgroup, cgroup.hierarchies().top)
+    words = _born(str(test_cgroup))
+    assert words[:4] == ["born_in", "True", "in", rel], words
+    assert words[-2:] == ["code", "0"]
+
+
+@pytest.mark.parametrize("where", ["not-a-cgroup", "not-permitted", "gone"])
+def test_a_gate_the_kernel_will_not_bear_in_a_cgroup_is_forked(
+    test_cgroup: Path, where: str, workdir: Path
+) -> None:
+    """Where clone3 cannot put the child in the cgroup (a plain directory, root's cgroup for
+    a spawner that is not root, a cgroup that is gone) the gate is forked all the same, where
+    its parent is, and says so (born_in ""): the caller's join decides."""
+    into = {"not-a-cgroup": str(workdir), "gone": str(test_cgroup / "gone")}
+    words = _born(into.get(where, str(test_cgroup)), "nobody" if where == "not-permitted" else None)
+    assert words[:4] == ["born_in", "False", "in", _own_v2()], words
+    assert words[-2:] == ["code", "0"]

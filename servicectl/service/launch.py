@@ -62,21 +62,22 @@ def spawn_simple(
     cgroups: Plan | None = None,
 ) -> subprocess.Popen[bytes]:
     """Spawn a service's process (a simple service's program, a forking one's launcher), held
-    at ``gate`` until it is recorded, and move it into its cgroups meanwhile (while a gate
-    forked here goes on to its exec): the program
-    runs in them from its first instruction. If the join fails, the child is let go without
-    running anything and the start fails."""
+    at ``gate`` until it is recorded, born in its cgroup v2 where it can be (child.py) and
+    moved into the rest of its cgroups meanwhile (while a gate forked here goes on to its
+    exec): the program runs in them from its first instruction. If the join fails, the child
+    is let go without running anything and the start fails."""
     joined: list[StartFailed | None] = []  # what the join said, once it was made
 
-    def join(pid: int) -> None:
+    def join(pid: int, born_in: str = "") -> None:
         try:
             if cgroups is not None and cgroups.all:
-                tracked.join(svc, cgroups, pid)
+                tracked.join(svc, cgroups, pid, born_in)
             joined.append(None)
         except StartFailed as exc:
             joined.append(exc)
 
-    child = spawn(svc, account, env, program, (), gate=gate, meanwhile=join)
+    into = cgroups.v2 if cgroups is not None else ""
+    child = spawn(svc, account, env, program, (), gate=gate, meanwhile=join, into=into)
     _SPAWNED.add(child.pid)
     if not joined:  # Popen: joined after it returned
         join(child.pid)

@@ -101,11 +101,14 @@ def _leftovers(svc: Service, p: Plan) -> str:
     return said
 
 
-def join(svc: Service, p: Plan, pid: int) -> None:
-    """Move the gated child ``pid`` into the service's cgroups, before it runs anything."""
+def join(svc: Service, p: Plan, pid: int, born_in: str = "") -> None:
+    """Move the gated child ``pid`` into the service's cgroups, before it runs anything; but
+    ``born_in``, the cgroup it was born in (child.py)."""
     from servicectl.service.outcome import StartFailed
 
     for path in p.all:
+        if path == born_in:
+            continue
         try:
             cgroup.join(path, pid)
         except OSError as exc:

@@ -13,6 +13,17 @@ SIGPIPE and SIGXFSZ back to their defaults (``restore_signals``), the parent's s
 the service's umask, started in "/" (R-EXEC-1; the gate enters the working directory). An
 exec that fails is an OSError in the parent, read from a close-on-exec pipe as Popen does.
 (Not os.posix_spawn: glibc's leaves its internal signals 32 and 33 ignored in the program.)
+
+Born in its cgroup: given the service's cgroup v2 directory, the child is made by ``clone3``
+with ``CLONE_INTO_CGROUP`` (Linux 5.7) instead of ``fork``, so that no join is written for it.
+A write to ``cgroup.procs`` takes the kernel's cgroup_threadgroup_rwsem for writing, which on
+a default cgroup v2 mount waits for an RCU grace period (5-8 ms, the largest single wait of a
+``start``); a process born into the cgroup takes it only for reading, as any fork does. The
+call goes through ``_ctypes`` (as proc.become_subreaper's prctl), in a process with one thread
+only (``usable``): ctypes lets go of the GIL around the call, which no other thread may take
+in the child's copy. Where clone3 is refused (an older kernel, a seccomp filter that answers
+ENOSYS, a cgroup that refuses the process, no ``_ctypes``) the child is forked and joined as
+before, and that join says what went wrong.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Optional
+
+    Meanwhile = Callable[[int, str], None]  # (pid, the cgroup it was born in, or "")
 
 
 class Child:
@@ -95,16 +108,18 @@ def forked_gate(
     ends: tuple[Any, int, int],
     umask: int,
     popen_only: bool,
-    meanwhile: Callable[[int], None] | None = None,
+    meanwhile: Meanwhile | None = None,
+    into: str = "",
 ) -> Child | None:
     """The gate (``argv``: the dash gate, ``ends``: its Gate, stdout, stderr) forked here
     where it may be: ``popen_only`` false (no user switch, nothing to pass, the dash gate)
-    and ``usable``; None where Popen must do it."""
+    and ``usable``; None where Popen must do it. ``into``: the cgroup v2 directory to be born
+    in, where the kernel allows it (see the module's docstring)."""
     gate, out, err = ends
     if gate is None or popen_only:
         return None
     fds = (gate.read_fd, out, err)
-    return spawn_gate(argv, env, fds, umask, meanwhile) if usable(fds) else None
+    return spawn_gate(argv, env, fds, umask, meanwhile, into) if usable(fds) else None
 
 
 def spawn_gate(
@@ -112,28 +127,33 @@ def spawn_gate(
     env: dict[str, str],
     fds: tuple[int, int, int],
     umask: int,
-    meanwhile: Callable[[int], None] | None = None,
+    meanwhile: Meanwhile | None = None,
+    into: str = "",
 ) -> Child:
     """Spawn ``argv`` (the gate's shell first) with ``env``, stdin, stdout and stderr from
     ``fds``, in a session of its own (see the module's docstring). OSError as Popen raises it,
     in this process, when the shell could not be executed (an error pipe, as Popen's).
-    ``meanwhile(pid)`` runs while the child goes on to its exec (the gate's join of its
-    cgroup: on a default cgroup v2 mount a join waits a few milliseconds for the kernel, the
-    fork and exec take as long)."""
+    ``into``: a cgroup v2 directory the child is born in if the kernel allows it.
+    ``meanwhile(pid, born_in)`` runs while the child goes on to its exec; ``born_in`` is
+    ``into`` if the child was born there, else "" (the caller joins it: on a default cgroup v2
+    mount a join waits a few milliseconds for the kernel, the fork and exec take as long)."""
     import _signal
 
     errors, report = os.pipe()  # close-on-exec: EOF on the read end once the exec succeeded
+    here = os.getpid()
     old_mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     try:
-        pid = os.fork()
+        pid, born_in = _fork(into)
         if pid == 0:  # the child: never returns
             _become(argv, env, fds, umask, report, old_mask)
     finally:
+        if os.getpid() != here:  # the child, whatever went wrong before _become: never back
+            os._exit(127)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, old_mask)
         os.close(report)
     try:
         if meanwhile is not None:
-            meanwhile(pid)
+            meanwhile(pid, born_in)
         failed = os.read(errors, 64)
     finally:
         os.close(errors)
@@ -143,6 +163,58 @@ def spawn_gate(
         why = os.strerror(number) if number else "it failed before its exec"
         raise OSError(number, why, argv[0])
     return Child(pid)
+
+
+def _fork(into: str) -> tuple[int, str]:
+    """A child of this process (0 in the child, its PID here), born in ``into`` where clone3
+    puts it there (``into`` is said back), else forked (and "" said back)."""
+    if into:
+        try:
+            fd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # gone, or not ours to open: the join that follows says so
+            fd = -1
+        if fd >= 0:
+            try:
+                pid = _clone_into(fd)
+            finally:
+                os.close(fd)
+            if pid >= 0:
+                return pid, into
+    return os.fork(), ""
+
+
+def _clone_into(cgroup_fd: int) -> int:
+    """clone3(CLONE_INTO_CGROUP) through libc's syscall(): 0 in the child, the child's PID
+    here, -1 where there is no such call (another architecture's numbers, no ``_ctypes``) or
+    the kernel refused it (nothing was made then)."""
+    if os.uname().machine not in _CLONE3_435:
+        return -1
+    try:
+        import _ctypes
+
+        libc = _ctypes.dlopen(None, os.RTLD_NOW | os.RTLD_LOCAL)  # type: ignore[arg-type]
+        syscall = _ctypes.dlsym(libc, "syscall")
+    except (ImportError, AttributeError, OSError):
+        return -1
+    # struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+    # tls, set_tid, set_tid_size, cgroup; a stack of 0: the child goes on on its copy of ours
+    import _signal
+
+    fields = (CLONE_INTO_CGROUP, 0, 0, 0, _signal.SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
+    args = b"".join(value.to_bytes(8, sys.byteorder) for value in fields)
+    try:
+        pid = _ctypes.call_function(syscall, (SYS_CLONE3, args, len(args)))
+    except (TypeError, ValueError, OSError):  # another interpreter's _ctypes
+        return -1
+    return pid if isinstance(pid, int) else -1
+
+
+CLONE_INTO_CGROUP = 0x200000000
+SYS_CLONE3 = 435  # the same on every architecture of the common table (not MIPS or Alpha)
+_CLONE3_435 = frozenset(
+    {"x86_64", "i386", "i586", "i686", "aarch64", "armv7l", "armv8l", "ppc64le", "ppc64"}
+    | {"s390x", "riscv64", "loongarch64"}
+)
 
 
 def _become(

@@ -498,7 +498,8 @@ def spawn(
     pass_fds: tuple[int, ...] = (),
     argv: tuple[str, ...] | None = None,
     gate: Gate | None = None,
-    meanwhile: Callable[[int], None] | None = None,
+    meanwhile: Callable[[int, str], None] | None = None,
+    into: str = "",
 ) -> subprocess.Popen[bytes]:
     """Start the program detached: own session and process group, stdin from /dev/null, output
     to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
@@ -507,8 +508,10 @@ def spawn(
     (so hard limits can be raised), because preexec_fn is unsafe once threads exist; it is an
     isolated interpreter started in "/" (R-EXEC-1). The working directory is entered after
     the user switch (R-EXEC-2). With a ``gate``, the child runs the program only once
-    ``gate.open()`` is called (see GATE_SH); ``meanwhile(pid)`` runs while a gate forked here
-    (child.py) goes on to its exec, never after Popen: the caller sees whether it ran."""
+    ``gate.open()`` is called (see GATE_SH); ``meanwhile(pid, born_in)`` runs while a gate
+    forked here (child.py) goes on to its exec, never after Popen: the caller sees whether it
+    ran. ``into``: the cgroup v2 directory a gate forked here is born in where the kernel
+    allows it (``born_in`` says whether it was)."""
     argv = argv or svc.command
     _can_start(svc, program)
     out, err = open_output(svc, account)
@@ -526,7 +529,7 @@ def spawn(
         from servicectl.system.child import forked_gate
 
         ends, popen_only = (gate, out, err), bool(kwargs or pass_fds or exe != GATE_SHELL)
-        forked = forked_gate(cmd, environment, ends, svc.umask, popen_only, meanwhile)
+        forked = forked_gate(cmd, environment, ends, svc.umask, popen_only, meanwhile, into)
         if forked is not None:  # a Child: what callers use of a Popen (child.py)
             return forked  # type: ignore[return-value]
         import subprocess
