@@ -513,7 +513,7 @@ def test_R_RUN_4_the_definition_cache_makes_only_definition_types(env: Env, forg
 
     env.write("web", f"command: [{PY}, -c, 'pass']\ndescription: the real one\n")
     path = _cached(env)
-    context, entries = cache.parse(path.read_bytes())
+    context, entries, _ = cache.parse(path.read_bytes())
     [(name, (key, blob))] = entries.items()
     value = marshal.loads(blob)
     if forgery == "other-type":
@@ -526,14 +526,15 @@ def test_R_RUN_4_the_definition_cache_makes_only_definition_types(env: Env, forg
         payload = json.dumps({"context": list(context)}).encode()
     else:
         blob = marshal.dumps(value)
-        header = marshal.dumps({"context": context, "index": {name: (key, 0, len(blob))}})
+        index = {name: (key, 0, len(blob), ())}
+        header = marshal.dumps({"format": cache.FORMAT, "context": context, "index": index})
         payload = len(header).to_bytes(cache.HEAD, "little") + header + blob
         assert cache.made(blob, catalog.record_types()) is None  # servicectl makes nothing
     path.write_bytes(payload)
     res = env.sc("status", "web")
     assert res.returncode == 3 and "the real one" in res.stdout + res.stderr, res.stdout
     assert not (env.root / "pwned").exists()
-    _, rebuilt = cache.parse(path.read_bytes())  # by that status, from the definition
+    _, rebuilt, _ = cache.parse(path.read_bytes())  # by that status, from the definition
     [(_, blob)] = rebuilt.values()
     entry = marshal.loads(blob)
     assert entry[0] == "Service" and "the real one" in entry

@@ -174,3 +174,55 @@ def test_startall_graces_overlap_although_few_workers_act_at_once(env: Env) -> N
     assert_ok(env.sc("stopall"))
     assert not any(alive(p) for p in pids)
     assert tagged_pids(env.tag) == [] and env.files() == []
+
+
+def test_stop_finds_every_dependent_from_the_definition_cache_and_past_edits(env: Env) -> None:
+    """A stop makes only the definitions it needs: which service depends on which is read
+    from the definition cache's index (a thousand installed: no thousand definitions made),
+    and a definition edited, a drop-in added or a file written since that cache was made is
+    read from its files. Every running dependent is stopped first, through a stopped middle
+    one; a service that depends on none of them is not touched (nor made)."""
+    import time
+
+    from servicectl.definitions import cache
+    from servicectl.definitions.catalog import load_catalog
+    from servicectl.fleet.order import dependents_closure
+
+    marker_service(env, "base")
+    marker_service(env, "mid", ["base"])
+    marker_service(env, "top", ["mid"])
+    marker_service(env, "late")
+    marker_service(env, "drop")
+    marker_service(env, "other")
+    env.run.mkdir(exist_ok=True)
+    newest = max(p.stat().st_ctime for p in env.services.glob("*.yaml"))
+    wait_for(lambda: time.time() - newest > cache.RACY_NS / 1e9 + 0.2, what="cacheable files")
+    assert_ok(env.sc("status"), 3)  # the installed servicectl's cache, every entry in it
+    assert load_catalog(env.dirs).services  # and this process's own
+    # since the caches were made: an edit, a drop-in, a new file, each depending on base
+    marker_service(env, "late", ["base"])
+    (env.services / "drop.d").mkdir()
+    (env.services / "drop.d" / "override.yaml").write_text("depends: [base]\n")
+    marker_service(env, "new", ["base"])
+
+    partial = load_catalog(env.dirs, dependents=["base"])
+    full = load_catalog(env.dirs)
+    assert dependents_closure(partial, ["base"]) == dependents_closure(full, ["base"])
+    assert dependents_closure(full, ["base"]) == {"base", "mid", "top", "late", "drop", "new"}
+    assert "other" not in partial.services and "other" in full.services
+
+    assert_ok(env.sc("start", "top", "late", "drop", "new", "other"))
+    mid = env.pid("mid")
+    os.kill(mid, signal.SIGKILL)  # the middle one dies: top still depends on base through it
+    wait_for(lambda: not alive(mid), what="mid gone")
+    pids = {n: env.pid(n) for n in ("base", "top", "late", "drop", "new", "other")}
+    res = assert_ok(env.sc("stop", "base"))
+    order = order_of(res.stdout)
+    assert order[-1] == "base" and set(order) >= {"top", "late", "drop", "new"}, res.stdout
+    for name in ("late", "drop", "new"):
+        assert f"{name}: stopped" in res.stdout
+    assert "top: stopped" in res.stdout and "(it depends on mid)" in res.stdout
+    assert "other" not in res.stdout and alive(pids["other"])
+    assert not any(alive(pids[n]) for n in ("base", "top", "late", "drop", "new"))
+    assert_ok(env.sc("stop", "other"))
+    assert tagged_pids(env.tag) == []

@@ -79,7 +79,7 @@ def stop(names: tuple[str, ...], jobs: int) -> int:
     from servicectl.output import liveview
 
     wanted = requested_names(names)
-    catalog = catalog_for(also=wanted)
+    catalog = catalog_for(dependents=wanted)  # not every definition: what depends on these
     known, code = known_names(catalog, wanted, Exit.NOT_INSTALLED)
     valid, bad = valid_names(catalog, known)
     several = len(order.dependents_closure(catalog, valid)) > 1
@@ -103,7 +103,7 @@ def _with_dependents(names: tuple[str, ...], if_running: bool) -> int:
     from servicectl.output import liveview
 
     wanted = requested_names(names)
-    catalog = catalog_for()
+    catalog = catalog_for(dependents=wanted)
     known, code = known_names(catalog, wanted, Exit.NOT_INSTALLED)
     valid, bad = valid_names(catalog, known)
     several = len(order.dependents_closure(catalog, valid)) > 1

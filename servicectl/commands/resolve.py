@@ -34,13 +34,18 @@ def dirs() -> Dirs:
 
 
 def catalog_for(
-    names: list[str] | None = None, use_cache: bool = True, also: list[str] | None = None
+    names: list[str] | None = None,
+    use_cache: bool = True,
+    also: list[str] | None = None,
+    dependents: list[str] | None = None,
 ) -> Catalog:
     """The definitions: all, or ``names`` and their dependencies; ``also``: instances of
-    templates to load besides all (named by the user, neither listed nor recorded)."""
+    templates to load besides all (named by the user, neither listed nor recorded);
+    ``dependents``: instead of all, those names, what depends on them, and their
+    dependencies."""
     from servicectl.definitions.catalog import load_catalog
 
-    return load_catalog(dirs(), names, use_cache, None, also or ())
+    return load_catalog(dirs(), names, use_cache, None, also or (), dependents)
 
 
 def requested_names(names: tuple[str, ...] | list[str]) -> list[str]:

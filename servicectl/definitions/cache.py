@@ -62,6 +62,8 @@ def definition_key(
     main = file_key(file)
     if main is None:
         return None
+    if listing is not None and _plain_unlisted(name, file, listing):
+        return (main, None)  # (what the loop below makes of it, without its path work)
     from servicectl.definitions.dropins import dropin_dirs
 
     parts: list[Any] = [main]
@@ -80,6 +82,16 @@ def definition_key(
         if parts[-1] is None:
             return None
     return tuple(parts)
+
+
+def _plain_unlisted(name: str, file: str, listing: tuple[str, Container[str]]) -> bool:
+    """Whether ``file`` is the listed directory's NAME.yaml or NAME.yml of ``name`` (no
+    template's instance) and no NAME.d was listed beside it: its one drop-in directory is
+    missing (the common case, a thousand times in a stop among a thousand)."""
+    where, names = listing
+    return (
+        file == f"{where}/{name}.yaml" or file == f"{where}/{name}.yml"
+    ) and f"{name}.d" not in names
 
 
 def _not_listed(path: str, listing: tuple[str, Container[str]]) -> bool:
@@ -185,66 +197,85 @@ def made(blob: Any, types: dict[str, Any]) -> Any:
         return None
 
 
-# The file: 8 bytes (the header's length, little-endian), the header (marshal: the context and
-# each entry's key and place), then each entry's marshal bytes. A command reads the file whole
-# (one read) and unmarshals the header, then only the entries it uses.
+# The file: 8 bytes (the header's length, little-endian), the header (marshal: the format, the
+# context and each entry's key, place and dependencies), then each entry's marshal bytes. A
+# command reads the file whole (one read) and unmarshals the header, then only the entries it
+# uses; a stop finds the services that depend on its own in the header alone.
 HEAD = 8
+FORMAT = 2  # 2: each entry's ``depends`` in the index (1, unmarked: no such field)
+
+Depends = dict[str, tuple[str, ...]]  # name -> the names its definition depends on
 
 
-def parse(raw: bytes) -> tuple[Any, dict[str, tuple[FileKey, Any]]]:
-    """(context, {name: (key, the entry's bytes)}) of a cache file's bytes; ValueError (or
-    another exception) when they are not such a file."""
+def parse(raw: bytes) -> tuple[Any, dict[str, tuple[FileKey, Any]], Depends]:
+    """(context, {name: (key, the entry's bytes)}, {name: its dependencies}) of a cache file's
+    bytes; ValueError (or another exception) when they are not such a file, of this format."""
     size = int.from_bytes(raw[:HEAD], "little")
     header = marshal.loads(raw[HEAD : HEAD + size])
+    if header["format"] != FORMAT:
+        raise ValueError("another format")
     body = memoryview(raw)[HEAD + size :]
-    index = header["index"]
-    entries = {name: (key, body[start:end]) for name, (key, start, end) in index.items()}
-    return header["context"], entries
+    entries, depends = {}, {}
+    for name, (key, start, end, deps) in header["index"].items():
+        entries[name] = (key, body[start:end])
+        if type(deps) is tuple and all(type(d) is str for d in deps):
+            depends[name] = deps  # (anything else: the entry's own definition says)
+    return header["context"], entries, depends
 
 
 def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
     """The cached entries by service name, each (its key, its bytes: see ``made``), or {}
     when there is no usable cache. An entry is unmarshalled and made into a definition only
     when it is used (a ``status NAME`` of one service among a thousand makes one)."""
+    return load_index(dirs)[0]
+
+
+def load_index(dirs: Any) -> tuple[dict[str, tuple[FileKey, Any]], Depends]:
+    """``load``'s entries, and each entry's dependencies as the index has them (valid while
+    the entry's key is: a definition's ``depends`` without making the definition)."""
     path = _cache_path(dirs.run, dirs.services)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
-        return {}
+        return {}, {}
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return {}
+            return {}, {}
         if run_dir_problem(dirs.run) is not None:
-            return {}
+            return {}, {}
         with os.fdopen(os.dup(fd), "rb") as fh:
             raw = fh.read()  # whole: marshal.load(fh) reads a file piecemeal (10x slower)
-        context, entries = parse(raw)  # a file only servicectl's user can write (R-RUN-1)
-        return entries if context == _context(dirs) else {}
+        context, entries, depends = parse(raw)  # a file only servicectl's user can write
+        return (entries, depends) if context == _context(dirs) else ({}, {})
     except Exception:  # any damage: ignore the cache, it is rebuilt
-        return {}
+        return {}, {}
     finally:
         os.close(fd)
 
 
 def save(
-    dirs: Any, kept: dict[str, tuple[FileKey, Any]], fresh: dict[str, tuple[FileKey, Any]]
+    dirs: Any,
+    kept: dict[str, tuple[FileKey, Any]],
+    fresh: dict[str, tuple[FileKey, Any]],
+    depends: Depends,
 ) -> None:
     """Write the cache atomically if the run directory exists and is safe (not a symlink, not
-    writable by others): the entries ``kept`` as loaded, and the definitions parsed afresh;
-    failures are ignored."""
+    writable by others): the entries ``kept`` as loaded (their dependencies from
+    ``depends``), and the definitions parsed afresh; failures are ignored."""
     if not os.path.isdir(dirs.run) or run_dir_problem(dirs.run) is not None:
         return
     try:
-        blobs = {name: (key, bytes(blob)) for name, (key, blob) in kept.items()}
-        blobs.update({n: (key, marshal.dumps(encode(v))) for n, (key, v) in fresh.items()})
+        blobs = {n: (key, bytes(blob), depends.get(n)) for n, (key, blob) in kept.items()}
+        for n, (key, v) in fresh.items():
+            blobs[n] = (key, marshal.dumps(encode(v)), tuple(getattr(v, "depends", ())))
         index, at = {}, 0
-        for name, (key, blob) in blobs.items():
-            index[name] = (key, at, at + len(blob))
+        for name, (key, blob, deps) in blobs.items():
+            index[name] = (key, at, at + len(blob), deps)
             at += len(blob)
-        header = marshal.dumps({"context": _context(dirs), "index": index})
+        header = marshal.dumps({"format": FORMAT, "context": _context(dirs), "index": index})
         payload = b"".join([len(header).to_bytes(HEAD, "little"), header])
-        payload += b"".join(blob for _, blob in blobs.values())
+        payload += b"".join(blob for _, blob, _ in blobs.values())
         atomic_write(_cache_path(dirs.run, dirs.services), payload, 0o600)
     except Exception:
         return

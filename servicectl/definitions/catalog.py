@@ -225,6 +225,7 @@ def load_catalog(
     use_cache: bool = True,
     replace: Mapping[str, str] | None = None,
     also: Iterable[str] = (),
+    dependents: Iterable[str] | None = None,
 ) -> Catalog:
     """Load every definition in the services directory.
 
@@ -235,15 +236,20 @@ def load_catalog(
     directories and drop-ins) are unchanged since it was last validated is not parsed again
     (see cache.py). ``replace``: see load_file (the cache is not used then). ``also``: names
     to load besides (an instance that is neither listed nor recorded, named by the user).
+    ``dependents``: instead of every definition, those names, the services that depend on
+    them and their dependencies (a stop, a restart: see _Loader.load_dependents).
     """
     files, names = definition_listing(dirs.services)
     problems = _directory_problems(dirs)
     loader = _Loader(dirs, files, use_cache and not replace, replace)
     loader.listing = (dirs.services.rstrip("/") or "/", names)
-    for name in [*(files if only is None else only), *also]:
-        loader.load(name)
-    if only is None:
-        loader.load_instances()
+    if dependents is not None:
+        loader.load_dependents([*dependents, *also])
+    else:
+        for name in [*(files if only is None else only), *also]:
+            loader.load(name)
+        if only is None:
+            loader.load_instances()
     loader.save_cache()
     _cross_checks(files, loader.services, loader.invalid, dirs)
     return Catalog(dirs, loader.services, loader.invalid, tuple(problems), loader.templates)
@@ -289,7 +295,8 @@ class _Loader:
         self.files = files
         self.use_cache = use_cache
         self.replace = replace
-        self.cached = cache.load(dirs) if use_cache else {}
+        self.cached, self.depends = cache.load_index(dirs) if use_cache else ({}, {})
+        self.keys: dict[str, Any] = {}  # definition keys taken already (load_dependents)
         self.types: dict[str, Any] = {}
         self.fresh: dict[str, tuple[Any, Service | Invalid]] = {}
         self.services: dict[str, Service] = {}
@@ -300,7 +307,10 @@ class _Loader:
     def parse(self, name: str, file: str) -> Service | Invalid:
         """The definition of ``name`` from ``file``: the cached one while its key holds, else
         parsed (and kept for the cache if its files did not change meanwhile)."""
-        key = self.cache.definition_key(name, file, self.listing) if self.use_cache else None
+        if name in self.keys:
+            key = self.keys.pop(name)
+        else:
+            key = self.cache.definition_key(name, file, self.listing) if self.use_cache else None
         hit = self.cached.get(name)
         if key is not None and hit is not None and hit[0] == key:
             self.types = self.types or record_types()
@@ -329,6 +339,44 @@ class _Loader:
             for dep in result.depends:
                 self.load(dep)
 
+    def load_dependents(self, names: Iterable[str]) -> None:
+        """Load ``names``, every service that depends on them (transitively) and the
+        dependencies of all of these; no other definition is made. Which service depends on
+        which is read from the cache's index for every definition whose files are unchanged
+        (each one's key is still taken), from the definition itself for the others; templates
+        and their instances are loaded whole."""
+        reverse: dict[str, list[str]] = {}
+        for name, file in self.files.items():
+            if is_template(name):
+                self.load(name)
+                continue
+            for dep in self.depends_of(name, file):
+                reverse.setdefault(dep, []).append(name)
+        self.load_instances()
+        for svc in self.services.values():  # (instances, and what was parsed on the way)
+            for dep in svc.depends:
+                reverse.setdefault(dep, []).append(svc.name)
+        todo, seen = list(names), set()
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                self.load(name)
+                todo.extend(reverse.get(name, ()))
+
+    def depends_of(self, name: str, file: str) -> tuple[str, ...]:
+        """What the definition of ``name`` depends on: the cache index's word while its key
+        holds (the key is kept for ``parse``), else its definition's, loaded."""
+        if self.use_cache and name in self.depends:
+            key = self.cache.definition_key(name, file, self.listing)
+            hit = self.cached.get(name)
+            if key is not None and hit is not None and hit[0] == key:
+                self.keys[name] = key
+                return self.depends[name]
+        self.load(name)
+        found = self.services.get(name)
+        return found.depends if found is not None else ()
+
     def load_instances(self) -> None:
         """Load the instances each template lists, and those with a state record."""
         for stem, template in list(self.templates.items()):
@@ -347,7 +395,7 @@ class _Loader:
             for n, e in self.cached.items()
             if n not in self.fresh and definition_of(self.files, n) is not None
         }
-        self.cache.save(self.dirs, kept, self.fresh)
+        self.cache.save(self.dirs, kept, self.fresh, self.depends)
 
 
 def _cross_checks(

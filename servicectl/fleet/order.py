@@ -44,22 +44,20 @@ def dependents_closure(catalog: Catalog, names: Iterable[str]) -> set[str]:
 
 
 def levels(catalog: Catalog, names: Iterable[str]) -> list[list[str]]:
-    """``names`` grouped so that each service comes in a later level than its dependencies
-    (dependencies outside ``names`` are ignored). The catalog has no cycles."""
+    """``names`` grouped so that each service comes in a later level than everything it
+    depends on, directly or through services outside ``names`` (a stop of ``base`` with
+    ``top -> mid -> base`` where ``mid`` is not running stops ``top`` first all the same).
+    Empty levels are left out. The catalog has no cycles."""
     chosen = set(names)
     depth: dict[str, int] = {}
 
     def level_of(name: str) -> int:
         if name not in depth:
             svc = catalog.services.get(name)
-            deps = [d for d in (svc.depends if svc else ()) if d in chosen]
-            depth[name] = 1 + max((level_of(d) for d in deps), default=-1)
+            depth[name] = 1 + max((level_of(d) for d in (svc.depends if svc else ())), default=-1)
         return depth[name]
 
-    out: list[list[str]] = []
+    by_depth: dict[int, list[str]] = {}
     for name in sorted(chosen):
-        lvl = level_of(name)
-        while len(out) <= lvl:
-            out.append([])
-        out[lvl].append(name)
-    return out
+        by_depth.setdefault(level_of(name), []).append(name)
+    return [by_depth[d] for d in sorted(by_depth)]

@@ -326,11 +326,14 @@ def _running_dependents(catalog: Catalog, names: list[str]) -> set[str]:
 
 
 def _tagger(catalog: Catalog, asked: set[str], extra: set[str], report: Report | None) -> Report:
-    """A report that says, on the line of each of ``extra``, which service it depends on."""
+    """A report that says, on the line of each of ``extra``, which service it depends on
+    (one acted on, else the one through which it depends on them: a stopped middle one)."""
+    within = dependents_closure(catalog, asked)
 
     def tag(outcome: Outcome) -> None:
         if outcome.name in extra and outcome.name not in asked:
-            deps = sorted(set(catalog.services[outcome.name].depends) & (asked | extra))
+            depends = set(catalog.services[outcome.name].depends)
+            deps = sorted(depends & (asked | extra)) or sorted(depends & within)
             outcome.message += f" (it depends on {', '.join(deps)})"
         if report:
             report(outcome)
