@@ -540,6 +540,41 @@ def test_R_RUN_4_the_definition_cache_makes_only_definition_types(env: Env, forg
     assert entry[0] == "Service" and "the real one" in entry
 
 
+@pytest.mark.parametrize("damage", ["not-a-tuple", "not-names", "short-entry"])
+def test_R_RUN_4_a_damaged_dependency_list_in_the_index_is_read_from_the_definition(
+    env: Env, damage: str
+) -> None:
+    """The cache index's ``depends`` of an entry (what a stop reads instead of making every
+    definition) that is not a tuple of names: that definition is made (from its entry) to
+    read them; an index entry without it: the whole cache is ignored and rebuilt. Either way
+    a stop still stops the dependent first."""
+    import marshal
+
+    from servicectl.definitions import cache
+
+    env.write("db", f"command: [{PY}, -c, 'import time; time.sleep(300)']\nstart_grace: 0\n")
+    env.write("web", f"command: [{PY}, -c, 'import time; time.sleep(300)']\ndepends: [db]\n")
+    path = _cached(env)
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[: cache.HEAD], "little")
+    header = marshal.loads(raw[cache.HEAD : cache.HEAD + size])
+    key, start, end, deps = header["index"]["web"]
+    assert deps == ("db",)
+    forged = {"not-a-tuple": (key, start, end, 7), "not-names": (key, start, end, (1, 2))}
+    header["index"]["web"] = forged.get(damage, (key, start, end))
+    head = marshal.dumps(header)
+    body = raw[cache.HEAD + size :]
+    path.write_bytes(len(head).to_bytes(cache.HEAD, "little") + head + body)
+    assert "web: started" in env.sc("start", "web").stdout
+    pids = (env.pid("db"), env.pid("web"))
+    res = env.sc("stop", "db")
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stdout.splitlines() if ": stopped" in line]
+    assert lines[0].startswith("web: stopped") and "(it depends on db)" in lines[0], res.stdout
+    assert lines[1].startswith("db: stopped")
+    assert not any(alive(pid) for pid in pids)
+
+
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "group-writable", "another-owner"])
 def test_R_RUN_4_a_cache_servicectl_did_not_write_is_not_read(env: Env, kind: str) -> None:
     """A symlink or a FIFO where the cache is (never followed, never blocking), a cache others

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Container
     from typing import Any
 
+    Index = dict[str, Any]  # name -> (key, start, end, depends): the header's, as read
+
 FileKey = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
 
 
@@ -204,23 +206,31 @@ def made(blob: Any, types: dict[str, Any]) -> Any:
 HEAD = 8
 FORMAT = 2  # 2: each entry's ``depends`` in the index (1, unmarked: no such field)
 
-Depends = dict[str, tuple[str, ...]]  # name -> the names its definition depends on
 
-
-def parse(raw: bytes) -> tuple[Any, dict[str, tuple[FileKey, Any]], Depends]:
-    """(context, {name: (key, the entry's bytes)}, {name: its dependencies}) of a cache file's
-    bytes; ValueError (or another exception) when they are not such a file, of this format."""
+def parse(raw: bytes) -> tuple[Any, dict[str, tuple[FileKey, Any]], Index]:
+    """(context, {name: (key, the entry's bytes)}, the index) of a cache file's bytes;
+    ValueError (or another exception) when they are not such a file, of this format. An
+    entry's dependencies are read from the index only when asked for (``depends_in``)."""
     size = int.from_bytes(raw[:HEAD], "little")
     header = marshal.loads(raw[HEAD : HEAD + size])
     if header["format"] != FORMAT:
         raise ValueError("another format")
     body = memoryview(raw)[HEAD + size :]
-    entries, depends = {}, {}
-    for name, (key, start, end, deps) in header["index"].items():
-        entries[name] = (key, body[start:end])
-        if type(deps) is tuple and all(type(d) is str for d in deps):
-            depends[name] = deps  # (anything else: the entry's own definition says)
-    return header["context"], entries, depends
+    index = header["index"]
+    entries = {name: (key, body[start:end]) for name, (key, start, end, _) in index.items()}
+    return header["context"], entries, index
+
+
+def depends_in(index: Index, name: str) -> tuple[str, ...] | None:
+    """The dependencies the index gives the entry ``name``, or None (no such entry, or not a
+    tuple of names: damage; the entry's own definition says then)."""
+    try:
+        deps = index[name][3]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if type(deps) is tuple and all(type(d) is str for d in deps):
+        return deps
+    return None
 
 
 def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
@@ -230,8 +240,8 @@ def load(dirs: Any) -> dict[str, tuple[FileKey, Any]]:
     return load_index(dirs)[0]
 
 
-def load_index(dirs: Any) -> tuple[dict[str, tuple[FileKey, Any]], Depends]:
-    """``load``'s entries, and each entry's dependencies as the index has them (valid while
+def load_index(dirs: Any) -> tuple[dict[str, tuple[FileKey, Any]], Index]:
+    """``load``'s entries, and the index (``depends_in``: an entry's dependencies, valid while
     the entry's key is: a definition's ``depends`` without making the definition)."""
     path = _cache_path(dirs.run, dirs.services)
     try:
@@ -246,8 +256,8 @@ def load_index(dirs: Any) -> tuple[dict[str, tuple[FileKey, Any]], Depends]:
             return {}, {}
         with os.fdopen(os.dup(fd), "rb") as fh:
             raw = fh.read()  # whole: marshal.load(fh) reads a file piecemeal (10x slower)
-        context, entries, depends = parse(raw)  # a file only servicectl's user can write
-        return (entries, depends) if context == _context(dirs) else ({}, {})
+        context, entries, index = parse(raw)  # a file only servicectl's user can write
+        return (entries, index) if context == _context(dirs) else ({}, {})
     except Exception:  # any damage: ignore the cache, it is rebuilt
         return {}, {}
     finally:
@@ -258,15 +268,16 @@ def save(
     dirs: Any,
     kept: dict[str, tuple[FileKey, Any]],
     fresh: dict[str, tuple[FileKey, Any]],
-    depends: Depends,
+    index: Index,
 ) -> None:
     """Write the cache atomically if the run directory exists and is safe (not a symlink, not
-    writable by others): the entries ``kept`` as loaded (their dependencies from
-    ``depends``), and the definitions parsed afresh; failures are ignored."""
+    writable by others): the entries ``kept`` as loaded (their dependencies from the
+    ``index`` they were loaded with), and the definitions parsed afresh; failures are
+    ignored."""
     if not os.path.isdir(dirs.run) or run_dir_problem(dirs.run) is not None:
         return
     try:
-        blobs = {n: (key, bytes(blob), depends.get(n)) for n, (key, blob) in kept.items()}
+        blobs = {n: (key, bytes(blob), depends_in(index, n)) for n, (key, blob) in kept.items()}
         for n, (key, v) in fresh.items():
             blobs[n] = (key, marshal.dumps(encode(v)), tuple(getattr(v, "depends", ())))
         index, at = {}, 0

@@ -295,7 +295,7 @@ class _Loader:
         self.files = files
         self.use_cache = use_cache
         self.replace = replace
-        self.cached, self.depends = cache.load_index(dirs) if use_cache else ({}, {})
+        self.cached, self.index = cache.load_index(dirs) if use_cache else ({}, {})
         self.keys: dict[str, Any] = {}  # definition keys taken already (load_dependents)
         self.types: dict[str, Any] = {}
         self.fresh: dict[str, tuple[Any, Service | Invalid]] = {}
@@ -367,12 +367,13 @@ class _Loader:
     def depends_of(self, name: str, file: str) -> tuple[str, ...]:
         """What the definition of ``name`` depends on: the cache index's word while its key
         holds (the key is kept for ``parse``), else its definition's, loaded."""
-        if self.use_cache and name in self.depends:
+        listed = self.cache.depends_in(self.index, name) if self.use_cache else None
+        if listed is not None:
             key = self.cache.definition_key(name, file, self.listing)
             hit = self.cached.get(name)
             if key is not None and hit is not None and hit[0] == key:
                 self.keys[name] = key
-                return self.depends[name]
+                return listed
         self.load(name)
         found = self.services.get(name)
         return found.depends if found is not None else ()
@@ -395,7 +396,7 @@ class _Loader:
             for n, e in self.cached.items()
             if n not in self.fresh and definition_of(self.files, n) is not None
         }
-        self.cache.save(self.dirs, kept, self.fresh, self.depends)
+        self.cache.save(self.dirs, kept, self.fresh, self.index)
 
 
 def _cross_checks(
