@@ -502,16 +502,13 @@ def spawn(
     into: str = "",
 ) -> subprocess.Popen[bytes]:
     """Start the program detached: own session and process group, stdin from /dev/null, output
-    to the log, no controlling terminal, no inherited descriptors beyond 0-2 and ``pass_fds``.
-    Each log file gets the start mark first (logmark.py), so that its runs can be told apart.
-    ``nice`` and ``limits`` are applied by a tiny exec shim that runs before the user switch
-    (so hard limits can be raised), because preexec_fn is unsafe once threads exist; it is an
-    isolated interpreter started in "/" (R-EXEC-1). The working directory is entered after
-    the user switch (R-EXEC-2). With a ``gate``, the child runs the program only once
-    ``gate.open()`` is called (see GATE_SH); ``meanwhile(pid, born_in)`` runs while a gate
-    forked here (child.py) goes on to its exec, never after Popen: the caller sees whether it
-    ran. ``into``: the cgroup v2 directory a gate forked here is born in where the kernel
-    allows it (``born_in`` says whether it was)."""
+    to the log (its start mark first: logmark.py), no controlling terminal, no inherited
+    descriptors beyond 0-2 and ``pass_fds``. ``nice`` and ``limits`` are applied by a tiny
+    exec shim (an isolated interpreter started in "/", R-EXEC-1) before the user switch (so
+    hard limits can be raised): preexec_fn is unsafe once threads exist. The working directory
+    is entered after the user switch (R-EXEC-2). A ``gate`` holds the program until opened
+    (GATE_SH); ``meanwhile(pid, born_in)`` runs while a gate forked here (child.py; born in
+    the cgroup ``into`` if it can) goes on to its exec, never after Popen (the caller sees)."""
     argv = argv or svc.command
     _can_start(svc, program)
     out, err = open_output(svc, account)
