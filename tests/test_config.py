@@ -479,3 +479,37 @@ def test_atomic_write_lets_an_interruption_through(
     with pytest.raises(KeyboardInterrupt):
         atomic.atomic_write(target, b"42\n")
     assert target.read_bytes() == b"42\n" and os.listdir(tmp_path) == ["web.pid"]
+
+
+def test_a_load_of_a_few_names_finds_each_file_as_the_listing_does(env: Env) -> None:
+    """``status NAME`` or ``start NAME`` looks its definition up by name (NamedFiles), not by
+    listing the directory: every name resolves to the file the listing gives (NAME.yaml over
+    NAME.yml, a .yml alone, a template, an instance's own file, a dangling link), and a name
+    the listing cannot give (hidden, a package manager's leftover, one with a slash that
+    would reach another directory) resolves to nothing; such a status says "no such
+    service", and nothing outside the services directory is read."""
+    from servicectl.definitions.catalog import NamedFiles, definition_files
+
+    svc = env.services
+    svc.mkdir(exist_ok=True)
+    (svc.parent / "outside.yaml").write_text("command: [/bin/true]\ndescription: OUTSIDE\n")
+    (svc / "sub").mkdir()
+    (svc / "sub" / "inner.yaml").write_text("command: [/bin/true]\n")
+    for name in ("web.yaml", "web.yml", "only.yml", "tpl@.yaml", "tpl@1.yaml", ".hidden.yaml"):
+        (svc / name).write_text("command: [/bin/true]\n")
+    (svc / "old.dpkg-old.yaml").write_text("command: [/bin/true]\n")
+    (svc / "dangling.yaml").symlink_to(svc / "nowhere.yaml")
+    listed = definition_files(str(svc))
+    named = NamedFiles(str(svc))
+    asked = ["web", "only", "tpl@", "tpl@1", "dangling", "missing", ".hidden", "old.dpkg-old"]
+    asked += ["../outside", "sub/inner", "", "sub", "web.yaml"]
+    for name in asked:
+        assert named.get(name) == listed.get(name), name
+        assert (name in named) == (name in listed), name
+    assert dict(named.items()) == listed and sorted(named) == sorted(listed)
+    res = env.sc("status", "../outside")
+    assert res.returncode == 4 and "OUTSIDE" not in res.stdout + res.stderr, res.stdout
+    catalog = load_catalog(env.dirs, ["../outside", "sub/inner", "web"])
+    assert set(catalog.services) == {"web"} and catalog.services["web"].file == str(
+        svc / "web.yaml"
+    )

@@ -25,7 +25,7 @@ from servicectl.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from typing import Any
 
 MAX_NAME = 80  # "@servicectl/<8 hex>/NAME" must fit a 107-byte socket address; files 255 bytes
@@ -114,6 +114,58 @@ def definition_listing(services_dir: str) -> tuple[dict[str, str], frozenset[str
             continue
         found[stem] = entry.path
     return found, frozenset(e.name for e in entries)
+
+
+class NamedFiles:
+    """``definition_files`` of a services directory for a load of a few names: each name is
+    looked up by its own ``lstat`` (NAME.yaml, else NAME.yml: what the listing would give),
+    and the directory is listed only if the whole mapping is walked. ``status NAME`` or
+    ``start NAME`` among a thousand definitions lists no thousand names."""
+
+    def __init__(self, services_dir: str) -> None:
+        self.where = services_dir
+        self.found: dict[str, str | None] = {}
+        self.every: dict[str, str] | None = None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        if name not in self.found:
+            self.found[name] = self._look(name)
+        return self.found[name] or default
+
+    def _look(self, name: str) -> str | None:
+        if not name or "/" in name or "\0" in name or skipped(f"{name}.yaml"):
+            return None  # (a name with a slash would be a path: no listed stem has one)
+        for ext in ("yaml", "yml"):
+            path = os.path.join(self.where, f"{name}.{ext}")
+            try:
+                os.lstat(path)
+            except OSError:
+                continue
+            return path
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __getitem__(self, name: str) -> str:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def _all(self) -> dict[str, str]:
+        if self.every is None:
+            self.every = definition_listing(self.where)[0]
+        return self.every
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        return self._all().items()
 
 
 def services_dir_problem(services_dir: str) -> str | None:
@@ -239,10 +291,16 @@ def load_catalog(
     ``dependents``: instead of every definition, those names, the services that depend on
     them and their dependencies (a stop, a restart: see _Loader.load_dependents).
     """
-    files, names = definition_listing(dirs.services)
+    files: Mapping[str, str]
+    if only is not None and dependents is None:  # a few names: no listing (NamedFiles)
+        files = NamedFiles(dirs.services)  # type: ignore[assignment]
+        listed = None
+    else:
+        files, listed = definition_listing(dirs.services)
     problems = _directory_problems(dirs)
     loader = _Loader(dirs, files, use_cache and not replace, replace)
-    loader.listing = (dirs.services.rstrip("/") or "/", names)
+    if listed is not None:
+        loader.listing = (dirs.services.rstrip("/") or "/", listed)
     if dependents is not None:
         loader.load_dependents([*dependents, *also])
     else:
