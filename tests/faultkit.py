@@ -216,7 +216,16 @@ def spawn_with_pid(
             return p
         p.kill()
         p.wait()
+        _kill_session(p.pid)  # what it forked before the kill came (a loaded machine)
     pytest.skip(f"could not get PID {pid} back (a busy machine)")
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL what is left of the session ``sid`` (its leader gone): a double-forking
+    launcher killed too late has a daemon there already, which would act as the next try's."""
+    from conftest import kill_pids, live_processes
+
+    kill_pids([entry.pid for entry in live_processes() if int(entry.stat[3]) == sid])
 
 
 @contextmanager
