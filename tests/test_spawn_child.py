@@ -310,13 +310,30 @@ def _born(into: str, user: str | None = None) -> list[str]:
 def test_a_forked_gate_is_born_in_its_cgroup(test_cgroup: Path) -> None:
     """Given its cgroup v2, a gate spawned here is in it before anything is written to
     cgroup.procs (clone3 with CLONE_INTO_CGROUP: no join, so none of the grace period a
-    join waits for on a default mount), and the program it execs runs there."""
+    join waits for on a default mount), and the program it execs runs there. A gate born
+    there whose exec fails is an OSError here, as a forked one's, and leaves nothing: no
+    child, an empty cgroup."""
     from servicectl.system import cgroup
 
     rel = "/" + os.path.relpath(test_cgroup, cgroup.hierarchies().top)
     words = _born(str(test_cgroup))
     assert words[:4] == ["born_in", "True", "in", rel], words
     assert words[-2:] == ["code", "0"]
+    code = (
+        KIDS
+        + "import os, sys\nfrom servicectl.system import child\n"
+        + "out = os.open(os.devnull, os.O_WRONLY)\nseen = []\n"
+        + "try:\n"
+        + "    child.spawn_gate(['/nonexistent/dash'], {}, (os.dup(out),) * 3, 0o022,\n"
+        + "                     lambda *a: seen.append(a), sys.argv[1])\n"
+        + "except OSError as exc:\n"
+        + "    print('refused', exc.errno, seen[0][1] == sys.argv[1], kids())\n"
+    )
+    res = subprocess.run(
+        [USER_PYTHON, "-c", code, str(test_cgroup)], capture_output=True, text=True, timeout=60
+    )
+    assert res.stdout.split() == ["refused", "2", "True", "[]"], res.stdout + res.stderr
+    assert (test_cgroup / "cgroup.procs").read_text() == ""
 
 
 @pytest.mark.parametrize("where", ["not-a-cgroup", "not-permitted", "gone"])
