@@ -207,7 +207,10 @@ def test_R_EXEC_2_the_working_directory_is_entered_as_the_user(env: Env, user: U
         inside.mkdir(mode=0o755)
         (inside / "secret").write_text("root's\n")
         base = {"command": ["/bin/sleep", "300"], "user": user.name, "start_grace": 0.1}
-        for extra in ({}, {"nice": 3}, {"check_command": ["/bin/true"]}):
+        # start_grace 0 with the shim: no grace hides a watch that took the shim (which
+        # enters the directory itself, tens of ms after its exec) for the program
+        variants = ({}, {"nice": 3}, {"nice": 3, "start_grace": 0}, {"limits": {"nofile": 512}})
+        for extra in (*variants, {"check_command": ["/bin/true"]}):
             env.write("web", {**base, **extra, "working_directory": str(inside)})
             res = sc(env, "start", "web", words=(str(inside),))
             assert res.returncode in (1, 6), res

@@ -377,7 +377,12 @@ class Gate:
         self.read_fd = self.write_fd = -1
 
     def gated_argv(self, cmdline: list[str]) -> bool:
-        """Whether /proc shows ``cmdline`` as still the gate (the program not yet executed)."""
+        """Whether /proc shows ``cmdline`` as still the gate (the program not yet executed):
+        the dash gate, or the exec shim, which holds the gate itself after it applied nice and
+        limits, switched user and entered the working directory (an interpreter's start:
+        tens of milliseconds under load, during which any of these can still fail)."""
+        if len(cmdline) >= 5 and cmdline[1:4] == ["-I", "-S", "-c"] and cmdline[4] == SHIM:
+            return True
         return (
             len(cmdline) >= 3
             and cmdline[1] == "-c"
