@@ -35,6 +35,7 @@ from servicectl.supervisor.start import (
     catch_early_signals,
     children,
     drain,
+    exited_child,
     notify,
     reap,
     say,
@@ -83,7 +84,7 @@ class Supervisor(Steps):
         self.backlog: list[tuple[Unit, Job, Any, tuple[Any, ...]]] = []  # jobs waiting a thread
         self.idle_since = time.monotonic()
         self.sweep_at: float | None = None
-        self.zombies: set[int] = set()
+        self.zombies, self.rescan = set[int](), False  # rescan: see _reap_children
         self.chld = False
         self.leaving = False
         self.handover: dict[str, Any] | None = None
@@ -465,25 +466,38 @@ class Supervisor(Steps):
         forget(pid)
 
     def _reap_children(self) -> None:
-        """SIGCHLD: collect the watched children that exited; later, orphans' zombies."""
-        for pid, unit in list(self.children.items()):
-            try:
-                got, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                got, status = pid, -1
-            if got != pid:
-                continue
-            del self.children[pid]  # collected once: the event handles its exit
-            code = os.waitstatus_to_exitcode(status) if status >= 0 else None
-            self._reaped(pid, code, status >= 0)
-            self.event(unit, EXIT, code, "" if status >= 0 else "it was reaped elsewhere")
+        """SIGCHLD: collect the watched children a peek names as exited, at once (no thousand
+        waitpid calls, 2 ms); every watched one if it names none of ours, else at the sweep."""
+        found = False
+        while (pid := exited_child()) in self.children and self._collect_child(pid or 0):
+            found = True
+        self.rescan = found  # (what the peek cannot show, such as reaped elsewhere)
+        for pid in () if found else list(self.children):
+            self._collect_child(pid)
         if self.sweep_at is None:
             self.sweep_at = time.monotonic() + SWEEP_DELAY
+
+    def _collect_child(self, pid: int) -> bool:
+        """Collect the watched child ``pid`` if it exited (or was reaped elsewhere)."""
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            got, status = pid, -1
+        if got != pid:
+            return False
+        unit = self.children.pop(pid)  # collected once: the event handles its exit
+        code = os.waitstatus_to_exitcode(status) if status >= 0 else None
+        self._reaped(pid, code, status >= 0)
+        self.event(unit, EXIT, code, "" if status >= 0 else "it was reaped elsewhere")
+        return True
 
     def _sweep(self) -> None:
         """Reap zombie children nobody reaps: orphans of supervised services (this process is
         their subreaper). A job reaps its own children at once; a zombie seen twice, a sweep
-        apart, is nobody's."""
+        apart, is nobody's. First, the watched children a peek alone left (_reap_children)."""
+        for pid in list(self.children) if self.rescan else ():
+            self._collect_child(pid)
+        self.rescan = False
         mine = set(self.children) | self.prober.pids() | set(self.kept)
         zombies = {c for c in children() if c not in mine and zombie(c)}
         for pid in zombies & self.zombies:

@@ -157,6 +157,16 @@ def children() -> list[int]:
     return out
 
 
+def exited_child() -> int | None:
+    """The PID of a child of this process that exited and is not collected yet, left so
+    (``WNOWAIT``: whoever owns it still collects it); None when there is none."""
+    try:
+        found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # no child at all
+        return None
+    return found.si_pid if found is not None and found.si_pid > 0 else None
+
+
 def zombie(pid: int) -> bool:
     info = proc.read_proc(pid)
     return info is not None and info.zombie
